@@ -1,0 +1,1 @@
+//! Shared modules library (in progress).
