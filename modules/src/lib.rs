@@ -1,1 +1,9 @@
-//! Shared modules library (in progress).
+//! Ansible binary modules for operating etcd clusters.
+//!
+//! [`protocol`] speaks Ansible's module protocol for every module,
+//! [`connection`] turns the shared connection options into etcd clients,
+//! and each module lives in its own file beside its argument struct.
+
+pub mod connection;
+pub mod health;
+pub mod protocol;

@@ -1,0 +1,332 @@
+//! The etcd connection options shared by every module, and the one place
+//! that turns them into `etcd-client` clients.
+
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use serde::Deserialize;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+use crate::protocol::lenient::{split_list, List, Seconds};
+use crate::protocol::{ArgType, Failure, OptionDoc};
+
+/// etcdctl's defaults, so modules behave like the commands they replace.
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2379";
+const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connection options accepted by every module that talks to etcd.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionArgs {
+    /// Client URLs; `ETCDCTL_ENDPOINTS` when absent.
+    pub endpoints: Option<List>,
+    /// CA bundle (PEM) to verify the servers; `ETCDCTL_CACERT` when absent.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM); `ETCDCTL_CERT` when absent.
+    pub client_cert: Option<PathBuf>,
+    /// Client key (PEM); `ETCDCTL_KEY` when absent.
+    pub client_key: Option<PathBuf>,
+    /// User name for etcd's auth.
+    pub user: Option<String>,
+    /// Password for `user` (secret).
+    pub password: Option<String>,
+    /// How long to wait for a connection.
+    pub dial_timeout: Option<Seconds>,
+    /// How long one request may take.
+    pub command_timeout: Option<Seconds>,
+}
+
+impl ConnectionArgs {
+    /// Documentation of the connection options, merged into every module's docs.
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new(
+            "endpoints",
+            ArgType::List,
+            "etcd client URLs, as a list or a comma-separated string. Falls back to ETCDCTL_ENDPOINTS, then http://127.0.0.1:2379. A URL without scheme gets https:// when TLS options are set.",
+        ),
+        OptionDoc::new(
+            "ca_cert",
+            ArgType::Path,
+            "PEM CA bundle that signed the servers' certificates. Falls back to ETCDCTL_CACERT.",
+        ),
+        OptionDoc::new(
+            "client_cert",
+            ArgType::Path,
+            "PEM client certificate for client-cert auth. Falls back to ETCDCTL_CERT.",
+        ),
+        OptionDoc::new(
+            "client_key",
+            ArgType::Path,
+            "PEM private key of client_cert. Falls back to ETCDCTL_KEY.",
+        ),
+        OptionDoc::new("user", ArgType::Str, "User name for etcd authentication."),
+        OptionDoc::new("password", ArgType::Str, "Password of user.").no_log(),
+        OptionDoc::new(
+            "dial_timeout",
+            ArgType::Float,
+            "Seconds to wait for a connection to an endpoint (or a string such as 500ms, 2s).",
+        )
+        .default("2"),
+        OptionDoc::new(
+            "command_timeout",
+            ArgType::Float,
+            "Seconds one request may take (or a string such as 5s).",
+        )
+        .default("5"),
+    ];
+
+    /// Resolves the options (environment fallbacks, certificate files) into
+    /// a [`Connection`]. Fails with a message naming the bad option.
+    pub fn connect_settings(&self) -> Result<Connection, Failure> {
+        let env_path = |name: &str| std::env::var_os(name).map(PathBuf::from);
+        let ca_cert = self.ca_cert.clone().or_else(|| env_path("ETCDCTL_CACERT"));
+        let client_cert = self
+            .client_cert
+            .clone()
+            .or_else(|| env_path("ETCDCTL_CERT"));
+        let client_key = self.client_key.clone().or_else(|| env_path("ETCDCTL_KEY"));
+
+        let tls = if ca_cert.is_some() || client_cert.is_some() || client_key.is_some() {
+            let mut tls = TlsOptions::new();
+            if let Some(ca) = &ca_cert {
+                tls = tls.ca_certificate(Certificate::from_pem(read_pem("ca_cert", ca)?));
+            }
+            match (&client_cert, &client_key) {
+                (Some(cert), Some(key)) => {
+                    tls = tls.identity(Identity::from_pem(
+                        read_pem("client_cert", cert)?,
+                        read_pem("client_key", key)?,
+                    ));
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(Failure::new(
+                        "client_cert and client_key must be given together",
+                    ))
+                }
+            }
+            Some(tls)
+        } else {
+            None
+        };
+
+        let raw_endpoints = match &self.endpoints {
+            Some(List(list)) => list.clone(),
+            None => match std::env::var("ETCDCTL_ENDPOINTS") {
+                Ok(env) => split_list(&env),
+                Err(_) => vec![DEFAULT_ENDPOINT.to_string()],
+            },
+        };
+        if raw_endpoints.is_empty() {
+            return Err(Failure::new("endpoints is empty"));
+        }
+        let endpoints = raw_endpoints
+            .iter()
+            .map(|e| normalize_endpoint(e, tls.is_some()))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let user = match (&self.user, &self.password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (Some(user), None) => Some((user.clone(), String::new())),
+            (None, Some(_)) => return Err(Failure::new("password is given without user")),
+            (None, None) => None,
+        };
+
+        Ok(Connection {
+            endpoints,
+            tls,
+            user,
+            dial_timeout: self.dial_timeout.map_or(DEFAULT_DIAL_TIMEOUT, |s| s.0),
+            command_timeout: self
+                .command_timeout
+                .map_or(DEFAULT_COMMAND_TIMEOUT, |s| s.0),
+        })
+    }
+}
+
+fn read_pem(option: &str, path: &Path) -> Result<Vec<u8>, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::new(format!("{option}: cannot read {}: {e}", path.display())))?;
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(Failure::new(format!(
+            "{option}: {} is not a PEM file",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Adds the scheme etcdctl would assume, and rejects a scheme that cannot
+/// work with the TLS settings instead of failing later with a vague error.
+fn normalize_endpoint(endpoint: &str, tls: bool) -> Result<String, Failure> {
+    let endpoint = endpoint.trim().trim_end_matches('/');
+    if let Some(rest) = endpoint.strip_prefix("http://") {
+        if tls {
+            return Err(Failure::new(format!(
+                "endpoint {endpoint} is plain http but TLS options are set: use https://{rest}"
+            )));
+        }
+        Ok(endpoint.to_string())
+    } else if endpoint.starts_with("https://") {
+        Ok(endpoint.to_string())
+    } else if endpoint.contains("://") {
+        Err(Failure::new(format!(
+            "endpoint {endpoint} has an unsupported scheme (use http:// or https://)"
+        )))
+    } else if tls {
+        Ok(format!("https://{endpoint}"))
+    } else {
+        Ok(format!("http://{endpoint}"))
+    }
+}
+
+/// Resolved connection settings: the one way modules get an etcd client.
+#[derive(Clone)]
+pub struct Connection {
+    /// Normalized client URLs.
+    pub endpoints: Vec<String>,
+    tls: Option<TlsOptions>,
+    user: Option<(String, String)>,
+    /// Connection timeout.
+    pub dial_timeout: Duration,
+    /// Per-request timeout.
+    pub command_timeout: Duration,
+}
+
+impl Connection {
+    /// A client talking to exactly one endpoint (health checks must not be
+    /// balanced away from the member they test).
+    pub async fn client_for(&self, endpoint: &str) -> Result<Client, Failure> {
+        let endpoint = normalize_endpoint(endpoint, self.tls.is_some())?;
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(self.dial_timeout)
+            .with_timeout(self.command_timeout);
+        if let Some(tls) = &self.tls {
+            options = options.with_tls(tls.clone());
+        }
+        if let Some((user, password)) = &self.user {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        // With auth, connect() authenticates, so bound it like a request.
+        let connect = Client::connect([endpoint.as_str()], Some(options));
+        self.bounded(&format!("connecting to {endpoint}"), connect)
+            .await
+    }
+
+    /// Awaits an etcd call, bounded by dial + command timeout (a frozen
+    /// member accepts TCP but never answers), with a readable error.
+    pub async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, Failure> {
+        let limit = self.dial_timeout + self.command_timeout;
+        match tokio::time::timeout(limit, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Failure::new(format!("{what}: {}", describe(&e)))),
+            Err(_) => Err(Failure::new(format!(
+                "{what}: timed out after {:.1}s",
+                limit.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// Runs `call` against every endpoint at once and returns the first
+    /// success with the endpoint that gave it; if all fail, one error
+    /// listing each endpoint's reason.
+    pub async fn first_success<T, F, Fut>(&self, call: F) -> Result<(String, T), Failure>
+    where
+        T: Send + 'static,
+        F: Fn(Connection, String) -> Fut,
+        Fut: Future<Output = Result<T, Failure>> + Send + 'static,
+    {
+        let mut tasks = JoinSet::new();
+        for endpoint in &self.endpoints {
+            let attempt = call(self.clone(), endpoint.clone());
+            let endpoint = endpoint.clone();
+            tasks.spawn(async move { (endpoint, attempt.await) });
+        }
+        let mut errors = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((endpoint, Ok(value))) => return Ok((endpoint, value)),
+                Ok((_, Err(e))) => errors.push(e.msg),
+                Err(e) => errors.push(format!("internal error: {e}")),
+            }
+        }
+        Err(Failure::new(format!(
+            "no etcd endpoint answered ({}): {}",
+            self.endpoints.join(", "),
+            errors.join("; ")
+        )))
+    }
+}
+
+/// A one-line description of an etcd-client error: gRPC message, or the
+/// transport error with its causes (connection refused, certificate errors).
+pub fn describe(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            let mut text = status.message().to_string();
+            let mut source = std::error::Error::source(status);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            if text.is_empty() {
+                format!("{:?}", status.code())
+            } else {
+                text
+            }
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// Whether the error is etcd's "permission denied" (auth enabled, user
+/// lacks rights): the member answered, so for health it counts as healthy.
+pub fn is_permission_denied(e: &Failure) -> bool {
+    e.msg.contains("permission denied")
+}
+
+/// etcd member ids as etcdctl prints them (`%x`).
+pub fn member_id_hex(id: u64) -> String {
+    format!("{id:x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_get_a_scheme_matching_tls() {
+        assert_eq!(
+            normalize_endpoint("10.0.0.1:2379", false).unwrap().as_str(),
+            "http://10.0.0.1:2379"
+        );
+        assert_eq!(
+            normalize_endpoint("10.0.0.1:2379", true).unwrap().as_str(),
+            "https://10.0.0.1:2379"
+        );
+        assert!(normalize_endpoint("http://10.0.0.1:2379", true).is_err());
+        assert!(normalize_endpoint("unix://x", false).is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! Turning the args file into typed arguments, with Ansible's error messages.
+
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+use super::{Context, Module};
+use crate::connection::ConnectionArgs;
+
+/// Why the arguments were refused. The `Display` text is the `msg` of the
+/// failed result and follows Ansible's wording.
+#[derive(Debug)]
+pub struct ArgsError(String);
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgsError {}
+
+/// The arguments of one invocation, validated.
+pub struct ParsedArgs<A> {
+    /// The module's own typed arguments.
+    pub module_args: A,
+    /// Check/diff mode, verbosity and the connection options.
+    pub context: Context,
+    /// What the user passed (no `_ansible_*` keys), for `invocation`.
+    supplied: Map<String, Value>,
+    /// Names of parameters whose values must never be echoed.
+    secret_names: Vec<&'static str>,
+    /// Every documented option with its default, for `invocation`.
+    defaults: Vec<(&'static str, Value)>,
+}
+
+impl<A> ParsedArgs<A> {
+    /// The values of secret (`no_log`) parameters the user supplied.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.secret_names
+            .iter()
+            .filter_map(|name| self.supplied.get(*name))
+            .filter_map(|v| match v {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                Value::Null => None,
+                other => Some(other.to_string()),
+            })
+            .collect()
+    }
+
+    /// `invocation.module_args` as Ansible reports it: every option, with
+    /// secret values replaced by Ansible's placeholder.
+    pub fn masked_module_args(&self) -> Value {
+        let mut args = Map::new();
+        for (name, default) in &self.defaults {
+            let value = self.supplied.get(*name).cloned().unwrap_or(default.clone());
+            let value = if self.secret_names.contains(name) && !value.is_null() {
+                Value::String(super::mask::NO_LOG_PLACEHOLDER.into())
+            } else {
+                value
+            };
+            args.insert((*name).to_string(), value);
+        }
+        Value::Object(args)
+    }
+}
+
+/// Parses and validates the JSON text of an args file for module `M`.
+pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args>, ArgsError> {
+    let value: Value = serde_json::from_str(raw)
+        .map_err(|e| ArgsError(format!("module arguments are not valid JSON: {e}")))?;
+    let Value::Object(all) = value else {
+        return Err(ArgsError("module arguments must be a JSON object".into()));
+    };
+
+    let mut context = Context::default();
+    let mut supplied = Map::new();
+    for (key, value) in all {
+        match key.strip_prefix("_ansible_") {
+            Some("check_mode") => context.check_mode = lenient::truthy(&value),
+            Some("diff") => context.diff = lenient::truthy(&value),
+            Some("verbosity") => context.verbosity = value.as_u64().unwrap_or(0),
+            // Ansible sends ~17 internal keys; the rest do not concern a module.
+            Some(_) => {}
+            None => {
+                supplied.insert(key, value);
+            }
+        }
+    }
+
+    let module_fields = struct_fields::<M::Args>();
+    let connection_fields: &[&str] = if M::USES_CONNECTION {
+        struct_fields::<ConnectionArgs>()
+    } else {
+        &[]
+    };
+    let mut unsupported: Vec<&str> = supplied
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !module_fields.contains(k) && !connection_fields.contains(k))
+        .collect();
+    if !unsupported.is_empty() {
+        unsupported.sort_unstable();
+        let mut supported: Vec<&str> = module_fields
+            .iter()
+            .chain(connection_fields)
+            .copied()
+            .collect();
+        supported.sort_unstable();
+        return Err(ArgsError(format!(
+            "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
+            M::NAME,
+            unsupported.join(", "),
+            supported.join(", ")
+        )));
+    }
+
+    // Ansible treats an explicit null like an omitted option.
+    let mut module_part = Map::new();
+    let mut connection_part = Map::new();
+    for (key, value) in &supplied {
+        if value.is_null() {
+            continue;
+        }
+        if module_fields.contains(&key.as_str()) {
+            module_part.insert(key.clone(), value.clone());
+        } else {
+            connection_part.insert(key.clone(), value.clone());
+        }
+    }
+    let module_args = typed::<M::Args>(module_part)?;
+    context.connection = typed::<ConnectionArgs>(connection_part)?;
+
+    let options = M::OPTIONS.iter().chain(if M::USES_CONNECTION {
+        ConnectionArgs::OPTIONS
+    } else {
+        &[]
+    });
+    let secret_names = options
+        .clone()
+        .filter(|o| o.no_log)
+        .map(|o| o.name)
+        .collect();
+    let defaults = options.map(|o| (o.name, o.default_value())).collect();
+    Ok(ParsedArgs {
+        module_args,
+        context,
+        supplied,
+        secret_names,
+        defaults,
+    })
+}
+
+/// Deserializes one argument struct, naming the argument at fault.
+fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, ArgsError> {
+    serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+        let inner = e.inner().to_string();
+        if let Some(rest) = inner.strip_prefix("missing field `") {
+            let name = rest.split('`').next().unwrap_or(rest);
+            return ArgsError(format!("missing required arguments: {name}"));
+        }
+        let path = e.path().to_string();
+        // The message from serde_json ends with " at line 0 column 0" for values; trim it.
+        let inner = inner
+            .split(" at line ")
+            .next()
+            .unwrap_or(&inner)
+            .to_string();
+        ArgsError(format!("argument '{path}' is invalid: {inner}"))
+    })
+}
+
+/// The field names serde expects for struct `T`, read from its derived
+/// `Deserialize` impl: the one declaration of a module's parameters.
+pub fn struct_fields<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct FieldGrabber<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for FieldGrabber<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("argument types must be structs"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields captured"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldGrabber(&mut fields));
+    fields
+}
+
+/// Argument types that accept what Ansible accepts: templated values often
+/// arrive as strings (`"yes"`, `"10"`), so convert them as Ansible does.
+pub mod lenient {
+    use serde::de::{self, Deserialize, Deserializer};
+    use serde_json::Value;
+    use std::time::Duration;
+
+    /// Ansible's truthiness for internal flags (`_ansible_check_mode`).
+    pub fn truthy(value: &Value) -> bool {
+        match value {
+            Value::Bool(b) => *b,
+            Value::String(s) => parse_bool(s).unwrap_or(false),
+            Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+            _ => false,
+        }
+    }
+
+    fn parse_bool(s: &str) -> Option<bool> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" | "on" | "1" | "true" | "t" | "1.0" => Some(true),
+            "n" | "no" | "off" | "0" | "false" | "f" | "0.0" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A boolean: `true`, `"yes"`, `"on"`, `1`, ... like Ansible's `type='bool'`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Bool(pub bool);
+
+    impl<'de> Deserialize<'de> for Bool {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let value = Value::deserialize(d)?;
+            let parsed = match &value {
+                Value::Bool(b) => Some(*b),
+                Value::String(s) => parse_bool(s),
+                Value::Number(n) => match n.as_f64() {
+                    Some(1.0) => Some(true),
+                    Some(0.0) => Some(false),
+                    _ => None,
+                },
+                _ => None,
+            };
+            parsed.map(Bool).ok_or_else(|| {
+                de::Error::custom(format!(
+                    "{value} is not a valid boolean; valid booleans include: yes, no, true, false, on, off, 1, 0"
+                ))
+            })
+        }
+    }
+
+    /// A whole number, also from a numeric string.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Int(pub u64);
+
+    impl<'de> Deserialize<'de> for Int {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let value = Value::deserialize(d)?;
+            let parsed = match &value {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            parsed.map(Int).ok_or_else(|| {
+                de::Error::custom(format!("{value} is not a non-negative whole number"))
+            })
+        }
+    }
+
+    /// A duration: seconds as a number (`5`, `0.5`, `"5"`) or with a unit
+    /// as etcdctl writes them (`"500ms"`, `"5s"`, `"2m"`, `"1h"`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Seconds(pub Duration);
+
+    impl<'de> Deserialize<'de> for Seconds {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let value = Value::deserialize(d)?;
+            let parsed = match &value {
+                Value::Number(n) => n.as_f64().and_then(seconds),
+                Value::String(s) => parse_duration(s),
+                _ => None,
+            };
+            parsed.map(Seconds).ok_or_else(|| {
+                de::Error::custom(format!(
+                    "{value} is not a duration (seconds as a number, or a number with ms, s, m or h)"
+                ))
+            })
+        }
+    }
+
+    fn seconds(x: f64) -> Option<Duration> {
+        (0.0..1e9).contains(&x).then(|| Duration::from_secs_f64(x))
+    }
+
+    /// Parses `"5"`, `"1.5"`, `"500ms"`, `"5s"`, `"2m"`, `"1h"`.
+    pub fn parse_duration(s: &str) -> Option<Duration> {
+        let s = s.trim();
+        let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
+            (n, 0.001)
+        } else if let Some(n) = s.strip_suffix('s') {
+            (n, 1.0)
+        } else if let Some(n) = s.strip_suffix('m') {
+            (n, 60.0)
+        } else if let Some(n) = s.strip_suffix('h') {
+            (n, 3600.0)
+        } else {
+            (s, 1.0)
+        };
+        number
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|x| seconds(x * scale))
+    }
+
+    /// A list of strings, given as a YAML list or a comma-separated string.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct List(pub Vec<String>);
+
+    impl<'de> Deserialize<'de> for List {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let value = Value::deserialize(d)?;
+            let items = match value {
+                Value::String(s) => split_list(&s),
+                Value::Array(items) => items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::String(s) => Ok(s.trim().to_string()),
+                        other => Err(de::Error::custom(format!(
+                            "list element {other} is not a string"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "{other} is neither a list nor a comma-separated string"
+                    )))
+                }
+            };
+            Ok(List(items))
+        }
+    }
+
+    /// Splits `"a, b,c"` into `["a", "b", "c"]`, dropping empty items.
+    pub fn split_list(s: &str) -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}

@@ -1,0 +1,224 @@
+//! Ansible's binary-module protocol, shared by every module.
+//!
+//! A binary module is invoked as `etcd_health /tmp/.../args` with the JSON
+//! arguments in that file. It prints exactly one JSON object on stdout and
+//! exits 0 on success, 1 with `"failed": true` on failure. [`run_module`]
+//! does all of that around a [`Module`]'s `run`: argument validation in
+//! Ansible's words, check/diff mode, `no_log` masking, and turning a panic
+//! into a failed result.
+
+mod args;
+mod doc;
+mod mask;
+
+pub use args::{lenient, parse_args, ArgsError, ParsedArgs};
+pub use doc::{sidecar_yaml, ArgType, OptionDoc, ReturnDoc};
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+use std::future::Future;
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+
+use crate::connection::ConnectionArgs;
+
+/// One Ansible module: its argument struct, its documentation, its work.
+///
+/// The argument struct (`Args`) is the single declaration of the module's
+/// parameters: unknown-key checks read its field names, and a unit test
+/// checks that [`Module::OPTIONS`] documents exactly those fields.
+pub trait Module {
+    /// The module name Ansible uses (`etcd_health`).
+    const NAME: &'static str;
+    /// One line for `ansible-doc -l`.
+    const SHORT_DESCRIPTION: &'static str;
+    /// Paragraphs for `ansible-doc NAME`.
+    const DESCRIPTION: &'static [&'static str];
+    /// Whether the module talks to etcd and so takes the shared connection options.
+    const USES_CONNECTION: bool;
+    /// Documentation of every field of `Args`.
+    const OPTIONS: &'static [OptionDoc];
+    /// YAML examples, as in an Ansible module's EXAMPLES.
+    const EXAMPLES: &'static str;
+    /// Documentation of the result keys.
+    const RETURNS: &'static [ReturnDoc];
+    /// The module's own typed arguments (`#[serde(deny_unknown_fields)]`).
+    type Args: DeserializeOwned;
+
+    /// Does the work. Check mode and diff mode are in `ctx`.
+    fn run(args: Self::Args, ctx: &Context) -> impl Future<Output = Result<Outcome, Failure>>;
+}
+
+/// What a module run knows besides its own arguments.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `_ansible_check_mode`: report what would change, change nothing.
+    pub check_mode: bool,
+    /// `_ansible_diff`: return a `diff` with `before`/`after`.
+    pub diff: bool,
+    /// `_ansible_verbosity`.
+    pub verbosity: u64,
+    /// The shared etcd connection options (defaults when the module does not use them).
+    pub connection: ConnectionArgs,
+}
+
+/// A successful (or deliberately failed, e.g. "cluster is unhealthy") result.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Whether the module changed anything (or would have, in check mode).
+    pub changed: bool,
+    /// Set when the module ran fine but the checked condition does not hold.
+    pub failed: bool,
+    /// Human summary.
+    pub msg: String,
+    /// Module-specific result keys.
+    pub data: Map<String, Value>,
+    /// `before`/`after` for diff mode; only emitted when `Context::diff` is set.
+    pub diff: Option<Value>,
+}
+
+impl Outcome {
+    /// An outcome with a message and no data.
+    pub fn new(changed: bool, msg: impl Into<String>) -> Self {
+        Outcome {
+            changed,
+            msg: msg.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds a result key.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.data.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// A module failure: a clear message plus whatever data helps the operator.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong, in one or a few lines.
+    pub msg: String,
+    /// Extra result keys.
+    pub data: Map<String, Value>,
+}
+
+impl Failure {
+    /// A failure with only a message.
+    pub fn new(msg: impl Into<String>) -> Self {
+        Failure {
+            msg: msg.into(),
+            data: Map::new(),
+        }
+    }
+
+    /// Adds a result key.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.data.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::new(e.to_string())
+    }
+}
+
+/// The entry point of every module binary: reads argv, runs the module,
+/// prints one JSON object, and exits.
+pub fn run_module<M: Module>() -> ! {
+    let argv: Vec<String> = std::env::args().collect();
+    let code = match argv.get(1).map(String::as_str) {
+        None | Some("-h") | Some("--help") => {
+            eprint!("{}", doc::usage::<M>());
+            i32::from(argv.len() < 2)
+        }
+        Some("--doc") => {
+            print!("{}", sidecar_yaml::<M>());
+            0
+        }
+        Some(path) => {
+            let (result, code) = invoke::<M>(std::path::Path::new(path));
+            let mut out = std::io::stdout().lock();
+            // If stdout is gone there is nobody left to tell.
+            let _ = writeln!(out, "{result}");
+            let _ = out.flush();
+            code
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Runs a module on an args file and returns the result JSON and exit code.
+/// Public so tests can drive the protocol in-process.
+pub fn invoke<M: Module>(args_path: &std::path::Path) -> (Value, i32) {
+    let raw = match std::fs::read_to_string(args_path) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return failed(format!(
+                "cannot read module arguments file {}: {e}",
+                args_path.display()
+            ))
+        }
+    };
+    let parsed = match parse_args::<M>(&raw) {
+        Ok(parsed) => parsed,
+        Err(e) => return failed(e.to_string()),
+    };
+    let secrets = parsed.secret_values();
+    let invocation = json!({ "module_args": parsed.masked_module_args() });
+    let ctx = parsed.context;
+
+    let mut result = Map::new();
+    let ran = catch_panics(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::new(format!("cannot start async runtime: {e}")))?;
+        runtime.block_on(M::run(parsed.module_args, &ctx))
+    });
+    let code = match ran {
+        Ok(outcome) => {
+            result.insert("changed".into(), outcome.changed.into());
+            result.insert("failed".into(), outcome.failed.into());
+            result.insert("msg".into(), outcome.msg.into());
+            result.extend(outcome.data);
+            if let (true, Some(diff)) = (ctx.diff, outcome.diff) {
+                result.insert("diff".into(), diff);
+            }
+            i32::from(result["failed"] == Value::Bool(true))
+        }
+        Err(failure) => {
+            result.extend(failure.data);
+            result.insert("changed".into(), false.into());
+            result.insert("failed".into(), true.into());
+            result.insert("msg".into(), failure.msg.into());
+            1
+        }
+    };
+    result.insert("invocation".into(), invocation);
+    (mask::remove_values(Value::Object(result), &secrets), code)
+}
+
+fn failed(msg: String) -> (Value, i32) {
+    (json!({ "failed": true, "changed": false, "msg": msg }), 1)
+}
+
+/// Runs `f`, turning a panic into a failure whose message says where it came from.
+fn catch_panics<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    // The default hook would print a backtrace note on stderr; keep stderr quiet
+    // and report the panic in the JSON result instead.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    outcome.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Failure::new(format!("internal error in module: {what}")))
+    })
+}
