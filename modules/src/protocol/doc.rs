@@ -214,3 +214,31 @@ pub fn sidecar_yaml<M: Module>() -> String {
     }
     y
 }
+
+/// Differences between module `M`'s documented options and the fields of
+/// its argument structs (empty when they agree), so docs cannot drift.
+pub fn doc_drift<M: Module>() -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut compare = |what: &str, fields: &[&str], docs: &[OptionDoc]| {
+        for f in fields {
+            if !docs.iter().any(|o| o.name == *f) {
+                problems.push(format!("{what}: field `{f}` is not documented"));
+            }
+        }
+        for o in docs {
+            if !fields.contains(&o.name) {
+                problems.push(format!(
+                    "{what}: documented option `{}` is not a field",
+                    o.name
+                ));
+            }
+        }
+    };
+    compare(M::NAME, super::args::struct_fields::<M::Args>(), M::OPTIONS);
+    compare(
+        "connection",
+        super::args::struct_fields::<ConnectionArgs>(),
+        ConnectionArgs::OPTIONS,
+    );
+    problems
+}

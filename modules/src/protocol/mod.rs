@@ -10,9 +10,11 @@
 mod args;
 mod doc;
 mod mask;
+#[cfg(test)]
+mod tests;
 
 pub use args::{lenient, parse_args, ArgsError, ParsedArgs};
-pub use doc::{sidecar_yaml, ArgType, OptionDoc, ReturnDoc};
+pub use doc::{doc_drift, sidecar_yaml, ArgType, OptionDoc, ReturnDoc};
 
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};

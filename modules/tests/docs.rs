@@ -1,0 +1,24 @@
+//! Each module's documentation is generated from its declaration; these
+//! tests keep the committed ansible-doc sidecar files in step with it.
+
+use etcd_modules::protocol::{doc_drift, sidecar_yaml, Module};
+use std::path::PathBuf;
+
+fn check<M: Module>() {
+    let drift = doc_drift::<M>();
+    assert!(drift.is_empty(), "documentation drift: {drift:#?}");
+    let sidecar = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../playbooks/library")
+        .join(format!("{}.yml", M::NAME));
+    let committed = std::fs::read_to_string(&sidecar).unwrap_or_default();
+    assert!(
+        committed == sidecar_yaml::<M>(),
+        "{} is stale: run scripts/update-module-docs",
+        sidecar.display()
+    );
+}
+
+#[test]
+fn etcd_health_docs_match_its_declaration() {
+    check::<etcd_modules::health::Health>();
+}
