@@ -6,4 +6,7 @@
 
 pub mod connection;
 pub mod health;
+pub mod member;
 pub mod protocol;
+pub mod restore;
+pub mod snapshot;

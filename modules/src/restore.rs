@@ -1,0 +1,1 @@
+//! `etcd_restore` (in progress).
