@@ -1,11 +1,7 @@
-//! `etcd-agent`: an Ansible-compatible playbook runner (work in progress).
+//! `etcd-agent`: a thin command line over the [`etcd_agent`] library.
 use clap::Parser;
 
-/// Runs Ansible playbooks over multiplexed OpenSSH.
-#[derive(Parser)]
-#[command(name = "etcd-agent", version, about)]
-struct Cli {}
-
 fn main() {
-    let _cli = Cli::parse();
+    let cli = etcd_agent::cli::Cli::parse();
+    std::process::exit(etcd_agent::run(cli));
 }

@@ -1,0 +1,127 @@
+//! The command line: `playbook`, `inventory` and `adhoc` subcommands, mirroring Ansible's flags.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Runs Ansible playbooks over multiplexed OpenSSH.
+#[derive(Debug, Parser)]
+#[command(name = "etcd-agent", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a playbook (like `ansible-playbook`).
+    Playbook(PlaybookArgs),
+    /// Show the inventory (like `ansible-inventory`).
+    Inventory(InventoryArgs),
+    /// Run one module on hosts matching a pattern (like `ansible`).
+    Adhoc(AdhocArgs),
+}
+
+/// Options shared by commands that run tasks.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunOpts {
+    /// Inventory source (file, directory or `host1,host2,`); may repeat.
+    #[arg(short = 'i', long = "inventory")]
+    pub inventory: Vec<String>,
+    /// Further limit selected hosts with a pattern (or `@file`).
+    #[arg(short = 'l', long = "limit")]
+    pub limit: Option<String>,
+    /// Extra variables `k=v ...`, JSON/YAML text, or `@file`; may repeat.
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+    /// Check mode: change nothing, report what would change.
+    #[arg(short = 'C', long = "check")]
+    pub check: bool,
+    /// Show differences for modules that support it.
+    #[arg(short = 'D', long = "diff")]
+    pub diff: bool,
+    /// Parallel hosts (default 5 or ansible.cfg `forks`).
+    #[arg(short = 'f', long = "forks")]
+    pub forks: Option<usize>,
+    /// Remote user.
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// SSH private key file.
+    #[arg(long = "private-key", alias = "key-file")]
+    pub private_key: Option<PathBuf>,
+    /// Run operations with become (sudo -n).
+    #[arg(short = 'b', long = "become")]
+    pub r#become: bool,
+    /// More output (-v results, -vvv logs).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Extra module directories (`:`-separated); may repeat.
+    #[arg(short = 'M', long = "module-path")]
+    pub module_path: Vec<String>,
+    /// SSH connect timeout in seconds.
+    #[arg(short = 'T', long = "timeout")]
+    pub timeout: Option<u64>,
+}
+
+/// `etcd-agent playbook`.
+#[derive(Debug, Args)]
+pub struct PlaybookArgs {
+    /// Shared run options.
+    #[command(flatten)]
+    pub run: RunOpts,
+    /// Print one JSON document (ansible.posix.json shape) instead of text.
+    #[arg(long = "json")]
+    pub json: bool,
+    /// List the hosts each play would run on, and stop.
+    #[arg(long = "list-hosts")]
+    pub list_hosts: bool,
+    /// List the tasks of each play, and stop.
+    #[arg(long = "list-tasks")]
+    pub list_tasks: bool,
+    /// Parse the playbook and stop.
+    #[arg(long = "syntax-check")]
+    pub syntax_check: bool,
+    /// The playbook file(s).
+    #[arg(required = true)]
+    pub playbooks: Vec<PathBuf>,
+}
+
+/// `etcd-agent inventory`.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Inventory source; may repeat.
+    #[arg(short = 'i', long = "inventory")]
+    pub inventory: Vec<String>,
+    /// Print the whole inventory as JSON.
+    #[arg(long = "list", group = "action")]
+    pub list: bool,
+    /// Print the group tree (optionally from GROUP).
+    #[arg(long = "graph", group = "action", num_args = 0..=1, default_missing_value = "all")]
+    pub graph: Option<String>,
+    /// Print one host's variables as JSON.
+    #[arg(long = "host", group = "action")]
+    pub host: Option<String>,
+    /// Limit the hosts listed.
+    #[arg(short = 'l', long = "limit")]
+    pub limit: Option<String>,
+}
+
+/// `etcd-agent adhoc`.
+#[derive(Debug, Args)]
+pub struct AdhocArgs {
+    /// Host pattern.
+    pub pattern: String,
+    /// Shared run options.
+    #[command(flatten)]
+    pub run: RunOpts,
+    /// Module name (default `command`).
+    #[arg(short = 'm', long = "module-name", default_value = "command")]
+    pub module: String,
+    /// Module arguments (`k=v ...` or free form).
+    #[arg(short = 'a', long = "args", default_value = "")]
+    pub args: String,
+    /// Print one JSON document instead of text.
+    #[arg(long = "json")]
+    pub json: bool,
+}
