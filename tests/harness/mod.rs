@@ -1,1 +1,32 @@
-//! End-to-end test harness (in progress).
+//! Shared end-to-end test harness for etcd-agent.
+//!
+//! Real processes only: etcd clusters on loopback ([`Cluster`]), a private
+//! sshd ([`Sshd`]) and a sandboxed `ansible-playbook` ([`Ansible`]).
+//! Everything lives in temp dirs, every process is killed and reaped on
+//! drop (and gets `SIGKILL` if the test process dies), and parallel clusters
+//! are bounded by address slots ([`slots`]).
+
+pub mod ansible;
+pub mod cluster;
+pub mod etcdctl;
+pub mod member;
+pub mod module;
+pub mod paths;
+pub mod poll;
+pub mod process;
+pub mod reaper;
+pub mod slots;
+pub mod sshd;
+pub mod tls;
+
+pub use ansible::{Ansible, AnsibleOutput};
+pub use cluster::{Cluster, ClusterOptions};
+pub use etcdctl::MemberInfo;
+pub use member::{Member, MemberStart, CLIENT_PORT, PEER_PORT};
+pub use module::{run_module, ModuleRun};
+pub use paths::{log_tail, module_binary, module_library_dir, repo_root};
+pub use poll::{poll_until, wait_until, DEFAULT_TIMEOUT, POLL_INTERVAL};
+pub use process::pid_alive;
+pub use slots::{Slot, MAX_MEMBERS};
+pub use sshd::Sshd;
+pub use tls::TlsFiles;

@@ -1,0 +1,54 @@
+//! Running a module binary exactly as Ansible does: the arguments in a JSON
+//! file whose path is argv[1], one JSON object expected on stdout.
+
+use serde_json::Value;
+use std::process::{Command, ExitStatus};
+
+use crate::paths::module_binary;
+
+/// What one module run printed and how it exited.
+#[derive(Debug)]
+pub struct ModuleRun {
+    /// The parsed JSON result (panics if stdout was not exactly one JSON object).
+    pub result: Value,
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Everything on stderr (should be empty).
+    pub stderr: String,
+}
+
+/// Runs `playbooks/library/<name>` with `args` (plus the `_ansible_*` keys
+/// Ansible always sends) and parses its result.
+pub fn run_module(name: &str, args: &Value) -> ModuleRun {
+    let mut full = args.clone();
+    let object = full
+        .as_object_mut()
+        .expect("module args must be a JSON object");
+    for (key, default) in [
+        ("_ansible_check_mode", Value::Bool(false)),
+        ("_ansible_diff", Value::Bool(false)),
+        ("_ansible_no_log", Value::Bool(false)),
+        ("_ansible_verbosity", Value::from(0)),
+        ("_ansible_module_name", Value::from(name)),
+        ("_ansible_version", Value::from("2.19.0")),
+    ] {
+        object.entry(key).or_insert(default);
+    }
+    let dir = tempfile::tempdir().expect("temp dir for module args");
+    let args_path = dir.path().join("args");
+    std::fs::write(&args_path, serde_json::to_vec(&full).unwrap()).expect("write module args");
+    let output = Command::new(module_binary(name))
+        .arg(&args_path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run module {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let result: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("module {name} printed something other than one JSON object ({e}):\nstdout: {stdout}\nstderr: {stderr}")
+    });
+    ModuleRun {
+        result,
+        status: output.status,
+        stderr,
+    }
+}
