@@ -1,0 +1,233 @@
+//! etcd_health against real etcd 3.4 clusters. Every claim of the module is
+//! checked against what etcdctl sees.
+
+use harness::{run_module, Cluster};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn health(cluster: &Cluster, extra: Value) -> Value {
+    let mut args = json!({ "endpoints": cluster.endpoints_csv() });
+    args.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let run = run_module("etcd_health", &args);
+    let failed = run.result["failed"] == true;
+    assert_eq!(
+        run.status.success(),
+        !failed,
+        "exit code must follow `failed`: {}",
+        run.result
+    );
+    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
+    run.result
+}
+
+fn member<'a>(result: &'a Value, name: &str) -> &'a Value {
+    result["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("member {name} not in {result}"))
+}
+
+#[test]
+fn healthy_cluster_reports_every_member_and_the_leader() {
+    let cluster = Cluster::start3();
+    let result = health(&cluster, json!({}));
+    assert_eq!(result["healthy"], true, "{result}");
+    assert_eq!(result["failed"], false);
+    assert_eq!(result["changed"], false);
+
+    let listed = cluster.member_list();
+    let members = result["members"].as_array().unwrap();
+    assert_eq!(members.len(), listed.len());
+    for info in &listed {
+        let m = member(&result, &info.name);
+        assert_eq!(m["id"], info.id_hex.as_str(), "ids as etcdctl prints them");
+        assert_eq!(m["healthy"], true);
+        assert_eq!(m["version"], "3.4.23");
+        assert!(m["db_size"].as_i64().unwrap() > 0);
+        assert!(m["raft_index"].as_u64().unwrap() > 0);
+        assert_eq!(m["is_learner"], false);
+    }
+    let leader = cluster
+        .member(cluster.wait_leader(Duration::from_secs(60)))
+        .name
+        .clone();
+    assert_eq!(result["leader"]["name"], leader.as_str());
+    let leaders: Vec<&Value> = members.iter().filter(|m| m["is_leader"] == true).collect();
+    assert_eq!(leaders.len(), 1);
+    assert_eq!(leaders[0]["name"], leader.as_str());
+
+    let msg = result["msg"].as_str().unwrap();
+    for info in &listed {
+        let url = &info.client_urls[0];
+        let line = format!(
+            "member {} is healthy: got healthy result from {url}",
+            info.id_hex
+        );
+        assert!(msg.contains(&line), "missing {line:?} in {msg}");
+    }
+    assert!(msg.ends_with("cluster is healthy"), "{msg}");
+}
+
+#[test]
+fn a_killed_member_makes_the_cluster_unhealthy_and_is_named() {
+    let mut cluster = Cluster::start3();
+    let dead = cluster.member(2).name.clone();
+    let dead_url = cluster.member(2).client_url();
+    cluster.kill(2);
+
+    let result = health(&cluster, json!({}));
+    assert_eq!(result["healthy"], false, "{result}");
+    assert_eq!(result["failed"], true);
+    let m = member(&result, &dead);
+    assert_eq!(m["healthy"], false);
+    assert!(
+        m["error"].as_str().unwrap().contains("onnection refused"),
+        "{m}"
+    );
+    for i in 0..2 {
+        assert_eq!(member(&result, &cluster.member(i).name)["healthy"], true);
+    }
+    let msg = result["msg"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("is unreachable: [{dead_url}]")),
+        "{msg}"
+    );
+    assert!(msg.ends_with("cluster is unhealthy"), "{msg}");
+
+    // Reported, not failed, when the caller only wants the facts.
+    let result = health(&cluster, json!({"fail_on_unhealthy": "no"}));
+    assert_eq!(result["failed"], false);
+    assert_eq!(result["healthy"], false);
+}
+
+#[test]
+fn a_frozen_member_does_not_hang_the_module() {
+    let cluster = Cluster::start3();
+    let frozen = cluster.member(1).name.clone();
+    cluster.freeze(1);
+    let started = Instant::now();
+    let result = health(
+        &cluster,
+        json!({"dial_timeout": 1, "command_timeout": "2s"}),
+    );
+    let took = started.elapsed();
+    cluster.thaw(1);
+    // Bounded by dial + command timeout per member check, all in parallel;
+    // the margin is for a loaded machine, not a performance target.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_eq!(result["healthy"], false);
+    assert_eq!(member(&result, &frozen)["healthy"], false);
+    assert!(
+        member(&result, &frozen)["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out")
+            || member(&result, &frozen)["error"]
+                .as_str()
+                .unwrap()
+                .contains("Timeout")
+    );
+}
+
+#[test]
+fn wait_timeout_waits_for_a_restarted_member() {
+    let mut cluster = Cluster::start3();
+    cluster.kill(0);
+    let endpoints = cluster.endpoints_csv();
+    let waiting = std::thread::spawn(move || {
+        run_module(
+            "etcd_health",
+            &json!({"endpoints": endpoints, "wait_timeout": 120}),
+        )
+    });
+    cluster.start_member(0);
+    let run = waiting.join().unwrap();
+    assert_eq!(run.result["healthy"], true, "{}", run.result);
+    assert_eq!(run.result["failed"], false);
+    assert!(run.result["attempts"].as_u64().unwrap() >= 1);
+    cluster.wait_healthy(Duration::from_secs(60));
+}
+
+#[test]
+fn check_mode_runs_the_same_read_only_checks() {
+    let cluster = Cluster::start3();
+    let result = health(&cluster, json!({"_ansible_check_mode": true}));
+    assert_eq!(result["healthy"], true);
+    assert_eq!(result["changed"], false);
+}
+
+#[test]
+fn unreachable_endpoints_give_a_clear_error() {
+    // Nothing listens on this slot-0 port: the test never starts a server there.
+    let run = run_module(
+        "etcd_health",
+        &json!({"endpoints": ["http://127.0.0.1:1"], "dial_timeout": 1}),
+    );
+    assert_eq!(run.result["failed"], true);
+    let msg = run.result["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("no etcd endpoint answered (http://127.0.0.1:1)"),
+        "{msg}"
+    );
+    assert!(!run.status.success());
+}
+
+#[test]
+fn tls_cluster_with_client_certificates() {
+    let cluster = Cluster::start_tls3();
+    let tls = cluster.tls().unwrap();
+    let result = health(
+        &cluster,
+        json!({
+            "ca_cert": tls.ca_cert,
+            "client_cert": tls.client_cert,
+            "client_key": tls.client_key,
+        }),
+    );
+    assert_eq!(result["healthy"], true, "{result}");
+    assert!(result["members"][0]["client_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
+
+    // The endpoints given without scheme become https when TLS is set.
+    let bare: Vec<String> = cluster
+        .endpoints()
+        .iter()
+        .map(|e| e.trim_start_matches("https://").to_string())
+        .collect();
+    let result = health(
+        &cluster,
+        json!({
+            "endpoints": bare,
+            "ca_cert": tls.ca_cert,
+            "client_cert": tls.client_cert,
+            "client_key": tls.client_key,
+        }),
+    );
+    assert_eq!(result["healthy"], true, "{result}");
+
+    // A CA that did not sign the servers' certificates: a clear refusal.
+    let result = health(
+        &cluster,
+        json!({
+            "ca_cert": tls.client_cert,
+            "client_cert": tls.client_cert,
+            "client_key": tls.client_key,
+        }),
+    );
+    assert_eq!(result["failed"], true);
+    let msg = result["msg"].as_str().unwrap();
+    assert!(msg.contains("certificate"), "{msg}");
+
+    // A key file that is not PEM: named before any connection is tried.
+    let result = health(
+        &cluster,
+        json!({"ca_cert": "/etc/hostname", "client_cert": tls.client_cert, "client_key": tls.client_key}),
+    );
+    assert_eq!(result["msg"], "ca_cert: /etc/hostname is not a PEM file");
+}
