@@ -28,6 +28,7 @@ use crate::paths::module_library_dir;
 use crate::poll::poll_until;
 use crate::process::kill_and_reap;
 use crate::reaper::reaped_command;
+use crate::scratch::scratch_dir;
 
 /// Source of the aggregate JSON callback plugin.
 const CALLBACK_PY: &str = include_str!("harness_json.py");
@@ -141,10 +142,7 @@ impl Default for Ansible {
 impl Ansible {
     /// Creates the scratch environment (temp dir, `ansible.cfg`, callback plugin).
     pub fn new() -> Ansible {
-        let dir = tempfile::Builder::new()
-            .prefix("etcd-agent-ansible-")
-            .tempdir()
-            .expect("create ansible temp dir");
+        let dir = scratch_dir("ansible");
         let a = Ansible {
             dir,
             runs: AtomicUsize::new(0),

@@ -12,6 +12,7 @@ use crate::member::{Member, MemberStart};
 use crate::paths::ETCD_BIN;
 use crate::poll::{poll_until, DEFAULT_TIMEOUT};
 use crate::process::{guarded_command, kill_and_reap, send_signal, terminate_and_reap};
+use crate::scratch::scratch_dir;
 use crate::slots::{Slot, MAX_MEMBERS};
 use crate::tls::TlsFiles;
 
@@ -65,10 +66,7 @@ impl Cluster {
             opts.members
         );
         let slot = Slot::acquire();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("etcd-agent-cluster-s{}-", slot.number()))
-            .tempdir()
-            .expect("create cluster temp dir");
+        let dir = scratch_dir(&format!("cluster-s{}", slot.number()));
         let tls = opts.tls.then(|| {
             let ips: Vec<_> = (0..MAX_MEMBERS).map(|i| slot.member_ip(i)).collect();
             TlsFiles::generate(&dir.path().join("pki"), &ips)

@@ -15,6 +15,7 @@ pub mod paths;
 pub mod poll;
 pub mod process;
 pub mod reaper;
+pub mod scratch;
 pub mod slots;
 pub mod sshd;
 pub mod tls;

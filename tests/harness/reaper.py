@@ -7,6 +7,8 @@
 # test machines never reaps. SIGTERM/SIGINT/SIGHUP are forwarded to PROGRAM.
 # When PROGRAM exits, all remaining descendants are SIGKILLed and reaped,
 # then the wrapper exits with PROGRAM's status (128+N if killed by signal N).
+# If the wrapper's parent (the test) dies, the wrapper gets SIGUSR1
+# (PR_SET_PDEATHSIG) and kills PROGRAM and all descendants the same way.
 import ctypes
 import os
 import signal
@@ -16,10 +18,20 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 libc = ctypes.CDLL(None, use_errno=True)
+
+
+class ParentDied(Exception):
+    pass
+
+
+def parent_died(_sig, _frame):
+    raise ParentDied()
+
+
+signal.signal(signal.SIGUSR1, parent_died)
 libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-parent = os.getppid()
-if parent == 1:
+libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR1, 0, 0, 0)
+if os.getppid() == 1:
     sys.exit(125)
 
 
@@ -41,7 +53,7 @@ def children():
 
 def in_child():
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(s, signal.SIG_DFL)
 
 
@@ -75,14 +87,22 @@ for s in pending:
     forward(s, None)
 
 status = None
-while status is None:
+try:
+    while status is None:
+        try:
+            got, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if got == main:
+            status = st
+except ParentDied:
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     try:
-        got, st = os.waitpid(-1, 0)
-    except ChildProcessError:
-        break
-    if got == main:
-        status = st
+        os.kill(main, signal.SIGKILL)
+    except OSError:
+        pass
 
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 # Kill and reap everything left; repeat as grandchildren get re-parented here.
 while True:
     left = children()

@@ -17,6 +17,7 @@ use crate::paths::{log_tail, SSHD_BIN, SSH_BIN, SSH_KEYGEN_BIN};
 use crate::poll::{poll_until, DEFAULT_TIMEOUT};
 use crate::process::{child_pids, guarded_command, terminate_and_reap};
 use crate::reaper::reaped_command;
+use crate::scratch::scratch_dir;
 
 /// Host names the generated `known_hosts` vouches for (with the port).
 pub const KNOWN_HOST_NAMES: &[&str] = &["127.0.0.1", "localhost"];
@@ -88,10 +89,7 @@ impl Sshd {
             std::fs::set_permissions(run, std::fs::Permissions::from_mode(0o755))
                 .expect("chmod /run/sshd");
         }
-        let dir = tempfile::Builder::new()
-            .prefix("etcd-agent-sshd-")
-            .tempdir()
-            .expect("create sshd temp dir");
+        let dir = scratch_dir("sshd");
         let d = dir.path();
         let host_key = d.join("ssh_host_ed25519_key");
         let client_key = d.join("id_ed25519");
