@@ -137,6 +137,7 @@ fn start3_kill_restart_freeze_grow() {
     c.wait_member_healthy(3, DEFAULT_TIMEOUT);
     c.wait_healthy(DEFAULT_TIMEOUT);
     assert_eq!(c.member_list().len(), 4);
+    assert_eq!(c.member_info(3).expect("m3 listed").name, "m3");
     assert_eq!(c.endpoints().len(), 4);
 
     // Freeze one and drop the cluster while it is frozen.
@@ -246,8 +247,18 @@ fn sshd_and_ansible_playbook() {
         "bad.yml",
         "- hosts: node1\n  gather_facts: false\n  tasks:\n    - name: boom\n      ansible.builtin.command: /bin/false\n",
     );
+    let bad_run = ansible.playbook(&inventory, &bad, &[]);
+    bad_run.assert_failure();
+    let boom = bad_run.result_ok("boom", "node1");
+    assert_eq!(boom["failed"], true, "{boom}");
+    assert_eq!(boom["rc"], 1, "{boom}");
     let json = ansible.playbook_json(&inventory, &bad, &[]);
     assert_eq!(json["stats"]["node1"]["failures"], 1, "{json}");
+
+    // A process left running in the background over ssh dies with sshd.
+    let bg = sshd.ssh_ok("nohup sleep 600 >/dev/null 2>&1 & echo $!");
+    let bg: u32 = bg.trim().parse().expect("background pid");
+    assert!(pid_alive(bg));
 
     let scratch = [
         sshd.dir().display().to_string(),
@@ -256,6 +267,7 @@ fn sshd_and_ansible_playbook() {
     drop(ansible);
     drop(sshd);
     assert_all_dead(&sshd_pids, "sshd");
+    assert_all_dead(&[bg], "background process started over ssh");
     for needle in &scratch {
         let left = processes_mentioning(needle);
         assert!(left.is_empty(), "processes left behind: {left:?}");
@@ -263,6 +275,50 @@ fn sshd_and_ansible_playbook() {
     let after = (snapshot(&dot_ansible), snapshot(&dot_ssh));
     assert_eq!(before.0, after.0, "~/.ansible changed");
     assert_eq!(before.1, after.1, "~/.ssh changed");
+}
+
+#[test]
+fn sshd_on_member_addresses() {
+    let ips = [
+        "127.0.4.11".parse().expect("ip"),
+        "127.0.4.12".parse().expect("ip"),
+    ];
+    let sshd = Sshd::start_on(&ips);
+    let ansible = Ansible::new();
+    let inventory = ansible.write_file(
+        "hosts.ini",
+        &format!(
+            "a {}\nb {}\n",
+            sshd.inventory_host_vars_at(ips[0]),
+            sshd.inventory_host_vars_at(ips[1])
+        ),
+    );
+    let playbook = ansible.write_file(
+        "p.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: where\n      ansible.builtin.command: printenv SSH_CONNECTION\n",
+    );
+    let out = ansible.playbook(&inventory, &playbook, &[]);
+    out.assert_success();
+    // SSH_CONNECTION = "client_ip client_port server_ip server_port".
+    for (host, ip) in [("a", ips[0]), ("b", ips[1])] {
+        let conn = out.result_ok("where", host)["stdout"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert_eq!(
+            conn.split_whitespace().nth(2),
+            Some(ip.to_string().as_str()),
+            "{conn}"
+        );
+    }
+}
+
+#[test]
+fn harness_types_are_sync() {
+    fn sync<T: Sync + Send>() {}
+    sync::<Cluster>();
+    sync::<Sshd>();
+    sync::<Ansible>();
 }
 
 #[test]

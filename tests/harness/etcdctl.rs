@@ -241,6 +241,15 @@ impl Cluster {
             .collect()
     }
 
+    /// The `member list` entry of member `i` (matched by peer URL, so it
+    /// also finds a member added but not started yet).
+    pub fn member_info(&self, i: usize) -> Option<MemberInfo> {
+        let peer = self.member(i).peer_url();
+        self.member_list()
+            .into_iter()
+            .find(|m| m.peer_urls.contains(&peer))
+    }
+
     /// `etcdctl endpoint status` of each live member, as JSON objects
     /// (`Endpoint`, `Status.header.member_id`, `Status.leader`, `Status.raftIndex`...).
     /// Unreachable members are simply missing.

@@ -80,6 +80,9 @@ if pid == 0:
     try:
         in_child()
         os.execvp(sys.argv[1], sys.argv[1:])
+    except BaseException as e:
+        sys.stderr.write("reaper.py: cannot run %r: %s\n" % (sys.argv[1], e))
+        sys.stderr.flush()
     finally:
         os._exit(127)
 main = pid

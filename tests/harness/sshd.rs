@@ -6,7 +6,7 @@
 //! ([`crate::reaper`]) so processes started in the background over ssh are
 //! killed and reaped with it.
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -27,6 +27,7 @@ pub const KNOWN_HOST_NAMES: &[&str] = &["127.0.0.1", "localhost"];
 pub struct Sshd {
     dir: TempDir,
     port: u16,
+    addresses: Vec<Ipv4Addr>,
     user: String,
     client_key: PathBuf,
     known_hosts: PathBuf,
@@ -81,6 +82,20 @@ impl Sshd {
     /// Starts sshd and waits until a real `ssh ... true` login succeeds.
     /// Retries with another port if the chosen one was taken meanwhile.
     pub fn start() -> Sshd {
+        Sshd::start_on(&[])
+    }
+
+    /// Like [`Sshd::start`], but also listening (same port) on the extra
+    /// loopback addresses `extra` (e.g. the cluster members' IPs, so each
+    /// inventory host can have its member's address as `ansible_host`).
+    /// `known_hosts` vouches for every address. All must be in 127.0.0.0/8.
+    pub fn start_on(extra: &[Ipv4Addr]) -> Sshd {
+        for ip in extra {
+            assert!(
+                ip.is_loopback(),
+                "Sshd::start_on: {ip} is not a loopback address"
+            );
+        }
         // Privilege-separation dir, as the Debian service creates it.
         let run = Path::new("/run/sshd");
         if !run.exists() {
@@ -112,6 +127,9 @@ impl Sshd {
             config: d.join("sshd_config"),
             dir,
             port: 0,
+            addresses: std::iter::once(Ipv4Addr::LOCALHOST)
+                .chain(extra.iter().copied())
+                .collect(),
             user,
             client_key,
             wrapper: None,
@@ -120,10 +138,12 @@ impl Sshd {
         for _attempt in 0..5 {
             sshd.port = free_port();
             let port = sshd.port;
-            let config = Self::config(sshd.dir.path(), port, &host_key, &authorized);
+            let config = Self::config(sshd.dir.path(), port, &host_key, &authorized, extra);
             std::fs::write(&sshd.config, config).expect("write sshd_config");
             let names: Vec<String> = KNOWN_HOST_NAMES
                 .iter()
+                .map(|h| h.to_string())
+                .chain(extra.iter().map(Ipv4Addr::to_string))
                 .map(|h| format!("[{h}]:{port}"))
                 .collect();
             std::fs::write(
@@ -177,9 +197,20 @@ impl Sshd {
         }
     }
 
-    fn config(d: &Path, port: u16, host_key: &Path, authorized: &Path) -> String {
+    fn config(
+        d: &Path,
+        port: u16,
+        host_key: &Path,
+        authorized: &Path,
+        extra: &[Ipv4Addr],
+    ) -> String {
+        let extra_listen: String = extra
+            .iter()
+            .map(|ip| format!("ListenAddress {ip}:{port}\n"))
+            .collect();
         format!(
             "ListenAddress 127.0.0.1:{port}\n\
+             {extra_listen}\
              HostKey {}\n\
              AuthorizedKeysFile {}\n\
              PidFile none\n\
@@ -285,6 +316,25 @@ impl Sshd {
             self.user,
             self.client_key.display(),
             self.ssh_common_args()
+        )
+    }
+
+    /// Addresses sshd listens on: 127.0.0.1 first, then the `start_on` extras.
+    pub fn addresses(&self) -> &[Ipv4Addr] {
+        &self.addresses
+    }
+
+    /// [`Sshd::inventory_host_vars`] with `ansible_host={ip}`; `ip` must be
+    /// one of [`Sshd::addresses`].
+    pub fn inventory_host_vars_at(&self, ip: Ipv4Addr) -> String {
+        assert!(
+            self.addresses.contains(&ip),
+            "sshd does not listen on {ip}; use Sshd::start_on(&[{ip}, ..])"
+        );
+        self.inventory_host_vars().replacen(
+            "ansible_host=127.0.0.1",
+            &format!("ansible_host={ip}"),
+            1,
         )
     }
 
