@@ -6,6 +6,8 @@
 //! drop (and gets `SIGKILL` if the test process dies), and parallel clusters
 //! are bounded by address slots ([`slots`]).
 
+#![warn(missing_docs)]
+
 pub mod ansible;
 pub mod cluster;
 pub mod etcdctl;
