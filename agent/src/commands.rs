@@ -1,9 +1,15 @@
 //! The subcommands: glue between the command line and the engine.
 
-use crate::cli::{AdhocArgs, InventoryArgs, PlaybookArgs};
-use crate::error::{usage, Fatal};
+use crate::cli::{AdhocArgs, InventoryArgs, PlaybookArgs, RunOpts};
+use crate::config::Config;
+use crate::error::{syntax, usage, Fatal};
+use crate::executor::{Engine, RunOptions};
 use crate::inventory::{self, pattern, Inventory};
+use crate::modules::ModuleFinder;
+use crate::output::{JsonReporter, Reporter, TextReporter};
+use crate::playbook::Playbook;
 use anyhow::Result;
+use std::path::PathBuf;
 
 /// Inventory sources from `-i`, else ansible.cfg / `ANSIBLE_INVENTORY`.
 fn inventory_sources(cli: &[String], cfg: &crate::config::Config) -> Vec<String> {
@@ -33,12 +39,15 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
         println!("{}", inventory::to_python_json(&inventory::list_json(&inv)));
     } else if let Some(group) = &args.graph {
         let text = inventory::graph(&inv, group).ok_or_else(|| {
-            usage(format!("pattern must be a valid group name when using --graph: {group}"))
+            usage(format!(
+                "pattern must be a valid group name when using --graph: {group}"
+            ))
         })?;
         println!("{text}");
     } else if let Some(host) = &args.host {
-        let v = inventory::host_json(&inv, host)
-            .ok_or_else(|| Fatal::Other(format!("could not match supplied host pattern: {host}")))?;
+        let v = inventory::host_json(&inv, host).ok_or_else(|| {
+            Fatal::Other(format!("could not match supplied host pattern: {host}"))
+        })?;
         println!("{}", inventory::to_python_json(&v));
     } else {
         return Err(usage("one of --list, --graph or --host is required"));
@@ -46,12 +55,220 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `etcd-agent playbook`.
-pub fn playbook(_args: PlaybookArgs) -> Result<i32> {
-    Err(usage("not yet implemented"))
+/// Run options merged from the command line and ansible.cfg.
+fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<RunOptions> {
+    let mut extra = inventory::Vars::new();
+    for e in &run.extra_vars {
+        inventory::merge(&mut extra, &crate::extra_vars::parse(e)?);
+    }
+    if run.forks == Some(0) {
+        return Err(usage("forks must be at least 1"));
+    }
+    Ok(RunOptions {
+        check: run.check,
+        diff: run.diff,
+        forks: run.forks.unwrap_or(cfg.forks).max(1),
+        verbosity: run.verbose,
+        extra_vars: extra,
+        limit: run.limit.clone().map(|l| read_limit(&l)).transpose()?,
+        remote_user: run.user.clone().or_else(|| cfg.remote_user.clone()),
+        private_key: run
+            .private_key
+            .clone()
+            .or_else(|| cfg.private_key_file.clone()),
+        r#become: run.r#become,
+        timeout: run.timeout.unwrap_or(cfg.timeout),
+        host_key_checking: cfg.host_key_checking,
+        playbook_dir,
+    })
 }
 
-/// `etcd-agent adhoc`.
-pub fn adhoc(_args: AdhocArgs) -> Result<i32> {
-    Err(usage("not yet implemented"))
+fn read_limit(l: &str) -> Result<String> {
+    match l.strip_prefix('@') {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("cannot read limit file {path}: {e}")))?;
+            Ok(text
+                .lines()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(","))
+        }
+        None => Ok(l.to_string()),
+    }
+}
+
+fn load_inventory(run: &RunOpts, cfg: &Config) -> Result<Inventory> {
+    let sources = inventory_sources(&run.inventory, cfg);
+    if sources.is_empty() {
+        return Inventory::load(&[]);
+    }
+    Inventory::load(&sources)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal::Other(format!("cannot start the async runtime: {e}")).into())
+}
+
+/// Checks that every task's module can be found (unknown modules are syntax errors, exit 4).
+fn check_modules(pb: &Playbook, finder: &ModuleFinder) -> Result<()> {
+    for play in &pb.plays {
+        for task in &play.tasks {
+            if let Err(e) = finder.resolve(&task.action) {
+                let name = task
+                    .name
+                    .as_ref()
+                    .map(|n| format!(" in task {n:?}"))
+                    .unwrap_or_default();
+                return Err(syntax(format!("{}: {e}{name}", task.origin)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `etcd-agent playbook`.
+pub fn playbook(args: PlaybookArgs) -> Result<i32> {
+    let cfg = crate::config::load()?;
+    let mut books = Vec::new();
+    for path in &args.playbooks {
+        books.push(crate::playbook::load(path)?);
+    }
+    let first_dir = args
+        .playbooks
+        .first()
+        .and_then(|p| p.parent())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    let playbook_dir = std::fs::canonicalize(&first_dir).unwrap_or(first_dir.clone());
+    let finder = ModuleFinder::new(crate::modules::search_dirs(
+        Some(&playbook_dir),
+        &args.run.module_path,
+        &cfg,
+    ));
+    for pb in &books {
+        check_modules(pb, &finder)?;
+    }
+    let opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
+    if args.syntax_check {
+        for pb in &books {
+            println!("\nplaybook: {}", pb.path.display());
+        }
+        return Ok(0);
+    }
+    let mut inv = load_inventory(&args.run, &cfg)?;
+    inv.add_playbook_dir(&playbook_dir)?;
+    if let Some(limit) = &opts.limit {
+        let mut probe = inv.clone();
+        probe.ensure_implicit_localhost();
+        if pattern::resolve(&probe, limit)?.is_empty() && limit != "localhost" {
+            return Err(Fatal::Other(format!(
+                "Specified inventory, host pattern and/or --limit leaves us with no hosts to target: {limit}"
+            ))
+            .into());
+        }
+    }
+    if args.list_hosts || args.list_tasks {
+        let mut probe = inv.clone();
+        probe.ensure_implicit_localhost();
+        for pb in &books {
+            println!("\nplaybook: {}", pb.path.display());
+            for (i, play) in pb.plays.iter().enumerate() {
+                println!(
+                    "\n  play #{} ({}): {}\tTAGS: []",
+                    i + 1,
+                    play.hosts,
+                    play.name
+                );
+                if args.list_hosts {
+                    let hosts =
+                        crate::executor::play_hosts(&probe, &play.hosts, opts.limit.as_deref())?;
+                    println!(
+                        "    pattern: {:?}",
+                        crate::inventory::pattern::split(&play.hosts)
+                    );
+                    println!("    hosts ({}):", hosts.len());
+                    for h in hosts {
+                        println!("      {h}");
+                    }
+                }
+                if args.list_tasks {
+                    println!("    tasks:");
+                    for t in &play.tasks {
+                        println!("      {}\tTAGS: []", t.display_name());
+                    }
+                }
+            }
+        }
+        return Ok(0);
+    }
+    let reporter: Box<dyn Reporter> = if args.json {
+        Box::new(JsonReporter::new())
+    } else {
+        Box::new(TextReporter::stdout(opts.verbosity))
+    };
+    let rt = runtime()?;
+    let mut engine = Engine::new(inv, opts, finder, reporter)?;
+    let mut code = 0;
+    rt.block_on(async {
+        for pb in &books {
+            code = engine.run(pb).await;
+            if code != 0 {
+                break;
+            }
+        }
+    });
+    Ok(code)
+}
+
+/// `etcd-agent adhoc`: one task on the hosts matching a pattern, shown like a playbook run.
+pub fn adhoc(args: AdhocArgs) -> Result<i32> {
+    let cfg = crate::config::load()?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let finder = ModuleFinder::new(crate::modules::search_dirs(
+        Some(&cwd),
+        &args.run.module_path,
+        &cfg,
+    ));
+    finder.resolve(&args.module).map_err(syntax)?;
+    let opts = run_options(&args.run, &cfg, cwd.clone())?;
+    let inv = load_inventory(&args.run, &cfg)?;
+    let text = format!(
+        "- hosts: {pattern:?}\n  gather_facts: false\n  name: {title:?}\n  tasks:\n    - name: {module:?}\n      {module}: {margs}\n",
+        pattern = args.pattern,
+        title = format!("Ansible Ad-Hoc"),
+        module = args.module,
+        margs = serde_json::to_string(&args.args).unwrap_or_default(),
+    );
+    let dir =
+        tempfile::tempdir().map_err(|e| Fatal::Other(format!("cannot create temp dir: {e}")))?;
+    let path = dir.path().join("adhoc.yml");
+    std::fs::write(&path, text)
+        .map_err(|e| Fatal::Other(format!("cannot write {}: {e}", path.display())))?;
+    let pb = crate::playbook::load(&path)?;
+    let mut probe = inv.clone();
+    probe.ensure_implicit_localhost();
+    if crate::executor::play_hosts(&probe, &args.pattern, opts.limit.as_deref())?.is_empty() {
+        return Err(
+            Fatal::Other(format!("no hosts matched the pattern {:?}", args.pattern)).into(),
+        );
+    }
+    let reporter: Box<dyn Reporter> = if args.json {
+        Box::new(JsonReporter::new())
+    } else {
+        Box::new(TextReporter::stdout(opts.verbosity.max(1)))
+    };
+    let rt = runtime()?;
+    let mut engine = Engine::new(inv, opts, finder, reporter)?;
+    Ok(rt.block_on(engine.run(&pb)))
 }

@@ -3,13 +3,21 @@
 //! Data flows one way: inventory + playbook -> executor -> (template each task) -> transport ->
 //! module/builtin -> result -> output. The executor owns run state; output only observes.
 
+pub mod builtins;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod executor;
 pub mod inventory;
+pub mod modules;
+pub mod output;
+pub mod playbook;
+pub mod template;
+pub mod transport;
 pub mod yaml;
 
 mod commands;
+pub mod extra_vars;
 
 use cli::{Cli, Command};
 

@@ -85,7 +85,9 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Vec<Node>> {
         ))
     })?;
     if let Some(err) = builder.error {
-        return Err(crate::error::syntax(format!("YAML error in {origin}: {err}")));
+        return Err(crate::error::syntax(format!(
+            "YAML error in {origin}: {err}"
+        )));
     }
     Ok(builder.docs)
 }
@@ -200,6 +202,13 @@ impl Builder {
             }
             Some(Frame::Map(map, key, _)) => match key.take() {
                 None => {
+                    // a mapping "starts" at its first key, as Ansible reports positions
+                    if let NodeKind::Map(entries) = &map.kind {
+                        if entries.is_empty() {
+                            map.line = node.line;
+                            map.col = node.col;
+                        }
+                    }
                     let k = match &node.kind {
                         NodeKind::Scalar(Value::String(s)) => s.clone(),
                         NodeKind::Scalar(Value::Null) => String::new(),
@@ -310,11 +319,6 @@ impl MarkedEventReceiver for Builder {
                     kind: NodeKind::Scalar(Value::Null),
                 });
                 self.push_value(node, 0);
-            }
-            Event::DocumentEnd => {
-                if self.docs.is_empty() && self.stack.is_empty() {
-                    // an empty document is kept as null so that files with only comments load
-                }
             }
             _ => {}
         }

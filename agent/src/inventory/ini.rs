@@ -82,14 +82,17 @@ pub fn parse(inv: &mut Inventory, text: &str, path: &Path) -> Result<()> {
             }
             Section::Vars(group) => {
                 let Some((k, v)) = line.split_once('=') else {
-                    return Err(err(format!("expected key=value in [{group}:vars], got {line:?}")));
+                    return Err(err(format!(
+                        "expected key=value in [{group}:vars], got {line:?}"
+                    )));
                 };
                 let g = inv.add_group(group);
                 g.vars.insert(k.trim().to_string(), parse_value(v.trim()));
             }
             Section::Children(group) => {
                 let child = strip_comment(line).trim();
-                inv.add_child(group, child).map_err(|e| err(e.to_string()))?;
+                inv.add_child(group, child)
+                    .map_err(|e| err(e.to_string()))?;
             }
         }
     }

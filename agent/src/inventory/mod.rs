@@ -184,7 +184,8 @@ impl Inventory {
                     name: name.to_string(),
                     ..Default::default()
                 });
-                self.host_index.insert(name.to_string(), self.hosts.len() - 1);
+                self.host_index
+                    .insert(name.to_string(), self.hosts.len() - 1);
                 self.hosts.len() - 1
             }
         };

@@ -77,7 +77,8 @@ fn match_term(inv: &Inventory, term: &str) -> Result<Vec<String>> {
     let mut hosts = if base == "all" || base == "*" {
         inv.group_hosts("all")
     } else if let Some(re) = base.strip_prefix('~') {
-        let re = regex::Regex::new(re).map_err(|e| anyhow!("bad regex in pattern {term:?}: {e}"))?;
+        let re =
+            regex::Regex::new(re).map_err(|e| anyhow!("bad regex in pattern {term:?}: {e}"))?;
         let mut out = Vec::new();
         for g in inv.groups() {
             if re.is_match(&g.name) {
@@ -237,7 +238,10 @@ mod tests {
     fn operators_and_subscripts() {
         let inv = inv();
         assert_eq!(resolve(&inv, "etcd").unwrap(), ["etcd1", "etcd2", "etcd3"]);
-        assert_eq!(resolve(&inv, "etcd:web").unwrap(), ["etcd1", "etcd2", "etcd3", "web1"]);
+        assert_eq!(
+            resolve(&inv, "etcd:web").unwrap(),
+            ["etcd1", "etcd2", "etcd3", "web1"]
+        );
         assert_eq!(resolve(&inv, "etcd:&web").unwrap(), ["etcd1"]);
         assert_eq!(resolve(&inv, "etcd:!web").unwrap(), ["etcd2", "etcd3"]);
         assert_eq!(resolve(&inv, "etcd[0]").unwrap(), ["etcd1"]);

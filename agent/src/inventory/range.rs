@@ -16,7 +16,9 @@ pub fn expand(name: &str) -> Result<Vec<String>> {
     let tail = &name[close + 1..];
     let parts: Vec<&str> = spec.split(':').collect();
     if parts.len() < 2 || parts.len() > 3 {
-        return Err(anyhow!("bad host range {name:?}: expected [start:end] or [start:end:step]"));
+        return Err(anyhow!(
+            "bad host range {name:?}: expected [start:end] or [start:end:step]"
+        ));
     }
     let (beg, end) = (parts[0], parts[1]);
     let step: usize = match parts.get(2) {
@@ -71,7 +73,10 @@ mod tests {
 
     #[test]
     fn numeric_alpha_step() {
-        assert_eq!(expand("etcd[01:03]").unwrap(), ["etcd01", "etcd02", "etcd03"]);
+        assert_eq!(
+            expand("etcd[01:03]").unwrap(),
+            ["etcd01", "etcd02", "etcd03"]
+        );
         assert_eq!(expand("w[a:c].x").unwrap(), ["wa.x", "wb.x", "wc.x"]);
         assert_eq!(expand("n[1:5:2]").unwrap(), ["n1", "n3", "n5"]);
         assert_eq!(expand("plain").unwrap(), ["plain"]);

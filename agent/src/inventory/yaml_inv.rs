@@ -2,8 +2,8 @@
 
 use super::{range, Inventory, Vars};
 use crate::error::syntax;
-use anyhow::Result;
 use crate::yaml::Node;
+use anyhow::Result;
 use serde_json::Value;
 use std::path::Path;
 
@@ -58,20 +58,33 @@ fn parse_group(inv: &mut Inventory, name: &str, body: &Node, origin: &str) -> Re
             "vars" => match value.to_json() {
                 Value::Object(v) => super::merge(&mut inv.add_group(name).vars, &v),
                 Value::Null => {}
-                _ => return Err(at(value.line, format!("vars of group {name:?} must be a mapping"))),
+                _ => {
+                    return Err(at(
+                        value.line,
+                        format!("vars of group {name:?} must be a mapping"),
+                    ))
+                }
             },
             "hosts" => {
                 if value.is_null() {
                     continue;
                 }
                 let Some(hosts) = value.as_map() else {
-                    return Err(at(value.line, format!("hosts of group {name:?} must be a mapping")));
+                    return Err(at(
+                        value.line,
+                        format!("hosts of group {name:?} must be a mapping"),
+                    ));
                 };
                 for (pattern, hv) in hosts {
                     let vars: Vars = match hv.to_json() {
                         Value::Object(m) => m,
                         Value::Null => Vars::new(),
-                        _ => return Err(at(hv.line, format!("host {pattern:?} must map to variables"))),
+                        _ => {
+                            return Err(at(
+                                hv.line,
+                                format!("host {pattern:?} must map to variables"),
+                            ))
+                        }
                     };
                     let names = range::expand(pattern).map_err(|e| at(hv.line, e.to_string()))?;
                     for host in names {
@@ -85,17 +98,23 @@ fn parse_group(inv: &mut Inventory, name: &str, body: &Node, origin: &str) -> Re
                     continue;
                 }
                 let Some(children) = value.as_map() else {
-                    return Err(at(value.line, format!("children of group {name:?} must be a mapping")));
+                    return Err(at(
+                        value.line,
+                        format!("children of group {name:?} must be a mapping"),
+                    ));
                 };
                 for (child, cbody) in children {
-                    inv.add_child(name, child).map_err(|e| at(cbody.line, e.to_string()))?;
+                    inv.add_child(name, child)
+                        .map_err(|e| at(cbody.line, e.to_string()))?;
                     parse_group(inv, child, cbody, origin)?;
                 }
             }
             other => {
                 return Err(at(
                     value.line,
-                    format!("group {name:?} has unknown key {other:?} (expected hosts, vars, children)"),
+                    format!(
+                        "group {name:?} has unknown key {other:?} (expected hosts, vars, children)"
+                    ),
                 ))
             }
         }

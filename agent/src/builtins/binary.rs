@@ -1,0 +1,143 @@
+//! Binary (and other executable) modules from `library/`: uploaded once per host, run with an
+//! args file written as Ansible writes it, result parsed as Ansible parses it.
+
+use super::{lines, ActionCtx, ResultMap};
+use crate::transport::{quote, ModuleFile, TransportError};
+use serde_json::{Map, Value};
+
+/// The `ansible-core` version advertised in `_ansible_version`.
+pub const ANSIBLE_VERSION: &str = "2.19.0";
+
+/// Builds the args file content: module args plus Ansible's `_ansible_*` keys.
+pub fn args_file(ctx: &ActionCtx<'_>, tmpdir: &str) -> Value {
+    let mut m = Map::new();
+    for (k, v) in &ctx.args {
+        m.insert(k.clone(), v.clone());
+    }
+    let extra: [(&str, Value); 17] = [
+        ("_ansible_check_mode", ctx.check.into()),
+        ("_ansible_no_log", ctx.no_log.into()),
+        ("_ansible_debug", false.into()),
+        ("_ansible_diff", ctx.diff.into()),
+        ("_ansible_verbosity", (ctx.verbosity as u64).into()),
+        ("_ansible_version", ANSIBLE_VERSION.into()),
+        ("_ansible_module_name", ctx.module.clone().into()),
+        ("_ansible_syslog_facility", "LOG_USER".into()),
+        (
+            "_ansible_selinux_special_fs",
+            Value::Array(
+                ["fuse", "nfs", "vboxsf", "ramfs", "9p", "vfat"]
+                    .iter()
+                    .map(|s| Value::String(s.to_string()))
+                    .collect(),
+            ),
+        ),
+        ("_ansible_string_conversion_action", "warn".into()),
+        ("_ansible_socket", Value::Null),
+        ("_ansible_shell_executable", "/bin/sh".into()),
+        ("_ansible_keep_remote_files", false.into()),
+        ("_ansible_tmpdir", tmpdir.into()),
+        ("_ansible_remote_tmp", "~/.ansible/tmp".into()),
+        ("_ansible_ignore_unknown_opts", false.into()),
+        ("_ansible_target_log_info", Value::Null),
+    ];
+    for (k, v) in extra {
+        m.insert(k.to_string(), v);
+    }
+    Value::Object(m)
+}
+
+/// Finds the JSON object in module stdout, skipping junk lines before `{` and after `}`
+/// (Ansible's `_filter_non_json_lines`).
+pub fn parse_module_output(stdout: &str) -> Option<Map<String, Value>> {
+    let start = stdout
+        .lines()
+        .scan(0usize, |pos, line| {
+            let here = *pos;
+            *pos += line.len() + 1;
+            Some((here, line))
+        })
+        .find(|(_, l)| l.trim_start().starts_with('{'))
+        .map(|(p, _)| p)?;
+    let body = &stdout[start..];
+    let end = body.rfind('}')?;
+    match serde_json::from_str::<Value>(&body[..=end]) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// Uploads (once) and runs a binary module on the target.
+pub async fn run_binary(
+    ctx: &ActionCtx<'_>,
+    module: &ModuleFile,
+) -> Result<ResultMap, TransportError> {
+    let conn = ctx.connection().await?;
+    let path = conn.ensure_module(module).await?;
+    let tmpdir = conn.tmpdir().await?;
+    let args = args_file(ctx, &tmpdir);
+    let args_text = serde_json::to_vec(&args).unwrap_or_default();
+    let args_path = format!("{tmpdir}/args-{}", unique());
+    let cmd = format!(
+        "umask 077 && cat > {a} && {{ {m} {a}; rc=$?; rm -f {a}; exit $rc; }}",
+        a = quote(&args_path),
+        m = quote(&path),
+    );
+    let full = ctx.wrap(&cmd);
+    let out = conn.exec(&full, Some(&args_text), None).await?;
+    let stdout = out.stdout_text();
+    let mut data = match parse_module_output(&stdout) {
+        Some(d) => d,
+        None => {
+            let mut m = Map::new();
+            m.insert("failed".into(), Value::Bool(true));
+            m.insert(
+                "msg".into(),
+                "Module result deserialization failed: No start of json char found".into(),
+            );
+            m.insert("module_stdout".into(), stdout.into());
+            m.insert("module_stderr".into(), out.stderr_text().into());
+            m.insert("rc".into(), out.rc.into());
+            m.insert("_ansible_parsed".into(), Value::Bool(false));
+            return Ok(m);
+        }
+    };
+    // remove internal keys, split stdout/stderr lines as Ansible does
+    data.retain(|k, _| {
+        !k.starts_with("_ansible_") || k == "_ansible_verbose_always" || k == "_ansible_no_log"
+    });
+    for key in ["stdout", "stderr"] {
+        let lines_key = format!("{key}_lines");
+        if data.contains_key(key) && !data.contains_key(&lines_key) {
+            let text = data
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            data.insert(lines_key, lines(&text));
+        }
+    }
+    Ok(data)
+}
+
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_module_output;
+
+    #[test]
+    fn junk_around_json_is_ignored() {
+        let m = parse_module_output("warning: x\n{\"changed\": true}\ntrailer\n").unwrap();
+        assert_eq!(m["changed"], true);
+        assert!(parse_module_output("not json").is_none());
+    }
+}

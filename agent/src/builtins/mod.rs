@@ -1,0 +1,149 @@
+//! Modules run natively by the agent (`command`, `shell`, `debug`, ...) and the action context
+//! they receive.
+
+mod assert;
+mod binary;
+mod command;
+mod debug;
+mod facts;
+mod pause;
+mod simple;
+mod systemd;
+mod wait_for;
+
+pub use binary::{run_binary, ANSIBLE_VERSION};
+
+use crate::template::Templar;
+use crate::transport::{ConnSpec, Connection, ConnectionPool, TransportError};
+use minijinja::Value as JValue;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// A module result dict.
+pub type ResultMap = Map<String, Value>;
+
+/// Names of the builtins (short names).
+pub const BUILTINS: &[&str] = &[
+    "command",
+    "shell",
+    "debug",
+    "assert",
+    "fail",
+    "set_fact",
+    "pause",
+    "wait_for",
+    "systemd",
+    "systemd_service",
+    "service",
+    "setup",
+    "ping",
+];
+
+/// Builtins that change nothing on the target (and so need no connection).
+pub const CONTROLLER_ONLY: &[&str] = &["debug", "assert", "fail", "set_fact", "pause"];
+
+/// Everything an action needs to run on one host.
+pub struct ActionCtx<'a> {
+    /// Module short name.
+    pub module: String,
+    /// Templated arguments.
+    pub args: Map<String, Value>,
+    /// Arguments as written (for `assert: that`, `debug: var`).
+    pub raw_args: Map<String, Value>,
+    /// Task variables for templating.
+    pub vars: &'a JValue,
+    /// The template engine.
+    pub templar: &'a Templar,
+    /// Check mode.
+    pub check: bool,
+    /// Diff mode.
+    pub diff: bool,
+    /// `no_log` for this task.
+    pub no_log: bool,
+    /// `-v` count.
+    pub verbosity: u8,
+    /// Become user when `become` is on.
+    pub become_user: Option<String>,
+    /// `environment` for commands.
+    pub env: Vec<(String, String)>,
+    /// How to reach the target.
+    pub conn_spec: ConnSpec,
+    /// The run's connection pool.
+    pub pool: &'a ConnectionPool,
+}
+
+impl ActionCtx<'_> {
+    /// The connection to the target (opened on first use).
+    pub async fn connection(&self) -> Result<Arc<Connection>, TransportError> {
+        self.pool.get(&self.conn_spec).await
+    }
+
+    /// Wraps a command with the environment and become.
+    pub fn wrap(&self, cmd: &str) -> String {
+        let mut full = String::new();
+        for (k, v) in &self.env {
+            full.push_str(&format!("{}={} ", k, crate::transport::quote(v)));
+        }
+        if !self.env.is_empty() {
+            full = format!("export {full}; ");
+        }
+        full.push_str(cmd);
+        match &self.become_user {
+            Some(u) => crate::transport::become_wrap(&full, u),
+            None => full,
+        }
+    }
+
+    /// An argument as text.
+    pub fn arg_str(&self, key: &str) -> Option<String> {
+        match self.args.get(key)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// An argument as a boolean (Ansible spelling).
+    pub fn arg_bool(&self, key: &str) -> Option<bool> {
+        self.args.get(key).map(crate::playbook::truthy)
+    }
+
+    /// An argument as a number.
+    pub fn arg_f64(&self, key: &str) -> Option<f64> {
+        match self.args.get(key)? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a builtin; `Err` only for unreachable targets.
+pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
+    match ctx.module.as_str() {
+        "command" | "shell" => command::run(ctx).await,
+        "debug" => Ok(debug::run(ctx)),
+        "assert" => Ok(assert::run(ctx)),
+        "fail" => Ok(simple::fail(ctx)),
+        "set_fact" => Ok(simple::set_fact(ctx)),
+        "ping" => simple::ping(ctx).await,
+        "pause" => Ok(pause::run(ctx).await),
+        "wait_for" => wait_for::run(ctx).await,
+        "systemd" | "systemd_service" | "service" => systemd::run(ctx).await,
+        "setup" => facts::run(ctx).await,
+        other => Ok(failed(format!("unknown builtin {other}"))),
+    }
+}
+
+/// A failed result with a message.
+pub fn failed(msg: impl Into<String>) -> ResultMap {
+    let mut m = Map::new();
+    m.insert("failed".into(), Value::Bool(true));
+    m.insert("msg".into(), Value::String(msg.into()));
+    m
+}
+
+/// Splits text into lines as Python's `splitlines()` does.
+pub fn lines(s: &str) -> Value {
+    Value::Array(s.lines().map(|l| Value::String(l.to_string())).collect())
+}

@@ -1,0 +1,89 @@
+//! `wait_for`: waits on the target until a TCP port opens/closes or a file appears/disappears
+//! (optionally containing `search_regex`). Runs as one polling shell loop on the target.
+
+use super::{ActionCtx, ResultMap};
+use crate::transport::{quote, TransportError};
+use serde_json::{Map, Value};
+
+/// Runs `wait_for`.
+pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
+    let host = ctx.arg_str("host").unwrap_or_else(|| "127.0.0.1".into());
+    let port = ctx.arg_f64("port").map(|p| p as u32);
+    let path = ctx.arg_str("path");
+    let state = ctx.arg_str("state").unwrap_or_else(|| "started".into());
+    let timeout = ctx.arg_f64("timeout").unwrap_or(300.0).max(0.0) as u64;
+    let delay = ctx.arg_f64("delay").unwrap_or(0.0).max(0.0);
+    let sleep = ctx.arg_f64("sleep").unwrap_or(1.0).max(0.1);
+    let regex = ctx.arg_str("search_regex");
+    let (check, what) = match (port, &path) {
+        (Some(p), None) => (
+            format!(
+                "if command -v nc >/dev/null 2>&1; then nc -z -w 1 {h} {p}; else timeout 2 bash -c 'exec 3<>/dev/tcp/'{h}'/'{p}; fi",
+                h = quote(&host)
+            ),
+            format!("{host}:{p}"),
+        ),
+        (None, Some(path)) => {
+            let test = match &regex {
+                Some(re) => format!("grep -Eq {} {}", quote(re), quote(path)),
+                None => format!("test -e {}", quote(path)),
+            };
+            (test, format!("file {path}"))
+        }
+        (None, None) if delay > 0.0 || ctx.args.contains_key("timeout") => {
+            // plain sleep, as wait_for with only timeout does
+            let secs = if delay > 0.0 { delay } else { timeout as f64 };
+            tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
+            let mut m = Map::new();
+            m.insert("changed".into(), Value::Bool(false));
+            m.insert("elapsed".into(), (secs as u64).into());
+            return Ok(m);
+        }
+        _ => return Ok(super::failed("wait_for needs exactly one of port or path")),
+    };
+    let want_present = matches!(state.as_str(), "started" | "present");
+    if !matches!(state.as_str(), "started" | "present" | "stopped" | "absent") {
+        return Ok(super::failed(format!(
+            "state {state} is not supported (started, stopped, present, absent)"
+        )));
+    }
+    let cond = if want_present {
+        format!("( {check} ) >/dev/null 2>&1")
+    } else {
+        format!("! ( {check} ) >/dev/null 2>&1")
+    };
+    let script = format!(
+        "sleep {delay}; end=$(( $(date +%s) + {timeout} )); while :; do if {cond}; then exit 0; fi; if [ $(date +%s) -ge $end ]; then exit 1; fi; sleep {sleep}; done"
+    );
+    let conn = ctx.connection().await?;
+    let start = std::time::Instant::now();
+    let out = conn
+        .exec(
+            &ctx.wrap(&script),
+            None,
+            Some(std::time::Duration::from_secs_f64(
+                timeout as f64 + delay + 30.0,
+            )),
+        )
+        .await?;
+    let elapsed = start.elapsed().as_secs();
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(false));
+    m.insert("elapsed".into(), elapsed.into());
+    m.insert("state".into(), state.clone().into());
+    if let Some(p) = port {
+        m.insert("port".into(), p.into());
+    }
+    if let Some(p) = &path {
+        m.insert("path".into(), p.clone().into());
+    }
+    if out.rc != 0 {
+        m.insert("failed".into(), Value::Bool(true));
+        let suffix = if want_present { "" } else { " to stop" };
+        m.insert(
+            "msg".into(),
+            format!("Timeout when waiting for {what}{suffix}").into(),
+        );
+    }
+    Ok(m)
+}

@@ -1,0 +1,82 @@
+//! Connection settings for a host from its variables (Ansible's connection variables).
+
+use super::RunOptions;
+use crate::playbook::{scalar_string, truthy};
+use crate::transport::{ConnSpec, SshSpec};
+use serde_json::{Map, Value};
+
+fn var<'a>(vars: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
+    names
+        .iter()
+        .find_map(|n| vars.get(*n).filter(|v| !v.is_null()))
+}
+
+/// Builds the connection spec for `host` from its (templated) variables.
+pub fn spec_for(
+    host: &str,
+    vars: &Map<String, Value>,
+    play_user: Option<&str>,
+    opts: &RunOptions,
+) -> Result<ConnSpec, String> {
+    let connection = var(vars, &["ansible_connection"])
+        .map(scalar_string)
+        .unwrap_or_else(|| "ssh".into());
+    match connection.as_str() {
+        "local" => return Ok(ConnSpec::Local),
+        "ssh" | "smart" | "openssh" => {}
+        other => {
+            return Err(format!(
+                "connection type '{other}' is not supported by etcd-agent (ssh, local)"
+            ))
+        }
+    }
+    let address = var(vars, &["ansible_host", "ansible_ssh_host"])
+        .map(scalar_string)
+        .unwrap_or_else(|| host.to_string());
+    let port = match var(vars, &["ansible_port", "ansible_ssh_port"]) {
+        Some(v) => Some(
+            scalar_string(v)
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| format!("invalid ansible_port {v} for host {host}"))?,
+        ),
+        None => None,
+    };
+    let user = var(vars, &["ansible_user", "ansible_ssh_user"])
+        .map(scalar_string)
+        .or_else(|| play_user.map(str::to_string))
+        .or_else(|| opts.remote_user.clone());
+    let key = var(
+        vars,
+        &["ansible_ssh_private_key_file", "ansible_private_key_file"],
+    )
+    .map(|v| std::path::PathBuf::from(scalar_string(v)))
+    .or_else(|| opts.private_key.clone());
+    let mut extra_args = Vec::new();
+    for name in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+        if let Some(v) = vars.get(name) {
+            let text = scalar_string(v);
+            let words = shlex::split(&text)
+                .ok_or_else(|| format!("cannot split {name} {text:?} for host {host}"))?;
+            extra_args.extend(words);
+        }
+    }
+    let host_key_checking = var(
+        vars,
+        &["ansible_ssh_host_key_checking", "ansible_host_key_checking"],
+    )
+    .map(truthy)
+    .unwrap_or(opts.host_key_checking);
+    let timeout = var(vars, &["ansible_ssh_timeout", "ansible_timeout"])
+        .and_then(|v| scalar_string(v).parse().ok())
+        .unwrap_or(opts.timeout);
+    Ok(ConnSpec::Ssh(SshSpec {
+        host: address,
+        port,
+        user,
+        key,
+        extra_args,
+        host_key_checking,
+        timeout,
+    }))
+}

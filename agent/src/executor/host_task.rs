@@ -1,0 +1,383 @@
+//! One task on one host: `when`, argument templating, the action, `until` retries,
+//! `changed_when`/`failed_when`, and the final status.
+
+use super::vars::{Context, OMIT};
+use super::Shared;
+use crate::builtins::{self, ActionCtx, ResultMap};
+use crate::modules::Action;
+use crate::output::Status;
+use crate::playbook::{scalar_string, Task};
+use crate::transport::TransportError;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Everything a host job needs, owned so it can run on its own tokio task.
+pub struct HostJob {
+    /// Inventory host name.
+    pub host: String,
+    /// The task.
+    pub task: Arc<Task>,
+    /// Merged variables (for connection settings).
+    pub vars: Map<String, Value>,
+    /// Template context.
+    pub ctx: Context,
+    /// Play `become`.
+    pub play_become: Option<bool>,
+    /// Play `remote_user`.
+    pub play_user: Option<String>,
+    /// Play `environment`.
+    pub play_env: Option<Value>,
+}
+
+/// What happened.
+pub struct HostOutcome {
+    /// Inventory host name.
+    pub host: String,
+    /// Final status.
+    pub status: Status,
+    /// Failure ignored by `ignore_errors`.
+    pub ignored: bool,
+    /// Delegated target, if any.
+    pub delegated_to: Option<String>,
+    /// The result dict (what `register` stores).
+    pub result: ResultMap,
+    /// `until` retries: (retries left, result) per failed attempt.
+    pub retries: Vec<(u32, ResultMap)>,
+}
+
+fn skipped(cond: &Value) -> ResultMap {
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(false));
+    m.insert("false_condition".into(), cond.clone());
+    m.insert("skip_reason".into(), "Conditional result was False".into());
+    m.insert("skipped".into(), Value::Bool(true));
+    m
+}
+
+fn failed(msg: String) -> ResultMap {
+    let mut m = builtins::failed(msg);
+    m.insert("changed".into(), Value::Bool(false));
+    m
+}
+
+fn flag(m: &ResultMap, key: &str) -> bool {
+    m.get(key).map(crate::template::truthy).unwrap_or(false)
+}
+
+fn outcome(
+    job: &HostJob,
+    status: Status,
+    result: ResultMap,
+    delegated_to: Option<String>,
+) -> HostOutcome {
+    HostOutcome {
+        host: job.host.clone(),
+        status,
+        ignored: false,
+        delegated_to,
+        result,
+        retries: Vec::new(),
+    }
+}
+
+fn number(v: &Option<Value>, shared: &Shared, ctx: &Context) -> Option<f64> {
+    let v = v.as_ref()?;
+    let rendered = shared.templar.render_value(v, &ctx.value()).ok()?;
+    match rendered {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Runs the job to completion; never panics on bad input, errors become failed results.
+pub async fn run(shared: Arc<Shared>, job: HostJob) -> HostOutcome {
+    let task = job.task.clone();
+    let templar = &shared.templar;
+    let jv = job.ctx.value();
+    for cond in &task.when {
+        match templar.condition(cond, &jv) {
+            Ok(true) => {}
+            Ok(false) => return outcome(&job, Status::Skipped, skipped(cond), None),
+            Err(e) => {
+                return outcome(
+                    &job,
+                    Status::Failed,
+                    failed(format!(
+                        "Task failed: Conditional evaluation failed: {e:#} (in when: {})",
+                        scalar_string(cond)
+                    )),
+                    None,
+                )
+            }
+        }
+    }
+    let action = match shared.modules.resolve(&task.action) {
+        Ok(a) => a,
+        Err(e) => return outcome(&job, Status::Failed, failed(e), None),
+    };
+    let module = match &action {
+        Action::Builtin(name) => name.clone(),
+        Action::Binary(m) => m.name.clone(),
+    };
+    // delegate_to
+    let delegated_to = match &task.delegate_to {
+        Some(d) => match templar.render_str(d, &jv) {
+            Ok(v) => Some(scalar_string(&v)),
+            Err(e) => {
+                return outcome(
+                    &job,
+                    Status::Failed,
+                    failed(format!("Task failed: delegate_to: {e:#}")),
+                    None,
+                )
+            }
+        },
+        None => None,
+    };
+    let conn_vars = match &delegated_to {
+        Some(d) if d != &job.host => shared.delegate_vars(d),
+        _ => job.vars.clone(),
+    };
+    let conn_host = delegated_to.clone().unwrap_or_else(|| job.host.clone());
+    let conn_spec = match super::conn::spec_for(
+        &conn_host,
+        &conn_vars,
+        job.play_user.as_deref(),
+        &shared.opts,
+    ) {
+        Ok(s) => s,
+        Err(e) => return outcome(&job, Status::Failed, failed(e), delegated_to),
+    };
+    // arguments
+    let mut raw_args = task.args.clone();
+    let mut to_template = raw_args.clone();
+    if module == "debug" {
+        to_template.remove("var");
+    }
+    if module == "assert" {
+        to_template.remove("that");
+    }
+    let args = match templar.render_value(&Value::Object(to_template), &jv) {
+        Ok(Value::Object(mut m)) => {
+            m.retain(|_, v| v.as_str() != Some(OMIT));
+            m
+        }
+        Ok(_) => Map::new(),
+        Err(e) => {
+            let fq = if task.action.contains('.') {
+                task.action.clone()
+            } else {
+                format!("ansible.builtin.{}", task.action)
+            };
+            return outcome(
+                &job,
+                Status::Failed,
+                failed(format!(
+                    "Task failed: Finalization of task args for '{fq}' failed: {e:#}"
+                )),
+                delegated_to,
+            );
+        }
+    };
+    raw_args.retain(|k, _| k == "var" || k == "that");
+    // become, environment, check/diff
+    let become_on = task
+        .r#become
+        .or(job.play_become)
+        .or_else(|| job.vars.get("ansible_become").map(crate::playbook::truthy))
+        .unwrap_or(shared.opts.r#become);
+    let become_user = become_on.then(|| {
+        task.become_user
+            .clone()
+            .or_else(|| job.vars.get("ansible_become_user").map(scalar_string))
+            .unwrap_or_else(|| "root".into())
+    });
+    let mut env = Vec::new();
+    for source in [&job.play_env, &task.environment].into_iter().flatten() {
+        match templar.render_value(source, &jv) {
+            Ok(Value::Object(m)) => {
+                for (k, v) in m {
+                    env.retain(|(ek, _): &(String, String)| ek != &k);
+                    env.push((k, scalar_string(&v)));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return outcome(
+                    &job,
+                    Status::Failed,
+                    failed(format!("Task failed: environment: {e:#}")),
+                    delegated_to,
+                )
+            }
+        }
+    }
+    let check = task.check_mode.unwrap_or(shared.opts.check);
+    let diff = task.diff.unwrap_or(shared.opts.diff);
+    let mut ctx_template = job.ctx.clone();
+    let until = !task.until.is_empty();
+    let attempts_max: u32 = if until {
+        match number(&task.retries, &shared, &job.ctx) {
+            Some(r) if r <= 0.0 => 1,
+            Some(r) => r as u32 + 1,
+            None => 4,
+        }
+    } else {
+        1
+    };
+    let delay = number(&task.delay, &shared, &job.ctx)
+        .unwrap_or(5.0)
+        .max(0.0);
+    let mut retries = Vec::new();
+    let mut attempt = 0u32;
+    let mut result;
+    loop {
+        attempt += 1;
+        let jv_now = ctx_template.value();
+        let actx = ActionCtx {
+            module: module.clone(),
+            args: args.clone(),
+            raw_args: raw_args.clone(),
+            vars: &jv_now,
+            templar,
+            check,
+            diff,
+            no_log: task.no_log,
+            verbosity: shared.opts.verbosity,
+            become_user: become_user.clone(),
+            env: env.clone(),
+            conn_spec: conn_spec.clone(),
+            pool: &shared.pool,
+        };
+        let ran = match &action {
+            Action::Builtin(_) => builtins::run_builtin(&actx).await,
+            Action::Binary(m) => builtins::run_binary(&actx, m).await,
+        };
+        result = match ran {
+            Ok(r) => r,
+            Err(TransportError::Unreachable(msg)) => {
+                let mut m = Map::new();
+                m.insert("changed".into(), Value::Bool(false));
+                m.insert("msg".into(), msg.into());
+                m.insert("unreachable".into(), Value::Bool(true));
+                let mut o = outcome(&job, Status::Unreachable, m, delegated_to);
+                o.retries = retries;
+                return o;
+            }
+            Err(TransportError::Failed(msg)) => failed(msg),
+        };
+        normalize(&mut result);
+        // changed_when / failed_when see the result under the register name
+        if let Some(name) = &task.register {
+            ctx_template.set(name, &Value::Object(result.clone()));
+        }
+        if let Err(e) = apply_overrides(&task, &mut result, &ctx_template, templar) {
+            result = failed(e);
+        }
+        if !until {
+            break;
+        }
+        if let Some(name) = &task.register {
+            ctx_template.set(name, &Value::Object(result.clone()));
+        }
+        result.insert("attempts".into(), attempt.into());
+        let done = task
+            .until
+            .iter()
+            .map(|c| templar.condition(c, &ctx_template.value()))
+            .collect::<Result<Vec<bool>, _>>();
+        match done {
+            Ok(v) if v.iter().all(|b| *b) => break,
+            Ok(_) => {}
+            Err(e) => {
+                result = failed(format!("Task failed: until condition: {e:#}"));
+                break;
+            }
+        }
+        if attempt >= attempts_max {
+            result.insert("failed".into(), Value::Bool(true));
+            // Ansible reports `retries` here, not the number of runs
+            result.insert("attempts".into(), attempt.saturating_sub(1).max(1).into());
+            break;
+        }
+        retries.push((attempts_max - attempt, result.clone()));
+        if delay > 0.0 {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(delay)).await;
+        }
+    }
+    let status = if flag(&result, "failed") {
+        Status::Failed
+    } else if flag(&result, "skipped") {
+        Status::Skipped
+    } else if flag(&result, "changed") {
+        Status::Changed
+    } else {
+        Status::Ok
+    };
+    let ignored = status == Status::Failed
+        && match &task.ignore_errors {
+            Value::String(s) => templar
+                .condition(&Value::String(s.clone()), &jv)
+                .unwrap_or(false),
+            other => crate::template::truthy(other),
+        };
+    HostOutcome {
+        host: job.host.clone(),
+        status,
+        ignored,
+        delegated_to,
+        result,
+        retries,
+    }
+}
+
+/// Sets `failed` from `rc` when missing and defaults `changed` to false, as Ansible does.
+fn normalize(result: &mut ResultMap) {
+    if !result.contains_key("failed") {
+        let rc_failed = match result.get("rc") {
+            Some(Value::Number(n)) => n.as_i64() != Some(0),
+            Some(Value::String(s)) => s != "0",
+            _ => false,
+        };
+        result.insert("failed".into(), Value::Bool(rc_failed));
+    }
+    if !result.contains_key("changed") {
+        result.insert("changed".into(), Value::Bool(false));
+    }
+}
+
+fn apply_overrides(
+    task: &Task,
+    result: &mut ResultMap,
+    ctx: &Context,
+    templar: &crate::template::Templar,
+) -> Result<(), String> {
+    if flag(result, "skipped") {
+        return Ok(());
+    }
+    let jv = ctx.value();
+    let all = |conds: &Vec<Value>| -> Result<bool, String> {
+        for c in conds {
+            if !templar.condition(c, &jv).map_err(|e| {
+                format!(
+                    "Task failed: conditional check '{}' failed: {e:#}",
+                    scalar_string(c)
+                )
+            })? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    if let Some(conds) = &task.changed_when {
+        let changed = all(conds)?;
+        result.insert("changed".into(), Value::Bool(changed));
+    }
+    if let Some(conds) = &task.failed_when {
+        let failed = all(conds)?;
+        result.insert("failed_when_result".into(), Value::Bool(failed));
+        result.insert("failed".into(), Value::Bool(failed));
+    }
+    Ok(())
+}

@@ -1,0 +1,533 @@
+//! The executor: plays, `serial` batches, forks, per-task state (registered results, facts,
+//! failed hosts) and exit codes. Output only observes what the executor reports.
+
+mod conn;
+mod host_task;
+mod vars;
+
+pub use vars::OMIT;
+
+use crate::inventory::{pattern, Inventory, Vars};
+use crate::modules::ModuleFinder;
+use crate::output::{HostResult, HostStats, Reporter, Status, TaskInfo};
+use crate::playbook::{Play, Playbook, Serial, Task};
+use crate::template::Templar;
+use crate::transport::ConnectionPool;
+use host_task::{HostJob, HostOutcome};
+use minijinja::Value as JValue;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Run-wide options (command line merged with ansible.cfg).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `--check`.
+    pub check: bool,
+    /// `--diff`.
+    pub diff: bool,
+    /// `--forks`.
+    pub forks: usize,
+    /// `-v` count.
+    pub verbosity: u8,
+    /// `-e` variables.
+    pub extra_vars: Vars,
+    /// `--limit`.
+    pub limit: Option<String>,
+    /// `-u` / `remote_user`.
+    pub remote_user: Option<String>,
+    /// `--private-key` / `private_key_file`.
+    pub private_key: Option<PathBuf>,
+    /// `--become`.
+    pub r#become: bool,
+    /// SSH connect timeout (seconds).
+    pub timeout: u64,
+    /// `host_key_checking`.
+    pub host_key_checking: bool,
+    /// Directory of the playbook (`playbook_dir`).
+    pub playbook_dir: PathBuf,
+}
+
+/// State shared with host jobs.
+pub struct Shared {
+    /// Run options.
+    pub opts: RunOptions,
+    /// Template engine.
+    pub templar: Templar,
+    /// Connections.
+    pub pool: ConnectionPool,
+    /// Module lookup.
+    pub modules: ModuleFinder,
+    /// Inventory variables per host (computed once).
+    inv_vars: HashMap<String, Vars>,
+}
+
+impl Shared {
+    /// Connection variables for a delegation target.
+    fn delegate_vars(&self, host: &str) -> Map<String, Value> {
+        match self.inv_vars.get(host) {
+            Some(v) => v.clone(),
+            None if matches!(host, "localhost" | "127.0.0.1" | "::1") => {
+                let mut m = Map::new();
+                m.insert("ansible_connection".into(), "local".into());
+                m
+            }
+            None => Map::new(),
+        }
+    }
+}
+
+/// Which hosts a task sees (for magic variables).
+struct Scope<'a> {
+    play_hosts: &'a [String],
+    active: &'a [String],
+    hostvars: &'a JValue,
+}
+
+/// Runs playbooks and keeps run state.
+pub struct Engine {
+    inv: Arc<Inventory>,
+    shared: Arc<Shared>,
+    reporter: Box<dyn Reporter>,
+    facts: HashMap<String, Vars>,
+    stats: BTreeMap<String, HostStats>,
+    dead: HashSet<String>,
+    any_failed: bool,
+    any_unreachable: bool,
+    groups: JValue,
+}
+
+/// Splits hosts into `serial` batches.
+pub fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
+    if serial.is_empty() {
+        return vec![hosts.to_vec()];
+    }
+    let total = hosts.len();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut idx = 0;
+    while i < total {
+        let spec = &serial[idx.min(serial.len() - 1)];
+        let size = match spec {
+            Serial::Count(0) => total,
+            Serial::Count(n) => *n,
+            Serial::Percent(p) => ((total as f64) * p / 100.0).floor().max(1.0) as usize,
+        };
+        let end = (i + size).min(total);
+        out.push(hosts[i..end].to_vec());
+        i = end;
+        idx += 1;
+    }
+    out
+}
+
+impl Engine {
+    /// Prepares a run over `inv`.
+    pub fn new(
+        inv: Inventory,
+        opts: RunOptions,
+        modules: ModuleFinder,
+        reporter: Box<dyn Reporter>,
+    ) -> anyhow::Result<Self> {
+        let mut inv = inv;
+        inv.ensure_implicit_localhost();
+        let mut inv_vars = HashMap::new();
+        for h in inv.hosts() {
+            inv_vars.insert(h.name.clone(), inv.host_vars(&h.name));
+        }
+        let mut groups = Map::new();
+        for g in inv.groups() {
+            let hosts = inv.group_hosts(&g.name);
+            groups.insert(g.name.clone(), Value::from(hosts));
+        }
+        let pool = ConnectionPool::new().map_err(|e| {
+            anyhow::anyhow!("cannot create a directory for ssh control sockets: {e}")
+        })?;
+        Ok(Engine {
+            inv: Arc::new(inv),
+            shared: Arc::new(Shared {
+                opts,
+                templar: Templar::new(),
+                pool,
+                modules,
+                inv_vars,
+            }),
+            reporter,
+            facts: HashMap::new(),
+            stats: BTreeMap::new(),
+            dead: HashSet::new(),
+            any_failed: false,
+            any_unreachable: false,
+            groups: JValue::from_serialize(&groups),
+        })
+    }
+
+    /// Hosts a play runs on: its pattern, intersected with `--limit`, in inventory order.
+    pub fn play_hosts(&self, play: &Play) -> anyhow::Result<Vec<String>> {
+        play_hosts(&self.inv, &play.hosts, self.shared.opts.limit.as_deref())
+    }
+
+    /// Runs every play, prints the recap, closes connections; returns the exit code.
+    pub async fn run(&mut self, playbook: &Playbook) -> i32 {
+        for play in &playbook.plays {
+            if !self.run_play(play).await {
+                break;
+            }
+        }
+        self.reporter.recap(&self.stats);
+        let uploads = self.shared.pool.upload_count().await;
+        tracing::info!(target: "etcd_agent::transport", uploads, "module uploads this run");
+        self.shared.pool.close_all().await;
+        if self.any_unreachable {
+            4
+        } else if self.any_failed {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// Runs one play; false stops the playbook.
+    async fn run_play(&mut self, play: &Play) -> bool {
+        self.reporter.play_start(&play.name, &play.origin);
+        let hosts = match self.play_hosts(play) {
+            Ok(h) => h,
+            Err(e) => {
+                self.reporter.warning(&format!("{e:#}"));
+                Vec::new()
+            }
+        };
+        let hosts: Vec<String> = hosts
+            .into_iter()
+            .filter(|h| !self.dead.contains(h))
+            .collect();
+        if hosts.is_empty() {
+            self.reporter.no_hosts();
+            return true;
+        }
+        let mut tasks: Vec<Arc<Task>> = Vec::new();
+        if play.gather_facts {
+            tasks.push(Arc::new(Task::synthetic(
+                "setup",
+                "Gathering Facts",
+                play.origin.clone(),
+            )));
+        }
+        tasks.extend(play.tasks.iter().cloned().map(Arc::new));
+        for batch in batches(&hosts, &play.serial) {
+            let mut active = batch.clone();
+            let mut batch_failed = 0usize;
+            for task in &tasks {
+                if active.is_empty() {
+                    break;
+                }
+                let failed_now = self.run_task(play, task, &mut active, &hosts, &batch).await;
+                batch_failed += failed_now;
+                if failed_now > 0 && play.any_errors_fatal {
+                    for h in &active {
+                        self.dead.insert(h.clone());
+                    }
+                    self.any_failed = true;
+                    return false;
+                }
+                if let Some(pct) = play.max_fail_percentage {
+                    let ratio = 100.0 * batch_failed as f64 / batch.len() as f64;
+                    if ratio > pct {
+                        self.any_failed = true;
+                        return false;
+                    }
+                }
+            }
+            if active.is_empty() {
+                self.reporter.no_more_hosts();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Builds the per-host job (variables and context).
+    fn job(&self, play: &Play, task: &Arc<Task>, host: &str, scope: &Scope<'_>) -> HostJob {
+        let (play_hosts, active, hostvars) = (scope.play_hosts, scope.active, scope.hostvars);
+        let empty = Vars::new();
+        let inventory = self.shared.inv_vars.get(host).unwrap_or(&empty);
+        let facts = self.facts.get(host).unwrap_or(&empty);
+        let short = host.split('.').next().unwrap_or(host).to_string();
+        let opts = &self.shared.opts;
+        let magic: Vec<(&str, JValue)> = vec![
+            ("inventory_hostname", JValue::from(host)),
+            ("inventory_hostname_short", JValue::from(short)),
+            (
+                "group_names",
+                JValue::from_serialize(self.inv.group_names(host)),
+            ),
+            ("groups", self.groups.clone()),
+            ("hostvars", hostvars.clone()),
+            ("play_hosts", JValue::from_serialize(active)),
+            ("ansible_play_hosts", JValue::from_serialize(active)),
+            ("ansible_play_batch", JValue::from_serialize(active)),
+            ("ansible_play_hosts_all", JValue::from_serialize(play_hosts)),
+            ("ansible_play_name", JValue::from(play.name.clone())),
+            (
+                "playbook_dir",
+                JValue::from(opts.playbook_dir.display().to_string()),
+            ),
+            ("ansible_check_mode", JValue::from(opts.check)),
+            ("ansible_diff_mode", JValue::from(opts.diff)),
+            ("ansible_verbosity", JValue::from(opts.verbosity)),
+            ("ansible_forks", JValue::from(opts.forks)),
+            (
+                "ansible_version",
+                JValue::from_serialize(vars::ansible_version()),
+            ),
+            ("omit", JValue::from(OMIT)),
+        ];
+        let layers = vars::Layers {
+            inventory,
+            play: &play.vars,
+            task: &task.vars,
+            facts,
+            extra: &opts.extra_vars,
+        };
+        let (merged, ctx) = vars::build(&layers, &magic, &self.shared.templar);
+        HostJob {
+            host: host.to_string(),
+            task: task.clone(),
+            vars: merged,
+            ctx,
+            play_become: play.r#become,
+            play_user: play.remote_user.clone(),
+            play_env: play.environment.clone(),
+        }
+    }
+
+    fn hostvars(&self) -> JValue {
+        let mut all = Map::new();
+        for (h, v) in &self.shared.inv_vars {
+            let mut m = v.clone();
+            if let Some(f) = self.facts.get(h) {
+                crate::inventory::merge(&mut m, f);
+            }
+            m.insert("inventory_hostname".into(), Value::String(h.clone()));
+            m.insert("group_names".into(), Value::from(self.inv.group_names(h)));
+            all.insert(h.clone(), Value::Object(m));
+        }
+        JValue::from_serialize(&all)
+    }
+
+    /// Runs a task on the active hosts; returns how many hosts newly failed.
+    async fn run_task(
+        &mut self,
+        play: &Play,
+        task: &Arc<Task>,
+        active: &mut Vec<String>,
+        play_hosts: &[String],
+        _batch: &[String],
+    ) -> usize {
+        let info = TaskInfo {
+            name: task.display_name(),
+            origin: Some(task.origin.clone()),
+        };
+        let run_once = task.run_once || task.module() == "pause";
+        let targets: Vec<String> = if run_once {
+            active.iter().take(1).cloned().collect()
+        } else {
+            active.clone()
+        };
+        self.reporter.task_start(&info, targets.len());
+        let hostvars = self.hostvars();
+        let forks = self.shared.opts.forks.max(1);
+        let sem = Arc::new(tokio::sync::Semaphore::new(forks));
+        let mut set = tokio::task::JoinSet::new();
+        let mut order = HashMap::new();
+        for (i, host) in targets.iter().enumerate() {
+            order.insert(host.clone(), i);
+            let scope = Scope {
+                play_hosts,
+                active,
+                hostvars: &hostvars,
+            };
+            let job = self.job(play, task, host, &scope);
+            let shared = self.shared.clone();
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                host_task::run(shared, job).await
+            });
+        }
+        // Results are reported in host order as soon as all earlier hosts are done, so output
+        // is deterministic yet streams.
+        let mut pending: HashMap<usize, HostOutcome> = HashMap::new();
+        let mut next = 0usize;
+        let mut outcomes: Vec<HostOutcome> = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            let outcome = match joined {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!("host job crashed: {e}");
+                    continue;
+                }
+            };
+            let idx = order.get(&outcome.host).copied().unwrap_or(usize::MAX);
+            pending.insert(idx, outcome);
+            while let Some(o) = pending.remove(&next) {
+                self.report(&info, task, &o);
+                outcomes.push(o);
+                next += 1;
+            }
+        }
+        let mut rest: Vec<(usize, HostOutcome)> = pending.into_iter().collect();
+        rest.sort_by_key(|(i, _)| *i);
+        for (_, o) in rest {
+            self.report(&info, task, &o);
+            outcomes.push(o);
+        }
+        outcomes.sort_by_key(|o| order.get(&o.host).copied().unwrap_or(usize::MAX));
+        let mut newly_failed = 0;
+        for o in &outcomes {
+            let apply_to: Vec<String> = if run_once {
+                active.clone()
+            } else {
+                vec![o.host.clone()]
+            };
+            for h in &apply_to {
+                let facts = self.facts.entry(h.clone()).or_default();
+                if let Some(Value::Object(f)) = o.result.get("ansible_facts") {
+                    if !matches!(
+                        o.status,
+                        Status::Failed | Status::Unreachable | Status::Skipped
+                    ) {
+                        let mut af = match facts.get("ansible_facts") {
+                            Some(Value::Object(m)) => m.clone(),
+                            _ => Map::new(),
+                        };
+                        for (k, v) in f {
+                            facts.insert(k.clone(), v.clone());
+                            af.insert(
+                                k.strip_prefix("ansible_").unwrap_or(k).to_string(),
+                                v.clone(),
+                            );
+                        }
+                        facts.insert("ansible_facts".into(), Value::Object(af));
+                    }
+                }
+                if let Some(name) = &task.register {
+                    let mut reg = o.result.clone();
+                    reg.retain(|k, _| !k.starts_with("_ansible"));
+                    if o.status != Status::Skipped && !reg.contains_key("failed") {
+                        reg.insert("failed".into(), Value::Bool(false));
+                    }
+                    facts.insert(name.clone(), Value::Object(reg));
+                }
+            }
+            match o.status {
+                Status::Failed if !o.ignored => {
+                    newly_failed += 1;
+                    self.any_failed = true;
+                    self.dead.insert(o.host.clone());
+                    active.retain(|h| h != &o.host);
+                }
+                Status::Unreachable if !task.ignore_unreachable => {
+                    newly_failed += 1;
+                    self.any_unreachable = true;
+                    self.dead.insert(o.host.clone());
+                    active.retain(|h| h != &o.host);
+                }
+                _ => {}
+            }
+        }
+        newly_failed
+    }
+
+    fn report(&mut self, info: &TaskInfo, task: &Task, o: &HostOutcome) {
+        for (left, r) in &o.retries {
+            self.reporter.retry(info, &o.host, *left, r);
+        }
+        let stats = self.stats.entry(o.host.clone()).or_default();
+        let changed = o
+            .result
+            .get("changed")
+            .map(crate::template::truthy)
+            .unwrap_or(false);
+        match o.status {
+            Status::Ok => stats.ok += 1,
+            Status::Changed => {
+                stats.ok += 1;
+                stats.changed += 1;
+            }
+            Status::Skipped => stats.skipped += 1,
+            Status::Unreachable => {
+                if task.ignore_unreachable {
+                    stats.skipped += 1;
+                } else {
+                    stats.unreachable += 1;
+                }
+            }
+            Status::Failed => {
+                if o.ignored {
+                    stats.ok += 1;
+                    stats.ignored += 1;
+                    if changed {
+                        stats.changed += 1;
+                    }
+                } else {
+                    stats.failed += 1;
+                }
+            }
+        }
+        let result = if task.no_log {
+            let mut m = Map::new();
+            m.insert(
+                "censored".into(),
+                "the output has been hidden due to the fact that 'no_log: true' was specified for this result".into(),
+            );
+            m.insert("changed".into(), Value::Bool(changed));
+            m
+        } else {
+            o.result.clone()
+        };
+        let hr = HostResult {
+            host: o.host.clone(),
+            delegated_to: o.delegated_to.clone(),
+            status: o.status,
+            ignored: o.ignored,
+            result,
+            action: task.module().to_string(),
+        };
+        self.reporter.host_result(info, &hr);
+    }
+}
+
+/// Resolves a play's hosts: pattern ∩ limit (empty pattern result is not an error here).
+pub fn play_hosts(
+    inv: &Inventory,
+    hosts: &str,
+    limit: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let mut matched = pattern::resolve(inv, hosts)?;
+    if matched.is_empty() && matches!(hosts.trim(), "localhost" | "127.0.0.1") {
+        matched = vec!["localhost".to_string()];
+    }
+    if let Some(limit) = limit {
+        let allowed = pattern::resolve(inv, limit)?;
+        let allowed_local = allowed.is_empty() && matches!(limit.trim(), "localhost");
+        matched.retain(|h| allowed.contains(h) || (allowed_local && h == "localhost"));
+    }
+    Ok(matched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_batches() {
+        let hosts: Vec<String> = (1..=5).map(|i| format!("h{i}")).collect();
+        assert_eq!(batches(&hosts, &[]).len(), 1);
+        let b = batches(&hosts, &[Serial::Count(2)]);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+        let b = batches(&hosts, &[Serial::Count(1), Serial::Percent(50.0)]);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [1, 2, 2]);
+    }
+}

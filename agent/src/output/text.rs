@@ -1,0 +1,250 @@
+//! Ansible's default text output: banners, per-host status lines, errors with origin, recap.
+
+use super::{
+    python_compact, python_indented, HostResult, HostStats, Progress, Reporter, Status, TaskInfo,
+};
+use crate::playbook::TaskOrigin;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// Writes Ansible's default stdout callback format.
+pub struct TextReporter {
+    verbosity: u8,
+    progress: Option<Progress>,
+    out: Box<dyn Write + Send>,
+}
+
+impl TextReporter {
+    /// A reporter on stdout; progress bars when stderr is a terminal.
+    pub fn stdout(verbosity: u8) -> Self {
+        TextReporter {
+            verbosity,
+            progress: Progress::if_terminal(),
+            out: Box::new(std::io::stdout()),
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        let out = &mut self.out;
+        let mut write = || {
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        };
+        match &self.progress {
+            Some(p) => p.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn banner(&mut self, msg: &str) {
+        let stars = 79usize.saturating_sub(msg.chars().count()).max(3);
+        self.line(&format!("\n{msg} {}", "*".repeat(stars)));
+    }
+
+    /// Cleans a result for display as the default callback does.
+    fn display_result(&self, r: &HostResult) -> Value {
+        let mut m: Map<String, Value> = r
+            .result
+            .iter()
+            .filter(|(k, _)| !k.starts_with("_ansible"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        m.remove("failed");
+        m.remove("exception");
+        m.remove("warnings");
+        m.remove("deprecations");
+        if self.verbosity < 3 {
+            m.remove("invocation");
+            m.remove("diff");
+        }
+        if r.action == "debug" {
+            if m.contains_key("msg") {
+                m.retain(|k, _| k == "msg");
+            } else {
+                for k in ["changed", "failed", "skipped", "invocation", "skip_reason"] {
+                    m.remove(k);
+                }
+            }
+        }
+        Value::Object(m)
+    }
+
+    fn dump(&self, r: &HostResult) -> String {
+        let v = self.display_result(r);
+        let always = r
+            .result
+            .get("_ansible_verbose_always")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if always || self.verbosity > 2 {
+            python_indented(&v)
+        } else {
+            python_compact(&v)
+        }
+    }
+
+    fn verbose(&self, r: &HostResult) -> bool {
+        self.verbosity > 0
+            || r.result
+                .get("_ansible_verbose_always")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+    }
+
+    fn error_origin(&mut self, msg: &str, origin: &Option<TaskOrigin>) {
+        self.line(&format!("[ERROR]: {msg}"));
+        if let Some(o) = origin {
+            self.line(&format!("Origin: {o}\n"));
+            if let Some(snippet) = snippet(o) {
+                self.line(&format!("{snippet}\n"));
+            }
+        }
+    }
+}
+
+/// The three source lines ending at the origin, with a caret under the column.
+fn snippet(o: &TaskOrigin) -> Option<String> {
+    let text = std::fs::read_to_string(&*o.file).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    if o.line == 0 || o.line > lines.len() {
+        return None;
+    }
+    let first = o.line.saturating_sub(2).max(1);
+    let width = o.line.to_string().len();
+    let mut out = Vec::new();
+    for n in first..=o.line {
+        out.push(format!("{n:>width$} {}", lines[n - 1]));
+    }
+    out.push(format!("{}^ column {}", " ".repeat(width + o.col), o.col));
+    Some(out.join("\n"))
+}
+
+impl Reporter for TextReporter {
+    fn play_start(&mut self, name: &str, _origin: &TaskOrigin) {
+        self.banner(&format!("PLAY [{name}]"));
+    }
+
+    fn no_hosts(&mut self) {
+        self.line("skipping: no hosts matched");
+    }
+
+    fn task_start(&mut self, task: &TaskInfo, hosts: usize) {
+        self.banner(&format!("TASK [{}]", task.name));
+        if let Some(p) = &mut self.progress {
+            p.start_task(&task.name, hosts);
+        }
+    }
+
+    fn host_result(&mut self, task: &TaskInfo, r: &HostResult) {
+        if let Some(p) = &self.progress {
+            p.host_done();
+        }
+        if let Some(Value::Array(warnings)) = r.result.get("warnings") {
+            for w in warnings {
+                self.line(&format!("[WARNING]: {}", crate::playbook::scalar_string(w)));
+            }
+        }
+        let host = match &r.delegated_to {
+            Some(d) if d != &r.host => format!("[{} -> {d}]", r.host),
+            _ => format!("[{}]", r.host),
+        };
+        match r.status {
+            Status::Ok | Status::Changed => {
+                let label = if r.status == Status::Ok {
+                    "ok"
+                } else {
+                    "changed"
+                };
+                let mut msg = format!("{label}: {host}");
+                if self.verbose(r) {
+                    msg.push_str(&format!(" => {}", self.dump(r)));
+                }
+                self.line(&msg);
+            }
+            Status::Skipped => {
+                let mut msg = format!("skipping: {host}");
+                if self.verbosity > 0 {
+                    msg.push_str(&format!(" => {}", self.dump(r)));
+                }
+                self.line(&msg);
+            }
+            Status::Failed => {
+                let what = match r.result.get("msg").map(crate::playbook::scalar_string) {
+                    Some(m) if m.starts_with("Task failed") => m,
+                    Some(m) if m.is_empty() => "Task failed: Action failed.".to_string(),
+                    Some(m) if crate::builtins::CONTROLLER_ONLY.contains(&r.action.as_str()) => {
+                        format!("Task failed: Action failed: {m}")
+                    }
+                    Some(m) => format!("Task failed: Module failed: {m}"),
+                    None => "Task failed: Action failed.".to_string(),
+                };
+                self.error_origin(&what, &task.origin);
+                self.line(&format!(
+                    "fatal: {host}: FAILED! => {}",
+                    python_compact(&self.display_result(r))
+                ));
+                if r.ignored {
+                    self.line("...ignoring");
+                }
+            }
+            Status::Unreachable => {
+                let msg = r
+                    .result
+                    .get("msg")
+                    .map(crate::playbook::scalar_string)
+                    .unwrap_or_default();
+                self.error_origin(&format!("Task failed: {msg}"), &task.origin);
+                self.line(&format!(
+                    "fatal: {host}: UNREACHABLE! => {}",
+                    python_compact(&self.display_result(r))
+                ));
+            }
+        }
+    }
+
+    fn retry(
+        &mut self,
+        task: &TaskInfo,
+        host: &str,
+        retries_left: u32,
+        result: &Map<String, Value>,
+    ) {
+        let mut msg = format!(
+            "FAILED - RETRYING: [{host}]: {} ({retries_left} retries left).",
+            task.name
+        );
+        if self.verbosity > 0 {
+            let r = HostResult {
+                host: host.into(),
+                delegated_to: None,
+                status: Status::Failed,
+                ignored: false,
+                result: result.clone(),
+                action: String::new(),
+            };
+            msg.push_str(&format!("Result was: {}", self.dump(&r)));
+        }
+        self.line(&msg);
+    }
+
+    fn no_more_hosts(&mut self) {}
+
+    fn recap(&mut self, stats: &BTreeMap<String, HostStats>) {
+        if let Some(p) = self.progress.take() {
+            p.finish();
+        }
+        self.banner("PLAY RECAP");
+        for (host, s) in stats {
+            self.line(&format!(
+                "{host:<26} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={:<4}",
+                s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored
+            ));
+        }
+        self.line("");
+    }
+
+    fn warning(&mut self, msg: &str) {
+        eprintln!("[WARNING]: {msg}");
+    }
+}

@@ -1,0 +1,352 @@
+//! One task: its module (the one key that is not a keyword), arguments and keywords.
+
+use super::{kv, scalar_string, truthy};
+use crate::error::syntax;
+use crate::yaml::Node;
+use anyhow::Result;
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a task (or play) was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskOrigin {
+    /// The file.
+    pub file: Arc<PathBuf>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+impl std::fmt::Display for TaskOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
+    }
+}
+
+/// A task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// `name`, if given.
+    pub name: Option<String>,
+    /// The module as written (`command`, `ansible.builtin.command`, `my_module`).
+    pub action: String,
+    /// Module arguments (free-form text lands in `_raw_params`).
+    pub args: Map<String, Value>,
+    /// `register`.
+    pub register: Option<String>,
+    /// `when` conditions (ANDed): raw Jinja expressions or booleans.
+    pub when: Vec<Value>,
+    /// `until` conditions (ANDed).
+    pub until: Vec<Value>,
+    /// `retries` (default 3 when `until` is set).
+    pub retries: Option<Value>,
+    /// `delay` in seconds (default 5).
+    pub delay: Option<Value>,
+    /// `changed_when` conditions (ORed as Ansible does for lists? no: ANDed).
+    pub changed_when: Option<Vec<Value>>,
+    /// `failed_when` conditions (ANDed).
+    pub failed_when: Option<Vec<Value>>,
+    /// `ignore_errors` (bool or template).
+    pub ignore_errors: Value,
+    /// `ignore_unreachable`.
+    pub ignore_unreachable: bool,
+    /// `no_log`.
+    pub no_log: bool,
+    /// `run_once`.
+    pub run_once: bool,
+    /// `delegate_to` (templated).
+    pub delegate_to: Option<String>,
+    /// Task `vars`.
+    pub vars: Map<String, Value>,
+    /// `environment` for the module or command.
+    pub environment: Option<Value>,
+    /// `become`.
+    pub r#become: Option<bool>,
+    /// `become_user`.
+    pub become_user: Option<String>,
+    /// `check_mode` override.
+    pub check_mode: Option<bool>,
+    /// `diff` override.
+    pub diff: Option<bool>,
+    /// Where the task was written.
+    pub origin: TaskOrigin,
+}
+
+/// Task keywords that etcd-agent implements.
+pub const SUPPORTED_KEYWORDS: &[&str] = &[
+    "name",
+    "action",
+    "local_action",
+    "args",
+    "register",
+    "when",
+    "until",
+    "retries",
+    "delay",
+    "changed_when",
+    "failed_when",
+    "ignore_errors",
+    "ignore_unreachable",
+    "no_log",
+    "run_once",
+    "delegate_to",
+    "vars",
+    "environment",
+    "become",
+    "become_user",
+    "become_method",
+    "check_mode",
+    "diff",
+    "tags",
+    "remote_user",
+];
+
+/// Ansible task keywords that are recognised but not supported yet: an error, never ignored.
+pub const UNSUPPORTED_KEYWORDS: &[&str] = &[
+    "loop",
+    "loop_control",
+    "notify",
+    "block",
+    "rescue",
+    "always",
+    "async",
+    "poll",
+    "throttle",
+    "delegate_facts",
+    "connection",
+    "collections",
+    "module_defaults",
+    "debugger",
+    "listen",
+    "timeout",
+    "port",
+    "become_flags",
+    "become_exe",
+];
+
+/// Modules whose free-form text is a command line (`k=v` only for a few keys).
+const RAW_MODULES: &[&str] = &["command", "shell", "raw", "script"];
+
+/// The short name of a module (`ansible.builtin.command` -> `command`).
+pub fn short_name(action: &str) -> &str {
+    for prefix in ["ansible.builtin.", "ansible.legacy.", "ansible.posix."] {
+        if let Some(rest) = action.strip_prefix(prefix) {
+            return rest;
+        }
+    }
+    action
+}
+
+impl Task {
+    /// A task made by the engine (e.g. `Gathering Facts` running `setup`).
+    pub fn synthetic(action: &str, name: &str, origin: TaskOrigin) -> Task {
+        Task {
+            name: Some(name.to_string()),
+            action: action.to_string(),
+            args: Map::new(),
+            register: None,
+            when: Vec::new(),
+            until: Vec::new(),
+            retries: None,
+            delay: None,
+            changed_when: None,
+            failed_when: None,
+            ignore_errors: Value::Bool(false),
+            ignore_unreachable: false,
+            no_log: false,
+            run_once: false,
+            delegate_to: None,
+            vars: Map::new(),
+            environment: None,
+            r#become: None,
+            become_user: None,
+            check_mode: None,
+            diff: None,
+            origin,
+        }
+    }
+
+    /// The name shown in `TASK [...]`: `name`, else the module as written.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.action.clone())
+    }
+
+    /// The module short name.
+    pub fn module(&self) -> &str {
+        short_name(&self.action)
+    }
+}
+
+fn conditions(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+fn args_from(module: &str, v: Value) -> std::result::Result<Map<String, Value>, String> {
+    match v {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        Value::String(s) => Ok(kv::parse_kv(&s, RAW_MODULES.contains(&short_name(module)))),
+        other => Ok(kv::parse_kv(
+            &scalar_string(&other),
+            RAW_MODULES.contains(&short_name(module)),
+        )),
+    }
+}
+
+/// Parses one task mapping.
+pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
+    let origin = TaskOrigin {
+        file: file.clone(),
+        line: node.line,
+        col: node.col,
+    };
+    let err = |msg: String| syntax(format!("{origin}: {msg}"));
+    let Some(entries) = node.as_map() else {
+        return Err(err("a task must be a mapping".into()));
+    };
+    let mut task = Task {
+        name: None,
+        action: String::new(),
+        args: Map::new(),
+        register: None,
+        when: Vec::new(),
+        until: Vec::new(),
+        retries: None,
+        delay: None,
+        changed_when: None,
+        failed_when: None,
+        ignore_errors: Value::Bool(false),
+        ignore_unreachable: false,
+        no_log: false,
+        run_once: false,
+        delegate_to: None,
+        vars: Map::new(),
+        environment: None,
+        r#become: None,
+        become_user: None,
+        check_mode: None,
+        diff: None,
+        origin: origin.clone(),
+    };
+    let mut actions: Vec<String> = Vec::new();
+    let mut extra_args = Map::new();
+    for (key, value) in entries {
+        let v = value.to_json();
+        let key = key.as_str();
+        if UNSUPPORTED_KEYWORDS.contains(&key) || key.starts_with("with_") {
+            let what = entries
+                .iter()
+                .find(|(k, _)| k == "name")
+                .map(|(_, n)| format!(" in task {:?}", scalar_string(&n.to_json())))
+                .unwrap_or_default();
+            return Err(syntax(format!(
+                "{}:{}: keyword '{key}'{what} is not supported by etcd-agent yet",
+                file.display(),
+                value.line
+            )));
+        }
+        match key {
+            "name" => task.name = Some(scalar_string(&v)),
+            "args" => match v {
+                Value::Object(m) => extra_args = m,
+                Value::Null => {}
+                _ => return Err(err("'args' must be a mapping".into())),
+            },
+            "action" | "local_action" => {
+                let (module, args) = match v {
+                    Value::String(s) => {
+                        let s = s.trim();
+                        let (m, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
+                        (m.to_string(), args_from(m, Value::String(rest.to_string())))
+                    }
+                    Value::Object(mut m) => {
+                        let module = m
+                            .remove("module")
+                            .map(|x| scalar_string(&x))
+                            .unwrap_or_default();
+                        (module, Ok(m))
+                    }
+                    _ => return Err(err(format!("'{key}' must be a string or mapping"))),
+                };
+                task.args = args.map_err(err)?;
+                actions.push(module.clone());
+                task.action = module;
+                if key == "local_action" {
+                    task.delegate_to = Some("localhost".into());
+                }
+            }
+            "register" => task.register = Some(scalar_string(&v)),
+            "when" => task.when = conditions(&v),
+            "until" => task.until = conditions(&v),
+            "retries" => task.retries = Some(v),
+            "delay" => task.delay = Some(v),
+            "changed_when" => task.changed_when = Some(conditions(&v)),
+            "failed_when" => task.failed_when = Some(conditions(&v)),
+            "ignore_errors" => task.ignore_errors = v,
+            "ignore_unreachable" => task.ignore_unreachable = truthy(&v),
+            "no_log" => task.no_log = truthy(&v),
+            "run_once" => task.run_once = truthy(&v),
+            "delegate_to" => task.delegate_to = Some(scalar_string(&v)),
+            "vars" => match v {
+                Value::Object(m) => task.vars = m,
+                Value::Null => {}
+                _ => return Err(err("task vars must be a mapping".into())),
+            },
+            "environment" => task.environment = Some(v),
+            "become" => task.r#become = Some(truthy(&v)),
+            "become_user" => task.become_user = Some(scalar_string(&v)),
+            "become_method" => {
+                let m = scalar_string(&v);
+                if m != "sudo" {
+                    return Err(err(format!(
+                        "become_method {m:?} is not supported (sudo only)"
+                    )));
+                }
+            }
+            "check_mode" => task.check_mode = Some(truthy(&v)),
+            "diff" => task.diff = Some(truthy(&v)),
+            "tags" | "remote_user" => {
+                if key == "remote_user" {
+                    task.vars.insert("ansible_user".into(), v);
+                }
+            }
+            module => {
+                actions.push(module.to_string());
+                task.action = module.to_string();
+                task.args = args_from(module, v).map_err(err)?;
+            }
+        }
+    }
+    match actions.len() {
+        0 => {
+            return Err(err(format!(
+                "no module/action detected in task{}",
+                task.name
+                    .as_ref()
+                    .map(|n| format!(" {n:?}"))
+                    .unwrap_or_default()
+            )))
+        }
+        1 => {}
+        _ => {
+            return Err(err(format!(
+                "conflicting action statements: {}{}",
+                actions.join(", "),
+                task.name
+                    .as_ref()
+                    .map(|n| format!(" (task {n:?}; unknown keyword or second module?)"))
+                    .unwrap_or_default()
+            )))
+        }
+    }
+    for (k, v) in extra_args {
+        task.args.insert(k, v);
+    }
+    Ok(task)
+}

@@ -1,0 +1,436 @@
+//! The Jinja environment (minijinja): strict undefined variables, Ansible's native result types,
+//! and a few common Ansible filters and tests.
+
+use anyhow::{anyhow, Result};
+use minijinja::value::{Kwargs, Rest, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value as JValue};
+use serde_json::Value;
+
+/// Renders templates and evaluates conditions against a variable map.
+pub struct Templar {
+    env: Environment<'static>,
+}
+
+impl Default for Templar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// True when the text contains Jinja markup.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+impl Templar {
+    /// A strict environment with Ansible's filters and tests registered.
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.add_filter("d", minijinja::filters::default);
+        env.add_filter("bool", to_bool);
+        env.add_filter("int", to_int);
+        env.add_filter("float", to_float);
+        env.add_filter("string", to_string);
+        env.add_filter("to_json", to_json);
+        env.add_filter("to_nice_json", to_nice_json);
+        env.add_filter("from_json", from_json);
+        env.add_filter("mandatory", mandatory);
+        env.add_filter("ternary", ternary);
+        env.add_filter("regex_search", regex_search);
+        env.add_filter("regex_replace", regex_replace);
+        env.add_filter("basename", basename);
+        env.add_filter("dirname", dirname);
+        env.add_filter("quote", quote);
+        env.add_filter("combine", combine);
+        env.add_test("succeeded", |v: JValue| !result_flag(&v, "failed"));
+        env.add_test("success", |v: JValue| !result_flag(&v, "failed"));
+        env.add_test("failed", |v: JValue| result_flag(&v, "failed"));
+        env.add_test("failure", |v: JValue| result_flag(&v, "failed"));
+        env.add_test("changed", |v: JValue| result_flag(&v, "changed"));
+        env.add_test("change", |v: JValue| result_flag(&v, "changed"));
+        env.add_test("skipped", |v: JValue| result_flag(&v, "skipped"));
+        env.add_test("skip", |v: JValue| result_flag(&v, "skipped"));
+        env.add_test("match", test_match);
+        env.add_test("search", test_search);
+        env.add_test("regex", test_search);
+        Templar { env }
+    }
+
+    /// Templates a string. A string that is exactly one `{{ expr }}` keeps the expression's
+    /// native type (as Ansible does); other templates render to text.
+    pub fn render_str(&self, s: &str, vars: &JValue) -> Result<Value> {
+        if !is_template(s) {
+            return Ok(Value::String(s.to_string()));
+        }
+        if let Some(expr) = single_expression(s) {
+            return self.eval(expr, vars);
+        }
+        let tmpl = self
+            .env
+            .template_from_str(s)
+            .map_err(|e| anyhow!("template error in {s:?}: {}", describe(&e)))?;
+        tmpl.render(vars)
+            .map(Value::String)
+            .map_err(|e| self.explain(e, tmpl.undeclared_variables(true), vars))
+    }
+
+    /// Templates every string inside a value, recursively.
+    pub fn render_value(&self, v: &Value, vars: &JValue) -> Result<Value> {
+        Ok(match v {
+            Value::String(s) => self.render_str(s, vars)?,
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.render_value(i, vars))
+                    .collect::<Result<_>>()?,
+            ),
+            Value::Object(m) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in m {
+                    out.insert(k.clone(), self.render_value(v, vars)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    /// Evaluates a bare Jinja expression to data.
+    pub fn eval(&self, expr: &str, vars: &JValue) -> Result<Value> {
+        let compiled = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| anyhow!("template error in {expr:?}: {}", describe(&e)))?;
+        let out = compiled
+            .eval(vars)
+            .map_err(|e| self.explain(e, compiled.undeclared_variables(true), vars))?;
+        if out.is_undefined() {
+            let names = compiled.undeclared_variables(true);
+            return Err(self.explain(
+                Error::new(ErrorKind::UndefinedError, "undefined value"),
+                names,
+                vars,
+            ));
+        }
+        serde_json::to_value(&out).map_err(|e| anyhow!("cannot convert result of {expr:?}: {e}"))
+    }
+
+    /// Evaluates a condition (`when`, `until`, `changed_when`, `failed_when`): a raw expression
+    /// (braces allowed) or a boolean.
+    pub fn condition(&self, cond: &Value, vars: &JValue) -> Result<bool> {
+        match cond {
+            Value::Bool(b) => Ok(*b),
+            Value::Null => Ok(false),
+            Value::Number(n) => Ok(n.as_f64().is_some_and(|f| f != 0.0)),
+            Value::String(s) => {
+                let s = s.trim();
+                let v = if let Some(expr) = single_expression(s) {
+                    self.eval(expr, vars)?
+                } else if is_template(s) {
+                    let rendered = self.render_str(s, vars)?;
+                    match rendered {
+                        Value::String(text) => self.eval(&text, vars)?,
+                        other => other,
+                    }
+                } else {
+                    self.eval(s, vars)?
+                };
+                Ok(truthy(&v))
+            }
+            other => Ok(truthy(other)),
+        }
+    }
+
+    /// Builds a helpful error: names the undefined variable when that is the cause.
+    fn explain(
+        &self,
+        err: Error,
+        names: std::collections::HashSet<String>,
+        vars: &JValue,
+    ) -> anyhow::Error {
+        if err.kind() == ErrorKind::UndefinedError {
+            let mut names: Vec<String> = names.into_iter().collect();
+            names.sort();
+            for name in names {
+                if !path_defined(vars, &name) {
+                    return anyhow!("'{name}' is undefined");
+                }
+            }
+        }
+        anyhow!("{}", describe(&err))
+    }
+}
+
+/// True if every step of `a.b.c` resolves.
+fn path_defined(vars: &JValue, path: &str) -> bool {
+    let mut cur = vars.clone();
+    for part in path.split('.') {
+        match cur.get_attr(part) {
+            Ok(v) if !v.is_undefined() => cur = v,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn describe(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    s
+}
+
+/// If the text is exactly one `{{ ... }}` block, returns the inner expression.
+fn single_expression(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+/// Jinja/Python truthiness for data.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Null => false,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+fn result_flag(v: &JValue, key: &str) -> bool {
+    v.get_attr(key).map(|x| x.is_true()).unwrap_or(false)
+}
+
+fn to_bool(v: JValue) -> bool {
+    match v.kind() {
+        ValueKind::Bool => v.is_true(),
+        ValueKind::Number => v.is_true(),
+        ValueKind::String => matches!(
+            v.as_str()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+                .as_str(),
+            "yes" | "on" | "1" | "true" | "y" | "t"
+        ),
+        _ => false,
+    }
+}
+
+fn to_int(v: JValue, default: Option<i64>) -> i64 {
+    let d = default.unwrap_or(0);
+    match v.kind() {
+        ValueKind::Number => i64::try_from(v.clone())
+            .ok()
+            .or_else(|| f64::try_from(v).ok().map(|f| f as i64))
+            .unwrap_or(d),
+        ValueKind::Bool => i64::from(v.is_true()),
+        ValueKind::String => {
+            let s = v.as_str().unwrap_or("").trim();
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| s.parse::<f64>().ok().map(|f| f as i64))
+                .unwrap_or(d)
+        }
+        _ => d,
+    }
+}
+
+fn to_float(v: JValue) -> f64 {
+    match v.kind() {
+        ValueKind::Number => f64::try_from(v).unwrap_or(0.0),
+        ValueKind::String => v.as_str().unwrap_or("").trim().parse().unwrap_or(0.0),
+        _ => 0.0,
+    }
+}
+
+fn to_string(v: JValue) -> String {
+    v.to_string()
+}
+
+fn to_json(v: JValue) -> Result<String, Error> {
+    serde_json::to_string(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+}
+
+fn to_nice_json(v: JValue) -> Result<String, Error> {
+    let json: Value = serde_json::to_value(&v)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    Ok(crate::inventory::to_python_json(&json))
+}
+
+fn from_json(s: String) -> Result<JValue, Error> {
+    let v: Value = serde_json::from_str(&s)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("from_json: {e}")))?;
+    Ok(JValue::from_serialize(&v))
+}
+
+fn mandatory(v: JValue, msg: Option<String>) -> Result<JValue, Error> {
+    if v.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            msg.unwrap_or_else(|| "Mandatory variable not defined.".into()),
+        ));
+    }
+    Ok(v)
+}
+
+fn ternary(v: JValue, yes: JValue, no: JValue, none: Option<JValue>) -> JValue {
+    if v.is_none() {
+        if let Some(n) = none {
+            return n;
+        }
+    }
+    if v.is_true() {
+        yes
+    } else {
+        no
+    }
+}
+
+fn regex_search(s: String, pattern: String, _rest: Rest<JValue>) -> Result<JValue, Error> {
+    let re = regex::Regex::new(&pattern)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    Ok(re
+        .find(&s)
+        .map(|m| JValue::from(m.as_str()))
+        .unwrap_or(JValue::from(())))
+}
+
+fn regex_replace(s: String, pattern: String, replacement: Option<String>) -> Result<String, Error> {
+    let re = regex::Regex::new(&pattern)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    // Python's \1 backreferences -> regex crate's ${1}
+    let rep = replacement.unwrap_or_default();
+    let rep = regex::Regex::new(r"\\(\d+)")
+        .map(|r| r.replace_all(&rep, "$${$1}").into_owned())
+        .unwrap_or(rep);
+    Ok(re.replace_all(&s, rep.as_str()).into_owned())
+}
+
+fn basename(s: String) -> String {
+    s.rsplit('/').next().unwrap_or("").to_string()
+}
+
+fn dirname(s: String) -> String {
+    match s.rfind('/') {
+        Some(0) => "/".into(),
+        Some(i) => s[..i].to_string(),
+        None => String::new(),
+    }
+}
+
+fn quote(s: String) -> String {
+    shlex::try_quote(&s)
+        .map(|c| c.into_owned())
+        .unwrap_or_else(|_| format!("'{}'", s.replace('\'', "'\"'\"'")))
+}
+
+fn combine(
+    _state: &State,
+    base: JValue,
+    others: Rest<JValue>,
+    _kw: Kwargs,
+) -> Result<JValue, Error> {
+    let mut out: Value = serde_json::to_value(&base)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    for o in others.iter() {
+        let o: Value = serde_json::to_value(o)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+        if let (Value::Object(a), Value::Object(b)) = (&mut out, o) {
+            for (k, v) in b {
+                a.insert(k, v);
+            }
+        }
+    }
+    Ok(JValue::from_serialize(&out))
+}
+
+fn test_match(s: String, pattern: String) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})"))
+        .map(|re| re.is_match(&s))
+        .unwrap_or(false)
+}
+
+fn test_search(s: String, pattern: String) -> bool {
+    regex::Regex::new(&pattern)
+        .map(|re| re.is_match(&s))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars() -> JValue {
+        JValue::from_serialize(
+            json!({"a": 1, "s": "x", "r": {"rc": 0, "failed": false, "stdout": "hi"}, "flag": "yes"}),
+        )
+    }
+
+    #[test]
+    fn native_and_text() {
+        let t = Templar::new();
+        assert_eq!(t.render_str("{{ a }}", &vars()).unwrap(), json!(1));
+        assert_eq!(t.render_str("n={{ a }}", &vars()).unwrap(), json!("n=1"));
+        assert_eq!(t.render_str("{{ r }}", &vars()).unwrap()["rc"], json!(0));
+        assert_eq!(t.render_str("plain", &vars()).unwrap(), json!("plain"));
+    }
+
+    #[test]
+    fn undefined_is_named_but_default_and_defined_work() {
+        let t = Templar::new();
+        let err = t.render_str("{{ nope }}", &vars()).unwrap_err().to_string();
+        assert!(err.contains("'nope' is undefined"), "{err}");
+        let err = t
+            .render_str("x {{ r.nothing }}", &vars())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'r.nothing' is undefined"), "{err}");
+        assert_eq!(
+            t.render_str("{{ nope | default('d') }}", &vars()).unwrap(),
+            json!("d")
+        );
+        assert_eq!(
+            t.render_str("{{ nope | d(5) }}", &vars()).unwrap(),
+            json!(5)
+        );
+        assert!(!t.condition(&json!("nope is defined"), &vars()).unwrap());
+        assert!(t.condition(&json!("nope is undefined"), &vars()).unwrap());
+    }
+
+    #[test]
+    fn conditions_and_filters() {
+        let t = Templar::new();
+        assert!(t.condition(&json!("a == 1"), &vars()).unwrap());
+        assert!(t.condition(&json!("r is succeeded"), &vars()).unwrap());
+        assert!(t.condition(&json!("flag | bool"), &vars()).unwrap());
+        assert!(t.condition(&json!(true), &vars()).unwrap());
+        assert!(t.condition(&json!("{{ a == 1 }}"), &vars()).unwrap());
+        assert!(t
+            .condition(&json!("r.stdout is search('h')"), &vars())
+            .unwrap());
+        assert_eq!(
+            t.render_str("{{ '5' | int + 1 }}", &vars()).unwrap(),
+            json!(6)
+        );
+        assert_eq!(
+            t.render_str(
+                "{{ 'a-b' | regex_replace('(a)-(b)', '\\\\2\\\\1') }}",
+                &vars()
+            )
+            .unwrap(),
+            json!("ba")
+        );
+    }
+}

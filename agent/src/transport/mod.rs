@@ -1,0 +1,167 @@
+//! Transports: one multiplexed OpenSSH connection per host per run, or local processes.
+//!
+//! Everything runs as a `/bin/sh` command line, optionally with stdin. Each connection owns a
+//! private remote temp dir (created on first need, removed at the end) where binary modules are
+//! uploaded once per run, named by content hash.
+
+mod local;
+mod pool;
+mod ssh;
+mod upload;
+
+pub use pool::{ConnSpec, ConnectionPool};
+pub use ssh::SshSpec;
+pub use upload::ModuleFile;
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OnceCell};
+
+/// Output of one command.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    /// Exit code (negative signal number when killed by a signal).
+    pub rc: i32,
+    /// Raw standard output.
+    pub stdout: Vec<u8>,
+    /// Raw standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// Standard output as text (lossy UTF-8).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text (lossy UTF-8).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Why a command could not be run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// The host cannot be reached (connection refused, auth failure, host key mismatch...).
+    #[error("{0}")]
+    Unreachable(String),
+    /// Anything else (local spawn failure, I/O error).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How commands reach the host.
+pub(crate) enum Link {
+    Local,
+    Ssh(openssh::Session),
+}
+
+/// An open connection to one host.
+pub struct Connection {
+    /// Display name of the target (user@host:port or `local`).
+    pub label: String,
+    link: Link,
+    tmpdir: OnceCell<String>,
+    uploads: Mutex<std::collections::HashMap<String, String>>,
+    upload_count: std::sync::atomic::AtomicUsize,
+}
+
+impl Connection {
+    fn new(label: String, link: Link) -> Self {
+        Connection {
+            label,
+            link,
+            tmpdir: OnceCell::new(),
+            uploads: Mutex::new(Default::default()),
+            upload_count: Default::default(),
+        }
+    }
+
+    /// Runs a `/bin/sh` command line, feeding `stdin` if given; `timeout` bounds the run.
+    pub async fn exec(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<ExecOutput, TransportError> {
+        tracing::debug!(target: "etcd_agent::transport", conn = %self.label, cmd, "exec");
+        let fut = async {
+            match &self.link {
+                Link::Local => local::exec(cmd, stdin).await,
+                Link::Ssh(s) => ssh::exec(s, cmd, stdin).await,
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| {
+                TransportError::Failed(format!("command timed out after {}s", t.as_secs()))
+            })?,
+            None => fut.await,
+        }
+    }
+
+    /// The private temp dir on the target, created on first use (`mktemp -d`, mode 0700).
+    pub async fn tmpdir(&self) -> Result<String, TransportError> {
+        self.tmpdir
+            .get_or_try_init(|| async {
+                let out = self
+                    .exec(
+                        "umask 077 && mktemp -d \"${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX\"",
+                        None,
+                        None,
+                    )
+                    .await?;
+                let dir = out.stdout_text().trim().to_string();
+                if out.rc != 0 || dir.is_empty() {
+                    return Err(TransportError::Failed(format!(
+                        "cannot create remote temp dir: {}",
+                        out.stderr_text().trim()
+                    )));
+                }
+                Ok(dir)
+            })
+            .await
+            .cloned()
+    }
+
+    /// How many module files were uploaded on this connection.
+    pub fn upload_count(&self) -> usize {
+        self.upload_count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Removes the temp dir and closes the connection.
+    pub async fn close(self: Arc<Self>) {
+        if let Some(dir) = self.tmpdir.get() {
+            let _ = self
+                .exec(
+                    &format!("rm -rf {}", quote(dir)),
+                    None,
+                    Some(Duration::from_secs(30)),
+                )
+                .await;
+        }
+        if let Ok(conn) = Arc::try_unwrap(self) {
+            if let Link::Ssh(session) = conn.link {
+                if let Err(e) = session.close().await {
+                    tracing::debug!(target: "etcd_agent::transport", "closing ssh session: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Quotes one word for `/bin/sh`.
+pub fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\"'\"'"))
+}
+
+/// Wraps a command with `sudo -n` for become.
+pub fn become_wrap(cmd: &str, user: &str) -> String {
+    format!("sudo -H -S -n -u {} /bin/sh -c {}", quote(user), quote(cmd))
+}

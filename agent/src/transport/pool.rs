@@ -1,0 +1,86 @@
+//! The connection pool: each distinct target gets exactly one connection per run.
+
+use super::{ssh, Connection, Link, SshSpec, TransportError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{Mutex, OnceCell};
+
+/// Which transport a host uses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConnSpec {
+    /// Run on this machine.
+    Local,
+    /// Run over SSH.
+    Ssh(SshSpec),
+}
+
+type Slot = Arc<OnceCell<Result<Arc<Connection>, TransportError>>>;
+
+/// Opens connections on first use and keeps them until [`ConnectionPool::close_all`].
+pub struct ConnectionPool {
+    slots: Mutex<HashMap<ConnSpec, Slot>>,
+    control_dir: tempfile::TempDir,
+}
+
+impl ConnectionPool {
+    /// A pool whose SSH control sockets live in a fresh private directory under /tmp
+    /// (short, because socket paths are limited to about 100 bytes).
+    pub fn new() -> std::io::Result<Self> {
+        let control_dir = tempfile::Builder::new()
+            .prefix("etcd-agent-ssh")
+            .tempdir_in("/tmp")?;
+        Ok(ConnectionPool {
+            slots: Mutex::new(HashMap::new()),
+            control_dir,
+        })
+    }
+
+    /// The connection for `spec`, opened once; a failed open is remembered for the run.
+    pub async fn get(&self, spec: &ConnSpec) -> Result<Arc<Connection>, TransportError> {
+        let slot = {
+            let mut slots = self.slots.lock().await;
+            slots.entry(spec.clone()).or_default().clone()
+        };
+        slot.get_or_init(|| async {
+            match spec {
+                ConnSpec::Local => Ok(Arc::new(Connection::new("local".into(), Link::Local))),
+                ConnSpec::Ssh(s) => {
+                    tracing::debug!(target: "etcd_agent::transport", target_host = %s.label(), "opening ssh connection");
+                    let session = ssh::connect(s, self.control_dir.path()).await?;
+                    Ok(Arc::new(Connection::new(s.label(), Link::Ssh(session))))
+                }
+            }
+        })
+        .await
+        .clone()
+    }
+
+    /// Total module uploads over all connections (for tests and logs).
+    pub async fn upload_count(&self) -> usize {
+        let slots = self.slots.lock().await;
+        slots
+            .values()
+            .filter_map(|s| {
+                s.get()
+                    .and_then(|r| r.as_ref().ok())
+                    .map(|c| c.upload_count())
+            })
+            .sum()
+    }
+
+    /// Removes temp dirs and closes every connection.
+    pub async fn close_all(&self) {
+        let slots: Vec<Slot> = self.slots.lock().await.drain().map(|(_, v)| v).collect();
+        let mut closing = Vec::new();
+        for slot in slots {
+            if let Ok(slot) = Arc::try_unwrap(slot) {
+                if let Some(Ok(conn)) = slot.into_inner() {
+                    closing.push(conn.close());
+                }
+            }
+        }
+        for c in closing {
+            c.await;
+        }
+    }
+}
