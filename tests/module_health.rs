@@ -231,3 +231,37 @@ fn tls_cluster_with_client_certificates() {
     );
     assert_eq!(result["msg"], "ca_cert: /etc/hostname is not a PEM file");
 }
+
+#[test]
+fn auth_permission_denied_still_counts_as_healthy_and_the_password_is_masked() {
+    let cluster = Cluster::start3();
+    for args in [
+        &["user", "add", "root", "--new-user-password", "rootpw"][..],
+        &["user", "grant-role", "root", "root"],
+        &[
+            "user",
+            "add",
+            "reader",
+            "--new-user-password",
+            "s3cr3t-reader",
+        ],
+        &["auth", "enable"],
+    ] {
+        cluster.etcdctl_ok(args);
+    }
+    let result = health(
+        &cluster,
+        json!({"user": "reader", "password": "s3cr3t-reader"}),
+    );
+    assert_eq!(result["healthy"], true, "{result}");
+    assert!(!result.to_string().contains("s3cr3t-reader"));
+    assert_eq!(
+        result["invocation"]["module_args"]["password"],
+        "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    );
+
+    let result = health(&cluster, json!({"user": "reader", "password": "wrong"}));
+    assert_eq!(result["failed"], true);
+    let msg = result["msg"].as_str().unwrap();
+    assert!(msg.contains("authentication failed"), "{msg}");
+}
