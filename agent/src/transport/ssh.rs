@@ -9,6 +9,9 @@ use tokio::io::AsyncWriteExt;
 /// Everything needed to open an SSH connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SshSpec {
+    /// The inventory host this connection serves: each inventory host gets its own
+    /// connection even when several share one address.
+    pub inventory_host: String,
     /// Address (`ansible_host`, else the inventory name).
     pub host: String,
     /// Port (`ansible_port`).

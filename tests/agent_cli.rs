@@ -1,0 +1,599 @@
+//! End-to-end tests of the `etcd-agent` binary without SSH: inventory output against the real
+//! `ansible-inventory`, local-connection playbooks, output shape, exit codes and bad input.
+//!
+//! The binary is built once per test process with `cargo build -p etcd-agent`.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Builds `etcd-agent` once and returns its path.
+fn agent_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "etcd-agent"])
+            .current_dir(root)
+            .status()
+            .expect("run cargo build -p etcd-agent");
+        assert!(status.success(), "cargo build -p etcd-agent failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug").join("etcd-agent")
+    })
+}
+
+/// Runs the agent in `dir` with no inherited `ANSIBLE_*` settings.
+fn agent(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(agent_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ANSIBLE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args)
+        .current_dir(dir)
+        .env("ANSIBLE_CONFIG", dir.join("no-such-ansible.cfg"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run etcd-agent")
+}
+
+/// Runs the real `ansible-inventory` sandboxed in `dir`.
+fn ansible_inventory(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("ansible-inventory");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ANSIBLE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let home = dir.join(".ansible-home");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("ANSIBLE_CONFIG", dir.join("no-such-ansible.cfg"))
+        .env("ANSIBLE_HOME", &home)
+        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+        .env("ANSIBLE_REMOTE_TEMP", home.join("rtmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ansible-inventory")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(dir: &Path, rel: &str, body: &str) -> PathBuf {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// An inventory tree with both formats, group_vars/host_vars (files and dirs), ranges.
+fn inventory_fixture(dir: &Path) {
+    write(
+        dir,
+        "inv/hosts.ini",
+        "loose1 ansible_host=127.0.0.1\n\
+         [etcd]\n\
+         etcd[01:03] ansible_port=2222 x=5 flag=yes s=\"a b\"\n\
+         [web]\n\
+         web[a:b] ansible_connection=local\n\
+         etcd01\n\
+         [prod:children]\n\
+         etcd\n\
+         web\n\
+         [etcd:vars]\n\
+         cluster=prod\n\
+         n=3\n\
+         [all:vars]\n\
+         top=1\n",
+    );
+    write(
+        dir,
+        "inv/group_vars/etcd.yml",
+        "gv: 1\ncluster: from_file\n",
+    );
+    write(dir, "inv/group_vars/all/a.yml", "all_a: [1, 2]\ntop: 2\n");
+    write(
+        dir,
+        "inv/host_vars/etcd02.yml",
+        "hv: two\nnested: {k: v, l: [1, yes, 'no']}\n",
+    );
+    write(
+        dir,
+        "yinv/hosts.yml",
+        "all:\n  vars:\n    top: 1\n  hosts:\n    solo:\n      ansible_host: 127.0.0.2\n  children:\n    etcd:\n      hosts:\n        etcd[1:3]:\n          ansible_port: 2222\n      vars:\n        cluster: prod\n        flag: yes\n    web:\n      hosts:\n        web1:\n        etcd1:\n          extra: [a, b]\n      children:\n        edge:\n          hosts:\n            edge1:\n",
+    );
+    write(dir, "yinv/group_vars/web.yml", "w: 1\n");
+    write(dir, "yinv/host_vars/etcd1", "hv: 9\ncluster: override\n");
+    write(dir, "yinv/host_vars/web1.json", "{\"j\": 1}\n");
+}
+
+fn assert_same(dir: &Path, args: &[&str]) {
+    let theirs = ansible_inventory(dir, args);
+    assert!(
+        theirs.status.success(),
+        "ansible-inventory {args:?}: {}",
+        text(&theirs.stderr)
+    );
+    let mine = agent(dir, &[&["inventory"], args].concat());
+    assert!(
+        mine.status.success(),
+        "etcd-agent inventory {args:?}: {}",
+        text(&mine.stderr)
+    );
+    if args.contains(&"--graph") {
+        assert_eq!(text(&mine.stdout), text(&theirs.stdout), "--graph {args:?}");
+    } else {
+        let a: Value = serde_json::from_slice(&theirs.stdout).unwrap();
+        let b: Value = serde_json::from_slice(&mine.stdout).unwrap();
+        assert_eq!(b, a, "inventory {args:?}");
+        assert_eq!(
+            text(&mine.stdout),
+            text(&theirs.stdout),
+            "byte-identical {args:?}"
+        );
+    }
+}
+
+#[test]
+fn inventory_matches_ansible_inventory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    inventory_fixture(dir);
+    for inv in ["inv/hosts.ini", "yinv/hosts.yml", "yinv"] {
+        assert_same(dir, &["-i", inv, "--list"]);
+        assert_same(dir, &["-i", inv, "--graph"]);
+    }
+    assert_same(dir, &["-i", "inv/hosts.ini", "--host", "etcd02"]);
+    assert_same(dir, &["-i", "inv/hosts.ini", "--graph", "web"]);
+    assert_same(dir, &["-i", "yinv/hosts.yml", "--host", "etcd1"]);
+    assert_same(
+        dir,
+        &["-i", "inv/hosts.ini", "-i", "yinv/hosts.yml", "--list"],
+    );
+}
+
+fn local_inventory(dir: &Path) -> PathBuf {
+    write(
+        dir,
+        "hosts.ini",
+        "[g]\nh1 ansible_connection=local\nh2 ansible_connection=local\n[g:vars]\ngreeting=hello\n",
+    )
+}
+
+/// Replaces the values of the volatile `delta`/`end`/`start` keys with `X`.
+fn normalize(s: &str) -> String {
+    let mut out = s.to_string();
+    for key in ["delta", "end", "start"] {
+        let pat = format!("\"{key}\": \"");
+        let mut from = 0;
+        while let Some(pos) = out[from..].find(&pat) {
+            let vstart = from + pos + pat.len();
+            let Some(len) = out[vstart..].find('"') else {
+                break;
+            };
+            out.replace_range(vstart..vstart + len, "X");
+            from = vstart + 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn local_playbook_output_recap_and_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = local_inventory(dir);
+    let pb = write(
+        dir,
+        "play.yml",
+        r#"- name: First play
+  hosts: g
+  gather_facts: false
+  tasks:
+    - name: echo
+      command: echo {{ greeting }}
+      register: r
+    - debug: var=r.stdout
+    - name: skip one
+      shell: "exit 1"
+      when: inventory_hostname == 'h2'
+      ignore_errors: true
+    - name: fail h1
+      command: /bin/false
+      when: inventory_hostname == 'h1'
+    - name: after
+      debug: msg="{{ inventory_hostname }} {{ r.rc }} {{ group_names | join(',') }}"
+"#,
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stdout = normalize(&text(&out.stdout));
+    assert!(stdout.starts_with("\nPLAY [First play] *****"), "{stdout}");
+    for needle in [
+        "TASK [echo] ********************************************************************\nchanged: [h1]\nchanged: [h2]\n",
+        "ok: [h1] => {\n    \"r.stdout\": \"hello\"\n}",
+        "TASK [skip one] ****************************************************************\nskipping: [h1]\n[ERROR]: Task failed: Module failed: non-zero return code\n",
+        &format!("Origin: {}:9:7\n", pb.display()),
+        "fatal: [h2]: FAILED! => {\"changed\": true, \"cmd\": \"exit 1\", \"delta\": \"X\", \"end\": \"X\", \"msg\": \"non-zero return code\", \"rc\": 1, \"start\": \"X\", \"stderr\": \"\", \"stderr_lines\": [], \"stdout\": \"\", \"stdout_lines\": []}\n...ignoring\n",
+        "fatal: [h1]: FAILED! => {\"changed\": true, \"cmd\": [\"/bin/false\"]",
+        "TASK [after] *******************************************************************\nok: [h2] => {\n    \"msg\": \"h2 0 g\"\n}\n",
+        "PLAY RECAP *********************************************************************\n\
+h1                         : ok=2    changed=1    unreachable=0    failed=1    skipped=1    rescued=0    ignored=0   \n\
+h2                         : ok=4    changed=2    unreachable=0    failed=0    skipped=1    rescued=0    ignored=1   \n",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn json_output_has_ansible_posix_json_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = local_inventory(dir);
+    let pb = write(
+        dir,
+        "play.yml",
+        "- hosts: g\n  gather_facts: false\n  tasks:\n    - name: one\n      command: echo {{ inventory_hostname }}\n    - name: two\n      set_fact: {x: 1}\n",
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "--json",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let play = &doc["plays"][0];
+    assert_eq!(play["play"]["name"], "g");
+    assert!(play["play"]["duration"]["start"].is_string());
+    let t = &play["tasks"][0];
+    assert_eq!(t["task"]["name"], "one");
+    assert_eq!(t["hosts"]["h2"]["stdout"], "h2");
+    assert_eq!(t["hosts"]["h2"]["action"], "command");
+    assert_eq!(play["tasks"][1]["hosts"]["h1"]["ansible_facts"]["x"], 1);
+    assert_eq!(doc["stats"]["h1"]["ok"], 2);
+    assert_eq!(doc["stats"]["h1"]["changed"], 1);
+    assert_eq!(doc["stats"]["h1"]["failures"], 0);
+}
+
+#[test]
+fn engine_keywords_over_local_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = write(dir, "hosts.ini", "[g]\nh[1:4] ansible_connection=local\n");
+    let counter = dir.join("counter");
+    let pb = write(
+        dir,
+        "play.yml",
+        &format!(
+            r#"- hosts: g
+  gather_facts: false
+  serial: 2
+  vars:
+    base: "{{{{ inventory_hostname }}}}-base"
+  tasks:
+    - name: until
+      shell: "n=$(cat {c}-{{{{ inventory_hostname }}}} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}-{{{{ inventory_hostname }}}}; echo $n"
+      register: cnt
+      until: cnt.stdout | int >= 3
+      retries: 5
+      delay: 0
+    - name: once
+      command: echo {{{{ inventory_hostname }}}}
+      run_once: true
+      register: once
+    - name: fact
+      set_fact:
+        mine: "{{{{ base }}}}"
+    - name: check
+      assert:
+        that:
+          - cnt.attempts == 3
+          - once.stdout in ansible_play_batch
+          - once.stdout == ansible_play_batch[0]
+          - mine == inventory_hostname + '-base'
+          - ansible_play_batch | length == 2
+          - groups['g'] | length == 4
+          - hostvars[inventory_hostname]['mine'] == mine
+    - name: changed_when and failed_when
+      command: echo hi
+      register: x
+      changed_when: false
+      failed_when: x.stdout != 'hi'
+    - name: no_log
+      debug: msg=secret
+      no_log: true
+"#,
+            c = counter.display()
+        ),
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches("FAILED - RETRYING: [h1]: until").count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("TASK [once]").count(),
+        2,
+        "one per serial batch:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("\"censored\": \"the output has been hidden"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("secret"), "{stdout}");
+    assert!(
+        stdout.contains("h1                         : ok=6    changed=2 "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("h2                         : ok=5    changed=1 "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_mode_skips_commands_and_any_errors_fatal_stops_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = local_inventory(dir);
+    let marker = dir.join("marker");
+    let pb = write(
+        dir,
+        "check.yml",
+        &format!(
+            "- hosts: g\n  gather_facts: false\n  tasks:\n    - command: touch {m}\n      register: t\n    - assert:\n        that: [t is skipped, \"t.msg == 'Command would have run if not in check mode'\"]\n",
+            m = marker.display()
+        ),
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "-C",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(!marker.exists());
+    assert!(text(&out.stdout).contains("skipping: [h1]"));
+
+    let pb = write(
+        dir,
+        "fatal.yml",
+        "- hosts: g\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n    - command: /bin/false\n      when: inventory_hostname == 'h1'\n    - debug: msg=never\n- hosts: g\n  gather_facts: false\n  tasks:\n    - debug: msg=never-either\n",
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(!stdout.contains("never"), "{stdout}");
+}
+
+#[test]
+fn bad_input_gives_one_line_and_ansible_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = local_inventory(dir);
+    let inv = inv.to_str().unwrap();
+    let cases: &[(&str, &str, i32, &str)] = &[
+        (
+            "syntax.yml",
+            "- hosts: g\n  tasks:\n    - debug: msg=x\n   bad: [\n",
+            4,
+            "syntax.yml:4",
+        ),
+        (
+            "unknown_module.yml",
+            "- hosts: g\n  tasks:\n    - name: t\n      nosuchmod: a=1\n",
+            4,
+            "couldn't resolve module/action 'nosuchmod'",
+        ),
+        (
+            "unknown_kw.yml",
+            "- hosts: g\n  tasks:\n    - name: t\n      debug: msg=1\n      bogus_kw: 1\n",
+            4,
+            "conflicting action statements: debug, bogus_kw",
+        ),
+        (
+            "unsupported.yml",
+            "- hosts: g\n  tasks:\n    - name: t\n      debug: msg=1\n      loop: [1]\n",
+            4,
+            "keyword 'loop' in task \"t\" is not supported",
+        ),
+        (
+            "badplay.yml",
+            "- hosts: g\n  taks: []\n",
+            4,
+            "'taks' is not a valid attribute for a Play",
+        ),
+    ];
+    for (file, body, code, needle) in cases {
+        let pb = write(dir, file, body);
+        let out = agent(dir, &["playbook", "-i", inv, pb.to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{file}: {err}");
+        assert!(err.contains(needle), "{file}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{file}: one line: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let ok = write(
+        dir,
+        "ok.yml",
+        "- hosts: g\n  gather_facts: false\n  tasks:\n    - debug: msg=1\n",
+    );
+    let ok = ok.to_str().unwrap();
+    for (args, code, needle) in [
+        (
+            vec!["playbook", "-i", inv, "missing.yml"],
+            1,
+            "could not be found",
+        ),
+        (
+            vec!["playbook", "-i", "missing.ini", ok],
+            1,
+            "missing.ini does not exist",
+        ),
+        (
+            vec!["playbook", "-i", inv, ok, "-e", "bad"],
+            5,
+            "invalid -e value",
+        ),
+        (
+            vec!["playbook", "-i", inv, ok, "-e", "@nofile.yml"],
+            5,
+            "nofile.yml not found",
+        ),
+        (
+            vec!["playbook", "-i", inv, ok, "-l", "nomatch"],
+            1,
+            "no hosts",
+        ),
+        (vec!["inventory", "-i", inv, "--host", "nope"], 1, "nope"),
+    ] {
+        let out = agent(dir, &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    // an undefined variable fails the task and names the variable
+    let und = write(
+        dir,
+        "und.yml",
+        "- hosts: g\n  gather_facts: false\n  tasks:\n    - debug: msg=\"{{ nope }}\"\n",
+    );
+    let out = agent(dir, &["playbook", "-i", inv, und.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stdout).contains("'nope' is undefined"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn list_hosts_tasks_and_syntax_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = local_inventory(dir);
+    let pb = write(
+        dir,
+        "p.yml",
+        "- hosts: g\n  tasks:\n    - name: t\n      command: echo\n    - shell: echo 2\n",
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+            "--list-hosts",
+            "--list-tasks",
+            "-l",
+            "h2",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout.contains("    hosts (1):\n      h2\n"), "{stdout}");
+    assert!(
+        stdout.contains("      t\tTAGS: []\n      shell\tTAGS: []"),
+        "{stdout}"
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "--syntax-check",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn python_modules_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = local_inventory(dir);
+    write(
+        dir,
+        "library/pymod.py",
+        "#!/usr/bin/python\nfrom ansible.module_utils.basic import AnsibleModule\n",
+    );
+    write(
+        dir,
+        "library/pymod2",
+        "#!/usr/bin/env python3\nprint('{}')\n",
+    );
+    for m in ["pymod", "pymod2"] {
+        let pb = write(
+            dir,
+            "p.yml",
+            &format!("- hosts: g\n  tasks:\n    - {m}: {{}}\n"),
+        );
+        let out = agent(
+            dir,
+            &[
+                "playbook",
+                "-i",
+                inv.to_str().unwrap(),
+                pb.to_str().unwrap(),
+            ],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains("not supported"), "{err}");
+    }
+}
