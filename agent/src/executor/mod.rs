@@ -483,7 +483,13 @@ impl Engine {
                 "the output has been hidden due to the fact that 'no_log: true' was specified for this result".into(),
             );
             m.insert("changed".into(), Value::Bool(changed));
-            for keep in ["_ansible_verbose_always", "attempts", "retries", "skipped", "failed"] {
+            for keep in [
+                "_ansible_verbose_always",
+                "attempts",
+                "retries",
+                "skipped",
+                "failed",
+            ] {
                 if let Some(v) = o.result.get(keep) {
                     m.insert(keep.into(), v.clone());
                 }

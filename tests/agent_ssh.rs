@@ -1,0 +1,342 @@
+//! End-to-end tests of `etcd-agent` over real SSH (the harness's private sshd): several
+//! inventory hosts on one sshd, serial/register/when/until/run_once/delegate_to, a failing
+//! host, an unreachable host, any_errors_fatal, check mode, and the module upload count.
+//!
+//! The binary is built once per test process with `cargo build -p etcd-agent`.
+
+use harness::Sshd;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+fn agent_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "etcd-agent"])
+            .current_dir(root)
+            .status()
+            .expect("run cargo build -p etcd-agent");
+        assert!(status.success(), "cargo build -p etcd-agent failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug").join("etcd-agent")
+    })
+}
+
+/// Runs the agent in `dir` with upload logging on (stderr) and no `ANSIBLE_*` settings.
+fn agent(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(agent_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ANSIBLE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args)
+        .current_dir(dir)
+        .env("ANSIBLE_CONFIG", dir.join("no-such-ansible.cfg"))
+        .env("RUST_LOG", "etcd_agent::transport=info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run etcd-agent")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(dir: &Path, rel: &str, body: &str) -> PathBuf {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// A binary-protocol module (a shell script: not Python) echoing its args file as JSON.
+const PROBE: &str = "#!/bin/sh\nargs=$(cat \"$1\")\nprintf '{\"changed\": false, \"args\": %s, \"argv1\": \"%s\"}\\n' \"$args\" \"$1\"\n";
+/// A module that prints garbage instead of JSON.
+const GARBAGE: &str = "#!/bin/sh\necho 'this is not json'\necho oops >&2\nexit 3\n";
+
+fn setup(dir: &Path, sshd: &Sshd, extra_hosts: &str) -> PathBuf {
+    let vars = sshd.inventory_host_vars();
+    write(dir, "library/probe", PROBE);
+    write(dir, "library/garbage", GARBAGE);
+    for m in ["probe", "garbage"] {
+        let p = dir.join("library").join(m);
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&p)
+            .status()
+            .unwrap();
+    }
+    write(
+        dir,
+        "hosts.ini",
+        &format!("[nodes]\nn1 {vars}\nn2 {vars}\nn3 {vars}\n{extra_hosts}"),
+    )
+}
+
+fn uploads(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("uploading module"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn ssh_rolling_playbook_with_engine_keywords_and_upload_once() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = setup(dir, &sshd, "");
+    let counters = dir.join("counters");
+    std::fs::create_dir_all(&counters).unwrap();
+    let pb = write(
+        dir,
+        "rolling.yml",
+        &format!(
+            r#"- name: rolling
+  hosts: nodes
+  gather_facts: false
+  serial: 1
+  tasks:
+    - name: whoami
+      command: id -un
+      register: who
+    - name: only n2
+      shell: echo picked
+      when: inventory_hostname == 'n2'
+      register: picked
+    - name: probe
+      probe:
+        value: "{{{{ inventory_hostname }}}}"
+      register: p
+    - name: probe again
+      probe:
+        value: again
+    - name: until
+      shell: "f={c}/{{{{ inventory_hostname }}}}; n=$(cat $f 2>/dev/null || echo 0); n=$((n+1)); echo $n > $f; echo $n"
+      register: cnt
+      until: cnt.stdout | int >= 2
+      retries: 3
+      delay: 0
+    - name: once
+      command: echo {{{{ inventory_hostname }}}}
+      run_once: true
+      register: once
+    - name: local
+      command: echo local-{{{{ inventory_hostname }}}}
+      delegate_to: localhost
+      register: loc
+    - name: check
+      assert:
+        that:
+          - who.stdout == '{user}'
+          - (inventory_hostname == 'n2') == (picked is not skipped)
+          - p.args.value == inventory_hostname
+          - p.args._ansible_check_mode == false
+          - p.args._ansible_module_name == 'probe'
+          - p.args._ansible_version is defined
+          - cnt.attempts == 2
+          - once.stdout == inventory_hostname
+          - loc.stdout == 'local-' + inventory_hostname
+"#,
+            c = counters.display(),
+            user = sshd.user()
+        ),
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("PLAY [rolling]").count(), 1, "{stdout}");
+    assert_eq!(
+        stdout.matches("TASK [whoami]").count(),
+        3,
+        "serial: 1 -> 3 batches\n{stdout}"
+    );
+    assert!(stdout.contains("changed: [n1 -> localhost]"), "{stdout}");
+    assert!(stdout.contains("skipping: [n1]"), "{stdout}");
+    let ups = uploads(&stderr);
+    assert_eq!(
+        ups.len(),
+        3,
+        "probe uploaded once per host, not per task:\n{stderr}"
+    );
+    for (host, ok) in [("n1", 7), ("n2", 8), ("n3", 7)] {
+        assert!(
+            stdout.contains(&format!("{host:<26} : ok={ok:<4} changed=")),
+            "{stdout}"
+        );
+    }
+    // the private remote temp dirs are gone at the end
+    for line in ups {
+        let path = line.split("path=").nth(1).unwrap_or("").trim();
+        let dir = Path::new(path).parent().unwrap();
+        assert!(
+            dir.starts_with("/") && !dir.exists(),
+            "{} still exists",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn ssh_failing_and_unreachable_hosts_exit_codes_and_check_mode() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let key = sshd.client_key().display().to_string();
+    let gone = format!(
+        "[down]\ngone ansible_host=127.0.0.1 ansible_port=1 ansible_user={} ansible_ssh_private_key_file={key} ansible_ssh_common_args='{}'\n",
+        sshd.user(),
+        sshd.ssh_common_args()
+    );
+    let inv = setup(dir, &sshd, &gone);
+    let inv = inv.to_str().unwrap();
+
+    // a failing host leaves the play; an unreachable host is reported; exit 4 wins over 2
+    let pb = write(
+        dir,
+        "fail.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: first\n      command: echo hi\n    - name: n1 fails\n      command: /bin/false\n      when: inventory_hostname == 'n1'\n    - name: garbage\n      garbage: {}\n      when: inventory_hostname == 'n2'\n      ignore_errors: true\n      register: g\n    - name: after\n      assert:\n        that:\n          - inventory_hostname != 'n2' or g.module_stdout is search('not json')\n",
+    );
+    let out = agent(dir, &["playbook", "-i", inv, pb.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("fatal: [gone]: UNREACHABLE! => {\"changed\": false, \"msg\": \"Failed to connect to the host via ssh"), "{stdout}");
+    assert!(stdout.contains("fatal: [n1]: FAILED! =>"), "{stdout}");
+    assert!(
+        stdout.contains("\"module_stdout\": \"this is not json\\n\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "\"msg\": \"Module result deserialization failed: No start of json char found\""
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "gone                       : ok=0    changed=0    unreachable=1    failed=0"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "n1                         : ok=1    changed=1    unreachable=0    failed=1"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("n2                         : ok=3    changed=1    unreachable=0    failed=0    skipped=1    rescued=0    ignored=1"), "{stdout}");
+    assert!(
+        !stdout.contains("ok: [n1]"),
+        "n1 left the play after failing:\n{stdout}"
+    );
+
+    // only a failure: exit 2
+    let out = agent(
+        dir,
+        &["playbook", "-i", inv, pb.to_str().unwrap(), "-l", "nodes"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+
+    // any_errors_fatal: nothing runs after the failing task
+    let pb = write(
+        dir,
+        "fatal.yml",
+        "- hosts: nodes\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n    - command: /bin/false\n      when: inventory_hostname == 'n3'\n    - command: echo never\n",
+    );
+    let out = agent(dir, &["playbook", "-i", inv, pb.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(!stdout.contains("never"), "{stdout}");
+
+    // check mode: command skipped remotely, binary modules told through _ansible_check_mode
+    let marker = dir.join("marker");
+    let pb = write(
+        dir,
+        "check.yml",
+        &format!(
+            "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: touch {m}\n    - probe: {{}}\n      register: p\n    - assert:\n        that: [p.args._ansible_check_mode]\n",
+            m = marker.display()
+        ),
+    );
+    let out = agent(dir, &["playbook", "-C", "-i", inv, pb.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(!marker.exists());
+    assert_eq!(stdout.matches("skipping: [n").count(), 3, "{stdout}");
+}
+
+#[test]
+fn ssh_json_output_and_adhoc() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = setup(dir, &sshd, "");
+    let inv = inv.to_str().unwrap();
+    let pb = write(
+        dir,
+        "j.yml",
+        "- hosts: nodes\n  tasks:\n    - name: hostname\n      command: uname -n\n",
+    );
+    let out = agent(
+        dir,
+        &["playbook", "--json", "-i", inv, pb.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tasks = &doc["plays"][0]["tasks"];
+    assert_eq!(tasks[0]["task"]["name"], "Gathering Facts");
+    assert_eq!(
+        tasks[0]["hosts"]["n1"]["ansible_facts"]["ansible_system"],
+        "Linux"
+    );
+    assert_eq!(tasks[1]["hosts"]["n3"]["rc"], 0);
+    assert_eq!(doc["stats"]["n2"]["ok"], 2);
+
+    let out = agent(
+        dir,
+        &[
+            "adhoc",
+            "nodes[0]",
+            "-i",
+            inv,
+            "-m",
+            "shell",
+            "-a",
+            "echo adhoc-$((1+1))",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("changed: [n1] =>") && stdout.contains("\"stdout\": \"adhoc-2\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("[n2]"), "{stdout}");
+}
