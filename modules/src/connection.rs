@@ -312,6 +312,86 @@ pub fn member_id_hex(id: u64) -> String {
     format!("{id:x}")
 }
 
+/// The cluster's membership as one endpoint sees it.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    /// The endpoint that answered.
+    pub endpoint: String,
+    /// The members, in etcd's order (by id).
+    pub members: Vec<etcd_client::Member>,
+    /// The leader the answering member follows; `None` while it knows none.
+    pub leader: Option<u64>,
+    /// The answering member's id.
+    pub member_id: u64,
+    /// The cluster id.
+    pub cluster_id: u64,
+}
+
+impl ClusterView {
+    /// The member with this id, if it is one.
+    pub fn member(&self, id: u64) -> Option<&etcd_client::Member> {
+        self.members.iter().find(|m| m.id() == id)
+    }
+
+    /// The leader's first client URL, if there is a leader that has started.
+    pub fn leader_url(&self) -> Option<&str> {
+        self.leader
+            .and_then(|id| self.member(id))
+            .and_then(|m| m.client_urls().first())
+            .map(String::as_str)
+    }
+}
+
+impl Connection {
+    /// Member list and leader from the first endpoint that answers both.
+    pub async fn cluster_view(&self) -> Result<ClusterView, Failure> {
+        let (_, view) = self
+            .first_success(|conn, endpoint| async move { conn.cluster_view_at(&endpoint).await })
+            .await?;
+        Ok(view)
+    }
+
+    /// Member list and leader as `endpoint` sees them: after a membership
+    /// change, ask the member that made it, which has applied it.
+    pub async fn cluster_view_at(&self, endpoint: &str) -> Result<ClusterView, Failure> {
+        let mut client = self.client_for(endpoint).await?;
+        let list = self
+            .bounded(
+                &format!("listing members via {endpoint}"),
+                client.member_list(),
+            )
+            .await?;
+        let status = self
+            .bounded(&format!("status of {endpoint}"), client.status())
+            .await?;
+        let header = list.header();
+        Ok(ClusterView {
+            endpoint: endpoint.to_string(),
+            members: list.members().to_vec(),
+            leader: Some(status.leader()).filter(|id| *id != 0),
+            member_id: header.map_or(0, |h| h.member_id()),
+            cluster_id: header.map_or(0, |h| h.cluster_id()),
+        })
+    }
+
+    /// Moves raft leadership to member `target`. etcd only accepts
+    /// MoveLeader on the current leader ("etcdserver: not leader"
+    /// elsewhere), so `leader_url` must be the leader's client URL. etcd
+    /// answers once the transfer is done.
+    pub async fn move_leader(&self, leader_url: &str, target: u64) -> Result<(), Failure> {
+        let mut client = self.client_for(leader_url).await?;
+        self.bounded(
+            &format!(
+                "moving leadership to {} via {leader_url}",
+                member_id_hex(target)
+            ),
+            client.move_leader(target),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,3 +22,8 @@ fn check<M: Module>() {
 fn etcd_health_docs_match_its_declaration() {
     check::<etcd_modules::health::Health>();
 }
+
+#[test]
+fn etcd_member_docs_match_its_declaration() {
+    check::<etcd_modules::member::EtcdMember>();
+}

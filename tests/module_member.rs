@@ -1,0 +1,501 @@
+//! etcd_member against real etcd 3.4 clusters. Every change the module
+//! reports is checked with etcdctl, independently of the module's answer.
+
+use harness::{
+    poll_until, run_module, wait_until, Ansible, Cluster, MemberInfo, MemberStart, Sshd,
+};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Generous deadline for anything a loaded 2-core machine should do soon.
+const SOON: Duration = Duration::from_secs(90);
+
+/// Runs etcd_member against all of the cluster's endpoints with `args`;
+/// checks the exit code follows `failed` and stderr stays empty.
+fn member(cluster: &Cluster, args: Value) -> Value {
+    let mut full = json!({ "endpoints": cluster.endpoints_csv() });
+    full.as_object_mut()
+        .unwrap()
+        .extend(args.as_object().unwrap().clone());
+    let run = run_module("etcd_member", &full);
+    let failed = run.result["failed"] == true;
+    assert_eq!(
+        run.status.success(),
+        !failed,
+        "exit code must follow `failed`: {}",
+        run.result
+    );
+    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
+    run.result
+}
+
+/// Asserts a successful run and returns its result.
+fn member_ok(cluster: &Cluster, args: Value) -> Value {
+    let result = member(cluster, args.clone());
+    assert_eq!(
+        result["failed"], false,
+        "etcd_member {args} failed: {result}"
+    );
+    result
+}
+
+/// `etcdctl member list` through the given members only. The harness's
+/// `member_list` asks every live member, and a member that was just removed
+/// keeps answering with its stale list until it shuts itself down.
+fn members_via(cluster: &Cluster, indices: &[usize]) -> Vec<MemberInfo> {
+    let endpoints: Vec<String> = indices
+        .iter()
+        .map(|&i| cluster.member(i).client_url())
+        .collect();
+    let mut last = String::new();
+    let text = poll_until(SOON, || {
+        let out = cluster.etcdctl_at(&endpoints, &["member", "list", "-w", "json"], None);
+        if out.status.success() {
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+            None
+        }
+    })
+    .unwrap_or_else(|| panic!("etcdctl member list via {endpoints:?} kept failing: {last}"));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    v["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let id = m["ID"].as_u64().unwrap();
+            MemberInfo {
+                id,
+                id_hex: format!("{id:x}"),
+                name: m["name"].as_str().unwrap_or("").into(),
+                peer_urls: strings(&m["peerURLs"]),
+                client_urls: strings(&m["clientURLs"]),
+                is_learner: m["isLearner"].as_bool().unwrap_or(false),
+            }
+        })
+        .collect()
+}
+
+/// The member with peer URL `peer`, as etcdctl lists it.
+fn by_peer(list: &[MemberInfo], peer: &str) -> Option<MemberInfo> {
+    list.iter()
+        .find(|m| m.peer_urls.iter().any(|u| u == peer))
+        .cloned()
+}
+
+/// The leader as the given members' `endpoint status` reports it (member id).
+fn leader_id_via(cluster: &Cluster, indices: &[usize]) -> Option<u64> {
+    let endpoints: Vec<String> = indices
+        .iter()
+        .map(|&i| cluster.member(i).client_url())
+        .collect();
+    let out = cluster.etcdctl_at(&endpoints, &["endpoint", "status", "-w", "json"], None);
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let leaders: Vec<u64> = v
+        .as_array()?
+        .iter()
+        .filter_map(|s| s.pointer("/Status/leader").and_then(Value::as_u64))
+        .collect();
+    // Only an answer every member agrees on.
+    (leaders.len() == indices.len() && leaders.iter().all(|l| *l == leaders[0] && *l != 0))
+        .then(|| leaders[0])
+}
+
+/// `endpoint health` of the given members succeeds (polls).
+fn wait_healthy_via(cluster: &Cluster, indices: &[usize]) {
+    let endpoints: Vec<String> = indices
+        .iter()
+        .map(|&i| cluster.member(i).client_url())
+        .collect();
+    wait_until(&format!("members {indices:?} healthy"), SOON, || {
+        cluster
+            .etcdctl_at(&endpoints, &["endpoint", "health"], None)
+            .status
+            .success()
+            .then_some(())
+    });
+}
+
+#[test]
+fn learner_is_added_then_started_promoted_and_removed() {
+    let mut cluster = Cluster::start3();
+    let new = cluster.add_member_slot();
+    let name = cluster.member(new).name.clone();
+    let peer = cluster.member(new).peer_url();
+    let old = [0, 1, 2];
+    let before = members_via(&cluster, &old);
+    let add = json!({"name": name, "peer_urls": [peer], "learner": true});
+
+    // Check mode with diff: says what it would do, changes nothing.
+    let mut check = add.clone();
+    check["_ansible_check_mode"] = json!(true);
+    check["_ansible_diff"] = json!(true);
+    let result = member_ok(&cluster, check);
+    assert_eq!(result["changed"], true, "{result}");
+    assert_eq!(result["action"], "added");
+    assert!(result["diff"]["before"]["members"].get(&name).is_none());
+    assert_eq!(
+        result["diff"]["after"]["members"][&name]["is_learner"], true,
+        "{result}"
+    );
+    assert_eq!(result["members"].as_array().unwrap().len(), 3);
+    assert_eq!(members_via(&cluster, &old), before, "check mode changed");
+
+    // The add itself.
+    let result = member_ok(&cluster, add.clone());
+    assert_eq!(result["changed"], true, "{result}");
+    let listed = by_peer(&members_via(&cluster, &old), &peer).expect("member added");
+    assert!(listed.is_learner);
+    assert_eq!(listed.name, "", "not started yet");
+    assert_eq!(result["id"], listed.id_hex.as_str());
+    assert_eq!(
+        result["msg"],
+        format!(
+            "Member {} added to cluster {} as a learner",
+            listed.id_hex,
+            result["cluster_id"].as_str().unwrap()
+        )
+    );
+    let reported = result["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == listed.id_hex.as_str())
+        .unwrap_or_else(|| panic!("new member not in {result}"));
+    assert_eq!(reported["started"], false);
+    assert_eq!(reported["is_learner"], true);
+
+    // What `etcdctl member add` prints: every member in member-list order,
+    // the requested name for the new one.
+    let expected_cluster: Vec<String> = members_via(&cluster, &old)
+        .iter()
+        .map(|m| {
+            let n = if m.id == listed.id { &name } else { &m.name };
+            format!("{n}={}", m.peer_urls[0])
+        })
+        .collect();
+    let env = &result["join_env"];
+    assert_eq!(env["ETCD_NAME"], name.as_str());
+    assert_eq!(env["ETCD_INITIAL_CLUSTER"], expected_cluster.join(","));
+    assert_eq!(env["ETCD_INITIAL_CLUSTER_STATE"], "existing");
+    assert_eq!(env["ETCD_INITIAL_ADVERTISE_PEER_URLS"], peer.as_str());
+    assert_eq!(result["ETCD_INITIAL_CLUSTER"], env["ETCD_INITIAL_CLUSTER"]);
+
+    // Again: the unstarted member counts as present, same answer.
+    let again = member_ok(&cluster, add.clone());
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(again["id"], listed.id_hex.as_str());
+    assert_eq!(again["join_env"], result["join_env"]);
+    assert_eq!(members_via(&cluster, &old).len(), 4);
+
+    // Promotion cannot succeed before the learner runs: a clear failure.
+    let early = member(
+        &cluster,
+        json!({"name": name, "peer_urls": [peer], "state": "promoted", "wait_timeout": 2}),
+    );
+    assert_eq!(early["failed"], true, "{early}");
+    let msg = early["msg"].as_str().unwrap();
+    assert!(msg.contains("in sync with leader"), "{msg}");
+    assert!(msg.contains("has not started"), "{msg}");
+    assert!(
+        by_peer(&members_via(&cluster, &old), &peer)
+            .unwrap()
+            .is_learner
+    );
+
+    // Start it as the result says, then promote (retried until caught up).
+    let initial_cluster = env["ETCD_INITIAL_CLUSTER"].as_str().unwrap().to_string();
+    cluster.start_member_with(new, MemberStart::existing(initial_cluster));
+    let result = member_ok(
+        &cluster,
+        json!({"name": name, "state": "promoted", "wait_timeout": 120}),
+    );
+    assert_eq!(result["changed"], true, "{result}");
+    assert_eq!(result["action"], "promoted");
+    let listed = by_peer(&members_via(&cluster, &old), &peer).unwrap();
+    assert!(!listed.is_learner, "etcdctl still lists a learner");
+    assert_eq!(listed.name, name);
+    let again = member_ok(&cluster, json!({"name": name, "state": "promoted"}));
+    assert_eq!(again["changed"], false, "{again}");
+    wait_healthy_via(&cluster, &[0, 1, 2, new]);
+
+    // Remove by id, as etcdctl prints it.
+    let remove = json!({"id": listed.id_hex, "state": "absent"});
+    let result = member_ok(&cluster, remove.clone());
+    assert_eq!(result["changed"], true, "{result}");
+    assert_eq!(result["member"], Value::Null);
+    assert!(result["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["id"] != listed.id_hex.as_str()));
+    let after = members_via(&cluster, &old);
+    assert!(by_peer(&after, &peer).is_none(), "still listed: {after:?}");
+    assert_eq!(after.len(), 3);
+    let again = member_ok(&cluster, remove);
+    assert_eq!(again["changed"], false, "{again}");
+    wait_healthy_via(&cluster, &old);
+}
+
+#[test]
+fn voter_is_added_updated_made_leader_and_removed_while_leading() {
+    let mut cluster = Cluster::start3();
+    let new = cluster.add_member_slot();
+    let name = cluster.member(new).name.clone();
+    let peer = cluster.member(new).peer_url();
+    let old = [0, 1, 2];
+
+    let result = member_ok(&cluster, json!({"name": name, "peer_urls": peer}));
+    assert_eq!(result["changed"], true, "{result}");
+    let listed = by_peer(&members_via(&cluster, &old), &peer).expect("added");
+    assert!(!listed.is_learner);
+    let initial_cluster = result["ETCD_INITIAL_CLUSTER"].as_str().unwrap().to_string();
+    cluster.start_member_with(new, MemberStart::existing(initial_cluster));
+    wait_healthy_via(&cluster, &[0, 1, 2, new]);
+    wait_until("the new member to publish its name", SOON, || {
+        (by_peer(&members_via(&cluster, &old), &peer)?.name == name).then_some(())
+    });
+
+    // Update the peer URLs of the named member: add a second URL (nobody
+    // listens there; peers still reach it on the first), then go back.
+    let extra = format!("http://{}:2390", cluster.member(new).ip);
+    let two = json!({"name": name, "peer_urls": [peer, extra], "_ansible_diff": true});
+    let result = member_ok(&cluster, two.clone());
+    assert_eq!(result["changed"], true, "{result}");
+    assert_eq!(result["action"], "updated");
+    assert_eq!(
+        result["diff"]["before"]["members"][&name]["peer_urls"],
+        json!([peer])
+    );
+    let mut urls = by_peer(&members_via(&cluster, &old), &peer)
+        .unwrap()
+        .peer_urls;
+    urls.sort();
+    let mut want = vec![peer.clone(), extra.clone()];
+    want.sort();
+    assert_eq!(urls, want, "etcdctl sees the update");
+    assert_eq!(member_ok(&cluster, two)["changed"], false);
+    let one = json!({"name": name, "peer_urls": [peer]});
+    assert_eq!(member_ok(&cluster, one.clone())["changed"], true);
+    assert_eq!(
+        by_peer(&members_via(&cluster, &old), &peer)
+            .unwrap()
+            .peer_urls,
+        vec![peer.clone()]
+    );
+    assert_eq!(member_ok(&cluster, one)["changed"], false);
+
+    // Leadership to the new member, as before restarting the old leader.
+    let all = [0, 1, 2, new];
+    let lead = json!({"name": name, "state": "leader"});
+    let result = member_ok(&cluster, lead.clone());
+    assert_eq!(result["changed"], true, "{result}");
+    assert_eq!(result["leader"]["name"], name.as_str(), "{result}");
+    wait_until("etcdctl to see the new leader", SOON, || {
+        (leader_id_via(&cluster, &all)? == listed.id).then_some(())
+    });
+    let again = member_ok(&cluster, lead);
+    assert_eq!(again["changed"], false, "{again}");
+
+    // Removing the leader: leadership moves to a healthy voter first.
+    let remove = json!({"name": name, "state": "absent"});
+    let result = member_ok(&cluster, remove.clone());
+    assert_eq!(result["changed"], true, "{result}");
+    let msg = result["msg"].as_str().unwrap();
+    assert!(msg.starts_with("Leadership moved from"), "{msg}");
+    assert_ne!(result["leader"]["name"], name.as_str(), "{result}");
+    assert!(by_peer(&members_via(&cluster, &old), &peer).is_none());
+    wait_healthy_via(&cluster, &old);
+    let leader = wait_until("a leader among the remaining members", SOON, || {
+        leader_id_via(&cluster, &old)
+    });
+    assert_ne!(leader, listed.id);
+    assert!(members_via(&cluster, &old).iter().any(|m| m.id == leader));
+    assert_eq!(member_ok(&cluster, remove)["changed"], false);
+    let put = cluster.etcdctl_at(&[cluster.member(0).client_url()], &["put", "k", "v"], None);
+    assert!(
+        put.status.success(),
+        "the cluster still takes writes: {put:?}"
+    );
+}
+
+#[test]
+fn removal_that_would_lose_quorum_is_refused_but_a_dead_member_can_go() {
+    let mut cluster = Cluster::start3();
+    let names: Vec<String> = (0..3).map(|i| cluster.member(i).name.clone()).collect();
+    cluster.kill(1);
+    cluster.kill(2);
+
+    for check_mode in [true, false] {
+        let result = member(
+            &cluster,
+            json!({"name": names[1], "state": "absent", "_ansible_check_mode": check_mode}),
+        );
+        assert_eq!(result["failed"], true, "{result}");
+        assert_eq!(result["changed"], false);
+        let msg = result["msg"].as_str().unwrap();
+        assert!(msg.contains("without quorum"), "{msg}");
+        // m0 alone may or may not still follow a leader: 0 or 1 healthy.
+        assert!(
+            msg.contains("of 2 voting members would be healthy"),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("unhealthy: {}", names[2])), "{msg}");
+        assert!(msg.contains("force=true"), "{msg}");
+    }
+    assert_eq!(members_via(&cluster, &[0]).len(), 3, "nothing removed");
+
+    // With m1 back, the dead m2 may go: 2 of 2 remaining voters are healthy.
+    cluster.start_member(1);
+    wait_healthy_via(&cluster, &[0, 1]);
+    let result = member_ok(
+        &cluster,
+        json!({"name": names[2], "state": "absent", "wait_timeout": 120}),
+    );
+    assert_eq!(result["changed"], true, "{result}");
+    let after = members_via(&cluster, &[0, 1]);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|m| m.name != names[2]));
+    wait_healthy_via(&cluster, &[0, 1]);
+}
+
+#[test]
+fn bad_arguments_fail_clearly_before_contacting_etcd() {
+    // Nothing listens on this slot-0 port; a run that got that far would
+    // say "no etcd endpoint answered" instead.
+    let cases = [
+        (
+            json!({"name": "x"}),
+            "state is present but all of the following are missing: peer_urls",
+        ),
+        (
+            json!({"state": "gone", "name": "x"}),
+            "argument 'state' is invalid: unknown variant `gone`",
+        ),
+        (
+            json!({"state": "absent"}),
+            "state is absent but any of the following are missing: name, id, peer_urls",
+        ),
+        (
+            json!({"state": "absent", "id": "zz"}),
+            "argument 'id' is invalid",
+        ),
+        (
+            json!({"name": "x", "peer_urls": "127.0.0.1:2380"}),
+            "is not an http:// or https:// URL",
+        ),
+        (
+            json!({"name": "x", "state": "leader", "force": true}),
+            "force is only used with state=absent",
+        ),
+        (
+            json!({"nmae": "x"}),
+            "Unsupported parameters for (etcd_member) module: nmae",
+        ),
+    ];
+    for (mut args, expected) in cases {
+        args["endpoints"] = json!("http://127.0.0.1:1");
+        let run = run_module("etcd_member", &args);
+        assert_eq!(run.result["failed"], true, "{args}: {}", run.result);
+        assert_eq!(run.result["changed"], false);
+        assert!(!run.status.success());
+        let msg = run.result["msg"].as_str().unwrap();
+        assert!(msg.contains(expected), "{args}: {msg:?} lacks {expected:?}");
+    }
+}
+
+#[test]
+fn under_ansible_playbook_over_ssh() {
+    let mut cluster = Cluster::start3();
+    let new = cluster.add_member_slot();
+    let peer = cluster.member(new).peer_url();
+    let sshd = Sshd::start();
+    let ansible = Ansible::new();
+    let m0 = cluster.member(0);
+    let hosts = ansible.write_file(
+        "hosts.ini",
+        &format!(
+            "[etcd]\n{} ip={} {}\n",
+            m0.name,
+            m0.ip,
+            sshd.inventory_host_vars()
+        ),
+    );
+    let playbook = ansible.write_file(
+        "member.yml",
+        &format!(
+            r#"
+- hosts: etcd
+  gather_facts: false
+  vars:
+    new_peer: "{peer}"
+  tasks:
+    - name: would add
+      etcd_member:
+        endpoints: "http://{{{{ ip }}}}:2379"
+        name: newbie
+        peer_urls: "{{{{ new_peer }}}}"
+        learner: true
+      check_mode: true
+      register: would
+    - name: add
+      etcd_member:
+        endpoints: "http://{{{{ ip }}}}:2379"
+        name: newbie
+        peer_urls: "{{{{ new_peer }}}}"
+        learner: true
+      register: added
+    - name: add again
+      etcd_member:
+        endpoints: "http://{{{{ ip }}}}:2379"
+        name: newbie
+        peer_urls: "{{{{ new_peer }}}}"
+        learner: true
+      register: again
+    - name: assert
+      assert:
+        that:
+          - would is changed
+          - would.members | length == 3
+          - added is changed
+          - added.members | length == 4
+          - added.join_env.ETCD_INITIAL_CLUSTER_STATE == 'existing'
+          - ('newbie=' ~ new_peer) in added.join_env.ETCD_INITIAL_CLUSTER
+          - again is not changed
+          - again.id == added.id
+    - name: remove
+      etcd_member:
+        endpoints: "http://{{{{ ip }}}}:2379"
+        peer_urls: "{{{{ new_peer }}}}"
+        state: absent
+      register: removed
+    - name: assert removed
+      assert:
+        that:
+          - removed is changed
+          - removed.members | length == 3
+"#
+        ),
+    );
+    let out = ansible.playbook(&hosts, &playbook, &["--diff"]);
+    out.assert_success();
+    let added = out.result_ok("add", &m0.name);
+    assert_eq!(added["changed"], true);
+    let stats = out.stats(&m0.name).unwrap();
+    assert_eq!(stats["failures"], 0);
+    assert_eq!(stats["changed"], 3, "would add, add and remove: {stats}");
+    let after = members_via(&cluster, &[0, 1, 2]);
+    assert_eq!(after.len(), 3);
+    assert!(by_peer(&after, &peer).is_none());
+}
