@@ -1,0 +1,61 @@
+//! Scenario 6: bootstrap a fresh cluster with playbooks/etcd_bootstrap.yml
+//! (env files written by the playbook, members started through etcd-svc),
+//! then the health and backup playbooks against it.
+
+use harness::{repo_root, Ansible, Engine, ServiceCluster, ServiceOptions, Sshd, DEFAULT_TIMEOUT};
+
+fn bootstrap_then_health_and_backup(engine: Engine) {
+    let cluster = ServiceCluster::start(ServiceOptions {
+        members: 0,
+        ..ServiceOptions::default()
+    });
+    let sshd = Sshd::start();
+    let ansible = Ansible::new();
+    let hosts = cluster.write_inventory(&ansible, &sshd, "hosts.ini", &[0, 1, 2], &[]);
+    let bootstrap = repo_root().join("playbooks/etcd_bootstrap.yml");
+
+    // Check mode changes nothing: no env file, no member.
+    let out = engine.playbook(&ansible, &hosts, &bootstrap, &["--check"]);
+    out.assert_success();
+    for i in 0..3 {
+        assert!(
+            !cluster.member(i).env_file.exists(),
+            "check mode wrote {}",
+            cluster.member(i).env_file.display()
+        );
+        assert_eq!(cluster.pid(i), None);
+    }
+
+    let out = engine.playbook(&ansible, &hosts, &bootstrap, &[]);
+    out.assert_success();
+    cluster.wait_healthy(&[0, 1, 2], DEFAULT_TIMEOUT);
+    let members = cluster.member_list();
+    assert_eq!(members.len(), 3, "{members:?}");
+    for i in 0..3 {
+        assert!(cluster.pid(i).is_some(), "m{i} not running under etcd-svc");
+        let info = cluster.member_info(i).expect("member in member list");
+        assert_eq!(info.name, cluster.member(i).name);
+    }
+    cluster.put("/bootstrap/hello", "world");
+    assert_eq!(
+        cluster
+            .get_at(&cluster.endpoints(&[2]), "/bootstrap/hello")
+            .as_deref(),
+        Some("world")
+    );
+
+    // Running it again on the running cluster changes nothing.
+    let pids = cluster.pids(3);
+    let out = engine.playbook(&ansible, &hosts, &bootstrap, &[]);
+    out.assert_success();
+    assert_eq!(cluster.pids(3), pids);
+
+    let healthy = repo_root().join("playbooks/db-operations/etcd_healthy.yml");
+    let out = engine.playbook(&ansible, &hosts, &healthy, &[]);
+    out.assert_success();
+}
+
+#[test]
+fn bootstrap_then_health_and_backup_under_ansible_playbook() {
+    bootstrap_then_health_and_backup(Engine::AnsiblePlaybook);
+}
