@@ -230,8 +230,17 @@ fn learner_is_added_then_started_promoted_and_removed() {
     assert_eq!(again["changed"], false, "{again}");
     wait_healthy_via(&cluster, &[0, 1, 2, new]);
 
-    // Remove by id, as etcdctl prints it.
+    // Remove by id, as etcdctl prints it; check mode first.
     let remove = json!({"id": listed.id_hex, "state": "absent"});
+    let mut check = remove.clone();
+    check["_ansible_check_mode"] = json!(true);
+    let result = member_ok(&cluster, check);
+    assert_eq!(result["changed"], true, "{result}");
+    assert_eq!(result["action"], "removed");
+    assert!(
+        by_peer(&members_via(&cluster, &old), &peer).is_some(),
+        "check mode removed it"
+    );
     let result = member_ok(&cluster, remove.clone());
     assert_eq!(result["changed"], true, "{result}");
     assert_eq!(result["member"], Value::Null);
@@ -299,6 +308,25 @@ fn voter_is_added_updated_made_leader_and_removed_while_leading() {
     // Leadership to the new member, as before restarting the old leader.
     let all = [0, 1, 2, new];
     let lead = json!({"name": name, "state": "leader"});
+    let leader_before = wait_until("one leader", SOON, || leader_id_via(&cluster, &all));
+    assert_ne!(
+        leader_before, listed.id,
+        "a new member is not elected by itself"
+    );
+    let mut check = lead.clone();
+    check["_ansible_check_mode"] = json!(true);
+    check["_ansible_diff"] = json!(true);
+    let result = member_ok(&cluster, check);
+    assert_eq!(result["changed"], true, "{result}");
+    assert_eq!(
+        result["diff"]["after"]["leader"],
+        format!("{name} ({})", listed.id_hex)
+    );
+    assert_eq!(
+        leader_id_via(&cluster, &all),
+        Some(leader_before),
+        "check mode moved it"
+    );
     let result = member_ok(&cluster, lead.clone());
     assert_eq!(result["changed"], true, "{result}");
     assert_eq!(result["leader"]["name"], name.as_str(), "{result}");
