@@ -14,6 +14,11 @@ const SOON: Duration = Duration::from_secs(90);
 /// checks the exit code follows `failed` and stderr stays empty.
 fn member(cluster: &Cluster, args: Value) -> Value {
     let mut full = json!({ "endpoints": cluster.endpoints_csv() });
+    if let Some(tls) = cluster.tls() {
+        full["ca_cert"] = json!(tls.ca_cert);
+        full["client_cert"] = json!(tls.client_cert);
+        full["client_key"] = json!(tls.client_key);
+    }
     full.as_object_mut()
         .unwrap()
         .extend(args.as_object().unwrap().clone());
@@ -365,7 +370,8 @@ fn voter_is_added_updated_made_leader_and_removed_while_leading() {
 
 #[test]
 fn removal_that_would_lose_quorum_is_refused_but_a_dead_member_can_go() {
-    let mut cluster = Cluster::start3();
+    // TLS with client certificates, as in production.
+    let mut cluster = Cluster::start_tls3();
     let names: Vec<String> = (0..3).map(|i| cluster.member(i).name.clone()).collect();
     cluster.kill(1);
     cluster.kill(2);

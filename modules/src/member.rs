@@ -987,6 +987,10 @@ fn retryable(msg: &str) -> Retry {
         "too many requests",
         "leadership transfer",
         "connection refused",
+        // Someone else changed the membership meanwhile: observe and plan again.
+        "member not found",
+        "peer urls already exists",
+        "id removed",
     ];
     const AMBIGUOUS: &[&str] = &[
         "timed out",
@@ -1282,4 +1286,65 @@ fn with_cluster(failure: Failure, view: &ClusterView) -> Failure {
     failure
         .with("members", members_json(view))
         .with("leader", leader_json(view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(args: Value) -> Result<Request, String> {
+        let args: MemberArgs = serde_json::from_value(args).map_err(|e| e.to_string())?;
+        Request::from_args(args).map_err(|f| f.msg)
+    }
+
+    #[test]
+    fn arguments_are_checked_per_state() {
+        let r = request(json!({"name": "m3", "peer_urls": "http://10.0.0.4:2380/"})).unwrap();
+        assert_eq!(r.state, State::Present);
+        assert_eq!(r.peer_urls, vec!["http://10.0.0.4:2380"]);
+        assert_eq!(r.wait_timeout, DEFAULT_WAIT);
+        let r = request(json!({"state": "absent", "id": "8e9e05c52164694d"})).unwrap();
+        assert_eq!(r.id, Some(0x8e9e05c52164694d));
+        assert!(
+            request(json!({"state": "present", "peer_urls": ["http://a:1"]}))
+                .unwrap_err()
+                .contains("missing: name")
+        );
+        assert!(request(json!({"state": "promoted"}))
+            .unwrap_err()
+            .contains("any of the following are missing: name, id, peer_urls"));
+        assert!(
+            request(json!({"name": "m", "peer_urls": "http://a:1", "id": "1"}))
+                .unwrap_err()
+                .contains("id cannot be used with state=present")
+        );
+        assert!(
+            request(json!({"state": "absent", "name": "m", "learner": true}))
+                .unwrap_err()
+                .contains("learner is only used with state=present")
+        );
+        assert!(request(json!({"state": "absent", "id": "xyz"}))
+            .unwrap_err()
+            .contains("not a member id in hex"));
+    }
+
+    #[test]
+    fn etcd_refusals_are_retried_and_timeouts_are_ambiguous() {
+        for msg in [
+            "adding member via http://x: etcdserver: unhealthy cluster",
+            "etcdserver: re-configuration failed due to not enough started members",
+            "etcdserver: can only promote a learner member which is in sync with leader",
+            "moving leadership: etcdserver: not leader",
+        ] {
+            assert_eq!(retryable(msg), Retry::Refused, "{msg}");
+        }
+        assert_eq!(
+            retryable("removing member 1 via http://x: timed out after 7.0s"),
+            Retry::Ambiguous
+        );
+        assert_eq!(
+            retryable("etcdserver: can only promote a learner member"),
+            Retry::No
+        );
+    }
 }
