@@ -597,3 +597,83 @@ fn python_modules_are_refused_clearly() {
         assert!(err.contains("not supported"), "{err}");
     }
 }
+
+#[test]
+fn wait_for_pause_facts_and_ansible_cfg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "inv/hosts.ini", "[g]\nh1 ansible_connection=local\n");
+    write(
+        dir,
+        "mods/echo_mod",
+        "#!/bin/sh\nprintf '{\"changed\": true, \"got\": %s}' \"$(cat \"$1\")\"\n",
+    );
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(dir.join("mods/echo_mod"))
+        .status()
+        .unwrap();
+    // ansible.cfg in the working directory supplies inventory and library
+    write(
+        dir,
+        "ansible.cfg",
+        "[defaults]\ninventory = inv/hosts.ini\nlibrary = mods\nforks = 3\n",
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let file = dir.join("appears");
+    let pb = write(
+        dir,
+        "p.yml",
+        &format!(
+            r#"- hosts: all
+  tasks:
+    - name: facts were gathered
+      assert:
+        that: [ansible_system == 'Linux', "ansible_facts['system'] == 'Linux'"]
+    - name: port open
+      wait_for: {{port: {port}, timeout: 10}}
+    - name: make file soon
+      shell: (sleep 1; echo ready > {f}) &
+    - name: file appears with content
+      wait_for: {{path: {f}, search_regex: ready, timeout: 10}}
+    - name: closed port times out
+      wait_for: {{port: 1, timeout: 1}}
+      register: w
+      ignore_errors: true
+    - pause: {{seconds: 1}}
+    - echo_mod: {{a: 1}}
+      register: m
+    - assert:
+        that:
+          - w is failed
+          - "w.msg == 'Timeout when waiting for 127.0.0.1:1'"
+          - m.got.a == 1
+          - m.got._ansible_module_name == 'echo_mod'
+"#,
+            f = file.display()
+        ),
+    );
+    let mut cmd = Command::new(agent_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ANSIBLE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args(["playbook", pb.to_str().unwrap()])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    drop(listener);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("TASK [Gathering Facts]"), "{stdout}");
+    assert!(stdout.contains("h1                         : ok=9    changed=2    unreachable=0    failed=0    skipped=0    rescued=0    ignored=1"), "{stdout}");
+}
