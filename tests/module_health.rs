@@ -84,8 +84,12 @@ fn a_killed_member_makes_the_cluster_unhealthy_and_is_named() {
     assert_eq!(result["failed"], true);
     let m = member(&result, &dead);
     assert_eq!(m["healthy"], false);
+    // Usually "connection refused"; on a loaded machine the dial may time out first.
+    let error = m["error"].as_str().unwrap();
     assert!(
-        m["error"].as_str().unwrap().contains("onnection refused"),
+        error.contains("onnection refused")
+            || error.contains("timed out")
+            || error.contains("Timeout"),
         "{m}"
     );
     for i in 0..2 {
