@@ -31,7 +31,10 @@ pub use module::{run_module, ModuleRun};
 pub use paths::{log_tail, module_binary, module_library_dir, repo_root};
 pub use poll::{poll_until, wait_until, DEFAULT_TIMEOUT, POLL_INTERVAL};
 pub use process::pid_alive;
-pub use service::{Engine, Etcdctl, ServiceCluster, ServiceOptions, SvcMember, Writer, WriterReport};
+pub use service::{
+    process_start_ticks, Engine, Etcdctl, ServiceCluster, ServiceOptions, SvcMember, Writer,
+    WriterReport,
+};
 pub use slots::{Slot, MAX_MEMBERS};
 pub use sshd::Sshd;
 pub use tls::TlsFiles;

@@ -138,6 +138,24 @@ impl Etcdctl {
             .unwrap_or_else(|e| panic!("etcdctl {full:?}: bad JSON ({e}): {text}"))
     }
 
+    /// `etcdctl snapshot status -w json` of a snapshot file (`hash`,
+    /// `revision`, `totalKey`, `totalSize`); panics if etcdctl rejects it.
+    pub fn snapshot_status(&self, path: &Path) -> Value {
+        let out = guarded_command(ETCDCTL_BIN)
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "status", "-w", "json"])
+            .arg(path)
+            .output()
+            .expect("run etcdctl snapshot status");
+        assert!(
+            out.status.success(),
+            "etcdctl snapshot status {} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("snapshot status JSON")
+    }
+
     /// `endpoint status -w json` of each endpoint separately; an unreachable
     /// endpoint gives `None` (no retry).
     pub fn status_of(&self, endpoint: &str) -> Option<Value> {
@@ -463,6 +481,44 @@ impl ServiceCluster {
         self.dir.path().join("remote-backups")
     }
 
+    /// The `etcd-snapshot-*.db` files in [`ServiceCluster::backup_dir`], oldest first.
+    pub fn backups(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.backup_dir())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        let name = p.file_name().unwrap_or_default().to_string_lossy();
+                        name.starts_with("etcd-snapshot-") && name.ends_with(".db")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// `<data_dir>.bak-*` siblings of member `i`'s data dir (moved aside by a playbook).
+    pub fn moved_aside(&self, i: usize) -> Vec<PathBuf> {
+        let data = &self.members[i].data_dir;
+        let prefix = format!("{}.bak-", data.file_name().unwrap().to_string_lossy());
+        let mut found: Vec<PathBuf> = std::fs::read_dir(data.parent().unwrap())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .unwrap()
+                            .to_string_lossy()
+                            .starts_with(&prefix)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+
     /// Member slot `i` (0..5).
     pub fn member(&self, i: usize) -> &SvcMember {
         &self.members[i]
@@ -749,6 +805,20 @@ impl ServiceCluster {
         }
     }
 
+    /// Every key under `prefix`, read (linearizably) through `endpoints`.
+    pub fn keys_at(&self, endpoints: &[String], prefix: &str) -> Vec<String> {
+        let r = self.etcdctl.retry(
+            endpoints,
+            &["get", "--prefix", "--keys-only", "--", prefix],
+            None,
+        );
+        self.ok(r)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
     /// `member list` through `endpoints`, parsed.
     pub fn member_list_at(&self, endpoints: &[String]) -> Vec<MemberInfo> {
         let v = self.etcdctl.json(endpoints, &["member", "list"]);
@@ -973,6 +1043,19 @@ impl Drop for ServiceCluster {
             );
         }
     }
+}
+
+/// Start time of process `pid` in clock ticks since boot (`/proc/<pid>/stat`
+/// field 22), to order restarts; panics if the process is gone.
+pub fn process_start_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
+    // After "pid (comm) ": field 3 is the state; starttime is field 22.
+    let rest = &stat[stat.rfind(')').expect("comm in stat") + 2..];
+    rest.split_whitespace()
+        .nth(22 - 3)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| panic!("no start time in /proc/{pid}/stat: {stat}"))
 }
 
 /// What a [`Writer`] saw.

@@ -1,0 +1,118 @@
+//! Scenario 3: quorum loss. 10,000 keys, a backup with etcd_backup.yml; two
+//! members killed and their data dirs moved away; etcd_restore.yml brings
+//! back three healthy members (a new cluster) with all 10,000 keys.
+
+use harness::{repo_root, Ansible, Engine, ServiceCluster, Sshd, DEFAULT_TIMEOUT};
+use serde_json::Value;
+
+const KEYS: usize = 10_000;
+
+fn db_ops(name: &str) -> std::path::PathBuf {
+    repo_root().join("playbooks/db-operations").join(name)
+}
+
+fn quorum_loss_backup_and_restore(engine: Engine) {
+    let cluster = ServiceCluster::start3();
+    let sshd = Sshd::start();
+    let ansible = Ansible::new();
+    let hosts = cluster.write_inventory(&ansible, &sshd, "hosts.ini", &[0, 1, 2], &[]);
+    let all = [0, 1, 2];
+    cluster.put_many("/data/", KEYS);
+
+    // Backup: check mode writes nothing, then a real one.
+    engine
+        .playbook(&ansible, &hosts, &db_ops("etcd_backup.yml"), &["--check"])
+        .assert_success();
+    assert!(
+        cluster.backups().is_empty(),
+        "check mode wrote {:?}",
+        cluster.backups()
+    );
+    let out = engine.playbook(&ansible, &hosts, &db_ops("etcd_backup.yml"), &[]);
+    out.assert_success();
+    let backups = cluster.backups();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let status = cluster.etcdctl().snapshot_status(&backups[0]);
+    assert!(
+        status["totalKey"].as_u64().unwrap() >= KEYS as u64,
+        "{status}"
+    );
+    let old_cluster_id = cluster.status(0).unwrap()["Status"]["header"]["cluster_id"].clone();
+
+    // Disaster: two members gone with their data.
+    for i in [1, 2] {
+        cluster.kill9(i);
+        let data = &cluster.member(i).data_dir;
+        std::fs::rename(data, data.with_extension("lost")).unwrap();
+    }
+    assert!(
+        !cluster.healthy(&[0]),
+        "one member of three cannot be healthy"
+    );
+    let survivor = cluster.pid(0);
+
+    let snapshot = format!("etcd_restore_snapshot={}", backups[0].display());
+    let expect = format!("etcd_restore_expected_keys={KEYS}");
+    let args = [
+        "-e",
+        snapshot.as_str(),
+        "-e",
+        expect.as_str(),
+        "-e",
+        "etcd_restore_key_prefix=/data/",
+    ];
+
+    // Check mode: nothing stopped, nothing restored.
+    let mut check = args.to_vec();
+    check.push("--check");
+    engine
+        .playbook(&ansible, &hosts, &db_ops("etcd_restore.yml"), &check)
+        .assert_success();
+    assert_eq!(cluster.pid(0), survivor, "check mode stopped the survivor");
+    for i in all {
+        assert!(
+            cluster.moved_aside(i).is_empty(),
+            "check mode moved m{i}'s data dir"
+        );
+    }
+    assert!(!cluster.member(1).data_dir.exists());
+
+    let out = engine.playbook(&ansible, &hosts, &db_ops("etcd_restore.yml"), &args);
+    out.assert_success();
+    cluster.wait_healthy(&all, DEFAULT_TIMEOUT);
+    let members = cluster.member_list();
+    assert_eq!(members.len(), 3, "{members:?}");
+    for i in all {
+        assert!(cluster.pid(i).is_some(), "m{i} not running");
+    }
+    // A new cluster identity, every key on every member.
+    let new_cluster_id = cluster.status(0).unwrap()["Status"]["header"]["cluster_id"].clone();
+    assert_ne!(new_cluster_id, Value::Null);
+    assert_ne!(
+        new_cluster_id, old_cluster_id,
+        "restore must create a new cluster"
+    );
+    assert_eq!(cluster.key_count("/data/"), KEYS as u64);
+    for i in all {
+        assert_eq!(cluster.local_key_count(i, "/data/"), KEYS as u64, "m{i}");
+    }
+    let last = format!("/data/{:08}", KEYS - 1);
+    assert_eq!(
+        cluster.get_at(&cluster.endpoints(&[2]), &last).as_deref(),
+        Some(format!("value-{}", KEYS - 1).as_str())
+    );
+    // The survivor's old data dir was moved aside, not deleted.
+    assert_eq!(
+        cluster.moved_aside(0).len(),
+        1,
+        "{:?}",
+        cluster.moved_aside(0)
+    );
+    // Writes work on the restored cluster.
+    cluster.put("/after/restore", "yes");
+}
+
+#[test]
+fn quorum_loss_backup_and_restore_ansible_playbook() {
+    quorum_loss_backup_and_restore(Engine::AnsiblePlaybook);
+}
