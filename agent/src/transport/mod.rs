@@ -6,6 +6,7 @@
 
 mod local;
 mod pool;
+mod shell;
 mod ssh;
 mod upload;
 
@@ -54,7 +55,7 @@ pub enum TransportError {
 /// How commands reach the host.
 pub(crate) enum Link {
     Local,
-    Ssh(openssh::Session),
+    Ssh(Arc<openssh::Session>),
 }
 
 /// An open connection to one host.
@@ -65,6 +66,8 @@ pub struct Connection {
     tmpdir: OnceCell<String>,
     uploads: Mutex<std::collections::HashMap<String, String>>,
     upload_count: std::sync::atomic::AtomicUsize,
+    /// The persistent remote shell (SSH only); `Err(())` once it proved unusable.
+    shell: Mutex<Option<Result<shell::Shell, ()>>>,
 }
 
 impl Connection {
@@ -75,6 +78,7 @@ impl Connection {
             tmpdir: OnceCell::new(),
             uploads: Mutex::new(Default::default()),
             upload_count: Default::default(),
+            shell: Mutex::new(None),
         }
     }
 
@@ -89,7 +93,9 @@ impl Connection {
         let fut = async {
             match &self.link {
                 Link::Local => local::exec(cmd, stdin).await,
-                Link::Ssh(s) => ssh::exec(s, cmd, stdin).await,
+                // a timeout may abandon a request midway: keep those off the shared shell
+                Link::Ssh(s) if timeout.is_some() => ssh::exec(s, cmd, stdin).await,
+                Link::Ssh(s) => self.ssh_exec(s, cmd, stdin).await,
             }
         };
         match timeout {
@@ -98,6 +104,43 @@ impl Connection {
             })?,
             None => fut.await,
         }
+    }
+
+    /// Runs over the persistent shell when possible, else in a session of its own.
+    async fn ssh_exec(
+        &self,
+        session: &Arc<openssh::Session>,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, TransportError> {
+        let data = stdin.unwrap_or(&[]);
+        if data.len() <= shell::MAX_STDIN && std::env::var_os("ETCD_AGENT_NO_SHELL").is_none() {
+            if let Ok(mut guard) = self.shell.try_lock() {
+                if guard.is_none() {
+                    *guard = Some(match shell::Shell::start(session.clone()).await {
+                        Ok(sh) => Ok(sh),
+                        Err(e @ TransportError::Unreachable(_)) => return Err(e),
+                        Err(e) => {
+                            tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "no persistent shell: {e}");
+                            Err(())
+                        }
+                    });
+                }
+                if let Some(Ok(sh)) = guard.as_mut() {
+                    match sh.exec(cmd, data).await {
+                        Ok(out) => return Ok(out),
+                        Err(e) => {
+                            tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "persistent shell failed, falling back: {e}");
+                            if let Some(Ok(sh)) = guard.take() {
+                                sh.close().await;
+                            }
+                            *guard = Some(Err(()));
+                        }
+                    }
+                }
+            }
+        }
+        ssh::exec(session, cmd, stdin).await
     }
 
     /// The private temp dir on the target, created on first use (`mktemp -d`, mode 0700).
@@ -140,10 +183,15 @@ impl Connection {
                 )
                 .await;
         }
+        if let Some(Ok(sh)) = self.shell.lock().await.take() {
+            sh.close().await;
+        }
         if let Ok(conn) = Arc::try_unwrap(self) {
             if let Link::Ssh(session) = conn.link {
-                if let Err(e) = session.close().await {
-                    tracing::debug!(target: "etcd_agent::transport", "closing ssh session: {e}");
+                if let Ok(session) = Arc::try_unwrap(session) {
+                    if let Err(e) = session.close().await {
+                        tracing::debug!(target: "etcd_agent::transport", "closing ssh session: {e}");
+                    }
                 }
             }
         }

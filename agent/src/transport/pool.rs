@@ -47,7 +47,7 @@ impl ConnectionPool {
                 ConnSpec::Ssh(s) => {
                     tracing::debug!(target: "etcd_agent::transport", target_host = %s.label(), "opening ssh connection");
                     let session = ssh::connect(s, self.control_dir.path()).await?;
-                    Ok(Arc::new(Connection::new(s.label(), Link::Ssh(session))))
+                    Ok(Arc::new(Connection::new(s.label(), Link::Ssh(Arc::new(session)))))
                 }
             }
         })
