@@ -10,3 +10,4 @@ pub mod member;
 pub mod protocol;
 pub mod restore;
 pub mod snapshot;
+pub mod snapshot_file;

@@ -1,1 +1,804 @@
-//! `etcd_snapshot` (in progress).
+//! `etcd_snapshot`: the runbooks' nightly `etcdctl snapshot save`, as a module.
+//!
+//! Streams the snapshot from one member into a temporary file beside the
+//! destination, hashing as it goes; only a complete stream whose sha256
+//! trailer matches is fsynced and renamed into place (then the directory
+//! is fsynced). Any failure, a SIGKILL included, leaves nothing under the
+//! final name. Temporary files are `flock`ed while written, so a later run
+//! can tell a dead run's leftovers from a live one's and remove them.
+//!
+//! Revision and key count are read from the written file itself (see
+//! [`crate::snapshot_file`]) so they are exactly what `etcdctl snapshot
+//! status` reports, whatever happened on the cluster meanwhile.
+
+use etcd_client::Client;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinSet;
+
+use crate::connection::{describe, member_id_hex, Connection};
+use crate::protocol::lenient::{Int, Seconds};
+use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
+use crate::snapshot_file::{
+    db_stats, id_text, inspect, lock_file, parse_mode, parse_stamp, resolve_group, resolve_user,
+    sync_dir, utc_stamp, Digests, StreamHasher, HASH_LEN,
+};
+
+/// File names this module writes in `dir`: `etcd-snapshot-<stamp>.db`.
+const NAME_PREFIX: &str = "etcd-snapshot-";
+const NAME_SUFFIX: &str = ".db";
+/// Temporary files: `.etcd-snapshot-XXXXXX.part`, locked while being written.
+const TEMP_PREFIX: &str = ".etcd-snapshot-";
+const TEMP_SUFFIX: &str = ".part";
+/// Snapshot chunks buffered between the receiver and the writer thread.
+const IN_FLIGHT: usize = 32;
+
+/// Arguments of `etcd_snapshot` (plus the shared connection options).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotArgs {
+    /// `present` (take a snapshot) or `verified` (check an existing file).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Exact destination file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Directory for timestamped snapshots.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Keep only the newest N timestamped snapshots in `dir`.
+    #[serde(default)]
+    pub keep: Option<Int>,
+    /// Skip when the newest snapshot is younger than this.
+    #[serde(default)]
+    pub max_age: Option<Seconds>,
+    /// File mode (octal string or number).
+    #[serde(default)]
+    pub mode: Option<Value>,
+    /// Owner of the written file.
+    #[serde(default)]
+    pub owner: Option<Value>,
+    /// Group of the written file.
+    #[serde(default)]
+    pub group: Option<Value>,
+}
+
+/// The `etcd_snapshot` module.
+pub struct Snapshot;
+
+impl Module for Snapshot {
+    const NAME: &'static str = "etcd_snapshot";
+    const SHORT_DESCRIPTION: &'static str = "Take (or verify) an etcd snapshot file";
+    const DESCRIPTION: &'static [&'static str] = &[
+        "Streams a snapshot of the database from the first endpoint whose member answers and sees a leader (falling back, in endpoint order, to any member that answers), like C(etcdctl snapshot save). The file is byte-for-byte what etcd sends, so C(etcdctl snapshot status) and C(etcdctl snapshot restore) accept it.",
+        "Writes to a temporary file in the destination directory, checks the sha256 that etcd appends to the stream, fsyncs, renames into place and fsyncs the directory: a failure at any point (even the module being killed) leaves no file under the final name and older snapshots untouched. Leftover temporary files of killed runs are removed by the next run. Memory use does not depend on the database size.",
+        "With O(dir) the file is named C(etcd-snapshot-<UTC timestamp>.db); O(keep) removes the oldest such files (never any other file) and O(max_age) skips the snapshot while the newest one is recent enough.",
+        "The returned O(revision) and O(key_count) are read from the written file, as C(etcdctl snapshot status) computes them (C(key_count) is its C(totalKey): entries of every bucket, etcd's internal ones included, and every stored revision of a key).",
+        "O(state=verified) checks an existing file's sha256 trailer and database structure without contacting etcd.",
+    ];
+    const USES_CONNECTION: bool = true;
+    const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new(
+            "state",
+            ArgType::Str,
+            "C(present) takes a snapshot; C(verified) only checks the existing snapshot at O(path) (or the newest in O(dir)) and fails if it is truncated or corrupt.",
+        )
+        .default("\"present\"")
+        .choices(&["present", "verified"]),
+        OptionDoc::new(
+            "path",
+            ArgType::Path,
+            "Destination file (replaced atomically if it exists). Exactly one of O(path) and O(dir).",
+        ),
+        OptionDoc::new(
+            "dir",
+            ArgType::Path,
+            "Directory receiving C(etcd-snapshot-<UTC timestamp>.db) files (created with mode 0700 if missing). Exactly one of O(path) and O(dir).",
+        ),
+        OptionDoc::new(
+            "keep",
+            ArgType::Int,
+            "With O(dir): after a successful snapshot keep only the newest N C(etcd-snapshot-*.db) files, removing older ones. Other files are never touched.",
+        ),
+        OptionDoc::new(
+            "max_age",
+            ArgType::Raw,
+            "Do nothing (changed=false) if the newest snapshot (newest timestamped file in O(dir), or the modification time of O(path)) is younger than this: seconds, or a string such as C(24h), C(90m).",
+        ),
+        OptionDoc::new(
+            "mode",
+            ArgType::Raw,
+            "Mode of the written file, as an octal string (quote it in YAML).",
+        )
+        .default("\"0600\""),
+        OptionDoc::new(
+            "owner",
+            ArgType::Str,
+            "Owner (name or uid) of the written file; default the user running the module.",
+        ),
+        OptionDoc::new(
+            "group",
+            ArgType::Str,
+            "Group (name or gid) of the written file; default the user's group.",
+        ),
+    ];
+    const EXAMPLES: &'static str = r#"
+- name: Nightly backup, keeping a week of snapshots
+  etcd_snapshot:
+    endpoints: "https://{{ ip }}:2379"
+    ca_cert: /etc/ssl/etcd/ssl/ca.pem
+    client_cert: "/etc/ssl/etcd/ssl/member-{{ inventory_hostname }}.pem"
+    client_key: "/etc/ssl/etcd/ssl/member-{{ inventory_hostname }}-key.pem"
+    dir: /var/backups/etcd
+    keep: 7
+    max_age: 20h
+  register: backup
+
+- name: Snapshot to a fixed file, as `etcdctl snapshot save /tmp/etcd.snap`
+  etcd_snapshot:
+    endpoints: http://127.0.0.1:2379
+    path: /tmp/etcd.snap
+
+- name: Check a copied snapshot before restoring from it
+  etcd_snapshot:
+    state: verified
+    path: /tmp/etcd.snap
+"#;
+    const RETURNS: &'static [ReturnDoc] = &[
+        ReturnDoc {
+            name: "path",
+            description: "The snapshot file written (or, when skipped or verified, the one examined).",
+            returned: "success",
+            ty: "str",
+        },
+        ReturnDoc {
+            name: "size",
+            description: "File size in bytes (the database plus etcd's 32-byte sha256 trailer).",
+            returned: "when a file was written or verified",
+            ty: "int",
+        },
+        ReturnDoc {
+            name: "sha256",
+            description: "sha256 of the whole file, as sha256sum prints it.",
+            returned: "when a file was written or verified",
+            ty: "str",
+        },
+        ReturnDoc {
+            name: "revision",
+            description: "The etcd revision the snapshot holds (etcdctl snapshot status: revision).",
+            returned: "when a file was written or verified",
+            ty: "int",
+        },
+        ReturnDoc {
+            name: "key_count",
+            description: "etcdctl snapshot status's totalKey: entries in all buckets of the database.",
+            returned: "when a file was written or verified",
+            ty: "int",
+        },
+        ReturnDoc {
+            name: "db_size",
+            description: "Size of the database inside the file (etcdctl snapshot status: totalSize).",
+            returned: "when a file was written or verified",
+            ty: "int",
+        },
+        ReturnDoc {
+            name: "member",
+            description: "The member the snapshot came from (or would come from in check mode): id (hex), name, endpoint.",
+            returned: "when etcd was contacted",
+            ty: "dict",
+        },
+        ReturnDoc {
+            name: "removed",
+            description: "Old snapshots removed by keep (would be removed, in check mode), and leftover temporary files of killed runs.",
+            returned: "state=present",
+            ty: "list",
+        },
+        ReturnDoc {
+            name: "skipped_reason",
+            description: "Why no snapshot was taken (max_age), or absent.",
+            returned: "when skipped",
+            ty: "str",
+        },
+    ];
+    type Args = SnapshotArgs;
+
+    async fn run(args: SnapshotArgs, ctx: &Context) -> Result<Outcome, Failure> {
+        let target = Target::from_args(&args)?;
+        match args.state.as_deref().unwrap_or("present") {
+            "present" => take(args, target, ctx).await,
+            "verified" => verify(target),
+            other => Err(Failure::new(format!(
+                "state must be one of present, verified; got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Where snapshots go.
+enum Target {
+    /// An exact file.
+    Path(PathBuf),
+    /// Timestamped files in a directory.
+    Dir(PathBuf),
+}
+
+impl Target {
+    fn from_args(args: &SnapshotArgs) -> Result<Target, Failure> {
+        match (&args.path, &args.dir) {
+            (Some(p), None) => Ok(Target::Path(p.clone())),
+            (None, Some(d)) => Ok(Target::Dir(d.clone())),
+            _ => Err(Failure::new("exactly one of path and dir is required")),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        match self {
+            Target::Dir(d) => d.clone(),
+            Target::Path(p) => match p.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        }
+    }
+}
+
+/// Whether `name` is one of this module's timestamped snapshots; returns its time.
+fn snapshot_stamp(name: &str) -> Option<u64> {
+    parse_stamp(name.strip_prefix(NAME_PREFIX)?.strip_suffix(NAME_SUFFIX)?)
+}
+
+/// This module's snapshots in `dir`, oldest first.
+fn list_snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Failure::new(format!("cannot list {}: {e}", dir.display()))),
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(stamp) = name.to_str().and_then(snapshot_stamp) else {
+            continue;
+        };
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            found.push((stamp, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn verify(target: Target) -> Result<Outcome, Failure> {
+    let path = match target {
+        Target::Path(p) => p,
+        Target::Dir(d) => match list_snapshots(&d)?.pop() {
+            Some((_, p)) => p,
+            None => {
+                return Err(Failure::new(format!(
+                    "no etcd-snapshot-*.db file in {}",
+                    d.display()
+                )))
+            }
+        },
+    };
+    let info = inspect(&path, true).map_err(|e| {
+        Failure::new(e)
+            .with("valid", false)
+            .with("path", path.display().to_string())
+    })?;
+    Ok(Outcome::new(
+        false,
+        format!(
+            "snapshot {} is intact: revision {}, {} keys, sha256 {}",
+            path.display(),
+            info.db.revision,
+            info.db.total_keys,
+            info.sha256
+        ),
+    )
+    .with("valid", true)
+    .with("path", path.display().to_string())
+    .with("size", info.size)
+    .with("sha256", info.sha256)
+    .with("revision", info.db.revision)
+    .with("key_count", info.db.total_keys)
+    .with("db_size", info.db.total_size))
+}
+
+/// Mode and ownership to give the written file.
+struct FileAttrs {
+    mode: u32,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+impl FileAttrs {
+    fn from_args(args: &SnapshotArgs) -> Result<FileAttrs, Failure> {
+        let mode = match &args.mode {
+            Some(v) => parse_mode(v)?,
+            None => 0o600,
+        };
+        let uid = match args.owner.as_ref().and_then(id_text) {
+            Some(o) => Some(resolve_user(&o)?),
+            None => None,
+        };
+        let gid = match args.group.as_ref().and_then(id_text) {
+            Some(g) => Some(resolve_group(&g)?),
+            None => None,
+        };
+        Ok(FileAttrs { mode, uid, gid })
+    }
+
+    fn apply(&self, file: &File) -> Result<(), Failure> {
+        if self.uid.is_some() || self.gid.is_some() {
+            std::os::unix::fs::fchown(file, self.uid, self.gid)
+                .map_err(|e| Failure::new(format!("cannot set owner/group: {e}")))?;
+        }
+        // After chown: chown clears setuid/setgid bits.
+        file.set_permissions(std::fs::Permissions::from_mode(self.mode))
+            .map_err(|e| Failure::new(format!("cannot set mode {:o}: {e}", self.mode)))
+    }
+}
+
+/// Removes temporary files of runs that died (their lock is free).
+fn remove_stale_temps(dir: &Path) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
+            continue;
+        }
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        // A live run holds the lock for as long as its file exists.
+        if lock_file(&file, false).unwrap_or(false) && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path().display().to_string());
+        }
+    }
+    removed
+}
+
+fn age_of_newest(target: &Target) -> Result<Option<(PathBuf, Duration)>, Failure> {
+    let now = SystemTime::now();
+    match target {
+        Target::Dir(d) => Ok(list_snapshots(d)?.pop().map(|(stamp, p)| {
+            let taken = std::time::UNIX_EPOCH + Duration::from_secs(stamp);
+            (p, now.duration_since(taken).unwrap_or_default())
+        })),
+        Target::Path(p) => match std::fs::metadata(p) {
+            Ok(meta) => {
+                let modified = meta.modified().map_err(|e| Failure::new(e.to_string()))?;
+                Ok(Some((
+                    p.clone(),
+                    now.duration_since(modified).unwrap_or_default(),
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Failure::new(format!("cannot stat {}: {e}", p.display()))),
+        },
+    }
+}
+
+/// Which old snapshots `keep` removes once `new` (if any) exists.
+fn prune_plan(dir: &Path, keep: u64, new: Option<&Path>) -> Result<Vec<PathBuf>, Failure> {
+    let mut all: Vec<PathBuf> = list_snapshots(dir)?.into_iter().map(|(_, p)| p).collect();
+    if let Some(new) = new {
+        if !all.iter().any(|p| p == new) {
+            all.push(new.to_path_buf());
+            all.sort();
+        }
+    }
+    let excess = all.len().saturating_sub(keep as usize);
+    Ok(all.into_iter().take(excess).collect())
+}
+
+async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outcome, Failure> {
+    let keep = args.keep.map(|k| k.0);
+    if keep.is_some() && !matches!(target, Target::Dir(_)) {
+        return Err(Failure::new(
+            "keep only applies to dir (timestamped snapshots)",
+        ));
+    }
+    if keep == Some(0) {
+        return Err(Failure::new(
+            "keep must be at least 1 (it counts the new snapshot)",
+        ));
+    }
+    let attrs = FileAttrs::from_args(&args)?;
+    let dir = target.dir();
+    let mut removed = Vec::new();
+    if !ctx.check_mode {
+        if let Target::Dir(d) = &target {
+            create_dir(d)?;
+        }
+        removed = remove_stale_temps(&dir);
+    }
+
+    if let Some(max_age) = args.max_age {
+        if let Some((newest, age)) = age_of_newest(&target)? {
+            if age < max_age.0 {
+                let mut changed = !removed.is_empty();
+                if let (Some(keep), Target::Dir(d)) = (keep, &target) {
+                    let plan = prune_plan(d, keep, None)?;
+                    changed |= !plan.is_empty();
+                    removed.extend(prune(plan, ctx.check_mode)?);
+                }
+                let why = format!(
+                    "newest snapshot {} is {}s old, younger than max_age ({}s)",
+                    newest.display(),
+                    age.as_secs(),
+                    max_age.0.as_secs()
+                );
+                return Ok(Outcome::new(changed, why.clone())
+                    .with("path", newest.display().to_string())
+                    .with("skipped_reason", why)
+                    .with("removed", removed));
+            }
+        }
+    }
+
+    let destination = match &target {
+        Target::Path(p) => p.clone(),
+        Target::Dir(d) => d.join(format!(
+            "{NAME_PREFIX}{}{NAME_SUFFIX}",
+            utc_stamp(SystemTime::now())
+        )),
+    };
+    let before = snapshot_names(&target);
+    let connection = ctx.connection.connect_settings()?;
+    let candidates = candidates(&connection).await?;
+
+    if ctx.check_mode {
+        let source = &candidates[0];
+        if let (Some(keep), Target::Dir(d)) = (keep, &target) {
+            removed.extend(prune(prune_plan(d, keep, Some(&destination))?, true)?);
+        }
+        let mut outcome = Outcome::new(
+            true,
+            format!(
+                "would write a snapshot of member {} ({}) to {}",
+                source.name,
+                member_id_hex(source.id),
+                destination.display()
+            ),
+        )
+        .with("path", destination.display().to_string())
+        .with("member", source.json())
+        .with("removed", removed);
+        outcome.diff = Some(diff(&before, &destination, &[]));
+        return Ok(outcome);
+    }
+
+    let idle = connection.dial_timeout + connection.command_timeout;
+    let mut errors = Vec::new();
+    let mut written = None;
+    for source in &candidates {
+        match save_from(&connection, source, &dir, &destination, &attrs, idle).await {
+            Ok(done) => {
+                written = Some((source, done));
+                break;
+            }
+            Err(e) => errors.push(format!("{}: {}", source.endpoint, e.msg)),
+        }
+    }
+    let Some((source, saved)) = written else {
+        return Err(
+            Failure::new(format!("no snapshot could be taken: {}", errors.join("; ")))
+                .with("removed", removed),
+        );
+    };
+
+    let mut pruned = Vec::new();
+    if let (Some(keep), Target::Dir(d)) = (keep, &target) {
+        pruned = prune(prune_plan(d, keep, Some(&destination))?, false)?;
+        removed.extend(pruned.iter().cloned());
+    }
+    let mut outcome = Outcome::new(
+        true,
+        format!(
+            "wrote snapshot {} ({} bytes, revision {}) from member {} ({})",
+            destination.display(),
+            saved.size,
+            saved.revision,
+            source.name,
+            member_id_hex(source.id)
+        ),
+    )
+    .with("path", destination.display().to_string())
+    .with("size", saved.size)
+    .with("sha256", saved.sha256)
+    .with("revision", saved.revision)
+    .with("key_count", saved.key_count)
+    .with("db_size", saved.db_size)
+    .with("member", source.json())
+    .with("removed", removed);
+    if !errors.is_empty() {
+        outcome = outcome.with("warnings", errors);
+    }
+    outcome.diff = Some(diff(&before, &destination, &pruned));
+    Ok(outcome)
+}
+
+fn create_dir(dir: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// Removes the planned files (or only reports them in check mode).
+fn prune(plan: Vec<PathBuf>, check_mode: bool) -> Result<Vec<String>, Failure> {
+    let mut done = Vec::new();
+    for path in plan {
+        if !check_mode {
+            std::fs::remove_file(&path)
+                .map_err(|e| Failure::new(format!("cannot remove {}: {e}", path.display())))?;
+        }
+        done.push(path.display().to_string());
+    }
+    Ok(done)
+}
+
+fn snapshot_names(target: &Target) -> Vec<String> {
+    match target {
+        Target::Dir(d) => list_snapshots(d)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, p)| p.display().to_string())
+            .collect(),
+        Target::Path(p) => {
+            if p.exists() {
+                vec![p.display().to_string()]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn diff(before: &[String], new: &Path, pruned: &[String]) -> Value {
+    let new = new.display().to_string();
+    let mut after: Vec<String> = before
+        .iter()
+        .filter(|p| !pruned.contains(p) && **p != new)
+        .cloned()
+        .collect();
+    after.push(new);
+    after.sort();
+    json!({
+        "before": { "snapshots": before },
+        "after": { "snapshots": after },
+    })
+}
+
+/// A member that answered its status request.
+struct Source {
+    endpoint: String,
+    id: u64,
+    name: String,
+    has_leader: bool,
+}
+
+impl Source {
+    fn json(&self) -> Value {
+        json!({ "id": member_id_hex(self.id), "name": self.name, "endpoint": self.endpoint })
+    }
+}
+
+/// Members to stream from, best first: those that see a leader, in
+/// endpoint order, then (after quorum loss a snapshot of a survivor is the
+/// best one can get) those that answer without a leader.
+async fn candidates(connection: &Connection) -> Result<Vec<Source>, Failure> {
+    let mut tasks = JoinSet::new();
+    for (index, endpoint) in connection.endpoints.iter().enumerate() {
+        let conn = connection.clone();
+        let endpoint = endpoint.clone();
+        tasks.spawn(async move { (index, probe(&conn, endpoint).await) });
+    }
+    let mut answers = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        answers.push(joined.map_err(|e| Failure::new(format!("internal error: {e}")))?);
+    }
+    answers.sort_by_key(|(index, _)| *index);
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for (_, answer) in answers {
+        match answer {
+            Ok(source) => sources.push(source),
+            Err(e) => errors.push(e.msg),
+        }
+    }
+    if sources.is_empty() {
+        return Err(Failure::new(format!(
+            "no etcd endpoint answered ({}): {}",
+            connection.endpoints.join(", "),
+            errors.join("; ")
+        )));
+    }
+    sources.sort_by_key(|s| !s.has_leader);
+    Ok(sources)
+}
+
+async fn probe(conn: &Connection, endpoint: String) -> Result<Source, Failure> {
+    let mut client = conn.client_for(&endpoint).await?;
+    let status = conn
+        .bounded(&format!("status of {endpoint}"), client.status())
+        .await?;
+    let id = status.header().map_or(0, |h| h.member_id());
+    // The name is only for the report: a failure here is not fatal.
+    let name = conn
+        .bounded(&format!("member list via {endpoint}"), client.member_list())
+        .await
+        .ok()
+        .and_then(|list| {
+            list.members()
+                .iter()
+                .find(|m| m.id() == id)
+                .map(|m| m.name().to_string())
+        })
+        .unwrap_or_default();
+    Ok(Source {
+        endpoint,
+        id,
+        name,
+        has_leader: status.leader() != 0,
+    })
+}
+
+/// A snapshot that is in place.
+struct Saved {
+    size: u64,
+    sha256: String,
+    revision: u64,
+    key_count: u64,
+    db_size: u64,
+}
+
+/// Streams a snapshot from `source` to a temp file in `dir`, checks it, and
+/// moves it to `destination`. On any error the temp file is removed.
+async fn save_from(
+    conn: &Connection,
+    source: &Source,
+    dir: &Path,
+    destination: &Path,
+    attrs: &FileAttrs,
+    idle: Duration,
+) -> Result<Saved, Failure> {
+    let temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(|e| Failure::new(format!("cannot create a file in {}: {e}", dir.display())))?;
+    lock_file(temp.as_file(), true)
+        .map_err(|e| Failure::new(format!("cannot lock {}: {e}", temp.path().display())))?;
+
+    let client = conn.client_for(&source.endpoint).await?;
+    let digests = stream(conn, client, &source.endpoint, temp.as_file(), idle).await?;
+    digests.check().map_err(|why| {
+        Failure::new(format!(
+            "the snapshot stream from {} was incomplete: {why}",
+            source.endpoint
+        ))
+    })?;
+
+    let file = temp.as_file();
+    file.sync_all()
+        .map_err(|e| Failure::new(format!("cannot fsync {}: {e}", temp.path().display())))?;
+    let db = db_stats(file, digests.len - HASH_LEN as u64).map_err(|why| {
+        Failure::new(format!(
+            "the snapshot from {} is not a readable etcd database: {why}",
+            source.endpoint
+        ))
+    })?;
+    attrs.apply(file)?;
+
+    let is_timestamped = destination
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(snapshot_stamp)
+        .is_some();
+    // A timestamped name must never replace an existing snapshot; a fixed
+    // `path` is meant to be replaced (atomically).
+    let persisted = if is_timestamped {
+        temp.persist_noclobber(destination).map(|_| ())
+    } else {
+        temp.persist(destination).map(|_| ())
+    };
+    persisted.map_err(|e| {
+        Failure::new(format!(
+            "cannot move the snapshot to {}: {}",
+            destination.display(),
+            e.error
+        ))
+    })?;
+    sync_dir(dir)?;
+    Ok(Saved {
+        size: digests.len,
+        sha256: digests.file_sha256,
+        revision: db.revision,
+        key_count: db.total_keys,
+        db_size: db.total_size,
+    })
+}
+
+/// Copies the snapshot stream into `out`, hashing it; each message must
+/// arrive within `idle` (a frozen member would otherwise hang us forever,
+/// and a whole-stream deadline would cap the database size).
+///
+/// Hashing and writing run on their own thread, so they overlap with
+/// receiving: sha256 costs about as much CPU as the transfer itself. The
+/// bounded channel keeps at most [`IN_FLIGHT`] chunks (etcd sends 32 KiB
+/// each) in memory whatever the database size.
+async fn stream(
+    conn: &Connection,
+    mut client: Client,
+    endpoint: &str,
+    out: &File,
+    idle: Duration,
+) -> Result<Digests, Failure> {
+    let mut messages = conn
+        .bounded(
+            &format!("starting snapshot on {endpoint}"),
+            client.snapshot(),
+        )
+        .await?;
+    let mut file = out
+        .try_clone()
+        .map_err(|e| Failure::new(format!("cannot duplicate the file handle: {e}")))?;
+    let (chunks, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(IN_FLIGHT);
+    let writer = std::thread::spawn(move || -> Result<Digests, String> {
+        let mut hasher = StreamHasher::new();
+        while let Some(chunk) = receiver.blocking_recv() {
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .map_err(|e| format!("cannot write the snapshot: {e}"))?;
+        }
+        Ok(hasher.finish())
+    });
+    let mut received = 0u64;
+    let streamed: Result<(), Failure> = loop {
+        let message = match tokio::time::timeout(idle, messages.message()).await {
+            Err(_) => {
+                break Err(Failure::new(format!(
+                    "snapshot stream from {endpoint} stalled: no data for {:.1}s after {received} bytes",
+                    idle.as_secs_f64(),
+                )))
+            }
+            Ok(Err(e)) => {
+                break Err(Failure::new(format!(
+                    "snapshot stream from {endpoint} failed after {received} bytes: {}",
+                    describe(&e)
+                )))
+            }
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Ok(Some(message))) => message,
+        };
+        received += message.blob().len() as u64;
+        // A send error means the writer stopped (write error): its result says why.
+        if chunks.send(message.blob().to_vec()).await.is_err() {
+            break Ok(());
+        }
+    };
+    drop(chunks);
+    let written = writer
+        .join()
+        .map_err(|_| Failure::new("the snapshot writer thread panicked"))?
+        .map_err(Failure::new);
+    streamed?;
+    written
+}

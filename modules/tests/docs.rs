@@ -27,3 +27,13 @@ fn etcd_health_docs_match_its_declaration() {
 fn etcd_member_docs_match_its_declaration() {
     check::<etcd_modules::member::EtcdMember>();
 }
+
+#[test]
+fn etcd_snapshot_docs_match_its_declaration() {
+    check::<etcd_modules::snapshot::Snapshot>();
+}
+
+#[test]
+fn etcd_restore_docs_match_its_declaration() {
+    check::<etcd_modules::restore::Restore>();
+}

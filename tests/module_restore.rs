@@ -1,0 +1,530 @@
+//! etcd_restore (with etcd_snapshot) against real etcd 3.4: snapshots are
+//! restored into data dirs that real etcd members then start on, and the
+//! data is read back with etcdctl. Refusals are checked by comparing a full
+//! listing + contents hash of the target before and after.
+
+use harness::{run_module, Ansible, Cluster, ClusterOptions, MemberStart, Sshd};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const KEYS: usize = 10_000;
+
+fn module(name: &str, args: Value) -> Value {
+    let run = run_module(name, &args);
+    assert_eq!(
+        run.status.success(),
+        run.result["failed"] != true,
+        "exit code must follow `failed`: {}",
+        run.result
+    );
+    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
+    run.result
+}
+
+fn ok(result: Value) -> Value {
+    assert_eq!(result["failed"], false, "{result}");
+    result
+}
+
+fn etcdctl(args: &[&str]) -> String {
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status(file: &Path) -> Value {
+    serde_json::from_str(&etcdctl(&[
+        "snapshot",
+        "status",
+        "-w",
+        "json",
+        file.to_str().unwrap(),
+    ]))
+    .unwrap()
+}
+
+/// Every file under `dir` (relative path -> size and sha256, or "dir"/"link"),
+/// to prove a refused restore changed nothing.
+fn tree(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let rel = path.strip_prefix(base).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                out.insert(rel, "dir".into());
+                walk(base, &path, out);
+            } else if meta.is_file() {
+                let sha = Command::new("sha256sum").arg(&path).output().unwrap();
+                let sha = String::from_utf8_lossy(&sha.stdout);
+                out.insert(
+                    rel,
+                    format!("{} {}", meta.len(), sha.split_whitespace().next().unwrap()),
+                );
+            } else {
+                out.insert(rel, "other".into());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Sorted entry names of `dir`.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// All `k/` keys of the cluster with their values, read with etcdctl.
+fn all_values(cluster: &Cluster) -> BTreeMap<String, String> {
+    use base64::Engine;
+    let text = cluster.etcdctl_retry(&["get", "--prefix", "k/", "-w", "json"]);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let decode = |s: &Value| {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s.as_str().unwrap_or(""))
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    };
+    v["kvs"]
+        .as_array()
+        .map(|kvs| {
+            kvs.iter()
+                .map(|kv| (decode(&kv["key"]), decode(&kv["value"])))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_all_keys(cluster: &Cluster, n: usize) {
+    let values = all_values(cluster);
+    assert_eq!(values.len(), n, "number of restored keys");
+    for i in 0..n {
+        let key = format!("k/{i:08}");
+        assert_eq!(
+            values.get(&key).map(String::as_str),
+            Some(format!("value-{i}").as_str()),
+            "{key}"
+        );
+    }
+}
+
+fn restore_args(snapshot: &Path, data_dir: &Path, cluster: &Cluster, i: usize) -> Value {
+    json!({
+        "snapshot": snapshot,
+        "data_dir": data_dir,
+        "name": cluster.member(i).name,
+        "initial_cluster": cluster.initial_cluster(),
+        "initial_cluster_token": cluster.token(),
+    })
+}
+
+/// Stops every member, then starts `indices` on `dirs` as a new cluster
+/// listing exactly those members, and waits for health.
+fn start_on(cluster: &mut Cluster, indices: &[usize], dirs: &[PathBuf]) {
+    for i in 0..cluster.len() {
+        cluster.stop(i);
+    }
+    let initial = cluster.initial_cluster_for(indices);
+    for (&i, dir) in indices.iter().zip(dirs) {
+        cluster.start_member_with(
+            i,
+            MemberStart {
+                data_dir: Some(dir.clone()),
+                initial_cluster: Some(initial.clone()),
+                ..MemberStart::default()
+            },
+        );
+    }
+    cluster.wait_healthy(harness::DEFAULT_TIMEOUT);
+}
+
+#[test]
+fn ten_thousand_keys_survive_snapshot_and_restore_into_a_new_cluster() {
+    let mut cluster = Cluster::start3();
+    cluster.put_many("k/", KEYS);
+    let work = cluster.dir().join("restore-test");
+    std::fs::create_dir_all(&work).unwrap();
+
+    // etcd_snapshot agrees with etcdctl snapshot status.
+    let ours = work.join("ours.db");
+    let snap = ok(module(
+        "etcd_snapshot",
+        json!({ "endpoints": cluster.endpoints_csv(), "path": ours }),
+    ));
+    let st = status(&ours);
+    assert_eq!(snap["revision"], st["revision"], "{snap}\n{st}");
+    assert_eq!(snap["key_count"], st["totalKey"], "{snap}\n{st}");
+    assert!(st["totalKey"].as_u64().unwrap() >= KEYS as u64);
+    let theirs = work.join("theirs.db");
+    cluster.etcdctl_ok(&["snapshot", "save", theirs.to_str().unwrap()]);
+
+    // Three members restored by etcd_restore from etcd_snapshot's file.
+    let dirs: Vec<PathBuf> = (0..3).map(|i| work.join(format!("m{i}/data"))).collect();
+    for (i, dir) in dirs.iter().enumerate() {
+        let r = ok(module(
+            "etcd_restore",
+            restore_args(&ours, dir, &cluster, i),
+        ));
+        assert_eq!(r["changed"], true);
+        assert_eq!(r["backup_dir"], Value::Null);
+        assert_eq!(r["revision"], st["revision"]);
+        assert!(dir.join("member/snap/db").is_file());
+        assert!(dir.join(".etcd-restore.json").is_file());
+        assert_eq!(
+            listing(dir.parent().unwrap()),
+            vec!["data".to_string()],
+            "no temp dir left"
+        );
+    }
+    start_on(&mut cluster, &[0, 1, 2], &dirs);
+    assert_all_keys(&cluster, KEYS);
+    assert_eq!(cluster.member_list().len(), 3);
+    // The restored cluster takes writes (a real cluster, not a read-only copy).
+    cluster.put("k/zz-after-restore", "yes");
+    assert_eq!(cluster.get("k/zz-after-restore").as_deref(), Some("yes"));
+
+    // etcdctl's snapshot through etcd_restore (single member).
+    let from_etcdctl = work.join("from-etcdctl/data");
+    let mut args = restore_args(&theirs, &from_etcdctl, &cluster, 0);
+    args["initial_cluster"] =
+        json!({ cluster.member(0).name.clone(): cluster.member(0).peer_url() });
+    ok(module("etcd_restore", args));
+    start_on(&mut cluster, &[0], std::slice::from_ref(&from_etcdctl));
+    assert_all_keys(&cluster, KEYS);
+
+    // etcd_snapshot's file through plain `etcdctl snapshot restore`.
+    let by_etcdctl = work.join("by-etcdctl");
+    let m0 = cluster.member(0);
+    etcdctl(&[
+        "snapshot",
+        "restore",
+        ours.to_str().unwrap(),
+        "--name",
+        &m0.name,
+        "--data-dir",
+        by_etcdctl.to_str().unwrap(),
+        "--initial-cluster",
+        &format!("{}={}", m0.name, m0.peer_url()),
+        "--initial-cluster-token",
+        "by-etcdctl",
+        "--initial-advertise-peer-urls",
+        &m0.peer_url(),
+    ]);
+    start_on(&mut cluster, &[0], std::slice::from_ref(&by_etcdctl));
+    assert_all_keys(&cluster, KEYS);
+}
+
+/// A one-member cluster's snapshot (etcdctl's) in `dir`, and the cluster stopped.
+fn small_snapshot(dir: &Path) -> (PathBuf, Cluster) {
+    let mut cluster = Cluster::start(ClusterOptions {
+        members: 1,
+        ..ClusterOptions::default()
+    });
+    cluster.put_many("k/", 300);
+    let file = dir.join("small.db");
+    cluster.etcdctl_ok(&["snapshot", "save", file.to_str().unwrap()]);
+    cluster.stop(0);
+    (file, cluster)
+}
+
+#[test]
+fn corrupt_and_truncated_snapshots_are_refused_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (good, cluster) = small_snapshot(tmp.path());
+    let data_dir = tmp.path().join("etcd/data");
+    ok(module(
+        "etcd_restore",
+        restore_args(&good, &data_dir, &cluster, 0),
+    ));
+    let parent = data_dir.parent().unwrap();
+    let before = tree(parent);
+
+    let bytes = std::fs::read(&good).unwrap();
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 3] ^= 0x20;
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("flipped.db", &flipped, "does not match"),
+        (
+            "truncated.db",
+            &bytes[..bytes.len() - 4096 - 7],
+            "truncated",
+        ),
+        (
+            "no-trailer.db",
+            &bytes[..bytes.len() - 32],
+            "no sha256 trailer",
+        ),
+    ];
+    for (name, content, why) in cases {
+        let file = tmp.path().join(name);
+        std::fs::write(&file, content).unwrap();
+        let mut args = restore_args(&file, &data_dir, &cluster, 0);
+        args["initial_cluster_token"] = json!("another-token"); // would otherwise restore
+        let r = module("etcd_restore", args);
+        assert_eq!(r["failed"], true, "{name}: {r}");
+        assert_eq!(r["changed"], false);
+        let msg = r["msg"].as_str().unwrap();
+        assert!(
+            msg.contains(why) && msg.contains("nothing was changed"),
+            "{name}: {msg}"
+        );
+        assert_eq!(
+            tree(parent),
+            before,
+            "{name}: the data dir and its parent must be untouched"
+        );
+    }
+
+    // A bare database (no trailer) is accepted with skip_hash_check, like etcdctl's flag.
+    let bare = tmp.path().join("no-trailer.db");
+    let other_dir = tmp.path().join("bare/data");
+    let mut args = restore_args(&bare, &other_dir, &cluster, 0);
+    args["skip_hash_check"] = json!(true);
+    let r = ok(module("etcd_restore", args));
+    assert_eq!(r["changed"], true);
+    assert!(other_dir.join("member/snap/db").is_file());
+}
+
+#[test]
+fn restore_is_idempotent_moves_old_data_aside_and_supports_check_and_diff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snapshot, mut cluster) = small_snapshot(tmp.path());
+    let data_dir = tmp.path().join("etcd/data");
+    let parent = data_dir.parent().unwrap().to_path_buf();
+    let name = cluster.member(0).name.clone();
+    let peer = cluster.member(0).peer_url();
+    let as_string = json!({
+        "snapshot": snapshot, "data_dir": data_dir, "name": name,
+        "initial_cluster": format!("{name}={peer}"), "initial_cluster_token": "t1",
+    });
+
+    // Check mode on a missing dir: would restore, creates nothing.
+    let mut check = as_string.clone();
+    check["_ansible_check_mode"] = json!(true);
+    check["_ansible_diff"] = json!(true);
+    let r = ok(module("etcd_restore", check.clone()));
+    assert_eq!(r["changed"], true);
+    assert!(!parent.exists(), "check mode created {}", parent.display());
+    assert_eq!(r["diff"]["before"], json!({}));
+    assert_eq!(r["diff"]["after"]["initial_cluster_token"], "t1");
+
+    let first = ok(module("etcd_restore", as_string.clone()));
+    assert_eq!(first["changed"], true);
+    let marker: Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join(".etcd-restore.json")).unwrap())
+            .unwrap();
+    assert_eq!(marker["snapshot_sha256"], first["snapshot_sha256"]);
+    assert_eq!(marker["initial_cluster_token"], "t1");
+
+    // Same inputs (the mapping form is the same cluster): unchanged, even
+    // after etcd ran on the directory.
+    let mut as_mapping = as_string.clone();
+    as_mapping["initial_cluster"] = json!({ name.clone(): peer.clone() });
+    as_mapping["initial_advertise_peer_urls"] = json!([peer.clone()]);
+    cluster.start_member_with(
+        0,
+        MemberStart {
+            data_dir: Some(data_dir.clone()),
+            ..MemberStart::default()
+        },
+    );
+    cluster.wait_member_healthy(0, harness::DEFAULT_TIMEOUT);
+    assert_eq!(cluster.key_count("k/"), 300, "etcd accepts the marker file");
+    let log = std::fs::read_to_string(cluster.member(0).log()).unwrap();
+    assert!(
+        log.contains(".etcd-restore.json"),
+        "etcd 3.4 warns about (and ignores) the marker"
+    );
+    cluster.put("k/written-after-restore", "1");
+    let again = ok(module("etcd_restore", as_mapping.clone()));
+    assert_eq!(again["changed"], false, "{again}");
+
+    // A different token while etcd runs there: refused, nothing touched.
+    // (etcd writes its WAL meanwhile, so compare the listing and the marker.)
+    let mut t2 = as_string.clone();
+    t2["initial_cluster_token"] = json!("t2");
+    let marker_before = std::fs::read(data_dir.join(".etcd-restore.json")).unwrap();
+    let (parent_before, data_before) = (listing(&parent), listing(&data_dir));
+    let r = module("etcd_restore", t2.clone());
+    assert_eq!(r["failed"], true);
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap()
+            .contains("etcd process is running"),
+        "{r}"
+    );
+    cluster.stop(0);
+    assert_eq!(listing(&parent), parent_before);
+    assert_eq!(listing(&data_dir), data_before);
+    assert_eq!(
+        std::fs::read(data_dir.join(".etcd-restore.json")).unwrap(),
+        marker_before
+    );
+
+    // Check mode with diff: before/after markers, nothing moved.
+    let before = tree(&parent);
+    let mut t2_check = t2.clone();
+    t2_check["_ansible_check_mode"] = json!(true);
+    t2_check["_ansible_diff"] = json!(true);
+    let r = ok(module("etcd_restore", t2_check));
+    assert_eq!(r["changed"], true);
+    assert_eq!(r["diff"]["before"]["initial_cluster_token"], "t1");
+    assert_eq!(r["diff"]["after"]["initial_cluster_token"], "t2");
+    assert!(r["backup_dir"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}.bak-", data_dir.display())));
+    assert_eq!(tree(&parent), before);
+
+    // The real run moves the old data dir aside (intact), never deletes it.
+    let r = ok(module("etcd_restore", t2));
+    assert_eq!(r["changed"], true);
+    let backup = PathBuf::from(r["backup_dir"].as_str().unwrap());
+    let old_tree: BTreeMap<String, String> = before
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("data/")
+                .map(|rest| (rest.to_string(), v.clone()))
+                .or_else(|| (k == "data").then(|| (String::new(), v.clone())))
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect();
+    assert_eq!(
+        tree(&backup),
+        old_tree,
+        "backup holds the previous data dir"
+    );
+    let marker: Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join(".etcd-restore.json")).unwrap())
+            .unwrap();
+    assert_eq!(marker["initial_cluster_token"], "t2");
+    let mut names = listing(&parent);
+    names.sort();
+    assert_eq!(names.len(), 2, "data + one backup, no temp dirs: {names:?}");
+
+    // The restored dir starts and has the snapshot's data (not the later write).
+    cluster.start_member_with(
+        0,
+        MemberStart {
+            data_dir: Some(data_dir.clone()),
+            ..MemberStart::default()
+        },
+    );
+    cluster.wait_member_healthy(0, harness::DEFAULT_TIMEOUT);
+    assert_eq!(cluster.key_count("k/"), 300);
+    assert_eq!(cluster.get("k/written-after-restore"), None);
+
+    // Inconsistent peer URLs are refused before anything happens.
+    let mut bad = as_string.clone();
+    bad["initial_advertise_peer_urls"] = json!("http://127.0.0.1:1");
+    let r = module("etcd_restore", bad);
+    assert_eq!(r["failed"], true);
+    assert!(r["msg"].as_str().unwrap().contains("differ"), "{r}");
+}
+
+#[test]
+fn snapshot_and_restore_under_ansible_playbook_over_ssh() {
+    let mut cluster = Cluster::start(ClusterOptions {
+        members: 1,
+        ..ClusterOptions::default()
+    });
+    cluster.put_many("k/", 100);
+    let sshd = Sshd::start();
+    let ansible = Ansible::new();
+    let work = cluster.dir().join("ansible-work");
+    std::fs::create_dir_all(&work).unwrap();
+    let m0 = cluster.member(0);
+    let hosts = ansible.write_file(
+        "hosts.ini",
+        &format!(
+            "[etcd]\n{} ip={} peer_url={} work={} {}\n",
+            m0.name,
+            m0.ip,
+            m0.peer_url(),
+            work.display(),
+            sshd.inventory_host_vars()
+        ),
+    );
+    let playbook = ansible.write_file(
+        "snapshot-restore.yml",
+        &r#"
+- hosts: etcd
+  gather_facts: false
+  tasks:
+    - name: snapshot
+      etcd_snapshot:
+        endpoints: "http://{{ ip }}:2379"
+        dir: "{{ work }}/backups"
+        keep: 3
+      register: snap
+    - name: restore
+      etcd_restore:
+        snapshot: "{{ snap.path }}"
+        data_dir: "{{ work }}/data"
+        name: "{{ inventory_hostname }}"
+        initial_cluster:
+          MEMBER_NAME: "{{ peer_url }}"
+        initial_cluster_token: restored
+      register: restored
+    - name: restore again
+      etcd_restore:
+        snapshot: "{{ snap.path }}"
+        data_dir: "{{ work }}/data"
+        name: "{{ inventory_hostname }}"
+        initial_cluster: "{{ inventory_hostname }}={{ peer_url }}"
+        initial_cluster_token: restored
+      register: again
+    - name: assert
+      assert:
+        that:
+          - snap.changed
+          - snap.revision == restored.revision
+          - snap.sha256 == restored.snapshot_sha256
+          - restored.changed
+          - not again.changed
+"#
+        .replace("MEMBER_NAME", &m0.name),
+    );
+    let out = ansible.playbook(&hosts, &playbook, &[]);
+    out.assert_success();
+    let snap = out.result_ok("snapshot", &m0.name).clone();
+    let path = PathBuf::from(snap["path"].as_str().unwrap());
+    assert_eq!(status(&path)["revision"], snap["revision"]);
+    assert_eq!(out.result_ok("restore", &m0.name)["changed"], true);
+    assert_eq!(out.stats(&m0.name).unwrap()["failures"], 0);
+
+    // The restored data dir is a working member.
+    let data_dir = work.join("data");
+    cluster.stop(0);
+    cluster.start_member_with(
+        0,
+        MemberStart {
+            data_dir: Some(data_dir),
+            ..MemberStart::default()
+        },
+    );
+    cluster.wait_member_healthy(0, Duration::from_secs(90));
+    assert_eq!(cluster.key_count("k/"), 100);
+}
