@@ -1,0 +1,265 @@
+//! Side-by-side checks: the same playbook and inventory under `etcd-agent` and the real
+//! `ansible-playbook` (over the harness sshd) give the same exit code, the same recap counters
+//! and the same per-task, per-host outcome.
+
+use harness::{Ansible, Sshd};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+fn agent_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "etcd-agent"])
+            .current_dir(root)
+            .status()
+            .expect("run cargo build -p etcd-agent");
+        assert!(status.success(), "cargo build -p etcd-agent failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug").join("etcd-agent")
+    })
+}
+
+fn agent(ansible: &Ansible, args: &[&str]) -> Output {
+    let mut cmd = Command::new(agent_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ANSIBLE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args)
+        .current_dir(ansible.dir())
+        .env("ANSIBLE_CONFIG", ansible.dir().join("ansible.cfg"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run etcd-agent")
+}
+
+/// `ok`/`changed`/`failed`/`ignored`/`skipped`/`unreachable` of one host result.
+fn outcome(r: &Value) -> &'static str {
+    let t = |k: &str| r.get(k).and_then(Value::as_bool).unwrap_or(false);
+    if t("unreachable") {
+        "unreachable"
+    } else if t("failed") && (t("ignore_errors") || r.get("ignore_errors").is_some()) {
+        "ignored"
+    } else if t("failed") {
+        "failed"
+    } else if t("skipped") {
+        "skipped"
+    } else if t("changed") {
+        "changed"
+    } else {
+        "ok"
+    }
+}
+
+/// (task name, host, outcome) for every recorded result, in order.
+fn outcomes(doc: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for play in doc["plays"].as_array().into_iter().flatten() {
+        for task in play["tasks"].as_array().into_iter().flatten() {
+            let name = task["task"]["name"].as_str().unwrap_or("").to_string();
+            if let Some(hosts) = task["hosts"].as_object() {
+                for (h, r) in hosts {
+                    let mut o = outcome(r).to_string();
+                    if o == "ignored" {
+                        o = "failed".into();
+                    }
+                    out.push((name.clone(), h.clone(), o));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn compare(ansible: &Ansible, inventory: &Path, playbook: &Path, extra: &[&str], hosts: &[&str]) {
+    let theirs = ansible.playbook(inventory, playbook, extra);
+    let theirs_json = theirs
+        .json
+        .clone()
+        .unwrap_or_else(|| panic!("no json:\n{}", theirs.describe()));
+    let mut args = vec![
+        "playbook",
+        "--json",
+        "-i",
+        inventory.to_str().unwrap(),
+        playbook.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mine = agent(ansible, &args);
+    let mine_json: Value = serde_json::from_slice(&mine.stdout).unwrap_or_else(|e| {
+        panic!(
+            "agent json: {e}\n{}\n{}",
+            String::from_utf8_lossy(&mine.stdout),
+            String::from_utf8_lossy(&mine.stderr)
+        )
+    });
+    let ctx = format!(
+        "{}\n--- ansible:\n{}\n--- agent:\n{}",
+        playbook.display(),
+        theirs.describe(),
+        serde_json::to_string_pretty(&mine_json).unwrap()
+    );
+    assert_eq!(mine.status.code(), theirs.status.code(), "exit code\n{ctx}");
+    assert!(!outcomes(&mine_json).is_empty(), "no results\n{ctx}");
+    for h in hosts {
+        assert!(theirs.stats(h).is_some(), "no ansible stats for {h}\n{ctx}");
+        assert_eq!(
+            mine_json["stats"].get(*h),
+            theirs.stats(h),
+            "recap of {h}\n{ctx}"
+        );
+    }
+    assert_eq!(
+        outcomes(&mine_json),
+        outcomes(&theirs_json),
+        "per task outcomes\n{ctx}"
+    );
+}
+
+fn inventory(ansible: &Ansible, sshd: &Sshd) -> PathBuf {
+    let vars = sshd.inventory_host_vars();
+    let gone = format!(
+        "gone ansible_host=127.0.0.1 ansible_port=1 ansible_user={} ansible_ssh_private_key_file={} ansible_ssh_common_args='{}' ansible_python_interpreter=/usr/bin/python3",
+        sshd.user(),
+        sshd.client_key().display(),
+        sshd.ssh_common_args()
+    );
+    ansible.write_file(
+        "hosts.ini",
+        &format!("[nodes]\nn1 {vars}\nn2 {vars}\nn3 {vars}\n[down]\n{gone}\n"),
+    )
+}
+
+#[test]
+fn same_outcomes_as_ansible_playbook() {
+    let sshd = Sshd::start();
+    let ansible = Ansible::new();
+    let inv = inventory(&ansible, &sshd);
+    let nodes = ["n1", "n2", "n3"];
+    let basics = ansible.write_file(
+        "basics.yml",
+        r#"- hosts: nodes
+  gather_facts: false
+  vars:
+    who: "{{ inventory_hostname }}"
+  tasks:
+    - name: echo
+      command: echo {{ who }}
+      register: r
+    - name: when
+      shell: echo picked
+      when: r.stdout == 'n2'
+    - name: fact
+      set_fact:
+        doubled: "{{ r.stdout }}{{ r.stdout }}"
+    - name: assert
+      assert:
+        that: [doubled == who + who]
+    - name: changed_when false
+      command: "true"
+      changed_when: false
+    - name: failed_when
+      shell: echo boom
+      register: b
+      failed_when: "'boom' in b.stdout and inventory_hostname == 'n3'"
+      ignore_errors: true
+    - name: n1 fails
+      command: /bin/false
+      when: inventory_hostname == 'n1'
+    - name: after
+      debug:
+        msg: "{{ inventory_hostname }}"
+"#,
+    );
+    compare(&ansible, &inv, &basics, &["-l", "nodes"], &nodes);
+
+    let rolling = ansible.write_file(
+        "rolling.yml",
+        r#"- hosts: nodes
+  gather_facts: false
+  serial: [1, 2]
+  tasks:
+    - name: once
+      command: echo {{ inventory_hostname }}
+      run_once: true
+      register: once
+    - name: local
+      command: echo {{ once.stdout }}
+      delegate_to: localhost
+    - name: until
+      shell: echo 1
+      register: u
+      until: u.stdout == '1'
+      retries: 2
+      delay: 0
+"#,
+    );
+    compare(&ansible, &inv, &rolling, &["-l", "nodes"], &nodes);
+
+    let unreachable = ansible.write_file(
+        "unreachable.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: first
+      command: echo hi
+    - name: n2 fails
+      command: /bin/false
+      when: inventory_hostname == 'n2'
+    - name: last
+      command: echo last
+"#,
+    );
+    compare(
+        &ansible,
+        &inv,
+        &unreachable,
+        &[],
+        &["n1", "n2", "n3", "gone"],
+    );
+
+    let fatal = ansible.write_file(
+        "fatal.yml",
+        r#"- hosts: nodes
+  gather_facts: false
+  any_errors_fatal: true
+  tasks:
+    - name: n3 fails
+      command: /bin/false
+      when: inventory_hostname == 'n3'
+    - name: never
+      command: echo never
+- hosts: nodes
+  gather_facts: false
+  tasks:
+    - name: next play
+      command: echo next
+"#,
+    );
+    compare(&ansible, &inv, &fatal, &[], &nodes);
+
+    let check = ansible.write_file(
+        "check.yml",
+        r#"- hosts: nodes
+  gather_facts: false
+  tasks:
+    - name: command
+      command: touch /nonexistent/x
+      register: c
+    - name: shell
+      shell: echo hi
+    - name: shows check
+      assert:
+        that: [c is skipped, ansible_check_mode]
+"#,
+    );
+    compare(&ansible, &inv, &check, &["-C"], &nodes);
+}
