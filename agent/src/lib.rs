@@ -3,7 +3,10 @@
 //! Data flows one way: inventory + playbook -> executor -> (template each task) -> transport ->
 //! module/builtin -> result -> output. The executor owns run state; output only observes.
 
+#![warn(missing_docs)]
+
 pub mod builtins;
+
 pub mod cli;
 pub mod config;
 pub mod error;

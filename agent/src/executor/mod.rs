@@ -198,6 +198,20 @@ impl Engine {
                 Vec::new()
             }
         };
+        if hosts.is_empty() {
+            for term in pattern::split(&play.hosts) {
+                let bare = term.trim_start_matches(['&', '!']);
+                if pattern::resolve(&self.inv, bare)
+                    .map(|h| h.is_empty())
+                    .unwrap_or(true)
+                    && bare != "localhost"
+                {
+                    self.reporter.warning(&format!(
+                        "Could not match supplied host pattern, ignoring: {bare}"
+                    ));
+                }
+            }
+        }
         let hosts: Vec<String> = hosts
             .into_iter()
             .filter(|h| !self.dead.contains(h))
