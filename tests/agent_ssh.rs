@@ -335,8 +335,8 @@ fn ssh_json_output_and_adhoc() {
         text(&out.stderr)
     );
     assert!(
-        stdout.contains("changed: [n1] =>") && stdout.contains("\"stdout\": \"adhoc-2\""),
+        stdout.contains("n1 | CHANGED | rc=0 >>\nadhoc-2\n"),
         "{stdout}"
     );
-    assert!(!stdout.contains("[n2]"), "{stdout}");
+    assert!(!stdout.contains("n2 |"), "{stdout}");
 }

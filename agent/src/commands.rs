@@ -6,7 +6,7 @@ use crate::error::{syntax, usage, Fatal};
 use crate::executor::{Engine, RunOptions};
 use crate::inventory::{self, pattern, Inventory};
 use crate::modules::ModuleFinder;
-use crate::output::{JsonReporter, Reporter, TextReporter};
+use crate::output::{AdhocReporter, JsonReporter, Reporter, TextReporter};
 use crate::playbook::Playbook;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -231,7 +231,7 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// `etcd-agent adhoc`: one task on the hosts matching a pattern, shown like a playbook run.
+/// `etcd-agent adhoc`: one task on the hosts matching a pattern, shown as `ansible` shows it.
 pub fn adhoc(args: AdhocArgs) -> Result<i32> {
     let cfg = crate::config::load()?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
@@ -266,7 +266,7 @@ pub fn adhoc(args: AdhocArgs) -> Result<i32> {
     let reporter: Box<dyn Reporter> = if args.json {
         Box::new(JsonReporter::new())
     } else {
-        Box::new(TextReporter::stdout(opts.verbosity.max(1)))
+        Box::new(AdhocReporter)
     };
     let rt = runtime()?;
     let mut engine = Engine::new(inv, opts, finder, reporter)?;

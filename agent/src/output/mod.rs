@@ -1,10 +1,12 @@
 //! Output: the run's observers. The executor reports events; reporters only format them.
 
+mod adhoc;
 mod format;
 mod json;
 mod progress;
 mod text;
 
+pub use adhoc::AdhocReporter;
 pub use format::{python_compact, python_indented};
 pub use json::JsonReporter;
 pub use progress::Progress;
