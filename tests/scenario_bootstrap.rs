@@ -53,9 +53,18 @@ fn bootstrap_then_health_and_backup(engine: Engine) {
     let healthy = repo_root().join("playbooks/db-operations/etcd_healthy.yml");
     let out = engine.playbook(&ansible, &hosts, &healthy, &[]);
     out.assert_success();
+
+    let backup = repo_root().join("playbooks/db-operations/etcd_backup.yml");
+    engine
+        .playbook(&ansible, &hosts, &backup, &[])
+        .assert_success();
+    let backups = cluster.backups();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let status = cluster.etcdctl().snapshot_status(&backups[0]);
+    assert!(status["revision"].as_i64().unwrap() >= 2, "{status}");
 }
 
 #[test]
-fn bootstrap_then_health_and_backup_under_ansible_playbook() {
+fn bootstrap_then_health_and_backup_ansible_playbook() {
     bootstrap_then_health_and_backup(Engine::AnsiblePlaybook);
 }
