@@ -71,6 +71,9 @@ fn outcomes(doc: &Value) -> Vec<(String, String, String)> {
                     if o == "ignored" {
                         o = "failed".into();
                     }
+                    if let Some(msg) = r.get("msg").filter(|_| name.starts_with("show")) {
+                        o = format!("{o} {msg}");
+                    }
                     out.push((name.clone(), h.clone(), o));
                 }
             }
@@ -262,4 +265,49 @@ fn same_outcomes_as_ansible_playbook() {
 "#,
     );
     compare(&ansible, &inv, &check, &["-C"], &nodes);
+}
+
+#[test]
+fn same_variable_precedence_as_ansible_playbook() {
+    let sshd = Sshd::start();
+    let ansible = Ansible::new();
+    let vars = sshd.inventory_host_vars();
+    let inv = ansible.write_file(
+        "inv/hosts.ini",
+        &format!(
+            "[g]\nn1 {vars} p0=host_inline\nn2 {vars}\n[g:vars]\np0=inv_group\np1=inv_group\n[parent:children]\ng\n[parent:vars]\np1=parent\n"
+        ),
+    );
+    ansible.write_file(
+        "inv/group_vars/all.yml",
+        "p1: inv_gv_all\np2: inv_gv_all\np4: all\np5: all\np6: all\n",
+    );
+    ansible.write_file("inv/group_vars/g.yml", "p2: inv_gv_g\np3: inv_gv_g\n");
+    ansible.write_file("pb/group_vars/g.yml", "p3: pb_gv_g\np4: pb_gv_g\n");
+    ansible.write_file("inv/host_vars/n1.yml", "p4: inv_hv\np5: inv_hv\n");
+    ansible.write_file("pb/host_vars/n1.yml", "p5: pb_hv\np6: pb_hv\n");
+    let pb = ansible.write_file(
+        "pb/site.yml",
+        r#"- hosts: g
+  gather_facts: false
+  vars:
+    p6: play
+    p7: play
+    chained: "{{ p7 }}-{{ inventory_hostname }}"
+  tasks:
+    - name: show precedence
+      debug:
+        msg: "{{ [p0, p1, p2, p3, p4, p5, p6, p7] | join(',') }}"
+    - name: show magic
+      debug:
+        msg: "{{ chained }} {{ hostvars['n2']['p3'] }} {{ groups['g'] | join(',') }} {{ group_names | join(',') }} {{ play_hosts | length }}"
+    - name: fact wins over play vars
+      set_fact:
+        p6: fact
+    - name: show fact
+      debug:
+        msg: "{{ p6 }} {{ p7 }}"
+"#,
+    );
+    compare(&ansible, &inv, &pb, &["-e", "p7=extra"], &["n1", "n2"]);
 }
