@@ -249,6 +249,27 @@ fn same_outcomes_as_ansible_playbook() {
     );
     compare(&ansible, &inv, &fatal, &[], &nodes);
 
+    let maxfail = ansible.write_file(
+        "maxfail.yml",
+        r#"- hosts: nodes
+  gather_facts: false
+  serial: "67%"
+  max_fail_percentage: 30
+  tasks:
+    - name: n2 fails
+      command: /bin/false
+      when: inventory_hostname == 'n2'
+    - name: after
+      command: echo after
+- hosts: nodes
+  gather_facts: false
+  tasks:
+    - name: next play
+      command: echo next
+"#,
+    );
+    compare(&ansible, &inv, &maxfail, &[], &["n1", "n2"]);
+
     let check = ansible.write_file(
         "check.yml",
         r#"- hosts: nodes
