@@ -371,7 +371,7 @@ impl Db<'_> {
         &self,
         pgid: u64,
         depth: u32,
-        f: &mut dyn FnMut(u32, &[u8], &[u8]) -> Result<(), String>,
+        f: &mut EntryVisitor<'_>,
     ) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err("the page tree is deeper than any valid database".into());
@@ -399,6 +399,9 @@ impl Db<'_> {
 }
 
 type LeafEntry<'p> = (u32, &'p [u8], &'p [u8]);
+
+/// Called with (flags, key, value) of each leaf entry.
+type EntryVisitor<'f> = dyn FnMut(u32, &[u8], &[u8]) -> Result<(), String> + 'f;
 
 /// The entries of a leaf page held in `page` (also an inline bucket's page).
 fn leaf_entries(page: &[u8]) -> Result<Vec<LeafEntry<'_>>, String> {
