@@ -367,12 +367,7 @@ impl Db<'_> {
     }
 
     /// Calls `f(flags, key, value)` for every entry of the tree at `pgid`, in order.
-    fn for_each(
-        &self,
-        pgid: u64,
-        depth: u32,
-        f: &mut EntryVisitor<'_>,
-    ) -> Result<(), String> {
+    fn for_each(&self, pgid: u64, depth: u32, f: &mut EntryVisitor<'_>) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err("the page tree is deeper than any valid database".into());
         }
