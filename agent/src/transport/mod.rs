@@ -175,13 +175,8 @@ impl Connection {
     /// Removes the temp dir and closes the connection.
     pub async fn close(self: Arc<Self>) {
         if let Some(dir) = self.tmpdir.get() {
-            let _ = self
-                .exec(
-                    &format!("rm -rf {}", quote(dir)),
-                    None,
-                    Some(Duration::from_secs(30)),
-                )
-                .await;
+            // through the persistent shell while it lives: no extra session at the end
+            let _ = self.exec(&format!("rm -rf {}", quote(dir)), None, None).await;
         }
         if let Some(Ok(sh)) = self.shell.lock().await.take() {
             sh.close().await;
