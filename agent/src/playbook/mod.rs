@@ -204,7 +204,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
                     return Err(err(value.line, format!("{key} must be a list of tasks")));
                 };
                 for t in items {
-                    sections[idx].push(task::parse(t, file)?);
+                    sections[idx].extend(task::parse_all(t, file, 0)?);
                 }
             }
             "import_playbook" => {

@@ -176,7 +176,9 @@ impl Connection {
     pub async fn close(self: Arc<Self>) {
         if let Some(dir) = self.tmpdir.get() {
             // through the persistent shell while it lives: no extra session at the end
-            let _ = self.exec(&format!("rm -rf {}", quote(dir)), None, None).await;
+            let _ = self
+                .exec(&format!("rm -rf {}", quote(dir)), None, None)
+                .await;
         }
         if let Some(Ok(sh)) = self.shell.lock().await.take() {
             sh.close().await;

@@ -1,0 +1,133 @@
+//! The shipped `etcd_healthy.yml` under `etcd-agent` over a real sshd against a real etcd
+//! cluster, side by side with `ansible-playbook`: same exit codes and messages, the module
+//! uploaded once per host.
+
+use harness::{module_binary, repo_root, Ansible, Cluster, Sshd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+fn agent_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "etcd-agent"])
+            .current_dir(root)
+            .status()
+            .expect("run cargo build -p etcd-agent");
+        assert!(status.success(), "cargo build -p etcd-agent failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug").join("etcd-agent")
+    })
+}
+
+/// Runs the agent with the same environment the harness gives ansible-playbook
+/// (ANSIBLE_LIBRARY = playbooks/library, sandboxed config).
+fn agent(ansible: &Ansible, args: &[&str]) -> Output {
+    let mut cmd = Command::new(agent_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ANSIBLE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args)
+        .envs(ansible.env())
+        .env("RUST_LOG", "etcd_agent::transport=info")
+        .current_dir(ansible.dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run etcd-agent")
+}
+
+fn inventory(ansible: &Ansible, cluster: &Cluster, sshd: &Sshd) -> PathBuf {
+    let mut ini = String::from("[etcd]\n");
+    for m in cluster.members() {
+        ini.push_str(&format!(
+            "{} ip={} {}\n",
+            m.name,
+            m.ip,
+            sshd.inventory_host_vars()
+        ));
+    }
+    ini.push_str("\n[etcd:vars]\netcd_client_scheme=http\n");
+    ansible.write_file("hosts.ini", &ini)
+}
+
+#[test]
+fn shipped_healthy_playbook_under_the_agent_matches_ansible() {
+    module_binary("etcd_health");
+    let mut cluster = Cluster::start3();
+    let sshd = Sshd::start();
+    let ansible = Ansible::new();
+    let hosts = inventory(&ansible, &cluster, &sshd);
+    let playbook = repo_root().join("playbooks/db-operations/etcd_healthy.yml");
+    let args = [
+        "playbook",
+        "-i",
+        hosts.to_str().unwrap(),
+        playbook.to_str().unwrap(),
+    ];
+
+    let theirs = ansible.playbook(&hosts, &playbook, &[]);
+    theirs.assert_success();
+    let mine = agent(&ansible, &args);
+    let stdout = String::from_utf8_lossy(&mine.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&mine.stderr).into_owned();
+    assert_eq!(mine.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("cluster is healthy"), "{stdout}");
+    let uploads = stderr
+        .lines()
+        .filter(|l| l.contains("uploading module"))
+        .count();
+    assert_eq!(uploads, 3, "once per host:\n{stderr}");
+    for m in cluster.members() {
+        assert!(
+            stdout.contains(&format!("{:<26} : ok=", m.name)),
+            "{stdout}"
+        );
+    }
+
+    let dead_id = cluster
+        .member_list()
+        .into_iter()
+        .find(|m| m.name == cluster.member(2).name)
+        .unwrap()
+        .id_hex;
+    cluster.kill(2);
+    let theirs = ansible.playbook(&hosts, &playbook, &[]);
+    let mine = agent(&ansible, &args);
+    let stdout = String::from_utf8_lossy(&mine.stdout).into_owned();
+    assert_eq!(
+        mine.status.code(),
+        theirs.status.code(),
+        "{stdout}\n{}",
+        theirs.describe()
+    );
+    assert_eq!(mine.status.code(), Some(2));
+    let line = format!("member {dead_id} is unreachable");
+    assert!(stdout.contains(&line), "{line:?} not in:\n{stdout}");
+    assert!(stdout.contains("cluster is unhealthy"), "{stdout}");
+    // same per-host recap as ansible-playbook
+    for m in cluster.members() {
+        let s = theirs.stats(&m.name).expect("ansible stats");
+        let n = |k: &str| s[k].as_i64().unwrap_or(-1);
+        let expected = format!(
+            "{:<26} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4}",
+            m.name,
+            n("ok"),
+            n("changed"),
+            n("unreachable"),
+            n("failures"),
+            n("skipped")
+        );
+        assert!(
+            stdout.contains(&expected),
+            "{expected:?} not in:\n{stdout}\n{}",
+            theirs.describe()
+        );
+    }
+}
