@@ -68,3 +68,4 @@ fn bootstrap_then_health_and_backup(engine: Engine) {
 fn bootstrap_then_health_and_backup_ansible_playbook() {
     bootstrap_then_health_and_backup(Engine::AnsiblePlaybook);
 }
+

@@ -25,6 +25,30 @@ fn tls_health_backup_restart(engine: Engine) {
         out.describe()
     );
 
+    // The runbook's helper scripts, installed by the etcd-helpers role.
+    engine
+        .playbook(
+            &ansible,
+            &hosts,
+            &repo_root().join("playbooks/etcd_helpers.yml"),
+            &[],
+        )
+        .assert_success();
+    let health = sshd.ssh_ok(&format!(
+        "{}/bin/m1/etcd-health.sh",
+        cluster.dir().display()
+    ));
+    assert_eq!(health.matches(":2379 is healthy").count(), 3, "{health}");
+    assert!(
+        health.trim_end().ends_with("cluster is healthy"),
+        "{health}"
+    );
+    let list = sshd.ssh_ok(&format!(
+        "{}/bin/m2/etcdctl3.sh member list",
+        cluster.dir().display()
+    ));
+    assert_eq!(list.lines().count(), 3, "{list}");
+
     engine
         .playbook(&ansible, &hosts, &db_ops("etcd_backup.yml"), &[])
         .assert_success();

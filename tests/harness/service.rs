@@ -193,6 +193,13 @@ impl Engine {
         path.is_file().then_some(Engine::Agent { path })
     }
 
+    /// [`Engine::agent`], or a panic saying how to build it.
+    pub fn agent_required() -> Engine {
+        Engine::agent().unwrap_or_else(|| {
+            panic!("target/debug/etcd-agent not found: build it with `cargo build -p etcd-agent`")
+        })
+    }
+
     /// Short name for messages: `ansible-playbook` or `etcd-agent`.
     pub fn name(&self) -> &'static str {
         match self {
