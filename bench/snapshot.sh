@@ -2,7 +2,7 @@
 # etcd_snapshot vs `etcdctl snapshot save`, and etcd_restore vs
 # `etcdctl snapshot restore`, on a database of about 200 MB (KEYS keys with
 # VALUE_SIZE-byte values) in the local 3-member bench cluster: median wall
-# time of RUNS runs and peak RSS (/usr/bin/time %M) of each.
+# time of RUNS alternating runs (after one warm-up) and peak RSS (/usr/bin/time %M).
 # Usage: bench/snapshot.sh   (after scripts/build-modules)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,45 +47,52 @@ EOF
 db_bytes=$(etcdctl --endpoints "$endpoint" endpoint status -w json |
   python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])')
 
-# timed LABEL CMD...: runs CMD RUNS times (each after `prepare`), records
-# wall ms and peak RSS KB per run in $dir/LABEL.times / .rss.
-timed() {
+# once LABEL CMD...: runs CMD once, appends its wall ms and peak RSS KB (of
+# CMD and the children it waited for) to $dir/LABEL.times / .rss.
+once() {
   local label=$1; shift
-  : >"$dir/$label.times"; : >"$dir/$label.rss"
-  for i in $(seq 1 "$runs"); do
-    prepare "$label" "$i"
-    local start end
-    start=$(date +%s%N)
-    /usr/bin/time -f %M -o "$dir/rss.tmp" "$@" >"$dir/$label.out" 2>&1 ||
-      { echo "$label failed:"; cat "$dir/$label.out"; exit 1; }
-    end=$(date +%s%N)
-    echo $(((end - start) / 1000000)) >>"$dir/$label.times"
-    cat "$dir/rss.tmp" >>"$dir/$label.rss"
-  done
+  local start end
+  start=$(date +%s%N)
+  /usr/bin/time -f %M -o "$dir/rss.tmp" "$@" >"$dir/$label.out" 2>&1 ||
+    { echo "$label failed:"; cat "$dir/$label.out"; exit 1; }
+  end=$(date +%s%N)
+  echo $(((end - start) / 1000000)) >>"$dir/$label.times"
+  cat "$dir/rss.tmp" >>"$dir/$label.rss"
 }
 median() { sort -n "$1" | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 maxof() { sort -n "$1" | tail -1; }
 
-prepare() {
-  rm -rf "$dir/snap-module.db" "$dir/snap-etcdctl.db" "$dir"/restore-*
-}
 echo "{\"endpoints\": \"$endpoint\", \"path\": \"$dir/snap-module.db\"}" >"$dir/snap.json"
-timed snap_module playbooks/library/etcd_snapshot "$dir/snap.json"
-timed snap_etcdctl etcdctl --endpoints "$endpoint" snapshot save "$dir/snap-etcdctl.db"
-
-# Restores read the same snapshot file (kept from the last run above).
-playbooks/library/etcd_snapshot "$dir/snap.json" >/dev/null
+snap_module() { rm -f "$dir/snap-module.db"; once snap_module playbooks/library/etcd_snapshot "$dir/snap.json"; }
+snap_etcdctl() {
+  rm -f "$dir/snap-etcdctl.db"
+  once snap_etcdctl etcdctl --endpoints "$endpoint" snapshot save "$dir/snap-etcdctl.db"
+}
+# One unmeasured round first (etcd settles after the load, the page cache
+# warms), then alternate the two so background load hits both alike.
+snap_module; snap_etcdctl
+rm -f "$dir"/*.times "$dir"/*.rss
+for _ in $(seq 1 "$runs"); do snap_module; snap_etcdctl; done
 snap_bytes=$(stat -c %s "$dir/snap-module.db")
+
+# The module's own share of a restore (hash + database read) without the
+# restore tool it runs: state=verified reads the file the same way.
+echo "{\"state\": \"verified\", \"path\": \"$dir/snap-module.db\"}" >"$dir/verify.json"
+for _ in $(seq 1 "$runs"); do once verify_module playbooks/library/etcd_snapshot "$dir/verify.json"; done
+
 cat >"$dir/restore.json" <<EOF
 {"snapshot": "$dir/snap-module.db", "data_dir": "$dir/restore-module/data", "name": "b0",
  "initial_cluster": "b0=http://127.0.9.11:2380", "initial_cluster_token": "bench",
  "etcdctl_path": "$(command -v etcdctl)"}
 EOF
-prepare() { rm -rf "$dir"/restore-*; }
-timed restore_module playbooks/library/etcd_restore "$dir/restore.json"
-timed restore_etcdctl etcdctl snapshot restore "$dir/snap-module.db" --name b0 \
-  --data-dir "$dir/restore-etcdctl" --initial-cluster b0=http://127.0.9.11:2380 \
-  --initial-cluster-token bench --initial-advertise-peer-urls http://127.0.9.11:2380
+restore_module() { rm -rf "$dir/restore-module"; once restore_module playbooks/library/etcd_restore "$dir/restore.json"; }
+restore_etcdctl() {
+  rm -rf "$dir/restore-etcdctl"
+  once restore_etcdctl etcdctl snapshot restore "$dir/snap-module.db" --name b0 \
+    --data-dir "$dir/restore-etcdctl" --initial-cluster b0=http://127.0.9.11:2380 \
+    --initial-cluster-token bench --initial-advertise-peer-urls http://127.0.9.11:2380
+}
+for _ in $(seq 1 "$runs"); do restore_module; restore_etcdctl; done
 
 mb() { awk -v b="$1" 'BEGIN{printf "%.1f", b/1048576}'; }
 row() { # label what bytes baseline_label
@@ -102,4 +109,5 @@ echo "|---|---|---|---|---|---|"
 row snap_etcdctl "etcdctl snapshot save" "$snap_bytes" snap_etcdctl
 row snap_module "etcd_snapshot module" "$snap_bytes" snap_etcdctl
 row restore_etcdctl "etcdctl snapshot restore" "$snap_bytes" restore_etcdctl
-row restore_module "etcd_restore module (hash check + etcdctl restore)" "$snap_bytes" restore_etcdctl
+row restore_module "etcd_restore module (hash check, then etcdctl restore; RSS includes etcdctl's)" "$snap_bytes" restore_etcdctl
+row verify_module "etcd_snapshot state=verified (the module's own share of a restore)" "$snap_bytes" restore_etcdctl

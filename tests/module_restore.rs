@@ -307,9 +307,26 @@ fn corrupt_and_truncated_snapshots_are_refused_and_change_nothing() {
     let other_dir = tmp.path().join("bare/data");
     let mut args = restore_args(&bare, &other_dir, &cluster, 0);
     args["skip_hash_check"] = json!(true);
+    // Owner and group apply to the whole restored tree (tests run as root).
+    args["owner"] = json!("nobody");
+    args["group"] = json!(65534);
     let r = ok(module("etcd_restore", args));
     assert_eq!(r["changed"], true);
     assert!(other_dir.join("member/snap/db").is_file());
+    use std::os::unix::fs::MetadataExt;
+    let mut owners: Vec<(u32, u32)> = tree(&other_dir)
+        .keys()
+        .map(|rel| {
+            let meta = std::fs::symlink_metadata(other_dir.join(rel)).unwrap();
+            (meta.uid(), meta.gid())
+        })
+        .collect();
+    let top = std::fs::metadata(&other_dir).unwrap();
+    owners.push((top.uid(), top.gid()));
+    owners.dedup();
+    assert_eq!(owners, vec![(65534, 65534)]);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(top.permissions().mode() & 0o777, 0o700);
 }
 
 #[test]
