@@ -551,3 +551,33 @@ fn snapshot_and_restore_under_ansible_playbook_over_ssh() {
     cluster.wait_member_healthy(0, Duration::from_secs(90));
     assert_eq!(cluster.key_count("k/"), 100);
 }
+
+#[test]
+fn etcdutl_is_used_when_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snapshot, cluster) = small_snapshot(tmp.path());
+    // A stand-in etcdutl (none is installed with etcd 3.4): records its
+    // arguments, then restores with etcdctl, whose flags etcdutl shares.
+    let recorded = tmp.path().join("etcdutl.args");
+    let fake = tmp.path().join("etcdutl");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\nETCDCTL_API=3 exec etcdctl \"$@\"\n",
+            recorded.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data_dir = tmp.path().join("d/data");
+    let mut args = restore_args(&snapshot, &data_dir, &cluster, 0);
+    args["etcdutl_path"] = json!(fake);
+    args["etcdctl_path"] = json!("/nonexistent/etcdctl");
+    let r = ok(module("etcd_restore", args));
+    assert_eq!(r["tool"][0], fake.display().to_string());
+    let line = std::fs::read_to_string(&recorded).unwrap();
+    assert!(line.starts_with("snapshot restore "), "{line}");
+    assert!(!line.contains("--skip-hash-check"));
+    assert!(data_dir.join("member/snap/db").is_file());
+}

@@ -534,3 +534,34 @@ fn a_broken_stream_fails_and_removes_its_temp_file() {
     );
     assert_eq!(std::fs::read_to_string(&old).unwrap(), "old");
 }
+
+#[test]
+fn a_stalled_stream_times_out_and_a_broken_one_falls_back_to_the_next_endpoint() {
+    let cluster = one_member();
+    let endpoint = cluster.endpoints()[0].clone();
+    load(&endpoint, "big/", 3000, 1024);
+    let tmp = scratch();
+    let path = tmp.path().join("etcd.snap");
+
+    // A member that stops sending mid-stream (frozen): the per-message idle
+    // limit (dial_timeout + command_timeout) ends the wait.
+    let stalled = Proxy::start(&endpoint, 512 * 1024, Interrupt::Pause);
+    let r = snapshot(json!({ "endpoints": stalled.endpoint(), "path": path,
+                             "dial_timeout": 1, "command_timeout": 1 }));
+    assert_eq!(r["failed"], true, "{r}");
+    assert!(r["msg"].as_str().unwrap().contains("stalled"), "{r}");
+    assert!(listing(tmp.path()).is_empty(), "nothing left behind");
+    drop(stalled);
+
+    // A stream that breaks on the first endpoint is retried on the next one.
+    let cut = Proxy::start(&endpoint, 512 * 1024, Interrupt::Cut);
+    let r = ok(snapshot(json!({
+        "endpoints": [cut.endpoint(), endpoint.clone()],
+        "path": path,
+    })));
+    assert!(cut.interrupted.load(Ordering::SeqCst));
+    assert_eq!(r["member"]["endpoint"], endpoint.as_str(), "{r}");
+    assert!(r["warnings"][0].as_str().unwrap().contains(&cut.endpoint()));
+    assert_eq!(etcdctl_status(&path)["revision"], r["revision"]);
+    assert_eq!(listing(tmp.path()), vec!["etcd.snap".to_string()]);
+}
