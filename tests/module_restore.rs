@@ -571,6 +571,13 @@ fn etcdutl_is_used_when_given() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let data_dir = tmp.path().join("d/data");
+    // Leftovers of a killed run (our lock file inside) are cleaned up;
+    // a look-alike directory without the lock file is not ours: kept.
+    let stale = tmp.path().join("d/data.restore-tmp-dead01");
+    std::fs::create_dir_all(stale.join("data/member")).unwrap();
+    std::fs::write(stale.join(".etcd-restore.lock"), "").unwrap();
+    let foreign = tmp.path().join("d/data.restore-tmp-mine");
+    std::fs::create_dir_all(&foreign).unwrap();
     let mut args = restore_args(&snapshot, &data_dir, &cluster, 0);
     args["etcdutl_path"] = json!(fake);
     args["etcdctl_path"] = json!("/nonexistent/etcdctl");
@@ -580,4 +587,9 @@ fn etcdutl_is_used_when_given() {
     assert!(line.starts_with("snapshot restore "), "{line}");
     assert!(!line.contains("--skip-hash-check"));
     assert!(data_dir.join("member/snap/db").is_file());
+    assert_eq!(r["removed_temp_dirs"], json!([stale.display().to_string()]));
+    assert_eq!(
+        listing(&tmp.path().join("d")),
+        vec!["data".to_string(), "data.restore-tmp-mine".to_string()]
+    );
 }

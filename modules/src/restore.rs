@@ -147,7 +147,7 @@ impl Module for Restore {
     snapshot: /tmp/etcd.snap
     data_dir: /var/lib/etcd
     name: "{{ inventory_hostname }}"
-    initial_cluster: "{{ groups['etcd'] | map('extract', hostvars, 'etcd_peer_url') | zip(groups['etcd']) | map('reverse') | map('join', '=') | join(',') }}"
+    initial_cluster: "{% for h in groups['etcd'] %}{{ h }}=https://{{ hostvars[h].ip }}:2380{{ '' if loop.last else ',' }}{% endfor %}"
     initial_cluster_token: etcd-restored-{{ ansible_date_time.date }}
     owner: etcd
     group: etcd
