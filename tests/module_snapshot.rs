@@ -565,3 +565,36 @@ fn a_stalled_stream_times_out_and_a_broken_one_falls_back_to_the_next_endpoint()
     assert_eq!(etcdctl_status(&path)["revision"], r["revision"]);
     assert_eq!(listing(tmp.path()), vec!["etcd.snap".to_string()]);
 }
+
+#[test]
+fn snapshot_over_tls_with_client_certificates() {
+    let cluster = Cluster::start(ClusterOptions {
+        members: 1,
+        tls: true,
+        ..ClusterOptions::default()
+    });
+    cluster.put_many("k/", 50);
+    let tls = cluster.tls().unwrap();
+    let tmp = scratch();
+    let path = tmp.path().join("tls.db");
+    let r = ok(snapshot(json!({
+        "endpoints": cluster.endpoints_csv(),
+        "ca_cert": tls.ca_cert, "client_cert": tls.client_cert, "client_key": tls.client_key,
+        "path": path,
+    })));
+    assert!(r["member"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
+    let status = etcdctl_status(&path);
+    assert_eq!(r["revision"], status["revision"]);
+    assert_eq!(r["key_count"], status["totalKey"]);
+
+    // Without the client certificate the member refuses: a clear failure, no file.
+    let r = snapshot(json!({
+        "endpoints": cluster.endpoints_csv(), "ca_cert": tls.ca_cert,
+        "path": tmp.path().join("refused.db"), "dial_timeout": 3,
+    }));
+    assert_eq!(r["failed"], true, "{r}");
+    assert_eq!(listing(tmp.path()), vec!["tls.db".to_string()]);
+}
