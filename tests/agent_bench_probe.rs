@@ -38,14 +38,21 @@ fn timing_probe() {
         for _ in 0..2 {
             let t = Instant::now();
             let out = Command::new(&bin)
-                .env("RUST_LOG", std::env::var("AGENT_PROBE_LOG").unwrap_or_default())
+                .env(
+                    "RUST_LOG",
+                    std::env::var("AGENT_PROBE_LOG").unwrap_or_default(),
+                )
                 .args(["playbook", "-f", "10", "-i"])
                 .arg(&inv)
                 .arg(&pb)
                 .current_dir(ansible.dir())
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
             println!("agent {n} hosts: {:?}", t.elapsed());
             if std::env::var_os("AGENT_PROBE_LOG").is_some() {
                 println!("{}", String::from_utf8_lossy(&out.stderr));
@@ -93,13 +100,84 @@ fn ssh_mux_probe() {
                 .args(["-o", "BatchMode=yes", "-T", "x", cmd])
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         println!("mux exec {cmd:?}: {:?} each", t.elapsed() / 5);
     }
     let t = Instant::now();
-    let out = Command::new("ssh").args(&base).arg(format!("{}@127.0.0.1", sshd.user())).arg("true").output().unwrap();
+    let out = Command::new("ssh")
+        .args(&base)
+        .arg(format!("{}@127.0.0.1", sshd.user()))
+        .arg("true")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     println!("fresh ssh: {:?}", t.elapsed());
-    let _ = Command::new("ssh").arg("-S").arg(&ctl).args(["-O", "exit", "x"]).output();
+    let _ = Command::new("ssh")
+        .arg("-S")
+        .arg(&ctl)
+        .args(["-O", "exit", "x"])
+        .output();
+}
+
+#[test]
+#[ignore = "timing probe, not a test"]
+fn health_probe() {
+    use harness::{repo_root, Cluster};
+    let bin = agent_bin();
+    let cluster = Cluster::start3();
+    let sshd = Sshd::start();
+    let ansible = Ansible::new();
+    let playbook = repo_root().join("playbooks/db-operations/etcd_healthy.yml");
+    for copies in [1usize, 10] {
+        let mut ini = String::from("[etcd]\n");
+        for c in 0..copies {
+            for m in cluster.members() {
+                ini.push_str(&format!(
+                    "{}-{c} ip={} {}\n",
+                    m.name,
+                    m.ip,
+                    sshd.inventory_host_vars()
+                ));
+            }
+        }
+        ini.push_str("\n[etcd:vars]\netcd_client_scheme=http\n");
+        let hosts = ansible.write_file(&format!("hosts{copies}.ini"), &ini);
+        for native in [false] {
+            let _ = native;
+            for _ in 0..2 {
+                let t = Instant::now();
+                let out = Command::new(&bin)
+                    .args(["playbook", "-i"])
+                    .arg(&hosts)
+                    .arg(&playbook)
+                    .envs(ansible.env())
+                    .env("RUST_LOG", std::env::var("AGENT_PROBE_LOG").unwrap_or_default())
+                    .current_dir(ansible.dir())
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+                println!("agent health {} hosts: {:?}", 3 * copies, t.elapsed());
+                if std::env::var_os("AGENT_PROBE_LOG").is_some() {
+                    println!("{}", String::from_utf8_lossy(&out.stderr));
+                    return;
+                }
+            }
+        }
+        let t = Instant::now();
+        ansible.playbook(&hosts, &playbook, &[]).assert_success();
+        println!(
+            "ansible-playbook health {} hosts: {:?}",
+            3 * copies,
+            t.elapsed()
+        );
+    }
 }

@@ -114,7 +114,7 @@ impl Connection {
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput, TransportError> {
         let data = stdin.unwrap_or(&[]);
-        if data.len() <= shell::MAX_STDIN && std::env::var_os("ETCD_AGENT_NO_SHELL").is_none() {
+        if std::env::var_os("ETCD_AGENT_NO_SHELL").is_none() {
             if let Ok(mut guard) = self.shell.try_lock() {
                 if guard.is_none() {
                     *guard = Some(match shell::Shell::start(session.clone()).await {
@@ -126,7 +126,7 @@ impl Connection {
                         }
                     });
                 }
-                if let Some(Ok(sh)) = guard.as_mut() {
+                if let Some(Ok(sh)) = guard.as_mut().filter(|s| matches!(s, Ok(sh) if data.len() <= sh.max_stdin)) {
                     match sh.exec(cmd, data).await {
                         Ok(out) => return Ok(out),
                         Err(e) => {

@@ -71,16 +71,14 @@ impl ConnectionPool {
     /// Removes temp dirs and closes every connection.
     pub async fn close_all(&self) {
         let slots: Vec<Slot> = self.slots.lock().await.drain().map(|(_, v)| v).collect();
-        let mut closing = Vec::new();
+        let mut closing = tokio::task::JoinSet::new();
         for slot in slots {
             if let Ok(slot) = Arc::try_unwrap(slot) {
                 if let Some(Ok(conn)) = slot.into_inner() {
-                    closing.push(conn.close());
+                    closing.spawn(conn.close());
                 }
             }
         }
-        for c in closing {
-            c.await;
-        }
+        while closing.join_next().await.is_some() {}
     }
 }

@@ -12,18 +12,24 @@ use openssh::{Child, Session, Stdio};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// Payloads above this go through a separate session (the loop copies stdin byte by byte).
-pub const MAX_STDIN: usize = 64 * 1024;
+/// Largest stdin sent through a loop that copies byte by byte (`dd bs=1`); larger payloads
+/// use a session of their own. Loops with an exact `head -c` take any size.
+const MAX_STDIN_DD: usize = 64 * 1024;
 
 const LOOP: &str = r#"umask 077
 d=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent-sh.XXXXXXXX") || exit 1
 trap 'rm -rf "$d"' EXIT HUP TERM INT
 n=0
-echo ETCD_AGENT_SHELL_READY
+if [ "$(printf ab | { head -c 1 >/dev/null 2>&1; cat; })" = b ]; then
+  take() { head -c "$1"; }; mode=head
+else
+  take() { dd bs=1 count="$1" 2>/dev/null; }; mode=dd
+fi
+echo "ETCD_AGENT_SHELL_READY $mode"
 while read -r cl il; do
   n=$((n+1))
-  dd of="$d/c$n" bs=1 count="$cl" 2>/dev/null
-  dd of="$d/i$n" bs=1 count="$il" 2>/dev/null
+  take "$cl" > "$d/c$n"
+  take "$il" > "$d/i$n"
   /bin/sh "$d/c$n" < "$d/i$n" > "$d/o$n" 2> "$d/e$n"
   rc=$?
   printf '%s %s %s\n' "$rc" "$(wc -c < "$d/o$n")" "$(wc -c < "$d/e$n")"
@@ -34,6 +40,8 @@ done
 
 /// A running remote shell loop.
 pub struct Shell {
+    /// Largest stdin this loop accepts.
+    pub max_stdin: usize,
     child: Child<Arc<Session>>,
     stdin: openssh::ChildStdin,
     stdout: BufReader<openssh::ChildStdout>,
@@ -57,14 +65,17 @@ impl Shell {
         let stdin = child.stdin().take().ok_or_else(|| broken("no stdin"))?;
         let stdout = child.stdout().take().ok_or_else(|| broken("no stdout"))?;
         let mut shell = Shell {
+            max_stdin: MAX_STDIN_DD,
             child,
             stdin,
             stdout: BufReader::new(stdout),
         };
         let mut line = String::new();
         shell.stdout.read_line(&mut line).await.map_err(broken)?;
-        if line.trim() != "ETCD_AGENT_SHELL_READY" {
-            return Err(broken(format!("unexpected greeting {line:?}")));
+        match line.trim() {
+            "ETCD_AGENT_SHELL_READY head" => shell.max_stdin = usize::MAX,
+            "ETCD_AGENT_SHELL_READY dd" => {}
+            _ => return Err(broken(format!("unexpected greeting {line:?}"))),
         }
         Ok(shell)
     }
