@@ -1,0 +1,493 @@
+//! The compatibility corpus (`tests/compat/NN_*.yml`): every playbook runs under
+//! `ansible-playbook` and under `etcd-agent playbook --json` against the same 3-host inventory
+//! over the real test sshd; per play, task and host the outcome (ok/changed/failed/skipped/
+//! unreachable/ignored) and every result field Ansible reports (volatile ones removed) must
+//! match, and so must the recap counters and the exit code.
+//!
+//! `COMPAT_ONLY=01_serial,16_loop` runs a subset; `COMPAT_JOBS` sets the parallelism (default 2).
+//! A summary (`name PASS|FAIL`) is printed and written to `target/compat-report.txt`; the README
+//! table check (`readme_table_names_passing_playbooks`) reads the corpus headers.
+
+use harness::{Ansible, Sshd};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn agent_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "etcd-agent"])
+            .current_dir(root())
+            .status()
+            .expect("run cargo build -p etcd-agent");
+        assert!(status.success(), "cargo build -p etcd-agent failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"));
+        target.join("debug").join("etcd-agent")
+    })
+}
+
+/// One corpus playbook.
+#[derive(Debug, Clone)]
+struct Case {
+    name: String,
+    path: PathBuf,
+    args: Vec<String>,
+    feature: String,
+}
+
+fn corpus() -> Vec<Case> {
+    let mut out = all_cases();
+    if let Ok(only) = std::env::var("COMPAT_ONLY") {
+        let wanted: Vec<&str> = only.split(',').map(str::trim).collect();
+        out.retain(|c| wanted.iter().any(|w| c.name.starts_with(w)));
+    }
+    out
+}
+
+fn all_cases() -> Vec<Case> {
+    let dir = root().join("tests/compat");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("read tests/compat") {
+        let path = entry.expect("dir entry").path();
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let numbered = file.len() > 3 && file.as_bytes()[..2].iter().all(u8::is_ascii_digit);
+        if !numbered || !file.ends_with(".yml") || file.as_bytes()[2] != b'_' {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read corpus playbook");
+        let header = |key: &str| {
+            text.lines()
+                .take_while(|l| l.starts_with('#'))
+                .find_map(|l| l.strip_prefix(&format!("# {key}:")).map(str::trim))
+                .map(str::to_string)
+        };
+        out.push(Case {
+            name: file.trim_end_matches(".yml").to_string(),
+            args: header("args")
+                .map(|a| a.split_whitespace().map(String::from).collect())
+                .unwrap_or_default(),
+            feature: header("feature").unwrap_or_default(),
+            path,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// What one engine did with one playbook.
+struct Run {
+    code: Option<i32>,
+    json: Option<Value>,
+    output: String,
+}
+
+fn run_ansible(ansible: &Ansible, inv: &Path, case: &Case, scratch: &Path) -> Run {
+    let mut args: Vec<String> = case.args.clone();
+    args.push("-e".into());
+    args.push(format!("scratch={}", scratch.display()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ansible.playbook(inv, &case.path, &refs);
+    Run {
+        code: out.status.code(),
+        output: out.describe(),
+        json: out.json,
+    }
+}
+
+fn run_agent(ansible: &Ansible, inv: &Path, case: &Case, scratch: &Path) -> Run {
+    let mut cmd = Command::new(agent_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ANSIBLE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("playbook")
+        .arg("--json")
+        .arg("-i")
+        .arg(inv)
+        .arg(&case.path)
+        .args(&case.args)
+        .arg("-e")
+        .arg(format!("scratch={}", scratch.display()))
+        .current_dir(ansible.dir())
+        .env("ANSIBLE_CONFIG", ansible.dir().join("ansible.cfg"))
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("run etcd-agent");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Run {
+        code: out.status.code(),
+        json: serde_json::from_str(&stdout).ok(),
+        output: format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}"),
+    }
+}
+
+/// Keys whose values change from run to run or engine to engine by design.
+const VOLATILE: &[&str] = &[
+    "start",
+    "end",
+    "delta",
+    "invocation",
+    "action",
+    "warnings",
+    "deprecations",
+    // added by the harness recorder, not by Ansible's result
+    "exception",
+    "ignore_errors",
+    "diff",
+    "_ansible_no_log",
+    "_ansible_verbose_always",
+    "_ansible_delegated_vars",
+    "_ansible_item_label",
+    "_ansible_ignore_errors",
+    "_ansible_item_result",
+    "_ansible_parsed",
+    "ansible_loop_var_",
+    // copy/template report the uploaded temp file as `src`
+    "src",
+    "atime",
+    "mtime",
+    "ctime",
+    "inode",
+    "dev",
+    "nlink",
+    "blocks",
+    "block_size",
+    "device_type",
+    "version",
+    "attributes",
+    "attr_flags",
+    "charset",
+    "mimetype",
+    "generation",
+];
+
+/// Removes volatile fields and puts the engine's scratch dir as `<scratch>`.
+fn normalise(v: &Value, scratch: &str) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, x) in m {
+                if VOLATILE.contains(&k.as_str()) {
+                    continue;
+                }
+                out.insert(k.clone(), normalise(x, scratch));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| normalise(x, scratch)).collect()),
+        Value::String(s) if !scratch.is_empty() => Value::String(s.replace(scratch, "<scratch>")),
+        other => other.clone(),
+    }
+}
+
+/// `ok`/`changed`/`failed`/`ignored`/`skipped`/`unreachable`.
+fn outcome(r: &Value) -> &'static str {
+    let t = |k: &str| r.get(k).and_then(Value::as_bool).unwrap_or(false);
+    if t("unreachable") {
+        "unreachable"
+    } else if t("failed") && t("ignore_errors") {
+        "ignored"
+    } else if t("failed") {
+        "failed"
+    } else if t("skipped") {
+        "skipped"
+    } else if t("changed") {
+        "changed"
+    } else {
+        "ok"
+    }
+}
+
+/// (play index, task name, occurrence) -> host -> result.
+type Tasks = Vec<((usize, String, usize), Map<String, Value>)>;
+
+fn tasks_of(doc: &Value) -> Tasks {
+    let mut out: Tasks = Vec::new();
+    for (pi, play) in doc["plays"].as_array().into_iter().flatten().enumerate() {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for task in play["tasks"].as_array().into_iter().flatten() {
+            let name = task["task"]["name"].as_str().unwrap_or("").to_string();
+            let n = seen.entry(name.clone()).or_default();
+            *n += 1;
+            let hosts = task["hosts"].as_object().cloned().unwrap_or_default();
+            out.push(((pi, name, *n), hosts));
+        }
+    }
+    out
+}
+
+/// Field-by-field differences of two values, as `path: ansible=.. agent=..` lines. Fields only
+/// the agent reports are not differences (Ansible's fields are the contract).
+fn diff_values(path: &str, theirs: &Value, mine: &Value, out: &mut Vec<String>) {
+    match (theirs, mine) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, va) in a {
+                let p = format!("{path}.{k}");
+                match b.get(k) {
+                    Some(vb) => diff_values(&p, va, vb, out),
+                    None => out.push(format!("{p}: ansible={va} agent=<missing>")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (va, vb)) in a.iter().zip(b).enumerate() {
+                diff_values(&format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        _ if theirs != mine => out.push(format!("{path}: ansible={theirs} agent={mine}")),
+        _ => {}
+    }
+}
+
+fn compare(case: &Case, theirs: &Run, mine: &Run, scratch_a: &str, scratch_m: &str) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if theirs.code != mine.code {
+        diffs.push(format!(
+            "exit code: ansible={:?} agent={:?}",
+            theirs.code, mine.code
+        ));
+    }
+    let Some(tj) = &theirs.json else {
+        diffs.push("ansible-playbook wrote no JSON".into());
+        return diffs;
+    };
+    let Some(mj) = &mine.json else {
+        let first_err = mine
+            .output
+            .lines()
+            .find(|l| l.contains("ERROR"))
+            .unwrap_or("no JSON on stdout");
+        diffs.push(format!("agent wrote no JSON: {first_err}"));
+        return diffs;
+    };
+    let (tt, mt) = (tasks_of(tj), tasks_of(mj));
+    let names =
+        |t: &Tasks| -> Vec<String> { t.iter().map(|((p, n, _), _)| format!("{p}:{n}")).collect() };
+    if names(&tt) != names(&mt) {
+        diffs.push(format!(
+            "task list: ansible={:?} agent={:?}",
+            names(&tt),
+            names(&mt)
+        ));
+    }
+    for (key, th) in &tt {
+        let Some((_, mh)) = mt.iter().find(|(k, _)| k == key) else {
+            continue;
+        };
+        let task = format!("play {} task {:?}", key.0, key.1);
+        for (host, tr) in th {
+            let Some(mr) = mh.get(host) else {
+                diffs.push(format!("{task} host {host}: no agent result"));
+                continue;
+            };
+            let (so, mo) = (outcome(tr), outcome(mr));
+            if so != mo {
+                diffs.push(format!(
+                    "{task} host {host}: status ansible={so} agent={mo}"
+                ));
+            }
+            let mut fields = Vec::new();
+            let (mut na, mut nm) = (normalise(tr, scratch_a), normalise(mr, scratch_m));
+            // the recorder adds `failed: false` to every result; the status covers it
+            for n in [&mut na, &mut nm] {
+                if let Some(m) = n.as_object_mut() {
+                    if m.get("failed") == Some(&Value::Bool(false)) {
+                        m.remove("failed");
+                    }
+                }
+            }
+            diff_values("", &na, &nm, &mut fields);
+            for f in fields {
+                diffs.push(format!("{task} host {host}: field {f}"));
+            }
+        }
+        for host in mh.keys() {
+            if !th.contains_key(host) {
+                diffs.push(format!("{task} host {host}: only the agent has a result"));
+            }
+        }
+    }
+    let empty = Map::new();
+    let ts = tj["stats"].as_object().unwrap_or(&empty);
+    let ms = mj["stats"].as_object().unwrap_or(&empty);
+    for (host, s) in ts {
+        if ms.get(host) != Some(s) {
+            diffs.push(format!(
+                "recap {host}: ansible={s} agent={}",
+                ms.get(host).cloned().unwrap_or(Value::Null)
+            ));
+        }
+    }
+    for host in ms.keys() {
+        if !ts.contains_key(host) {
+            diffs.push(format!("recap {host}: only in the agent's recap"));
+        }
+    }
+    let _ = case;
+    diffs
+}
+
+fn inventory(ansible: &Ansible, sshd: &Sshd) -> PathBuf {
+    let v = sshd.inventory_host_vars();
+    ansible.write_file(
+        "compat-hosts.ini",
+        &format!("[nodes]\nn1 {v}\nn2 {v}\nn3 {v}\n\n[web]\nn1\nn2\n\n[db]\nn3\n"),
+    )
+}
+
+/// Result of one corpus playbook.
+struct Verdict {
+    name: String,
+    diffs: Vec<String>,
+    secs: f64,
+    context: String,
+}
+
+#[test]
+fn corpus_matches_ansible_playbook() {
+    let started = Instant::now();
+    let cases = corpus();
+    assert!(!cases.is_empty(), "no corpus playbook selected");
+    let _ = agent_bin();
+    let sshd = Sshd::start();
+    let jobs: usize = std::env::var("COMPAT_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let verdicts: Mutex<Vec<Verdict>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            // One Ansible sandbox per worker: concurrent runs must not share ssh control sockets.
+            let ansible = Ansible::new();
+            let inv = inventory(&ansible, &sshd);
+            let (next, verdicts, cases) = (&next, &verdicts, &cases);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(case) = cases.get(i) else { break };
+                let t0 = Instant::now();
+                let base = ansible.dir().join("scratch").join(&case.name);
+                let (sa, sm) = (base.join("ansible"), base.join("agent"));
+                for d in [&sa, &sm] {
+                    std::fs::create_dir_all(d).expect("create scratch dir");
+                }
+                let theirs = run_ansible(&ansible, &inv, case, &sa);
+                let mine = run_agent(&ansible, &inv, case, &sm);
+                let diffs = compare(
+                    case,
+                    &theirs,
+                    &mine,
+                    &sa.display().to_string(),
+                    &sm.display().to_string(),
+                );
+                let context = format!(
+                    "--- ansible-playbook:\n{}\n--- etcd-agent:\n{}",
+                    theirs.output, mine.output
+                );
+                verdicts.lock().unwrap().push(Verdict {
+                    name: case.name.clone(),
+                    diffs,
+                    secs: t0.elapsed().as_secs_f64(),
+                    context,
+                });
+            });
+        }
+    });
+    let mut verdicts = verdicts.into_inner().unwrap();
+    verdicts.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut summary = String::new();
+    let mut details = String::new();
+    for v in &verdicts {
+        let ok = v.diffs.is_empty();
+        let feature = cases
+            .iter()
+            .find(|c| c.name == v.name)
+            .map(|c| c.feature.as_str())
+            .unwrap_or("");
+        summary.push_str(&format!(
+            "{:<28} {} {:>5.1}s  {}\n",
+            v.name,
+            if ok { "PASS" } else { "FAIL" },
+            v.secs,
+            feature
+        ));
+        if !ok {
+            details.push_str(&format!("\n=== {} differs:\n", v.name));
+            for d in &v.diffs {
+                details.push_str(&format!("  {}: {d}\n", v.name));
+            }
+            if std::env::var_os("COMPAT_VERBOSE").is_some() {
+                details.push_str(&v.context);
+                details.push('\n');
+            }
+        }
+    }
+    let failed: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| !v.diffs.is_empty())
+        .map(|v| v.name.as_str())
+        .collect();
+    summary.push_str(&format!(
+        "{} of {} playbooks match ansible-playbook ({:.0}s)\n",
+        verdicts.len() - failed.len(),
+        verdicts.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    if std::env::var_os("COMPAT_ONLY").is_none() {
+        let _ = std::fs::write(root().join("target/compat-report.txt"), &summary);
+    }
+    println!("{summary}{details}");
+    assert!(
+        failed.is_empty(),
+        "corpus playbooks that differ from ansible-playbook: {failed:?}\n{summary}{details}"
+    );
+}
+
+/// Every playbook of the README's compatibility table exists in the corpus.
+#[test]
+fn readme_table_names_corpus_playbooks() {
+    let readme = std::fs::read_to_string(root().join("agent/README.md")).expect("read README");
+    let Some(start) = readme.find("## Ansible compatibility") else {
+        panic!("agent/README.md has no 'Ansible compatibility' section");
+    };
+    let section = &readme[start..];
+    let section = match section[3..].find("\n## ") {
+        Some(end) => &section[..end + 3],
+        None => section,
+    };
+    let names: Vec<String> = all_cases().into_iter().map(|c| c.name).collect();
+    let mut rows = 0;
+    for line in section.lines().filter(|l| l.starts_with("| ")) {
+        for word in line.split(['`', ' ', ',']) {
+            let w = word.trim();
+            let looks = w.len() > 3
+                && w.as_bytes()[..2].iter().all(u8::is_ascii_digit)
+                && w.as_bytes()[2] == b'_';
+            if looks {
+                rows += 1;
+                assert!(
+                    names.iter().any(|n| n == w),
+                    "README row names {w}, which is not a corpus playbook: {line}"
+                );
+            }
+        }
+    }
+    assert!(
+        rows >= 25,
+        "README table names only {rows} corpus playbooks"
+    );
+}
