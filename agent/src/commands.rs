@@ -219,16 +219,36 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     };
     let rt = runtime()?;
     let mut engine = Engine::new(inv, opts, finder, reporter)?;
-    let mut code = 0;
-    rt.block_on(async {
-        for pb in &books {
-            code = engine.run(pb).await;
-            if code != 0 {
-                break;
+    let shared = engine.shared();
+    let code = rt.block_on(async {
+        let run = async {
+            let mut code = 0;
+            for pb in &books {
+                code = engine.run(pb).await;
+                if code != 0 {
+                    break;
+                }
             }
-        }
+            code
+        };
+        interruptible(run, shared).await
     });
     Ok(code)
+}
+
+/// Runs `work`; on Ctrl-C closes every connection and returns Ansible's code 99.
+async fn interruptible(
+    work: impl std::future::Future<Output = i32>,
+    shared: std::sync::Arc<crate::executor::Shared>,
+) -> i32 {
+    tokio::select! {
+        code = work => code,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("[ERROR]: User interrupted execution");
+            shared.pool.close_all().await;
+            99
+        }
+    }
 }
 
 /// `etcd-agent adhoc`: one task on the hosts matching a pattern, shown as `ansible` shows it.
@@ -270,5 +290,6 @@ pub fn adhoc(args: AdhocArgs) -> Result<i32> {
     };
     let rt = runtime()?;
     let mut engine = Engine::new(inv, opts, finder, reporter)?;
-    Ok(rt.block_on(engine.run(&pb)))
+    let shared = engine.shared();
+    Ok(rt.block_on(interruptible(engine.run(&pb), shared)))
 }

@@ -163,6 +163,11 @@ impl Engine {
         })
     }
 
+    /// The state shared with host jobs (for shutting connections down on interrupt).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
     /// Hosts a play runs on: its pattern, intersected with `--limit`, in inventory order.
     pub fn play_hosts(&self, play: &Play) -> anyhow::Result<Vec<String>> {
         play_hosts(&self.inv, &play.hosts, self.shared.opts.limit.as_deref())
