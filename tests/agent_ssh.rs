@@ -340,3 +340,52 @@ fn ssh_json_output_and_adhoc() {
     );
     assert!(!stdout.contains("n2 |"), "{stdout}");
 }
+
+#[test]
+fn ssh_host_keys_are_checked_by_default() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let host = format!(
+        "[nodes]\nn1 ansible_host=127.0.0.1 ansible_port={} ansible_user={} ansible_ssh_private_key_file={} ansible_ssh_common_args='-o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o IdentityAgent=none'\n",
+        sshd.port(),
+        sshd.user(),
+        sshd.client_key().display()
+    );
+    let inv = write(dir, "hosts.ini", &host);
+    let pb = write(
+        dir,
+        "p.yml",
+        "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: echo hi\n",
+    );
+    let args = [
+        "playbook",
+        "-i",
+        inv.to_str().unwrap(),
+        pb.to_str().unwrap(),
+    ];
+    let out = agent(dir, &args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "unknown host key: {stdout}");
+    assert!(stdout.contains("fatal: [n1]: UNREACHABLE!"), "{stdout}");
+
+    // ansible.cfg host_key_checking = False accepts the unknown key
+    write(
+        dir,
+        "ansible.cfg",
+        "[defaults]\nhost_key_checking = False\n",
+    );
+    let mut cmd = Command::new(agent_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ANSIBLE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
