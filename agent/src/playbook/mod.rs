@@ -289,3 +289,41 @@ pub fn node_str(node: &Node) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plays_tasks_lines_and_import_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+        std::fs::write(
+            dir.path().join("tasks/inner.yml"),
+            "- name: inner\n  command: echo {{ x }}\n  when: b\n",
+        )
+        .unwrap();
+        let pb = dir.path().join("site.yml");
+        std::fs::write(
+            &pb,
+            "- hosts: [a, b]\n  serial: [1, '50%']\n  gather_facts: no\n  tasks:\n    - name: first\n      ansible.builtin.shell: echo hi chdir=/tmp\n    - import_tasks: tasks/inner.yml\n      when: a\n      vars: {x: 1}\n",
+        )
+        .unwrap();
+        let book = load(&pb).unwrap();
+        let play = &book.plays[0];
+        assert_eq!(play.hosts, "a,b");
+        assert_eq!(play.name, "a,b");
+        assert!(!play.gather_facts);
+        assert_eq!(play.serial, vec![Serial::Count(1), Serial::Percent(50.0)]);
+        let t = &play.tasks[0];
+        assert_eq!((t.origin.line, t.origin.col), (5, 7));
+        assert_eq!(t.module(), "shell");
+        assert_eq!(t.args["_raw_params"], "echo hi");
+        assert_eq!(t.args["chdir"], "/tmp");
+        let inner = &play.tasks[1];
+        assert_eq!(inner.display_name(), "inner");
+        assert_eq!(inner.when, vec![Value::from("a"), Value::from("b")]);
+        assert_eq!(inner.vars["x"], 1);
+        assert!(inner.origin.file.ends_with("tasks/inner.yml"));
+    }
+}

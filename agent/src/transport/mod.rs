@@ -126,7 +126,10 @@ impl Connection {
                         }
                     });
                 }
-                if let Some(Ok(sh)) = guard.as_mut().filter(|s| matches!(s, Ok(sh) if data.len() <= sh.max_stdin)) {
+                if let Some(Ok(sh)) = guard
+                    .as_mut()
+                    .filter(|s| matches!(s, Ok(sh) if data.len() <= sh.max_stdin))
+                {
                     match sh.exec(cmd, data).await {
                         Ok(out) => return Ok(out),
                         Err(e) => {

@@ -54,10 +54,11 @@ fn parse_args(words: &[String]) -> Result<ParsedArgs, TransportError> {
     let mut out = ParsedArgs::default();
     let mut it = words.iter();
     while let Some(w) = it.next() {
-        let (flag, inline) = if w.len() > 2 && w.starts_with('-') && !w.starts_with("--") {
-            (&w[..2], Some(w[2..].to_string()))
-        } else {
-            (w.as_str(), None)
+        let (flag, inline) = match (w.get(..2), w.get(2..)) {
+            (Some(f), Some(rest)) if !rest.is_empty() && f.starts_with('-') && f != "--" => {
+                (f, Some(rest.to_string()))
+            }
+            _ => (w.as_str(), None),
         };
         let mut value = || inline.clone().or_else(|| it.next().cloned());
         match flag {
@@ -202,4 +203,34 @@ pub async fn exec(
         stdout: out.stdout,
         stderr: out.stderr,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_args;
+
+    #[test]
+    fn ssh_args_forms() {
+        let words: Vec<String> = [
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-oUserKnownHostsFile=/x",
+            "-i",
+            "k",
+            "-p2222",
+            "-o",
+            "ConnectTimeout 5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let p = parse_args(&words).unwrap();
+        assert_eq!(p.options[0], ("StrictHostKeyChecking".into(), "no".into()));
+        assert_eq!(p.options[1], ("UserKnownHostsFile".into(), "/x".into()));
+        assert_eq!(p.options[2], ("ConnectTimeout".into(), "5".into()));
+        assert_eq!(p.key.unwrap().to_str(), Some("k"));
+        assert_eq!(p.port, Some(2222));
+        assert!(parse_args(&["-Ë".to_string()]).is_err());
+        assert!(parse_args(&["--weird".to_string()]).is_err());
+    }
 }
