@@ -21,6 +21,7 @@ pub mod yaml;
 
 mod commands;
 pub mod extra_vars;
+pub mod filters;
 
 use cli::{Cli, Command};
 

@@ -55,6 +55,7 @@ impl Templar {
         env.add_test("match", test_match);
         env.add_test("search", test_search);
         env.add_test("regex", test_search);
+        crate::filters::register(&mut env);
         Templar { env }
     }
 

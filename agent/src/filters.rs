@@ -1,0 +1,746 @@
+//! Ansible's filters, tests, lookups and Python string methods for the minijinja environment,
+//! plus Ansible's way of printing values inside text templates (`True`, `['a', 1]`, `None` as
+//! empty text).
+//!
+//! Registered last by [`crate::template::Templar::new`], so these win over minijinja's builtins
+//! of the same name where Ansible differs.
+
+use minijinja::value::{Kwargs, Rest, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, Output, State, Value as JValue};
+use serde_json::{Map, Value};
+
+fn op_err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+fn to_data(v: &JValue) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|e| op_err(e.to_string()))
+}
+
+/// Registers everything into `env`.
+pub fn register(env: &mut Environment<'static>) {
+    env.set_formatter(ansible_formatter);
+    env.set_unknown_method_callback(python_method);
+    env.add_filter("split", split);
+    env.add_filter("unique", unique);
+    env.add_filter("union", union);
+    env.add_filter("difference", difference);
+    env.add_filter("intersect", intersect);
+    env.add_filter("symmetric_difference", symmetric_difference);
+    env.add_filter("dict2items", dict2items);
+    env.add_filter("items2dict", items2dict);
+    env.add_filter("combine", combine);
+    env.add_filter("to_json", to_json);
+    env.add_filter("to_yaml", to_yaml);
+    env.add_filter("to_nice_yaml", to_nice_yaml);
+    env.add_filter("from_yaml", from_yaml);
+    env.add_filter("b64encode", b64encode);
+    env.add_filter("b64decode", b64decode);
+    env.add_filter("quote", quote);
+    env.add_filter("flatten", flatten);
+    env.add_test("in", |v: JValue, seq: JValue| contains(&seq, &v));
+    env.add_test("contains", |seq: JValue, v: JValue| contains(&seq, &v));
+    env.add_function("lookup", lookup);
+    env.add_function("query", query);
+    env.add_function("q", query);
+}
+
+/// Python's `x in seq` (substring for strings, key for dicts, item for lists).
+fn contains(seq: &JValue, v: &JValue) -> bool {
+    if let (Some(hay), Some(needle)) = (seq.as_str(), v.as_str()) {
+        return hay.contains(needle);
+    }
+    if seq.kind() == ValueKind::Map {
+        return seq.get_item(v).is_ok_and(|x| !x.is_undefined());
+    }
+    seq.try_iter().is_ok_and(|mut it| it.any(|x| &x == v))
+}
+
+/// Python's `repr()` of data, as Jinja prints lists and dicts inside text.
+pub fn python_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => python_str_repr(s),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(python_repr).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", python_str_repr(k), python_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn python_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+fn ansible_formatter(out: &mut Output, state: &State, value: &JValue) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::None => Ok(()),
+        ValueKind::Bool => {
+            let text = if value.is_true() { "True" } else { "False" };
+            out.write_str(text).map_err(Error::from)
+        }
+        ValueKind::Seq | ValueKind::Map => {
+            let data = to_data(value)?;
+            out.write_str(&python_repr(&data)).map_err(Error::from)
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+/// `'a,b'.split(',')`, `.strip()`, `.lower()`... on strings, `.items()`/`.keys()`/`.values()`/
+/// `.get()` on dicts, as Python objects offer them to Ansible templates.
+fn python_method(
+    _state: &State,
+    value: &JValue,
+    method: &str,
+    args: &[JValue],
+) -> Result<JValue, Error> {
+    let arg_str = |i: usize| args.get(i).and_then(|a| a.as_str()).map(str::to_string);
+    if let Some(s) = value.as_str() {
+        let out = match method {
+            "split" => return Ok(split_text(s, arg_str(0).as_deref(), args.get(1))),
+            "strip" => JValue::from(trim_with(s, arg_str(0), true, true)),
+            "lstrip" => JValue::from(trim_with(s, arg_str(0), true, false)),
+            "rstrip" => JValue::from(trim_with(s, arg_str(0), false, true)),
+            "lower" => JValue::from(s.to_lowercase()),
+            "upper" => JValue::from(s.to_uppercase()),
+            "startswith" => JValue::from(s.starts_with(arg_str(0).unwrap_or_default().as_str())),
+            "endswith" => JValue::from(s.ends_with(arg_str(0).unwrap_or_default().as_str())),
+            "replace" => JValue::from(s.replace(
+                arg_str(0).unwrap_or_default().as_str(),
+                arg_str(1).unwrap_or_default().as_str(),
+            )),
+            "splitlines" => JValue::from(s.lines().map(JValue::from).collect::<Vec<_>>()),
+            "join" => {
+                let items = args
+                    .first()
+                    .map(|a| a.try_iter().map(|it| it.map(|x| x.to_string()).collect()))
+                    .transpose()?
+                    .unwrap_or_else(Vec::<String>::new);
+                JValue::from(items.join(s))
+            }
+            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
+        };
+        return Ok(out);
+    }
+    if value.kind() == ValueKind::Map {
+        let data = to_data(value)?;
+        let Value::Object(m) = data else {
+            return Err(Error::from(ErrorKind::UnknownMethod));
+        };
+        let out = match method {
+            "items" => JValue::from_serialize(
+                m.iter()
+                    .map(|(k, v)| Value::Array(vec![Value::String(k.clone()), v.clone()]))
+                    .collect::<Vec<_>>(),
+            ),
+            "keys" => JValue::from_serialize(m.keys().collect::<Vec<_>>()),
+            "values" => JValue::from_serialize(m.values().collect::<Vec<_>>()),
+            "get" => {
+                let key = arg_str(0).unwrap_or_default();
+                match m.get(&key) {
+                    Some(v) => JValue::from_serialize(v),
+                    None => args.get(1).cloned().unwrap_or(JValue::from(())),
+                }
+            }
+            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
+        };
+        return Ok(out);
+    }
+    Err(Error::from(ErrorKind::UnknownMethod))
+}
+
+fn trim_with(s: &str, chars: Option<String>, left: bool, right: bool) -> String {
+    let set: Option<Vec<char>> = chars.map(|c| c.chars().collect());
+    let pred = |c: char| match &set {
+        Some(set) => set.contains(&c),
+        None => c.is_whitespace(),
+    };
+    let mut t = s;
+    if left {
+        t = t.trim_start_matches(pred);
+    }
+    if right {
+        t = t.trim_end_matches(pred);
+    }
+    t.to_string()
+}
+
+/// Python's `str.split(sep=None, maxsplit=-1)`.
+fn split_text(s: &str, sep: Option<&str>, maxsplit: Option<&JValue>) -> JValue {
+    let max = maxsplit
+        .and_then(|m| i64::try_from(m.clone()).ok())
+        .filter(|m| *m >= 0)
+        .map(|m| m as usize);
+    let parts: Vec<String> = match sep {
+        Some(sep) if !sep.is_empty() => match max {
+            Some(n) => s.splitn(n + 1, sep).map(String::from).collect(),
+            None => s.split(sep).map(String::from).collect(),
+        },
+        _ => {
+            let mut out: Vec<String> = Vec::new();
+            let mut rest = s.trim_start();
+            while !rest.is_empty() {
+                if max.is_some_and(|n| out.len() == n) {
+                    out.push(rest.trim_end().to_string());
+                    break;
+                }
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                out.push(rest[..end].to_string());
+                rest = rest[end..].trim_start();
+            }
+            out
+        }
+    };
+    JValue::from(parts.into_iter().map(JValue::from).collect::<Vec<_>>())
+}
+
+fn split(s: String, sep: Option<String>, maxsplit: Option<JValue>) -> JValue {
+    split_text(&s, sep.as_deref(), maxsplit.as_ref())
+}
+
+fn items(v: &JValue) -> Result<Vec<Value>, Error> {
+    match to_data(v)? {
+        Value::Array(a) => Ok(a),
+        Value::Object(m) => Ok(m.keys().map(|k| Value::String(k.clone())).collect()),
+        Value::String(s) => Ok(s.chars().map(|c| Value::String(c.to_string())).collect()),
+        Value::Null => Ok(Vec::new()),
+        other => Err(op_err(format!("{other} is not a list"))),
+    }
+}
+
+fn dedup(list: Vec<Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for v in list {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Ansible's set filters go through a Python `set` when items are hashable: small non-negative
+/// integers then come out sorted (their hash is their value); other orders are not stable in
+/// Python either, so first-seen order is kept.
+fn set_order(mut list: Vec<Value>) -> Vec<Value> {
+    if list.iter().all(|v| v.as_u64().is_some_and(|n| n < 1 << 16)) {
+        list.sort_by_key(|v| v.as_u64());
+    }
+    list
+}
+
+fn unique(v: JValue) -> Result<JValue, Error> {
+    Ok(JValue::from_serialize(dedup(items(&v)?)))
+}
+
+fn union(a: JValue, b: JValue) -> Result<JValue, Error> {
+    let mut all = items(&a)?;
+    all.extend(items(&b)?);
+    Ok(JValue::from_serialize(set_order(dedup(all))))
+}
+
+fn difference(a: JValue, b: JValue) -> Result<JValue, Error> {
+    let other = items(&b)?;
+    let out: Vec<Value> = dedup(items(&a)?)
+        .into_iter()
+        .filter(|x| !other.contains(x))
+        .collect();
+    Ok(JValue::from_serialize(set_order(out)))
+}
+
+fn intersect(a: JValue, b: JValue) -> Result<JValue, Error> {
+    let other = items(&b)?;
+    let out: Vec<Value> = dedup(items(&a)?)
+        .into_iter()
+        .filter(|x| other.contains(x))
+        .collect();
+    Ok(JValue::from_serialize(set_order(out)))
+}
+
+fn symmetric_difference(a: JValue, b: JValue) -> Result<JValue, Error> {
+    let (la, lb) = (items(&a)?, items(&b)?);
+    let mut out: Vec<Value> = la.iter().filter(|x| !lb.contains(x)).cloned().collect();
+    out.extend(lb.iter().filter(|x| !la.contains(x)).cloned());
+    Ok(JValue::from_serialize(set_order(dedup(out))))
+}
+
+fn dict2items(v: JValue, kw: Kwargs) -> Result<JValue, Error> {
+    let key_name: String = kw
+        .get::<Option<String>>("key_name")?
+        .unwrap_or("key".into());
+    let value_name: String = kw
+        .get::<Option<String>>("value_name")?
+        .unwrap_or("value".into());
+    kw.assert_all_used()?;
+    let Value::Object(m) = to_data(&v)? else {
+        return Err(op_err("dict2items requires a dictionary"));
+    };
+    let out: Vec<Value> = m
+        .into_iter()
+        .map(|(k, v)| {
+            let mut e = Map::new();
+            e.insert(key_name.clone(), Value::String(k));
+            e.insert(value_name.clone(), v);
+            Value::Object(e)
+        })
+        .collect();
+    Ok(JValue::from_serialize(out))
+}
+
+fn items2dict(v: JValue, kw: Kwargs) -> Result<JValue, Error> {
+    let key_name: String = kw
+        .get::<Option<String>>("key_name")?
+        .unwrap_or("key".into());
+    let value_name: String = kw
+        .get::<Option<String>>("value_name")?
+        .unwrap_or("value".into());
+    kw.assert_all_used()?;
+    let mut out = Map::new();
+    for item in items(&v)? {
+        let k = item
+            .get(&key_name)
+            .ok_or_else(|| op_err(format!("items2dict: an item has no '{key_name}'")))?;
+        let val = item
+            .get(&value_name)
+            .ok_or_else(|| op_err(format!("items2dict: an item has no '{value_name}'")))?;
+        out.insert(crate::playbook::scalar_string(k), val.clone());
+    }
+    Ok(JValue::from_serialize(out))
+}
+
+fn merge(into: &mut Value, from: Value, recursive: bool) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(existing) if recursive && existing.is_object() && v.is_object() => {
+                        merge(existing, v, true)
+                    }
+                    _ => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, other) => *slot = other,
+    }
+}
+
+fn combine(base: JValue, others: Rest<JValue>, kw: Kwargs) -> Result<JValue, Error> {
+    let recursive = kw.get::<Option<bool>>("recursive")?.unwrap_or(false);
+    let _ = kw.get::<Option<String>>("list_merge")?;
+    kw.assert_all_used()?;
+    let mut out = to_data(&base)?;
+    let mut rest: Vec<Value> = Vec::new();
+    for o in others.iter() {
+        match to_data(o)? {
+            Value::Array(list) => rest.extend(list),
+            other => rest.push(other),
+        }
+    }
+    for o in rest {
+        if !o.is_object() {
+            return Err(op_err("combine: every argument must be a dictionary"));
+        }
+        merge(&mut out, o, recursive);
+    }
+    Ok(JValue::from_serialize(&out))
+}
+
+fn to_json(v: JValue, _kw: Kwargs) -> Result<String, Error> {
+    Ok(crate::output::python_compact(&to_data(&v)?))
+}
+
+fn yaml_scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => if *b { "true" } else { "false" }.into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => yaml_str(s),
+        _ => String::new(),
+    }
+}
+
+/// A string as PyYAML writes it: plain when that reads back as the same string, else quoted.
+fn yaml_str(s: &str) -> String {
+    let plain_ok = !s.is_empty()
+        && !s.starts_with(|c: char| {
+            c.is_whitespace() || "-?:,[]{}#&*!|>'\"%@`".contains(c) || c.is_ascii_digit()
+        })
+        && !s.ends_with(char::is_whitespace)
+        && !s.contains(": ")
+        && !s.contains(" #")
+        && !s.contains('\n')
+        && !s.ends_with(':')
+        && crate::yaml::resolve_plain(s) == Value::String(s.to_string());
+    if plain_ok {
+        s.to_string()
+    } else if s.contains('\n') || s.chars().any(|c| c.is_control()) {
+        serde_json::to_string(s).unwrap_or_default()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+fn is_flat(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.iter().all(|x| !x.is_array() && !x.is_object()),
+        Value::Object(m) => m.values().all(|x| !x.is_array() && !x.is_object()),
+        _ => true,
+    }
+}
+
+fn flow(v: &Value) -> String {
+    match v {
+        Value::Array(a) => format!("[{}]", a.iter().map(flow).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", yaml_str(k), flow(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => yaml_scalar(other),
+    }
+}
+
+/// PyYAML `dump(default_flow_style=None)` (to_yaml) or block style (to_nice_yaml).
+fn yaml_block(v: &Value, indent: usize, nice: bool, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, val) in m {
+                let key = yaml_str(k);
+                match val {
+                    Value::Object(c) if !c.is_empty() && (nice || !is_flat(val)) => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        yaml_block(val, indent + if nice { 4 } else { 2 }, nice, out);
+                    }
+                    Value::Array(c) if !c.is_empty() && (nice || !is_flat(val)) => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        let inner = if nice { indent + 4 } else { indent };
+                        yaml_block(val, inner, nice, out);
+                    }
+                    _ => out.push_str(&format!("{pad}{key}: {}\n", flow(val))),
+                }
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for item in a {
+                match item {
+                    Value::Object(c) if !c.is_empty() && (nice || !is_flat(item)) => {
+                        let mut inner = String::new();
+                        yaml_block(item, indent + 2, nice, &mut inner);
+                        let trimmed = inner.trim_start_matches(' ');
+                        out.push_str(&format!("{pad}- {trimmed}"));
+                    }
+                    Value::Array(c) if !c.is_empty() && (nice || !is_flat(item)) => {
+                        let mut inner = String::new();
+                        yaml_block(item, indent + 2, nice, &mut inner);
+                        let trimmed = inner.trim_start_matches(' ');
+                        out.push_str(&format!("{pad}- {trimmed}"));
+                    }
+                    other => out.push_str(&format!("{pad}- {}\n", flow(other))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", flow(other))),
+    }
+}
+
+/// YAML text of data as Ansible's `to_yaml` (or `to_nice_yaml`) writes it.
+pub fn dump_yaml(v: &Value, nice: bool) -> String {
+    let mut out = String::new();
+    if !nice && is_flat(v) && (v.is_array() || v.is_object()) {
+        out = format!("{}\n", flow(v));
+        if v.is_object() && !v.as_object().is_some_and(|m| m.is_empty()) {
+            out.clear();
+            yaml_block(v, 0, nice, &mut out);
+        }
+        return out;
+    }
+    match v {
+        Value::Array(_) | Value::Object(_) => yaml_block(v, 0, nice, &mut out),
+        other => out = format!("{}\n...\n", yaml_scalar(other)),
+    }
+    out
+}
+
+fn to_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
+    Ok(dump_yaml(&to_data(&v)?, false))
+}
+
+fn to_nice_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
+    Ok(dump_yaml(&to_data(&v)?, true))
+}
+
+fn from_yaml(s: String) -> Result<JValue, Error> {
+    let docs = crate::yaml::parse_str(&s, "<from_yaml>").map_err(|e| op_err(format!("{e:#}")))?;
+    Ok(docs
+        .first()
+        .map(|d| JValue::from_serialize(d.to_json()))
+        .unwrap_or(JValue::from(())))
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes standard base64 (padding optional, whitespace ignored).
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes() {
+        if c == b'=' || c.is_ascii_whitespace() {
+            continue;
+        }
+        let v = B64.iter().position(|&x| x == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn b64encode(s: String) -> String {
+    base64_encode(s.as_bytes())
+}
+
+fn b64decode(s: String) -> Result<String, Error> {
+    let bytes = base64_decode(&s).ok_or_else(|| op_err("b64decode: invalid base64"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Python's `shlex.quote`.
+pub fn quote(s: String) -> String {
+    if s.is_empty() {
+        return "''".into();
+    }
+    let safe = s
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || "@%+=:,./-".contains(c));
+    if safe {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
+    }
+}
+
+fn flatten(v: JValue, levels: Option<usize>) -> Result<JValue, Error> {
+    fn go(list: Vec<Value>, levels: Option<usize>, out: &mut Vec<Value>) {
+        for item in list {
+            match item {
+                Value::Array(inner) if levels != Some(0) => go(inner, levels.map(|l| l - 1), out),
+                other => out.push(other),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(items(&v)?, levels, &mut out);
+    Ok(JValue::from_serialize(out))
+}
+
+fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
+    let Some(kind) = args.first().and_then(|a| a.as_str()) else {
+        return Err(op_err("lookup needs a plugin name"));
+    };
+    let terms: Vec<String> = args[1..]
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let mut out = Vec::new();
+    match kind {
+        "env" | "ansible.builtin.env" => {
+            for t in terms {
+                out.push(Value::String(std::env::var(&t).unwrap_or_default()));
+            }
+        }
+        "file" | "ansible.builtin.file" => {
+            let base = state
+                .lookup("playbook_dir")
+                .and_then(|v| v.as_str().map(std::path::PathBuf::from))
+                .unwrap_or_else(|| std::path::PathBuf::from("."));
+            for t in terms {
+                let p = std::path::Path::new(&t);
+                let candidates = if p.is_absolute() {
+                    vec![p.to_path_buf()]
+                } else {
+                    vec![base.join("files").join(p), base.join(p)]
+                };
+                let found = candidates.iter().find(|c| c.is_file()).ok_or_else(|| {
+                    op_err(format!(
+                        "The 'file' lookup had an issue accessing the file '{t}'"
+                    ))
+                })?;
+                let text = std::fs::read_to_string(found)
+                    .map_err(|e| op_err(format!("lookup('file', '{t}'): {e}")))?;
+                out.push(Value::String(text.trim_end().to_string()));
+            }
+        }
+        other => {
+            return Err(op_err(format!(
+                "lookup plugin '{other}' is not supported by etcd-agent (env, file)"
+            )))
+        }
+    }
+    Ok(out)
+}
+
+fn lookup(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
+    let values = lookup_values(state, &args)?;
+    Ok(match values.len() {
+        1 => JValue::from_serialize(&values[0]),
+        _ => JValue::from(
+            values
+                .iter()
+                .map(crate::playbook::scalar_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    })
+}
+
+fn query(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
+    Ok(JValue::from_serialize(lookup_values(state, &args)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::template::Templar;
+    use minijinja::Value as JValue;
+    use serde_json::json;
+
+    fn render(expr: &str) -> serde_json::Value {
+        let vars = JValue::from_serialize(json!({
+            "nums": [3, 1, 2, 3],
+            "users": [{"name": "a", "on": true}, {"name": "b", "on": false}],
+            "d": {"a": 1, "b": {"x": 1}},
+        }));
+        Templar::new()
+            .render_str(expr, &vars)
+            .unwrap_or_else(|e| panic!("{expr}: {e:#}"))
+    }
+
+    #[test]
+    fn list_filters() {
+        assert_eq!(render("{{ nums | unique }}"), json!([3, 1, 2]));
+        assert_eq!(render("{{ nums | union([4, 1]) }}"), json!([1, 2, 3, 4]));
+        assert_eq!(render("{{ nums | difference([3]) }}"), json!([1, 2]));
+        assert_eq!(render("{{ nums | intersect([2, 9]) }}"), json!([2]));
+        assert_eq!(render("{{ 'a,b' | split(',') }}"), json!(["a", "b"]));
+        assert_eq!(render("{{ ' a  b ' .split() }}"), json!(["a", "b"]));
+        assert_eq!(render("{{ 'a,b,c'.split(',', 1) }}"), json!(["a", "b,c"]));
+        assert_eq!(render("{{ [[1, [2]], 3] | flatten }}"), json!([1, 2, 3]));
+        assert_eq!(
+            render("{{ users | selectattr('on') | map(attribute='name') | list }}"),
+            json!(["a"])
+        );
+    }
+
+    #[test]
+    fn dict_filters() {
+        assert_eq!(
+            render("{{ d | combine({'b': {'y': 2} }, recursive=true) }}"),
+            json!({"a": 1, "b": {"x": 1, "y": 2}})
+        );
+        assert_eq!(
+            render("{{ d | combine({'b': {'y': 2} }) }}"),
+            json!({"a": 1, "b": {"y": 2}})
+        );
+        assert_eq!(
+            render("{{ {'k': 1} | dict2items }}"),
+            json!([{"key": "k", "value": 1}])
+        );
+        assert_eq!(
+            render("{{ [{'key': 'k', 'value': 1}] | items2dict }}"),
+            json!({"k": 1})
+        );
+        assert_eq!(render("{{ d.get('a') }}"), json!(1));
+        assert_eq!(render("{{ d.get('z', 5) }}"), json!(5));
+    }
+
+    #[test]
+    fn text_filters_and_printing() {
+        assert_eq!(render("{{ 'hello' | b64encode }}"), json!("aGVsbG8="));
+        assert_eq!(render("{{ 'aGVsbG8=' | b64decode }}"), json!("hello"));
+        assert_eq!(render("{{ \"it's\" | quote }}"), json!("'it'\"'\"'s'"));
+        assert_eq!(render("{{ 'plain' | quote }}"), json!("plain"));
+        assert_eq!(render("{{ {'b': 1} | to_json }}"), json!("{\"b\": 1}"));
+        assert_eq!(
+            render("{{ {'name': 'x', 'list': [1, 2]} | to_yaml }}"),
+            json!("list: [1, 2]\nname: x\n")
+        );
+        assert_eq!(render("{{ ('a: [x]' | from_yaml).a }}"), json!(["x"]));
+        assert_eq!(
+            render("x {{ ['a', 1, true, none] }} {{ none }}"),
+            json!("x ['a', 1, True, None] ")
+        );
+        assert_eq!(render("{{ 2 is in([1, 2]) }}"), json!(true));
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        for s in ["", "a", "ab", "abc", "abcd", "\u{0}\u{ff}"] {
+            let enc = super::base64_encode(s.as_bytes());
+            assert_eq!(super::base64_decode(&enc).unwrap(), s.as_bytes(), "{s:?}");
+        }
+    }
+}
