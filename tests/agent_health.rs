@@ -12,12 +12,16 @@ fn agent_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let out = Command::new(cargo)
             .args(["build", "-q", "-p", "etcd-agent"])
             .current_dir(root)
-            .status()
+            .output()
             .expect("run cargo build -p etcd-agent");
-        assert!(status.success(), "cargo build -p etcd-agent failed");
+        assert!(
+            out.status.success(),
+            "cargo build -p etcd-agent failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target"));
