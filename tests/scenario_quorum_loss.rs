@@ -39,12 +39,33 @@ fn quorum_loss_backup_and_restore(engine: Engine) {
     );
     let old_cluster_id = cluster.status(0).unwrap()["Status"]["header"]["cluster_id"].clone();
 
-    // Disaster: two members gone with their data.
-    for i in [1, 2] {
+    // Disaster, step 1: one member gone with its data; a backup still works
+    // (from a member that answers), and retention keeps only the newest.
+    let wipe = |i: usize| {
         cluster.kill9(i);
         let data = &cluster.member(i).data_dir;
         std::fs::rename(data, data.with_extension("lost")).unwrap();
-    }
+    };
+    wipe(2);
+    cluster.put("/data-late/key", "written with one member down");
+    let out = engine.playbook(
+        &ansible,
+        &hosts,
+        &db_ops("etcd_backup.yml"),
+        &["-e", "etcd_backup_keep=1"],
+    );
+    out.assert_success();
+    let newer = cluster.backups();
+    assert_eq!(
+        newer.len(),
+        1,
+        "retention 1 must leave one snapshot: {newer:?}"
+    );
+    assert_ne!(newer[0], backups[0], "the newest snapshot must be kept");
+    let backups = newer;
+
+    // Step 2: a second member gone: quorum lost.
+    wipe(1);
     assert!(
         !cluster.healthy(&[0]),
         "one member of three cannot be healthy"
@@ -93,6 +114,12 @@ fn quorum_loss_backup_and_restore(engine: Engine) {
         "restore must create a new cluster"
     );
     assert_eq!(cluster.key_count("/data/"), KEYS as u64);
+    assert_eq!(
+        cluster
+            .get_at(&cluster.endpoints(&[1]), "/data-late/key")
+            .as_deref(),
+        Some("written with one member down")
+    );
     for i in all {
         assert_eq!(cluster.local_key_count(i, "/data/"), KEYS as u64, "m{i}");
     }
