@@ -681,3 +681,66 @@ fn wait_for_pause_facts_and_ansible_cfg() {
     assert!(stdout.contains("TASK [Gathering Facts]"), "{stdout}");
     assert!(stdout.contains("h1                         : ok=9    changed=2    unreachable=0    failed=0    skipped=0    rescued=0    ignored=1"), "{stdout}");
 }
+
+#[test]
+fn default_output_is_identical_to_ansible_playbook_for_binary_modules_and_diffs() {
+    let ansible = harness::Ansible::new();
+    let dir = ansible.dir();
+    let module = ansible.write_file(
+        "library/dmod",
+        "#!/bin/sh\ncat <<'J'\n{\"changed\": true, \"diff\": {\"before\": \"a\\nb\\nc\\nd\\ne\\nf\\ng\\nh\\n\", \"after\": \"a\\nB\\nc\\nd\\ne\\nf\\ng\\nH\\n\"}, \"value\": 1}\nJ\n",
+    );
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&module)
+        .status()
+        .unwrap();
+    let inv = ansible.write_file(
+        "hosts.ini",
+        "[g]\nh1 ansible_connection=local\nh2 ansible_connection=local\n",
+    );
+    let pb = ansible.write_file(
+        "p.yml",
+        "- name: diffs\n  hosts: g\n  gather_facts: false\n  tasks:\n    - name: module with a diff\n      dmod: {}\n      register: d\n    - name: show\n      debug:\n        var: d.value\n    - name: skipped\n      dmod: {}\n      when: false\n",
+    );
+    // -f 1: ansible-playbook prints hosts in completion order
+    for extra in [
+        vec!["-f", "1"],
+        vec!["-f", "1", "-D"],
+        vec!["-f", "1", "-v", "-D"],
+    ] {
+        let theirs = ansible.playbook(&inv, &pb, &extra);
+        let mut args = vec![
+            "playbook",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ];
+        args.extend(extra.iter().copied());
+        let mut cmd = Command::new(agent_bin());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("ANSIBLE_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mine = cmd
+            .args(&args)
+            .envs(ansible.env())
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let theirs_out: String = theirs
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with("Using ") && !l.starts_with("No config file"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            text(&mine.stdout),
+            theirs_out,
+            "{extra:?}\n{}",
+            theirs.describe()
+        );
+    }
+}

@@ -515,7 +515,12 @@ impl Engine {
             }
             m
         } else {
-            o.result.clone()
+            let mut r = o.result.clone();
+            // diffs are shown only in diff mode
+            if !task.diff.unwrap_or(self.shared.opts.diff) {
+                r.remove("diff");
+            }
+            r
         };
         let hr = HostResult {
             host: o.host.clone(),

@@ -1,6 +1,7 @@
 //! Output: the run's observers. The executor reports events; reporters only format them.
 
 mod adhoc;
+mod diff;
 mod format;
 mod json;
 mod progress;

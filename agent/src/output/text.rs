@@ -149,6 +149,15 @@ impl Reporter for TextReporter {
             Some(d) if d != &r.host => format!("[{} -> {d}]", r.host),
             _ => format!("[{}]", r.host),
         };
+        if r.status == Status::Changed {
+            if let Some(d) = r.result.get("diff") {
+                let text = super::diff::render(d);
+                if !text.is_empty() {
+                    // Ansible leaves a blank line after each diff
+                    self.line(&text);
+                }
+            }
+        }
         match r.status {
             Status::Ok | Status::Changed => {
                 let label = if r.status == Status::Ok {
@@ -165,7 +174,9 @@ impl Reporter for TextReporter {
             Status::Skipped => {
                 let mut msg = format!("skipping: {host}");
                 if self.verbosity > 0 {
-                    msg.push_str(&format!(" => {}", self.dump(r)));
+                    let mut shown = r.clone();
+                    shown.result.remove("skipped");
+                    msg.push_str(&format!(" => {}", self.dump(&shown)));
                 }
                 self.line(&msg);
             }

@@ -1,0 +1,615 @@
+//! The task tree of a play: `block`/`rescue`/`always`, `import_tasks` (static),
+//! `include_tasks` (run-time gate, statically loaded file), handlers, and the per-task keywords
+//! the executor handles around a task (`loop`/`with_items`/`loop_control`, `notify`/`listen`,
+//! `tags`, `throttle`).
+//!
+//! Block keywords (`when`, `vars`, `tags`, `become`, `ignore_errors`, ...) are inherited by the
+//! block's tasks at parse time, as Ansible does.
+
+use super::task::{self, Task};
+use super::{scalar_string, truthy};
+use crate::error::syntax;
+use crate::yaml::{Node, NodeKind};
+use anyhow::Result;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Keywords handled around the task by the executor.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// `tags` (inherited ones included).
+    pub tags: Vec<String>,
+    /// `notify`: handler names or `listen` topics.
+    pub notify: Vec<String>,
+    /// `listen` (handlers only).
+    pub listen: Vec<String>,
+    /// `loop` / `with_items` / `with_list`: the items (a template or a list).
+    pub loop_items: Option<Value>,
+    /// True for `with_items` (one level of nested lists is flattened).
+    pub flatten_items: bool,
+    /// `loop_control.loop_var` (default `item`).
+    pub loop_var: String,
+    /// `loop_control.index_var`.
+    pub index_var: Option<String>,
+    /// `loop_control.label`.
+    pub label: Option<Value>,
+    /// `throttle`.
+    pub throttle: Option<Value>,
+}
+
+/// A task with its executor-side keywords.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The task as the host job runs it.
+    pub task: Arc<Task>,
+    /// Loop, notify, tags, throttle.
+    pub extra: Extra,
+}
+
+/// A `block` with its `rescue` and `always` sections.
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    /// `block` items.
+    pub block: Vec<Item>,
+    /// `rescue` items (run by hosts that failed in `block`).
+    pub rescue: Vec<Item>,
+    /// `always` items.
+    pub always: Vec<Item>,
+}
+
+/// One entry of a task list.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A task.
+    Task(Step),
+    /// A block.
+    Block(Block),
+    /// `include_tasks`: the include itself (a task reported per host), then the file's items
+    /// for the hosts that included it.
+    Include {
+        /// The include pseudo-task (module `include_tasks`).
+        step: Step,
+        /// The included items.
+        items: Vec<Item>,
+    },
+    /// Handlers are flushed here (between `pre_tasks`, `tasks` and `post_tasks`).
+    Flush,
+}
+
+impl Item {
+    /// Every task in the tree, in order (for `--list-tasks` and module checks).
+    pub fn flatten(items: &[Item], out: &mut Vec<Task>) {
+        for i in items {
+            match i {
+                Item::Task(s) => out.push((*s.task).clone()),
+                Item::Block(b) => {
+                    Item::flatten(&b.block, out);
+                    Item::flatten(&b.rescue, out);
+                    Item::flatten(&b.always, out);
+                }
+                Item::Include { step, items } => {
+                    out.push((*step.task).clone());
+                    Item::flatten(items, out);
+                }
+                Item::Flush => {}
+            }
+        }
+    }
+
+    /// Keeps the items `keep` accepts (tags selection); empty blocks disappear.
+    pub fn retain(items: &mut Vec<Item>, keep: &dyn Fn(&Step) -> bool) {
+        items.retain_mut(|i| match i {
+            Item::Task(s) => keep(s),
+            Item::Block(b) => {
+                Item::retain(&mut b.block, keep);
+                Item::retain(&mut b.rescue, keep);
+                Item::retain(&mut b.always, keep);
+                !(b.block.is_empty() && b.rescue.is_empty() && b.always.is_empty())
+            }
+            Item::Include { step, items } => {
+                Item::retain(items, keep);
+                keep(step) || !items.is_empty()
+            }
+            Item::Flush => true,
+        });
+    }
+}
+
+/// What a block or import passes down to its tasks.
+#[derive(Debug, Clone, Default)]
+pub struct Inherit {
+    when: Vec<Value>,
+    vars: Map<String, Value>,
+    tags: Vec<String>,
+    keywords: Vec<(String, Value)>,
+}
+
+/// Block keywords inherited by tasks (applied when the task does not set them itself).
+const INHERITED: &[&str] = &[
+    "become",
+    "become_user",
+    "ignore_errors",
+    "environment",
+    "no_log",
+    "check_mode",
+    "diff",
+    "delegate_to",
+    "run_once",
+    "remote_user",
+    "ignore_unreachable",
+];
+
+fn list_of(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// `tags: a,b`, `tags: [a, b]`.
+pub fn tag_list(v: &Value) -> Vec<String> {
+    list_of(v)
+        .iter()
+        .flat_map(|t| {
+            scalar_string(t)
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn at(file: &Path, node: &Node) -> String {
+    format!("{}:{}:{}", file.display(), node.line, node.col)
+}
+
+/// Parses a list of task entries.
+pub fn parse_items(
+    nodes: &[Node],
+    file: &Arc<PathBuf>,
+    inherit: &Inherit,
+    depth: usize,
+) -> Result<Vec<Item>> {
+    if depth > 30 {
+        return Err(syntax(format!(
+            "{}: tasks nested too deeply (an import or include cycle?)",
+            file.display()
+        )));
+    }
+    let mut out = Vec::new();
+    for node in nodes {
+        out.extend(parse_entry(node, file, inherit, depth)?);
+    }
+    Ok(out)
+}
+
+fn has(entries: &[(String, Node)], keys: &[&str]) -> bool {
+    entries.iter().any(|(k, _)| keys.contains(&k.as_str()))
+}
+
+fn parse_entry(
+    node: &Node,
+    file: &Arc<PathBuf>,
+    inherit: &Inherit,
+    depth: usize,
+) -> Result<Vec<Item>> {
+    let Some(entries) = node.as_map() else {
+        return Err(syntax(format!("{}: a task must be a mapping", at(file, node))));
+    };
+    if has(entries, &["block"]) {
+        return Ok(vec![Item::Block(parse_block(
+            node, entries, file, inherit, depth,
+        )?)]);
+    }
+    let import = ["import_tasks", "ansible.builtin.import_tasks"];
+    let include = [
+        "include_tasks",
+        "ansible.builtin.include_tasks",
+        "include",
+        "ansible.builtin.include",
+    ];
+    if has(entries, &import) || has(entries, &include) {
+        return parse_import(node, entries, file, inherit, depth, has(entries, &import));
+    }
+    for (k, _) in entries {
+        if matches!(
+            k.as_str(),
+            "import_role" | "include_role" | "ansible.builtin.import_role" | "ansible.builtin.include_role"
+        ) {
+            return Err(syntax(format!(
+                "{}: '{k}' is not supported by etcd-agent (roles are outside the supported subset)",
+                at(file, node)
+            )));
+        }
+    }
+    Ok(vec![Item::Task(parse_step(node, entries, file, inherit)?)])
+}
+
+fn parse_block(
+    node: &Node,
+    entries: &[(String, Node)],
+    file: &Arc<PathBuf>,
+    inherit: &Inherit,
+    depth: usize,
+) -> Result<Block> {
+    let mut inner = inherit.clone();
+    let mut sections: [Option<&Node>; 3] = [None, None, None];
+    for (k, v) in entries {
+        let val = v.to_json();
+        match k.as_str() {
+            "block" => sections[0] = Some(v),
+            "rescue" => sections[1] = Some(v),
+            "always" => sections[2] = Some(v),
+            "name" => {}
+            "when" => inner.when.extend(list_of(&val)),
+            "vars" => match val {
+                Value::Object(m) => inner.vars.extend(m),
+                Value::Null => {}
+                _ => {
+                    return Err(syntax(format!(
+                        "{}: block vars must be a mapping",
+                        at(file, v)
+                    )))
+                }
+            },
+            "tags" => inner.tags.extend(tag_list(&val)),
+            k if INHERITED.contains(&k) => {
+                inner.keywords.retain(|(x, _)| x != k);
+                inner.keywords.push((k.to_string(), val));
+            }
+            other => {
+                return Err(syntax(format!(
+                    "{}: keyword '{other}' on a block is not supported by etcd-agent",
+                    at(file, v)
+                )))
+            }
+        }
+    }
+    let mut out = Block::default();
+    for (i, section) in sections.iter().enumerate() {
+        let Some(n) = section else { continue };
+        if n.is_null() {
+            continue;
+        }
+        let Some(seq) = n.as_seq() else {
+            return Err(syntax(format!(
+                "{}: a block section must be a list of tasks",
+                at(file, n)
+            )));
+        };
+        let items = parse_items(seq, file, &inner, depth + 1)?;
+        match i {
+            0 => out.block = items,
+            1 => out.rescue = items,
+            _ => out.always = items,
+        }
+    }
+    let _ = node;
+    Ok(out)
+}
+
+/// Loads a tasks file relative to `file`'s directory.
+fn load_tasks_file(rel: &str, file: &Path, node: &Node, what: &str) -> Result<(Arc<PathBuf>, Vec<Node>)> {
+    if rel.is_empty() || crate::template::is_template(rel) {
+        return Err(syntax(format!(
+            "{}: {what} needs a literal file name (templated names are not supported by etcd-agent)",
+            at(file, node)
+        )));
+    }
+    let base = file.parent().map(PathBuf::from).unwrap_or_default();
+    let path = base.join(rel);
+    if !path.is_file() {
+        return Err(syntax(format!(
+            "{}: {what}: cannot find {}",
+            at(file, node),
+            path.display()
+        )));
+    }
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
+    let docs = crate::yaml::load_file(&path)?;
+    let mut nodes = Vec::new();
+    for doc in docs {
+        if doc.is_null() {
+            continue;
+        }
+        match doc.kind {
+            NodeKind::Seq(items) => nodes.extend(items),
+            _ => {
+                return Err(syntax(format!(
+                    "{}:{}: a tasks file must be a list of tasks",
+                    path.display(),
+                    doc.line
+                )))
+            }
+        }
+    }
+    Ok((Arc::new(path), nodes))
+}
+
+fn parse_import(
+    node: &Node,
+    entries: &[(String, Node)],
+    file: &Arc<PathBuf>,
+    inherit: &Inherit,
+    depth: usize,
+    is_import: bool,
+) -> Result<Vec<Item>> {
+    let what = if is_import { "import_tasks" } else { "include_tasks" };
+    let mut rel = String::new();
+    let mut when = Vec::new();
+    let mut vars = Map::new();
+    let mut tags = Vec::new();
+    let mut name = None;
+    for (k, v) in entries {
+        let val = v.to_json();
+        match k.as_str() {
+            "import_tasks" | "ansible.builtin.import_tasks" | "include_tasks"
+            | "ansible.builtin.include_tasks" | "include" | "ansible.builtin.include" => {
+                rel = match &val {
+                    Value::Object(m) => m.get("file").map(scalar_string).unwrap_or_default(),
+                    other => scalar_string(other),
+                }
+            }
+            "name" => name = Some(scalar_string(&val)),
+            "when" => when = list_of(&val),
+            "tags" => tags = tag_list(&val),
+            "vars" => {
+                if let Value::Object(m) = val {
+                    vars = m
+                }
+            }
+            other => {
+                return Err(syntax(format!(
+                    "{}: keyword '{other}' on {what} is not supported by etcd-agent",
+                    at(file, v)
+                )))
+            }
+        }
+    }
+    let (inner_file, nodes) = load_tasks_file(&rel, file, node, what)?;
+    let mut inner = inherit.clone();
+    inner.vars.extend(vars.clone());
+    inner.tags.extend(tags.clone());
+    if is_import {
+        inner.when.extend(when);
+        return parse_items(&nodes, &inner_file, &inner, depth + 1);
+    }
+    // the include itself runs as a task; its `when` gates the included tasks
+    let items = parse_items(&nodes, &inner_file, &inner, depth + 1)?;
+    let mut task = Task::synthetic(
+        "include_tasks",
+        &name.unwrap_or_else(|| "include_tasks".into()),
+        super::TaskOrigin {
+            file: file.clone(),
+            line: node.line,
+            col: node.col,
+        },
+    );
+    task.args.insert("_raw_params".into(), Value::String(rel));
+    task.when = inherit.when.clone();
+    task.when.extend(when);
+    let mut v = inherit.vars.clone();
+    v.extend(vars);
+    task.vars = v;
+    let mut all_tags = inherit.tags.clone();
+    all_tags.extend(tags);
+    Ok(vec![Item::Include {
+        step: Step {
+            task: Arc::new(task),
+            extra: Extra {
+                tags: all_tags,
+                loop_var: "item".into(),
+                ..Extra::default()
+            },
+        },
+        items,
+    }])
+}
+
+/// Keys taken off the task before [`task::parse`] sees it.
+fn is_extra_key(k: &str) -> bool {
+    matches!(
+        k,
+        "loop" | "loop_control" | "with_items" | "with_list" | "notify" | "listen" | "tags" | "throttle"
+    )
+}
+
+fn parse_step(
+    node: &Node,
+    entries: &[(String, Node)],
+    file: &Arc<PathBuf>,
+    inherit: &Inherit,
+) -> Result<Step> {
+    let mut extra = Extra {
+        loop_var: "item".into(),
+        tags: inherit.tags.clone(),
+        ..Extra::default()
+    };
+    let mut kept = Vec::new();
+    for (k, v) in entries {
+        if !is_extra_key(k) {
+            kept.push((k.clone(), v.clone()));
+            continue;
+        }
+        let val = v.to_json();
+        match k.as_str() {
+            "loop" | "with_list" => extra.loop_items = Some(val),
+            "with_items" => {
+                extra.loop_items = Some(val);
+                extra.flatten_items = true;
+            }
+            "loop_control" => {
+                let Value::Object(m) = val else {
+                    return Err(syntax(format!(
+                        "{}: loop_control must be a mapping",
+                        at(file, v)
+                    )));
+                };
+                for (ck, cv) in m {
+                    match ck.as_str() {
+                        "loop_var" => extra.loop_var = scalar_string(&cv),
+                        "index_var" => extra.index_var = Some(scalar_string(&cv)),
+                        "label" => extra.label = Some(cv),
+                        other => {
+                            return Err(syntax(format!(
+                                "{}: loop_control '{other}' is not supported by etcd-agent (loop_var, index_var, label)",
+                                at(file, v)
+                            )))
+                        }
+                    }
+                }
+            }
+            "notify" => extra.notify = tag_list(&val),
+            "listen" => extra.listen = tag_list(&val),
+            "tags" => extra.tags.extend(tag_list(&val)),
+            "throttle" => extra.throttle = Some(val),
+            _ => {}
+        }
+    }
+    for (k, _) in &kept {
+        if k.starts_with("with_") {
+            return Err(syntax(format!(
+                "{}: '{k}' is not supported by etcd-agent (loop, with_items, with_list)",
+                at(file, node)
+            )));
+        }
+    }
+    let stripped = Node {
+        line: node.line,
+        col: node.col,
+        kind: NodeKind::Map(kept),
+    };
+    let mut t = task::parse(&stripped, file)?;
+    apply_inherit(&mut t, inherit, entries);
+    Ok(Step {
+        task: Arc::new(t),
+        extra,
+    })
+}
+
+fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
+    let mut when = inherit.when.clone();
+    when.append(&mut t.when);
+    t.when = when;
+    let mut vars = inherit.vars.clone();
+    for (k, v) in std::mem::take(&mut t.vars) {
+        vars.insert(k, v);
+    }
+    t.vars = vars;
+    for (k, v) in &inherit.keywords {
+        if own.iter().any(|(o, _)| o == k) {
+            continue;
+        }
+        match k.as_str() {
+            "become" => t.r#become = Some(truthy(v)),
+            "become_user" => t.become_user = Some(scalar_string(v)),
+            "ignore_errors" => t.ignore_errors = v.clone(),
+            "environment" => t.environment = Some(v.clone()),
+            "no_log" => t.no_log = truthy(v),
+            "check_mode" => t.check_mode = Some(truthy(v)),
+            "diff" => t.diff = Some(truthy(v)),
+            "delegate_to" => t.delegate_to = Some(scalar_string(v)),
+            "run_once" => t.run_once = truthy(v),
+            "ignore_unreachable" => t.ignore_unreachable = truthy(v),
+            "remote_user" => {
+                t.vars.entry("ansible_user").or_insert(v.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Parses `handlers:`.
+pub fn parse_handlers(node: &Node, file: &Arc<PathBuf>) -> Result<Vec<Item>> {
+    if node.is_null() {
+        return Ok(Vec::new());
+    }
+    let Some(seq) = node.as_seq() else {
+        return Err(syntax(format!(
+            "{}: handlers must be a list of tasks",
+            at(file, node)
+        )));
+    };
+    let items = parse_items(seq, file, &Inherit::default(), 0)?;
+    for i in &items {
+        if !matches!(i, Item::Task(_)) {
+            return Err(syntax(format!(
+                "{}: only plain tasks are supported as handlers by etcd-agent",
+                at(file, node)
+            )));
+        }
+    }
+    Ok(items)
+}
+
+/// Tags selection (`--tags`, `--skip-tags`) as Ansible applies it to a task's tags.
+pub fn selected(tags: &[String], only: &[String], skip: &[String]) -> bool {
+    let has = |t: &str| tags.iter().any(|x| x == t);
+    let always = has("always");
+    let never = has("never");
+    if !skip.is_empty() {
+        if skip.iter().any(|s| s == "all") && !(always && !skip.iter().any(|s| s == "always")) {
+            return false;
+        }
+        if skip.iter().any(|s| has(s)) {
+            return false;
+        }
+        if skip.iter().any(|s| s == "tagged") && !tags.is_empty() && !always {
+            return false;
+        }
+        if skip.iter().any(|s| s == "untagged") && tags.is_empty() {
+            return false;
+        }
+    }
+    if only.is_empty() || only.iter().any(|o| o == "all") {
+        return !never || only.iter().any(|o| has(o) && o != "all");
+    }
+    if always {
+        return true;
+    }
+    if only.iter().any(|o| has(o)) {
+        return true;
+    }
+    if only.iter().any(|o| o == "tagged") && !tags.is_empty() && !never {
+        return true;
+    }
+    only.iter().any(|o| o == "untagged") && tags.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn tag_selection() {
+        assert!(selected(&[], &[], &[]));
+        assert!(!selected(&s(&["never"]), &[], &[]));
+        assert!(selected(&s(&["never", "x"]), &s(&["x"]), &[]));
+        assert!(selected(&s(&["web"]), &s(&["web"]), &[]));
+        assert!(!selected(&s(&["db"]), &s(&["web"]), &[]));
+        assert!(!selected(&[], &s(&["web"]), &[]));
+        assert!(selected(&s(&["always"]), &s(&["web"]), &[]));
+        assert!(!selected(&s(&["always"]), &s(&["web"]), &s(&["always"])));
+        assert!(!selected(&s(&["db", "x"]), &[], &s(&["db"])));
+        assert!(selected(&[], &[], &s(&["db"])));
+        assert!(selected(&[], &s(&["untagged"]), &[]));
+        assert!(!selected(&s(&["a"]), &s(&["untagged"]), &[]));
+        assert!(selected(&s(&["a"]), &s(&["tagged"]), &[]));
+    }
+
+    #[test]
+    fn tag_lists() {
+        assert_eq!(tag_list(&Value::String("a, b".into())), s(&["a", "b"]));
+        assert_eq!(
+            tag_list(&serde_json::json!(["a", "b,c"])),
+            s(&["a", "b", "c"])
+        );
+    }
+}
