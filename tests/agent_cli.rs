@@ -448,9 +448,9 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
         ),
         (
             "unsupported.yml",
-            "- hosts: g\n  tasks:\n    - name: t\n      debug: msg=1\n      loop: [1]\n",
+            "- hosts: g\n  tasks:\n    - name: t\n      debug: msg=1\n      async: 10\n",
             4,
-            "keyword 'loop' in task \"t\" is not supported",
+            "keyword 'async' in task \"t\" is not supported",
         ),
         (
             "badplay.yml",

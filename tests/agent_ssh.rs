@@ -226,7 +226,7 @@ fn ssh_failing_and_unreachable_hosts_exit_codes_and_check_mode() {
         "{stdout}\n{}",
         text(&out.stderr)
     );
-    assert!(stdout.contains("fatal: [gone]: UNREACHABLE! => {\"changed\": false, \"msg\": \"Failed to connect to the host via ssh"), "{stdout}");
+    assert!(stdout.contains("fatal: [gone]: UNREACHABLE! => {\"changed\": false, \"msg\": \"Task failed: Failed to connect to the host via ssh"), "{stdout}");
     assert!(stdout.contains("fatal: [n1]: FAILED! =>"), "{stdout}");
     assert!(
         stdout.contains("\"module_stdout\": \"this is not json\\n\""),

@@ -24,6 +24,7 @@ pub fn run(ctx: &ActionCtx<'_>) -> ResultMap {
                     .cloned()
                     .unwrap_or(Value::String("Assertion failed".into()));
                 m.insert("failed".into(), Value::Bool(true));
+                m.insert("_ansible_verbose_always".into(), Value::Bool(true));
                 m.insert("evaluated_to".into(), Value::Bool(false));
                 m.insert("assertion".into(), cond.clone());
                 m.insert("msg".into(), msg);

@@ -259,7 +259,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob) -> HostOutcome {
             Err(TransportError::Unreachable(msg)) => {
                 let mut m = Map::new();
                 m.insert("changed".into(), Value::Bool(false));
-                m.insert("msg".into(), msg.into());
+                m.insert("msg".into(), format!("Task failed: {msg}").into());
                 m.insert("unreachable".into(), Value::Bool(true));
                 let mut o = outcome(&job, Status::Unreachable, m, delegated_to);
                 o.retries = retries;

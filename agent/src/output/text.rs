@@ -13,6 +13,7 @@ pub struct TextReporter {
     verbosity: u8,
     progress: Option<Progress>,
     out: Box<dyn Write + Send>,
+    errors_shown: std::collections::HashSet<String>,
 }
 
 impl TextReporter {
@@ -22,6 +23,7 @@ impl TextReporter {
             verbosity,
             progress: Progress::if_terminal(),
             out: Box::new(std::io::stdout()),
+            errors_shown: Default::default(),
         }
     }
 
@@ -92,13 +94,17 @@ impl TextReporter {
                 .unwrap_or(false)
     }
 
+    /// Prints an `[ERROR]` block once per distinct text, as Ansible's display does.
     fn error_origin(&mut self, msg: &str, origin: &Option<TaskOrigin>) {
-        self.line(&format!("[ERROR]: {msg}"));
+        let mut block = format!("[ERROR]: {msg}");
         if let Some(o) = origin {
-            self.line(&format!("Origin: {o}\n"));
+            block.push_str(&format!("\nOrigin: {o}\n"));
             if let Some(snippet) = snippet(o) {
-                self.line(&format!("{snippet}\n"));
+                block.push_str(&format!("\n{snippet}\n"));
             }
+        }
+        if self.errors_shown.insert(block.clone()) {
+            self.line(&block);
         }
     }
 }
@@ -191,10 +197,7 @@ impl Reporter for TextReporter {
                     None => "Task failed: Action failed.".to_string(),
                 };
                 self.error_origin(&what, &task.origin);
-                self.line(&format!(
-                    "fatal: {host}: FAILED! => {}",
-                    python_compact(&self.display_result(r))
-                ));
+                self.line(&format!("fatal: {host}: FAILED! => {}", self.dump(r)));
                 if r.ignored {
                     self.line("...ignoring");
                 }
@@ -205,7 +208,7 @@ impl Reporter for TextReporter {
                     .get("msg")
                     .map(crate::playbook::scalar_string)
                     .unwrap_or_default();
-                self.error_origin(&format!("Task failed: {msg}"), &task.origin);
+                self.error_origin(&msg, &task.origin);
                 self.line(&format!(
                     "fatal: {host}: UNREACHABLE! => {}",
                     python_compact(&self.display_result(r))

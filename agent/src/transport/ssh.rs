@@ -155,17 +155,22 @@ pub async fn connect(
     session.map_err(|e| TransportError::Unreachable(describe(&e)))
 }
 
+/// Ansible's wording: `Failed to connect to the host via ssh: <what ssh said>`.
 fn describe(e: &openssh::Error) -> String {
-    let mut s = format!("Failed to connect to the host via ssh: {e}");
+    let mut last = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
-        let text = inner.to_string();
-        if !s.contains(&text) {
-            s.push_str(&format!(": {}", text.trim()));
-        }
+        last = inner.to_string();
         src = inner.source();
     }
-    s
+    let last = last.trim();
+    let said =
+        if last.starts_with("connect to host") || last.starts_with("Could not resolve hostname") {
+            format!("ssh: {last}")
+        } else {
+            last.to_string()
+        };
+    format!("Failed to connect to the host via ssh: {said}")
 }
 
 /// Runs `cmd` through the remote login shell over the multiplexed session.
