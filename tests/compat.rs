@@ -4,7 +4,9 @@
 //! unreachable/ignored) and every result field Ansible reports (volatile ones removed) must
 //! match, and so must the recap counters and the exit code.
 //!
-//! `COMPAT_ONLY=01_serial,16_loop` runs a subset; `COMPAT_JOBS` sets the parallelism (default 2).
+//! `COMPAT_ONLY=01_serial,16_loop` runs a subset; `COMPAT_JOBS` sets the parallelism (default 2);
+//! `COMPAT_KEEP=DIR` keeps both engines' JSON and output per playbook; `COMPAT_VERBOSE=1` prints
+//! both outputs of failing playbooks.
 //! A summary (`name PASS|FAIL`) is printed and written to `target/compat-report.txt`; the README
 //! table check (`readme_table_names_passing_playbooks`) reads the corpus headers.
 
@@ -218,8 +220,19 @@ fn tasks_of(doc: &Value) -> Tasks {
     let mut out: Tasks = Vec::new();
     for (pi, play) in doc["plays"].as_array().into_iter().flatten().enumerate() {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut last_id = String::new();
         for task in play["tasks"].as_array().into_iter().flatten() {
             let name = task["task"]["name"].as_str().unwrap_or("").to_string();
+            // the recorder starts a `meta` task once per host: fold repeats of one task id
+            let id = task["task"]["id"].as_str().unwrap_or("").to_string();
+            if !id.is_empty() && id == last_id {
+                if let (Some((_, hosts)), Some(more)) = (out.last_mut(), task["hosts"].as_object())
+                {
+                    hosts.extend(more.clone());
+                }
+                continue;
+            }
+            last_id = id;
             let n = seen.entry(name.clone()).or_default();
             *n += 1;
             let hosts = task["hosts"].as_object().cloned().unwrap_or_default();
@@ -394,6 +407,23 @@ fn corpus_matches_ansible_playbook() {
                     &sa.display().to_string(),
                     &sm.display().to_string(),
                 );
+                if let Some(keep) = std::env::var_os("COMPAT_KEEP") {
+                    let keep = PathBuf::from(keep);
+                    let _ = std::fs::create_dir_all(&keep);
+                    for (run, who) in [(&theirs, "ansible"), (&mine, "agent")] {
+                        let text = run
+                            .json
+                            .as_ref()
+                            .map(|j| serde_json::to_string_pretty(j).unwrap_or_default())
+                            .unwrap_or_default();
+                        let _ =
+                            std::fs::write(keep.join(format!("{}.{who}.json", case.name)), text);
+                        let _ = std::fs::write(
+                            keep.join(format!("{}.{who}.out", case.name)),
+                            &run.output,
+                        );
+                    }
+                }
                 let context = format!(
                     "--- ansible-playbook:\n{}\n--- etcd-agent:\n{}",
                     theirs.output, mine.output

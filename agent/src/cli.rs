@@ -82,6 +82,12 @@ pub struct PlaybookArgs {
     /// Parse the playbook and stop.
     #[arg(long = "syntax-check")]
     pub syntax_check: bool,
+    /// Only run tasks tagged with these tags (comma-separated, repeatable).
+    #[arg(short = 't', long = "tags")]
+    pub tags: Vec<String>,
+    /// Skip tasks tagged with these tags (comma-separated, repeatable).
+    #[arg(long = "skip-tags")]
+    pub skip_tags: Vec<String>,
     /// The playbook file(s).
     #[arg(required = true)]
     pub playbooks: Vec<PathBuf>,

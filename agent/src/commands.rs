@@ -138,6 +138,7 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     for path in &args.playbooks {
         books.push(crate::playbook::load(path)?);
     }
+    crate::playbook::select_tags(&mut books, &args.tags, &args.skip_tags);
     let first_dir = args
         .playbooks
         .first()

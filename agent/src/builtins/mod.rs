@@ -37,6 +37,8 @@ pub const BUILTINS: &[&str] = &[
     "service",
     "setup",
     "ping",
+    "meta",
+    "include_tasks",
 ];
 
 /// Builtins that change nothing on the target (and so need no connection).
@@ -131,8 +133,22 @@ pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportErro
         "wait_for" => wait_for::run(ctx).await,
         "systemd" | "systemd_service" | "service" => systemd::run(ctx).await,
         "setup" => facts::run(ctx).await,
+        "include_tasks" => Ok(include_result(ctx)),
+        "meta" => Ok(failed("meta actions are run by the executor")),
         other => Ok(failed(format!("unknown builtin {other}"))),
     }
+}
+
+/// The result of an `include_tasks` on a host (the included tasks follow it).
+fn include_result(ctx: &ActionCtx<'_>) -> ResultMap {
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(false));
+    m.insert(
+        "include".into(),
+        Value::String(ctx.arg_str("_raw_params").unwrap_or_default()),
+    );
+    m.insert("include_args".into(), Value::Object(Map::new()));
+    m
 }
 
 /// A failed result with a message.

@@ -2,7 +2,9 @@
 //! failed hosts) and exit codes. Output only observes what the executor reports.
 
 mod conn;
+mod flow;
 mod host_task;
+mod loops;
 mod vars;
 
 pub use vars::OMIT;
@@ -96,6 +98,12 @@ pub struct Engine {
     any_failed: bool,
     any_unreachable: bool,
     groups: JValue,
+    /// Status per host of the last task run (for notify, include and rescue).
+    last: Vec<(String, Status)>,
+    /// Result per host of the last task run, for hosts that failed it.
+    last_results: HashMap<String, Map<String, Value>>,
+    /// Hosts ended by `meta: end_host`/`end_play` in the current play.
+    ended: HashSet<String>,
 }
 
 /// Splits hosts into `serial` batches.
@@ -160,6 +168,9 @@ impl Engine {
             any_failed: false,
             any_unreachable: false,
             groups: JValue::from_serialize(&groups),
+            last: Vec::new(),
+            last_results: HashMap::new(),
+            ended: HashSet::new(),
         })
     }
 
@@ -217,6 +228,7 @@ impl Engine {
                 }
             }
         }
+        let all_hosts = hosts.clone();
         let hosts: Vec<String> = hosts
             .into_iter()
             .filter(|h| !self.dead.contains(h))
@@ -225,40 +237,34 @@ impl Engine {
             self.reporter.no_hosts();
             return true;
         }
-        let mut tasks: Vec<Arc<Task>> = Vec::new();
+        self.ended.clear();
+        let mut body: Vec<crate::playbook::blocks::Item> = Vec::new();
         if play.gather_facts {
-            tasks.push(Arc::new(Task::synthetic(
-                "setup",
-                "Gathering Facts",
-                play.origin.clone(),
-            )));
+            body.push(crate::playbook::blocks::Item::Task(
+                crate::playbook::blocks::Step {
+                    task: Arc::new(Task::synthetic(
+                        "setup",
+                        "Gathering Facts",
+                        play.origin.clone(),
+                    )),
+                    extra: Default::default(),
+                },
+            ));
         }
-        tasks.extend(play.tasks.iter().cloned().map(Arc::new));
-        for batch in batches(&hosts, &play.serial) {
-            let mut active = batch.clone();
-            let mut batch_failed = 0usize;
-            for task in &tasks {
-                if active.is_empty() {
-                    break;
-                }
-                let failed_now = self.run_task(play, task, &mut active, &hosts, &batch).await;
-                batch_failed += failed_now;
-                if failed_now > 0 && play.any_errors_fatal {
-                    for h in &active {
-                        self.dead.insert(h.clone());
-                    }
-                    self.any_failed = true;
-                    return false;
-                }
-                if let Some(pct) = play.max_fail_percentage {
-                    let ratio = 100.0 * batch_failed as f64 / batch.len() as f64;
-                    if ratio > pct {
-                        self.any_failed = true;
-                        return false;
-                    }
-                }
+        body.extend(play.body.iter().cloned());
+        for (i, batch) in batches(&hosts, &play.serial).into_iter().enumerate() {
+            if i > 0 {
+                // Ansible announces the play again for every serial batch
+                self.reporter.play_start(&play.name, &play.origin);
             }
-            if active.is_empty() {
+            let mut active = batch.clone();
+            let mut run = flow::PlayRun::new(&all_hosts, &batch);
+            match self.run_items(play, &body, &mut active, &mut run).await {
+                flow::Flow::Continue => {}
+                flow::Flow::EndPlay => return true,
+                flow::Flow::Abort => return false,
+            }
+            if batch.iter().all(|h| self.dead.contains(h)) {
                 self.reporter.no_more_hosts();
                 return false;
             }
@@ -342,7 +348,7 @@ impl Engine {
         task: &Arc<Task>,
         active: &mut Vec<String>,
         play_hosts: &[String],
-        _batch: &[String],
+        extra: Option<&crate::playbook::blocks::Extra>,
     ) -> usize {
         let info = TaskInfo {
             name: task.display_name(),
@@ -354,9 +360,35 @@ impl Engine {
         } else {
             active.clone()
         };
-        self.reporter.task_start(&info, targets.len());
         let hostvars = self.hostvars();
-        let forks = self.shared.opts.forks.max(1);
+        let mut info = info;
+        if let (Some(first), true) = (
+            targets.first(),
+            crate::template::is_template(&info.name),
+        ) {
+            // Ansible templates task names with the variables it has (not host facts)
+            let scope = Scope {
+                play_hosts,
+                active,
+                hostvars: &hostvars,
+            };
+            let job = self.job(play, task, first, &scope);
+            if let Ok(v) = self.shared.templar.render_str(&info.name, &job.ctx.value()) {
+                info.name = crate::playbook::scalar_string(&v);
+            }
+        }
+        self.reporter.task_start(&info, targets.len());
+        let mut forks = self.shared.opts.forks.max(1);
+        let looped = extra.filter(|x| x.loop_items.is_some()).cloned();
+        if let Some(t) = extra.and_then(|x| x.throttle.as_ref()) {
+            let n = match t {
+                Value::Number(n) => n.as_u64(),
+                other => crate::playbook::scalar_string(other).trim().parse().ok(),
+            };
+            if let Some(n) = n.filter(|n| *n > 0) {
+                forks = forks.min(n as usize);
+            }
+        }
         let sem = Arc::new(tokio::sync::Semaphore::new(forks));
         let mut set = tokio::task::JoinSet::new();
         let mut order = HashMap::new();
@@ -370,9 +402,13 @@ impl Engine {
             let job = self.job(play, task, host, &scope);
             let shared = self.shared.clone();
             let sem = sem.clone();
+            let looped = looped.clone();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                host_task::run(shared, job).await
+                match looped {
+                    Some(extra) => loops::run(shared, job, extra).await,
+                    None => host_task::run(shared, job).await,
+                }
             });
         }
         // Results are reported in host order as soon as all earlier hosts are done, so output
@@ -404,6 +440,16 @@ impl Engine {
         }
         outcomes.sort_by_key(|o| order.get(&o.host).copied().unwrap_or(usize::MAX));
         let mut newly_failed = 0;
+        self.last = outcomes
+            .iter()
+            .map(|o| (o.host.clone(), o.status))
+            .collect();
+        self.last_results.clear();
+        for o in &outcomes {
+            if o.status == Status::Failed && !o.ignored {
+                self.last_results.insert(o.host.clone(), o.result.clone());
+            }
+        }
         for o in &outcomes {
             let apply_to: Vec<String> = if run_once {
                 active.clone()

@@ -197,7 +197,10 @@ fn parse_entry(
     depth: usize,
 ) -> Result<Vec<Item>> {
     let Some(entries) = node.as_map() else {
-        return Err(syntax(format!("{}: a task must be a mapping", at(file, node))));
+        return Err(syntax(format!(
+            "{}: a task must be a mapping",
+            at(file, node)
+        )));
     };
     if has(entries, &["block"]) {
         return Ok(vec![Item::Block(parse_block(
@@ -217,7 +220,10 @@ fn parse_entry(
     for (k, _) in entries {
         if matches!(
             k.as_str(),
-            "import_role" | "include_role" | "ansible.builtin.import_role" | "ansible.builtin.include_role"
+            "import_role"
+                | "include_role"
+                | "ansible.builtin.import_role"
+                | "ansible.builtin.include_role"
         ) {
             return Err(syntax(format!(
                 "{}: '{k}' is not supported by etcd-agent (roles are outside the supported subset)",
@@ -292,7 +298,12 @@ fn parse_block(
 }
 
 /// Loads a tasks file relative to `file`'s directory.
-fn load_tasks_file(rel: &str, file: &Path, node: &Node, what: &str) -> Result<(Arc<PathBuf>, Vec<Node>)> {
+fn load_tasks_file(
+    rel: &str,
+    file: &Path,
+    node: &Node,
+    what: &str,
+) -> Result<(Arc<PathBuf>, Vec<Node>)> {
     if rel.is_empty() || crate::template::is_template(rel) {
         return Err(syntax(format!(
             "{}: {what} needs a literal file name (templated names are not supported by etcd-agent)",
@@ -337,7 +348,11 @@ fn parse_import(
     depth: usize,
     is_import: bool,
 ) -> Result<Vec<Item>> {
-    let what = if is_import { "import_tasks" } else { "include_tasks" };
+    let what = if is_import {
+        "import_tasks"
+    } else {
+        "include_tasks"
+    };
     let mut rel = String::new();
     let mut when = Vec::new();
     let mut vars = Map::new();
@@ -346,8 +361,12 @@ fn parse_import(
     for (k, v) in entries {
         let val = v.to_json();
         match k.as_str() {
-            "import_tasks" | "ansible.builtin.import_tasks" | "include_tasks"
-            | "ansible.builtin.include_tasks" | "include" | "ansible.builtin.include" => {
+            "import_tasks"
+            | "ansible.builtin.import_tasks"
+            | "include_tasks"
+            | "ansible.builtin.include_tasks"
+            | "include"
+            | "ansible.builtin.include" => {
                 rel = match &val {
                     Value::Object(m) => m.get("file").map(scalar_string).unwrap_or_default(),
                     other => scalar_string(other),
@@ -413,7 +432,14 @@ fn parse_import(
 fn is_extra_key(k: &str) -> bool {
     matches!(
         k,
-        "loop" | "loop_control" | "with_items" | "with_list" | "notify" | "listen" | "tags" | "throttle"
+        "loop"
+            | "loop_control"
+            | "with_items"
+            | "with_list"
+            | "notify"
+            | "listen"
+            | "tags"
+            | "throttle"
     )
 }
 
@@ -483,6 +509,28 @@ fn parse_step(
         kind: NodeKind::Map(kept),
     };
     let mut t = task::parse(&stripped, file)?;
+    if t.module() == "meta" {
+        let action = t
+            .args
+            .get("_raw_params")
+            .map(scalar_string)
+            .unwrap_or_default();
+        if !matches!(
+            action.trim(),
+            "noop" | "flush_handlers" | "end_play" | "end_host"
+        ) {
+            return Err(syntax(format!(
+                "{}: meta: {action} is not supported by etcd-agent (noop, flush_handlers, end_play, end_host)",
+                at(file, node)
+            )));
+        }
+        if extra.loop_items.is_some() {
+            return Err(syntax(format!(
+                "{}: meta tasks cannot loop",
+                at(file, node)
+            )));
+        }
+    }
     apply_inherit(&mut t, inherit, entries);
     Ok(Step {
         task: Arc::new(t),
@@ -551,7 +599,8 @@ pub fn selected(tags: &[String], only: &[String], skip: &[String]) -> bool {
     let always = has("always");
     let never = has("never");
     if !skip.is_empty() {
-        if skip.iter().any(|s| s == "all") && !(always && !skip.iter().any(|s| s == "always")) {
+        let skips_always = skip.iter().any(|s| s == "always");
+        if skip.iter().any(|s| s == "all") && (!always || skips_always) {
             return false;
         }
         if skip.iter().any(|s| has(s)) {

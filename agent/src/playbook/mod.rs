@@ -1,5 +1,6 @@
 //! Playbooks: YAML -> typed plays and tasks, each remembering its `file:line`.
 
+pub mod blocks;
 pub mod kv;
 pub mod task;
 
@@ -46,8 +47,13 @@ pub struct Play {
     pub remote_user: Option<String>,
     /// `environment` for all tasks.
     pub environment: Option<Value>,
-    /// `pre_tasks`, `tasks`, then `post_tasks`, in run order.
+    /// `pre_tasks`, `tasks`, then `post_tasks`, in run order (flattened: blocks, imports and
+    /// includes expanded), for listing and checks.
     pub tasks: Vec<Task>,
+    /// The task tree the executor runs (blocks, includes, handler flush points).
+    pub body: Vec<blocks::Item>,
+    /// `handlers`.
+    pub handlers: Vec<blocks::Item>,
     /// Where the play starts.
     pub origin: TaskOrigin,
 }
@@ -77,6 +83,8 @@ const PLAY_KEYS: &[&str] = &[
     "post_tasks",
     "tags",
     "connection",
+    "handlers",
+    "vars_files",
 ];
 
 /// Reads and parses a playbook file.
@@ -104,6 +112,10 @@ pub fn load(path: &Path) -> Result<Playbook> {
             )));
         };
         for item in items {
+            if let Some(imported) = import_playbook(item, path)? {
+                plays.extend(imported.plays);
+                continue;
+            }
             plays.push(parse_play(item, &file)?);
         }
     }
@@ -111,6 +123,86 @@ pub fn load(path: &Path) -> Result<Playbook> {
         path: path.to_path_buf(),
         plays,
     })
+}
+
+/// `- import_playbook: other.yml` (a literal file name, relative to the importing playbook).
+fn import_playbook(node: &Node, path: &Path) -> Result<Option<Playbook>> {
+    let Some(entries) = node.as_map() else {
+        return Ok(None);
+    };
+    let Some((_, target)) = entries.iter().find(|(k, _)| {
+        matches!(
+            k.as_str(),
+            "import_playbook" | "ansible.builtin.import_playbook"
+        )
+    }) else {
+        return Ok(None);
+    };
+    let at = format!("{}:{}", path.display(), node.line);
+    for (k, _) in entries {
+        if !matches!(
+            k.as_str(),
+            "import_playbook" | "ansible.builtin.import_playbook" | "name"
+        ) {
+            return Err(syntax(format!(
+                "{at}: '{k}' on import_playbook is not supported by etcd-agent"
+            )));
+        }
+    }
+    let rel = node_str(target).unwrap_or_default();
+    if rel.is_empty() || crate::template::is_template(&rel) {
+        return Err(syntax(format!(
+            "{at}: import_playbook needs a literal file name"
+        )));
+    }
+    let base = path.parent().map(PathBuf::from).unwrap_or_default();
+    let target = base.join(&rel);
+    if !target.is_file() {
+        return Err(syntax(format!(
+            "{at}: import_playbook: cannot find {}",
+            target.display()
+        )));
+    }
+    load(&target).map(Some)
+}
+
+/// `vars_files`: each file's mapping, in order (literal paths relative to the playbook).
+fn vars_files(v: &Value, file: &Path, line: usize) -> Result<Map<String, Value>> {
+    let mut out = Map::new();
+    let list = match v {
+        Value::Array(a) => a.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    };
+    let base = file.parent().map(PathBuf::from).unwrap_or_default();
+    for entry in list {
+        let rel = scalar_string(&entry);
+        if entry.is_array() || crate::template::is_template(&rel) {
+            return Err(syntax(format!(
+                "{}:{line}: vars_files entries must be literal file names (etcd-agent)",
+                file.display()
+            )));
+        }
+        let p = base.join(&rel);
+        if !p.is_file() {
+            return Err(syntax(format!(
+                "{}:{line}: vars_files: cannot find {}",
+                file.display(),
+                p.display()
+            )));
+        }
+        match crate::yaml::load_value(&p)? {
+            Value::Object(m) => out.extend(m),
+            Value::Null => {}
+            _ => {
+                return Err(syntax(format!(
+                    "{}: a vars file must be a mapping",
+                    p.display()
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
@@ -136,9 +228,13 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
         remote_user: None,
         environment: None,
         tasks: Vec::new(),
+        body: Vec::new(),
+        handlers: Vec::new(),
         origin,
     };
-    let mut sections: [Vec<Task>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut sections: [Vec<blocks::Item>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut files_vars = Map::new();
+    let mut play_tags = Vec::new();
     let mut has_hosts = false;
     for (key, value) in entries {
         let v = value.to_json();
@@ -179,7 +275,9 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
             "become" => play.r#become = Some(truthy(&v)),
             "remote_user" => play.remote_user = Some(scalar_string(&v)),
             "environment" => play.environment = Some(v),
-            "tags" => {}
+            "tags" => play_tags = blocks::tag_list(&v),
+            "handlers" => play.handlers = blocks::parse_handlers(value, file)?,
+            "vars_files" => files_vars = vars_files(&v, file, value.line)?,
             "connection" => {
                 let c = scalar_string(&v);
                 if c != "ssh" && c != "local" {
@@ -203,9 +301,12 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
                 let Some(items) = value.as_seq() else {
                     return Err(err(value.line, format!("{key} must be a list of tasks")));
                 };
-                for t in items {
-                    sections[idx].extend(task::parse_all(t, file, 0)?);
-                }
+                sections[idx].extend(blocks::parse_items(
+                    items,
+                    file,
+                    &blocks::Inherit::default(),
+                    0,
+                )?);
             }
             "import_playbook" => {
                 return Err(err(
@@ -235,8 +336,53 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     if !play.named {
         play.name = play.hosts.clone();
     }
-    play.tasks = sections.into_iter().flatten().collect();
+    // vars_files take precedence over play vars
+    play.vars.extend(files_vars);
+    for section in sections {
+        play.body.extend(section);
+        play.body.push(blocks::Item::Flush);
+    }
+    if !play_tags.is_empty() {
+        add_tags(&mut play.body, &play_tags);
+    }
+    blocks::Item::flatten(&play.body, &mut play.tasks);
     Ok(play)
+}
+
+/// Applies `--tags`/`--skip-tags` (comma-separated values allowed) to every play's tasks.
+pub fn select_tags(books: &mut [Playbook], only: &[String], skip: &[String]) {
+    let split = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .flat_map(|t| t.split(',').map(|x| x.trim().to_string()))
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    let (only, skip) = (split(only), split(skip));
+    for play in books.iter_mut().flat_map(|b| b.plays.iter_mut()) {
+        blocks::Item::retain(&mut play.body, &|s: &blocks::Step| {
+            blocks::selected(&s.extra.tags, &only, &skip)
+        });
+        play.tasks.clear();
+        blocks::Item::flatten(&play.body, &mut play.tasks);
+    }
+}
+
+fn add_tags(items: &mut [blocks::Item], tags: &[String]) {
+    for i in items {
+        match i {
+            blocks::Item::Task(s) => s.extra.tags.extend(tags.iter().cloned()),
+            blocks::Item::Block(b) => {
+                add_tags(&mut b.block, tags);
+                add_tags(&mut b.rescue, tags);
+                add_tags(&mut b.always, tags);
+            }
+            blocks::Item::Include { step, items } => {
+                step.extra.tags.extend(tags.iter().cloned());
+                add_tags(items, tags);
+            }
+            blocks::Item::Flush => {}
+        }
+    }
 }
 
 fn parse_serial(v: &Value) -> std::result::Result<Vec<Serial>, String> {

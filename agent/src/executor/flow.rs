@@ -1,0 +1,438 @@
+//! Walking a play's task tree for one batch: tasks, `block`/`rescue`/`always`,
+//! `include_tasks`, handlers (`notify`, `meta: flush_handlers`, the flush at the end of each
+//! section) and `meta: end_play`/`end_host`/`noop`.
+
+use super::{Engine, Scope};
+use crate::output::{Status, TaskInfo};
+use crate::playbook::blocks::{Item, Step};
+use crate::playbook::{Play, Task};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What the rest of the play does after an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// Go on.
+    Continue,
+    /// `meta: end_play`: the play ends, the playbook goes on.
+    EndPlay,
+    /// `any_errors_fatal`/`max_fail_percentage`: the playbook stops.
+    Abort,
+}
+
+/// Per-batch state.
+pub(super) struct PlayRun<'a> {
+    /// Every host of the play (`ansible_play_hosts_all`).
+    pub all_hosts: &'a [String],
+    /// This batch.
+    pub batch: Vec<String>,
+    /// Hosts of this batch that failed so far.
+    pub batch_failed: usize,
+    /// Handler name or topic -> hosts notified, in notification order.
+    pub notified: Vec<(String, Vec<String>)>,
+    /// Last failed task (name, result) per host, for `rescue`.
+    pub failed_task: HashMap<String, (String, Map<String, Value>)>,
+    /// Depth of blocks that have a `rescue` (failures there do not abort the play).
+    pub rescuable: usize,
+}
+
+impl<'a> PlayRun<'a> {
+    /// State for a new batch.
+    pub fn new(all_hosts: &'a [String], batch: &[String]) -> Self {
+        PlayRun {
+            all_hosts,
+            batch: batch.to_vec(),
+            batch_failed: 0,
+            notified: Vec::new(),
+            failed_task: HashMap::new(),
+            rescuable: 0,
+        }
+    }
+}
+
+fn meta_action(task: &Task) -> String {
+    task.args
+        .get("_raw_params")
+        .map(crate::playbook::scalar_string)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+impl Engine {
+    /// Runs items for the hosts in `active` (failed or ended hosts are removed from it).
+    pub(super) async fn run_items(
+        &mut self,
+        play: &Play,
+        items: &[Item],
+        active: &mut Vec<String>,
+        run: &mut PlayRun<'_>,
+    ) -> Flow {
+        for item in items {
+            if active.is_empty() {
+                break;
+            }
+            let flow = match item {
+                Item::Task(step) if step.task.module() == "meta" => {
+                    self.run_meta(play, step, active, run).await
+                }
+                Item::Task(step) => self.run_step(play, step, active, run).await,
+                Item::Block(b) => Box::pin(self.run_block(play, b, active, run)).await,
+                Item::Include { step, items } => {
+                    let mut included = active.clone();
+                    let flow = self.run_step(play, step, &mut included, run).await;
+                    if flow != Flow::Continue {
+                        return flow;
+                    }
+                    let ok: Vec<String> = self
+                        .last
+                        .iter()
+                        .filter(|(_, s)| matches!(s, Status::Ok | Status::Changed))
+                        .map(|(h, _)| h.clone())
+                        .collect();
+                    active.retain(|h| !self.dead.contains(h));
+                    let mut inner: Vec<String> =
+                        active.iter().filter(|h| ok.contains(h)).cloned().collect();
+                    let flow = Box::pin(self.run_items(play, items, &mut inner, run)).await;
+                    active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
+                    flow
+                }
+                Item::Flush => self.flush_handlers(play, active, run).await,
+            };
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// One task (maybe looped) on `active`; records notifications and failures.
+    async fn run_step(
+        &mut self,
+        play: &Play,
+        step: &Step,
+        active: &mut Vec<String>,
+        run: &mut PlayRun<'_>,
+    ) -> Flow {
+        let failed_now = self
+            .run_task(play, &step.task, active, run.all_hosts, Some(&step.extra))
+            .await;
+        let last = std::mem::take(&mut self.last);
+        for (host, status) in &last {
+            if *status == Status::Changed {
+                for name in &step.extra.notify {
+                    match run.notified.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, hosts)) if !hosts.contains(host) => hosts.push(host.clone()),
+                        Some(_) => {}
+                        None => run.notified.push((name.clone(), vec![host.clone()])),
+                    }
+                }
+            }
+            if *status == Status::Failed && self.dead.contains(host) {
+                let result = self.last_results.remove(host).unwrap_or_default();
+                run.failed_task
+                    .insert(host.clone(), (step.task.display_name(), result));
+            }
+        }
+        self.last = last;
+        self.after_failures(play, failed_now, active, run)
+    }
+
+    fn after_failures(
+        &mut self,
+        play: &Play,
+        failed_now: usize,
+        active: &[String],
+        run: &mut PlayRun<'_>,
+    ) -> Flow {
+        if failed_now == 0 || run.rescuable > 0 {
+            return Flow::Continue;
+        }
+        run.batch_failed += failed_now;
+        if play.any_errors_fatal {
+            for h in active {
+                self.dead.insert(h.clone());
+            }
+            self.any_failed = true;
+            return Flow::Abort;
+        }
+        if let Some(pct) = play.max_fail_percentage {
+            let ratio = 100.0 * run.batch_failed as f64 / run.batch.len().max(1) as f64;
+            if ratio > pct {
+                self.any_failed = true;
+                return Flow::Abort;
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn run_block(
+        &mut self,
+        play: &Play,
+        b: &crate::playbook::blocks::Block,
+        active: &mut Vec<String>,
+        run: &mut PlayRun<'_>,
+    ) -> Flow {
+        let start = active.clone();
+        let mut in_block = active.clone();
+        if !b.rescue.is_empty() {
+            run.rescuable += 1;
+        }
+        let mut flow = self.run_items(play, &b.block, &mut in_block, run).await;
+        if !b.rescue.is_empty() {
+            run.rescuable -= 1;
+        }
+        let failed: Vec<String> = start
+            .iter()
+            .filter(|h| self.dead.contains(*h) && !self.ended.contains(*h))
+            .cloned()
+            .collect();
+        let mut survivors: Vec<String> = start
+            .iter()
+            .filter(|h| in_block.contains(h))
+            .cloned()
+            .collect();
+        if flow == Flow::Continue && !b.rescue.is_empty() && !failed.is_empty() {
+            let mut rescued = failed.clone();
+            for h in &failed {
+                self.dead.remove(h);
+                if let Some(s) = self.stats.get_mut(h) {
+                    s.failed = s.failed.saturating_sub(1);
+                    s.rescued += 1;
+                }
+                if let Some((name, result)) = run.failed_task.get(h) {
+                    let facts = self.facts.entry(h.clone()).or_default();
+                    let mut t = Map::new();
+                    t.insert("name".into(), Value::String(name.clone()));
+                    facts.insert("ansible_failed_task".into(), Value::Object(t));
+                    facts.insert(
+                        "ansible_failed_result".into(),
+                        Value::Object(result.clone()),
+                    );
+                }
+            }
+            self.any_failed = self.stats.values().any(|s| s.failed > 0);
+            flow = self.run_items(play, &b.rescue, &mut rescued, run).await;
+            survivors.extend(rescued);
+        }
+        // `always` runs for every host that entered the block and was not ended
+        let mut always: Vec<String> = start
+            .iter()
+            .filter(|h| !self.ended.contains(*h))
+            .cloned()
+            .collect();
+        if !b.always.is_empty() && flow == Flow::Continue {
+            let before_dead: Vec<String> = always
+                .iter()
+                .filter(|h| self.dead.contains(*h))
+                .cloned()
+                .collect();
+            for h in &before_dead {
+                self.dead.remove(h);
+            }
+            flow = self.run_items(play, &b.always, &mut always, run).await;
+            for h in before_dead {
+                self.dead.insert(h);
+            }
+        }
+        let order = start.clone();
+        active.retain(|h| {
+            order.contains(h)
+                && !self.dead.contains(h)
+                && !self.ended.contains(h)
+                && (survivors.contains(h) || always.contains(h))
+        });
+        flow
+    }
+
+    async fn run_meta(
+        &mut self,
+        play: &Play,
+        step: &Step,
+        active: &mut Vec<String>,
+        run: &mut PlayRun<'_>,
+    ) -> Flow {
+        let task = &step.task;
+        let action = meta_action(task);
+        let info = TaskInfo {
+            name: task.display_name(),
+            origin: Some(task.origin.clone()),
+        };
+        let conditions: Vec<(String, Result<bool, String>)> = {
+            let hostvars = self.hostvars();
+            let snapshot = active.clone();
+            let scope = Scope {
+                play_hosts: run.all_hosts,
+                active: &snapshot,
+                hostvars: &hostvars,
+            };
+            snapshot
+                .iter()
+                .map(|h| {
+                    let job = self.job(play, task, h, &scope);
+                    let jv = job.ctx.value();
+                    let mut ok = Ok(true);
+                    for c in &task.when {
+                        match self.shared.templar.condition(c, &jv) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                ok = Ok(false);
+                                break;
+                            }
+                            Err(e) => {
+                                ok = Err(format!("{e:#}"));
+                                break;
+                            }
+                        }
+                    }
+                    (h.clone(), ok)
+                })
+                .collect()
+        };
+        self.reporter.task_start(&info, active.len());
+        match action.as_str() {
+            "noop" => Flow::Continue,
+            "flush_handlers" => {
+                if conditions.iter().any(|(_, c)| matches!(c, Ok(true))) {
+                    self.flush_handlers(play, active, run).await
+                } else {
+                    Flow::Continue
+                }
+            }
+            "end_play" => {
+                if conditions.iter().any(|(_, c)| matches!(c, Ok(true))) {
+                    for h in active.iter() {
+                        self.ended.insert(h.clone());
+                    }
+                    active.clear();
+                    Flow::EndPlay
+                } else {
+                    Flow::Continue
+                }
+            }
+            "end_host" => {
+                for (h, c) in conditions {
+                    match c {
+                        Ok(true) => {
+                            self.ended.insert(h.clone());
+                            active.retain(|x| x != &h);
+                        }
+                        Ok(false) => {
+                            let mut m = Map::new();
+                            m.insert("changed".into(), Value::Bool(false));
+                            m.insert(
+                                "msg".into(),
+                                Value::String(format!(
+                                    "end_host conditional evaluated to false, continuing execution for {h}"
+                                )),
+                            );
+                            m.insert(
+                                "skip_reason".into(),
+                                Value::String(format!(
+                                    "end_host conditional evaluated to False, continuing execution for {h}"
+                                )),
+                            );
+                            m.insert("skipped".into(), Value::Bool(true));
+                            self.report_meta(&info, task, &h, Status::Skipped, m);
+                        }
+                        Err(e) => {
+                            let mut m = Map::new();
+                            m.insert("changed".into(), Value::Bool(false));
+                            m.insert("failed".into(), Value::Bool(true));
+                            m.insert(
+                                "msg".into(),
+                                Value::String(format!("Conditional evaluation failed: {e}")),
+                            );
+                            self.report_meta(&info, task, &h, Status::Failed, m);
+                            self.dead.insert(h.clone());
+                            self.any_failed = true;
+                            active.retain(|x| x != &h);
+                        }
+                    }
+                }
+                Flow::Continue
+            }
+            other => {
+                // rejected at parse time; never silently ignored
+                self.reporter
+                    .warning(&format!("meta: {other} is not supported by etcd-agent"));
+                Flow::Continue
+            }
+        }
+    }
+
+    fn report_meta(
+        &mut self,
+        info: &TaskInfo,
+        task: &Task,
+        host: &str,
+        status: Status,
+        result: Map<String, Value>,
+    ) {
+        // meta results are shown but, as in Ansible, not counted in the recap
+        if status == Status::Failed {
+            self.stats.entry(host.to_string()).or_default().failed += 1;
+        }
+        let hr = crate::output::HostResult {
+            host: host.to_string(),
+            delegated_to: None,
+            status,
+            ignored: false,
+            result,
+            action: task.module().to_string(),
+        };
+        self.reporter.host_result(info, &hr);
+    }
+
+    /// Runs notified handlers (in the order they are defined) on the notified active hosts.
+    pub(super) async fn flush_handlers(
+        &mut self,
+        play: &Play,
+        active: &mut Vec<String>,
+        run: &mut PlayRun<'_>,
+    ) -> Flow {
+        if run.notified.is_empty() {
+            return Flow::Continue;
+        }
+        let notified = std::mem::take(&mut run.notified);
+        for item in &play.handlers {
+            let Item::Task(step) = item else { continue };
+            let name = step.task.name.clone().unwrap_or_default();
+            let mut hosts: Vec<String> = Vec::new();
+            for (n, hs) in &notified {
+                if n == &name || step.extra.listen.contains(n) {
+                    for h in hs {
+                        if !hosts.contains(h) {
+                            hosts.push(h.clone());
+                        }
+                    }
+                }
+            }
+            let mut targets: Vec<String> = active
+                .iter()
+                .filter(|h| hosts.contains(h))
+                .cloned()
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let handler = Arc::new((*step.task).clone());
+            let failed_now = self
+                .run_task(
+                    play,
+                    &handler,
+                    &mut targets,
+                    run.all_hosts,
+                    Some(&step.extra),
+                )
+                .await;
+            active.retain(|h| !self.dead.contains(h));
+            let flow = self.after_failures(play, failed_now, active, run);
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
+        Flow::Continue
+    }
+}

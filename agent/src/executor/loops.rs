@@ -1,0 +1,157 @@
+//! `loop` / `with_items` / `loop_control` for one host: the task runs once per item (each item
+//! evaluates `when` itself) and the results are folded into one result with `results`, as
+//! Ansible registers and reports it.
+
+use super::host_task::{self, HostJob, HostOutcome};
+use super::Shared;
+use crate::output::Status;
+use crate::playbook::blocks::Extra;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+fn failed(job: &HostJob, msg: String) -> HostOutcome {
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(false));
+    m.insert("failed".into(), Value::Bool(true));
+    m.insert("msg".into(), Value::String(msg));
+    HostOutcome {
+        host: job.host.clone(),
+        status: Status::Failed,
+        ignored: false,
+        delegated_to: None,
+        result: m,
+        retries: Vec::new(),
+    }
+}
+
+/// The loop items for this host (templated; `with_items` flattens one level).
+fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, String> {
+    let Some(spec) = &extra.loop_items else {
+        return Ok(Vec::new());
+    };
+    let rendered = shared
+        .templar
+        .render_value(spec, &job.ctx.value())
+        .map_err(|e| format!("Task failed: Error while resolving loop items: {e:#}"))?;
+    let list = match rendered {
+        Value::Array(a) => a,
+        Value::Null => Vec::new(),
+        Value::String(s) if extra.flatten_items => vec![Value::String(s)],
+        other => {
+            return Err(format!(
+                "Task failed: Invalid data passed to 'loop', it requires a list, got this instead: {other}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup."
+            ))
+        }
+    };
+    if !extra.flatten_items {
+        return Ok(list);
+    }
+    Ok(list
+        .into_iter()
+        .flat_map(|v| match v {
+            Value::Array(inner) => inner,
+            other => vec![other],
+        })
+        .collect())
+}
+
+/// Runs the job once per item and folds the outcomes.
+pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome {
+    let list = match items(&shared, &job, &extra) {
+        Ok(l) => l,
+        Err(e) => return failed(&job, e),
+    };
+    let var = extra.loop_var.clone();
+    let mut results = Vec::new();
+    let (mut any_changed, mut any_failed, mut all_skipped, mut ignored) =
+        (false, false, true, false);
+    let mut delegated_to = None;
+    for (i, item) in list.iter().enumerate() {
+        let mut ctx = job.ctx.clone();
+        ctx.set(&var, item);
+        ctx.set("ansible_loop_var", &Value::String(var.clone()));
+        if let Some(iv) = &extra.index_var {
+            ctx.set(iv, &Value::from(i));
+        }
+        let label = extra
+            .label
+            .as_ref()
+            .and_then(|l| shared.templar.render_value(l, &ctx.value()).ok());
+        let one = HostJob {
+            host: job.host.clone(),
+            task: job.task.clone(),
+            vars: job.vars.clone(),
+            ctx,
+            play_become: job.play_become,
+            play_user: job.play_user.clone(),
+            play_env: job.play_env.clone(),
+        };
+        let o = host_task::run(shared.clone(), one).await;
+        if o.status == Status::Unreachable {
+            return o;
+        }
+        delegated_to = o.delegated_to.clone();
+        let mut r = o.result;
+        r.insert(var.clone(), item.clone());
+        r.insert("ansible_loop_var".into(), Value::String(var.clone()));
+        if let Some(iv) = &extra.index_var {
+            r.insert("ansible_index_var".into(), Value::String(iv.clone()));
+            r.insert(iv.clone(), Value::from(i));
+        }
+        r.insert(
+            "_ansible_item_label".into(),
+            label.unwrap_or_else(|| item.clone()),
+        );
+        match o.status {
+            Status::Skipped => {}
+            Status::Failed => {
+                all_skipped = false;
+                any_failed = true;
+                ignored |= o.ignored;
+            }
+            Status::Changed => {
+                all_skipped = false;
+                any_changed = true;
+            }
+            _ => all_skipped = false,
+        }
+        results.push(Value::Object(r));
+    }
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(any_changed));
+    let status = if list.is_empty() {
+        m.insert("skipped".into(), Value::Bool(true));
+        m.insert(
+            "skipped_reason".into(),
+            Value::String("No items in the list".into()),
+        );
+        Status::Skipped
+    } else if any_failed {
+        m.insert("failed".into(), Value::Bool(true));
+        m.insert(
+            "msg".into(),
+            Value::String("One or more items failed".into()),
+        );
+        Status::Failed
+    } else if all_skipped {
+        m.insert("skipped".into(), Value::Bool(true));
+        m.insert("msg".into(), Value::String("All items skipped".into()));
+        Status::Skipped
+    } else {
+        m.insert("msg".into(), Value::String("All items completed".into()));
+        if any_changed {
+            Status::Changed
+        } else {
+            Status::Ok
+        }
+    };
+    m.insert("results".into(), Value::Array(results));
+    HostOutcome {
+        host: job.host.clone(),
+        status,
+        ignored: status == Status::Failed && ignored,
+        delegated_to,
+        result: m,
+        retries: Vec::new(),
+    }
+}
