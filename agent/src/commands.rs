@@ -162,8 +162,8 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     }
     let opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
     if args.syntax_check {
-        for pb in &books {
-            println!("\nplaybook: {}", pb.path.display());
+        for path in &args.playbooks {
+            println!("\nplaybook: {}", path.display());
         }
         return Ok(0);
     }
@@ -182,8 +182,8 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     if args.list_hosts || args.list_tasks {
         let mut probe = inv.clone();
         probe.ensure_implicit_localhost();
-        for pb in &books {
-            println!("\nplaybook: {}", pb.path.display());
+        for (pb, path) in books.iter().zip(&args.playbooks) {
+            println!("\nplaybook: {}", path.display());
             for (i, play) in pb.plays.iter().enumerate() {
                 println!(
                     "\n  play #{} ({}): {}\tTAGS: []",
@@ -194,10 +194,11 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
                 if args.list_hosts {
                     let hosts =
                         crate::executor::play_hosts(&probe, &play.hosts, opts.limit.as_deref())?;
-                    println!(
-                        "    pattern: {:?}",
-                        crate::inventory::pattern::split(&play.hosts)
-                    );
+                    let terms: Vec<String> = crate::inventory::pattern::split(&play.hosts)
+                        .iter()
+                        .map(|t| format!("'{t}'"))
+                        .collect();
+                    println!("    pattern: [{}]", terms.join(", "));
                     println!("    hosts ({}):", hosts.len());
                     for h in hosts {
                         println!("      {h}");
