@@ -166,7 +166,8 @@ fn ssh_rolling_playbook_with_engine_keywords_and_upload_once() {
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert_eq!(stdout.matches("PLAY [rolling]").count(), 1, "{stdout}");
+    // like ansible-playbook, one play banner per serial batch
+    assert_eq!(stdout.matches("PLAY [rolling]").count(), 3, "{stdout}");
     assert_eq!(
         stdout.matches("TASK [whoami]").count(),
         3,
