@@ -27,6 +27,11 @@ fn grow_to_five_and_shrink_back(engine: Engine) {
 
     let out = engine.playbook(&ansible, &five, &db_ops("etcd_add_member.yml"), &add);
     out.assert_success();
+    for host in ["m3", "m4"] {
+        let r = out.result_ok("Add the member to the cluster", host);
+        assert_eq!(r["action"], "added", "{r}");
+        eprintln!("member add of {host}: {} attempt(s)", r["attempts"]);
+    }
     let all5 = [0, 1, 2, 3, 4];
     cluster.wait_healthy(&all5, DEFAULT_TIMEOUT);
     let members = cluster.member_list();

@@ -33,6 +33,20 @@ fn time_travel_then_replace(engine: Engine) {
     let m = cluster.member(f).clone();
     let old_id = cluster.member_info(f).expect("member").id;
 
+    // A healthy member is not replaced (unless forced): nothing changes.
+    let replace = repo_root().join("playbooks/db-operations/etcd_replace_member.yml");
+    let target = format!("etcd_replace_host={}", m.name);
+    let pid = cluster.pid(f);
+    let out = engine.playbook(&ansible, &hosts, &replace, &["-e", &target]);
+    out.assert_failure();
+    assert!(
+        out.stdout.contains("is a healthy member"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(cluster.pid(f), pid);
+    assert_eq!(cluster.member_info(f).map(|i| i.id), Some(old_id));
+
     // The "VM snapshot": a copy of the data dir taken while the member is stopped.
     cluster.stop_member(f);
     let copy = m.data_dir.with_extension("vm-snapshot");
@@ -71,9 +85,6 @@ fn time_travel_then_replace(engine: Engine) {
         cluster.pid(f).is_none().then_some(())
     });
     assert_eq!(cluster.leader(), Some(leader));
-
-    let replace = repo_root().join("playbooks/db-operations/etcd_replace_member.yml");
-    let target = format!("etcd_replace_host={}", m.name);
 
     // Check mode: the member stays as it is (same id, still down, env untouched).
     let env_before = std::fs::read_to_string(&m.env_file).unwrap();
