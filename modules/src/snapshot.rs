@@ -11,7 +11,7 @@
 //! [`crate::snapshot_file`]) so they are exactly what `etcdctl snapshot
 //! status` reports, whatever happened on the cluster meanwhile.
 
-use etcd_client::Client;
+use etcd_client::{Client, SnapshotResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::fs::File;
@@ -760,12 +760,13 @@ async fn stream(
     let mut file = out
         .try_clone()
         .map_err(|e| Failure::new(format!("cannot duplicate the file handle: {e}")))?;
-    let (chunks, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(IN_FLIGHT);
+    let (chunks, mut receiver) = tokio::sync::mpsc::channel::<SnapshotResponse>(IN_FLIGHT);
     let writer = std::thread::spawn(move || -> Result<Digests, String> {
         let mut hasher = StreamHasher::new();
-        while let Some(chunk) = receiver.blocking_recv() {
-            hasher.update(&chunk);
-            file.write_all(&chunk)
+        while let Some(message) = receiver.blocking_recv() {
+            let chunk = message.blob();
+            hasher.update(chunk);
+            file.write_all(chunk)
                 .map_err(|e| format!("cannot write the snapshot: {e}"))?;
         }
         Ok(hasher.finish())
@@ -789,8 +790,9 @@ async fn stream(
             Ok(Ok(Some(message))) => message,
         };
         received += message.blob().len() as u64;
+        // The message itself moves to the writer: no copy, no extra allocation.
         // A send error means the writer stopped (write error): its result says why.
-        if chunks.send(message.blob().to_vec()).await.is_err() {
+        if chunks.send(message).await.is_err() {
             break Ok(());
         }
     };
