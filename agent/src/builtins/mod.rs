@@ -5,7 +5,9 @@ mod assert;
 mod binary;
 mod command;
 mod debug;
+mod digest;
 mod facts;
+mod files;
 mod pause;
 mod simple;
 mod systemd;
@@ -39,6 +41,12 @@ pub const BUILTINS: &[&str] = &[
     "ping",
     "meta",
     "include_tasks",
+    "copy",
+    "template",
+    "fetch",
+    "file",
+    "stat",
+    "lineinfile",
 ];
 
 /// Builtins that change nothing on the target (and so need no connection).
@@ -134,6 +142,12 @@ pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportErro
         "systemd" | "systemd_service" | "service" => systemd::run(ctx).await,
         "setup" => facts::run(ctx).await,
         "include_tasks" => Ok(include_result(ctx)),
+        "copy" => files::copy(ctx).await,
+        "template" => files::template(ctx).await,
+        "fetch" => files::fetch(ctx).await,
+        "file" => files::file(ctx).await,
+        "stat" => files::stat(ctx).await,
+        "lineinfile" => files::lineinfile(ctx).await,
         "meta" => Ok(failed("meta actions are run by the executor")),
         other => Ok(failed(format!("unknown builtin {other}"))),
     }

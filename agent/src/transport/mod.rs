@@ -152,7 +152,7 @@ impl Connection {
             .get_or_try_init(|| async {
                 let out = self
                     .exec(
-                        "umask 077 && mktemp -d \"${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX\"",
+                        "(umask 077 && mktemp -d \"${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX\")",
                         None,
                         None,
                     )

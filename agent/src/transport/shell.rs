@@ -16,7 +16,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 /// use a session of their own. Loops with an exact `head -c` take any size.
 const MAX_STDIN_DD: usize = 64 * 1024;
 
-const LOOP: &str = r#"umask 077
+// commands run with the login umask (as Ansible's do); only the loop's own files are private
+const LOOP: &str = r#"u=$(umask)
+umask 077
 d=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent-sh.XXXXXXXX") || exit 1
 trap 'rm -rf "$d"' EXIT HUP TERM INT
 n=0
@@ -30,7 +32,7 @@ while read -r cl il; do
   n=$((n+1))
   take "$cl" > "$d/c$n"
   take "$il" > "$d/i$n"
-  /bin/sh "$d/c$n" < "$d/i$n" > "$d/o$n" 2> "$d/e$n"
+  (umask "$u"; exec /bin/sh "$d/c$n") < "$d/i$n" > "$d/o$n" 2> "$d/e$n"
   rc=$?
   printf '%s %s %s\n' "$rc" "$(wc -c < "$d/o$n")" "$(wc -c < "$d/e$n")"
   cat "$d/o$n" "$d/e$n"

@@ -72,7 +72,7 @@ impl Connection {
         let path = format!("{dir}/{name}");
         let out = self
             .exec(
-                &format!("umask 077 && cat > {}", quote(&path)),
+                &format!("(umask 077 && cat > {})", quote(&path)),
                 Some(data),
                 None,
             )

@@ -1,0 +1,805 @@
+//! File builtins run with plain POSIX tools on the target (no Python): `copy` (content, src),
+//! `template`, `fetch` (checksum verified), `file` (directory, file, touch, absent, mode,
+//! owner, group), `stat` and `lineinfile`. Results carry the fields Ansible's modules return.
+//!
+//! Copy and fetch move large files in chunks and show a byte progress bar (indicatif) when
+//! stderr is a terminal.
+
+use super::digest::{md5_hex, sha1_hex};
+use super::{ActionCtx, ResultMap};
+use crate::transport::{quote, ExecOutput, TransportError};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// Files at least this big are moved in chunks, with a progress bar on a terminal.
+const CHUNK: usize = 4 << 20;
+
+type R = Result<ResultMap, TransportError>;
+
+async fn sh(
+    ctx: &ActionCtx<'_>,
+    cmd: &str,
+    stdin: Option<&[u8]>,
+) -> Result<ExecOutput, TransportError> {
+    let conn = ctx.connection().await?;
+    conn.exec(&ctx.wrap(cmd), stdin, None).await
+}
+
+fn fail(msg: impl Into<String>) -> R {
+    let mut m = super::failed(msg);
+    m.insert("changed".into(), Value::Bool(false));
+    Ok(m)
+}
+
+/// What `stat -L`-less `stat` says about a path.
+#[derive(Debug, Clone)]
+struct Info {
+    /// Raw `st_mode`.
+    raw_mode: u32,
+    size: u64,
+    uid: u64,
+    gid: u64,
+    owner: String,
+    group: String,
+    readable: bool,
+    writeable: bool,
+    executable: bool,
+    link_target: Option<String>,
+}
+
+impl Info {
+    fn kind(&self) -> u32 {
+        self.raw_mode & 0o170000
+    }
+    fn is_dir(&self) -> bool {
+        self.kind() == 0o040000
+    }
+    fn is_reg(&self) -> bool {
+        self.kind() == 0o100000
+    }
+    fn is_link(&self) -> bool {
+        self.kind() == 0o120000
+    }
+    fn mode(&self) -> String {
+        format!("{:04o}", self.raw_mode & 0o7777)
+    }
+    fn state(&self) -> &'static str {
+        if self.is_dir() {
+            "directory"
+        } else if self.is_link() {
+            "link"
+        } else {
+            "file"
+        }
+    }
+}
+
+async fn info(ctx: &ActionCtx<'_>, path: &str) -> Result<Option<Info>, TransportError> {
+    let p = quote(path);
+    let cmd = format!(
+        "if [ -e {p} ] || [ -L {p} ]; then stat -c '%f|%s|%u|%g|%U|%G' {p} && {{ [ -r {p} ] && echo r || echo -; [ -w {p} ] && echo w || echo -; [ -x {p} ] && echo x || echo -; readlink {p} || true; }}; else echo absent; fi"
+    );
+    let out = sh(ctx, &cmd, None).await?;
+    let text = out.stdout_text();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("");
+    if first == "absent" || out.rc != 0 {
+        return Ok(None);
+    }
+    let f: Vec<&str> = first.split('|').collect();
+    if f.len() < 6 {
+        return Ok(None);
+    }
+    let flag = |l: Option<&str>, c: &str| l.is_some_and(|x| x == c);
+    let (r, w, x) = (lines.next(), lines.next(), lines.next());
+    Ok(Some(Info {
+        raw_mode: u32::from_str_radix(f[0], 16).unwrap_or(0),
+        size: f[1].parse().unwrap_or(0),
+        uid: f[2].parse().unwrap_or(0),
+        gid: f[3].parse().unwrap_or(0),
+        owner: f[4].to_string(),
+        group: f[5].to_string(),
+        readable: flag(r, "r"),
+        writeable: flag(w, "w"),
+        executable: flag(x, "x"),
+        link_target: lines.next().map(str::to_string).filter(|s| !s.is_empty()),
+    }))
+}
+
+async fn remote_digest(
+    ctx: &ActionCtx<'_>,
+    tool: &str,
+    path: &str,
+) -> Result<Option<String>, TransportError> {
+    let out = sh(ctx, &format!("{tool} {} 2>/dev/null", quote(path)), None).await?;
+    Ok((out.rc == 0)
+        .then(|| {
+            out.stdout_text()
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .flatten())
+}
+
+fn owner_fields(m: &mut ResultMap, i: &Info) {
+    m.insert("gid".into(), i.gid.into());
+    m.insert("group".into(), i.group.clone().into());
+    m.insert("mode".into(), i.mode().into());
+    m.insert("owner".into(), i.owner.clone().into());
+    m.insert("size".into(), i.size.into());
+    m.insert("state".into(), i.state().into());
+    m.insert("uid".into(), i.uid.into());
+}
+
+/// Octal mode text (`0640`, `640`, `u=rw,g=r`) for chmod; numbers are taken as YAML wrote them.
+fn mode_arg(ctx: &ActionCtx<'_>) -> Option<String> {
+    match ctx.args.get("mode")? {
+        Value::Number(n) => n.as_u64().map(|v| format!("{v:o}")),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// chmod/chown/chgrp as asked; true when something changed.
+async fn set_attrs(
+    ctx: &ActionCtx<'_>,
+    path: &str,
+    before: Option<&Info>,
+) -> Result<bool, TransportError> {
+    let mut cmds = Vec::new();
+    if let Some(mode) = mode_arg(ctx) {
+        let want_num = u32::from_str_radix(mode.trim_start_matches('0'), 8).ok();
+        let same = match (want_num, before) {
+            (Some(w), Some(i)) => (i.raw_mode & 0o7777) == w,
+            _ => false,
+        };
+        if !same {
+            cmds.push(format!("chmod {} {}", quote(&mode), quote(path)));
+        }
+    }
+    if let Some(owner) = ctx.arg_str("owner") {
+        if before.is_none_or(|i| i.owner != owner && i.uid.to_string() != owner) {
+            cmds.push(format!("chown {} {}", quote(&owner), quote(path)));
+        }
+    }
+    if let Some(group) = ctx.arg_str("group") {
+        if before.is_none_or(|i| i.group != group && i.gid.to_string() != group) {
+            cmds.push(format!("chgrp {} {}", quote(&group), quote(path)));
+        }
+    }
+    if cmds.is_empty() {
+        return Ok(false);
+    }
+    if ctx.check {
+        return Ok(true);
+    }
+    let out = sh(ctx, &cmds.join(" && "), None).await?;
+    if out.rc != 0 {
+        return Err(TransportError::Failed(out.stderr_text().trim().to_string()));
+    }
+    Ok(true)
+}
+
+fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() || total < CHUNK as u64 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Writes `data` to `dest` atomically (temp file beside it, then `mv`).
+async fn write_remote(ctx: &ActionCtx<'_>, dest: &str, data: &[u8]) -> Result<(), TransportError> {
+    let tmp = format!("{dest}.etcd-agent.tmp");
+    let (qt, qd) = (quote(&tmp), quote(dest));
+    let pb = progress(data.len() as u64, &format!("copy {dest}"));
+    if data.len() <= CHUNK {
+        let out = sh(ctx, &format!("cat > {qt}"), Some(data)).await?;
+        if out.rc != 0 {
+            return Err(TransportError::Failed(format!(
+                "cannot write {dest}: {}",
+                out.stderr_text().trim()
+            )));
+        }
+    } else {
+        sh(ctx, &format!(": > {qt}"), None).await?;
+        for chunk in data.chunks(CHUNK) {
+            let out = sh(ctx, &format!("cat >> {qt}"), Some(chunk)).await?;
+            if out.rc != 0 {
+                let _ = sh(ctx, &format!("rm -f {qt}"), None).await;
+                return Err(TransportError::Failed(format!(
+                    "cannot write {dest}: {}",
+                    out.stderr_text().trim()
+                )));
+            }
+            pb.inc(chunk.len() as u64);
+        }
+    }
+    pb.finish_and_clear();
+    // keep the mode of a file being replaced, as Ansible does
+    let out = sh(
+        ctx,
+        &format!(
+            "if [ -e {qd} ]; then chmod --reference={qd} {qt} 2>/dev/null; fi; mv -f {qt} {qd}"
+        ),
+        None,
+    )
+    .await?;
+    if out.rc != 0 {
+        return Err(TransportError::Failed(format!(
+            "cannot move into {dest}: {}",
+            out.stderr_text().trim()
+        )));
+    }
+    Ok(())
+}
+
+/// A controller-side file of the playbook (`files/`, `templates/`, then the playbook dir).
+fn local_source(ctx: &ActionCtx<'_>, src: &str, sub: &str) -> Option<PathBuf> {
+    let p = Path::new(src);
+    if p.is_absolute() {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    let base = ctx
+        .vars
+        .get_attr("playbook_dir")
+        .ok()
+        .and_then(|v| v.as_str().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."));
+    [base.join(sub).join(p), base.join(p)]
+        .into_iter()
+        .find(|c| c.is_file())
+}
+
+/// Shared end of `copy` and `template`: put `data` at `dest` unless it is already there.
+async fn put_content(ctx: &ActionCtx<'_>, dest: &str, data: &[u8], src_name: Option<&str>) -> R {
+    let mut dest = dest.to_string();
+    let mut before = info(ctx, &dest).await?;
+    if before.as_ref().is_some_and(Info::is_dir) || dest.ends_with('/') {
+        let Some(name) = src_name else {
+            return fail("can not use content with a dir as dest");
+        };
+        dest = format!("{}/{}", dest.trim_end_matches('/'), name);
+        before = info(ctx, &dest).await?;
+    }
+    let checksum = sha1_hex(data);
+    let same = match &before {
+        Some(i) if i.is_reg() => {
+            remote_digest(ctx, "sha1sum", &dest).await?.as_deref() == Some(checksum.as_str())
+        }
+        _ => false,
+    };
+    let mut m = Map::new();
+    let mut changed = false;
+    if !same {
+        changed = true;
+        if !ctx.check {
+            let parent = Path::new(&dest)
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if !parent.is_empty() {
+                let out = sh(ctx, &format!("test -d {}", quote(&parent)), None).await?;
+                if out.rc != 0 {
+                    return fail(format!("Destination directory {parent} does not exist"));
+                }
+            }
+            if let Err(e) = write_remote(ctx, &dest, data).await {
+                return match e {
+                    TransportError::Unreachable(_) => Err(e),
+                    TransportError::Failed(msg) => fail(msg),
+                };
+            }
+        }
+    }
+    let now = if ctx.check && changed {
+        before.clone()
+    } else {
+        info(ctx, &dest).await?
+    };
+    match set_attrs(ctx, &dest, now.as_ref()).await {
+        Ok(c) => changed |= c,
+        Err(TransportError::Failed(msg)) => return fail(msg),
+        Err(e) => return Err(e),
+    }
+    let after = if ctx.check {
+        now
+    } else {
+        info(ctx, &dest).await?
+    };
+    m.insert("changed".into(), Value::Bool(changed));
+    m.insert("checksum".into(), checksum.into());
+    m.insert("dest".into(), dest.clone().into());
+    if same {
+        m.insert("path".into(), dest.clone().into());
+    } else {
+        m.insert("md5sum".into(), md5_hex(data).into());
+    }
+    if let Some(i) = &after {
+        owner_fields(&mut m, i);
+    } else {
+        m.insert("size".into(), (data.len() as u64).into());
+        m.insert("state".into(), "file".into());
+    }
+    Ok(m)
+}
+
+/// `copy`.
+pub async fn copy(ctx: &ActionCtx<'_>) -> R {
+    let Some(dest) = ctx.arg_str("dest") else {
+        return fail("dest is required");
+    };
+    if let Some(content) = ctx.args.get("content") {
+        let text = match content {
+            Value::String(s) => s.clone(),
+            other => crate::output::python_compact(other),
+        };
+        return put_content(ctx, &dest, text.as_bytes(), None).await;
+    }
+    let Some(src) = ctx.arg_str("src") else {
+        return fail("src (or content) is required");
+    };
+    if ctx.arg_bool("remote_src") == Some(true) {
+        return fail("copy: remote_src is not supported by etcd-agent");
+    }
+    let Some(path) = local_source(ctx, &src, "files") else {
+        return fail(format!(
+            "Could not find or access '{src}' on the Ansible Controller."
+        ));
+    };
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    put_content(ctx, &dest, &data, name.as_deref()).await
+}
+
+/// `template`: renders a controller-side Jinja file (Ansible's `trim_blocks`) and copies it.
+pub async fn template(ctx: &ActionCtx<'_>) -> R {
+    let (Some(src), Some(dest)) = (ctx.arg_str("src"), ctx.arg_str("dest")) else {
+        return fail("src and dest are required");
+    };
+    let Some(path) = local_source(ctx, &src, "templates") else {
+        return fail(format!(
+            "Could not find or access '{src}' on the Ansible Controller."
+        ));
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+    };
+    // trim_blocks: the newline right after a block tag goes
+    let trimmed = text.replace("%}\r\n", "%}").replace("%}\n", "%}");
+    let rendered = match ctx
+        .templar
+        .render_str(&format!("{trimmed}{{# #}}"), ctx.vars)
+    {
+        Ok(v) => crate::playbook::scalar_string(&v),
+        Err(e) => return fail(format!("{}: {e:#}", path.display())),
+    };
+    put_content(ctx, &dest, rendered.as_bytes(), None).await
+}
+
+/// `fetch`: copies a remote file to the controller, verifying its SHA-1.
+pub async fn fetch(ctx: &ActionCtx<'_>) -> R {
+    let (Some(src), Some(dest)) = (ctx.arg_str("src"), ctx.arg_str("dest")) else {
+        return fail("src and dest are required");
+    };
+    let flat = ctx.arg_bool("flat").unwrap_or(false);
+    let host = ctx
+        .vars
+        .get_attr("inventory_hostname")
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let local: PathBuf = if flat {
+        if dest.ends_with('/') {
+            Path::new(&dest).join(Path::new(&src).file_name().unwrap_or_default())
+        } else {
+            PathBuf::from(&dest)
+        }
+    } else {
+        Path::new(&dest)
+            .join(&host)
+            .join(src.trim_start_matches('/'))
+    };
+    let local_s = local.display().to_string();
+    let Some(remote) = remote_digest(ctx, "sha1sum", &src).await? else {
+        let mut m = Map::new();
+        m.insert("changed".into(), Value::Bool(false));
+        m.insert("file".into(), src.clone().into());
+        m.insert(
+            "msg".into(),
+            "the remote file does not exist, not transferring, ignored".into(),
+        );
+        if ctx.arg_bool("fail_on_missing").unwrap_or(true) {
+            m.insert("failed".into(), Value::Bool(true));
+        }
+        return Ok(m);
+    };
+    let existing = std::fs::read(&local).ok();
+    if let Some(bytes) = &existing {
+        if sha1_hex(bytes) == remote {
+            let mut m = Map::new();
+            m.insert("changed".into(), Value::Bool(false));
+            m.insert("checksum".into(), remote.into());
+            m.insert("dest".into(), local_s.into());
+            m.insert("file".into(), src.into());
+            m.insert("md5sum".into(), md5_hex(bytes).into());
+            return Ok(m);
+        }
+    }
+    if ctx.check {
+        let mut m = Map::new();
+        m.insert("changed".into(), Value::Bool(true));
+        m.insert("checksum".into(), remote.into());
+        m.insert("dest".into(), local_s.into());
+        return Ok(m);
+    }
+    let size = info(ctx, &src).await?.map(|i| i.size).unwrap_or(0);
+    let pb = progress(size, &format!("fetch {src}"));
+    let mut data = Vec::with_capacity(size as usize);
+    if size as usize <= CHUNK {
+        let out = sh(ctx, &format!("cat {}", quote(&src)), None).await?;
+        if out.rc != 0 {
+            return fail(format!("cannot read {src}: {}", out.stderr_text().trim()));
+        }
+        data = out.stdout;
+    } else {
+        let mut i = 0u64;
+        loop {
+            let out = sh(
+                ctx,
+                &format!(
+                    "dd if={} bs={CHUNK} skip={i} count=1 status=none",
+                    quote(&src)
+                ),
+                None,
+            )
+            .await?;
+            if out.rc != 0 {
+                return fail(format!("cannot read {src}: {}", out.stderr_text().trim()));
+            }
+            if out.stdout.is_empty() {
+                break;
+            }
+            pb.inc(out.stdout.len() as u64);
+            data.extend_from_slice(&out.stdout);
+            i += 1;
+        }
+    }
+    pb.finish_and_clear();
+    let got = sha1_hex(&data);
+    if got != remote {
+        return fail(format!(
+            "checksum mismatch: remote {remote}, transferred {got} (the file changed during the transfer?)"
+        ));
+    }
+    if let Some(parent) = local.parent() {
+        if let Err(e) = std::fs::create_dir_all(parent) {
+            return fail(format!("cannot create {}: {e}", parent.display()));
+        }
+    }
+    let tmp = local.with_extension("etcd-agent.tmp");
+    if let Err(e) = std::fs::write(&tmp, &data).and_then(|_| std::fs::rename(&tmp, &local)) {
+        return fail(format!("cannot write {local_s}: {e}"));
+    }
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(true));
+    m.insert("checksum".into(), got.into());
+    m.insert("dest".into(), local_s.into());
+    m.insert("md5sum".into(), md5_hex(&data).into());
+    m.insert("remote_checksum".into(), remote.into());
+    m.insert("remote_md5sum".into(), Value::Null);
+    Ok(m)
+}
+
+/// `file`.
+pub async fn file(ctx: &ActionCtx<'_>) -> R {
+    let Some(path) = ctx
+        .arg_str("path")
+        .or_else(|| ctx.arg_str("dest"))
+        .or_else(|| ctx.arg_str("name"))
+    else {
+        return fail("path is required");
+    };
+    let before = info(ctx, &path).await?;
+    let state = ctx.arg_str("state").unwrap_or_else(|| {
+        before
+            .as_ref()
+            .map(|i| i.state().to_string())
+            .unwrap_or_else(|| "file".into())
+    });
+    let q = quote(&path);
+    let mut m = Map::new();
+    match state.as_str() {
+        "absent" => {
+            let changed = before.is_some();
+            if changed && !ctx.check {
+                let out = sh(ctx, &format!("rm -rf {q}"), None).await?;
+                if out.rc != 0 {
+                    return fail(format!("rmtree failed: {}", out.stderr_text().trim()));
+                }
+            }
+            m.insert("changed".into(), Value::Bool(changed));
+            m.insert("path".into(), path.into());
+            m.insert("state".into(), "absent".into());
+            return Ok(m);
+        }
+        "directory" => {
+            let mut changed = false;
+            match &before {
+                Some(i) if i.is_dir() => {}
+                Some(_) => return fail(format!("{path} already exists as a file")),
+                None => {
+                    changed = true;
+                    if !ctx.check {
+                        let out = sh(ctx, &format!("mkdir -p {q}"), None).await?;
+                        if out.rc != 0 {
+                            return fail(out.stderr_text().trim().to_string());
+                        }
+                    }
+                }
+            }
+            let now = if ctx.check {
+                before.clone()
+            } else {
+                info(ctx, &path).await?
+            };
+            match set_attrs(ctx, &path, now.as_ref()).await {
+                Ok(c) => changed |= c,
+                Err(TransportError::Failed(msg)) => return fail(msg),
+                Err(e) => return Err(e),
+            }
+            m.insert("changed".into(), Value::Bool(changed));
+            m.insert("path".into(), path.clone().into());
+        }
+        "touch" => {
+            if !ctx.check {
+                let out = sh(ctx, &format!("touch {q}"), None).await?;
+                if out.rc != 0 {
+                    return fail(out.stderr_text().trim().to_string());
+                }
+            }
+            let now = info(ctx, &path).await?;
+            if let Err(e) = set_attrs(ctx, &path, now.as_ref()).await {
+                return match e {
+                    TransportError::Failed(msg) => fail(msg),
+                    e => Err(e),
+                };
+            }
+            m.insert("changed".into(), Value::Bool(true));
+            m.insert("dest".into(), path.clone().into());
+        }
+        "file" => {
+            let Some(i) = &before else {
+                return fail(format!("file ({path}) is absent, cannot continue"));
+            };
+            let changed = match set_attrs(ctx, &path, Some(i)).await {
+                Ok(c) => c,
+                Err(TransportError::Failed(msg)) => return fail(msg),
+                Err(e) => return Err(e),
+            };
+            m.insert("changed".into(), Value::Bool(changed));
+            m.insert("path".into(), path.clone().into());
+        }
+        other => return fail(format!(
+            "file: state={other} is not supported by etcd-agent (file, directory, touch, absent)"
+        )),
+    }
+    let after = if ctx.check {
+        before
+    } else {
+        info(ctx, &path).await?
+    };
+    if let Some(i) = &after {
+        owner_fields(&mut m, i);
+    }
+    Ok(m)
+}
+
+/// `stat`.
+pub async fn stat(ctx: &ActionCtx<'_>) -> R {
+    let Some(path) = ctx.arg_str("path") else {
+        return fail("path is required");
+    };
+    let mut st = Map::new();
+    match info(ctx, &path).await? {
+        None => {
+            st.insert("exists".into(), Value::Bool(false));
+        }
+        Some(i) => {
+            let b = |bit: u32| Value::Bool(i.raw_mode & bit != 0);
+            st.insert("exists".into(), Value::Bool(true));
+            st.insert("path".into(), path.clone().into());
+            st.insert("mode".into(), i.mode().into());
+            st.insert("isdir".into(), Value::Bool(i.is_dir()));
+            st.insert("ischr".into(), Value::Bool(i.kind() == 0o020000));
+            st.insert("isblk".into(), Value::Bool(i.kind() == 0o060000));
+            st.insert("isreg".into(), Value::Bool(i.is_reg()));
+            st.insert("isfifo".into(), Value::Bool(i.kind() == 0o010000));
+            st.insert("islnk".into(), Value::Bool(i.is_link()));
+            st.insert("issock".into(), Value::Bool(i.kind() == 0o140000));
+            st.insert("uid".into(), i.uid.into());
+            st.insert("gid".into(), i.gid.into());
+            st.insert("size".into(), i.size.into());
+            st.insert("pw_name".into(), i.owner.clone().into());
+            st.insert("gr_name".into(), i.group.clone().into());
+            for (k, bit) in [
+                ("wusr", 0o200),
+                ("rusr", 0o400),
+                ("xusr", 0o100),
+                ("wgrp", 0o020),
+                ("rgrp", 0o040),
+                ("xgrp", 0o010),
+                ("woth", 0o002),
+                ("roth", 0o004),
+                ("xoth", 0o001),
+                ("isuid", 0o4000),
+                ("isgid", 0o2000),
+            ] {
+                st.insert(k.into(), b(bit));
+            }
+            st.insert("readable".into(), Value::Bool(i.readable));
+            st.insert("writeable".into(), Value::Bool(i.writeable));
+            st.insert("executable".into(), Value::Bool(i.executable));
+            if i.is_link() {
+                if let Some(t) = &i.link_target {
+                    st.insert("lnk_source".into(), t.clone().into());
+                    st.insert("lnk_target".into(), t.clone().into());
+                }
+            }
+            let want_checksum = ctx.arg_bool("get_checksum").unwrap_or(true);
+            if i.is_reg() && want_checksum {
+                if let Some(c) = remote_digest(ctx, "sha1sum", &path).await? {
+                    st.insert("checksum".into(), c.into());
+                }
+            }
+        }
+    }
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(false));
+    m.insert("stat".into(), Value::Object(st));
+    Ok(m)
+}
+
+/// `lineinfile` (`line`, `regexp`, `state`, `insertafter: EOF`, `create`).
+pub async fn lineinfile(ctx: &ActionCtx<'_>) -> R {
+    let Some(path) = ctx.arg_str("path").or_else(|| ctx.arg_str("dest")) else {
+        return fail("path is required");
+    };
+    let state = ctx.arg_str("state").unwrap_or_else(|| "present".into());
+    let regexp = match ctx.arg_str("regexp").or_else(|| ctx.arg_str("regex")) {
+        Some(r) => match regex::Regex::new(&r) {
+            Ok(re) => Some(re),
+            Err(e) => return fail(format!("bad regexp {r:?}: {e}")),
+        },
+        None => None,
+    };
+    for unsupported in [
+        "insertbefore",
+        "backrefs",
+        "search_string",
+        "firstmatch",
+        "backup",
+    ] {
+        if ctx.args.contains_key(unsupported) {
+            return fail(format!(
+                "lineinfile: '{unsupported}' is not supported by etcd-agent"
+            ));
+        }
+    }
+    if let Some(after) = ctx.arg_str("insertafter") {
+        if after != "EOF" {
+            return fail("lineinfile: only insertafter=EOF is supported by etcd-agent");
+        }
+    }
+    let before = info(ctx, &path).await?;
+    let text = match &before {
+        Some(_) => {
+            let out = sh(ctx, &format!("cat {}", quote(&path)), None).await?;
+            if out.rc != 0 {
+                return fail(out.stderr_text().trim().to_string());
+            }
+            out.stdout_text()
+        }
+        None if state == "present" && ctx.arg_bool("create") == Some(true) => String::new(),
+        None if state == "absent" => {
+            let mut m = Map::new();
+            m.insert("changed".into(), Value::Bool(false));
+            m.insert("found".into(), 0.into());
+            m.insert("msg".into(), "file not present".into());
+            m.insert("backup".into(), "".into());
+            return Ok(m);
+        }
+        None => {
+            let mut m = super::failed(format!("Destination {path} does not exist !"));
+            m.insert("changed".into(), Value::Bool(false));
+            m.insert("rc".into(), 257.into());
+            return Ok(m);
+        }
+    };
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut m = Map::new();
+    let (changed, msg) = if state == "absent" {
+        let before_len = lines.len();
+        let line = ctx.arg_str("line");
+        lines.retain(|l| match (&regexp, &line) {
+            (Some(re), _) => !re.is_match(l),
+            (None, Some(x)) => l != x,
+            _ => true,
+        });
+        let found = before_len - lines.len();
+        m.insert("found".into(), found.into());
+        (
+            found > 0,
+            if found > 0 {
+                format!("{found} line(s) removed")
+            } else {
+                String::new()
+            },
+        )
+    } else {
+        let Some(line) = ctx.arg_str("line") else {
+            return fail("line is required with state=present");
+        };
+        let idx = match &regexp {
+            Some(re) => lines.iter().rposition(|l| re.is_match(l)),
+            None => lines.iter().position(|l| l == &line),
+        };
+        match idx {
+            Some(i) if lines[i] == line => (false, String::new()),
+            Some(i) => {
+                lines[i] = line;
+                (true, "line replaced".to_string())
+            }
+            None if regexp.is_some() && lines.iter().any(|l| l == &line) => (false, String::new()),
+            None => {
+                lines.push(line);
+                (true, "line added".to_string())
+            }
+        }
+    };
+    if changed && !ctx.check {
+        let mut out = lines.join("\n");
+        if !lines.is_empty() {
+            out.push('\n');
+        }
+        if let Err(e) = write_remote(ctx, &path, out.as_bytes()).await {
+            return match e {
+                TransportError::Failed(msg) => fail(msg),
+                e => Err(e),
+            };
+        }
+    }
+    let now = if ctx.check {
+        before
+    } else {
+        info(ctx, &path).await?
+    };
+    let attrs = set_attrs(ctx, &path, now.as_ref()).await;
+    let attr_changed = match attrs {
+        Ok(c) => c,
+        Err(TransportError::Failed(msg)) => return fail(msg),
+        Err(e) => return Err(e),
+    };
+    m.insert("backup".into(), "".into());
+    m.insert("changed".into(), Value::Bool(changed || attr_changed));
+    let msg = if !changed && attr_changed {
+        "ownership, perms or SE linux context changed".to_string()
+    } else {
+        msg
+    };
+    m.insert("msg".into(), msg.into());
+    Ok(m)
+}
