@@ -11,7 +11,8 @@ fn db_ops(name: &str) -> std::path::PathBuf {
     repo_root().join("playbooks/db-operations").join(name)
 }
 
-fn quorum_loss_backup_and_restore(engine: Engine) {
+/// `backup_engine` runs etcd_backup.yml, `engine` etcd_restore.yml.
+fn quorum_loss_backup_and_restore(backup_engine: Engine, engine: Engine) {
     let cluster = ServiceCluster::start3();
     let sshd = Sshd::start();
     let ansible = Ansible::new();
@@ -20,7 +21,7 @@ fn quorum_loss_backup_and_restore(engine: Engine) {
     cluster.put_many("/data/", KEYS);
 
     // Backup: check mode writes nothing, then a real one.
-    engine
+    backup_engine
         .playbook(&ansible, &hosts, &db_ops("etcd_backup.yml"), &["--check"])
         .assert_success();
     assert!(
@@ -28,7 +29,7 @@ fn quorum_loss_backup_and_restore(engine: Engine) {
         "check mode wrote {:?}",
         cluster.backups()
     );
-    let out = engine.playbook(&ansible, &hosts, &db_ops("etcd_backup.yml"), &[]);
+    let out = backup_engine.playbook(&ansible, &hosts, &db_ops("etcd_backup.yml"), &[]);
     out.assert_success();
     let backups = cluster.backups();
     assert_eq!(backups.len(), 1, "{backups:?}");
@@ -48,7 +49,7 @@ fn quorum_loss_backup_and_restore(engine: Engine) {
     };
     wipe(2);
     cluster.put("/data-late/key", "written with one member down");
-    let out = engine.playbook(
+    let out = backup_engine.playbook(
         &ansible,
         &hosts,
         &db_ops("etcd_backup.yml"),
@@ -141,5 +142,12 @@ fn quorum_loss_backup_and_restore(engine: Engine) {
 
 #[test]
 fn quorum_loss_backup_and_restore_ansible_playbook() {
-    quorum_loss_backup_and_restore(Engine::AnsiblePlaybook);
+    quorum_loss_backup_and_restore(Engine::AnsiblePlaybook, Engine::AnsiblePlaybook);
+}
+
+/// The restore under etcd-agent; the backups are taken with ansible-playbook
+/// because etcd_backup.yml needs `group_by`, which the agent does not have yet.
+#[test]
+fn quorum_loss_restore_etcd_agent_after_ansible_backup() {
+    quorum_loss_backup_and_restore(Engine::AnsiblePlaybook, Engine::agent_required());
 }
