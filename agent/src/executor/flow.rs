@@ -392,10 +392,26 @@ impl Engine {
         active: &mut Vec<String>,
         run: &mut PlayRun<'_>,
     ) -> Flow {
-        if run.notified.is_empty() {
-            return Flow::Continue;
+        // a handler may notify other handlers: repeat until nothing is pending
+        let mut rounds = 0;
+        while !run.notified.is_empty() && rounds < 100 {
+            rounds += 1;
+            let notified = std::mem::take(&mut run.notified);
+            let flow = self.flush_once(play, notified, active, run).await;
+            if flow != Flow::Continue {
+                return flow;
+            }
         }
-        let notified = std::mem::take(&mut run.notified);
+        Flow::Continue
+    }
+
+    async fn flush_once(
+        &mut self,
+        play: &Play,
+        notified: Vec<(String, Vec<String>)>,
+        active: &mut Vec<String>,
+        run: &mut PlayRun<'_>,
+    ) -> Flow {
         for item in &play.handlers {
             let Item::Task(step) = item else { continue };
             let name = step.task.name.clone().unwrap_or_default();
@@ -427,6 +443,17 @@ impl Engine {
                     Some(&step.extra),
                 )
                 .await;
+            for (host, status) in &self.last {
+                if *status == Status::Changed {
+                    for n in &step.extra.notify {
+                        match run.notified.iter_mut().find(|(x, _)| x == n) {
+                            Some((_, hs)) if !hs.contains(host) => hs.push(host.clone()),
+                            Some(_) => {}
+                            None => run.notified.push((n.clone(), vec![host.clone()])),
+                        }
+                    }
+                }
+            }
             active.retain(|h| !self.dead.contains(h));
             let flow = self.after_failures(play, failed_now, active, run);
             if flow != Flow::Continue {

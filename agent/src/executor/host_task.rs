@@ -376,6 +376,13 @@ fn apply_overrides(
     }
     if let Some(conds) = &task.failed_when {
         let failed = all(conds)?;
+        if !failed && flag(result, "failed") {
+            // Ansible 2.19 notes the failure it suppressed (tracebacks are off by default)
+            result.insert(
+                "failed_when_suppressed_exception".into(),
+                "(traceback unavailable)".into(),
+            );
+        }
         result.insert("failed_when_result".into(), Value::Bool(failed));
         result.insert("failed".into(), Value::Bool(failed));
     }

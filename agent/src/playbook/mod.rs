@@ -346,6 +346,8 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
         add_tags(&mut play.body, &play_tags);
     }
     blocks::Item::flatten(&play.body, &mut play.tasks);
+    check_notify(&play.body, &play.handlers)?;
+    check_notify(&play.handlers, &play.handlers)?;
     Ok(play)
 }
 
@@ -365,6 +367,38 @@ pub fn select_tags(books: &mut [Playbook], only: &[String], skip: &[String]) {
         play.tasks.clear();
         blocks::Item::flatten(&play.body, &mut play.tasks);
     }
+}
+
+/// Every `notify` must name a handler (by `name` or `listen`): Ansible fails the run otherwise.
+fn check_notify(items: &[blocks::Item], handlers: &[blocks::Item]) -> Result<()> {
+    let known = |n: &str| {
+        handlers.iter().any(|h| match h {
+            blocks::Item::Task(s) => {
+                s.task.name.as_deref() == Some(n) || s.extra.listen.iter().any(|l| l == n)
+            }
+            _ => false,
+        })
+    };
+    for i in items {
+        match i {
+            blocks::Item::Task(s) => {
+                if let Some(n) = s.extra.notify.iter().find(|n| !known(n)) {
+                    return Err(syntax(format!(
+                        "{}: The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list",
+                        s.task.origin
+                    )));
+                }
+            }
+            blocks::Item::Block(b) => {
+                check_notify(&b.block, handlers)?;
+                check_notify(&b.rescue, handlers)?;
+                check_notify(&b.always, handlers)?;
+            }
+            blocks::Item::Include { items, .. } => check_notify(items, handlers)?,
+            blocks::Item::Flush => {}
+        }
+    }
+    Ok(())
 }
 
 fn add_tags(items: &mut [blocks::Item], tags: &[String]) {
