@@ -3,47 +3,15 @@
 //!
 //! The binary is built once per test process with `cargo build -p etcd-agent`.
 
+use harness::agent_command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-
-/// Builds `etcd-agent` once and returns its path.
-fn agent_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "-q", "-p", "etcd-agent"])
-            .current_dir(root)
-            .output()
-            .expect("run cargo build -p etcd-agent");
-        assert!(
-            out.status.success(),
-            "cargo build -p etcd-agent failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        target.join("debug").join("etcd-agent")
-    })
-}
 
 /// Runs the agent in `dir` with no inherited `ANSIBLE_*` settings.
 fn agent(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(agent_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ANSIBLE_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.args(args)
-        .current_dir(dir)
-        .env("ANSIBLE_CONFIG", dir.join("no-such-ansible.cfg"))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
+    agent_command(dir, &dir.join("no-such-ansible.cfg"))
+        .args(args)
         .output()
         .expect("run etcd-agent")
 }
@@ -658,16 +626,8 @@ fn wait_for_pause_facts_and_ansible_cfg() {
             f = file.display()
         ),
     );
-    let mut cmd = Command::new(agent_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ANSIBLE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
+    let out = agent_command(dir, &dir.join("ansible.cfg"))
         .args(["playbook", pb.to_str().unwrap()])
-        .current_dir(dir)
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     drop(listener);
@@ -717,17 +677,9 @@ fn default_output_is_identical_to_ansible_playbook_for_binary_modules_and_diffs(
             pb.to_str().unwrap(),
         ];
         args.extend(extra.iter().copied());
-        let mut cmd = Command::new(agent_bin());
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("ANSIBLE_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mine = cmd
+        let mine = agent_command(dir, &dir.join("ansible.cfg"))
             .args(&args)
             .envs(ansible.env())
-            .current_dir(dir)
-            .stdin(Stdio::null())
             .output()
             .unwrap();
         let theirs_out: String = theirs

@@ -2,45 +2,14 @@
 //! `ansible-playbook` (over the harness sshd) give the same exit code, the same recap counters
 //! and the same per-task, per-host outcome.
 
-use harness::{Ansible, Sshd};
+use harness::{agent_command, Ansible, Sshd};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-
-fn agent_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "-q", "-p", "etcd-agent"])
-            .current_dir(root)
-            .output()
-            .expect("run cargo build -p etcd-agent");
-        assert!(
-            out.status.success(),
-            "cargo build -p etcd-agent failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        target.join("debug").join("etcd-agent")
-    })
-}
+use std::process::Output;
 
 fn agent(ansible: &Ansible, args: &[&str]) -> Output {
-    let mut cmd = Command::new(agent_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ANSIBLE_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.args(args)
-        .current_dir(ansible.dir())
-        .env("ANSIBLE_CONFIG", ansible.dir().join("ansible.cfg"))
-        .stdin(Stdio::null())
+    agent_command(ansible.dir(), &ansible.dir().join("ansible.cfg"))
+        .args(args)
         .output()
         .expect("run etcd-agent")
 }

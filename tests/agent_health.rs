@@ -2,47 +2,17 @@
 //! cluster, side by side with `ansible-playbook`: same exit codes and messages, the module
 //! uploaded once per host.
 
-use harness::{module_binary, repo_root, Ansible, Cluster, Sshd};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-
-fn agent_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "-q", "-p", "etcd-agent"])
-            .current_dir(root)
-            .output()
-            .expect("run cargo build -p etcd-agent");
-        assert!(
-            out.status.success(),
-            "cargo build -p etcd-agent failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        target.join("debug").join("etcd-agent")
-    })
-}
+use harness::{agent_command, module_binary, repo_root, Ansible, Cluster, Sshd};
+use std::path::PathBuf;
+use std::process::Output;
 
 /// Runs the agent with the same environment the harness gives ansible-playbook
 /// (ANSIBLE_LIBRARY = playbooks/library, sandboxed config).
 fn agent(ansible: &Ansible, args: &[&str]) -> Output {
-    let mut cmd = Command::new(agent_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ANSIBLE_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.args(args)
+    agent_command(ansible.dir(), &ansible.dir().join("ansible.cfg"))
+        .args(args)
         .envs(ansible.env())
         .env("RUST_LOG", "etcd_agent::transport=info")
-        .current_dir(ansible.dir())
-        .stdin(Stdio::null())
         .output()
         .expect("run etcd-agent")
 }

@@ -4,47 +4,16 @@
 //!
 //! The binary is built once per test process with `cargo build -p etcd-agent`.
 
-use harness::Sshd;
+use harness::{agent_command, Sshd};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-
-fn agent_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "-q", "-p", "etcd-agent"])
-            .current_dir(root)
-            .output()
-            .expect("run cargo build -p etcd-agent");
-        assert!(
-            out.status.success(),
-            "cargo build -p etcd-agent failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        target.join("debug").join("etcd-agent")
-    })
-}
+use std::process::Output;
 
 /// Runs the agent in `dir` with upload logging on (stderr) and no `ANSIBLE_*` settings.
 fn agent(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(agent_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ANSIBLE_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.args(args)
-        .current_dir(dir)
-        .env("ANSIBLE_CONFIG", dir.join("no-such-ansible.cfg"))
+    agent_command(dir, &dir.join("no-such-ansible.cfg"))
+        .args(args)
         .env("RUST_LOG", "etcd_agent::transport=info")
-        .stdin(Stdio::null())
         .output()
         .expect("run etcd-agent")
 }
@@ -380,16 +349,8 @@ fn ssh_host_keys_are_checked_by_default() {
         "ansible.cfg",
         "[defaults]\nhost_key_checking = False\n",
     );
-    let mut cmd = Command::new(agent_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ANSIBLE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
+    let out = agent_command(dir, &dir.join("ansible.cfg"))
         .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod ansible;
 pub mod cluster;
 pub mod etcdctl;
@@ -23,6 +24,7 @@ pub mod slots;
 pub mod sshd;
 pub mod tls;
 
+pub use agent::{agent_binary, agent_command};
 pub use ansible::{Ansible, AnsibleOutput};
 pub use cluster::{Cluster, ClusterOptions};
 pub use etcdctl::MemberInfo;
