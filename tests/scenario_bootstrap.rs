@@ -5,10 +5,11 @@
 use harness::{repo_root, Ansible, Engine, ServiceCluster, ServiceOptions, Sshd, DEFAULT_TIMEOUT};
 
 fn bootstrap_then_health_and_backup(engine: Engine, with_backup: bool) {
-    let cluster = ServiceCluster::start(ServiceOptions {
-        members: 0,
-        ..ServiceOptions::default()
-    });
+    bootstrap(engine, false, with_backup);
+}
+
+fn bootstrap(engine: Engine, tls: bool, with_backup: bool) {
+    let cluster = ServiceCluster::start(ServiceOptions { members: 0, tls });
     let sshd = Sshd::start();
     let ansible = Ansible::new();
     let hosts = cluster.write_inventory(&ansible, &sshd, "hosts.ini", &[0, 1, 2], &[]);
@@ -29,6 +30,12 @@ fn bootstrap_then_health_and_backup(engine: Engine, with_backup: bool) {
     let out = engine.playbook(&ansible, &hosts, &bootstrap, &[]);
     out.assert_success();
     cluster.wait_healthy(&[0, 1, 2], DEFAULT_TIMEOUT);
+    if tls {
+        let env = std::fs::read_to_string(&cluster.member(1).env_file).unwrap();
+        assert!(env.contains("ETCD_CLIENT_CERT_AUTH=true"), "{env}");
+        assert!(env.contains("ETCD_PEER_CLIENT_CERT_AUTH=true"), "{env}");
+        assert!(env.contains("ETCD_INITIAL_CLUSTER=m0=https://"), "{env}");
+    }
     let members = cluster.member_list();
     assert_eq!(members.len(), 3, "{members:?}");
     for i in 0..3 {
@@ -76,4 +83,15 @@ fn bootstrap_then_health_and_backup_ansible_playbook() {
 #[test]
 fn bootstrap_then_health_etcd_agent() {
     bootstrap_then_health_and_backup(Engine::agent_required(), false);
+}
+
+/// Bootstrap with TLS: the playbook writes the members' certificate settings.
+#[test]
+fn bootstrap_tls_then_health_ansible_playbook() {
+    bootstrap(Engine::AnsiblePlaybook, true, false);
+}
+
+#[test]
+fn bootstrap_tls_then_health_etcd_agent() {
+    bootstrap(Engine::agent_required(), true, false);
 }
