@@ -209,9 +209,10 @@ impl Engine {
     }
 
     /// Runs `playbook` against `inventory` with `extra_args` (`-e k=v`, `-C`...).
-    /// Never panics on a failed run: check [`AnsibleOutput::status`]. With
-    /// the agent, `json` is its `--json` document and `stdout` its text output
-    /// is not available (the JSON text is in `stdout`).
+    /// Never panics on a failed run: check [`AnsibleOutput::status`]. The
+    /// agent runs with `--json`: its [`AnsibleOutput::json`] is that document
+    /// (same layout as the harness's ansible-playbook record) and its
+    /// `stdout` is the JSON text, not the human-readable output.
     pub fn playbook(
         &self,
         ansible: &Ansible,
@@ -921,9 +922,9 @@ impl ServiceCluster {
             .unwrap_or_else(|| panic!("no raft term from members {indices:?}"))
     }
 
-    /// (member, revision, key count under `prefix`) as each of `indices`
-    /// serves it locally, once their revisions agree; panics if they do not
-    /// agree within [`DEFAULT_TIMEOUT`].
+    /// Waits until the members `indices`, each read locally (serializable),
+    /// report the same (revision, key count under `prefix`); returns it.
+    /// Panics if they do not agree within [`DEFAULT_TIMEOUT`].
     pub fn wait_agree(&self, indices: &[usize], prefix: &str) -> (i64, u64) {
         let mut last = Vec::new();
         let agreed = poll_until(DEFAULT_TIMEOUT, || {
