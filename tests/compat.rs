@@ -560,3 +560,62 @@ fn readme_table_names_corpus_playbooks() {
         named.len()
     );
 }
+
+/// Outside the supported subset, `--syntax-check` fails (exit 4) naming the file and line and
+/// saying it is unsupported: never silently ignored.
+#[test]
+fn unsupported_features_fail_at_syntax_check() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: &[(&str, &str)] = &[
+        (
+            "    - name: t\n      debug: msg=x\n      with_dict: {a: 1}\n",
+            "'with_dict' is not supported",
+        ),
+        (
+            "    - name: t\n      debug: msg=x\n      async: 10\n",
+            "'async' in task \"t\" is not supported",
+        ),
+        (
+            "    - meta: clear_facts\n",
+            "meta: clear_facts is not supported",
+        ),
+        (
+            "    - include_tasks: '{{ f }}.yml'\n",
+            "templated names are not supported",
+        ),
+        (
+            "    - include_role: {name: r}\n",
+            "'include_role' is not supported",
+        ),
+        (
+            "    - name: t\n      debug: msg=x\n      notify: nobody\n",
+            "handler 'nobody' was not found",
+        ),
+        (
+            "    - name: t\n      debug: msg=x\n      loop_control: {pause: 1}\n      loop: [1]\n",
+            "loop_control 'pause' is not supported",
+        ),
+    ];
+    for (i, (task, want)) in cases.iter().enumerate() {
+        let pb = dir.path().join(format!("u{i}.yml"));
+        std::fs::write(
+            &pb,
+            format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n{task}"),
+        )
+        .expect("write playbook");
+        let out = Command::new(agent_bin())
+            .arg("playbook")
+            .arg("--syntax-check")
+            .arg(&pb)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run etcd-agent");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{task}: {stderr}");
+        assert!(
+            stderr.contains(want) && stderr.contains(&format!("u{i}.yml:")),
+            "{task}: expected {want:?} with file:line, got {stderr}"
+        );
+    }
+}
