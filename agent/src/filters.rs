@@ -381,8 +381,50 @@ fn combine(base: JValue, others: Rest<JValue>, kw: Kwargs) -> Result<JValue, Err
     Ok(JValue::from_serialize(&out))
 }
 
+/// Python's `json.dumps(v)`: keys in dict order, `", "`/`": "` separators, non-ASCII escaped.
+pub fn json_dumps(v: &Value) -> String {
+    match v {
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, x)| format!("{}: {}", json_str(k), json_dumps(x)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(json_dumps).collect::<Vec<_>>().join(", ")
+        ),
+        Value::String(s) => json_str(s),
+        other => other.to_string(),
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn to_json(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(crate::output::python_compact(&to_data(&v)?))
+    Ok(json_dumps(&to_data(&v)?))
 }
 
 fn yaml_scalar(v: &Value) -> String {
@@ -500,12 +542,13 @@ pub fn dump_yaml(v: &Value, nice: bool) -> String {
     out
 }
 
+// PyYAML sorts keys by default
 fn to_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(dump_yaml(&to_data(&v)?, false))
+    Ok(dump_yaml(&crate::output::sorted_keys(&to_data(&v)?), false))
 }
 
 fn to_nice_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(dump_yaml(&to_data(&v)?, true))
+    Ok(dump_yaml(&crate::output::sorted_keys(&to_data(&v)?), true))
 }
 
 fn from_yaml(s: String) -> Result<JValue, Error> {
@@ -724,6 +767,10 @@ mod tests {
         assert_eq!(render("{{ \"it's\" | quote }}"), json!("'it'\"'\"'s'"));
         assert_eq!(render("{{ 'plain' | quote }}"), json!("plain"));
         assert_eq!(render("{{ {'b': 1} | to_json }}"), json!("{\"b\": 1}"));
+        assert_eq!(
+            render("{{ {'z': 'é\\n', 'a': [1]} | to_json }}"),
+            json!("{\"z\": \"\\u00e9\\n\", \"a\": [1]}")
+        );
         assert_eq!(
             render("{{ {'name': 'x', 'list': [1, 2]} | to_yaml }}"),
             json!("list: [1, 2]\nname: x\n")

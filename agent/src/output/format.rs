@@ -27,8 +27,27 @@ impl Formatter for PyCompact {
     }
 }
 
+/// A copy with every mapping's keys sorted (maps keep insertion order, as Python dicts do;
+/// Ansible's callbacks print with `sort_keys=True`).
+pub fn sorted_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 /// One line, `", "` and `": "` separators, sorted keys.
 pub fn python_compact(v: &Value) -> String {
+    let v = &sorted_keys(v);
     let mut buf = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, PyCompact);
     if v.serialize(&mut ser).is_err() {

@@ -8,7 +8,7 @@ mod progress;
 mod text;
 
 pub use adhoc::AdhocReporter;
-pub use format::{python_compact, python_indented};
+pub use format::{python_compact, python_indented, sorted_keys};
 pub use json::JsonReporter;
 pub use progress::Progress;
 pub use text::TextReporter;
