@@ -183,10 +183,11 @@ async fn set_attrs(
 
 fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() || total < CHUNK as u64 {
+    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() || total < CHUNK as u64
+    {
         return indicatif::ProgressBar::hidden();
     }
-    let pb = indicatif::ProgressBar::new(total);
+    let pb = crate::output::progress_bars().add(indicatif::ProgressBar::new(total));
     pb.set_style(
         indicatif::ProgressStyle::with_template(
             "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
@@ -593,9 +594,11 @@ pub async fn file(ctx: &ActionCtx<'_>) -> R {
             m.insert("changed".into(), Value::Bool(changed));
             m.insert("path".into(), path.clone().into());
         }
-        other => return fail(format!(
+        other => {
+            return fail(format!(
             "file: state={other} is not supported by etcd-agent (file, directory, touch, absent)"
-        )),
+        ))
+        }
     }
     let after = if ctx.check {
         before

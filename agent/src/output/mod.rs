@@ -10,7 +10,7 @@ mod text;
 pub use adhoc::AdhocReporter;
 pub use format::{python_compact, python_indented, sorted_keys};
 pub use json::JsonReporter;
-pub use progress::Progress;
+pub use progress::{multi as progress_bars, Progress};
 pub use text::TextReporter;
 
 use crate::playbook::TaskOrigin;
