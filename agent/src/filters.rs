@@ -537,7 +537,15 @@ pub fn dump_yaml(v: &Value, nice: bool) -> String {
     }
     match v {
         Value::Array(_) | Value::Object(_) => yaml_block(v, 0, nice, &mut out),
-        other => out = format!("{}\n...\n", yaml_scalar(other)),
+        other => {
+            // PyYAML ends a plain (unquoted) scalar document with `...`
+            let text = yaml_scalar(other);
+            out = if text.starts_with(['\'', '"']) {
+                format!("{text}\n")
+            } else {
+                format!("{text}\n...\n")
+            };
+        }
     }
     out
 }
@@ -789,5 +797,68 @@ mod tests {
             let enc = super::base64_encode(s.as_bytes());
             assert_eq!(super::base64_decode(&enc).unwrap(), s.as_bytes(), "{s:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use crate::template::Templar;
+    use minijinja::Value as JValue;
+    use serde_json::json;
+
+    fn render(expr: &str) -> serde_json::Value {
+        let vars = JValue::from_serialize(json!({"empty": "", "zero": 0, "s": "x y"}));
+        Templar::new()
+            .render_str(expr, &vars)
+            .unwrap_or_else(|e| panic!("{expr}: {e:#}"))
+    }
+
+    #[test]
+    fn defaults_and_conversions() {
+        assert_eq!(render("{{ empty | default('e') }}"), json!(""));
+        assert_eq!(render("{{ empty | default('e', true) }}"), json!("e"));
+        assert_eq!(render("{{ 'x' | int }}"), json!(0));
+        assert_eq!(render("{{ '3.7' | int }}"), json!(3));
+        assert_eq!(render("{{ 'On' | bool }}"), json!(true));
+        assert_eq!(render("{{ 'off' | bool }}"), json!(false));
+        assert_eq!(render("{{ none | ternary('a', 'b', 'n') }}"), json!("n"));
+    }
+
+    #[test]
+    fn none_prints_empty_and_no_match_is_none() {
+        assert_eq!(render("[{{ 'abc' | regex_search('z') }}]"), json!("[]"));
+        assert_eq!(render("{{ 'abc' | regex_search('z') }}"), json!(null));
+        assert_eq!(render("{{ true }} {{ false }}"), json!("True False"));
+        assert_eq!(render("x{{ [\"it's\"] }}"), json!("x[\"it's\"]"));
+        assert_eq!(render("{{ {'a': none} }}"), json!({"a": null}));
+        assert_eq!(render("x{{ {'a': none} }}"), json!("x{'a': None}"));
+    }
+
+    #[test]
+    fn python_methods() {
+        assert_eq!(render("{{ s.split() }}"), json!(["x", "y"]));
+        assert_eq!(render("{{ ' a '.strip() }}"), json!("a"));
+        assert_eq!(render("{{ 'a-b'.replace('-', '_') }}"), json!("a_b"));
+        assert_eq!(render("{{ 'abc'.startswith('ab') }}"), json!(true));
+        assert_eq!(render("{{ ','.join(['a', 'b']) }}"), json!("a,b"));
+        assert_eq!(render("{{ {'k': 1}.items() | list }}"), json!([["k", 1]]));
+        assert_eq!(render("{{ 'ab' is in('xaby') }}"), json!(true));
+        assert_eq!(render("{{ 'k' is in({'k': 1}) }}"), json!(true));
+    }
+
+    #[test]
+    fn yaml_dump_shapes() {
+        let v = json!({"b": [{"x": 1}], "a": "multi word", "c": {}});
+        assert_eq!(
+            super::dump_yaml(&crate::output::sorted_keys(&v), false),
+            "a: multi word\nb:\n- {x: 1}\nc: {}\n"
+        );
+        assert_eq!(super::dump_yaml(&json!("yes"), false), "'yes'\n");
+        assert_eq!(super::dump_yaml(&json!("abc"), false), "abc\n...\n");
+        assert_eq!(
+            super::dump_yaml(&json!({"a": {"b": {"c": 1}}, "l": [[1, 2], [3]]}), false),
+            "a:\n  b: {c: 1}\nl:\n- [1, 2]\n- [3]\n"
+        );
+        assert_eq!(super::dump_yaml(&json!([1, "a"]), false), "[1, a]\n");
     }
 }
