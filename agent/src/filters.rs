@@ -494,29 +494,30 @@ fn yaml_block(v: &Value, indent: usize, nice: bool, out: &mut String) {
                     }
                     Value::Array(c) if !c.is_empty() && (nice || !is_flat(val)) => {
                         out.push_str(&format!("{pad}{key}:\n"));
-                        let inner = if nice { indent + 4 } else { indent };
-                        yaml_block(val, inner, nice, out);
+                        // PyYAML does not indent a sequence under its key
+                        yaml_block(val, indent, nice, out);
                     }
                     _ => out.push_str(&format!("{pad}{key}: {}\n", flow(val))),
                 }
             }
         }
         Value::Array(a) if !a.is_empty() => {
+            // `- ` (to_yaml) or `-   ` (to_nice_yaml, indent 4) before block items
+            let step = if nice { 4 } else { 2 };
+            let dash = format!("-{}", " ".repeat(step - 1));
             for item in a {
-                match item {
-                    Value::Object(c) if !c.is_empty() && (nice || !is_flat(item)) => {
-                        let mut inner = String::new();
-                        yaml_block(item, indent + 2, nice, &mut inner);
-                        let trimmed = inner.trim_start_matches(' ');
-                        out.push_str(&format!("{pad}- {trimmed}"));
-                    }
-                    Value::Array(c) if !c.is_empty() && (nice || !is_flat(item)) => {
-                        let mut inner = String::new();
-                        yaml_block(item, indent + 2, nice, &mut inner);
-                        let trimmed = inner.trim_start_matches(' ');
-                        out.push_str(&format!("{pad}- {trimmed}"));
-                    }
-                    other => out.push_str(&format!("{pad}- {}\n", flow(other))),
+                let block = match item {
+                    Value::Object(c) => !c.is_empty() && (nice || !is_flat(item)),
+                    Value::Array(c) => !c.is_empty() && (nice || !is_flat(item)),
+                    _ => false,
+                };
+                if block {
+                    let mut inner = String::new();
+                    yaml_block(item, indent + step, nice, &mut inner);
+                    let trimmed = inner.trim_start_matches(' ');
+                    out.push_str(&format!("{pad}{dash}{trimmed}"));
+                } else {
+                    out.push_str(&format!("{pad}- {}\n", flow(item)));
                 }
             }
         }
@@ -855,6 +856,12 @@ mod edge_tests {
         );
         assert_eq!(super::dump_yaml(&json!("yes"), false), "'yes'\n");
         assert_eq!(super::dump_yaml(&json!("abc"), false), "abc\n...\n");
+        let v =
+            json!({"d": {"k": {"z": 1}}, "ld": [{"a": 1, "b": 2}], "list": [1, 2], "name": "x"});
+        assert_eq!(
+            super::dump_yaml(&v, true),
+            "d:\n    k:\n        z: 1\nld:\n-   a: 1\n    b: 2\nlist:\n- 1\n- 2\nname: x\n"
+        );
         assert_eq!(
             super::dump_yaml(&json!({"a": {"b": {"c": 1}}, "l": [[1, 2], [3]]}), false),
             "a:\n  b: {c: 1}\nl:\n- [1, 2]\n- [3]\n"
