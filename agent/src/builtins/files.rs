@@ -261,8 +261,48 @@ fn local_source(ctx: &ActionCtx<'_>, src: &str, sub: &str) -> Option<PathBuf> {
         .find(|c| c.is_file())
 }
 
+/// Ansible skips diffs of files bigger than this (`max_file_size_for_diff`).
+const MAX_DIFF: u64 = 104_448;
+
+/// `--diff` for a file about to be replaced: `before`/`after` text, as Ansible's copy returns it.
+async fn content_diff(
+    ctx: &ActionCtx<'_>,
+    dest: &str,
+    before: Option<&Info>,
+    data: &[u8],
+    after_header: Option<&str>,
+) -> Result<Option<Value>, TransportError> {
+    let Ok(after) = std::str::from_utf8(data) else {
+        return Ok(None);
+    };
+    if data.len() as u64 > MAX_DIFF || before.is_some_and(|i| i.size > MAX_DIFF) {
+        return Ok(None);
+    }
+    let old = match before {
+        Some(i) if i.is_reg() => {
+            let out = sh(ctx, &format!("cat {}", quote(dest)), None).await?;
+            match String::from_utf8(out.stdout) {
+                Ok(t) if out.rc == 0 => t,
+                _ => return Ok(None),
+            }
+        }
+        _ => String::new(),
+    };
+    let mut d = Map::new();
+    d.insert("after".into(), after.into());
+    d.insert("after_header".into(), after_header.unwrap_or(dest).into());
+    d.insert("before".into(), old.into());
+    d.insert("before_header".into(), dest.into());
+    Ok(Some(Value::Object(d)))
+}
+
 /// Shared end of `copy` and `template`: put `data` at `dest` unless it is already there.
-async fn put_content(ctx: &ActionCtx<'_>, dest: &str, data: &[u8], src_name: Option<&str>) -> R {
+async fn put_content(ctx: &ActionCtx<'_>, dest: &str, data: &[u8], src: Option<&Path>) -> R {
+    let src_name = src
+        .filter(|_| !ctx.module.contains("template"))
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let src_name = src_name.as_deref();
     let mut dest = dest.to_string();
     let mut before = info(ctx, &dest).await?;
     if before.as_ref().is_some_and(Info::is_dir) || dest.ends_with('/') {
@@ -280,6 +320,12 @@ async fn put_content(ctx: &ActionCtx<'_>, dest: &str, data: &[u8], src_name: Opt
         _ => false,
     };
     let mut m = Map::new();
+    if ctx.diff && !same {
+        let header = src.map(|p| p.display().to_string());
+        if let Some(d) = content_diff(ctx, &dest, before.as_ref(), data, header.as_deref()).await? {
+            m.insert("diff".into(), d);
+        }
+    }
     let mut changed = false;
     if !same {
         changed = true;
@@ -361,8 +407,7 @@ pub async fn copy(ctx: &ActionCtx<'_>) -> R {
         Ok(d) => d,
         Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    put_content(ctx, &dest, &data, name.as_deref()).await
+    put_content(ctx, &dest, &data, Some(&path)).await
 }
 
 /// `template`: renders a controller-side Jinja file (Ansible's `trim_blocks`) and copies it.
@@ -388,7 +433,7 @@ pub async fn template(ctx: &ActionCtx<'_>) -> R {
         Ok(v) => crate::playbook::scalar_string(&v),
         Err(e) => return fail(format!("{}: {e:#}", path.display())),
     };
-    put_content(ctx, &dest, rendered.as_bytes(), None).await
+    put_content(ctx, &dest, rendered.as_bytes(), Some(&path)).await
 }
 
 /// `fetch`: copies a remote file to the controller, verifying its SHA-1.
