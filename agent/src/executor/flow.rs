@@ -258,6 +258,7 @@ impl Engine {
         let info = TaskInfo {
             name: task.display_name(),
             origin: Some(task.origin.clone()),
+            handler: false,
         };
         let conditions: Vec<(String, Result<bool, String>)> = {
             let hostvars = self.hostvars();

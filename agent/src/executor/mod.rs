@@ -353,6 +353,7 @@ impl Engine {
         let info = TaskInfo {
             name: task.display_name(),
             origin: Some(task.origin.clone()),
+            handler: extra.is_some_and(|x| x.handler),
         };
         let run_once = task.run_once || task.module() == "pause";
         let targets: Vec<String> = if run_once {

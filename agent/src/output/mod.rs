@@ -56,6 +56,8 @@ pub struct TaskInfo {
     pub name: String,
     /// Where it was written (None for Gathering Facts).
     pub origin: Option<TaskOrigin>,
+    /// A handler (`RUNNING HANDLER [...]`).
+    pub handler: bool,
 }
 
 /// Per-host recap counters.

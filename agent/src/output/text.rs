@@ -136,7 +136,12 @@ impl Reporter for TextReporter {
     }
 
     fn task_start(&mut self, task: &TaskInfo, hosts: usize) {
-        self.banner(&format!("TASK [{}]", task.name));
+        let kind = if task.handler {
+            "RUNNING HANDLER"
+        } else {
+            "TASK"
+        };
+        self.banner(&format!("{kind} [{}]", task.name));
         if let Some(p) = &mut self.progress {
             p.start_task(&task.name, hosts);
         }

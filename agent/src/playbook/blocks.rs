@@ -36,6 +36,8 @@ pub struct Extra {
     pub label: Option<Value>,
     /// `throttle`.
     pub throttle: Option<Value>,
+    /// True for tasks of the `handlers:` section.
+    pub handler: bool,
 }
 
 /// A task with its executor-side keywords.
@@ -581,8 +583,11 @@ pub fn parse_handlers(node: &Node, file: &Arc<PathBuf>) -> Result<Vec<Item>> {
             at(file, node)
         )));
     };
-    let items = parse_items(seq, file, &Inherit::default(), 0)?;
-    for i in &items {
+    let mut items = parse_items(seq, file, &Inherit::default(), 0)?;
+    for i in &mut items {
+        if let Item::Task(step) = i {
+            step.extra.handler = true;
+        }
         if !matches!(i, Item::Task(_)) {
             return Err(syntax(format!(
                 "{}: only plain tasks are supported as handlers by etcd-agent",
