@@ -25,7 +25,13 @@ fn tls_health_backup_restart(engine: Engine) {
         out.describe()
     );
 
-    // The runbook's helper scripts, installed by the etcd-helpers role.
+    // The runbook's helper scripts, installed by the etcd-helpers role
+    // (check mode first: nothing installed).
+    let helpers = repo_root().join("playbooks/etcd_helpers.yml");
+    engine
+        .playbook(&ansible, &hosts, &helpers, &["--check"])
+        .assert_success();
+    assert!(!cluster.dir().join("bin/m1/etcd-health.sh").exists());
     engine
         .playbook(
             &ansible,
