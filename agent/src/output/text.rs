@@ -8,12 +8,15 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 
+mod items;
+
 /// Writes Ansible's default stdout callback format.
 pub struct TextReporter {
     verbosity: u8,
     progress: Option<Progress>,
     out: Box<dyn Write + Send>,
     errors_shown: std::collections::HashSet<String>,
+    pending_include: Option<items::PendingInclude>,
 }
 
 impl TextReporter {
@@ -24,6 +27,7 @@ impl TextReporter {
             progress: Progress::if_terminal(),
             out: Box::new(std::io::stdout()),
             errors_shown: Default::default(),
+            pending_include: None,
         }
     }
 
@@ -128,6 +132,7 @@ fn snippet(o: &TaskOrigin) -> Option<String> {
 
 impl Reporter for TextReporter {
     fn play_start(&mut self, name: &str, _origin: &TaskOrigin) {
+        self.flush_include();
         self.banner(&format!("PLAY [{name}]"));
     }
 
@@ -136,6 +141,7 @@ impl Reporter for TextReporter {
     }
 
     fn task_start(&mut self, task: &TaskInfo, hosts: usize) {
+        self.flush_include();
         let kind = if task.handler {
             "RUNNING HANDLER"
         } else {
@@ -160,6 +166,10 @@ impl Reporter for TextReporter {
             Some(d) if d != &r.host => format!("[{} -> {d}]", r.host),
             _ => format!("[{}]", r.host),
         };
+        if self.include_result(task, r) || self.loop_result(task, r, &host) {
+            return;
+        }
+        self.flush_include();
         if r.status == Status::Changed {
             if let Some(d) = r.result.get("diff") {
                 let text = super::diff::render(d);
@@ -250,6 +260,7 @@ impl Reporter for TextReporter {
     fn no_more_hosts(&mut self) {}
 
     fn recap(&mut self, stats: &BTreeMap<String, HostStats>) {
+        self.flush_include();
         if let Some(p) = self.progress.take() {
             p.finish();
         }

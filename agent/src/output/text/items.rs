@@ -1,0 +1,136 @@
+//! Text output of loops (one line per item, as Ansible's default callback prints them) and of
+//! `include_tasks` (`included: FILE for HOSTS`, one line per file).
+
+use super::TextReporter;
+use crate::output::{HostResult, Status, TaskInfo};
+use serde_json::Value;
+
+/// An `include_tasks` line waiting for the task's other hosts.
+#[derive(Default)]
+pub(super) struct PendingInclude {
+    file: String,
+    hosts: Vec<String>,
+}
+
+fn label_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => crate::filters::python_repr(other),
+    }
+}
+
+impl TextReporter {
+    /// Prints the pending `included:` line, if any.
+    pub(super) fn flush_include(&mut self) {
+        if let Some(p) = self.pending_include.take() {
+            self.line(&format!("included: {} for {}", p.file, p.hosts.join(", ")));
+        }
+    }
+
+    /// Handles an `include_tasks` result; true when it was one.
+    pub(super) fn include_result(&mut self, task: &TaskInfo, r: &HostResult) -> bool {
+        if r.action != "include_tasks" || r.status != Status::Ok {
+            return false;
+        }
+        let rel = r
+            .result
+            .get("include")
+            .map(crate::playbook::scalar_string)
+            .unwrap_or_default();
+        let file = match task.origin.as_ref().and_then(|o| o.file.parent()) {
+            Some(dir) if !rel.starts_with('/') => {
+                let p = dir.join(&rel);
+                std::fs::canonicalize(&p).unwrap_or(p).display().to_string()
+            }
+            _ => rel,
+        };
+        match &mut self.pending_include {
+            Some(p) if p.file == file => p.hosts.push(r.host.clone()),
+            _ => {
+                self.flush_include();
+                self.pending_include = Some(PendingInclude {
+                    file,
+                    hosts: vec![r.host.clone()],
+                });
+            }
+        }
+        true
+    }
+
+    /// Prints one line per loop item; true when the result was a loop result.
+    pub(super) fn loop_result(&mut self, task: &TaskInfo, r: &HostResult, host: &str) -> bool {
+        let Some(Value::Array(items)) = r.result.get("results") else {
+            return false;
+        };
+        if items.is_empty() || !items.iter().all(|i| i.get("ansible_loop_var").is_some()) {
+            return false;
+        }
+        for item in items {
+            let Value::Object(m) = item else { continue };
+            let flag = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
+            let var = m
+                .get("ansible_loop_var")
+                .and_then(Value::as_str)
+                .unwrap_or("item");
+            let label = m
+                .get("_ansible_item_label")
+                .or_else(|| m.get(var))
+                .map(label_text)
+                .unwrap_or_default();
+            let status = if flag("failed") {
+                Status::Failed
+            } else if flag("skipped") {
+                Status::Skipped
+            } else if flag("changed") {
+                Status::Changed
+            } else {
+                Status::Ok
+            };
+            let one = HostResult {
+                host: r.host.clone(),
+                delegated_to: r.delegated_to.clone(),
+                status,
+                ignored: false,
+                result: m.clone(),
+                action: r.action.clone(),
+            };
+            match status {
+                Status::Ok | Status::Changed => {
+                    let word = if status == Status::Ok {
+                        "ok"
+                    } else {
+                        "changed"
+                    };
+                    let mut line = format!("{word}: {host} => (item={label})");
+                    if self.verbose(&one) {
+                        line.push_str(&format!(" => {}", self.dump(&one)));
+                    }
+                    self.line(&line);
+                }
+                Status::Skipped => self.line(&format!("skipping: {host} => (item={label}) ")),
+                _ => {
+                    let what = match m.get("msg").map(crate::playbook::scalar_string) {
+                        Some(x) if x.starts_with("Task failed") => x,
+                        Some(x) if x.is_empty() => "Task failed: Action failed.".to_string(),
+                        Some(x)
+                            if crate::builtins::CONTROLLER_ONLY.contains(&r.action.as_str()) =>
+                        {
+                            format!("Task failed: Action failed: {x}")
+                        }
+                        Some(x) => format!("Task failed: Module failed: {x}"),
+                        None => "Task failed: Action failed.".to_string(),
+                    };
+                    self.error_origin(&what, &task.origin);
+                    self.line(&format!(
+                        "failed: {host} (item={label}) => {}",
+                        self.dump(&one)
+                    ));
+                }
+            }
+        }
+        if r.status == Status::Failed && r.ignored {
+            self.line("...ignoring");
+        }
+        true
+    }
+}
