@@ -39,6 +39,9 @@ fn outcomes(doc: &Value) -> Vec<(String, String, String)> {
         for task in play["tasks"].as_array().into_iter().flatten() {
             let name = task["task"]["name"].as_str().unwrap_or("").to_string();
             if let Some(hosts) = task["hosts"].as_object() {
+                // Hosts finish in any order; compare them sorted.
+                let mut hosts: Vec<_> = hosts.iter().collect();
+                hosts.sort_by(|a, b| a.0.cmp(b.0));
                 for (h, r) in hosts {
                     let mut o = outcome(r).to_string();
                     if o == "ignored" {
