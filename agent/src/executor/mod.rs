@@ -363,10 +363,7 @@ impl Engine {
         };
         let hostvars = self.hostvars();
         let mut info = info;
-        if let (Some(first), true) = (
-            targets.first(),
-            crate::template::is_template(&info.name),
-        ) {
+        if let (Some(first), true) = (targets.first(), crate::template::is_template(&info.name)) {
             // Ansible templates task names with the variables it has (not host facts)
             let scope = Scope {
                 play_hosts,
