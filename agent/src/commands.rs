@@ -185,11 +185,15 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
         for (pb, path) in books.iter().zip(&args.playbooks) {
             println!("\nplaybook: {}", path.display());
             for (i, play) in pb.plays.iter().enumerate() {
+                let mut play_tags = play.tags.clone();
+                play_tags.sort();
+                play_tags.dedup();
                 println!(
-                    "\n  play #{} ({}): {}\tTAGS: []",
+                    "\n  play #{} ({}): {}\tTAGS: [{}]",
                     i + 1,
                     play.hosts,
-                    play.name
+                    play.name,
+                    play_tags.join(", ")
                 );
                 if args.list_hosts {
                     let hosts =
@@ -206,8 +210,10 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
                 }
                 if args.list_tasks {
                     println!("    tasks:");
-                    for t in &play.tasks {
-                        println!("      {}\tTAGS: []", t.display_name());
+                    let mut tasks = Vec::new();
+                    crate::playbook::blocks::Item::tagged_tasks(&play.body, &mut tasks);
+                    for (name, tags) in tasks {
+                        println!("      {name}\tTAGS: [{}]", tags.join(", "));
                     }
                 }
             }

@@ -99,6 +99,28 @@ impl Item {
         }
     }
 
+    /// `(display name, sorted tags)` of every task in the tree, as `--list-tasks` shows them.
+    pub fn tagged_tasks(items: &[Item], out: &mut Vec<(String, Vec<String>)>) {
+        let entry = |s: &Step| {
+            let mut tags = s.extra.tags.clone();
+            tags.sort();
+            tags.dedup();
+            (s.task.display_name(), tags)
+        };
+        for i in items {
+            match i {
+                Item::Task(s) => out.push(entry(s)),
+                Item::Include { step, .. } => out.push(entry(step)),
+                Item::Block(b) => {
+                    Item::tagged_tasks(&b.block, out);
+                    Item::tagged_tasks(&b.rescue, out);
+                    Item::tagged_tasks(&b.always, out);
+                }
+                Item::Flush => {}
+            }
+        }
+    }
+
     /// Keeps the items `keep` accepts (tags selection); empty blocks disappear.
     pub fn retain(items: &mut Vec<Item>, keep: &dyn Fn(&Step) -> bool) {
         items.retain_mut(|i| match i {

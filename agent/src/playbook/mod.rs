@@ -54,6 +54,8 @@ pub struct Play {
     pub body: Vec<blocks::Item>,
     /// `handlers`.
     pub handlers: Vec<blocks::Item>,
+    /// Play `tags` (also given to every task of the play).
+    pub tags: Vec<String>,
     /// Where the play starts.
     pub origin: TaskOrigin,
 }
@@ -230,6 +232,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
         tasks: Vec::new(),
         body: Vec::new(),
         handlers: Vec::new(),
+        tags: Vec::new(),
         origin,
     };
     let mut sections: [Vec<blocks::Item>; 3] = [Vec::new(), Vec::new(), Vec::new()];
@@ -345,6 +348,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     if !play_tags.is_empty() {
         add_tags(&mut play.body, &play_tags);
     }
+    play.tags = play_tags;
     blocks::Item::flatten(&play.body, &mut play.tasks);
     check_notify(&play.body, &play.handlers)?;
     check_notify(&play.handlers, &play.handlers)?;
