@@ -57,15 +57,24 @@ fn main() {
     let agent = root.join("target/release/etcd-agent");
     let agent_native = root.join("target/native-mux/release/etcd-agent");
     for bin in [&agent, &agent_native] {
-        assert!(bin.exists(), "{} is missing: run bench/agent.sh", bin.display());
+        assert!(
+            bin.exists(),
+            "{} is missing: run bench/agent.sh",
+            bin.display()
+        );
     }
-    let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     let cluster = Cluster::start3();
     let sshd = Sshd::start();
     let ansible = Ansible::new();
     let playbook = root.join("playbooks/db-operations/etcd_healthy.yml");
 
-    println!("| hosts | engine | median wall time (s), {runs} runs | speed-up vs ansible-playbook |");
+    println!(
+        "| hosts | engine | median wall time (s), {runs} runs | speed-up vs ansible-playbook |"
+    );
     println!("|---|---|---|---|");
     for hosts in [3usize, 30] {
         let inv = inventory(&ansible, &cluster, &sshd, hosts);

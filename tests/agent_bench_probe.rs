@@ -156,7 +156,10 @@ fn health_probe() {
                     .arg(&hosts)
                     .arg(&playbook)
                     .envs(ansible.env())
-                    .env("RUST_LOG", std::env::var("AGENT_PROBE_LOG").unwrap_or_default())
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("AGENT_PROBE_LOG").unwrap_or_default(),
+                    )
                     .current_dir(ansible.dir())
                     .output()
                     .unwrap();
