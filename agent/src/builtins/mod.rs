@@ -47,10 +47,11 @@ pub const BUILTINS: &[&str] = &[
     "file",
     "stat",
     "lineinfile",
+    "group_by",
 ];
 
 /// Builtins that change nothing on the target (and so need no connection).
-pub const CONTROLLER_ONLY: &[&str] = &["debug", "assert", "fail", "set_fact", "pause"];
+pub const CONTROLLER_ONLY: &[&str] = &["debug", "assert", "fail", "set_fact", "pause", "group_by"];
 
 /// Everything an action needs to run on one host.
 pub struct ActionCtx<'a> {
@@ -136,6 +137,7 @@ pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportErro
         "assert" => Ok(assert::run(ctx)),
         "fail" => Ok(simple::fail(ctx)),
         "set_fact" => Ok(simple::set_fact(ctx)),
+        "group_by" => Ok(simple::group_by(ctx)),
         "ping" => simple::ping(ctx).await,
         "pause" => Ok(pause::run(ctx).await),
         "wait_for" => wait_for::run(ctx).await,

@@ -1,4 +1,4 @@
-//! Small builtins: `fail`, `set_fact`, `ping`.
+//! Small builtins: `fail`, `set_fact`, `group_by`, `ping`.
 
 use super::{ActionCtx, ResultMap};
 use crate::transport::TransportError;
@@ -33,6 +33,28 @@ pub fn set_fact(ctx: &ActionCtx<'_>) -> ResultMap {
     let mut m = Map::new();
     m.insert("ansible_facts".into(), Value::Object(facts));
     m.insert("changed".into(), Value::Bool(false));
+    m
+}
+
+/// `group_by`: names the group (`key`) and its parents (`parents`, default `all`) the host
+/// joins; the executor changes the inventory from the `add_group` and `parent_groups` keys, as
+/// Ansible's strategy does. Spaces become `-` as in Ansible's action.
+pub fn group_by(ctx: &ActionCtx<'_>) -> ResultMap {
+    let Some(key) = ctx.args.get("key") else {
+        let mut m = super::failed("the 'key' param is required when using group_by");
+        m.insert("changed".into(), Value::Bool(false));
+        return m;
+    };
+    let name = |v: &Value| crate::playbook::scalar_string(v).replace(' ', "-");
+    let parents: Vec<Value> = match ctx.args.get("parents") {
+        None => vec![Value::String("all".into())],
+        Some(Value::Array(a)) => a.iter().map(|v| Value::String(name(v))).collect(),
+        Some(v) => vec![Value::String(name(v))],
+    };
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(false));
+    m.insert("add_group".into(), Value::String(name(key)));
+    m.insert("parent_groups".into(), Value::Array(parents));
     m
 }
 

@@ -424,7 +424,8 @@ impl Engine {
             };
             let idx = order.get(&outcome.host).copied().unwrap_or(usize::MAX);
             pending.insert(idx, outcome);
-            while let Some(o) = pending.remove(&next) {
+            while let Some(mut o) = pending.remove(&next) {
+                self.settle_groups(&mut o);
                 self.report(&info, task, &o);
                 outcomes.push(o);
                 next += 1;
@@ -432,7 +433,8 @@ impl Engine {
         }
         let mut rest: Vec<(usize, HostOutcome)> = pending.into_iter().collect();
         rest.sort_by_key(|(i, _)| *i);
-        for (_, o) in rest {
+        for (_, mut o) in rest {
+            self.settle_groups(&mut o);
             self.report(&info, task, &o);
             outcomes.push(o);
         }
@@ -501,6 +503,73 @@ impl Engine {
             }
         }
         newly_failed
+    }
+
+    /// Applies the `group_by` results of a host (also per loop item) to the inventory before
+    /// they are reported; like Ansible, `changed` then says whether the inventory changed.
+    fn settle_groups(&mut self, o: &mut HostOutcome) {
+        if matches!(
+            o.status,
+            Status::Failed | Status::Unreachable | Status::Skipped
+        ) {
+            return;
+        }
+        let mut any = false;
+        if o.result.contains_key("add_group") {
+            any |= self.add_group(&o.host, &mut o.result);
+        }
+        if let Some(Value::Array(items)) = o.result.get_mut("results") {
+            let mut items = std::mem::take(items);
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                let bad = item.get("failed").is_some_and(crate::template::truthy)
+                    || item.get("skipped").is_some_and(crate::template::truthy);
+                if !bad && item.contains_key("add_group") {
+                    any |= self.add_group(&o.host, item);
+                }
+            }
+            o.result.insert("results".into(), Value::Array(items));
+        }
+        if any {
+            o.result.insert("changed".into(), Value::Bool(true));
+            if o.status == Status::Ok {
+                o.status = Status::Changed;
+            }
+        }
+    }
+
+    /// Applies a `group_by` result (`add_group`, `parent_groups`) to the run's inventory, as
+    /// Ansible's strategy does, so later plays and `groups` see the group; sets and returns
+    /// the result's `changed` (whether the inventory changed).
+    fn add_group(&mut self, host: &str, result: &mut Map<String, Value>) -> bool {
+        let Some(Value::String(group)) = result.get("add_group").cloned() else {
+            return false;
+        };
+        let parents: Vec<String> = match result.get("parent_groups") {
+            Some(Value::Array(a)) => a.iter().map(crate::playbook::scalar_string).collect(),
+            _ => vec!["all".to_string()],
+        };
+        let inv = Arc::make_mut(&mut self.inv);
+        let changed = match inv.add_dynamic_group(host, &group, &parents) {
+            Ok((created, changed)) => {
+                for _ in created.iter().filter(|g| invalid_group_name(g)) {
+                    self.reporter.warning(
+                        "Invalid characters were found in group names but not replaced, use -vvvv to see details",
+                    );
+                }
+                changed
+            }
+            Err(e) => {
+                self.reporter.warning(&format!("{e:#}"));
+                false
+            }
+        };
+        result.insert("changed".into(), Value::Bool(changed));
+        let mut groups = Map::new();
+        for g in self.inv.groups() {
+            groups.insert(g.name.clone(), Value::from(self.inv.group_hosts(&g.name)));
+        }
+        self.groups = JValue::from_serialize(&groups);
+        changed
     }
 
     fn report(&mut self, info: &TaskInfo, task: &Task, o: &HostOutcome) {
@@ -576,6 +645,15 @@ impl Engine {
         };
         self.reporter.host_result(info, &hr);
     }
+}
+
+/// True when Ansible would warn about a group name (`^[\d\W]|[^\w]`: not a Python identifier).
+fn invalid_group_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_bad = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || !(c.is_alphanumeric() || c == '_'));
+    first_bad || name.chars().any(|c| !(c.is_alphanumeric() || c == '_'))
 }
 
 /// Resolves a play's hosts: pattern ∩ limit (empty pattern result is not an error here).

@@ -222,6 +222,66 @@ impl Inventory {
         Ok(())
     }
 
+    /// Adds `host` to `group` (created if missing) under `parents` (created if missing), as
+    /// `group_by` does at run time; the host keeps inventory order within the group. Returns
+    /// the groups it created (for Ansible's invalid-character warning) and whether anything
+    /// changed (a parent created or linked, the host added), which Ansible reports as `changed`.
+    pub fn add_dynamic_group(
+        &mut self,
+        host: &str,
+        group: &str,
+        parents: &[String],
+    ) -> Result<(Vec<String>, bool)> {
+        let mut created = Vec::new();
+        let mut changed = false;
+        if self.group(group).is_none() {
+            created.push(group.to_string());
+        }
+        self.add_group(group);
+        for p in parents {
+            if self.group(p).is_none() {
+                created.push(p.clone());
+                self.add_group(p);
+                changed = true;
+            }
+        }
+        for p in parents {
+            if !self
+                .group(p)
+                .is_some_and(|g| g.children.iter().any(|c| c == group))
+            {
+                changed = true;
+            }
+            self.add_child(p, group)?;
+        }
+        for p in parents {
+            if p != "all" && self.group(p).is_some_and(|g| g.parents.is_empty()) {
+                self.add_child("all", p)?;
+            }
+        }
+        if self.host(host).is_some()
+            && !self
+                .group(group)
+                .is_some_and(|g| g.hosts.iter().any(|h| h == host))
+        {
+            let pos = |inv: &Self, h: &str| inv.host_index.get(h).copied().unwrap_or(usize::MAX);
+            let me = pos(self, host);
+            let at = self
+                .group(group)
+                .map(|g| g.hosts.iter().take_while(|h| pos(self, h) < me).count())
+                .unwrap_or(0);
+            let g = self.add_group(group);
+            g.hosts.insert(at, host.to_string());
+            changed = true;
+            let h = self.add_host(host);
+            if !h.groups.iter().any(|x| x == group) {
+                h.groups.push(group.to_string());
+            }
+        }
+        self.reconcile();
+        Ok((created, changed))
+    }
+
     /// Applies Ansible's rules after loading: parentless groups go under `all`, hosts with no
     /// group go to `ungrouped` (and leave it when they have another group).
     fn reconcile(&mut self) {
@@ -231,7 +291,12 @@ impl Inventory {
                 let _ = self.add_child("all", name);
             }
         }
-        let host_names: Vec<String> = self.hosts.iter().map(|h| h.name.clone()).collect();
+        let host_names: Vec<String> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.implicit)
+            .map(|h| h.name.clone())
+            .collect();
         for name in host_names {
             let groups = self.hosts[self.host_index[&name]].groups.clone();
             let others = groups
