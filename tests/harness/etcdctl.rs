@@ -9,12 +9,13 @@ use crate::cluster::Cluster;
 use crate::paths::ETCDCTL_BIN;
 use crate::poll::{poll_until, DEFAULT_TIMEOUT};
 use crate::process::guarded_command;
+use crate::tls::TlsFiles;
 
 /// Keys per `etcdctl txn` in [`Cluster::put_many`] (etcd's default `--max-txn-ops`).
 pub const TXN_BATCH: usize = 128;
 
 /// Lower-case fragments of etcdctl errors worth retrying.
-const TRANSIENT_ERRORS: &[&str] = &[
+pub const TRANSIENT_ERRORS: &[&str] = &[
     "request timed out",
     "leader changed",
     "no leader",
@@ -26,6 +27,53 @@ const TRANSIENT_ERRORS: &[&str] = &[
     "not capable",
     "raft: stopped",
 ];
+
+/// Runs the real `etcdctl` (API v3) against explicit endpoints, with TLS
+/// client-certificate flags if given. Independent of how members run.
+#[derive(Debug, Clone, Default)]
+pub struct Etcdctl {
+    /// PEM files for `--cacert/--cert/--key`; `None` for plain http.
+    pub tls: Option<TlsFiles>,
+}
+
+impl Etcdctl {
+    /// `etcdctl --endpoints=.. [tls] args...`, feeding `stdin` if given.
+    pub fn run(&self, endpoints: &[String], args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = guarded_command(ETCDCTL_BIN);
+        for var in [
+            "ETCDCTL_ENDPOINTS",
+            "ETCDCTL_CACERT",
+            "ETCDCTL_CERT",
+            "ETCDCTL_KEY",
+            "ETCDCTL_USER",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", endpoints.join(",")))
+            .args(["--dial-timeout=3s", "--command-timeout=15s"]);
+        if let Some(tls) = &self.tls {
+            cmd.args(tls.etcdctl_args());
+        }
+        cmd.args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {ETCDCTL_BIN}: {e}"));
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("etcdctl stdin");
+            pipe.write_all(input.as_bytes())
+                .expect("write etcdctl stdin");
+        }
+        child.wait_with_output().expect("wait for etcdctl")
+    }
+}
 
 /// One entry of `etcdctl member list -w json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,42 +118,10 @@ impl Cluster {
 
     /// Runs etcdctl against explicit `endpoints`, feeding `stdin` if given.
     pub fn etcdctl_at(&self, endpoints: &[String], args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = guarded_command(ETCDCTL_BIN);
-        for var in [
-            "ETCDCTL_ENDPOINTS",
-            "ETCDCTL_CACERT",
-            "ETCDCTL_CERT",
-            "ETCDCTL_KEY",
-            "ETCDCTL_USER",
-        ] {
-            cmd.env_remove(var);
+        Etcdctl {
+            tls: self.tls().cloned(),
         }
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", endpoints.join(",")))
-            .arg("--dial-timeout=3s")
-            .arg("--command-timeout=15s");
-        if let Some(tls) = &self.tls {
-            cmd.args(tls.etcdctl_args());
-        }
-        cmd.args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {ETCDCTL_BIN}: {e}"));
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("etcdctl stdin");
-            pipe.write_all(input.as_bytes())
-                .unwrap_or_else(|e| panic!("write etcdctl stdin: {e}"));
-        }
-        child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("wait for etcdctl: {e}"))
+        .run(endpoints, args, stdin)
     }
 
     /// Like [`Cluster::etcdctl`] but panics (with stderr and member log

@@ -27,15 +27,14 @@ pub mod tls;
 pub use agent::{agent_binary, agent_command};
 pub use ansible::{Ansible, AnsibleOutput};
 pub use cluster::{Cluster, ClusterOptions};
-pub use etcdctl::MemberInfo;
+pub use etcdctl::{Etcdctl, MemberInfo};
 pub use member::{Member, MemberStart, CLIENT_PORT, PEER_PORT};
 pub use module::{run_module, ModuleRun};
 pub use paths::{log_tail, module_binary, module_library_dir, repo_root};
 pub use poll::{poll_until, wait_until, DEFAULT_TIMEOUT, POLL_INTERVAL};
 pub use process::pid_alive;
 pub use service::{
-    process_start_ticks, Engine, Etcdctl, ServiceCluster, ServiceOptions, SvcMember, Writer,
-    WriterReport,
+    process_start_ticks, Engine, ServiceCluster, ServiceOptions, SvcMember, Writer, WriterReport,
 };
 pub use slots::{Slot, MAX_MEMBERS};
 pub use sshd::Sshd;

@@ -12,7 +12,6 @@
 //! [`Engine`] runs a playbook under `ansible-playbook` or `etcd-agent`, so a
 //! scenario test can be written once for both.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
@@ -25,7 +24,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::ansible::{Ansible, AnsibleOutput, PLAYBOOK_TIMEOUT};
-use crate::etcdctl::{MemberInfo, TXN_BATCH};
+use crate::etcdctl::{Etcdctl, MemberInfo, TRANSIENT_ERRORS, TXN_BATCH};
 use crate::member::{CLIENT_PORT, PEER_PORT};
 use crate::paths::{log_tail, repo_root, ETCDCTL_BIN, ETCD_BIN};
 use crate::poll::{poll_until, DEFAULT_TIMEOUT};
@@ -39,66 +38,9 @@ use crate::tls::TlsFiles;
 /// Lines of member log shown in panic messages.
 const LOG_LINES: usize = 40;
 
-/// Lower-case fragments of etcdctl errors that [`Etcdctl::retry`] retries.
-pub const ETCDCTL_TRANSIENT: &[&str] = &[
-    "request timed out",
-    "leader changed",
-    "no leader",
-    "unavailable",
-    "deadline exceeded",
-    "deadlineexceeded",
-    "connection refused",
-    "too many requests",
-    "raft: stopped",
-];
-
-/// Runs the real `etcdctl` (API v3) against explicit endpoints, with TLS
-/// client-certificate flags if given. Independent of how members run.
-#[derive(Debug, Clone, Default)]
-pub struct Etcdctl {
-    /// PEM files for `--cacert/--cert/--key`; `None` for plain http.
-    pub tls: Option<TlsFiles>,
-}
-
 impl Etcdctl {
-    /// `etcdctl --endpoints=.. [tls] args...`, feeding `stdin` if given.
-    pub fn run(&self, endpoints: &[String], args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = guarded_command(ETCDCTL_BIN);
-        for var in [
-            "ETCDCTL_ENDPOINTS",
-            "ETCDCTL_CACERT",
-            "ETCDCTL_CERT",
-            "ETCDCTL_KEY",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", endpoints.join(",")))
-            .args(["--dial-timeout=3s", "--command-timeout=15s"]);
-        if let Some(tls) = &self.tls {
-            cmd.args(tls.etcdctl_args());
-        }
-        cmd.args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {ETCDCTL_BIN}: {e}"));
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("etcdctl stdin");
-            pipe.write_all(input.as_bytes())
-                .expect("write etcdctl stdin");
-        }
-        child.wait_with_output().expect("wait for etcdctl")
-    }
-
     /// Like [`Etcdctl::run`], retried (up to [`DEFAULT_TIMEOUT`]) while the
-    /// error is in [`ETCDCTL_TRANSIENT`]; `Err(output text)` otherwise.
+    /// error is in [`TRANSIENT_ERRORS`]; `Err(output text)` otherwise.
     pub fn retry(
         &self,
         endpoints: &[String],
@@ -118,7 +60,7 @@ impl Etcdctl {
                 String::from_utf8_lossy(&out.stderr)
             );
             let lower = last.to_lowercase();
-            if ETCDCTL_TRANSIENT.iter().any(|t| lower.contains(t)) {
+            if TRANSIENT_ERRORS.iter().any(|t| lower.contains(t)) {
                 None
             } else {
                 Some(Err(last.clone()))
