@@ -161,3 +161,13 @@ fn rolling_restart_under_writer_ansible_playbook() {
 fn member_that_never_comes_back_ansible_playbook() {
     member_that_never_comes_back(Engine::AnsiblePlaybook);
 }
+
+#[test]
+fn rolling_restart_under_writer_etcd_agent() {
+    rolling_restart_under_writer(Engine::agent_required());
+}
+
+#[test]
+fn member_that_never_comes_back_etcd_agent() {
+    member_that_never_comes_back(Engine::agent_required());
+}
