@@ -79,10 +79,9 @@ fn bootstrap_then_health_and_backup_ansible_playbook() {
     bootstrap_then_health_and_backup(Engine::AnsiblePlaybook, true);
 }
 
-/// The backup playbook needs `group_by`, which etcd-agent does not have yet.
 #[test]
-fn bootstrap_then_health_etcd_agent() {
-    bootstrap_then_health_and_backup(Engine::agent_required(), false);
+fn bootstrap_then_health_and_backup_etcd_agent() {
+    bootstrap_then_health_and_backup(Engine::agent_required(), true);
 }
 
 /// Bootstrap with TLS: the playbook writes the members' certificate settings.

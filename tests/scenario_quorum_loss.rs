@@ -145,9 +145,14 @@ fn quorum_loss_backup_and_restore_ansible_playbook() {
     quorum_loss_backup_and_restore(Engine::AnsiblePlaybook, Engine::AnsiblePlaybook);
 }
 
-/// The restore under etcd-agent; the backups are taken with ansible-playbook
-/// because etcd_backup.yml needs `group_by`, which the agent does not have yet.
+/// The restore under etcd-agent after a backup taken with ansible-playbook.
 #[test]
 fn quorum_loss_restore_etcd_agent_after_ansible_backup() {
     quorum_loss_backup_and_restore(Engine::AnsiblePlaybook, Engine::agent_required());
+}
+
+/// Backup and restore both under etcd-agent.
+#[test]
+fn quorum_loss_backup_and_restore_etcd_agent() {
+    quorum_loss_backup_and_restore(Engine::agent_required(), Engine::agent_required());
 }
