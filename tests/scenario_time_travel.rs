@@ -119,3 +119,8 @@ fn time_travel_then_replace(engine: Engine) {
 fn time_travel_then_replace_ansible_playbook() {
     time_travel_then_replace(Engine::AnsiblePlaybook);
 }
+
+#[test]
+fn time_travel_then_replace_etcd_agent() {
+    time_travel_then_replace(Engine::agent_required());
+}

@@ -86,3 +86,8 @@ fn tls_health_backup_restart(engine: Engine) {
 fn tls_health_backup_restart_ansible_playbook() {
     tls_health_backup_restart(Engine::AnsiblePlaybook);
 }
+
+#[test]
+fn tls_health_backup_restart_etcd_agent() {
+    tls_health_backup_restart(Engine::agent_required());
+}
