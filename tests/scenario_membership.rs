@@ -101,3 +101,8 @@ fn grow_to_five_and_shrink_back(engine: Engine) {
 fn grow_to_five_and_shrink_back_ansible_playbook() {
     grow_to_five_and_shrink_back(Engine::AnsiblePlaybook);
 }
+
+#[test]
+fn grow_to_five_and_shrink_back_etcd_agent() {
+    grow_to_five_and_shrink_back(Engine::agent_required());
+}
