@@ -27,7 +27,10 @@ impl Templar {
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Ansible's templar: `trim_blocks`; the final newline of the source is dropped
+        // (`keep_trailing_newline=False`) and `render_str` pads trailing newlines back.
         env.set_keep_trailing_newline(true);
+        env.set_trim_blocks(true);
         env.add_filter("d", minijinja::filters::default);
         env.add_filter("bool", to_bool);
         env.add_filter("int", to_int);
@@ -59,21 +62,35 @@ impl Templar {
         Templar { env }
     }
 
-    /// Templates a string. A string that is exactly one `{{ expr }}` keeps the expression's
-    /// native type (as Ansible does); other templates render to text.
+    /// Templates a string as Ansible does: the source's final newline is dropped (Jinja's
+    /// `keep_trailing_newline=False`), `trim_blocks` is on, and text results get back as many
+    /// trailing newlines as the source had. A source that is then exactly one `{{ expr }}`
+    /// keeps the expression's native type; other templates render to text.
     pub fn render_str(&self, s: &str, vars: &JValue) -> Result<Value> {
         if !is_template(s) {
             return Ok(Value::String(s.to_string()));
         }
-        if let Some(expr) = single_expression(s) {
-            return self.eval(expr, vars);
+        let newlines = s.len() - s.trim_end_matches('\n').len();
+        let src = s.strip_suffix('\n').unwrap_or(s);
+        let pad = |v: Value| match v {
+            Value::String(mut text) => {
+                let have = text.len() - text.trim_end_matches('\n').len();
+                for _ in have..newlines {
+                    text.push('\n');
+                }
+                Value::String(text)
+            }
+            other => other,
+        };
+        if let Some(expr) = single_expression(src).filter(|_| src.trim() == src) {
+            return self.eval(expr, vars).map(pad);
         }
         let tmpl = self
             .env
-            .template_from_str(s)
+            .template_from_str(src)
             .map_err(|e| anyhow!("template error in {s:?}: {}", describe(&e)))?;
         tmpl.render(vars)
-            .map(Value::String)
+            .map(|text| pad(Value::String(text)))
             .map_err(|e| self.explain(e, tmpl.undeclared_variables(true), vars))
     }
 
@@ -386,6 +403,29 @@ mod tests {
         assert_eq!(t.render_str("n={{ a }}", &vars()).unwrap(), json!("n=1"));
         assert_eq!(t.render_str("{{ r }}", &vars()).unwrap()["rc"], json!(0));
         assert_eq!(t.render_str("plain", &vars()).unwrap(), json!("plain"));
+    }
+
+    /// Outputs checked against ansible-core 2.19's `ansible-playbook` (`debug: msg:`).
+    #[test]
+    fn trim_blocks_and_trailing_newlines_as_ansible() {
+        let t = Templar::new();
+        let v = JValue::from_serialize(json!({"items": ["a", "b"]}));
+        let r = |s: &str| t.render_str(s, &v).unwrap();
+        assert_eq!(
+            r("{% for i in items %}\nx={{ i }}\n{% endfor %}\nend\n"),
+            json!("x=a\nx=b\nend\n")
+        );
+        assert_eq!(r("{{ 'v' }}\n"), json!("v\n"));
+        assert_eq!(r("{{ 5 }}\n"), json!(5));
+        assert_eq!(r("{{ 5 }}\n\n"), json!("5\n\n"));
+        assert_eq!(r("{{ [1, 2] }}\n"), json!([1, 2]));
+        assert_eq!(r(" {{ 1 }}"), json!(" 1"));
+        assert_eq!(r("{% if true %}\nyes\n{% endif %}\n"), json!("yes\n"));
+        assert_eq!(
+            r("  {% if true %}\n  ind\n  {% endif %}\n"),
+            json!("    ind\n  \n")
+        );
+        assert_eq!(r("{% if true %}\n\n{% endif %}\n\n"), json!("\n\n"));
     }
 
     #[test]
