@@ -145,6 +145,15 @@ impl Task {
         Task {
             name: Some(name.to_string()),
             action: action.to_string(),
+            ..Task::empty(origin)
+        }
+    }
+
+    /// A task with no name, no action and every keyword at its default.
+    fn empty(origin: TaskOrigin) -> Task {
+        Task {
+            name: None,
+            action: String::new(),
             args: Map::new(),
             register: None,
             when: Vec::new(),
@@ -296,30 +305,7 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
     let Some(entries) = node.as_map() else {
         return Err(err("a task must be a mapping".into()));
     };
-    let mut task = Task {
-        name: None,
-        action: String::new(),
-        args: Map::new(),
-        register: None,
-        when: Vec::new(),
-        until: Vec::new(),
-        retries: None,
-        delay: None,
-        changed_when: None,
-        failed_when: None,
-        ignore_errors: Value::Bool(false),
-        ignore_unreachable: false,
-        no_log: false,
-        run_once: false,
-        delegate_to: None,
-        vars: Map::new(),
-        environment: None,
-        r#become: None,
-        become_user: None,
-        check_mode: None,
-        diff: None,
-        origin: origin.clone(),
-    };
+    let mut task = Task::empty(origin.clone());
     let mut actions: Vec<String> = Vec::new();
     let mut extra_args = Map::new();
     for (key, value) in entries {
