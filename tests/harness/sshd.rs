@@ -208,6 +208,11 @@ impl Sshd {
             .iter()
             .map(|ip| format!("ListenAddress {ip}:{port}\n"))
             .collect();
+        // `SetEnv SHLVL=1`: bash skips ~/.bashrc for ssh commands when SHLVL is already set.
+        // This machine's root ~/.bashrc runs `pyenv init`, whose rehash takes a machine-wide
+        // lock: every ssh command would pay ~0.1 s and all of them would queue behind each
+        // other, which no real etcd host does and which would swamp what tests and benches
+        // measure. Both engines see the same sshd.
         format!(
             "ListenAddress 127.0.0.1:{port}\n\
              {extra_listen}\
@@ -228,6 +233,7 @@ impl Sshd {
              MaxSessions 100\n\
              LogLevel INFO\n\
              Subsystem sftp internal-sftp\n\
+             SetEnv SHLVL=1\n\
              # scratch dir: {}\n",
             host_key.display(),
             authorized.display(),
