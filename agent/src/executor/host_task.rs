@@ -90,8 +90,40 @@ fn number(v: &Option<Value>, shared: &Shared, ctx: &Context) -> Option<f64> {
     }
 }
 
+/// Builtins that run on the target and so need its connection.
+fn uses_target(action: &Action) -> bool {
+    match action {
+        Action::Binary(_) => true,
+        Action::Builtin(name) => matches!(
+            name.as_str(),
+            "command"
+                | "shell"
+                | "ping"
+                | "wait_for"
+                | "systemd"
+                | "systemd_service"
+                | "service"
+                | "setup"
+                | "copy"
+                | "template"
+                | "fetch"
+                | "file"
+                | "stat"
+                | "lineinfile"
+        ),
+    }
+}
+
 /// Runs the job to completion; never panics on bad input, errors become failed results.
-pub async fn run(shared: Arc<Shared>, job: HostJob) -> HostOutcome {
+///
+/// `forks` bounds how many hosts run the action at once. The slot is taken only after the
+/// host's connection is open: SSH handshakes of all hosts overlap, as Ansible's forks would
+/// not let them, while no more than `forks` actions run at a time.
+pub async fn run(
+    shared: Arc<Shared>,
+    job: HostJob,
+    forks: Option<Arc<tokio::sync::Semaphore>>,
+) -> HostOutcome {
     let task = job.task.clone();
     let templar = &shared.templar;
     let jv = job.ctx.value();
@@ -229,6 +261,14 @@ pub async fn run(shared: Arc<Shared>, job: HostJob) -> HostOutcome {
     let delay = number(&task.delay, &shared, &job.ctx)
         .unwrap_or(5.0)
         .max(0.0);
+    if forks.is_some() && uses_target(&action) {
+        // an open failure is remembered by the pool and reported by the action itself
+        let _ = shared.pool.get(&conn_spec).await;
+    }
+    let _fork_slot = match forks {
+        Some(sem) => sem.acquire_owned().await.ok(),
+        None => None,
+    };
     let mut retries = Vec::new();
     let mut attempt = 0u32;
     let mut result;

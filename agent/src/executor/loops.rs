@@ -86,7 +86,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             play_user: job.play_user.clone(),
             play_env: job.play_env.clone(),
         };
-        let o = host_task::run(shared.clone(), one).await;
+        let o = host_task::run(shared.clone(), one, None).await;
         if o.status == Status::Unreachable {
             return o;
         }

@@ -402,10 +402,13 @@ impl Engine {
             let sem = sem.clone();
             let looped = looped.clone();
             set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
                 match looped {
-                    Some(extra) => loops::run(shared, job, extra).await,
-                    None => host_task::run(shared, job).await,
+                    Some(extra) => {
+                        let _permit = sem.acquire_owned().await;
+                        loops::run(shared, job, extra).await
+                    }
+                    // takes its fork slot once its connection is open
+                    None => host_task::run(shared, job, Some(sem)).await,
                 }
             });
         }

@@ -63,11 +63,30 @@ pub struct Connection {
     /// Display name of the target (user@host:port or `local`).
     pub label: String,
     link: Link,
-    tmpdir: OnceCell<String>,
+    tmpdir: OnceCell<RemoteTmp>,
     uploads: Mutex<std::collections::HashMap<String, String>>,
     upload_count: std::sync::atomic::AtomicUsize,
-    /// The persistent remote shell (SSH only); `Err(())` once it proved unusable.
-    shell: Mutex<Option<Result<shell::Shell, ()>>>,
+    shell: Mutex<ShellState>,
+}
+
+/// The connection's remote temp dir and who removes it.
+struct RemoteTmp {
+    path: String,
+    /// The persistent shell's own dir: its exit trap removes it.
+    owned_by_shell: bool,
+}
+
+/// The persistent remote shell of an SSH connection.
+enum ShellState {
+    NotStarted,
+    Running(shell::Shell),
+    /// It failed or could not start; a shell that failed midway is kept (not closed) until
+    /// the connection closes, because closing it would remove the temp dir with the uploads.
+    Unusable(Option<shell::Shell>),
+}
+
+fn shell_disabled() -> bool {
+    std::env::var_os("ETCD_AGENT_NO_SHELL").is_some()
 }
 
 impl Connection {
@@ -78,7 +97,7 @@ impl Connection {
             tmpdir: OnceCell::new(),
             uploads: Mutex::new(Default::default()),
             upload_count: Default::default(),
-            shell: Mutex::new(None),
+            shell: Mutex::new(ShellState::NotStarted),
         }
     }
 
@@ -98,15 +117,44 @@ impl Connection {
                 Link::Ssh(s) => self.ssh_exec(s, cmd, stdin).await,
             }
         };
-        match timeout {
+        let started = std::time::Instant::now();
+        let out = match timeout {
             Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| {
                 TransportError::Failed(format!("command timed out after {}s", t.as_secs()))
             })?,
             None => fut.await,
-        }
+        };
+        tracing::trace!(
+            target: "etcd_agent::transport",
+            conn = %self.label,
+            rc = out.as_ref().map(|o| o.rc).ok(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "exec done"
+        );
+        out
     }
 
-    /// Runs over the persistent shell when possible, else in a session of its own.
+    /// Starts the persistent shell if it has not been tried yet; `Err` only when the host is
+    /// unreachable.
+    async fn start_shell(
+        &self,
+        state: &mut ShellState,
+        session: &Arc<openssh::Session>,
+    ) -> Result<(), TransportError> {
+        if matches!(state, ShellState::NotStarted) {
+            *state = match shell::Shell::start(session.clone()).await {
+                Ok(sh) => ShellState::Running(sh),
+                Err(e @ TransportError::Unreachable(_)) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "no persistent shell: {e}");
+                    ShellState::Unusable(None)
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Runs over the persistent shell when it is free, else in a session of its own.
     async fn ssh_exec(
         &self,
         session: &Arc<openssh::Session>,
@@ -114,30 +162,22 @@ impl Connection {
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput, TransportError> {
         let data = stdin.unwrap_or(&[]);
-        if std::env::var_os("ETCD_AGENT_NO_SHELL").is_none() {
-            if let Ok(mut guard) = self.shell.try_lock() {
-                if guard.is_none() {
-                    *guard = Some(match shell::Shell::start(session.clone()).await {
-                        Ok(sh) => Ok(sh),
-                        Err(e @ TransportError::Unreachable(_)) => return Err(e),
-                        Err(e) => {
-                            tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "no persistent shell: {e}");
-                            Err(())
-                        }
-                    });
-                }
-                if let Some(Ok(sh)) = guard
-                    .as_mut()
-                    .filter(|s| matches!(s, Ok(sh) if data.len() <= sh.max_stdin))
-                {
-                    match sh.exec(cmd, data).await {
-                        Ok(out) => return Ok(out),
-                        Err(e) => {
-                            tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "persistent shell failed, falling back: {e}");
-                            if let Some(Ok(sh)) = guard.take() {
-                                sh.close().await;
+        if !shell_disabled() {
+            if let Ok(mut state) = self.shell.try_lock() {
+                self.start_shell(&mut state, session).await?;
+                if let ShellState::Running(sh) = &mut *state {
+                    if data.len() <= sh.max_stdin {
+                        match sh.exec(cmd, data).await {
+                            Ok(out) => return Ok(out),
+                            Err(e) => {
+                                tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "persistent shell failed, falling back: {e}");
+                                let ShellState::Running(sh) =
+                                    std::mem::replace(&mut *state, ShellState::Unusable(None))
+                                else {
+                                    unreachable!("matched Running above")
+                                };
+                                *state = ShellState::Unusable(Some(sh));
                             }
-                            *guard = Some(Err(()));
                         }
                     }
                 }
@@ -146,10 +186,21 @@ impl Connection {
         ssh::exec(session, cmd, stdin).await
     }
 
-    /// The private temp dir on the target, created on first use (`mktemp -d`, mode 0700).
+    /// The private temp dir on the target, created on first use (mode 0700): the persistent
+    /// shell's own dir when there is one, else a `mktemp -d` of its own.
     pub async fn tmpdir(&self) -> Result<String, TransportError> {
         self.tmpdir
             .get_or_try_init(|| async {
+                if let (Link::Ssh(session), false) = (&self.link, shell_disabled()) {
+                    let mut state = self.shell.lock().await;
+                    self.start_shell(&mut state, session).await?;
+                    if let ShellState::Running(sh) = &*state {
+                        return Ok(RemoteTmp {
+                            path: sh.dir.clone(),
+                            owned_by_shell: true,
+                        });
+                    }
+                }
                 let out = self
                     .exec(
                         "(umask 077 && mktemp -d \"${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX\")",
@@ -164,10 +215,13 @@ impl Connection {
                         out.stderr_text().trim()
                     )));
                 }
-                Ok(dir)
+                Ok(RemoteTmp {
+                    path: dir,
+                    owned_by_shell: false,
+                })
             })
             .await
-            .cloned()
+            .map(|t| t.path.clone())
     }
 
     /// How many module files were uploaded on this connection.
@@ -177,13 +231,13 @@ impl Connection {
 
     /// Removes the temp dir and closes the connection.
     pub async fn close(self: Arc<Self>) {
-        if let Some(dir) = self.tmpdir.get() {
-            // through the persistent shell while it lives: no extra session at the end
+        if let Some(tmp) = self.tmpdir.get().filter(|t| !t.owned_by_shell) {
             let _ = self
-                .exec(&format!("rm -rf {}", quote(dir)), None, None)
+                .exec(&format!("rm -rf {}", quote(&tmp.path)), None, None)
                 .await;
         }
-        if let Some(Ok(sh)) = self.shell.lock().await.take() {
+        let state = std::mem::replace(&mut *self.shell.lock().await, ShellState::NotStarted);
+        if let ShellState::Running(sh) | ShellState::Unusable(Some(sh)) = state {
             sh.close().await;
         }
         if let Ok(conn) = Arc::try_unwrap(self) {

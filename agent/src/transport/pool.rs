@@ -20,7 +20,13 @@ type Slot = Arc<OnceCell<Result<Arc<Connection>, TransportError>>>;
 pub struct ConnectionPool {
     slots: Mutex<HashMap<ConnSpec, Slot>>,
     control_dir: tempfile::TempDir,
+    /// Bounds the SSH handshakes in flight (each is an `ssh` process and a CPU-heavy key
+    /// exchange on both ends).
+    opening: tokio::sync::Semaphore,
 }
+
+/// Most SSH connections opened at once.
+const MAX_OPENING: usize = 32;
 
 impl ConnectionPool {
     /// A pool whose SSH control sockets live in a fresh private directory under /tmp
@@ -32,6 +38,7 @@ impl ConnectionPool {
         Ok(ConnectionPool {
             slots: Mutex::new(HashMap::new()),
             control_dir,
+            opening: tokio::sync::Semaphore::new(MAX_OPENING),
         })
     }
 
@@ -45,6 +52,7 @@ impl ConnectionPool {
             match spec {
                 ConnSpec::Local => Ok(Arc::new(Connection::new("local".into(), Link::Local))),
                 ConnSpec::Ssh(s) => {
+                    let _opening = self.opening.acquire().await;
                     tracing::debug!(target: "etcd_agent::transport", target_host = %s.label(), "opening ssh connection");
                     let session = ssh::connect(s, self.control_dir.path()).await?;
                     Ok(Arc::new(Connection::new(s.label(), Link::Ssh(Arc::new(session)))))

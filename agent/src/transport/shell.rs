@@ -1,11 +1,14 @@
 //! A persistent remote shell per SSH connection.
 //!
-//! Opening an SSH session costs a full sshd session setup on every command (about 250 ms on
-//! the test machines). Instead, each connection starts one long-lived `/bin/sh` loop over its
-//! multiplexed session and sends it framed requests: `<cmd_len> <stdin_len>\n`, the command,
-//! then stdin. The loop runs the command with stdout/stderr captured in files in a private temp
-//! dir and answers `<rc> <out_len> <err_len>\n` followed by the bytes. Any protocol error
-//! poisons the shell; callers then fall back to one session per command.
+//! Opening an SSH session costs a full sshd session setup, and a run of the user's shell rc
+//! files, on every command. Instead, each connection starts one long-lived `/bin/sh` loop
+//! over its multiplexed session and sends it framed requests: `<cmd_len> <stdin_len>\n`, the
+//! command, then stdin. The loop pipes stdin straight into the command (draining whatever the
+//! command leaves unread, so the framing survives), captures stdout/stderr in files in its
+//! private temp dir and answers `<rc> <out_len> <err_len>\n` followed by the bytes. That temp
+//! dir doubles as the connection's remote temp dir: the loop's exit trap removes it however
+//! the run ends. Any protocol error poisons the shell; callers then fall back to one session
+//! per command.
 
 use super::{ExecOutput, TransportError};
 use openssh::{Child, Session, Stdio};
@@ -16,10 +19,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 /// use a session of their own. Loops with an exact `head -c` take any size.
 const MAX_STDIN_DD: usize = 64 * 1024;
 
-// commands run with the login umask (as Ansible's do); only the loop's own files are private
+// Commands run with the login umask (as Ansible's do); only the loop's own files are private.
+// The loop's files start with a dot so they never meet module or args files in the same dir.
 const LOOP: &str = r#"u=$(umask)
 umask 077
-d=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent-sh.XXXXXXXX") || exit 1
+d=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX") || exit 1
 trap 'rm -rf "$d"' EXIT HUP TERM INT
 n=0
 if [ "$(printf ab | { head -c 1 >/dev/null 2>&1; cat; })" = b ]; then
@@ -27,16 +31,14 @@ if [ "$(printf ab | { head -c 1 >/dev/null 2>&1; cat; })" = b ]; then
 else
   take() { dd bs=1 count="$1" 2>/dev/null; }; mode=dd
 fi
-echo "ETCD_AGENT_SHELL_READY $mode"
+echo "ETCD_AGENT_SHELL_READY $mode $d"
 while read -r cl il; do
   n=$((n+1))
-  take "$cl" > "$d/c$n"
-  take "$il" > "$d/i$n"
-  (umask "$u"; exec /bin/sh "$d/c$n") < "$d/i$n" > "$d/o$n" 2> "$d/e$n"
-  rc=$?
-  printf '%s %s %s\n' "$rc" "$(wc -c < "$d/o$n")" "$(wc -c < "$d/e$n")"
-  cat "$d/o$n" "$d/e$n"
-  rm -f "$d/c$n" "$d/i$n" "$d/o$n" "$d/e$n"
+  take "$cl" > "$d/.c$n"
+  take "$il" | { (umask "$u"; exec /bin/sh "$d/.c$n") > "$d/.o$n" 2> "$d/.e$n"; echo $? > "$d/.r$n"; cat > /dev/null; }
+  printf '%s %s %s\n' "$(cat "$d/.r$n")" "$(wc -c < "$d/.o$n")" "$(wc -c < "$d/.e$n")"
+  cat "$d/.o$n" "$d/.e$n"
+  rm -f "$d/.c$n" "$d/.r$n" "$d/.o$n" "$d/.e$n"
 done
 "#;
 
@@ -44,6 +46,8 @@ done
 pub struct Shell {
     /// Largest stdin this loop accepts.
     pub max_stdin: usize,
+    /// The loop's private remote temp dir (removed when the loop exits).
+    pub dir: String,
     child: Child<Arc<Session>>,
     stdin: openssh::ChildStdin,
     stdout: BufReader<openssh::ChildStdout>,
@@ -68,15 +72,21 @@ impl Shell {
         let stdout = child.stdout().take().ok_or_else(|| broken("no stdout"))?;
         let mut shell = Shell {
             max_stdin: MAX_STDIN_DD,
+            dir: String::new(),
             child,
             stdin,
             stdout: BufReader::new(stdout),
         };
         let mut line = String::new();
         shell.stdout.read_line(&mut line).await.map_err(broken)?;
-        match line.trim() {
-            "ETCD_AGENT_SHELL_READY head" => shell.max_stdin = usize::MAX,
-            "ETCD_AGENT_SHELL_READY dd" => {}
+        let greeting: Vec<&str> = line.trim_end_matches('\n').splitn(3, ' ').collect();
+        match greeting[..] {
+            ["ETCD_AGENT_SHELL_READY", mode @ ("head" | "dd"), dir] if dir.starts_with('/') => {
+                if mode == "head" {
+                    shell.max_stdin = usize::MAX;
+                }
+                shell.dir = dir.to_string();
+            }
             _ => return Err(broken(format!("unexpected greeting {line:?}"))),
         }
         Ok(shell)
@@ -113,7 +123,7 @@ impl Shell {
         })
     }
 
-    /// Ends the loop (its temp dir is removed by its exit trap) and waits for it.
+    /// Ends the loop (its exit trap removes its temp dir) and waits for it.
     pub async fn close(mut self) {
         let _ = self.stdin.shutdown().await;
         drop(self.stdin);
