@@ -595,6 +595,10 @@ fn unsupported_features_fail_at_syntax_check() {
             "    - name: t\n      debug: msg=x\n      loop_control: {pause: 1}\n      loop: [1]\n",
             "loop_control 'pause' is not supported",
         ),
+        (
+            "    - name: t\n      command: id\n      become: true\n      become_method: su\n",
+            "become_method \"su\" is not supported",
+        ),
     ];
     for (i, (task, want)) in cases.iter().enumerate() {
         let pb = dir.path().join(format!("u{i}.yml"));

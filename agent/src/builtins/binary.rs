@@ -2,14 +2,15 @@
 //! args file written as Ansible writes it, result parsed as Ansible parses it.
 
 use super::{lines, ActionCtx, ResultMap};
-use crate::transport::{quote, ModuleFile, TransportError};
+use crate::transport::{quote, Connection, ModuleFile, TransportError};
 use serde_json::{Map, Value};
 
 /// The `ansible-core` version advertised in `_ansible_version`.
 pub const ANSIBLE_VERSION: &str = "2.19.0";
 
-/// Builds the args file content: module args plus Ansible's `_ansible_*` keys.
-pub fn args_file(ctx: &ActionCtx<'_>, tmpdir: &str) -> Value {
+/// Builds the args file content: module args plus Ansible's `_ansible_*` keys (`tmpdir` is
+/// `None` when becoming an unprivileged user, as Ansible sends it).
+pub fn args_file(ctx: &ActionCtx<'_>, tmpdir: Option<&str>) -> Value {
     let mut m = Map::new();
     for (k, v) in &ctx.args {
         m.insert(k.clone(), v.clone());
@@ -36,7 +37,7 @@ pub fn args_file(ctx: &ActionCtx<'_>, tmpdir: &str) -> Value {
         ("_ansible_socket", Value::Null),
         ("_ansible_shell_executable", "/bin/sh".into()),
         ("_ansible_keep_remote_files", false.into()),
-        ("_ansible_tmpdir", tmpdir.into()),
+        ("_ansible_tmpdir", tmpdir.map_or(Value::Null, Value::from)),
         ("_ansible_remote_tmp", "~/.ansible/tmp".into()),
         ("_ansible_ignore_unknown_opts", false.into()),
         ("_ansible_target_log_info", Value::Null),
@@ -75,16 +76,40 @@ pub async fn run_binary(
     let conn = ctx.connection().await?;
     let path = conn.ensure_module(module).await?;
     let tmpdir = conn.tmpdir().await?;
-    let args = args_file(ctx, &tmpdir);
-    let args_text = serde_json::to_vec(&args).unwrap_or_default();
-    let args_path = format!("{tmpdir}/args-{}", unique());
-    let cmd = format!(
-        "umask 077 && cat > {a} && {{ {m} {a}; rc=$?; rm -f {a}; exit $rc; }}",
-        a = quote(&args_path),
-        m = quote(&path),
-    );
-    let full = ctx.wrap(&cmd);
-    let out = conn.exec(&full, Some(&args_text), None).await?;
+    let out = match ctx.become_user.as_deref().filter(|u| *u != "root") {
+        Some(user) => {
+            let args = args_file(ctx, None);
+            let args_text = serde_json::to_vec(&args).unwrap_or_default();
+            let dir = format!("{tmpdir}-{}", unique());
+            let name = path.rsplit('/').next().unwrap_or("module");
+            if let Err(failed) = become_files(&conn, &path, &dir, name, user, &args_text).await? {
+                return Ok(failed);
+            }
+            let cmd = format!(
+                "{m} {a}",
+                m = quote(&format!("{dir}/{name}")),
+                a = quote(&format!("{dir}/args")),
+            );
+            let full = format!(
+                "{}; rc=$?; rm -rf {d}; exit $rc",
+                ctx.wrap(&cmd),
+                d = quote(&dir)
+            );
+            conn.exec(&full, None, None).await?
+        }
+        None => {
+            let args = args_file(ctx, Some(&tmpdir));
+            let args_text = serde_json::to_vec(&args).unwrap_or_default();
+            let args_path = format!("{tmpdir}/args-{}", unique());
+            let cmd = format!(
+                "umask 077 && cat > {a} && {{ {m} {a}; rc=$?; rm -f {a}; exit $rc; }}",
+                a = quote(&args_path),
+                m = quote(&path),
+            );
+            let full = ctx.wrap(&cmd);
+            conn.exec(&full, Some(&args_text), None).await?
+        }
+    };
     let stdout = out.stdout_text();
     let mut data = match parse_module_output(&stdout) {
         Some(d) => d,
@@ -118,6 +143,42 @@ pub async fn run_binary(
         }
     }
     Ok(data)
+}
+
+/// Becoming an unprivileged user: the module and its args file go into a directory of their own
+/// beside the connection's temp dir (which stays 0700 for the login user), owned by that user,
+/// as Ansible chowns its temp files for the become user. The caller removes the directory.
+async fn become_files(
+    conn: &Connection,
+    module_path: &str,
+    dir: &str,
+    name: &str,
+    user: &str,
+    args: &[u8],
+) -> Result<Result<(), ResultMap>, TransportError> {
+    let d = quote(dir);
+    let prep = format!(
+        "umask 077 && mkdir {d} && cp {m} {d}/{n} && cat > {d}/args && chown -R {u} {d} || {{ rc=$?; rm -rf {d}; exit $rc; }}",
+        m = quote(module_path),
+        n = quote(name),
+        u = quote(user),
+    );
+    let out = conn.exec(&prep, Some(args), None).await?;
+    if out.rc == 0 {
+        return Ok(Ok(()));
+    }
+    let mut m = Map::new();
+    m.insert("failed".into(), Value::Bool(true));
+    m.insert(
+        "msg".into(),
+        format!(
+            "Failed to set permissions on the temporary files etcd-agent needs to create when becoming an unprivileged user (rc: {}, err: {}).",
+            out.rc,
+            out.stderr_text().trim()
+        )
+        .into(),
+    );
+    Ok(Err(m))
 }
 
 fn unique() -> String {

@@ -75,24 +75,37 @@ impl Info {
 }
 
 async fn info(ctx: &ActionCtx<'_>, path: &str) -> Result<Option<Info>, TransportError> {
+    Ok(info_checked(ctx, path).await?.unwrap_or(None))
+}
+
+/// Like [`info`], but a path that cannot be looked at (`Permission denied` on a parent, `Not a
+/// directory`) is an error with the OS message, as Python's `os.lstat` raises it.
+async fn info_checked(
+    ctx: &ActionCtx<'_>,
+    path: &str,
+) -> Result<Result<Option<Info>, String>, TransportError> {
     let p = quote(path);
     let cmd = format!(
-        "if [ -e {p} ] || [ -L {p} ]; then stat -c '%f|%s|%u|%g|%U|%G' {p} && {{ [ -r {p} ] && echo r || echo -; [ -w {p} ] && echo w || echo -; [ -x {p} ] && echo x || echo -; readlink {p} || true; }}; else echo absent; fi"
+        "if [ -e {p} ] || [ -L {p} ]; then stat -c '%f|%s|%u|%g|%U|%G' {p} && {{ [ -r {p} ] && echo r || echo -; [ -w {p} ] && echo w || echo -; [ -x {p} ] && echo x || echo -; readlink {p} || true; }}; \
+         else e=$(LC_ALL=C stat -c %f {p} 2>&1 >/dev/null); case \"$e\" in ''|*'No such file or directory') echo absent;; *) echo \"error:${{e##*: }}\";; esac; fi"
     );
     let out = sh(ctx, &cmd, None).await?;
     let text = out.stdout_text();
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("");
+    if let Some(e) = first.strip_prefix("error:") {
+        return Ok(Err(e.to_string()));
+    }
     if first == "absent" || out.rc != 0 {
-        return Ok(None);
+        return Ok(Ok(None));
     }
     let f: Vec<&str> = first.split('|').collect();
     if f.len() < 6 {
-        return Ok(None);
+        return Ok(Ok(None));
     }
     let flag = |l: Option<&str>, c: &str| l.is_some_and(|x| x == c);
     let (r, w, x) = (lines.next(), lines.next(), lines.next());
-    Ok(Some(Info {
+    Ok(Ok(Some(Info {
         raw_mode: u32::from_str_radix(f[0], 16).unwrap_or(0),
         size: f[1].parse().unwrap_or(0),
         uid: f[2].parse().unwrap_or(0),
@@ -103,7 +116,7 @@ async fn info(ctx: &ActionCtx<'_>, path: &str) -> Result<Option<Info>, Transport
         writeable: flag(w, "w"),
         executable: flag(x, "x"),
         link_target: lines.next().map(str::to_string).filter(|s| !s.is_empty()),
-    }))
+    })))
 }
 
 async fn remote_digest(
@@ -304,7 +317,15 @@ async fn put_content(ctx: &ActionCtx<'_>, dest: &str, data: &[u8], src: Option<&
         .map(|n| n.to_string_lossy().into_owned());
     let src_name = src_name.as_deref();
     let mut dest = dest.to_string();
-    let mut before = info(ctx, &dest).await?;
+    // the copy action stats the destination first and stops if it cannot
+    let mut before = match info_checked(ctx, &dest).await? {
+        Ok(i) => i,
+        Err(e) => {
+            return fail(format!(
+                "Task failed: Failed to get information on remote file ({dest}): {e}"
+            ))
+        }
+    };
     if before.as_ref().is_some_and(Info::is_dir) || dest.ends_with('/') {
         let Some(name) = src_name else {
             return fail("can not use content with a dir as dest");
@@ -335,9 +356,25 @@ async fn put_content(ctx: &ActionCtx<'_>, dest: &str, data: &[u8], src: Option<&
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
             if !parent.is_empty() {
-                let out = sh(ctx, &format!("test -d {}", quote(&parent)), None).await?;
-                if out.rc != 0 {
-                    return fail(format!("Destination directory {parent} does not exist"));
+                // the copy module's checks, as the (become) user: the action adds `checksum`
+                let qp = quote(&parent);
+                let probe = format!(
+                    "if [ ! -e {qp} ]; then \
+                     if stat {qp} 2>&1 >/dev/null | grep -q 'Permission denied'; then echo denied; else echo missing; fi; \
+                     elif [ ! -w {qp} ]; then echo readonly; fi"
+                );
+                let out = sh(ctx, &probe, None).await?;
+                let msg = match out.stdout_text().trim() {
+                    "missing" => Some(format!("Destination directory {parent} does not exist")),
+                    "denied" => Some(format!("Destination directory {parent} is not accessible")),
+                    "readonly" => Some(format!("Destination {parent} not writable")),
+                    _ => None,
+                };
+                if let Some(msg) = msg {
+                    let mut f = super::failed(msg);
+                    f.insert("changed".into(), Value::Bool(false));
+                    f.insert("checksum".into(), checksum.into());
+                    return Ok(f);
                 }
             }
             if let Err(e) = write_remote(ctx, &dest, data).await {
@@ -586,13 +623,20 @@ pub async fn file(ctx: &ActionCtx<'_>) -> R {
             let mut changed = false;
             match &before {
                 Some(i) if i.is_dir() => {}
-                Some(_) => return fail(format!("{path} already exists as a file")),
+                Some(i) => {
+                    let mut f = super::failed(format!("{path} already exists as a {}", i.state()));
+                    f.insert("changed".into(), Value::Bool(false));
+                    f.insert("path".into(), path.clone().into());
+                    return Ok(f);
+                }
                 None => {
                     changed = true;
                     if !ctx.check {
-                        let out = sh(ctx, &format!("mkdir -p {q}"), None).await?;
-                        if out.rc != 0 {
-                            return fail(out.stderr_text().trim().to_string());
+                        if let Some(msg) = make_dirs(ctx, &path).await? {
+                            let mut f = super::failed(msg);
+                            f.insert("changed".into(), Value::Bool(false));
+                            f.insert("path".into(), path.clone().into());
+                            return Ok(f);
                         }
                     }
                 }
@@ -656,13 +700,95 @@ pub async fn file(ctx: &ActionCtx<'_>) -> R {
     Ok(m)
 }
 
+/// Creates `path` and its missing parents one at a time as the file module does; on failure,
+/// the module's message (`There was an issue creating <first failing dir> as requested: ...`).
+async fn make_dirs(ctx: &ActionCtx<'_>, path: &str) -> Result<Option<String>, TransportError> {
+    let mut cur = String::new();
+    let mut steps = Vec::new();
+    for part in path.trim_matches('/').split('/') {
+        cur = format!("{cur}/{part}");
+        if !path.starts_with('/') {
+            cur = cur.trim_start_matches('/').to_string();
+        }
+        steps.push(quote(&cur));
+    }
+    let script = format!(
+        "for d in {}; do [ -e \"$d\" ] || mkdir \"$d\" || {{ printf '%s\\n' \"$d\"; exit 1; }}; done",
+        steps.join(" ")
+    );
+    let out = sh(ctx, &script, None).await?;
+    if out.rc == 0 {
+        return Ok(None);
+    }
+    let failed_at = out.stdout_text().trim_end_matches('\n').to_string();
+    let stderr = out.stderr_text();
+    let reason = stderr.trim().rsplit(": ").next().unwrap_or("").to_string();
+    if failed_at.is_empty() {
+        return Ok(Some(stderr.trim().to_string()));
+    }
+    let error = match errno_of(&reason) {
+        Some(n) => format!("[Errno {n}] {reason}: {}", py_bytes_repr(&failed_at)),
+        None => reason,
+    };
+    Ok(Some(format!(
+        "There was an issue creating {failed_at} as requested: {error}"
+    )))
+}
+
+/// Linux errno of a `strerror` text (the ones a mkdir or write can meet).
+fn errno_of(text: &str) -> Option<u32> {
+    Some(match text {
+        "Operation not permitted" => 1,
+        "No such file or directory" => 2,
+        "Permission denied" => 13,
+        "File exists" => 17,
+        "Not a directory" => 20,
+        "No space left on device" => 28,
+        "Read-only file system" => 30,
+        "File name too long" => 36,
+        "Too many levels of symbolic links" => 40,
+        "Disk quota exceeded" => 122,
+        _ => return None,
+    })
+}
+
+/// Python's `repr()` of a bytes path (`b'/x'`), as an `OSError` message shows it.
+fn py_bytes_repr(s: &str) -> String {
+    let quote_char = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = format!("b{quote_char}");
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b if b == quote_char as u8 => {
+                out.push('\\');
+                out.push(quote_char);
+            }
+            0x20..=0x7e => out.push(b as char),
+            b => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push(quote_char);
+    out
+}
+
 /// `stat`.
 pub async fn stat(ctx: &ActionCtx<'_>) -> R {
     let Some(path) = ctx.arg_str("path") else {
         return fail("path is required");
     };
     let mut st = Map::new();
-    match info(ctx, &path).await? {
+    let found = match info_checked(ctx, &path).await? {
+        Ok(found) => found,
+        Err(e) => return fail(e),
+    };
+    match found {
         None => {
             st.insert("exists".into(), Value::Bool(false));
         }
@@ -850,4 +976,19 @@ pub async fn lineinfile(ctx: &ActionCtx<'_>) -> R {
     };
     m.insert("msg".into(), msg.into());
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{errno_of, py_bytes_repr};
+
+    #[test]
+    fn os_errors_read_as_python_prints_them() {
+        assert_eq!(errno_of("Permission denied"), Some(13));
+        assert_eq!(errno_of("something else"), None);
+        assert_eq!(py_bytes_repr("/tmp/a b"), "b'/tmp/a b'");
+        assert_eq!(py_bytes_repr("/x'y"), "b\"/x'y\"");
+        assert_eq!(py_bytes_repr("/x'y\"z"), "b'/x\\'y\"z'");
+        assert_eq!(py_bytes_repr("/é\n"), "b'/\\xc3\\xa9\\n'");
+    }
 }

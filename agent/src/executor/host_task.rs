@@ -214,17 +214,38 @@ pub async fn run(
     };
     raw_args.retain(|k, _| k == "var" || k == "that");
     // become, environment, check/diff
-    let become_on = task
-        .r#become
+    // as in Ansible, `ansible_become*` variables override the keywords (task, block, play),
+    // which override `--become`; all are templated
+    let become_var = |name: &str| {
+        job.vars
+            .get(name)
+            .map(|v| templar.render_value(v, &jv).unwrap_or_else(|_| v.clone()))
+    };
+    let become_on = become_var("ansible_become")
+        .map(|v| crate::playbook::truthy(&v))
+        .or(task.r#become)
         .or(job.play_become)
-        .or_else(|| job.vars.get("ansible_become").map(crate::playbook::truthy))
         .unwrap_or(shared.opts.r#become);
-    let become_user = become_on.then(|| {
-        task.become_user
-            .clone()
-            .or_else(|| job.vars.get("ansible_become_user").map(scalar_string))
-            .unwrap_or_else(|| "root".into())
-    });
+    let become_user = match become_on {
+        false => None,
+        true => match become_var("ansible_become_user") {
+            Some(v) => Some(scalar_string(&v)),
+            None => match &task.become_user {
+                Some(u) => match templar.render_value(&Value::String(u.clone()), &jv) {
+                    Ok(v) => Some(scalar_string(&v)),
+                    Err(e) => {
+                        return outcome(
+                            &job,
+                            Status::Failed,
+                            failed(format!("Task failed: become_user: {e:#}")),
+                            delegated_to,
+                        )
+                    }
+                },
+                None => Some("root".into()),
+            },
+        },
+    };
     let mut env = Vec::new();
     for source in [&job.play_env, &task.environment].into_iter().flatten() {
         match templar.render_value(source, &jv) {

@@ -286,6 +286,15 @@ fn parse_block(
                 }
             },
             "tags" => inner.tags.extend(tag_list(&val)),
+            "become_method" => {
+                let m = scalar_string(&val);
+                if m != "sudo" {
+                    return Err(syntax(format!(
+                        "{}: become_method {m:?} is not supported (sudo only)",
+                        at(file, v)
+                    )));
+                }
+            }
             k if INHERITED.contains(&k) => {
                 inner.keywords.retain(|(x, _)| x != k);
                 inner.keywords.push((k.to_string(), val));

@@ -78,6 +78,8 @@ const PLAY_KEYS: &[&str] = &[
     "max_fail_percentage",
     "vars",
     "become",
+    "become_user",
+    "become_method",
     "remote_user",
     "environment",
     "pre_tasks",
@@ -238,6 +240,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     let mut sections: [Vec<blocks::Item>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut files_vars = Map::new();
     let mut play_tags = Vec::new();
+    let mut play_become_user = None;
     let mut has_hosts = false;
     for (key, value) in entries {
         let v = value.to_json();
@@ -276,6 +279,16 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
                 _ => return Err(err(value.line, "play vars must be a mapping".into())),
             },
             "become" => play.r#become = Some(truthy(&v)),
+            "become_user" => play_become_user = Some(scalar_string(&v)),
+            "become_method" => {
+                let m = scalar_string(&v);
+                if m != "sudo" {
+                    return Err(err(
+                        value.line,
+                        format!("become_method {m:?} is not supported (sudo only)"),
+                    ));
+                }
+            }
             "remote_user" => play.remote_user = Some(scalar_string(&v)),
             "environment" => play.environment = Some(v),
             "tags" => play_tags = blocks::tag_list(&v),
@@ -349,6 +362,11 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
         add_tags(&mut play.body, &play_tags);
     }
     play.tags = play_tags;
+    if let Some(user) = &play_become_user {
+        // a play keyword: tasks, blocks and handlers that set their own keep it
+        default_become_user(&mut play.body, user);
+        default_become_user(&mut play.handlers, user);
+    }
     blocks::Item::flatten(&play.body, &mut play.tasks);
     check_notify(&play.body, &play.handlers)?;
     check_notify(&play.handlers, &play.handlers)?;
@@ -403,6 +421,31 @@ fn check_notify(items: &[blocks::Item], handlers: &[blocks::Item]) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// Gives the play's `become_user` to every task that has none of its own.
+fn default_become_user(items: &mut [blocks::Item], user: &str) {
+    for i in items {
+        match i {
+            blocks::Item::Task(s) => {
+                if s.task.become_user.is_none() {
+                    Arc::make_mut(&mut s.task).become_user = Some(user.to_string());
+                }
+            }
+            blocks::Item::Block(b) => {
+                default_become_user(&mut b.block, user);
+                default_become_user(&mut b.rescue, user);
+                default_become_user(&mut b.always, user);
+            }
+            blocks::Item::Include { step, items } => {
+                if step.task.become_user.is_none() {
+                    Arc::make_mut(&mut step.task).become_user = Some(user.to_string());
+                }
+                default_become_user(items, user);
+            }
+            blocks::Item::Flush => {}
+        }
+    }
 }
 
 fn add_tags(items: &mut [blocks::Item], tags: &[String]) {
@@ -509,5 +552,39 @@ mod tests {
         assert_eq!(inner.when, vec![Value::from("a"), Value::from("b")]);
         assert_eq!(inner.vars["x"], 1);
         assert!(inner.origin.file.ends_with("tasks/inner.yml"));
+    }
+
+    #[test]
+    fn play_become_user_goes_to_tasks_without_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let pb = dir.path().join("site.yml");
+        std::fs::write(
+            &pb,
+            "- hosts: a\n  tasks:\n    - command: id\n    - command: id\n      become_user: root\n    - block:\n        - command: id\n      become_user: b\n  handlers:\n    - name: h\n      command: id\n  become: true\n  become_user: nobody\n  become_method: sudo\n",
+        )
+        .unwrap();
+        let play = &load(&pb).unwrap().plays[0];
+        let users: Vec<_> = play.tasks.iter().map(|t| t.become_user.clone()).collect();
+        assert_eq!(
+            users,
+            [Some("nobody".into()), Some("root".into()), Some("b".into())]
+        );
+        assert_eq!(play.r#become, Some(true));
+        let blocks::Item::Task(h) = &play.handlers[0] else {
+            panic!("handler is a task")
+        };
+        assert_eq!(h.task.become_user.as_deref(), Some("nobody"));
+        for bad in [
+            "- hosts: a\n  become_method: su\n  tasks: []\n",
+            "- hosts: a\n  tasks:\n    - block:\n        - command: id\n      become_method: su\n",
+            "- hosts: a\n  tasks:\n    - command: id\n      become_method: su\n",
+        ] {
+            std::fs::write(&pb, bad).unwrap();
+            let e = format!("{:#}", load(&pb).unwrap_err());
+            assert!(
+                e.contains("become_method \"su\" is not supported") && e.contains("site.yml:"),
+                "{e}"
+            );
+        }
     }
 }
