@@ -355,3 +355,88 @@ fn ssh_host_keys_are_checked_by_default() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
+
+/// With `ControlPersist` in `ssh_args` (here `ANSIBLE_SSH_ARGS`) the masters outlive the run
+/// and the next run reuses them: the sshd sees no new login. Without it, every run logs in
+/// afresh and leaves no master. A bad value is a clear per-host failure.
+#[test]
+fn ssh_control_persist_reuses_masters_between_runs() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let vars = sshd.inventory_host_vars();
+    let inv = write(
+        dir,
+        "hosts.ini",
+        &format!("[nodes]\nn1 {vars}\nn2 {vars}\n"),
+    );
+    let pb = write(
+        dir,
+        "pb.yml",
+        "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: echo hi\n      register: r\n    - assert:\n        that: r.stdout == 'hi'\n",
+    );
+    // one subreaper wrapper around the whole series: the masters live from run to run and
+    // are killed and reaped when the series ends
+    let series = r#"set -u
+run() { "$AGENT" playbook -i "$INV" "$PB" > "$1.out" 2>&1; echo $? > "$1.rc"; grep -c '^Accepted publickey' "$SSHD_LOG" > "$1.logins"; }
+grep -c '^Accepted publickey' "$SSHD_LOG" > start.logins
+ANSIBLE_SSH_ARGS='-C -o ControlMaster=auto -o ControlPersist=60s' run persist1
+ls cp > persist1.sockets
+# another persist time is the same master
+ANSIBLE_SSH_ARGS='-C -o ControlMaster=auto -o ControlPersist=10m' run persist2
+run fresh
+ANSIBLE_SSH_ARGS='-o ControlPersist=soon' run bad
+"#;
+    let status = harness::reaper::reaped_command(dir, "/bin/sh")
+        .args(["-c", series])
+        .current_dir(dir)
+        .env("AGENT", harness::agent_binary())
+        .env("INV", &inv)
+        .env("PB", &pb)
+        .env("SSHD_LOG", sshd.log_path())
+        .env("ANSIBLE_CONFIG", dir.join("no-such-ansible.cfg"))
+        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
+        .env_remove("ANSIBLE_SSH_ARGS")
+        .status()
+        .expect("run the series");
+    assert!(status.success());
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let logins = |name: &str| -> usize { read(&format!("{name}.logins")).trim().parse().unwrap() };
+    for run in ["persist1", "persist2", "fresh"] {
+        assert_eq!(
+            read(&format!("{run}.rc")).trim(),
+            "0",
+            "{run}:\n{}",
+            read(&format!("{run}.out"))
+        );
+    }
+    assert_eq!(
+        logins("persist1") - logins("start"),
+        2,
+        "one login per host"
+    );
+    assert_eq!(
+        read("persist1.sockets")
+            .lines()
+            .filter(|l| l.starts_with("ea-"))
+            .count(),
+        2,
+        "a control socket dir per host"
+    );
+    assert_eq!(
+        logins("persist2"),
+        logins("persist1"),
+        "the second run reused both masters"
+    );
+    assert_eq!(
+        logins("fresh") - logins("persist2"),
+        2,
+        "no ControlPersist: fresh logins"
+    );
+    assert_eq!(read("bad.rc").trim(), "2", "{}", read("bad.out"));
+    assert!(
+        read("bad.out").contains("unsupported ControlPersist value \"soon\""),
+        "{}",
+        read("bad.out")
+    );
+}

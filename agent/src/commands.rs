@@ -80,6 +80,8 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
         timeout: run.timeout.unwrap_or(cfg.timeout),
         host_key_checking: cfg.host_key_checking,
         playbook_dir,
+        ssh_args: cfg.ssh_args.clone(),
+        control_path_dir: cfg.control_path_dir.clone(),
     })
 }
 

@@ -1,4 +1,5 @@
-//! `ansible.cfg` lookup and its common `[defaults]` keys, with `ANSIBLE_*` environment overrides.
+//! `ansible.cfg` lookup, its common `[defaults]` keys and the `[ssh_connection]` keys
+//! `ssh_args` and `control_path_dir`, with `ANSIBLE_*` environment overrides.
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,12 @@ pub struct Config {
     pub host_key_checking: bool,
     /// `timeout`: SSH connect timeout in seconds (default 10).
     pub timeout: u64,
+    /// `[ssh_connection] ssh_args`, split into words (none by default: unlike Ansible, the
+    /// agent keeps no connection after the run unless these ask for `ControlPersist`).
+    pub ssh_args: Vec<String>,
+    /// `[ssh_connection] control_path_dir` (default `~/.ansible/cp`): where persistent
+    /// connections keep their control sockets.
+    pub control_path_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -35,6 +42,9 @@ impl Default for Config {
             forks: 5,
             host_key_checking: true,
             timeout: 10,
+            ssh_args: Vec::new(),
+            control_path_dir: PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".ansible/cp"),
         }
     }
 }
@@ -69,25 +79,7 @@ pub fn load() -> Result<Config> {
     if let Some(path) = find() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut in_defaults = false;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
-            if line.starts_with('[') {
-                in_defaults = line == "[defaults]";
-                continue;
-            }
-            if !in_defaults {
-                continue;
-            }
-            let Some((k, v)) = line.split_once('=') else {
-                continue;
-            };
-            apply(&mut cfg, k.trim(), v.trim(), &base);
-        }
+        apply_file(&mut cfg, &text, &path)?;
         cfg.file = Some(path);
     }
     let cwd = std::env::current_dir().unwrap_or_default();
@@ -99,12 +91,45 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_FORKS", "forks"),
         ("ANSIBLE_HOST_KEY_CHECKING", "host_key_checking"),
         ("ANSIBLE_TIMEOUT", "timeout"),
+        ("ANSIBLE_SSH_ARGS", "ssh_connection.ssh_args"),
+        (
+            "ANSIBLE_SSH_CONTROL_PATH_DIR",
+            "ssh_connection.control_path_dir",
+        ),
     ] {
         if let Ok(v) = std::env::var(env) {
-            apply(&mut cfg, key, &v, &cwd);
+            apply(&mut cfg, key, &v, &cwd).with_context(|| format!("environment {env}"))?;
         }
     }
     Ok(cfg)
+}
+
+/// Applies the keys of the `[defaults]` and `[ssh_connection]` sections of `text`, the
+/// contents of the config file `path`.
+fn apply_file(cfg: &mut Config, text: &str, path: &Path) -> Result<()> {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut section = String::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.to_string();
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let key = match section.as_str() {
+            "[defaults]" => k.trim().to_string(),
+            "[ssh_connection]" => format!("ssh_connection.{}", k.trim()),
+            _ => continue,
+        };
+        apply(cfg, &key, v.trim(), &base)
+            .with_context(|| format!("{}:{}", path.display(), number + 1))?;
+    }
+    Ok(())
 }
 
 fn expand_path(v: &str, base: &Path) -> PathBuf {
@@ -121,7 +146,7 @@ fn expand_path(v: &str, base: &Path) -> PathBuf {
     }
 }
 
-fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) {
+fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
     let v = v.split(" #").next().unwrap_or(v).trim();
     match key {
         "inventory" => {
@@ -151,8 +176,14 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) {
                 cfg.timeout = n
             }
         }
+        "ssh_connection.ssh_args" => {
+            cfg.ssh_args =
+                shlex::split(v).ok_or_else(|| anyhow::anyhow!("cannot split ssh_args {v:?}"))?
+        }
+        "ssh_connection.control_path_dir" => cfg.control_path_dir = expand_path(v, base),
         _ => {}
     }
+    Ok(())
 }
 
 /// Ansible's boolean spelling for config values.
@@ -161,4 +192,31 @@ pub fn parse_bool(v: &str) -> bool {
         v.trim().to_ascii_lowercase().as_str(),
         "1" | "true" | "yes" | "on" | "y" | "t"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_connection_section() {
+        let mut cfg = Config::default();
+        let text = "[defaults]\nforks = 7\n[ssh_connection]\nssh_args = -C -o ControlMaster=auto -o 'ControlPersist=60s'\ncontrol_path_dir = cp\npipelining = True\n[other]\nforks = 9\n";
+        apply_file(&mut cfg, text, Path::new("/etc/x/ansible.cfg")).unwrap();
+        assert_eq!(cfg.forks, 7);
+        assert_eq!(
+            cfg.ssh_args,
+            ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"]
+        );
+        assert_eq!(cfg.control_path_dir, Path::new("/etc/x/cp"));
+        let err = apply_file(
+            &mut cfg,
+            "[ssh_connection]\nssh_args = -o 'open\n",
+            Path::new("/a.cfg"),
+        );
+        assert_eq!(
+            format!("{:#}", err.unwrap_err()),
+            "/a.cfg:2: cannot split ssh_args \"-o 'open\""
+        );
+    }
 }

@@ -52,7 +52,7 @@ pub fn spec_for(
     )
     .map(|v| std::path::PathBuf::from(scalar_string(v)))
     .or_else(|| opts.private_key.clone());
-    let mut extra_args = Vec::new();
+    let mut extra_args = opts.ssh_args.clone();
     for name in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
         if let Some(v) = vars.get(name) {
             let text = scalar_string(v);

@@ -49,6 +49,10 @@ pub struct RunOptions {
     pub host_key_checking: bool,
     /// Directory of the playbook (`playbook_dir`).
     pub playbook_dir: PathBuf,
+    /// `[ssh_connection] ssh_args` words, before each host's own ssh arguments.
+    pub ssh_args: Vec<String>,
+    /// Where persistent connections keep their control sockets.
+    pub control_path_dir: PathBuf,
 }
 
 /// State shared with host jobs.
@@ -149,7 +153,7 @@ impl Engine {
             let hosts = inv.group_hosts(&g.name);
             groups.insert(g.name.clone(), Value::from(hosts));
         }
-        let pool = ConnectionPool::new().map_err(|e| {
+        let pool = ConnectionPool::new(opts.control_path_dir.clone()).map_err(|e| {
             anyhow::anyhow!("cannot create a directory for ssh control sockets: {e}")
         })?;
         Ok(Engine {

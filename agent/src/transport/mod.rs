@@ -67,6 +67,8 @@ pub struct Connection {
     uploads: Mutex<std::collections::HashMap<String, String>>,
     upload_count: std::sync::atomic::AtomicUsize,
     shell: Mutex<ShellState>,
+    /// The SSH master outlives the run (`ControlPersist`).
+    persistent: bool,
 }
 
 /// The connection's remote temp dir and who removes it.
@@ -90,8 +92,9 @@ fn shell_disabled() -> bool {
 }
 
 impl Connection {
-    fn new(label: String, link: Link) -> Self {
+    fn new(label: String, link: Link, persistent: bool) -> Self {
         Connection {
+            persistent,
             label,
             link,
             tmpdir: OnceCell::new(),
@@ -239,6 +242,10 @@ impl Connection {
         let state = std::mem::replace(&mut *self.shell.lock().await, ShellState::NotStarted);
         if let ShellState::Running(sh) | ShellState::Unusable(Some(sh)) = state {
             sh.close().await;
+        }
+        if self.persistent {
+            // the master stays for the next run and exits by itself once idle
+            return;
         }
         if let Ok(conn) = Arc::try_unwrap(self) {
             if let Link::Ssh(session) = conn.link {

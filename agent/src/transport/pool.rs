@@ -20,6 +20,8 @@ type Slot = Arc<OnceCell<Result<Arc<Connection>, TransportError>>>;
 pub struct ConnectionPool {
     slots: Mutex<HashMap<ConnSpec, Slot>>,
     control_dir: tempfile::TempDir,
+    /// Where masters that persist between runs (`ControlPersist`) keep their sockets.
+    persist_dir: std::path::PathBuf,
     /// Bounds the SSH handshakes in flight (each is an `ssh` process and a CPU-heavy key
     /// exchange on both ends).
     opening: tokio::sync::Semaphore,
@@ -31,13 +33,14 @@ const MAX_OPENING: usize = 32;
 impl ConnectionPool {
     /// A pool whose SSH control sockets live in a fresh private directory under /tmp
     /// (short, because socket paths are limited to about 100 bytes).
-    pub fn new() -> std::io::Result<Self> {
+    pub fn new(persist_dir: std::path::PathBuf) -> std::io::Result<Self> {
         let control_dir = tempfile::Builder::new()
             .prefix("etcd-agent-ssh")
             .tempdir_in("/tmp")?;
         Ok(ConnectionPool {
             slots: Mutex::new(HashMap::new()),
             control_dir,
+            persist_dir,
             opening: tokio::sync::Semaphore::new(MAX_OPENING),
         })
     }
@@ -50,12 +53,16 @@ impl ConnectionPool {
         };
         slot.get_or_init(|| async {
             match spec {
-                ConnSpec::Local => Ok(Arc::new(Connection::new("local".into(), Link::Local))),
+                ConnSpec::Local => Ok(Arc::new(Connection::new("local".into(), Link::Local, false))),
                 ConnSpec::Ssh(s) => {
                     let _opening = self.opening.acquire().await;
                     tracing::debug!(target: "etcd_agent::transport", target_host = %s.label(), "opening ssh connection");
-                    let session = ssh::connect(s, self.control_dir.path()).await?;
-                    Ok(Arc::new(Connection::new(s.label(), Link::Ssh(Arc::new(session)))))
+                    let opened = ssh::connect(s, self.control_dir.path(), &self.persist_dir).await?;
+                    Ok(Arc::new(Connection::new(
+                        s.label(),
+                        Link::Ssh(Arc::new(opened.session)),
+                        opened.persistent,
+                    )))
                 }
             }
         })

@@ -1,8 +1,9 @@
 //! The SSH transport: one `openssh` master connection per target, commands multiplexed over it.
 
 use super::{ExecOutput, TransportError};
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
-use std::path::PathBuf;
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -29,6 +30,32 @@ pub struct SshSpec {
 }
 
 impl SshSpec {
+    /// A stable short name for this target and its options, naming its persistent control
+    /// socket directory.
+    ///
+    /// `Control*` options are left out: they say how long a master lives, not what it is.
+    pub fn socket_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut spec = self.clone();
+        let mut words = Vec::new();
+        let mut it = self.extra_args.iter();
+        while let Some(w) = it.next() {
+            let option = match w.as_str() {
+                "-o" => it.next().cloned().unwrap_or_default(),
+                _ => w.strip_prefix("-o").unwrap_or_default().to_string(),
+            };
+            if !option.to_ascii_lowercase().starts_with("control") {
+                words.push(w.clone());
+                if w == "-o" {
+                    words.push(option);
+                }
+            }
+        }
+        spec.extra_args = words;
+        let digest = Sha256::digest(format!("{spec:?}").as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// `user@host:port` for messages.
     pub fn label(&self) -> String {
         let user = self
@@ -48,6 +75,35 @@ struct ParsedArgs {
     key: Option<PathBuf>,
     port: Option<u16>,
     user: Option<String>,
+    /// `ControlPersist` if given (the first value wins, as in ssh): `Some(None)` is "no".
+    persist: Option<Option<ControlPersist>>,
+}
+
+/// Parses an ssh `ControlPersist` value: `yes`, `no`, or a time (`60`, `60s`, `10m`, `1h`).
+fn parse_control_persist(v: &str) -> Result<Option<ControlPersist>, TransportError> {
+    let v = v.trim().to_ascii_lowercase();
+    match v.as_str() {
+        "yes" | "true" => return Ok(Some(ControlPersist::Forever)),
+        "no" | "false" | "0" => return Ok(None),
+        _ => {}
+    }
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let scale = match unit {
+        "" | "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86400),
+        "w" => Some(604800),
+        _ => None,
+    };
+    match (digits.parse::<usize>(), scale) {
+        (Ok(n), Some(scale)) => {
+            Ok(std::num::NonZeroUsize::new(n.saturating_mul(scale)).map(ControlPersist::IdleFor))
+        }
+        _ => Err(TransportError::Failed(format!(
+            "unsupported ControlPersist value {v:?} in ssh arguments (yes, no, or a time like 60s)"
+        ))),
+    }
 }
 
 fn parse_args(words: &[String]) -> Result<ParsedArgs, TransportError> {
@@ -69,7 +125,15 @@ fn parse_args(words: &[String]) -> Result<ParsedArgs, TransportError> {
                     .or_else(|| v.split_once(' '))
                     .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
                     .unwrap_or((v.clone(), String::new()));
-                out.options.push((k, val));
+                match k.to_ascii_lowercase().as_str() {
+                    // the agent owns its control sockets
+                    "controlmaster" | "controlpath" => {}
+                    "controlpersist" => {
+                        let value = parse_control_persist(&val)?;
+                        out.persist.get_or_insert(value);
+                    }
+                    _ => out.options.push((k, val)),
+                }
             }
             "-i" => out.key = value().map(PathBuf::from),
             "-p" => out.port = value().and_then(|p| p.parse().ok()),
@@ -85,11 +149,21 @@ fn parse_args(words: &[String]) -> Result<ParsedArgs, TransportError> {
     Ok(out)
 }
 
-/// Opens the master connection; failures are [`TransportError::Unreachable`].
+/// An open master connection.
+pub struct Opened {
+    /// The multiplexed session.
+    pub session: Session,
+    /// The master outlives the run (`ControlPersist`): leave it running at the end.
+    pub persistent: bool,
+}
+
+/// Opens the master connection, or with `ControlPersist` reuses a live one that an earlier
+/// run left under `persist_dir`; failures are [`TransportError::Unreachable`].
 pub async fn connect(
     spec: &SshSpec,
-    control_dir: &std::path::Path,
-) -> Result<Session, TransportError> {
+    control_dir: &Path,
+    persist_dir: &Path,
+) -> Result<Opened, TransportError> {
     let parsed = parse_args(&spec.extra_args)?;
     let mut b = SessionBuilder::default();
     b.control_directory(control_dir);
@@ -148,11 +222,90 @@ pub async fn connect(
         b.config_file(f.path());
         _config_file = Some(f);
     }
+    let Some(Some(persist)) = parsed.persist else {
+        #[cfg(feature = "native-mux")]
+        let session = b.connect_mux(&spec.host).await;
+        #[cfg(not(feature = "native-mux"))]
+        let session = b.connect(&spec.host).await;
+        return session
+            .map(|session| Opened {
+                session,
+                persistent: false,
+            })
+            .map_err(|e| TransportError::Unreachable(describe(&e)));
+    };
+    let dir = persist_dir.join(format!("ea-{}", spec.socket_key()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| {
+            TransportError::Failed(format!(
+                "cannot create control path dir {}: {e}",
+                dir.display()
+            ))
+        })?;
+    if let Some(session) = resume_live_master(&dir).await {
+        tracing::debug!(target: "etcd_agent::transport", target_host = %spec.label(), "reusing persistent ssh connection");
+        return Ok(Opened {
+            session,
+            persistent: true,
+        });
+    }
+    b.control_directory(&dir);
+    b.control_persist(persist);
+    let master = b
+        .launch_master(&spec.host)
+        .await
+        .map_err(|e| TransportError::Unreachable(describe(&e)))?;
+    let master = master.keep();
+    Ok(Opened {
+        session: resume(&master),
+        persistent: true,
+    })
+}
+
+/// A session over the master whose control socket is `<dir>/master` (it is not stopped when
+/// the session is dropped).
+fn resume(dir: &Path) -> Session {
+    let (ctl, log) = (dir.join("master").into(), Some(dir.join("log").into()));
     #[cfg(feature = "native-mux")]
-    let session = b.connect_mux(&spec.host).await;
+    return Session::resume_mux(ctl, log);
     #[cfg(not(feature = "native-mux"))]
-    let session = b.connect(&spec.host).await;
-    session.map_err(|e| TransportError::Unreachable(describe(&e)))
+    return Session::resume(ctl, log);
+}
+
+/// Finds a master left by an earlier run in `dir` that still answers; clears out the
+/// remains of masters that are gone.
+async fn resume_live_master(dir: &Path) -> Option<Session> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".ssh-connection")
+        {
+            continue;
+        }
+        if path.join("master").exists() {
+            if resume(&path).check().await.is_ok() {
+                return Some(resume(&path));
+            }
+        } else {
+            // a master that exited, or one another run is still starting: only old ones go
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if age.is_none_or(|a| a < Duration::from_secs(600)) {
+                continue;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&path);
+    }
+    None
 }
 
 /// Ansible's wording: `Failed to connect to the host via ssh: <what ssh said>`.
@@ -212,7 +365,67 @@ pub async fn exec(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_args;
+    use super::{parse_args, parse_control_persist, SshSpec};
+    use openssh::ControlPersist;
+
+    #[test]
+    fn control_persist_values() {
+        let secs = |v: &str| match parse_control_persist(v).unwrap() {
+            Some(ControlPersist::IdleFor(n)) => Some(n.get()),
+            Some(ControlPersist::Forever) => Some(usize::MAX),
+            _ => None,
+        };
+        assert_eq!(secs("60s"), Some(60));
+        assert_eq!(secs("60"), Some(60));
+        assert_eq!(secs("10m"), Some(600));
+        assert_eq!(secs("1h"), Some(3600));
+        assert_eq!(secs("yes"), Some(usize::MAX));
+        assert_eq!(secs("no"), None);
+        assert_eq!(secs("0"), None);
+        assert!(parse_control_persist("soon").is_err());
+        assert!(parse_control_persist("5x").is_err());
+        // the first value wins, as in ssh, and "no" counts as a value
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let first_no = parse_args(&words(&["-o", "ControlPersist=no", "-oControlPersist=60"]));
+        assert!(matches!(first_no.unwrap().persist, Some(None)));
+        let parsed = parse_args(&words(&[
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            "ControlPath=/x",
+        ]));
+        assert!(
+            parsed.unwrap().options.is_empty(),
+            "the agent owns its control sockets"
+        );
+    }
+
+    #[test]
+    fn socket_key_ignores_control_options_only() {
+        let spec = |args: &[&str]| SshSpec {
+            inventory_host: "n1".into(),
+            host: "127.0.0.1".into(),
+            port: Some(22),
+            user: None,
+            key: None,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            host_key_checking: true,
+            timeout: 10,
+        };
+        let base = spec(&["-o", "ServerAliveInterval=5"]).socket_key();
+        assert_eq!(
+            spec(&[
+                "-o",
+                "ControlPersist=60s",
+                "-o",
+                "ServerAliveInterval=5",
+                "-oControlMaster=auto"
+            ])
+            .socket_key(),
+            base
+        );
+        assert_ne!(spec(&["-o", "ServerAliveInterval=6"]).socket_key(), base);
+    }
 
     #[test]
     fn ssh_args_forms() {
