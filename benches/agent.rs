@@ -2,12 +2,21 @@
 //! a real sshd on 3 and on 30 inventory hosts (the hosts share the one test
 //! sshd), and the agent's openssh process mux vs its `native-mux` build.
 //!
+//! Two settings, each engine against ansible-playbook in the same one:
+//! - cold: every run opens fresh SSH connections (leftover masters are
+//!   killed after each run), what a run after more than a minute's pause sees;
+//! - warm: runs back to back with `ControlPersist=60s`, reusing the masters
+//!   of the run before. That is ansible-playbook's default; the agent does it
+//!   when `ssh_args` (here `ANSIBLE_SSH_ARGS`) asks for `ControlPersist`.
+//!
 //! Run with `bench/agent.sh` (it builds what this needs). Prints a table.
 
 use harness::{repo_root, Ansible, Cluster, Sshd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+const PERSIST_ARGS: &str = "-C -o ControlMaster=auto -o ControlPersist=60s";
 
 fn inventory(ansible: &Ansible, cluster: &Cluster, sshd: &Sshd, hosts: usize) -> PathBuf {
     let mut ini = String::from("[etcd]\n");
@@ -24,32 +33,71 @@ fn inventory(ansible: &Ansible, cluster: &Cluster, sshd: &Sshd, hosts: usize) ->
     ansible.write_file(&format!("hosts-{hosts}.ini"), &ini)
 }
 
-/// Median wall time in seconds of `runs` runs of `run`, which must succeed.
-fn median(runs: usize, mut run: impl FnMut() -> bool) -> f64 {
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            assert!(run(), "benchmarked run failed");
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
+fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
 
-fn agent_run(agent: &Path, ansible: &Ansible, inventory: &Path, playbook: &Path) -> bool {
-    let status = Command::new(agent)
-        .args(["playbook", "-i"])
-        .arg(inventory)
-        .arg(playbook)
-        .arg("-M")
-        .arg(repo_root().join("playbooks/library"))
-        .envs(ansible.env())
-        .current_dir(ansible.dir())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run etcd-agent");
-    status.success()
+/// Median wall time in seconds of `runs` cold runs of `command`: each run goes through the
+/// subreaper wrapper, which kills any SSH master the run leaves behind.
+fn cold(runs: usize, mut command: impl FnMut() -> Command) -> f64 {
+    median(
+        (0..runs)
+            .map(|_| {
+                let mut cmd = command();
+                let start = Instant::now();
+                let status = cmd
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("run benchmarked command");
+                let secs = start.elapsed().as_secs_f64();
+                assert!(status.success(), "benchmarked run failed: {cmd:?}");
+                secs
+            })
+            .collect(),
+    )
+}
+
+/// Median wall time of `runs` warm runs: one extra run opens the masters, then the timed
+/// runs follow back to back inside one subreaper wrapper (which kills the masters at the end).
+fn warm(ansible: &Ansible, runs: usize, argv: &[String], env: &[(&str, &str)]) -> f64 {
+    let script = r#"n=$1; shift
+for i in $(seq 0 "$n"); do
+  s=$(date +%s%N)
+  "$@" > /dev/null || exit 1
+  e=$(date +%s%N)
+  [ "$i" -gt 0 ] && echo $(( (e - s) / 1000 ))
+done"#;
+    let out = ansible
+        .command("/bin/sh")
+        .args(["-c", script, "warm", &runs.to_string()])
+        .args(argv)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run warm series");
+    assert!(
+        out.status.success(),
+        "warm series failed: {argv:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    median(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().parse::<f64>().expect("microseconds") / 1e6)
+            .collect(),
+    )
+}
+
+fn agent_argv(agent: &Path, inventory: &Path, playbook: &Path) -> Vec<String> {
+    vec![
+        agent.display().to_string(),
+        "playbook".into(),
+        "-i".into(),
+        inventory.display().to_string(),
+        playbook.display().to_string(),
+        "-M".into(),
+        repo_root().join("playbooks/library").display().to_string(),
+    ]
 }
 
 fn main() {
@@ -73,28 +121,76 @@ fn main() {
     let playbook = root.join("playbooks/db-operations/etcd_healthy.yml");
 
     println!(
-        "| hosts | engine | median wall time (s), {runs} runs | speed-up vs ansible-playbook |"
+        "| hosts | connections | engine | median wall time (s), {runs} runs | speed-up vs ansible-playbook defaults |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     for hosts in [3usize, 30] {
         let inv = inventory(&ansible, &cluster, &sshd, hosts);
-        let ansible_default = median(runs, || ansible.playbook(&inv, &playbook, &[]).success());
-        let pipelining = median(runs, || {
-            ansible
-                .playbook(&inv, &playbook, &["-e", "ansible_pipelining=true"])
-                .success()
-        });
-        let agent_mux = median(runs, || agent_run(&agent, &ansible, &inv, &playbook));
-        let agent_native_mux = median(runs, || agent_run(&agent_native, &ansible, &inv, &playbook));
-        for (engine, secs) in [
-            ("ansible-playbook (defaults)", ansible_default),
-            ("ansible-playbook (pipelining)", pipelining),
-            ("etcd-agent (openssh process mux)", agent_mux),
-            ("etcd-agent (openssh native-mux)", agent_native_mux),
-        ] {
+        let ansible_argv = vec![
+            "ansible-playbook".to_string(),
+            "-i".into(),
+            inv.display().to_string(),
+            playbook.display().to_string(),
+        ];
+        let pipelining: &[(&str, &str)] = &[("ANSIBLE_PIPELINING", "true")];
+        let persist: &[(&str, &str)] = &[("ANSIBLE_SSH_ARGS", PERSIST_ARGS)];
+        let argv_command = |argv: &[String], env: &[(&str, &str)]| {
+            let mut cmd = ansible.command(&argv[0]);
+            cmd.args(&argv[1..]).envs(env.iter().copied());
+            cmd
+        };
+        let cold_rows = [
+            ("ansible-playbook (defaults)", ansible_argv.clone(), &[][..]),
+            (
+                "ansible-playbook (pipelining)",
+                ansible_argv.clone(),
+                pipelining,
+            ),
+            (
+                "etcd-agent (openssh process mux)",
+                agent_argv(&agent, &inv, &playbook),
+                &[][..],
+            ),
+            (
+                "etcd-agent (openssh native-mux)",
+                agent_argv(&agent_native, &inv, &playbook),
+                &[][..],
+            ),
+        ];
+        let mut baseline = None;
+        for (engine, argv, env) in &cold_rows {
+            let secs = cold(runs, || argv_command(argv, env));
+            let base = *baseline.get_or_insert(secs);
             println!(
-                "| {hosts} | {engine} | {secs:.2} | {:.1}x |",
-                ansible_default / secs
+                "| {hosts} | cold | {engine} | {secs:.2} | {:.1}x |",
+                base / secs
+            );
+        }
+        let warm_rows = [
+            ("ansible-playbook (defaults)", ansible_argv.clone(), &[][..]),
+            (
+                "ansible-playbook (pipelining)",
+                ansible_argv.clone(),
+                pipelining,
+            ),
+            (
+                "etcd-agent (process mux, ControlPersist=60s)",
+                agent_argv(&agent, &inv, &playbook),
+                persist,
+            ),
+            (
+                "etcd-agent (native-mux, ControlPersist=60s)",
+                agent_argv(&agent_native, &inv, &playbook),
+                persist,
+            ),
+        ];
+        let mut baseline = None;
+        for (engine, argv, env) in &warm_rows {
+            let secs = warm(&ansible, runs, argv, env);
+            let base = *baseline.get_or_insert(secs);
+            println!(
+                "| {hosts} | warm | {engine} | {secs:.2} | {:.1}x |",
+                base / secs
             );
         }
     }
