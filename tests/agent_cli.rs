@@ -696,3 +696,148 @@ fn default_output_is_identical_to_ansible_playbook_for_binary_modules_and_diffs(
         );
     }
 }
+
+/// A stand-in `systemctl` (there is no systemd on the test machines) that keeps each unit's
+/// active/enabled state in files and logs every call, so the `systemd`/`service` builtins are
+/// checked against what they asked for and what state they left.
+const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
+echo "$*" >> "$STATE/calls"
+verb=$1; unit=$2
+case "$verb" in
+  is-active) test -e "$STATE/$unit.active" ;;
+  is-enabled) test -e "$STATE/$unit.enabled" ;;
+  start|restart|reload) [ "$unit" = broken ] && { echo "Job for broken.service failed." >&2; exit 1; }
+    touch "$STATE/$unit.active" ;;
+  stop) rm -f "$STATE/$unit.active" ;;
+  enable) touch "$STATE/$unit.enabled" ;;
+  disable) rm -f "$STATE/$unit.enabled" ;;
+  daemon-reload) ;;
+  *) echo "unknown verb $verb" >&2; exit 2 ;;
+esac
+"#;
+
+#[test]
+fn systemd_and_service_builtins_drive_systemctl_idempotently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let bin = write(dir, "bin/systemctl", FAKE_SYSTEMCTL);
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&bin)
+        .status()
+        .unwrap();
+    let inv = write(dir, "hosts.ini", "h1 ansible_connection=local\n");
+    let pb = write(
+        dir,
+        "play.yml",
+        &format!(
+            r#"- hosts: h1
+  gather_facts: false
+  environment:
+    PATH: "{bin}:/usr/bin:/bin"
+    STATE: "{state}"
+  tasks:
+    - name: start
+      systemd: {{name: etcd, state: started, daemon_reload: true}}
+    - name: start again
+      systemd: {{name: etcd, state: started}}
+    - name: restart
+      ansible.builtin.systemd_service: {{name: etcd, state: restarted}}
+    - name: stop in check mode
+      systemd: {{name: etcd, state: stopped}}
+      check_mode: true
+    - name: stop
+      service: {{name: etcd, state: stopped}}
+    - name: enable
+      systemd: {{name: etcd, enabled: true}}
+    - name: enable again
+      systemd: {{name: etcd, enabled: true}}
+    - name: reload a stopped unit starts it
+      service: {{name: etcd, state: reloaded}}
+    - name: a unit that fails to start
+      systemd: {{name: broken, state: started}}
+      ignore_errors: true
+    - name: a bad state
+      systemd: {{name: etcd, state: paused}}
+      ignore_errors: true
+"#,
+            bin = bin.parent().unwrap().display(),
+            state = state.display()
+        ),
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "--json",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let outcome = |i: usize| {
+        let r = &doc["plays"][0]["tasks"][i]["hosts"]["h1"];
+        match (r["failed"].as_bool(), r["changed"].as_bool()) {
+            (Some(true), _) => "failed",
+            (_, Some(true)) => "changed",
+            _ => "ok",
+        }
+    };
+    let outcomes: Vec<&str> = (0..10).map(outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            "changed", "ok", "changed", "changed", "changed", "changed", "ok", "changed", "failed",
+            "failed"
+        ]
+    );
+    let failed_msg = |i: usize| {
+        doc["plays"][0]["tasks"][i]["hosts"]["h1"]["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        failed_msg(8).contains("Unable to start service broken: Job for broken.service failed.")
+    );
+    assert!(
+        failed_msg(9).contains("value of state must be one of"),
+        "{}",
+        failed_msg(9)
+    );
+    let calls = std::fs::read_to_string(state.join("calls")).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            "daemon-reload",
+            "is-active etcd",
+            "start etcd",
+            "is-active etcd",
+            "is-active etcd",
+            "restart etcd",
+            "is-active etcd",
+            "is-active etcd",
+            "stop etcd",
+            "is-enabled etcd",
+            "enable etcd",
+            "is-enabled etcd",
+            "is-active etcd",
+            "start etcd",
+            "is-active broken",
+            "start broken",
+            "is-active etcd",
+        ],
+        "check mode ran only the query"
+    );
+    assert!(state.join("etcd.active").exists() && state.join("etcd.enabled").exists());
+}
