@@ -153,9 +153,12 @@ impl Engine {
             let hosts = inv.group_hosts(&g.name);
             groups.insert(g.name.clone(), Value::from(hosts));
         }
-        let pool = ConnectionPool::new(opts.control_path_dir.clone()).map_err(|e| {
-            anyhow::anyhow!("cannot create a directory for ssh control sockets: {e}")
-        })?;
+        // handshakes run ahead of the forks that use them, but not unboundedly: on a busy
+        // controller they are CPU-bound and would all finish late together
+        let pool =
+            ConnectionPool::new(opts.control_path_dir.clone(), 2 * opts.forks).map_err(|e| {
+                anyhow::anyhow!("cannot create a directory for ssh control sockets: {e}")
+            })?;
         Ok(Engine {
             inv: Arc::new(inv),
             shared: Arc::new(Shared {

@@ -27,13 +27,11 @@ pub struct ConnectionPool {
     opening: tokio::sync::Semaphore,
 }
 
-/// Most SSH connections opened at once.
-const MAX_OPENING: usize = 32;
-
 impl ConnectionPool {
     /// A pool whose SSH control sockets live in a fresh private directory under /tmp
     /// (short, because socket paths are limited to about 100 bytes).
-    pub fn new(persist_dir: std::path::PathBuf) -> std::io::Result<Self> {
+    /// At most `max_opening` SSH handshakes run at once.
+    pub fn new(persist_dir: std::path::PathBuf, max_opening: usize) -> std::io::Result<Self> {
         let control_dir = tempfile::Builder::new()
             .prefix("etcd-agent-ssh")
             .tempdir_in("/tmp")?;
@@ -41,7 +39,7 @@ impl ConnectionPool {
             slots: Mutex::new(HashMap::new()),
             control_dir,
             persist_dir,
-            opening: tokio::sync::Semaphore::new(MAX_OPENING),
+            opening: tokio::sync::Semaphore::new(max_opening.max(1)),
         })
     }
 
