@@ -1,6 +1,6 @@
 //! File builtins run with plain POSIX tools on the target (no Python): `copy` (content, src),
 //! `template`, `fetch` (checksum verified), `file` (directory, file, touch, absent, mode,
-//! owner, group), `stat` and `lineinfile`. Results carry the fields Ansible's modules return.
+//! owner, group, link, hard, recurse) and `stat`. Results carry the fields Ansible's modules return.
 //!
 //! Copy and fetch move large files in chunks and show a byte progress bar (indicatif) when
 //! stderr is a terminal.
@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 /// Files at least this big are moved in chunks, with a progress bar on a terminal.
 const CHUNK: usize = 4 << 20;
 
-type R = Result<ResultMap, TransportError>;
+pub(super) type R = Result<ResultMap, TransportError>;
 
-async fn sh(
+pub(super) async fn sh(
     ctx: &ActionCtx<'_>,
     cmd: &str,
     stdin: Option<&[u8]>,
@@ -25,7 +25,7 @@ async fn sh(
     conn.exec(&ctx.wrap(cmd), stdin, None).await
 }
 
-fn fail(msg: impl Into<String>) -> R {
+pub(super) fn fail(msg: impl Into<String>) -> R {
     let mut m = super::failed(msg);
     m.insert("changed".into(), Value::Bool(false));
     Ok(m)
@@ -33,17 +33,23 @@ fn fail(msg: impl Into<String>) -> R {
 
 /// What `stat -L`-less `stat` says about a path.
 #[derive(Debug, Clone)]
-struct Info {
+pub(super) struct Info {
     /// Raw `st_mode`.
-    raw_mode: u32,
+    pub(super) raw_mode: u32,
     size: u64,
-    uid: u64,
-    gid: u64,
+    pub(super) uid: u64,
+    pub(super) gid: u64,
     owner: String,
     group: String,
     readable: bool,
     writeable: bool,
     executable: bool,
+    /// Hard link count (of the link itself for a symlink).
+    nlink: u64,
+    /// The path exists when links are followed (Python's `os.path.exists`).
+    pub(super) exists: bool,
+    /// The path is a directory when links are followed (`os.path.isdir`).
+    pub(super) dir_follow: bool,
     link_target: Option<String>,
 }
 
@@ -63,18 +69,21 @@ impl Info {
     fn mode(&self) -> String {
         format!("{:04o}", self.raw_mode & 0o7777)
     }
+    /// The file module's `get_state`: a regular file with more than one link is `hard`.
     fn state(&self) -> &'static str {
-        if self.is_dir() {
-            "directory"
-        } else if self.is_link() {
+        if self.is_link() {
             "link"
+        } else if self.is_dir() {
+            "directory"
+        } else if self.nlink > 1 {
+            "hard"
         } else {
             "file"
         }
     }
 }
 
-async fn info(ctx: &ActionCtx<'_>, path: &str) -> Result<Option<Info>, TransportError> {
+pub(super) async fn info(ctx: &ActionCtx<'_>, path: &str) -> Result<Option<Info>, TransportError> {
     Ok(info_checked(ctx, path).await?.unwrap_or(None))
 }
 
@@ -86,7 +95,7 @@ async fn info_checked(
 ) -> Result<Result<Option<Info>, String>, TransportError> {
     let p = quote(path);
     let cmd = format!(
-        "if [ -e {p} ] || [ -L {p} ]; then stat -c '%f|%s|%u|%g|%U|%G' {p} && {{ [ -r {p} ] && echo r || echo -; [ -w {p} ] && echo w || echo -; [ -x {p} ] && echo x || echo -; readlink {p} || true; }}; \
+        "if [ -e {p} ] || [ -L {p} ]; then stat -c '%f|%s|%u|%g|%U|%G|%h' {p} && {{ [ -r {p} ] && echo r || echo -; [ -w {p} ] && echo w || echo -; [ -x {p} ] && echo x || echo -; {{ [ -e {p} ] && printf e; [ -d {p} ] && printf d; echo; }}; readlink {p} || true; }}; \
          else e=$(LC_ALL=C stat -c %f {p} 2>&1 >/dev/null); case \"$e\" in ''|*'No such file or directory') echo absent;; *) echo \"error:${{e##*: }}\";; esac; fi"
     );
     let out = sh(ctx, &cmd, None).await?;
@@ -104,7 +113,8 @@ async fn info_checked(
         return Ok(Ok(None));
     }
     let flag = |l: Option<&str>, c: &str| l.is_some_and(|x| x == c);
-    let (r, w, x) = (lines.next(), lines.next(), lines.next());
+    let has = |l: Option<&str>, c: char| l.is_some_and(|x| x.contains(c));
+    let (r, w, x, e) = (lines.next(), lines.next(), lines.next(), lines.next());
     Ok(Ok(Some(Info {
         raw_mode: u32::from_str_radix(f[0], 16).unwrap_or(0),
         size: f[1].parse().unwrap_or(0),
@@ -115,6 +125,9 @@ async fn info_checked(
         readable: flag(r, "r"),
         writeable: flag(w, "w"),
         executable: flag(x, "x"),
+        nlink: f.get(6).and_then(|n| n.parse().ok()).unwrap_or(1),
+        exists: has(e, 'e'),
+        dir_follow: has(e, 'd'),
         link_target: lines.next().map(str::to_string).filter(|s| !s.is_empty()),
     })))
 }
@@ -146,7 +159,7 @@ fn owner_fields(m: &mut ResultMap, i: &Info) {
 }
 
 /// Octal mode text (`0640`, `640`, `u=rw,g=r`) for chmod; numbers are taken as YAML wrote them.
-fn mode_arg(ctx: &ActionCtx<'_>) -> Option<String> {
+pub(super) fn mode_arg(ctx: &ActionCtx<'_>) -> Option<String> {
     match ctx.args.get("mode")? {
         Value::Number(n) => n.as_u64().map(|v| format!("{v:o}")),
         Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -154,23 +167,23 @@ fn mode_arg(ctx: &ActionCtx<'_>) -> Option<String> {
     }
 }
 
-/// chmod/chown/chgrp as asked; true when something changed.
-async fn set_attrs(
+/// chown/chgrp/chmod as asked (the module's order); true when something changed.
+pub(super) async fn set_attrs(
     ctx: &ActionCtx<'_>,
     path: &str,
     before: Option<&Info>,
 ) -> Result<bool, TransportError> {
+    set_attrs_mode(ctx, path, before, mode_arg(ctx)).await
+}
+
+/// [`set_attrs`] with the mode given (`mode: preserve` resolved by the caller).
+async fn set_attrs_mode(
+    ctx: &ActionCtx<'_>,
+    path: &str,
+    before: Option<&Info>,
+    mode: Option<String>,
+) -> Result<bool, TransportError> {
     let mut cmds = Vec::new();
-    if let Some(mode) = mode_arg(ctx) {
-        let want_num = u32::from_str_radix(mode.trim_start_matches('0'), 8).ok();
-        let same = match (want_num, before) {
-            (Some(w), Some(i)) => (i.raw_mode & 0o7777) == w,
-            _ => false,
-        };
-        if !same {
-            cmds.push(format!("chmod {} {}", quote(&mode), quote(path)));
-        }
-    }
     if let Some(owner) = ctx.arg_str("owner") {
         if before.is_none_or(|i| i.owner != owner && i.uid.to_string() != owner) {
             cmds.push(format!("chown {} {}", quote(&owner), quote(path)));
@@ -179,6 +192,16 @@ async fn set_attrs(
     if let Some(group) = ctx.arg_str("group") {
         if before.is_none_or(|i| i.group != group && i.gid.to_string() != group) {
             cmds.push(format!("chgrp {} {}", quote(&group), quote(path)));
+        }
+    }
+    if let Some(mode) = mode {
+        let want_num = u32::from_str_radix(mode.trim_start_matches('0'), 8).ok();
+        let same = match (want_num, before) {
+            (Some(w), Some(i)) => (i.raw_mode & 0o7777) == w,
+            _ => false,
+        };
+        if !same {
+            cmds.push(format!("chmod {} {}", quote(&mode), quote(path)));
         }
     }
     if cmds.is_empty() {
@@ -212,7 +235,11 @@ fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
 }
 
 /// Writes `data` to `dest` atomically (temp file beside it, then `mv`).
-async fn write_remote(ctx: &ActionCtx<'_>, dest: &str, data: &[u8]) -> Result<(), TransportError> {
+pub(super) async fn write_remote(
+    ctx: &ActionCtx<'_>,
+    dest: &str,
+    data: &[u8],
+) -> Result<(), TransportError> {
     let tmp = format!("{dest}.etcd-agent.tmp");
     let (qt, qd) = (quote(&tmp), quote(dest));
     let pb = progress(data.len() as u64, &format!("copy {dest}"));
@@ -422,6 +449,9 @@ pub async fn copy(ctx: &ActionCtx<'_>) -> R {
     let Some(dest) = ctx.arg_str("dest") else {
         return fail("dest is required");
     };
+    if ctx.arg_bool("backup") == Some(true) {
+        return fail("copy: 'backup' is not supported by etcd-agent");
+    }
     if let Some(content) = ctx.args.get("content") {
         let text = match content {
             Value::String(s) => s.clone(),
@@ -433,7 +463,7 @@ pub async fn copy(ctx: &ActionCtx<'_>) -> R {
         return fail("src (or content) is required");
     };
     if ctx.arg_bool("remote_src") == Some(true) {
-        return fail("copy: remote_src is not supported by etcd-agent");
+        return copy_remote(ctx, &src, &dest).await;
     }
     let Some(path) = local_source(ctx, &src, "files") else {
         return fail(format!(
@@ -445,6 +475,123 @@ pub async fn copy(ctx: &ActionCtx<'_>) -> R {
         Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
     };
     put_content(ctx, &dest, &data, Some(&path)).await
+}
+
+/// `copy` with `remote_src: true`: a file already on the target (the module's own path; a
+/// source directory is outside the subset).
+async fn copy_remote(ctx: &ActionCtx<'_>, src: &str, dest: &str) -> R {
+    let qs = quote(src);
+    let probe = format!(
+        "if [ ! -e {qs} ]; then echo missing; elif [ ! -r {qs} ]; then echo unreadable; \
+         elif [ -d {qs} ]; then echo dir; elif [ -f {qs} ]; then echo file; else echo other; fi"
+    );
+    let kind = sh(ctx, &probe, None)
+        .await?
+        .stdout_text()
+        .trim()
+        .to_string();
+    match kind.as_str() {
+        "missing" => return fail(format!("Source {src} not found")),
+        "unreadable" => return fail(format!("Source {src} not readable")),
+        "dir" => {
+            return fail("copy: remote_src with a source directory is not supported by etcd-agent")
+        }
+        "other" => return fail(format!("Cannot copy invalid source '{src}': not a file")),
+        _ => {}
+    }
+    let checksum = remote_digest(ctx, "sha1sum", src).await?;
+    let md5 = remote_digest(ctx, "md5sum", src).await?;
+    let mut dest = dest.to_string();
+    let src_name = Path::new(src)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut before = info(ctx, &dest).await?;
+    if before.as_ref().is_some_and(|i| i.dir_follow) {
+        dest = format!("{}/{src_name}", dest.trim_end_matches('/'));
+        before = info(ctx, &dest).await?;
+    }
+    let parent = Path::new(&dest)
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let qp = quote(&parent);
+    let checksum_dest = match &before {
+        Some(i) if i.exists && i.is_reg() && i.readable => {
+            remote_digest(ctx, "sha1sum", &dest).await?
+        }
+        Some(_) => None,
+        None => {
+            let probe = format!(
+                "if [ ! -e {qp} ]; then \
+                 if stat {qp} 2>&1 >/dev/null | grep -q 'Permission denied'; then echo denied; else echo missing; fi; fi"
+            );
+            match sh(ctx, &probe, None).await?.stdout_text().trim() {
+                "denied" => {
+                    return fail(format!("Destination directory {parent} is not accessible"))
+                }
+                "missing" => return fail(format!("Destination directory {parent} does not exist")),
+                _ => None,
+            }
+        }
+    };
+    if sh(ctx, &format!("[ -w {qp} ]"), None).await?.rc != 0 {
+        return fail(format!("Destination {parent} not writable"));
+    }
+    let is_link = before.as_ref().is_some_and(Info::is_link);
+    let mut changed = false;
+    if checksum != checksum_dest || is_link {
+        changed = true;
+        if !ctx.check {
+            // a copy beside the destination, then renamed; as the module's atomic_move without
+            // keep_dest_attrs: a replaced file gets the source's mode (copystat), a new one
+            // the umask's
+            let tmp = quote(&format!("{dest}.etcd-agent.tmp"));
+            let put = if before.is_some() {
+                format!("cp --preserve=mode,timestamps {qs} {tmp}")
+            } else {
+                format!("rm -f {tmp} && : > {tmp} && cat {qs} > {tmp} && touch -r {qs} {tmp}")
+            };
+            let cmd = format!(
+                "{put} && mv -f {tmp} {} || {{ rm -f {tmp}; exit 1; }}",
+                quote(&dest)
+            );
+            let out = sh(ctx, &cmd, None).await?;
+            if out.rc != 0 {
+                return fail(format!(
+                    "Failed to copy '{src}' to '{dest}': {}",
+                    out.stderr_text().trim()
+                ));
+            }
+        }
+    }
+    let now = if ctx.check {
+        before.clone()
+    } else {
+        info(ctx, &dest).await?
+    };
+    let mode = match mode_arg(ctx).as_deref() {
+        Some("preserve") => {
+            let si = info(ctx, src).await?;
+            si.map(|i| i.mode())
+        }
+        other => other.map(str::to_string),
+    };
+    match set_attrs_mode(ctx, &dest, now.as_ref(), mode).await {
+        Ok(c) => changed |= c,
+        Err(TransportError::Failed(msg)) => return fail(msg),
+        Err(e) => return Err(e),
+    }
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(changed));
+    m.insert(
+        "checksum".into(),
+        checksum.map_or(Value::Null, Value::String),
+    );
+    m.insert("dest".into(), dest.into());
+    m.insert("md5sum".into(), md5.map_or(Value::Null, Value::String));
+    m.insert("src".into(), src.into());
+    add_path_info(ctx, m).await
 }
 
 /// `template`: renders a controller-side Jinja file (Ansible's `trim_blocks`) and copies it.
@@ -587,22 +734,96 @@ pub async fn fetch(ctx: &ActionCtx<'_>) -> R {
     Ok(m)
 }
 
+/// A failed file-module result; `path` (and its fields, as `add_path_info` adds them) when given.
+fn file_fail(msg: impl Into<String>, keys: &[(&str, &str)]) -> ResultMap {
+    let mut f = super::failed(msg);
+    f.insert("changed".into(), Value::Bool(false));
+    for (k, v) in keys {
+        f.insert((*k).into(), (*v).into());
+    }
+    f
+}
+
+/// What `AnsibleModule.add_path_info` adds to every result naming a `path` (or `dest`) that
+/// exists when links are followed: the `lstat` owner, mode, size and `get_state` of it.
+async fn add_path_info(ctx: &ActionCtx<'_>, mut m: ResultMap) -> R {
+    let path = m
+        .get("path")
+        .or_else(|| m.get("dest"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(p) = path {
+        if let Some(i) = info(ctx, &p).await?.filter(|i| i.exists) {
+            owner_fields(&mut m, &i);
+        }
+    }
+    Ok(m)
+}
+
+/// Whether `path` exists, links followed.
+async fn exists(ctx: &ActionCtx<'_>, path: &str) -> Result<bool, TransportError> {
+    let out = sh(ctx, &format!("[ -e {} ]", quote(path)), None).await?;
+    Ok(out.rc == 0)
+}
+
+/// Runs a command that changes the target; its stderr is the error.
+async fn run_change(ctx: &ActionCtx<'_>, cmd: &str) -> Result<Result<(), String>, TransportError> {
+    let out = sh(ctx, cmd, None).await?;
+    Ok(if out.rc == 0 {
+        Ok(())
+    } else {
+        Err(out.stderr_text().trim().to_string())
+    })
+}
+
 /// `file`.
 pub async fn file(ctx: &ActionCtx<'_>) -> R {
-    let Some(path) = ctx
+    let Some(mut path) = ctx
         .arg_str("path")
         .or_else(|| ctx.arg_str("dest"))
         .or_else(|| ctx.arg_str("name"))
     else {
         return fail("path is required");
     };
-    let before = info(ctx, &path).await?;
-    let state = ctx.arg_str("state").unwrap_or_else(|| {
-        before
-            .as_ref()
-            .map(|i| i.state().to_string())
-            .unwrap_or_else(|| "file".into())
+    let src = ctx.arg_str("src");
+    let force = ctx.arg_bool("force").unwrap_or(false);
+    let recurse = ctx.arg_bool("recurse").unwrap_or(false);
+    let follow = ctx.arg_bool("follow").unwrap_or(true);
+    let state_arg = ctx.arg_str("state");
+    let mut before = info(ctx, &path).await?;
+    // additional_parameter_handling: a directory path means the file inside it
+    if !matches!(state_arg.as_deref(), Some("link" | "absent"))
+        && before.as_ref().is_some_and(|i| i.dir_follow)
+    {
+        if let Some(name) = src.as_deref().and_then(|s| Path::new(s).file_name()) {
+            path = format!("{path}/{}", name.to_string_lossy());
+            before = info(ctx, &path).await?;
+        }
+    }
+    let prev = before.as_ref().map_or("absent", Info::state);
+    let state = state_arg.unwrap_or_else(|| {
+        if prev != "absent" {
+            prev.to_string()
+        } else if recurse {
+            "directory".into()
+        } else {
+            "file".into()
+        }
     });
+    if recurse && state != "directory" {
+        let f = file_fail(
+            "recurse option requires state to be 'directory'",
+            &[("path", &path)],
+        );
+        return add_path_info(ctx, f).await;
+    }
+    if src.is_some() && !matches!(state.as_str(), "link" | "hard") {
+        let f = file_fail(
+            "src option requires state to be 'link' or 'hard'",
+            &[("path", &path)],
+        );
+        return add_path_info(ctx, f).await;
+    }
     let q = quote(&path);
     let mut m = Map::new();
     match state.as_str() {
@@ -617,26 +838,23 @@ pub async fn file(ctx: &ActionCtx<'_>) -> R {
             m.insert("changed".into(), Value::Bool(changed));
             m.insert("path".into(), path.into());
             m.insert("state".into(), "absent".into());
-            return Ok(m);
         }
         "directory" => {
             let mut changed = false;
             match &before {
                 Some(i) if i.is_dir() => {}
                 Some(i) => {
-                    let mut f = super::failed(format!("{path} already exists as a {}", i.state()));
-                    f.insert("changed".into(), Value::Bool(false));
-                    f.insert("path".into(), path.clone().into());
-                    return Ok(f);
+                    let f = file_fail(
+                        format!("{path} already exists as a {}", i.state()),
+                        &[("path", &path)],
+                    );
+                    return add_path_info(ctx, f).await;
                 }
                 None => {
                     changed = true;
                     if !ctx.check {
                         if let Some(msg) = make_dirs(ctx, &path).await? {
-                            let mut f = super::failed(msg);
-                            f.insert("changed".into(), Value::Bool(false));
-                            f.insert("path".into(), path.clone().into());
-                            return Ok(f);
+                            return Ok(file_fail(msg, &[("path", &path)]));
                         }
                     }
                 }
@@ -648,8 +866,14 @@ pub async fn file(ctx: &ActionCtx<'_>) -> R {
             };
             match set_attrs(ctx, &path, now.as_ref()).await {
                 Ok(c) => changed |= c,
-                Err(TransportError::Failed(msg)) => return fail(msg),
+                Err(TransportError::Failed(msg)) => return attr_fail(ctx, msg, &path).await,
                 Err(e) => return Err(e),
+            }
+            if recurse && (now.is_some() || !ctx.check) {
+                match recurse_attrs(ctx, &path).await? {
+                    Ok(c) => changed |= c,
+                    Err(msg) => return attr_fail(ctx, msg, &path).await,
+                }
             }
             m.insert("changed".into(), Value::Bool(changed));
             m.insert("path".into(), path.clone().into());
@@ -664,7 +888,7 @@ pub async fn file(ctx: &ActionCtx<'_>) -> R {
             let now = info(ctx, &path).await?;
             if let Err(e) = set_attrs(ctx, &path, now.as_ref()).await {
                 return match e {
-                    TransportError::Failed(msg) => fail(msg),
+                    TransportError::Failed(msg) => attr_fail(ctx, msg, &path).await,
                     e => Err(e),
                 };
             }
@@ -677,27 +901,311 @@ pub async fn file(ctx: &ActionCtx<'_>) -> R {
             };
             let changed = match set_attrs(ctx, &path, Some(i)).await {
                 Ok(c) => c,
-                Err(TransportError::Failed(msg)) => return fail(msg),
+                Err(TransportError::Failed(msg)) => return attr_fail(ctx, msg, &path).await,
                 Err(e) => return Err(e),
             };
             m.insert("changed".into(), Value::Bool(changed));
             m.insert("path".into(), path.clone().into());
         }
+        "link" => return symlink(ctx, &path, src, before.as_ref(), force, follow).await,
+        "hard" => return hardlink(ctx, &path, src, before.as_ref(), force, follow).await,
         other => {
             return fail(format!(
-            "file: state={other} is not supported by etcd-agent (file, directory, touch, absent)"
-        ))
+                "value of state must be one of: absent, directory, file, hard, link, touch, got: {other}"
+            ))
         }
     }
-    let after = if ctx.check {
-        before
+    add_path_info(ctx, m).await
+}
+
+/// A failed chown/chgrp/chmod in the module's words (`chown failed: failed to look up user x`).
+async fn attr_fail(ctx: &ActionCtx<'_>, msg: String, path: &str) -> R {
+    let text = if msg.contains("invalid user") {
+        format!(
+            "chown failed: failed to look up user {}",
+            ctx.arg_str("owner").unwrap_or_default()
+        )
+    } else if msg.contains("invalid group") {
+        format!(
+            "chgrp failed: failed to look up group {}",
+            ctx.arg_str("group").unwrap_or_default()
+        )
     } else {
-        info(ctx, &path).await?
+        msg
     };
-    if let Some(i) = &after {
-        owner_fields(&mut m, i);
+    add_path_info(ctx, file_fail(text, &[("path", path)])).await
+}
+
+/// `recurse: true`: owner, group and mode of everything under `path` (links themselves for
+/// owner and group, as `lchown`; their targets are not followed). True when anything changed.
+async fn recurse_attrs(
+    ctx: &ActionCtx<'_>,
+    path: &str,
+) -> Result<Result<bool, String>, TransportError> {
+    let q = quote(path);
+    let owner = ctx.arg_str("owner");
+    let group = ctx.arg_str("group");
+    let mode = mode_arg(ctx);
+    let numeric_mode = mode
+        .as_deref()
+        .filter(|m| m.chars().all(|c| c.is_ascii_digit()));
+    // the differing entries, as find tests
+    let mut tests = Vec::new();
+    if let Some(o) = &owner {
+        tests.push(format!("! -user {}", quote(o)));
     }
-    Ok(m)
+    if let Some(g) = &group {
+        tests.push(format!("! -group {}", quote(g)));
+    }
+    if let Some(m) = numeric_mode {
+        tests.push(format!("\\( ! -type l ! -perm {} \\)", quote(m)));
+    }
+    let symbolic = mode.is_some() && numeric_mode.is_none();
+    if tests.is_empty() && !symbolic {
+        return Ok(Ok(false));
+    }
+    let snapshot = format!("find {q} -mindepth 1 -printf '%p %m %U %G\\n' | cksum");
+    if ctx.check {
+        if symbolic {
+            // what chmod would do, measured on a copy of the modes is not cheap: say changed
+            return Ok(Ok(true));
+        }
+        let out = sh(
+            ctx,
+            &format!(
+                "find {q} -mindepth 1 \\( {} \\) -print | head -n 1",
+                tests.join(" -o ")
+            ),
+            None,
+        )
+        .await?;
+        if out.rc != 0 {
+            return Ok(Err(out.stderr_text().trim().to_string()));
+        }
+        return Ok(Ok(!out.stdout.is_empty()));
+    }
+    let mut cmds = vec![format!("a=$({snapshot})")];
+    if let Some(o) = &owner {
+        cmds.push(format!("chown -R -h {} {q}", quote(o)));
+    }
+    if let Some(g) = &group {
+        cmds.push(format!("chgrp -R -h {} {q}", quote(g)));
+    }
+    if let Some(m) = &mode {
+        cmds.push(format!("chmod -R {} {q}", quote(m)));
+    }
+    cmds.push(format!("b=$({snapshot})"));
+    cmds.push("[ \"$a\" = \"$b\" ] && echo same || echo changed".into());
+    let out = sh(ctx, &cmds.join(" && "), None).await?;
+    if out.rc != 0 {
+        return Ok(Err(out.stderr_text().trim().to_string()));
+    }
+    Ok(Ok(out.stdout_text().trim() == "changed"))
+}
+
+/// `state: link` (the module's `ensure_symlink`).
+async fn symlink(
+    ctx: &ActionCtx<'_>,
+    path: &str,
+    mut src: Option<String>,
+    before: Option<&Info>,
+    force: bool,
+    follow: bool,
+) -> R {
+    let prev = before.map_or("absent", Info::state);
+    if src.is_none() && follow && before.is_some_and(|i| i.exists) {
+        src = before.and_then(|i| i.link_target.clone());
+    }
+    let relpath = match before {
+        Some(i) if !i.is_link() && i.dir_follow => path.to_string(),
+        _ => Path::new(path)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    };
+    if let Some(s) = &src {
+        let absrc = if s.starts_with('/') || relpath.is_empty() {
+            s.clone()
+        } else {
+            format!("{}/{s}", relpath.trim_end_matches('/'))
+        };
+        if !force && !exists(ctx, &absrc).await? {
+            return Ok(file_fail(
+                format!(
+                    "src file does not exist, use 'force=yes' if you really want to create the link: {absrc}"
+                ),
+                &[("path", path), ("src", s)],
+            ));
+        }
+    }
+    if prev == "directory" {
+        if !force {
+            let f = file_fail(
+                format!("refusing to convert from directory to symlink for {path}"),
+                &[("path", path)],
+            );
+            return add_path_info(ctx, f).await;
+        }
+        let out = sh(ctx, &format!("ls -A {} | head -n 1", quote(path)), None).await?;
+        if !out.stdout.is_empty() {
+            let f = file_fail(
+                format!("the directory {path} is not empty, refusing to convert it"),
+                &[("path", path)],
+            );
+            return add_path_info(ctx, f).await;
+        }
+    } else if matches!(prev, "file" | "hard") && !force {
+        let f = file_fail(
+            format!("refusing to convert from {prev} to symlink for {path}"),
+            &[("path", path)],
+        );
+        return add_path_info(ctx, f).await;
+    }
+    let mut changed = false;
+    if prev == "link" {
+        if let Some(s) = &src {
+            changed = before.and_then(|i| i.link_target.as_deref()) != Some(s.as_str());
+        }
+    } else {
+        if src.is_none() {
+            return fail("src is required for creating new symlinks");
+        }
+        changed = true;
+    }
+    let q = quote(path);
+    if changed && !ctx.check {
+        let s = quote(src.as_deref().unwrap_or_default());
+        let cmd = if prev == "directory" {
+            format!("rmdir {q} && ln -s {s} {q}")
+        } else {
+            format!("ln -sfT {s} {q}")
+        };
+        if let Err(e) = run_change(ctx, &cmd).await? {
+            let what = if prev == "absent" {
+                "linking"
+            } else {
+                "replacing"
+            };
+            let f = file_fail(format!("Error while {what}: {e}"), &[("path", path)]);
+            return add_path_info(ctx, f).await;
+        }
+    }
+    let mut m = Map::new();
+    m.insert("dest".into(), path.into());
+    m.insert("src".into(), src.clone().map_or(Value::Null, Value::String));
+    if ctx.check && !exists(ctx, path).await? {
+        m.insert("changed".into(), Value::Bool(changed));
+        return Ok(m);
+    }
+    // owner, group and mode go to what the link points to (follow), when it exists
+    let now = info(ctx, path).await?;
+    if now.as_ref().is_some_and(|i| i.exists)
+        && (mode_arg(ctx).is_some()
+            || ctx.arg_str("owner").is_some()
+            || ctx.arg_str("group").is_some())
+    {
+        let target = if follow && now.as_ref().is_some_and(Info::is_link) {
+            let out = sh(ctx, &format!("readlink -f {q}"), None).await?;
+            out.stdout_text().trim_end_matches('\n').to_string()
+        } else {
+            path.to_string()
+        };
+        let ti = info(ctx, &target).await?;
+        match set_attrs(ctx, &target, ti.as_ref()).await {
+            Ok(c) => changed |= c,
+            Err(TransportError::Failed(msg)) => return attr_fail(ctx, msg, &target).await,
+            Err(e) => return Err(e),
+        }
+    }
+    m.insert("changed".into(), Value::Bool(changed));
+    add_path_info(ctx, m).await
+}
+
+/// `state: hard` (the module's `ensure_hardlink`).
+async fn hardlink(
+    ctx: &ActionCtx<'_>,
+    path: &str,
+    src: Option<String>,
+    before: Option<&Info>,
+    force: bool,
+    follow: bool,
+) -> R {
+    let prev = before.map_or("absent", Info::state);
+    if prev != "hard" && src.is_none() {
+        return fail("src is required for creating new hardlinks");
+    }
+    if let Some(s) = &src {
+        if !exists(ctx, s).await? {
+            let f = file_fail("src does not exist", &[("dest", path), ("src", s)]);
+            return add_path_info(ctx, f).await;
+        }
+    }
+    let q = quote(path);
+    let same_inode = |s: &str| format!("[ {} -ef {q} ]", quote(s));
+    let mut changed = false;
+    let refuse = |msg: &str| {
+        file_fail(
+            msg,
+            &[("dest", path), ("src", src.as_deref().unwrap_or_default())],
+        )
+    };
+    match (prev, &src) {
+        ("absent", _) => changed = true,
+        ("link", Some(s)) => changed = before.and_then(|i| i.link_target.as_deref()) != Some(s),
+        ("hard", Some(s)) => {
+            let differs = sh(ctx, &same_inode(s), None).await?.rc != 0;
+            if differs {
+                changed = true;
+                if !force {
+                    let f = refuse("Cannot link, different hard link exists at destination");
+                    return add_path_info(ctx, f).await;
+                }
+            }
+        }
+        ("file", _) => {
+            changed = true;
+            if !force {
+                return add_path_info(ctx, refuse("Cannot link, file exists at destination")).await;
+            }
+        }
+        ("directory", _) => {
+            let f = refuse("Cannot link: different hard link exists at destination");
+            return add_path_info(ctx, f).await;
+        }
+        _ => {}
+    }
+    if changed && !ctx.check {
+        let s = quote(src.as_deref().unwrap_or_default());
+        let (cmd, what) = if prev == "absent" {
+            let deref = if follow { "-L " } else { "" };
+            (format!("ln {deref}{s} {q}"), "linking")
+        } else {
+            (format!("ln -fT {s} {q}"), "replacing")
+        };
+        if let Err(e) = run_change(ctx, &cmd).await? {
+            let f = file_fail(format!("Error while {what}: {e}"), &[("path", path)]);
+            return add_path_info(ctx, f).await;
+        }
+    }
+    let mut m = Map::new();
+    m.insert("dest".into(), path.into());
+    m.insert("src".into(), src.clone().map_or(Value::Null, Value::String));
+    if ctx.check && !exists(ctx, path).await? {
+        m.insert("changed".into(), Value::Bool(changed));
+        return Ok(m);
+    }
+    let now = if ctx.check && changed {
+        before.cloned()
+    } else {
+        info(ctx, path).await?
+    };
+    match set_attrs(ctx, path, now.as_ref()).await {
+        Ok(c) => changed |= c,
+        Err(TransportError::Failed(msg)) => return attr_fail(ctx, msg, path).await,
+        Err(e) => return Err(e),
+    }
+    m.insert("changed".into(), Value::Bool(changed));
+    add_path_info(ctx, m).await
 }
 
 /// Creates `path` and its missing parents one at a time as the file module does; on failure,
@@ -807,6 +1315,7 @@ pub async fn stat(ctx: &ActionCtx<'_>) -> R {
             st.insert("uid".into(), i.uid.into());
             st.insert("gid".into(), i.gid.into());
             st.insert("size".into(), i.size.into());
+            st.insert("nlink".into(), i.nlink.into());
             st.insert("pw_name".into(), i.owner.clone().into());
             st.insert("gr_name".into(), i.group.clone().into());
             for (k, bit) in [
@@ -829,7 +1338,10 @@ pub async fn stat(ctx: &ActionCtx<'_>) -> R {
             st.insert("executable".into(), Value::Bool(i.executable));
             if i.is_link() {
                 if let Some(t) = &i.link_target {
-                    st.insert("lnk_source".into(), t.clone().into());
+                    // lnk_source is os.path.realpath, lnk_target the raw readlink
+                    let out = sh(ctx, &format!("readlink -m {}", quote(&path)), None).await?;
+                    let real = out.stdout_text().trim_end_matches('\n').to_string();
+                    st.insert("lnk_source".into(), real.into());
                     st.insert("lnk_target".into(), t.clone().into());
                 }
             }
@@ -844,137 +1356,6 @@ pub async fn stat(ctx: &ActionCtx<'_>) -> R {
     let mut m = Map::new();
     m.insert("changed".into(), Value::Bool(false));
     m.insert("stat".into(), Value::Object(st));
-    Ok(m)
-}
-
-/// `lineinfile` (`line`, `regexp`, `state`, `insertafter: EOF`, `create`).
-pub async fn lineinfile(ctx: &ActionCtx<'_>) -> R {
-    let Some(path) = ctx.arg_str("path").or_else(|| ctx.arg_str("dest")) else {
-        return fail("path is required");
-    };
-    let state = ctx.arg_str("state").unwrap_or_else(|| "present".into());
-    let regexp = match ctx.arg_str("regexp").or_else(|| ctx.arg_str("regex")) {
-        Some(r) => match regex::Regex::new(&r) {
-            Ok(re) => Some(re),
-            Err(e) => return fail(format!("bad regexp {r:?}: {e}")),
-        },
-        None => None,
-    };
-    for unsupported in [
-        "insertbefore",
-        "backrefs",
-        "search_string",
-        "firstmatch",
-        "backup",
-    ] {
-        if ctx.args.contains_key(unsupported) {
-            return fail(format!(
-                "lineinfile: '{unsupported}' is not supported by etcd-agent"
-            ));
-        }
-    }
-    if let Some(after) = ctx.arg_str("insertafter") {
-        if after != "EOF" {
-            return fail("lineinfile: only insertafter=EOF is supported by etcd-agent");
-        }
-    }
-    let before = info(ctx, &path).await?;
-    let text = match &before {
-        Some(_) => {
-            let out = sh(ctx, &format!("cat {}", quote(&path)), None).await?;
-            if out.rc != 0 {
-                return fail(out.stderr_text().trim().to_string());
-            }
-            out.stdout_text()
-        }
-        None if state == "present" && ctx.arg_bool("create") == Some(true) => String::new(),
-        None if state == "absent" => {
-            let mut m = Map::new();
-            m.insert("changed".into(), Value::Bool(false));
-            m.insert("found".into(), 0.into());
-            m.insert("msg".into(), "file not present".into());
-            m.insert("backup".into(), "".into());
-            return Ok(m);
-        }
-        None => {
-            let mut m = super::failed(format!("Destination {path} does not exist !"));
-            m.insert("changed".into(), Value::Bool(false));
-            m.insert("rc".into(), 257.into());
-            return Ok(m);
-        }
-    };
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let mut m = Map::new();
-    let (changed, msg) = if state == "absent" {
-        let before_len = lines.len();
-        let line = ctx.arg_str("line");
-        lines.retain(|l| match (&regexp, &line) {
-            (Some(re), _) => !re.is_match(l),
-            (None, Some(x)) => l != x,
-            _ => true,
-        });
-        let found = before_len - lines.len();
-        m.insert("found".into(), found.into());
-        (
-            found > 0,
-            if found > 0 {
-                format!("{found} line(s) removed")
-            } else {
-                String::new()
-            },
-        )
-    } else {
-        let Some(line) = ctx.arg_str("line") else {
-            return fail("line is required with state=present");
-        };
-        let idx = match &regexp {
-            Some(re) => lines.iter().rposition(|l| re.is_match(l)),
-            None => lines.iter().position(|l| l == &line),
-        };
-        match idx {
-            Some(i) if lines[i] == line => (false, String::new()),
-            Some(i) => {
-                lines[i] = line;
-                (true, "line replaced".to_string())
-            }
-            None if regexp.is_some() && lines.iter().any(|l| l == &line) => (false, String::new()),
-            None => {
-                lines.push(line);
-                (true, "line added".to_string())
-            }
-        }
-    };
-    if changed && !ctx.check {
-        let mut out = lines.join("\n");
-        if !lines.is_empty() {
-            out.push('\n');
-        }
-        if let Err(e) = write_remote(ctx, &path, out.as_bytes()).await {
-            return match e {
-                TransportError::Failed(msg) => fail(msg),
-                e => Err(e),
-            };
-        }
-    }
-    let now = if ctx.check {
-        before
-    } else {
-        info(ctx, &path).await?
-    };
-    let attrs = set_attrs(ctx, &path, now.as_ref()).await;
-    let attr_changed = match attrs {
-        Ok(c) => c,
-        Err(TransportError::Failed(msg)) => return fail(msg),
-        Err(e) => return Err(e),
-    };
-    m.insert("backup".into(), "".into());
-    m.insert("changed".into(), Value::Bool(changed || attr_changed));
-    let msg = if !changed && attr_changed {
-        "ownership, perms or SE linux context changed".to_string()
-    } else {
-        msg
-    };
-    m.insert("msg".into(), msg.into());
     Ok(m)
 }
 

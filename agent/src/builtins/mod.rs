@@ -8,6 +8,7 @@ mod debug;
 mod digest;
 mod facts;
 mod files;
+mod lineinfile;
 mod pause;
 mod simple;
 mod systemd;
@@ -149,7 +150,7 @@ pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportErro
         "fetch" => files::fetch(ctx).await,
         "file" => files::file(ctx).await,
         "stat" => files::stat(ctx).await,
-        "lineinfile" => files::lineinfile(ctx).await,
+        "lineinfile" => lineinfile::run(ctx).await,
         "meta" => Ok(failed("meta actions are run by the executor")),
         other => Ok(failed(format!("unknown builtin {other}"))),
     }
