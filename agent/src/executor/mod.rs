@@ -65,14 +65,16 @@ pub struct Shared {
     pub pool: ConnectionPool,
     /// Module lookup.
     pub modules: ModuleFinder,
-    /// Inventory variables per host (computed once).
-    inv_vars: HashMap<String, Vars>,
+    /// Inventory variables per host (recomputed for the hosts of a group that `group_by`
+    /// changes, so the group's `group_vars` apply from the next task on).
+    inv_vars: std::sync::RwLock<HashMap<String, Vars>>,
 }
 
 impl Shared {
     /// Connection variables for a delegation target.
     fn delegate_vars(&self, host: &str) -> Map<String, Value> {
-        match self.inv_vars.get(host) {
+        let inv_vars = self.inv_vars.read().unwrap_or_else(|e| e.into_inner());
+        match inv_vars.get(host) {
             Some(v) => v.clone(),
             None if matches!(host, "localhost" | "127.0.0.1" | "::1") => {
                 let mut m = Map::new();
@@ -166,7 +168,7 @@ impl Engine {
                 templar: Templar::new(),
                 pool,
                 modules,
-                inv_vars,
+                inv_vars: std::sync::RwLock::new(inv_vars),
             }),
             reporter,
             facts: HashMap::new(),
@@ -283,7 +285,12 @@ impl Engine {
     fn job(&self, play: &Play, task: &Arc<Task>, host: &str, scope: &Scope<'_>) -> HostJob {
         let (play_hosts, active, hostvars) = (scope.play_hosts, scope.active, scope.hostvars);
         let empty = Vars::new();
-        let inventory = self.shared.inv_vars.get(host).unwrap_or(&empty);
+        let inv_vars = self
+            .shared
+            .inv_vars
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let inventory = inv_vars.get(host).unwrap_or(&empty);
         let facts = self.facts.get(host).unwrap_or(&empty);
         let short = host.split('.').next().unwrap_or(host).to_string();
         let opts = &self.shared.opts;
@@ -336,7 +343,12 @@ impl Engine {
 
     fn hostvars(&self) -> JValue {
         let mut all = Map::new();
-        for (h, v) in &self.shared.inv_vars {
+        let inv_vars = self
+            .shared
+            .inv_vars
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        for (h, v) in inv_vars.iter() {
             let mut m = v.clone();
             if let Some(f) = self.facts.get(h) {
                 crate::inventory::merge(&mut m, f);
@@ -574,6 +586,18 @@ impl Engine {
             }
         };
         result.insert("changed".into(), Value::Bool(changed));
+        if changed {
+            // the group's hosts (through its descendants) now see its group vars, and those of
+            // any parent it was put under, from the next task on, as Ansible's do
+            let mut inv_vars = self
+                .shared
+                .inv_vars
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for h in self.inv.group_hosts(&group) {
+                inv_vars.insert(h.clone(), self.inv.host_vars(&h));
+            }
+        }
         let mut groups = Map::new();
         for g in self.inv.groups() {
             groups.insert(g.name.clone(), Value::from(self.inv.group_hosts(&g.name)));
