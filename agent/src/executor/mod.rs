@@ -353,6 +353,8 @@ impl Engine {
             if let Some(f) = self.facts.get(h) {
                 crate::inventory::merge(&mut m, f);
             }
+            m.entry("ansible_facts")
+                .or_insert_with(|| Value::Object(Map::new()));
             m.insert("inventory_hostname".into(), Value::String(h.clone()));
             m.insert("group_names".into(), Value::from(self.inv.group_names(h)));
             all.insert(h.clone(), Value::Object(m));

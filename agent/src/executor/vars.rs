@@ -76,6 +76,10 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
             }
         }
     }
+    // Ansible always defines `ansible_facts` (empty before any facts are known)
+    merged
+        .entry("ansible_facts")
+        .or_insert_with(|| Value::Object(Default::default()));
     let mut ctx = Context::default();
     for (k, v) in &merged {
         ctx.set(k, v);
