@@ -383,6 +383,16 @@ pub fn select_tags(books: &mut [Playbook], only: &[String], skip: &[String]) {
     };
     let (only, skip) = (split(only), split(skip));
     for play in books.iter_mut().flat_map(|b| b.plays.iter_mut()) {
+        // Ansible tags its Gathering Facts task `always` unless the play has tags, which
+        // it then inherits; it is selected like any task (`--skip-tags always` drops it)
+        let gather_tags = if play.tags.is_empty() {
+            vec!["always".to_string()]
+        } else {
+            play.tags.clone()
+        };
+        if play.gather_facts && !blocks::selected(&gather_tags, &only, &skip) {
+            play.gather_facts = false;
+        }
         blocks::Item::retain(&mut play.body, &|s: &blocks::Step| {
             blocks::selected(&s.extra.tags, &only, &skip)
         });
