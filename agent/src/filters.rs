@@ -38,6 +38,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("b64decode", b64decode);
     env.add_filter("quote", quote);
     env.add_filter("flatten", flatten);
+    env.add_filter("type_debug", type_debug);
     env.add_test("in", |v: JValue, seq: JValue| contains(&seq, &v));
     env.add_test("contains", |seq: JValue, v: JValue| contains(&seq, &v));
     env.add_function("lookup", lookup);
@@ -610,6 +611,29 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// Ansible's `type_debug`: the native Python type name of the value (2.19 names tagged and
+/// lazy types by their native base: `str`, `dict`, `list`).
+fn type_debug(v: JValue) -> Result<String, Error> {
+    Ok(match v.kind() {
+        ValueKind::Undefined => {
+            return Err(Error::new(
+                ErrorKind::UndefinedError,
+                "type_debug of an undefined value",
+            ))
+        }
+        ValueKind::None => "NoneType",
+        ValueKind::Bool => "bool",
+        ValueKind::Number if v.is_integer() => "int",
+        ValueKind::Number => "float",
+        ValueKind::String => "str",
+        ValueKind::Bytes => "bytes",
+        ValueKind::Seq | ValueKind::Iterable => "list",
+        ValueKind::Map => "dict",
+        _ => "object",
+    }
+    .to_string())
 }
 
 fn b64encode(s: String) -> String {
