@@ -203,14 +203,52 @@ fn describe(e: &Error) -> String {
     s
 }
 
-/// If the text is exactly one `{{ ... }}` block, returns the inner expression.
+/// If the text is exactly one `{{ ... }}` block, returns the inner expression (without the
+/// `-`/`+` whitespace control marks). Like Jinja's lexer, a `}}` closes the block only outside
+/// string literals and brackets, so `{{ {'a': {'b': 1}} }}` and `{{ {'a': 1}}}` are one block.
 fn single_expression(s: &str) -> Option<&str> {
     let t = s.trim();
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+    let rest = t.strip_prefix("{{")?;
+    let end = expression_end(rest)?;
+    if end + 2 != rest.len() {
         return None;
     }
+    let inner = &rest[..end];
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
     Some(inner.trim())
+}
+
+/// Byte offset of the `}}` that closes an expression block whose text starts at `s`.
+fn expression_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut stack: Vec<u8> = Vec::new();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if let Some(q) = quote {
+            if c == b'\\' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                b'\'' | b'"' => quote = Some(c),
+                b'(' | b'[' | b'{' => stack.push(c),
+                b'}' if stack.is_empty() => {
+                    return (bytes.get(i + 1) == Some(&b'}')).then_some(i);
+                }
+                b')' | b']' | b'}' => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Jinja/Python truthiness for data.
@@ -403,6 +441,21 @@ mod tests {
         assert_eq!(t.render_str("n={{ a }}", &vars()).unwrap(), json!("n=1"));
         assert_eq!(t.render_str("{{ r }}", &vars()).unwrap()["rc"], json!(0));
         assert_eq!(t.render_str("plain", &vars()).unwrap(), json!("plain"));
+    }
+
+    #[test]
+    fn dict_literals_are_one_expression() {
+        let t = Templar::new();
+        let r = |s: &str| t.render_str(s, &vars()).unwrap();
+        assert_eq!(r("{{ {'a': {'b': 1}} }}"), json!({"a": {"b": 1}}));
+        assert_eq!(r("{{ {'a': 1}}}"), json!({"a": 1}));
+        assert_eq!(r("{{ {'s': '}} {{'} }}"), json!({"s": "}} {{"}));
+        assert_eq!(r("{{ nope | default({'k': {}}) }}"), json!({"k": {}}));
+        assert_eq!(r("{{- a -}}"), json!(1));
+        assert_eq!(r("{{ a }}{{ a }}"), json!("11"));
+        assert_eq!(r("{{ a }} {% if true %}x{% endif %}"), json!("1 x"));
+        assert_eq!(single_expression("{{ -a }}"), Some("-a"));
+        assert_eq!(single_expression("{{ a }} }}"), None);
     }
 
     /// Outputs checked against ansible-core 2.19's `ansible-playbook` (`debug: msg:`).
