@@ -16,6 +16,20 @@ fn agent(dir: &Path, args: &[&str]) -> Output {
         .expect("run etcd-agent")
 }
 
+/// Runs `etcd-agent playbook --json -i inventory playbook` in `dir`.
+fn agent_json(dir: &Path, inventory: &Path, playbook: &Path) -> Output {
+    agent(
+        dir,
+        &[
+            "playbook",
+            "--json",
+            "-i",
+            inventory.to_str().unwrap(),
+            playbook.to_str().unwrap(),
+        ],
+    )
+}
+
 /// Runs the real `ansible-inventory` sandboxed in `dir`.
 fn ansible_inventory(dir: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new("ansible-inventory");
@@ -225,16 +239,7 @@ fn json_output_has_ansible_posix_json_shape() {
         "play.yml",
         "- hosts: g\n  gather_facts: false\n  tasks:\n    - name: one\n      command: echo {{ inventory_hostname }}\n    - name: two\n      set_fact: {x: 1}\n",
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "--json",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ],
-    );
+    let out = agent_json(dir, &inv, &pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let play = &doc["plays"][0];
@@ -767,16 +772,7 @@ fn systemd_and_service_builtins_drive_systemctl_idempotently() {
             state = state.display()
         ),
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "--json",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ],
-    );
+    let out = agent_json(dir, &inv, &pb);
     assert_eq!(
         out.status.code(),
         Some(0),
