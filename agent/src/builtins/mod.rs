@@ -7,6 +7,7 @@ mod command;
 mod debug;
 mod digest;
 mod facts;
+mod file;
 mod files;
 mod lineinfile;
 mod pause;
@@ -148,7 +149,7 @@ pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportErro
         "copy" => files::copy(ctx).await,
         "template" => files::template(ctx).await,
         "fetch" => files::fetch(ctx).await,
-        "file" => files::file(ctx).await,
+        "file" => file::run(ctx).await,
         "stat" => files::stat(ctx).await,
         "lineinfile" => lineinfile::run(ctx).await,
         "meta" => Ok(failed("meta actions are run by the executor")),
