@@ -78,6 +78,8 @@ fn a_killed_member_makes_the_cluster_unhealthy_and_is_named() {
     let dead = cluster.member(2).name.clone();
     let dead_url = cluster.member(2).client_url();
     cluster.kill(2);
+    // if it led, the survivors need a new leader before they answer as healthy
+    cluster.wait_healthy(Duration::from_secs(60));
 
     let result = health(&cluster, json!({}));
     assert_eq!(result["healthy"], false, "{result}");
