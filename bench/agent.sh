@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-modules
 cargo build --quiet --release -p etcd-agent
-cargo build --quiet --release -p etcd-agent --features native-mux --target-dir target/native-mux
+cargo build --quiet --release -p etcd-agent --no-default-features --target-dir target/process-mux
 cargo bench --quiet --bench agent

@@ -102,8 +102,9 @@ fn agent_argv(agent: &Path, inventory: &Path, playbook: &Path) -> Vec<String> {
 
 fn main() {
     let root = repo_root();
-    let agent = root.join("target/release/etcd-agent");
-    let agent_native = root.join("target/native-mux/release/etcd-agent");
+    // the default build uses openssh's native mux; the other one its process mux
+    let agent_native = root.join("target/release/etcd-agent");
+    let agent = root.join("target/process-mux/release/etcd-agent");
     for bin in [&agent, &agent_native] {
         assert!(
             bin.exists(),
