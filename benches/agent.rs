@@ -1,6 +1,6 @@
 //! Agent vs ansible-playbook: wall time of the shipped health playbook over
 //! a real sshd on 3 and on 30 inventory hosts (the hosts share the one test
-//! sshd), and the agent's openssh process mux vs its `native-mux` build.
+//! sshd), and the agent's default build (openssh's native mux) vs its process-mux build.
 //!
 //! Two settings, each engine against ansible-playbook in the same one:
 //! - cold: every run opens fresh SSH connections (leftover masters are
