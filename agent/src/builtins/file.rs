@@ -330,30 +330,21 @@ async fn symlink(
         changed = true;
     }
     let q = quote(path);
-    if changed && !ctx.check {
-        let s = quote(src.as_deref().unwrap_or_default());
-        let cmd = if prev == "directory" {
-            format!("rmdir {q} && ln -s {s} {q}")
-        } else {
-            format!("ln -sfT {s} {q}")
-        };
-        if let Err(e) = run_change(ctx, &cmd).await? {
-            let what = if prev == "absent" {
-                "linking"
-            } else {
-                "replacing"
-            };
-            let f = file_fail(format!("Error while {what}: {e}"), &[("path", path)]);
-            return add_path_info(ctx, f).await;
-        }
-    }
-    let mut m = Map::new();
-    m.insert("dest".into(), path.into());
-    m.insert("src".into(), src.clone().map_or(Value::Null, Value::String));
-    if ctx.check && !exists(ctx, path).await? {
-        m.insert("changed".into(), Value::Bool(changed));
-        return Ok(m);
-    }
+    let s = quote(src.as_deref().unwrap_or_default());
+    let cmd = if prev == "directory" {
+        format!("rmdir {q} && ln -s {s} {q}")
+    } else {
+        format!("ln -sfT {s} {q}")
+    };
+    let what = if prev == "absent" {
+        "linking"
+    } else {
+        "replacing"
+    };
+    let mut m = match link_step(ctx, path, &src, changed, &cmd, what).await? {
+        Ok(m) => m,
+        Err(done) => return Ok(done),
+    };
     // owner, group and mode go to what the link points to (follow), when it exists
     let now = info(ctx, path).await?;
     if now.as_ref().is_some_and(|i| i.exists)
@@ -431,26 +422,17 @@ async fn hardlink(
         }
         _ => {}
     }
-    if changed && !ctx.check {
-        let s = quote(src.as_deref().unwrap_or_default());
-        let (cmd, what) = if prev == "absent" {
-            let deref = if follow { "-L " } else { "" };
-            (format!("ln {deref}{s} {q}"), "linking")
-        } else {
-            (format!("ln -fT {s} {q}"), "replacing")
-        };
-        if let Err(e) = run_change(ctx, &cmd).await? {
-            let f = file_fail(format!("Error while {what}: {e}"), &[("path", path)]);
-            return add_path_info(ctx, f).await;
-        }
-    }
-    let mut m = Map::new();
-    m.insert("dest".into(), path.into());
-    m.insert("src".into(), src.clone().map_or(Value::Null, Value::String));
-    if ctx.check && !exists(ctx, path).await? {
-        m.insert("changed".into(), Value::Bool(changed));
-        return Ok(m);
-    }
+    let s = quote(src.as_deref().unwrap_or_default());
+    let (cmd, what) = if prev == "absent" {
+        let deref = if follow { "-L " } else { "" };
+        (format!("ln {deref}{s} {q}"), "linking")
+    } else {
+        (format!("ln -fT {s} {q}"), "replacing")
+    };
+    let mut m = match link_step(ctx, path, &src, changed, &cmd, what).await? {
+        Ok(m) => m,
+        Err(done) => return Ok(done),
+    };
     let now = if ctx.check && changed {
         before.cloned()
     } else {
@@ -463,6 +445,33 @@ async fn hardlink(
     }
     m.insert("changed".into(), Value::Bool(changed));
     add_path_info(ctx, m).await
+}
+
+/// What `state: link` and `state: hard` share once their command is known: run it when
+/// something changes (not in check mode), then start the result with `dest` and `src`.
+/// `Err` is the finished result: the command failed, or check mode on a path not there yet.
+async fn link_step(
+    ctx: &ActionCtx<'_>,
+    path: &str,
+    src: &Option<String>,
+    changed: bool,
+    cmd: &str,
+    what: &str,
+) -> Result<Result<ResultMap, ResultMap>, TransportError> {
+    if changed && !ctx.check {
+        if let Err(e) = run_change(ctx, cmd).await? {
+            let f = file_fail(format!("Error while {what}: {e}"), &[("path", path)]);
+            return Ok(Err(add_path_info(ctx, f).await?));
+        }
+    }
+    let mut m = Map::new();
+    m.insert("dest".into(), path.into());
+    m.insert("src".into(), src.clone().map_or(Value::Null, Value::String));
+    if ctx.check && !exists(ctx, path).await? {
+        m.insert("changed".into(), Value::Bool(changed));
+        return Ok(Err(m));
+    }
+    Ok(Ok(m))
 }
 
 /// Creates `path` and its missing parents one at a time as the file module does; on failure,
