@@ -299,14 +299,20 @@ fn symmetric_difference(a: JValue, b: JValue) -> Result<JValue, Error> {
     Ok(JValue::from_serialize(set_order(dedup(out))))
 }
 
-fn dict2items(v: JValue, kw: Kwargs) -> Result<JValue, Error> {
-    let key_name: String = kw
+/// The `key_name`/`value_name` keyword arguments of `dict2items`/`items2dict` (the only ones).
+fn key_value_names(kw: &Kwargs) -> Result<(String, String), Error> {
+    let key_name = kw
         .get::<Option<String>>("key_name")?
         .unwrap_or("key".into());
-    let value_name: String = kw
+    let value_name = kw
         .get::<Option<String>>("value_name")?
         .unwrap_or("value".into());
     kw.assert_all_used()?;
+    Ok((key_name, value_name))
+}
+
+fn dict2items(v: JValue, kw: Kwargs) -> Result<JValue, Error> {
+    let (key_name, value_name) = key_value_names(&kw)?;
     let Value::Object(m) = to_data(&v)? else {
         return Err(op_err("dict2items requires a dictionary"));
     };
@@ -323,13 +329,7 @@ fn dict2items(v: JValue, kw: Kwargs) -> Result<JValue, Error> {
 }
 
 fn items2dict(v: JValue, kw: Kwargs) -> Result<JValue, Error> {
-    let key_name: String = kw
-        .get::<Option<String>>("key_name")?
-        .unwrap_or("key".into());
-    let value_name: String = kw
-        .get::<Option<String>>("value_name")?
-        .unwrap_or("value".into());
-    kw.assert_all_used()?;
+    let (key_name, value_name) = key_value_names(&kw)?;
     let mut out = Map::new();
     for item in items(&v)? {
         let k = item

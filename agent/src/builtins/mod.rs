@@ -131,6 +131,28 @@ impl ActionCtx<'_> {
     }
 }
 
+/// Whether builtin `name` runs on the target, and so needs its connection (the executor opens
+/// it before the task takes a fork slot).
+pub fn uses_target(name: &str) -> bool {
+    matches!(
+        name,
+        "command"
+            | "shell"
+            | "ping"
+            | "wait_for"
+            | "systemd"
+            | "systemd_service"
+            | "service"
+            | "setup"
+            | "copy"
+            | "template"
+            | "fetch"
+            | "file"
+            | "stat"
+            | "lineinfile"
+    )
+}
+
 /// Runs a builtin; `Err` only for unreachable targets.
 pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
     match ctx.module.as_str() {

@@ -90,30 +90,6 @@ fn number(v: &Option<Value>, shared: &Shared, ctx: &Context) -> Option<f64> {
     }
 }
 
-/// Builtins that run on the target and so need its connection.
-fn uses_target(action: &Action) -> bool {
-    match action {
-        Action::Binary(_) => true,
-        Action::Builtin(name) => matches!(
-            name.as_str(),
-            "command"
-                | "shell"
-                | "ping"
-                | "wait_for"
-                | "systemd"
-                | "systemd_service"
-                | "service"
-                | "setup"
-                | "copy"
-                | "template"
-                | "fetch"
-                | "file"
-                | "stat"
-                | "lineinfile"
-        ),
-    }
-}
-
 /// Runs the job to completion; never panics on bad input, errors become failed results.
 ///
 /// `forks` bounds how many hosts run the action at once. The slot is taken only after the
@@ -282,7 +258,11 @@ pub async fn run(
     let delay = number(&task.delay, &shared, &job.ctx)
         .unwrap_or(5.0)
         .max(0.0);
-    if forks.is_some() && uses_target(&action) {
+    let uses_target = match &action {
+        Action::Binary(_) => true,
+        Action::Builtin(name) => builtins::uses_target(name),
+    };
+    if forks.is_some() && uses_target {
         // an open failure is remembered by the pool and reported by the action itself
         let _ = shared.pool.get(&conn_spec).await;
     }

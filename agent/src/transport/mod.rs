@@ -168,21 +168,23 @@ impl Connection {
         if !shell_disabled() {
             if let Ok(mut state) = self.shell.try_lock() {
                 self.start_shell(&mut state, session).await?;
-                if let ShellState::Running(sh) = &mut *state {
-                    if data.len() <= sh.max_stdin {
-                        match sh.exec(cmd, data).await {
-                            Ok(out) => return Ok(out),
-                            Err(e) => {
-                                tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "persistent shell failed, falling back: {e}");
-                                let ShellState::Running(sh) =
-                                    std::mem::replace(&mut *state, ShellState::Unusable(None))
-                                else {
-                                    unreachable!("matched Running above")
-                                };
-                                *state = ShellState::Unusable(Some(sh));
-                            }
+                let ran = match &mut *state {
+                    ShellState::Running(sh) if data.len() <= sh.max_stdin => {
+                        Some(sh.exec(cmd, data).await)
+                    }
+                    _ => None,
+                };
+                match ran {
+                    Some(Ok(out)) => return Ok(out),
+                    Some(Err(e)) => {
+                        tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "persistent shell failed, falling back: {e}");
+                        if let ShellState::Running(sh) =
+                            std::mem::replace(&mut *state, ShellState::Unusable(None))
+                        {
+                            *state = ShellState::Unusable(Some(sh));
                         }
                     }
+                    None => {}
                 }
             }
         }

@@ -289,8 +289,9 @@ async fn resume_live_master(dir: &Path) -> Option<Session> {
             continue;
         }
         if path.join("master").exists() {
-            if resume(&path).check().await.is_ok() {
-                return Some(resume(&path));
+            let session = resume(&path);
+            if session.check().await.is_ok() {
+                return Some(session);
             }
         } else {
             // a master that exited, or one another run is still starting: only old ones go
