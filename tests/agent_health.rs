@@ -24,7 +24,7 @@ fn inventory(ansible: &Ansible, cluster: &Cluster, sshd: &Sshd) -> PathBuf {
             "{} ip={} {}\n",
             m.name,
             m.ip,
-            sshd.inventory_host_vars()
+            sshd.inventory_host_vars_at(m.ip)
         ));
     }
     ini.push_str("\n[etcd:vars]\netcd_client_scheme=http\n");
@@ -35,7 +35,9 @@ fn inventory(ansible: &Ansible, cluster: &Cluster, sshd: &Sshd) -> PathBuf {
 fn shipped_healthy_playbook_under_the_agent_matches_ansible() {
     module_binary("etcd_health");
     let mut cluster = Cluster::start3();
-    let sshd = Sshd::start();
+    // each host on its member's address, so each has a connection of its own
+    let ips: Vec<_> = cluster.members().iter().map(|m| m.ip).collect();
+    let sshd = Sshd::start_on(&ips);
     let ansible = Ansible::new();
     let hosts = inventory(&ansible, &cluster, &sshd);
     let playbook = repo_root().join("playbooks/db-operations/etcd_healthy.yml");

@@ -1,11 +1,14 @@
 //! End-to-end tests of `etcd-agent` over real SSH (the harness's private sshd): several
-//! inventory hosts on one sshd, serial/register/when/until/run_once/delegate_to, a failing
-//! host, an unreachable host, any_errors_fatal, check mode, and the module upload count.
+//! inventory hosts on one sshd (each on an address of its own, as in a fleet, unless a test
+//! is about aliases of one address), serial/register/when/until/run_once/delegate_to, a
+//! failing host, an unreachable host, any_errors_fatal, check mode, the module upload count,
+//! and connections shared by aliases.
 //!
 //! The binary is built once per test process with `cargo build -p etcd-agent`.
 
 use harness::{agent_command, Sshd};
 use serde_json::Value;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -34,8 +37,25 @@ const PROBE: &str = "#!/bin/sh\nargs=$(cat \"$1\")\nprintf '{\"changed\": false,
 /// A module that prints garbage instead of JSON.
 const GARBAGE: &str = "#!/bin/sh\necho 'this is not json'\necho oops >&2\nexit 3\n";
 
+/// Addresses of the inventory hosts n1, n2, n3: the sshd listens on each.
+const NODE_IPS: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(127, 0, 0, 21),
+    Ipv4Addr::new(127, 0, 0, 22),
+    Ipv4Addr::new(127, 0, 0, 23),
+];
+
+/// The sshd for [`setup`]'s hosts.
+fn node_sshd() -> Sshd {
+    Sshd::start_on(&NODE_IPS)
+}
+
+/// The shell-script modules, and an inventory of n1, n2, n3, each on its own address of
+/// `sshd` (from [`node_sshd`]), then `extra_hosts`.
 fn setup(dir: &Path, sshd: &Sshd, extra_hosts: &str) -> PathBuf {
-    let vars = sshd.inventory_host_vars();
+    let vars: Vec<String> = NODE_IPS
+        .iter()
+        .map(|ip| sshd.inventory_host_vars_at(*ip))
+        .collect();
     write(dir, "library/probe", PROBE);
     write(dir, "library/garbage", GARBAGE);
     for m in ["probe", "garbage"] {
@@ -49,7 +69,10 @@ fn setup(dir: &Path, sshd: &Sshd, extra_hosts: &str) -> PathBuf {
     write(
         dir,
         "hosts.ini",
-        &format!("[nodes]\nn1 {vars}\nn2 {vars}\nn3 {vars}\n{extra_hosts}"),
+        &format!(
+            "[nodes]\nn1 {}\nn2 {}\nn3 {}\n{extra_hosts}",
+            vars[0], vars[1], vars[2]
+        ),
     )
 }
 
@@ -63,7 +86,7 @@ fn uploads(stderr: &str) -> Vec<String> {
 
 #[test]
 fn ssh_rolling_playbook_with_engine_keywords_and_upload_once() {
-    let sshd = Sshd::start();
+    let sshd = node_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let inv = setup(dir, &sshd, "");
@@ -170,7 +193,7 @@ fn ssh_rolling_playbook_with_engine_keywords_and_upload_once() {
 
 #[test]
 fn ssh_failing_and_unreachable_hosts_exit_codes_and_check_mode() {
-    let sshd = Sshd::start();
+    let sshd = node_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let key = sshd.client_key().display().to_string();
@@ -263,7 +286,7 @@ fn ssh_failing_and_unreachable_hosts_exit_codes_and_check_mode() {
 
 #[test]
 fn ssh_json_output_and_adhoc() {
-    let sshd = Sshd::start();
+    let sshd = node_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let inv = setup(dir, &sshd, "");
@@ -361,14 +384,17 @@ fn ssh_host_keys_are_checked_by_default() {
 /// afresh and leaves no master. A bad value is a clear per-host failure.
 #[test]
 fn ssh_control_persist_reuses_masters_between_runs() {
-    let sshd = Sshd::start();
+    let sshd = node_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let vars = sshd.inventory_host_vars();
     let inv = write(
         dir,
         "hosts.ini",
-        &format!("[nodes]\nn1 {vars}\nn2 {vars}\n"),
+        &format!(
+            "[nodes]\nn1 {}\nn2 {}\n",
+            sshd.inventory_host_vars_at(NODE_IPS[0]),
+            sshd.inventory_host_vars_at(NODE_IPS[1])
+        ),
     );
     let pb = write(
         dir,
@@ -439,4 +465,126 @@ ANSIBLE_SSH_ARGS='-o ControlPersist=soon' run bad
         "{}",
         read("bad.out")
     );
+}
+
+/// Inventory hosts that are aliases of one destination (same address, port, user, key and
+/// options) share one connection, as they share one master under ansible-playbook: one
+/// login and one upload, while each host still runs its own tasks, all at once.
+#[test]
+fn ssh_aliases_of_one_destination_share_a_connection() {
+    let sshd = node_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    setup(dir, &sshd, "");
+    let vars = sshd.inventory_host_vars();
+    let inv = write(
+        dir,
+        "aliases.ini",
+        &format!("[nodes]\na1 {vars}\na2 {vars}\na3 {vars}\na4 {vars}\na5 {vars}\n"),
+    );
+    let pb = write(
+        dir,
+        "pb.yml",
+        r#"- hosts: nodes
+  gather_facts: false
+  tasks:
+    - name: probe
+      probe:
+        value: "{{ inventory_hostname }}"
+      register: p
+    - name: own command
+      shell: "echo {{ inventory_hostname }}"
+      register: r
+    - assert:
+        that:
+          - p.args.value == inventory_hostname
+          - r.stdout == inventory_hostname
+"#,
+    );
+    let logins = || {
+        std::fs::read_to_string(sshd.log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("Accepted publickey"))
+            .count()
+    };
+    let before = logins();
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "-f",
+            "5",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for host in ["a1", "a2", "a3", "a4", "a5"] {
+        assert!(
+            stdout.contains(&format!("{host:<26} : ok=3    changed=1 ")),
+            "{stdout}"
+        );
+    }
+    assert_eq!(logins() - before, 1, "one login for all aliases");
+    let ups = uploads(&stderr);
+    assert_eq!(ups.len(), 1, "one upload for all aliases:\n{stderr}");
+    // the shared temp dir is gone at the end
+    let path = ups[0]
+        .split("path=")
+        .nth(1)
+        .and_then(|p| p.split_whitespace().next())
+        .expect("upload path in log");
+    let dir_of_upload = Path::new(path).parent().unwrap();
+    assert!(
+        !dir_of_upload.exists(),
+        "remote temp dir {} left behind",
+        dir_of_upload.display()
+    );
+}
+
+/// The agent's masters connect through its own TCP relay (`ProxyCommand`), unless the user
+/// gives a proxy of their own, which wins; `ETCD_AGENT_SSH_RELAY=0` turns the relay off.
+#[test]
+fn ssh_users_proxy_command_wins_over_the_relay() {
+    let sshd = node_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    setup(dir, &sshd, "");
+    let vars = sshd.inventory_host_vars_at(NODE_IPS[0]);
+    // a proxy that never connects: only the user's own could make the host unreachable
+    let blocked = vars.replacen(
+        "ansible_ssh_common_args='",
+        "ansible_ssh_common_args='-o ProxyCommand=/bin/false ",
+        1,
+    );
+    let inv = write(
+        dir,
+        "proxy.ini",
+        &format!("[nodes]\nrelayed {vars}\nblocked {blocked}\n"),
+    );
+    let run = |relay: &str| {
+        agent_command(dir, &dir.join("no-such-ansible.cfg"))
+            .args(["adhoc", "nodes", "-i", inv.to_str().unwrap()])
+            .args(["-m", "command", "-a", "echo reached"])
+            .env("ETCD_AGENT_SSH_RELAY", relay)
+            .output()
+            .expect("run etcd-agent")
+    };
+    for relay in ["1", "0"] {
+        let out = run(relay);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(4), "relay={relay}\n{stdout}");
+        assert!(
+            stdout.contains("relayed | CHANGED | rc=0 >>\nreached"),
+            "relay={relay}\n{stdout}"
+        );
+        assert!(
+            stdout.contains("blocked | UNREACHABLE!"),
+            "relay={relay}\n{stdout}"
+        );
+    }
 }

@@ -71,7 +71,6 @@ pub fn spec_for(
         .and_then(|v| scalar_string(v).parse().ok())
         .unwrap_or(opts.timeout);
     Ok(ConnSpec::Ssh(SshSpec {
-        inventory_host: host.to_string(),
         host: address,
         port,
         user,

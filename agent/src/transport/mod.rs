@@ -1,4 +1,5 @@
 //! Transports: one multiplexed OpenSSH connection per host per run, or local processes.
+//! Inventory hosts that are aliases of one destination share its connection.
 //!
 //! Everything runs as a `/bin/sh` command line, optionally with stdin. Each connection owns a
 //! private remote temp dir (created on first need, removed at the end) where binary modules are
@@ -6,6 +7,7 @@
 
 mod local;
 mod pool;
+pub mod relay;
 mod shell;
 mod ssh;
 mod upload;
@@ -67,9 +69,22 @@ pub struct Connection {
     uploads: Mutex<std::collections::HashMap<String, String>>,
     upload_count: std::sync::atomic::AtomicUsize,
     shell: Mutex<ShellState>,
+    /// Idle extra shells, for when inventory hosts sharing this connection run at once.
+    spare_shells: std::sync::Mutex<Vec<shell::Shell>>,
+    /// Extra shells alive (idle or busy), at most [`MAX_SPARE_SHELLS`].
+    spare_count: std::sync::atomic::AtomicUsize,
+    /// Bounds the one-off sessions open at once (see [`MAX_ONE_OFF_SESSIONS`]).
+    one_off_sessions: tokio::sync::Semaphore,
     /// The SSH master outlives the run (`ControlPersist`).
     persistent: bool,
 }
+
+/// Extra shells a connection may start beside its own, when several inventory hosts share it.
+const MAX_SPARE_SHELLS: usize = 3;
+
+/// One-off sessions (one per command) open at once on a connection. With the shells, this
+/// stays within sshd's default `MaxSessions` of 10 sessions per connection.
+const MAX_ONE_OFF_SESSIONS: usize = 10 - 1 - MAX_SPARE_SHELLS;
 
 /// The connection's remote temp dir and who removes it.
 struct RemoteTmp {
@@ -101,6 +116,9 @@ impl Connection {
             uploads: Mutex::new(Default::default()),
             upload_count: Default::default(),
             shell: Mutex::new(ShellState::NotStarted),
+            spare_shells: Default::default(),
+            spare_count: Default::default(),
+            one_off_sessions: tokio::sync::Semaphore::new(MAX_ONE_OFF_SESSIONS),
         }
     }
 
@@ -116,7 +134,7 @@ impl Connection {
             match &self.link {
                 Link::Local => local::exec(cmd, stdin).await,
                 // a timeout may abandon a request midway: keep those off the shared shell
-                Link::Ssh(s) if timeout.is_some() => ssh::exec(s, cmd, stdin).await,
+                Link::Ssh(s) if timeout.is_some() => self.one_off_exec(s, cmd, stdin).await,
                 Link::Ssh(s) => self.ssh_exec(s, cmd, stdin).await,
             }
         };
@@ -186,8 +204,76 @@ impl Connection {
                     }
                     None => {}
                 }
+            } else if let Some(out) = self.spare_shell_exec(session, cmd, data).await? {
+                return Ok(out);
             }
         }
+        self.one_off_exec(session, cmd, stdin).await
+    }
+
+    /// Runs in an idle spare shell, or in a new one while there are fewer than
+    /// [`MAX_SPARE_SHELLS`]; `None` when there is none to use.
+    async fn spare_shell_exec(
+        &self,
+        session: &Arc<openssh::Session>,
+        cmd: &str,
+        data: &[u8],
+    ) -> Result<Option<ExecOutput>, TransportError> {
+        use std::sync::atomic::Ordering;
+        let idle = self.spare_shells.lock().ok().and_then(|mut v| v.pop());
+        let mut sh = match idle {
+            Some(sh) => sh,
+            None => {
+                let started = self.spare_count.fetch_add(1, Ordering::Relaxed);
+                if started >= MAX_SPARE_SHELLS {
+                    self.spare_count.fetch_sub(1, Ordering::Relaxed);
+                    return Ok(None);
+                }
+                match shell::Shell::start(session.clone()).await {
+                    Ok(sh) => sh,
+                    Err(e) => {
+                        self.spare_count.fetch_sub(1, Ordering::Relaxed);
+                        return match e {
+                            TransportError::Unreachable(_) => Err(e),
+                            TransportError::Failed(_) => Ok(None),
+                        };
+                    }
+                }
+            }
+        };
+        if data.len() > sh.max_stdin {
+            self.return_spare(sh);
+            return Ok(None);
+        }
+        match sh.exec(cmd, data).await {
+            Ok(out) => {
+                self.return_spare(sh);
+                Ok(Some(out))
+            }
+            Err(e) => {
+                // a spare's temp dir holds no uploads: it may go with the shell
+                tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "spare shell failed: {e}");
+                self.spare_count.fetch_sub(1, Ordering::Relaxed);
+                sh.close().await;
+                Ok(None)
+            }
+        }
+    }
+
+    fn return_spare(&self, sh: shell::Shell) {
+        if let Ok(mut idle) = self.spare_shells.lock() {
+            idle.push(sh);
+        }
+    }
+
+    /// Runs in a session of its own, waiting while [`MAX_ONE_OFF_SESSIONS`] are open.
+    async fn one_off_exec(
+        &self,
+        session: &openssh::Session,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, TransportError> {
+        let _slot = self.one_off_sessions.acquire().await;
         ssh::exec(session, cmd, stdin).await
     }
 
@@ -243,6 +329,11 @@ impl Connection {
         }
         let state = std::mem::replace(&mut *self.shell.lock().await, ShellState::NotStarted);
         if let ShellState::Running(sh) | ShellState::Unusable(Some(sh)) = state {
+            sh.close().await;
+        }
+        let spares =
+            std::mem::take(&mut *self.spare_shells.lock().unwrap_or_else(|p| p.into_inner()));
+        for sh in spares {
             sh.close().await;
         }
         if self.persistent {

@@ -1,6 +1,6 @@
 //! The SSH transport: one `openssh` master connection per target, commands multiplexed over it.
 
-use super::{ExecOutput, TransportError};
+use super::{relay, ExecOutput, TransportError};
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -8,11 +8,12 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 /// Everything needed to open an SSH connection.
+///
+/// Inventory hosts with equal specs (aliases of one destination) share one connection, as
+/// they share one master under ansible-playbook, whose default `ControlPath` is a hash of
+/// host, port and user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SshSpec {
-    /// The inventory host this connection serves: each inventory host gets its own
-    /// connection even when several share one address.
-    pub inventory_host: String,
     /// Address (`ansible_host`, else the inventory name).
     pub host: String,
     /// Port (`ansible_port`).
@@ -149,6 +150,28 @@ fn parse_args(words: &[String]) -> Result<ParsedArgs, TransportError> {
     Ok(out)
 }
 
+/// The ssh config file for a master, if it needs one: the user's `-o` options first, then the
+/// config files ssh reads when given none (a config file of our own replaces them), then the
+/// relay, so that a proxy of the user's wins (ssh keeps the first value it reads).
+fn config_text(options: &[String], relay_line: Option<String>) -> Option<String> {
+    if options.is_empty() && relay_line.is_none() {
+        return None;
+    }
+    let mut text: String = options.iter().map(|l| format!("{l}\n")).collect();
+    if let Ok(home) = std::env::var("HOME") {
+        let user_cfg = Path::new(&home).join(".ssh/config");
+        if user_cfg.is_file() {
+            text.push_str(&format!("Include {}\n", user_cfg.display()));
+        }
+    }
+    text.push_str("Include /etc/ssh/ssh_config\n");
+    if let Some(line) = relay_line {
+        // an included file may end inside a `Host` block: apply to every host again
+        text.push_str(&format!("Match all\n{line}\n"));
+    }
+    Some(text)
+}
+
 /// An open master connection.
 pub struct Opened {
     /// The multiplexed session.
@@ -203,25 +226,32 @@ pub async fn connect(
         }
     }
     b.known_hosts_check(check);
-    let _config_file;
-    if !config_lines.is_empty() {
-        let mut text = config_lines.join("\n");
-        text.push('\n');
-        if let Ok(home) = std::env::var("HOME") {
-            let user_cfg = std::path::Path::new(&home).join(".ssh/config");
-            if user_cfg.is_file() {
-                text.push_str(&format!("Include {}\n", user_cfg.display()));
-            }
-        }
-        let f = tempfile::Builder::new()
-            .prefix("ssh-config")
-            .tempfile_in(control_dir)
+    let connect_timeout = parsed
+        .options
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("connecttimeout"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(spec.timeout.max(1));
+    let config_file = tempfile::Builder::new()
+        .prefix("ssh-config")
+        .tempfile_in(control_dir)
+        .map_err(|e| TransportError::Failed(format!("cannot write ssh config: {e}")))?;
+    let relay_error = config_file.path().with_extension("relay-error");
+    if let Some(text) = config_text(
+        &config_lines,
+        relay::config_line(connect_timeout, &relay_error),
+    ) {
+        std::fs::write(config_file.path(), text)
             .map_err(|e| TransportError::Failed(format!("cannot write ssh config: {e}")))?;
-        std::fs::write(f.path(), text)
-            .map_err(|e| TransportError::Failed(format!("cannot write ssh config: {e}")))?;
-        b.config_file(f.path());
-        _config_file = Some(f);
+        b.config_file(config_file.path());
     }
+    // the relay's own words for a failed connect beat ssh's "Connection closed" that follows
+    let unreachable = |e: openssh::Error| {
+        TransportError::Unreachable(match relay::take_error(&relay_error) {
+            Some(said) => format!("Failed to connect to the host via ssh: {said}"),
+            None => describe(&e),
+        })
+    };
     let Some(Some(persist)) = parsed.persist else {
         #[cfg(feature = "native-mux")]
         let session = b.connect_mux(&spec.host).await;
@@ -232,7 +262,7 @@ pub async fn connect(
                 session,
                 persistent: false,
             })
-            .map_err(|e| TransportError::Unreachable(describe(&e)));
+            .map_err(unreachable);
     };
     let dir = persist_dir.join(format!("ea-{}", spec.socket_key()));
     std::fs::DirBuilder::new()
@@ -254,10 +284,7 @@ pub async fn connect(
     }
     b.control_directory(&dir);
     b.control_persist(persist);
-    let master = b
-        .launch_master(&spec.host)
-        .await
-        .map_err(|e| TransportError::Unreachable(describe(&e)))?;
+    let master = b.launch_master(&spec.host).await.map_err(unreachable)?;
     let master = master.keep();
     Ok(Opened {
         session: resume(&master),
@@ -366,7 +393,7 @@ pub async fn exec(
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_args, parse_control_persist, SshSpec};
+    use super::{config_text, parse_args, parse_control_persist, SshSpec};
     use openssh::ControlPersist;
 
     #[test]
@@ -404,7 +431,6 @@ mod tests {
     #[test]
     fn socket_key_ignores_control_options_only() {
         let spec = |args: &[&str]| SshSpec {
-            inventory_host: "n1".into(),
             host: "127.0.0.1".into(),
             port: Some(22),
             user: None,
@@ -451,5 +477,26 @@ mod tests {
         assert_eq!(p.port, Some(2222));
         assert!(parse_args(&["-Ë".to_string()]).is_err());
         assert!(parse_args(&["--weird".to_string()]).is_err());
+    }
+
+    #[test]
+    fn config_puts_the_relay_after_everything_of_the_users() {
+        assert_eq!(
+            config_text(&[], None),
+            None,
+            "nothing to say: ssh's defaults"
+        );
+        let text = config_text(
+            &["ProxyJump bastion".to_string()],
+            Some("ProxyCommand relay %h %p".to_string()),
+        )
+        .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "ProxyJump bastion");
+        assert!(lines.contains(&"Include /etc/ssh/ssh_config"));
+        assert_eq!(
+            lines[lines.len() - 2..],
+            ["Match all", "ProxyCommand relay %h %p"]
+        );
     }
 }
