@@ -2,6 +2,13 @@
 //! a real sshd on 3 and on 30 inventory hosts (the hosts share the one test
 //! sshd), and the agent's default build (openssh's native mux) vs its process-mux build.
 //!
+//! Two inventory layouts:
+//! - one address: every host is `127.0.0.1` (aliases of one destination). Both engines
+//!   share one SSH connection among them (ansible-playbook through its default
+//!   `ControlPath`, a hash of host, port and user), so this measures the engines;
+//! - own addresses: each host has a loopback address of its own, as in a fleet, so each
+//!   needs a connection (and an SSH handshake) of its own under both engines.
+//!
 //! Two settings, each engine against ansible-playbook in the same one:
 //! - cold: every run opens fresh SSH connections (leftover masters are
 //!   killed after each run), what a run after more than a minute's pause sees;
@@ -12,25 +19,79 @@
 //! Run with `bench/agent.sh` (it builds what this needs). Prints a table.
 
 use harness::{repo_root, Ansible, Cluster, Sshd};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 const PERSIST_ARGS: &str = "-C -o ControlMaster=auto -o ControlPersist=60s";
 
-fn inventory(ansible: &Ansible, cluster: &Cluster, sshd: &Sshd, hosts: usize) -> PathBuf {
+/// Where the inventory hosts point.
+#[derive(Clone, Copy)]
+enum Layout {
+    OneAddress,
+    OwnAddresses,
+}
+
+impl Layout {
+    fn label(self) -> &'static str {
+        match self {
+            Layout::OneAddress => "one address",
+            Layout::OwnAddresses => "own addresses",
+        }
+    }
+}
+
+/// The address of inventory host `h` in the own-addresses layout.
+fn own_address(h: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 2, h as u8 + 1)
+}
+
+/// An sshd listens on at most 16 addresses (its `MAX_LISTEN_SOCKS`): 127.0.0.1 and 15 more.
+const ADDRESSES_PER_SSHD: usize = 15;
+
+/// The sshds for 30 hosts with addresses of their own; the first also serves the
+/// one-address layout.
+fn start_sshds() -> Vec<Sshd> {
+    (0..30)
+        .step_by(ADDRESSES_PER_SSHD)
+        .map(|first| {
+            Sshd::start_on(
+                &(first..first + ADDRESSES_PER_SSHD)
+                    .map(own_address)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect()
+}
+
+fn inventory(
+    ansible: &Ansible,
+    cluster: &Cluster,
+    sshds: &[Sshd],
+    hosts: usize,
+    layout: Layout,
+) -> PathBuf {
     let mut ini = String::from("[etcd]\n");
     for h in 0..hosts {
         let member = cluster.member(h % cluster.len());
+        let vars = match layout {
+            Layout::OneAddress => sshds[0].inventory_host_vars(),
+            Layout::OwnAddresses => {
+                sshds[h / ADDRESSES_PER_SSHD].inventory_host_vars_at(own_address(h))
+            }
+        };
         ini.push_str(&format!(
-            "host{h:02} etcd_member_name={} ip={} {}\n",
-            member.name,
-            member.ip,
-            sshd.inventory_host_vars()
+            "host{h:02} etcd_member_name={} ip={} {vars}\n",
+            member.name, member.ip,
         ));
     }
     ini.push_str("\n[etcd:vars]\netcd_client_scheme=http\n");
-    ansible.write_file(&format!("hosts-{hosts}.ini"), &ini)
+    let name = match layout {
+        Layout::OneAddress => format!("hosts-{hosts}.ini"),
+        Layout::OwnAddresses => format!("hosts-{hosts}-own.ini"),
+    };
+    ansible.write_file(&name, &ini)
 }
 
 fn median(mut times: Vec<f64>) -> f64 {
@@ -117,16 +178,22 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     let cluster = Cluster::start3();
-    let sshd = Sshd::start();
+    let sshds = start_sshds();
     let ansible = Ansible::new();
     let playbook = root.join("playbooks/db-operations/etcd_healthy.yml");
 
     println!(
-        "| hosts | connections | engine | median wall time (s), {runs} runs | speed-up vs ansible-playbook defaults |"
+        "| hosts | addresses | connections | engine | median wall time (s), {runs} runs | speed-up vs ansible-playbook defaults |"
     );
-    println!("|---|---|---|---|---|");
-    for hosts in [3usize, 30] {
-        let inv = inventory(&ansible, &cluster, &sshd, hosts);
+    println!("|---|---|---|---|---|---|");
+    for (hosts, layout) in [
+        (3usize, Layout::OneAddress),
+        (3, Layout::OwnAddresses),
+        (30, Layout::OneAddress),
+        (30, Layout::OwnAddresses),
+    ] {
+        let inv = inventory(&ansible, &cluster, &sshds, hosts, layout);
+        let at = layout.label();
         let ansible_argv = vec![
             "ansible-playbook".to_string(),
             "-i".into(),
@@ -163,7 +230,7 @@ fn main() {
             let secs = cold(runs, || argv_command(argv, env));
             let base = *baseline.get_or_insert(secs);
             println!(
-                "| {hosts} | cold | {engine} | {secs:.2} | {:.1}x |",
+                "| {hosts} | {at} | cold | {engine} | {secs:.2} | {:.1}x |",
                 base / secs
             );
         }
@@ -190,7 +257,7 @@ fn main() {
             let secs = warm(&ansible, runs, argv, env);
             let base = *baseline.get_or_insert(secs);
             println!(
-                "| {hosts} | warm | {engine} | {secs:.2} | {:.1}x |",
+                "| {hosts} | {at} | warm | {engine} | {secs:.2} | {:.1}x |",
                 base / secs
             );
         }
