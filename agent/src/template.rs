@@ -22,6 +22,10 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+/// Context key of the variables whose own template failed, with why: they are left undefined,
+/// and a template that needs one fails with its error instead of "'name' is undefined".
+pub const FAILED_VARS_KEY: &str = "__etcd_agent_failed_vars";
+
 impl Templar {
     /// A strict environment with Ansible's filters and tests registered.
     pub fn new() -> Self {
@@ -32,6 +36,7 @@ impl Templar {
         env.set_keep_trailing_newline(true);
         env.set_trim_blocks(true);
         env.add_filter("d", minijinja::filters::default);
+
         env.add_filter("bool", to_bool);
         env.add_filter("int", to_int);
         env.add_filter("float", to_float);
@@ -173,6 +178,15 @@ impl Templar {
             names.sort();
             for name in names {
                 if !path_defined(vars, &name) {
+                    let root = name.split('.').next().unwrap_or(&name);
+                    if let Some(why) = vars
+                        .get_attr(FAILED_VARS_KEY)
+                        .and_then(|failed| failed.get_attr(root))
+                        .ok()
+                        .and_then(|why| why.as_str().map(str::to_string))
+                    {
+                        return anyhow!("{why}");
+                    }
                     return anyhow!("'{name}' is undefined");
                 }
             }

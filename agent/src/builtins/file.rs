@@ -476,6 +476,8 @@ async fn link_step(
 
 /// Creates `path` and its missing parents one at a time as the file module does; on failure,
 /// the module's message (`There was an issue creating <first failing dir> as requested: ...`).
+/// A directory that another host or process created meanwhile is fine, as in the module; the
+/// second `mkdir` only reports why the first failed.
 async fn make_dirs(ctx: &ActionCtx<'_>, path: &str) -> Result<Option<String>, TransportError> {
     let mut cur = String::new();
     let mut steps = Vec::new();
@@ -487,7 +489,7 @@ async fn make_dirs(ctx: &ActionCtx<'_>, path: &str) -> Result<Option<String>, Tr
         steps.push(quote(&cur));
     }
     let script = format!(
-        "for d in {}; do [ -e \"$d\" ] || mkdir \"$d\" || {{ printf '%s\\n' \"$d\"; exit 1; }}; done",
+        "for d in {}; do [ -e \"$d\" ] || mkdir \"$d\" 2>/dev/null || [ -d \"$d\" ] || mkdir \"$d\" || {{ printf '%s\\n' \"$d\"; exit 1; }}; done",
         steps.join(" ")
     );
     let out = sh(ctx, &script, None).await?;

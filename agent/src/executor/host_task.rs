@@ -101,6 +101,26 @@ pub async fn run(
     forks: Option<Arc<tokio::sync::Semaphore>>,
 ) -> HostOutcome {
     let task = job.task.clone();
+    let jv = job.ctx.value();
+    let mut out = run_task(shared.clone(), job, forks).await;
+    // whatever failed it (a template, the module, failed_when), as in Ansible
+    out.ignored = out.status == Status::Failed
+        && match &task.ignore_errors {
+            Value::String(s) => shared
+                .templar
+                .condition(&Value::String(s.clone()), &jv)
+                .unwrap_or(false),
+            other => crate::template::truthy(other),
+        };
+    out
+}
+
+async fn run_task(
+    shared: Arc<Shared>,
+    job: HostJob,
+    forks: Option<Arc<tokio::sync::Semaphore>>,
+) -> HostOutcome {
+    let task = job.task.clone();
     let templar = &shared.templar;
     let jv = job.ctx.value();
     for cond in &task.when {
@@ -166,28 +186,31 @@ pub async fn run(
     if module == "assert" {
         to_template.remove("that");
     }
-    let args = match templar.render_value(&Value::Object(to_template), &jv) {
-        Ok(Value::Object(mut m)) => {
-            m.retain(|_, v| v.as_str() != Some(OMIT));
-            m
+    // argument by argument, so that a failure names the argument, as Ansible's does
+    let mut args = Map::new();
+    for (key, value) in to_template {
+        match templar.render_value(&value, &jv) {
+            Ok(v) if v.as_str() == Some(OMIT) => {}
+            Ok(v) => {
+                args.insert(key, v);
+            }
+            Err(e) => {
+                let fq = if task.action.contains('.') {
+                    task.action.clone()
+                } else {
+                    format!("ansible.builtin.{}", task.action)
+                };
+                return outcome(
+                    &job,
+                    Status::Failed,
+                    failed(format!(
+                        "Task failed: Finalization of task args for '{fq}' failed: Error while resolving value for '{key}': {e:#}"
+                    )),
+                    delegated_to,
+                );
+            }
         }
-        Ok(_) => Map::new(),
-        Err(e) => {
-            let fq = if task.action.contains('.') {
-                task.action.clone()
-            } else {
-                format!("ansible.builtin.{}", task.action)
-            };
-            return outcome(
-                &job,
-                Status::Failed,
-                failed(format!(
-                    "Task failed: Finalization of task args for '{fq}' failed: {e:#}"
-                )),
-                delegated_to,
-            );
-        }
-    };
+    }
     raw_args.retain(|k, _| k == "var" || k == "that");
     // become, environment, check/diff
     // as in Ansible, `ansible_become*` variables override the keywords (task, block, play),
@@ -356,17 +379,10 @@ pub async fn run(
     } else {
         Status::Ok
     };
-    let ignored = status == Status::Failed
-        && match &task.ignore_errors {
-            Value::String(s) => templar
-                .condition(&Value::String(s.clone()), &jv)
-                .unwrap_or(false),
-            other => crate::template::truthy(other),
-        };
     HostOutcome {
         host: job.host.clone(),
         status,
-        ignored,
+        ignored: false,
         delegated_to,
         result,
         retries,

@@ -148,7 +148,7 @@ impl Engine {
         inv.ensure_implicit_localhost();
         let mut inv_vars = HashMap::new();
         for h in inv.hosts() {
-            inv_vars.insert(h.name.clone(), inv.host_vars(&h.name));
+            inv_vars.insert(h.name.clone(), inv.host_vars_for_tasks(&h.name));
         }
         let mut groups = Map::new();
         for g in inv.groups() {
@@ -597,7 +597,7 @@ impl Engine {
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
             for h in self.inv.group_hosts(&group) {
-                inv_vars.insert(h.clone(), self.inv.host_vars(&h));
+                inv_vars.insert(h.clone(), self.inv.host_vars_for_tasks(&h));
             }
         }
         let mut groups = Map::new();

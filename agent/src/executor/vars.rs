@@ -87,21 +87,46 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
     for (k, v) in magic {
         ctx.set_value(k, v.clone());
     }
-    // Ansible templates variables lazily; two passes resolve chains of references.
-    for _ in 0..2 {
-        if templated_keys.is_empty() {
-            break;
-        }
+    // Ansible templates variables lazily, when a task uses them. Here each templated
+    // variable is rendered from its own text against the others until nothing changes, so
+    // chains of references resolve in any order. One that still fails (an undefined name in it)
+    // is left undefined, so `default` and `is defined` see it so, and a task that uses it
+    // fails with its error (see `template::FAILED_VARS_KEY`), as in Ansible.
+    let originals: Vec<(String, Value)> = templated_keys
+        .iter()
+        .filter_map(|k| merged.get(k).map(|v| (k.clone(), v.clone())))
+        .collect();
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    for _ in 0..=originals.len().min(16) {
         let jv = ctx.value();
-        for k in &templated_keys {
-            if let Some(v) = merged.get(k) {
-                if let Ok(rendered) = templar.render_value(v, &jv) {
-                    ctx.set(k, &rendered);
-                    merged.insert(k.clone(), rendered);
+        let mut changed = false;
+        for (k, original) in &originals {
+            match templar.render_value(original, &jv) {
+                Ok(rendered) => {
+                    failed.remove(k);
+                    if merged.get(k) != Some(&rendered) {
+                        changed = true;
+                        ctx.set(k, &rendered);
+                        merged.insert(k.clone(), rendered);
+                    }
+                }
+                Err(e) => {
+                    failed.insert(k.clone(), e.to_string());
                 }
             }
         }
-        templated_keys.retain(|k| merged.get(k).is_some_and(has_template));
+        if !changed {
+            break;
+        }
+    }
+    if !failed.is_empty() {
+        for k in failed.keys() {
+            ctx.map.remove(k);
+        }
+        ctx.set_value(
+            crate::template::FAILED_VARS_KEY,
+            JValue::from_serialize(&failed),
+        );
     }
     (merged, ctx)
 }

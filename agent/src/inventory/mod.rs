@@ -28,6 +28,17 @@ pub struct Host {
     pub groups: Vec<String>,
     /// True for the implicit `localhost`, which is in no group and not in `all`.
     pub implicit: bool,
+    /// The inventory source that first defined the host (see [`Inventory::source_vars`]).
+    pub source: Option<Source>,
+}
+
+/// Where a host was defined: Ansible's `inventory_file` and `inventory_dir`.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// The file's absolute path, or a host list source as given (`h1,h2,`).
+    pub file: String,
+    /// The file's directory; none for a host list.
+    pub dir: Option<String>,
 }
 
 /// One inventory group.
@@ -65,6 +76,8 @@ pub struct Inventory {
     inventory_dirs: Vec<VarsDir>,
     /// `group_vars`/`host_vars` beside the playbook (higher precedence).
     playbook_dirs: Vec<VarsDir>,
+    /// The source being loaded: hosts it creates remember it.
+    current_source: Option<Source>,
 }
 
 impl Default for Inventory {
@@ -83,6 +96,7 @@ impl Inventory {
             group_index: HashMap::new(),
             inventory_dirs: Vec::new(),
             playbook_dirs: Vec::new(),
+            current_source: None,
         };
         inv.add_group("all");
         inv.add_group("ungrouped");
@@ -96,6 +110,7 @@ impl Inventory {
         for src in sources {
             inv.load_source(src)?;
         }
+        inv.current_source = None;
         inv.reconcile();
         Ok(inv)
     }
@@ -104,6 +119,10 @@ impl Inventory {
         let path = Path::new(src);
         if !path.exists() {
             if src.contains(',') {
+                self.current_source = Some(Source {
+                    file: src.to_string(),
+                    dir: None,
+                });
                 for name in src.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     self.add_host(name);
                 }
@@ -141,6 +160,12 @@ impl Inventory {
     fn load_file(&mut self, path: &Path) -> Result<()> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow!("cannot read inventory {}: {e}", path.display()))?;
+        // absolute with symlinks resolved, as Ansible's paths are
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.current_source = Some(Source {
+            file: file.display().to_string(),
+            dir: file.parent().map(|d| d.display().to_string()),
+        });
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let looks_yaml = matches!(ext, "yml" | "yaml" | "json")
             || (!ext.eq_ignore_ascii_case("ini") && yaml_inv::looks_like_yaml(&text));
@@ -182,6 +207,7 @@ impl Inventory {
             None => {
                 self.hosts.push(Host {
                     name: name.to_string(),
+                    source: self.current_source.clone(),
                     ..Default::default()
                 });
                 self.host_index
@@ -487,6 +513,29 @@ impl Inventory {
                 }
             }
         }
+        out
+    }
+
+    /// `inventory_file` and `inventory_dir` of a host from an inventory source (`inventory_dir`
+    /// is null for a host list), as Ansible sets them; the lowest-precedence host variables.
+    /// `ansible-inventory` leaves them out of its output, so [`Inventory::host_vars`] does too.
+    pub fn source_vars(&self, host: &str) -> Vars {
+        let mut out = Vars::new();
+        if let Some(src) = self.host(host).and_then(|h| h.source.as_ref()) {
+            out.insert("inventory_file".into(), Value::String(src.file.clone()));
+            out.insert(
+                "inventory_dir".into(),
+                src.dir.clone().map(Value::String).unwrap_or(Value::Null),
+            );
+        }
+        out
+    }
+
+    /// What tasks see of the host's inventory: [`Inventory::source_vars`] under
+    /// [`Inventory::host_vars`].
+    pub fn host_vars_for_tasks(&self, host: &str) -> Vars {
+        let mut out = self.source_vars(host);
+        merge(&mut out, &self.host_vars(host));
         out
     }
 

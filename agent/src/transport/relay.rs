@@ -66,6 +66,8 @@ pub fn run(host: &str, port: &str, timeout_secs: &str, error_file: &str) -> i32 
         }
     };
     let _ = stream.set_nodelay(true);
+    // ssh's own TCPKeepAlive (on by default) would have set it on the socket it now lacks
+    let _ = SockRef::from(&stream).set_keepalive(true);
     let Ok(upstream) = stream.try_clone() else {
         return 255;
     };
