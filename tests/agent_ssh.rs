@@ -76,6 +76,24 @@ fn setup(dir: &Path, sshd: &Sshd, extra_hosts: &str) -> PathBuf {
     )
 }
 
+/// The private remote temp dirs that the logged uploads went to are gone at the end (the
+/// sshd is on this machine).
+fn assert_upload_dirs_gone(upload_lines: &[String]) {
+    for line in upload_lines {
+        let path = line
+            .split("path=")
+            .nth(1)
+            .and_then(|p| p.split_whitespace().next())
+            .expect("upload path in log");
+        let dir = Path::new(path).parent().unwrap();
+        assert!(
+            dir.starts_with("/") && !dir.exists(),
+            "remote temp dir {} left behind",
+            dir.display()
+        );
+    }
+}
+
 fn uploads(stderr: &str) -> Vec<String> {
     stderr
         .lines()
@@ -179,16 +197,7 @@ fn ssh_rolling_playbook_with_engine_keywords_and_upload_once() {
             "{stdout}"
         );
     }
-    // the private remote temp dirs are gone at the end
-    for line in ups {
-        let path = line.split("path=").nth(1).unwrap_or("").trim();
-        let dir = Path::new(path).parent().unwrap();
-        assert!(
-            dir.starts_with("/") && !dir.exists(),
-            "{} still exists",
-            dir.display()
-        );
-    }
+    assert_upload_dirs_gone(&ups);
 }
 
 #[test]
@@ -532,18 +541,7 @@ fn ssh_aliases_of_one_destination_share_a_connection() {
     assert_eq!(logins() - before, 1, "one login for all aliases");
     let ups = uploads(&stderr);
     assert_eq!(ups.len(), 1, "one upload for all aliases:\n{stderr}");
-    // the shared temp dir is gone at the end
-    let path = ups[0]
-        .split("path=")
-        .nth(1)
-        .and_then(|p| p.split_whitespace().next())
-        .expect("upload path in log");
-    let dir_of_upload = Path::new(path).parent().unwrap();
-    assert!(
-        !dir_of_upload.exists(),
-        "remote temp dir {} left behind",
-        dir_of_upload.display()
-    );
+    assert_upload_dirs_gone(&ups);
 }
 
 /// The agent's masters connect through its own TCP relay (`ProxyCommand`), unless the user
