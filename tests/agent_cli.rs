@@ -431,6 +431,18 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
             4,
             "'taks' is not a valid attribute for a Play",
         ),
+        (
+            "register_bool.yml",
+            "- hosts: g\n  tasks:\n    - debug: msg=1\n      register: off\n",
+            4,
+            "register_bool.yml:3:7: Invalid 'register' specified: Invalid variable name 'False' of type 'bool'.",
+        ),
+        (
+            "register_name.yml",
+            "- hosts: g\n  tasks:\n    - debug: msg=1\n      register: \"two words\"\n",
+            4,
+            "Invalid 'register' specified: Invalid variable name 'two words'.",
+        ),
     ];
     for (file, body, code, needle) in cases {
         let pb = write(dir, file, body);

@@ -353,7 +353,7 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
                     task.delegate_to = Some("localhost".into());
                 }
             }
-            "register" => task.register = Some(scalar_string(&v)),
+            "register" => task.register = Some(register_name(&v).map_err(err)?),
             "when" => task.when = conditions(&v),
             "until" => task.until = conditions(&v),
             "retries" => task.retries = Some(v),
@@ -421,4 +421,37 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
         task.args.insert(k, v);
     }
     Ok(task)
+}
+
+/// A `register` name: a Python identifier that is not a keyword, as Ansible requires (so
+/// `register: off`, a YAML boolean, is an error, not a variable named "false").
+fn register_name(v: &Value) -> Result<String, String> {
+    const KEYWORDS: &[&str] = &[
+        "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
+        "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
+        "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return",
+        "try", "while", "with", "yield",
+    ];
+    let identifier = |s: &str| {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !KEYWORDS.contains(&s)
+    };
+    match v {
+        Value::String(s) if identifier(s) => Ok(s.clone()),
+        Value::String(s) => Err(format!(
+            "Invalid 'register' specified: Invalid variable name '{s}'."
+        )),
+        Value::Bool(b) => Err(format!(
+            "Invalid 'register' specified: Invalid variable name '{}' of type 'bool'.",
+            if *b { "True" } else { "False" }
+        )),
+        other => Err(format!(
+            "Invalid 'register' specified: Invalid variable name '{}'.",
+            scalar_string(other)
+        )),
+    }
 }
