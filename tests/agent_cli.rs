@@ -85,7 +85,7 @@ fn inventory_fixture(dir: &Path) {
     write(
         dir,
         "inv/group_vars/etcd.yml",
-        "gv: 1\ncluster: from_file\n",
+        "gv: 1\ncluster: from_file\nlayered: inv-etcd\n",
     );
     write(dir, "inv/group_vars/all/a.yml", "all_a: [1, 2]\ntop: 2\n");
     write(
@@ -96,9 +96,11 @@ fn inventory_fixture(dir: &Path) {
     write(
         dir,
         "yinv/hosts.yml",
-        "all:\n  vars:\n    top: 1\n  hosts:\n    solo:\n      ansible_host: 127.0.0.2\n  children:\n    etcd:\n      hosts:\n        etcd[1:3]:\n          ansible_port: 2222\n      vars:\n        cluster: prod\n        flag: yes\n    web:\n      hosts:\n        web1:\n        etcd1:\n          extra: [a, b]\n      children:\n        edge:\n          hosts:\n            edge1:\n",
+        "all:\n  vars:\n    top: 1\n  hosts:\n    solo:\n      ansible_host: 127.0.0.2\n  children:\n    etcd:\n      hosts:\n        etcd[1:3]:\n          ansible_port: 2222\n      vars:\n        cluster: prod\n        flag: yes\n    web:\n      hosts:\n        web1:\n        etcd1:\n          extra: [a, b]\n      children:\n        edge:\n          hosts:\n            edge1:\n    sites:\n      hosts:\n        etcd01:\n",
     );
     write(dir, "yinv/group_vars/web.yml", "w: 1\n");
+    // a later source's shallower group beats an earlier source's deeper one for etcd01
+    write(dir, "yinv/group_vars/sites.yml", "layered: yinv-sites\n");
     write(dir, "yinv/host_vars/etcd1", "hv: 9\ncluster: override\n");
     write(dir, "yinv/host_vars/web1.json", "{\"j\": 1}\n");
 }
@@ -145,6 +147,17 @@ fn inventory_matches_ansible_inventory() {
     assert_same(
         dir,
         &["-i", "inv/hosts.ini", "-i", "yinv/hosts.yml", "--list"],
+    );
+    assert_same(
+        dir,
+        &[
+            "-i",
+            "inv/hosts.ini",
+            "-i",
+            "yinv/hosts.yml",
+            "--host",
+            "etcd01",
+        ],
     );
 }
 

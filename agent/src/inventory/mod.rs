@@ -471,7 +471,8 @@ impl Inventory {
 
     /// The host's variables from inventory and vars directories, by Ansible's precedence:
     /// inventory group vars (by depth, then name), `group_vars/all` (inventory then playbook
-    /// dir), other `group_vars/*`, host inventory vars, `host_vars/*`.
+    /// dir), other `group_vars/*` (per vars directory, in source order, its groups by depth
+    /// then name), host inventory vars, `host_vars/*`.
     pub fn host_vars(&self, host: &str) -> Vars {
         let mut groups = self.host_all_groups(host);
         groups.sort_by(|a, b| (self.depth(a), a).cmp(&(self.depth(b), b)));
@@ -494,9 +495,11 @@ impl Inventory {
                 }
             }
         }
+        // source by source, each with all its groups: a later source's parent group beats an
+        // earlier source's child group, as in Ansible's vars plugins
         for dirs in [&self.inventory_dirs, &self.playbook_dirs] {
-            for g in groups.iter().filter(|g| *g != "all") {
-                for d in dirs.iter() {
+            for d in dirs.iter() {
+                for g in groups.iter().filter(|g| *g != "all") {
                     if let Some(v) = d.groups.get(g) {
                         merge(&mut out, v);
                     }
