@@ -6,9 +6,10 @@ use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value as JValue};
 use serde_json::Value;
 
-/// Renders templates and evaluates conditions against a variable map.
+/// Renders templates and evaluates conditions against a variable map (cheap to clone).
+#[derive(Clone)]
 pub struct Templar {
-    env: Environment<'static>,
+    env: std::sync::Arc<Environment<'static>>,
 }
 
 impl Default for Templar {
@@ -64,7 +65,9 @@ impl Templar {
         env.add_test("search", test_search);
         env.add_test("regex", test_search);
         crate::filters::register(&mut env);
-        Templar { env }
+        Templar {
+            env: std::sync::Arc::new(env),
+        }
     }
 
     /// Templates a string as Ansible does: the source's final newline is dropped (Jinja's

@@ -4,6 +4,7 @@
 mod conn;
 mod flow;
 mod host_task;
+mod hostvars;
 mod loops;
 mod vars;
 
@@ -341,25 +342,46 @@ impl Engine {
         }
     }
 
+    /// `hostvars`: every host's inventory variables and facts, templated lazily in that
+    /// host's context (see [`hostvars::HostVars`]).
     fn hostvars(&self) -> JValue {
-        let mut all = Map::new();
         let inv_vars = self
             .shared
             .inv_vars
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        for (h, v) in inv_vars.iter() {
-            let mut m = v.clone();
-            if let Some(f) = self.facts.get(h) {
-                crate::inventory::merge(&mut m, f);
-            }
-            m.entry("ansible_facts")
-                .or_insert_with(|| Value::Object(Map::new()));
-            m.insert("inventory_hostname".into(), Value::String(h.clone()));
-            m.insert("group_names".into(), Value::from(self.inv.group_names(h)));
-            all.insert(h.clone(), Value::Object(m));
-        }
-        JValue::from_serialize(&all)
+        let hosts: Vec<(String, Vars)> = inv_vars
+            .iter()
+            .map(|(h, v)| {
+                let mut m = v.clone();
+                if let Some(f) = self.facts.get(h) {
+                    crate::inventory::merge(&mut m, f);
+                }
+                m.entry("ansible_facts")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                m.insert("inventory_hostname".into(), Value::String(h.clone()));
+                m.insert("group_names".into(), Value::from(self.inv.group_names(h)));
+                (h.clone(), m)
+            })
+            .collect();
+        let opts = &self.shared.opts;
+        let shared: std::collections::BTreeMap<String, JValue> = [
+            ("groups", self.groups.clone()),
+            (
+                "playbook_dir",
+                JValue::from(opts.playbook_dir.display().to_string()),
+            ),
+            (
+                "ansible_version",
+                JValue::from_serialize(vars::ansible_version()),
+            ),
+            ("ansible_check_mode", JValue::from(opts.check)),
+            ("omit", JValue::from(OMIT)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        hostvars::HostVars::value(hosts, shared, &self.shared.templar)
     }
 
     /// Runs a task on the active hosts; returns how many hosts newly failed.

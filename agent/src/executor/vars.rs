@@ -32,7 +32,8 @@ impl Context {
     }
 }
 
-fn has_template(v: &Value) -> bool {
+/// True when a value holds Jinja markup anywhere inside.
+pub fn has_template(v: &Value) -> bool {
     match v {
         Value::String(s) => is_template(s),
         Value::Array(a) => a.iter().any(has_template),
