@@ -586,3 +586,61 @@ fn ssh_users_proxy_command_wins_over_the_relay() {
         );
     }
 }
+
+/// A `delegate_to` host is reached with its own connection variables, templated in its own
+/// context: here its address is `"{{ jump_address }}"`, a group variable.
+#[test]
+fn ssh_delegate_to_uses_the_delegated_hosts_templated_address() {
+    let sshd = node_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let node = sshd.inventory_host_vars_at(NODE_IPS[0]);
+    let jump = sshd.inventory_host_vars_at(NODE_IPS[2]).replacen(
+        &format!("ansible_host={}", NODE_IPS[2]),
+        "ansible_host=\"{{ jump_address }}\"",
+        1,
+    );
+    let inv = write(
+        dir,
+        "delegate.ini",
+        &format!(
+            "[nodes]\nn1 {node}\n[jumps]\njump {jump}\n[jumps:vars]\njump_address={}\n",
+            NODE_IPS[2]
+        ),
+    );
+    let pb = write(
+        dir,
+        "pb.yml",
+        r#"- hosts: nodes
+  gather_facts: false
+  tasks:
+    - shell: echo $SSH_CONNECTION
+      register: own
+    - shell: echo $SSH_CONNECTION
+      delegate_to: jump
+      register: delegated
+    - debug:
+        msg: "{{ own.stdout.split()[2] }} {{ delegated.stdout.split()[2] }}"
+"#,
+    );
+    let out = agent(
+        dir,
+        &[
+            "playbook",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("\"msg\": \"{} {}\"", NODE_IPS[0], NODE_IPS[2])),
+        "the delegated task ran over a connection to the delegate's address:\n{stdout}"
+    );
+}

@@ -73,17 +73,37 @@ pub struct Shared {
 
 impl Shared {
     /// Connection variables for a delegation target.
+    /// The variables that say how to reach a `delegate_to` host: its own inventory variables,
+    /// templated in its own context (with `-e` on top), as Ansible takes them.
     fn delegate_vars(&self, host: &str) -> Map<String, Value> {
-        let inv_vars = self.inv_vars.read().unwrap_or_else(|e| e.into_inner());
-        match inv_vars.get(host) {
-            Some(v) => v.clone(),
-            None if matches!(host, "localhost" | "127.0.0.1" | "::1") => {
-                let mut m = Map::new();
-                m.insert("ansible_connection".into(), "local".into());
-                m
+        let raw = {
+            let inv_vars = self.inv_vars.read().unwrap_or_else(|e| e.into_inner());
+            match inv_vars.get(host) {
+                Some(v) => v.clone(),
+                None if matches!(host, "localhost" | "127.0.0.1" | "::1") => {
+                    let mut m = Map::new();
+                    m.insert("ansible_connection".into(), "local".into());
+                    m
+                }
+                None => Map::new(),
             }
-            None => Map::new(),
-        }
+        };
+        let empty = Vars::new();
+        let layers = vars::Layers {
+            inventory: &raw,
+            play: &empty,
+            task: &empty,
+            facts: &empty,
+            extra: &self.opts.extra_vars,
+        };
+        let magic = [
+            ("inventory_hostname", JValue::from(host)),
+            (
+                "playbook_dir",
+                JValue::from(self.opts.playbook_dir.display().to_string()),
+            ),
+        ];
+        vars::build(&layers, &magic, &self.templar).0
     }
 }
 

@@ -172,6 +172,16 @@ fn config_text(options: &[String], relay_line: Option<String>) -> Option<String>
     Some(text)
 }
 
+/// OpenSSH's own check of a destination host name: no leading `-`, no shell metacharacters,
+/// spaces or control characters.
+fn valid_hostname(host: &str) -> bool {
+    !host.is_empty()
+        && !host.starts_with('-')
+        && !host
+            .chars()
+            .any(|c| "'`\"$\\;&<>|(){}".contains(c) || c.is_whitespace() || c.is_control())
+}
+
 /// An open master connection.
 pub struct Opened {
     /// The multiplexed session.
@@ -187,6 +197,12 @@ pub async fn connect(
     control_dir: &Path,
     persist_dir: &Path,
 ) -> Result<Opened, TransportError> {
+    if !valid_hostname(&spec.host) {
+        // ssh would refuse it before writing the log the openssh crate reads its error from
+        return Err(TransportError::Unreachable(
+            "Failed to connect to the host via ssh: hostname contains invalid characters".into(),
+        ));
+    }
     let parsed = parse_args(&spec.extra_args)?;
     let mut b = SessionBuilder::default();
     b.control_directory(control_dir);
@@ -393,7 +409,7 @@ pub async fn exec(
 
 #[cfg(test)]
 mod tests {
-    use super::{config_text, parse_args, parse_control_persist, SshSpec};
+    use super::{config_text, parse_args, parse_control_persist, valid_hostname, SshSpec};
     use openssh::ControlPersist;
 
     #[test]
@@ -498,5 +514,15 @@ mod tests {
             lines[lines.len() - 2..],
             ["Match all", "ProxyCommand relay %h %p"]
         );
+    }
+
+    #[test]
+    fn host_names_ssh_refuses() {
+        for ok in ["db1.example.com", "127.0.0.1", "::1", "host_x"] {
+            assert!(valid_hostname(ok), "{ok}");
+        }
+        for bad in ["a b", "{{ x }}", "-oProxyCommand=x", "a;b", "a$b", ""] {
+            assert!(!valid_hostname(bad), "{bad}");
+        }
     }
 }
