@@ -215,8 +215,9 @@ async fn run_task(
     // become, environment, check/diff
     // as in Ansible, `ansible_become*` variables override the keywords (task, block, play),
     // which override `--become`; all are templated
+    // connection variables, so a delegated task takes them from the delegated host
     let become_var = |name: &str| {
-        job.vars
+        conn_vars
             .get(name)
             .map(|v| templar.render_value(v, &jv).unwrap_or_else(|_| v.clone()))
     };
