@@ -80,7 +80,9 @@ pub async fn run_binary(
         Some(user) => {
             let args = args_file(ctx, None);
             let args_text = serde_json::to_vec(&args).unwrap_or_default();
-            let dir = format!("{tmpdir}-{}", unique());
+            // inside the connection's temp dir, so whatever removes that (the remote shell's
+            // exit trap, even when the agent is killed) removes this too
+            let dir = format!("{tmpdir}/become-{}", unique());
             let name = path.rsplit('/').next().unwrap_or("module");
             if let Err(failed) = become_files(&conn, &path, &dir, name, user, &args_text).await? {
                 return Ok(failed);
@@ -146,8 +148,9 @@ pub async fn run_binary(
 }
 
 /// Becoming an unprivileged user: the module and its args file go into a directory of their own
-/// beside the connection's temp dir (which stays 0700 for the login user), owned by that user,
-/// as Ansible chowns its temp files for the become user. The caller removes the directory.
+/// inside the connection's temp dir, owned by that user, as Ansible chowns its temp files for
+/// the become user. The caller removes the directory; if the run dies first, the temp dir's
+/// removal takes it along.
 async fn become_files(
     conn: &Connection,
     module_path: &str,
@@ -157,8 +160,12 @@ async fn become_files(
     args: &[u8],
 ) -> Result<Result<(), ResultMap>, TransportError> {
     let d = quote(dir);
+    // the temp dir becomes traversable (not readable) so the become user reaches its own
+    // directory in it; everything else in it is private to the login user (0600/0700)
+    let parent = dir.rsplit_once('/').map_or(".", |(p, _)| p);
     let prep = format!(
-        "umask 077 && mkdir {d} && cp {m} {d}/{n} && cat > {d}/args && chown -R {u} {d} || {{ rc=$?; rm -rf {d}; exit $rc; }}",
+        "umask 077 && chmod 711 {p} && mkdir {d} && cp {m} {d}/{n} && cat > {d}/args && chown -R {u} {d} || {{ rc=$?; rm -rf {d}; exit $rc; }}",
+        p = quote(parent),
         m = quote(module_path),
         n = quote(name),
         u = quote(user),
