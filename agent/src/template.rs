@@ -23,6 +23,19 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+thread_local! {
+    /// Why the last lazily templated value read on this thread could not be rendered.
+    static LAZY_FAILURE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records why a value templated when read (`hostvars[h].x`, see `executor::hostvars`) could
+/// not be rendered and so reads as undefined. If the template that read it then fails on an
+/// undefined value it cannot name, it reports this instead; templates render on the thread
+/// that reads, so a thread-local carries it.
+pub fn note_lazy_failure(why: String) {
+    LAZY_FAILURE.with(|f| *f.borrow_mut() = Some(why));
+}
+
 /// Context key of the variables whose own template failed, with why: they are left undefined,
 /// and a template that needs one fails with its error instead of "'name' is undefined".
 pub const FAILED_VARS_KEY: &str = "__etcd_agent_failed_vars";
@@ -93,6 +106,7 @@ impl Templar {
         if let Some(expr) = single_expression(src).filter(|_| src.trim() == src) {
             return self.eval(expr, vars).map(pad);
         }
+        LAZY_FAILURE.with(|f| f.borrow_mut().take());
         let tmpl = self
             .env
             .template_from_str(src)
@@ -125,6 +139,7 @@ impl Templar {
 
     /// Evaluates a bare Jinja expression to data.
     pub fn eval(&self, expr: &str, vars: &JValue) -> Result<Value> {
+        LAZY_FAILURE.with(|f| f.borrow_mut().take());
         let compiled = self
             .env
             .compile_expression(expr)
@@ -192,6 +207,9 @@ impl Templar {
                     }
                     return anyhow!("'{name}' is undefined");
                 }
+            }
+            if let Some(why) = LAZY_FAILURE.with(|f| f.borrow_mut().take()) {
+                return anyhow!("{why}");
             }
         }
         anyhow!("{}", describe(&err))

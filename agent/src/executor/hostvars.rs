@@ -95,7 +95,13 @@ impl HostView {
         let result = self.templar.render_value(raw, &context);
         self.rendering.lock().ok()?.remove(name);
         // a value that fails to render is undefined, as an unresolvable lazy one is
-        let value = JValue::from_serialize(result.ok()?);
+        let value = match result {
+            Ok(v) => JValue::from_serialize(v),
+            Err(e) => {
+                crate::template::note_lazy_failure(format!("{e:#}"));
+                return None;
+            }
+        };
         self.rendered
             .lock()
             .ok()?
