@@ -644,3 +644,118 @@ fn ssh_delegate_to_uses_the_delegated_hosts_templated_address() {
         "the delegated task ran over a connection to the delegate's address:\n{stdout}"
     );
 }
+
+/// A module larger than one upload chunk arrives byte for byte (the script reports its own
+/// sha256), and an upload that cannot be written fails only that host's task: the same
+/// persistent shell then runs the next task (no fallback to one-off sessions is logged).
+#[test]
+fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
+    let sshd = node_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = setup(dir, &sshd, "");
+    // 1.3 MB of lines that differ, after the script's `exit`: a lost, repeated or reordered
+    // chunk changes the hash; the odd size leaves a short last chunk
+    let mut big = String::from(
+        "#!/bin/sh\nprintf '{\"changed\": false, \"sha256\": \"%s\"}\\n' \"$(sha256sum \"$0\" | cut -d' ' -f1)\"\nexit 0\n",
+    );
+    let mut i = 0u64;
+    while big.len() < 1_300_001 {
+        big.push_str(&format!(
+            "# {i} {}\n",
+            i.wrapping_mul(2654435761) % 1_000_003
+        ));
+        i += 1;
+    }
+    let big_path = write(dir, "library/big", &big);
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&big_path)
+        .status()
+        .unwrap();
+    let sha = std::process::Command::new("sha256sum")
+        .arg(&big_path)
+        .output()
+        .expect("sha256sum");
+    let sha = text(&sha.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    // the remote name of an upload is `<module>-<first 16 hex digits of its sha256>`, in the
+    // connection's temp dir, where the args file of a module run is too: a directory of that
+    // name there makes the upload fail
+    write(
+        dir,
+        "library/blocker",
+        &format!(
+            "#!/bin/sh\nmkdir \"$(dirname \"$1\")/big-{}\" && echo '{{\"changed\": true}}'\n",
+            &sha[..16]
+        ),
+    );
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(dir.join("library/blocker"))
+        .status()
+        .unwrap();
+    let pb = write(
+        dir,
+        "pb.yml",
+        r#"- hosts: n1,n2
+  gather_facts: false
+  tasks:
+    - name: block the upload on n1
+      blocker:
+      when: inventory_hostname == 'n1'
+    - name: big
+      big:
+      register: b
+      ignore_errors: true
+    - name: after
+      command: echo still here
+      register: after
+    - assert:
+        that: after.stdout == 'still here'
+"#,
+    );
+    // with the persistent shell (chunked upload), and with a session per command
+    for no_shell in [None, Some("1")] {
+        let mut cmd = agent_command(dir, &dir.join("no-such-ansible.cfg"));
+        cmd.args([
+            "playbook",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+            "-v",
+        ])
+        .env("RUST_LOG", "etcd_agent::transport=debug");
+        if let Some(v) = no_shell {
+            cmd.env("ETCD_AGENT_NO_SHELL", v);
+        }
+        let out = cmd.output().expect("run etcd-agent");
+        let stdout = text(&out.stdout);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&format!("\"sha256\": \"{sha}\"")),
+            "n2 ran the module as uploaded:\n{stdout}"
+        );
+        let fatal = stdout
+            .lines()
+            .find(|l| l.starts_with("fatal: [n1]"))
+            .unwrap_or_else(|| panic!("n1's upload fails:\n{stdout}"));
+        assert!(
+            fatal.contains("uploading module big failed")
+                && fatal.matches("Is a directory").count() == 1,
+            "one error, not one per chunk: {fatal}"
+        );
+        assert!(
+            stdout.contains("n1                         : ok=4    changed=2    unreachable=0    failed=0    skipped=0    rescued=0    ignored=1"),
+            "{stdout}"
+        );
+        assert!(
+            !stderr.contains("falling back"),
+            "the persistent shell kept working:\n{stderr}"
+        );
+    }
+}

@@ -9,6 +9,10 @@
 //! dir doubles as the connection's remote temp dir: the loop's exit trap removes it however
 //! the run ends. Any protocol error poisons the shell; callers then fall back to one session
 //! per command.
+//!
+//! Uploads use a second request form, `put <len> <name>\n`, then pieces of `<n>\n<n bytes>`
+//! that the loop appends to `<dir>/<name>` and acknowledges with `+\n` one by one (see
+//! [`Shell::put`]); the reply is that of a command.
 
 use super::{ExecOutput, TransportError};
 use openssh::{Child, Session, Stdio};
@@ -32,8 +36,27 @@ else
   take() { dd bs=1 count="$1" 2>/dev/null; }; mode=dd
 fi
 echo "ETCD_AGENT_SHELL_READY $mode $d"
-while read -r cl il; do
+while read -r cl il f; do
   n=$((n+1))
+  if [ "$cl" = put ]; then
+    r=0
+    true 2> "$d/.e$n" > "$d/$f" || r=1
+    left=$il
+    while [ "$left" -gt 0 ] && read -r c; do
+      if [ "$r" = 0 ]; then
+        take "$c" | { cat >> "$d/$f" || { cat > /dev/null; exit 1; }; } 2>> "$d/.e$n" || r=1
+      else
+        take "$c" > /dev/null
+      fi
+      left=$((left-c))
+      echo +
+    done
+    [ "$r" = 0 ] && chmod 700 "$d/$f" 2>> "$d/.e$n" || r=1
+    printf '%s 0 %s\n' "$r" "$(wc -c < "$d/.e$n")"
+    cat "$d/.e$n"
+    rm -f "$d/.e$n"
+    continue
+  fi
   take "$cl" > "$d/.c$n"
   take "$il" | { (umask "$u"; exec /bin/sh "$d/.c$n") > "$d/.o$n" 2> "$d/.e$n"; echo $? > "$d/.r$n"; cat > /dev/null; }
   printf '%s %s %s\n' "$(cat "$d/.r$n")" "$(wc -c < "$d/.o$n")" "$(wc -c < "$d/.e$n")"
@@ -94,11 +117,69 @@ impl Shell {
 
     /// Runs one command through the loop.
     pub async fn exec(&mut self, cmd: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
+        self.send(cmd, stdin).await?;
+        self.receive().await
+    }
+
+    /// Writes `bytes` to the file `name` (mode 0700) in the loop's temp dir, in pieces of
+    /// `chunk` bytes, each sent once the one before is written. sshd holds in memory whatever
+    /// the remote side has not read yet, and a buffer that grows to megabytes is copied anew
+    /// at every step: sent in one piece, a 2.5 MB module often stalled for 50-100 ms. The
+    /// cost is one round trip per piece. `name` must be a plain file name, not starting
+    /// with a dot (the loop's own files do).
+    pub async fn put(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        chunk: usize,
+    ) -> Result<ExecOutput, TransportError> {
+        let plain = !name.starts_with('.')
+            && !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !plain {
+            return Err(TransportError::Failed(format!(
+                "remote shell: unsafe file name {name:?}"
+            )));
+        }
+        let mut framed = format!("put {} {name}\n", bytes.len()).into_bytes();
+        for piece in bytes.chunks(chunk.max(1)) {
+            framed.extend_from_slice(format!("{}\n", piece.len()).as_bytes());
+            framed.extend_from_slice(piece);
+            self.stdin.write_all(&framed).await.map_err(broken)?;
+            self.stdin.flush().await.map_err(broken)?;
+            framed.clear();
+            self.read_ack().await?;
+        }
+        if !framed.is_empty() {
+            // nothing to write: the header alone makes an empty file
+            self.stdin.write_all(&framed).await.map_err(broken)?;
+            self.stdin.flush().await.map_err(broken)?;
+        }
+        self.receive().await
+    }
+
+    async fn read_ack(&mut self) -> Result<(), TransportError> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).await.map_err(broken)?;
+        match line.as_str() {
+            "+\n" => Ok(()),
+            _ => Err(broken(format!(
+                "expected a chunk acknowledgement, got {line:?}"
+            ))),
+        }
+    }
+
+    async fn send(&mut self, cmd: &str, stdin: &[u8]) -> Result<(), TransportError> {
         let mut req = format!("{} {}\n", cmd.len(), stdin.len()).into_bytes();
         req.extend_from_slice(cmd.as_bytes());
         req.extend_from_slice(stdin);
         self.stdin.write_all(&req).await.map_err(broken)?;
-        self.stdin.flush().await.map_err(broken)?;
+        self.stdin.flush().await.map_err(broken)
+    }
+
+    async fn receive(&mut self) -> Result<ExecOutput, TransportError> {
         let mut header = String::new();
         let n = self.stdout.read_line(&mut header).await.map_err(broken)?;
         if n == 0 {
