@@ -260,6 +260,28 @@ impl Connection {
         }
     }
 
+    /// Starts a spare shell ahead of need, while there are fewer than [`MAX_SPARE_SHELLS`].
+    async fn prewarm_spare_shell(&self) {
+        use std::sync::atomic::Ordering;
+        let Link::Ssh(session) = &self.link else {
+            return;
+        };
+        if shell_disabled() {
+            return;
+        }
+        if self.spare_count.fetch_add(1, Ordering::Relaxed) >= MAX_SPARE_SHELLS {
+            self.spare_count.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        match shell::Shell::start(session.clone()).await {
+            Ok(sh) => self.return_spare(sh),
+            Err(e) => {
+                tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "no spare shell: {e}");
+                self.spare_count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn return_spare(&self, sh: shell::Shell) {
         if let Ok(mut idle) = self.spare_shells.lock() {
             idle.push(sh);
