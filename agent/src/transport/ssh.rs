@@ -390,10 +390,18 @@ pub async fn exec(
         .await
         .map_err(|e| TransportError::Unreachable(describe(&e)))?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin().take()) {
-        pipe.write_all(data)
-            .await
-            .map_err(|e| TransportError::Unreachable(format!("writing to remote command: {e}")))?;
-        let _ = pipe.shutdown().await;
+        match pipe.write_all(data).await {
+            // the command exited without reading all of its input: its exit status tells
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => {
+                return Err(TransportError::Unreachable(format!(
+                    "writing to remote command: {e}"
+                )))
+            }
+            Ok(()) => {
+                let _ = pipe.shutdown().await;
+            }
+        }
         drop(pipe);
     }
     let out = child
