@@ -350,14 +350,17 @@ impl Connection {
                 .await;
         }
         let state = std::mem::replace(&mut *self.shell.lock().await, ShellState::NotStarted);
-        if let ShellState::Running(sh) | ShellState::Unusable(Some(sh)) = state {
-            sh.close().await;
-        }
-        let spares =
+        let mut shells =
             std::mem::take(&mut *self.spare_shells.lock().unwrap_or_else(|p| p.into_inner()));
-        for sh in spares {
-            sh.close().await;
+        if let ShellState::Running(sh) | ShellState::Unusable(Some(sh)) = state {
+            shells.push(sh);
         }
+        // each close waits for its loop's exit trap: one round trip, all at once
+        let mut closing = tokio::task::JoinSet::new();
+        for sh in shells {
+            closing.spawn(sh.close());
+        }
+        while closing.join_next().await.is_some() {}
         if self.persistent {
             // the master stays for the next run and exits by itself once idle
             return;
