@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # etcd-agent vs ansible-playbook on the health playbook over a real sshd,
-# 3 and 30 inventory hosts; prints a table. RUNS=N sets the repetitions.
+# 3 and 30 inventory hosts; prints a table. RUNS=N sets the repetitions,
+# BENCH_HOSTS=3 keeps the 3-host rows, BENCH_SSH_ARGS adds ssh options (benches/agent.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-modules

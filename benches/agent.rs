@@ -17,6 +17,8 @@
 //!   when `ssh_args` (here `ANSIBLE_SSH_ARGS`) asks for `ControlPersist`.
 //!
 //! Run with `bench/agent.sh` (it builds what this needs). Prints a table.
+//! `BENCH_HOSTS=3` runs only the 3-host rows; `BENCH_SSH_ARGS` adds ssh options to every
+//! host, for both engines (e.g. `-o KexAlgorithms=curve25519-sha256`).
 
 use harness::{repo_root, Ansible, Cluster, Sshd};
 use std::net::Ipv4Addr;
@@ -80,6 +82,14 @@ fn inventory(
             Layout::OwnAddresses => {
                 sshds[h / ADDRESSES_PER_SSHD].inventory_host_vars_at(own_address(h))
             }
+        };
+        let vars = match std::env::var("BENCH_SSH_ARGS") {
+            Ok(extra) if !extra.is_empty() => vars.replacen(
+                "ansible_ssh_common_args='",
+                &format!("ansible_ssh_common_args='{extra} "),
+                1,
+            ),
+            _ => vars,
         };
         ini.push_str(&format!(
             "host{h:02} etcd_member_name={} ip={} {vars}\n",
@@ -186,12 +196,18 @@ fn main() {
         "| hosts | addresses | connections | engine | median wall time (s), {runs} runs | speed-up vs ansible-playbook defaults |"
     );
     println!("|---|---|---|---|---|---|");
+    let only_hosts: Option<usize> = std::env::var("BENCH_HOSTS")
+        .ok()
+        .and_then(|h| h.parse().ok());
     for (hosts, layout) in [
         (3usize, Layout::OneAddress),
         (3, Layout::OwnAddresses),
         (30, Layout::OneAddress),
         (30, Layout::OwnAddresses),
     ] {
+        if only_hosts.is_some_and(|only| only != hosts) {
+            continue;
+        }
         let inv = inventory(&ansible, &cluster, &sshds, hosts, layout);
         let at = layout.label();
         let ansible_argv = vec![
