@@ -32,6 +32,14 @@ fn write(dir: &Path, rel: &str, body: &str) -> PathBuf {
     p
 }
 
+/// Writes an executable module into `dir/library/`.
+fn write_module(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = write(dir, &format!("library/{name}"), body);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
 /// A binary-protocol module (a shell script: not Python) echoing its args file as JSON.
 const PROBE: &str = "#!/bin/sh\nargs=$(cat \"$1\")\nprintf '{\"changed\": false, \"args\": %s, \"argv1\": \"%s\"}\\n' \"$args\" \"$1\"\n";
 /// A module that prints garbage instead of JSON.
@@ -56,16 +64,8 @@ fn setup(dir: &Path, sshd: &Sshd, extra_hosts: &str) -> PathBuf {
         .iter()
         .map(|ip| sshd.inventory_host_vars_at(*ip))
         .collect();
-    write(dir, "library/probe", PROBE);
-    write(dir, "library/garbage", GARBAGE);
-    for m in ["probe", "garbage"] {
-        let p = dir.join("library").join(m);
-        std::process::Command::new("chmod")
-            .arg("755")
-            .arg(&p)
-            .status()
-            .unwrap();
-    }
+    write_module(dir, "probe", PROBE);
+    write_module(dir, "garbage", GARBAGE);
     write(
         dir,
         "hosts.ini",
@@ -667,12 +667,7 @@ fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
         ));
         i += 1;
     }
-    let big_path = write(dir, "library/big", &big);
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(&big_path)
-        .status()
-        .unwrap();
+    let big_path = write_module(dir, "big", &big);
     let sha = std::process::Command::new("sha256sum")
         .arg(&big_path)
         .output()
@@ -685,19 +680,14 @@ fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
     // the remote name of an upload is `<module>-<first 16 hex digits of its sha256>`, in the
     // connection's temp dir, where the args file of a module run is too: a directory of that
     // name there makes the upload fail
-    write(
+    write_module(
         dir,
-        "library/blocker",
+        "blocker",
         &format!(
             "#!/bin/sh\nmkdir \"$(dirname \"$1\")/big-{}\" && echo '{{\"changed\": true}}'\n",
             &sha[..16]
         ),
     );
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(dir.join("library/blocker"))
-        .status()
-        .unwrap();
     let pb = write(
         dir,
         "pb.yml",
