@@ -102,6 +102,16 @@ enum ShellState {
     Unusable(Option<shell::Shell>),
 }
 
+impl ShellState {
+    /// Stops using a running shell after a protocol error, keeping it open (see
+    /// [`ShellState::Unusable`]).
+    fn give_up(&mut self) {
+        if let ShellState::Running(sh) = std::mem::replace(self, ShellState::Unusable(None)) {
+            *self = ShellState::Unusable(Some(sh));
+        }
+    }
+}
+
 fn shell_disabled() -> bool {
     std::env::var_os("ETCD_AGENT_NO_SHELL").is_some()
 }
@@ -196,11 +206,7 @@ impl Connection {
                     Some(Ok(out)) => return Ok(out),
                     Some(Err(e)) => {
                         tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "persistent shell failed, falling back: {e}");
-                        if let ShellState::Running(sh) =
-                            std::mem::replace(&mut *state, ShellState::Unusable(None))
-                        {
-                            *state = ShellState::Unusable(Some(sh));
-                        }
+                        state.give_up();
                     }
                     None => {}
                 }

@@ -102,11 +102,7 @@ impl Connection {
             Err(e) => {
                 // the framing is lost midway: a session of its own writes the file
                 tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "persistent shell failed during upload, falling back: {e}");
-                if let ShellState::Running(sh) =
-                    std::mem::replace(&mut *state, ShellState::Unusable(None))
-                {
-                    *state = ShellState::Unusable(Some(sh));
-                }
+                state.give_up();
                 drop(state);
                 self.exec(&with_cat, Some(bytes), None).await
             }
