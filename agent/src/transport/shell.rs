@@ -72,6 +72,16 @@ while read -r cl il f; do
 done
 "#;
 
+/// Whether [`Shell::put`] takes `name`: a plain file name, not starting with a dot (the
+/// loop's own files do).
+pub fn putable_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// A running remote shell loop.
 pub struct Shell {
     /// Largest stdin this loop accepts.
@@ -132,20 +142,14 @@ impl Shell {
     /// `chunk` bytes, each sent once the one before is written. sshd holds in memory whatever
     /// the remote side has not read yet, and a buffer that grows to megabytes is copied anew
     /// at every step: sent in one piece, a 2.5 MB module often stalled for 50-100 ms. The
-    /// cost is one round trip per piece. `name` must be a plain file name, not starting
-    /// with a dot (the loop's own files do).
+    /// cost is one round trip per piece. `name` must pass [`putable_name`].
     pub async fn put(
         &mut self,
         name: &str,
         bytes: &[u8],
         chunk: usize,
     ) -> Result<ExecOutput, TransportError> {
-        let plain = !name.starts_with('.')
-            && !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !plain {
+        if !putable_name(name) {
             return Err(TransportError::Failed(format!(
                 "remote shell: unsafe file name {name:?}"
             )));
@@ -216,5 +220,20 @@ impl Shell {
         let _ = self.stdin.shutdown().await;
         drop(self.stdin);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::putable_name;
+
+    #[test]
+    fn put_takes_plain_names_only() {
+        assert!(putable_name("etcd_health-7896852fa662e587"));
+        assert!(putable_name("my.module-1"));
+        // anything else goes up with `cat` in a command of its own
+        for bad in ["", ".c1", "a/b", "../x", "a b", "modül", "a\nb"] {
+            assert!(!putable_name(bad), "{bad:?}");
+        }
     }
 }

@@ -93,7 +93,7 @@ impl Connection {
             drop(state);
             return self.exec(&with_cat, Some(bytes), None).await;
         };
-        if sh.dir != dir || sh.max_stdin < bytes.len() {
+        if sh.dir != dir || sh.max_stdin < bytes.len() || !super::shell::putable_name(name) {
             drop(state);
             return self.exec(&with_cat, Some(bytes), None).await;
         }
