@@ -12,6 +12,7 @@ use minijinja::Value as JValue;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 
 /// Every host's variables, by inventory name.
 #[derive(Debug)]
@@ -27,8 +28,10 @@ struct HostView {
     shared: Arc<BTreeMap<String, JValue>>,
     templar: Templar,
     rendered: Mutex<HashMap<String, JValue>>,
-    /// Names being rendered now: a reference cycle reads as undefined instead of looping.
-    rendering: Mutex<HashSet<String>>,
+    /// Names being rendered now, by the thread rendering them: a reference cycle reads as
+    /// undefined instead of looping. Per thread, because hosts run their tasks in parallel and
+    /// one host reading a name another is rendering is no cycle.
+    rendering: Mutex<HashSet<(ThreadId, String)>>,
 }
 
 impl std::fmt::Debug for HostView {
@@ -88,12 +91,13 @@ impl HostView {
         if let Some(done) = self.rendered.lock().ok()?.get(name) {
             return Some(done.clone());
         }
-        if !self.rendering.lock().ok()?.insert(name.to_string()) {
+        let key = (std::thread::current().id(), name.to_string());
+        if !self.rendering.lock().ok()?.insert(key.clone()) {
             return None;
         }
         let context = JValue::from_dyn_object(self.clone());
         let result = self.templar.render_value(raw, &context);
-        self.rendering.lock().ok()?.remove(name);
+        self.rendering.lock().ok()?.remove(&key);
         // a value that fails to render is undefined, as an unresolvable lazy one is
         let value = match result {
             Ok(v) => JValue::from_serialize(v),
@@ -181,5 +185,36 @@ mod tests {
             "\"undefined\""
         );
         assert_eq!(r("{{ hostvars | list }}"), "[\"a\",\"b\"]");
+    }
+
+    /// Hosts read each other's variables from parallel threads; one thread reading a value
+    /// another is rendering must get the value (or its failure), not a "cycle".
+    #[test]
+    fn parallel_readers_of_one_value_each_get_its_own_failure() {
+        let templar = Templar::new();
+        let hv = HostVars::value(
+            [(
+                "b".to_string(),
+                vars(json!({"broken": "{{ no_such_variable }}", "fine": "{{ 1 + 1 }}"})),
+            )],
+            BTreeMap::new(),
+            &templar,
+        );
+        let context = minijinja::Value::from_iter([("hostvars", hv)]);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..200 {
+                        let err = templar
+                            .render_str("{{ hostvars['b'].broken }}", &context)
+                            .unwrap_err();
+                        assert!(
+                            format!("{err:#}").contains("'no_such_variable' is undefined"),
+                            "{err:#}"
+                        );
+                    }
+                });
+            }
+        });
     }
 }
