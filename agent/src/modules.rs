@@ -104,12 +104,15 @@ fn unsupported(action: &str, path: &Path) -> String {
 fn load(name: &str, path: &Path) -> Result<ModuleFile, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read module {}: {e}", path.display()))?;
-    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let shebang_python =
-        first_line.starts_with(b"#!") && String::from_utf8_lossy(first_line).contains("python");
-    let ansible_module = bytes.windows(13).any(|w| w == b"AnsibleModule");
-    if shebang_python || (ansible_module && !bytes.starts_with(b"\x7fELF")) {
-        return Err(unsupported(name, path));
+    if !bytes.starts_with(b"\x7fELF") {
+        let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let shebang_python =
+            first_line.starts_with(b"#!") && String::from_utf8_lossy(first_line).contains("python");
+        // a scan of the whole file: only for scripts, not for megabytes of binary module
+        let ansible_module = bytes.windows(13).any(|w| w == b"AnsibleModule");
+        if shebang_python || ansible_module {
+            return Err(unsupported(name, path));
+        }
     }
     Ok(ModuleFile::new(name, bytes))
 }
