@@ -645,15 +645,31 @@ fn ssh_delegate_to_uses_the_delegated_hosts_templated_address() {
     );
 }
 
-/// A module larger than one upload chunk arrives byte for byte (the script reports its own
-/// sha256), and an upload that cannot be written fails only that host's task: the same
-/// persistent shell then runs the next task (no fallback to one-off sessions is logged).
-#[test]
-fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
-    let sshd = node_sshd();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let inv = setup(dir, &sshd, "");
+/// Hex SHA-256 of `data`, by `sha256sum`.
+fn sha256_hex(data: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(data.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().expect("sha256sum");
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Writes the module `big`: a 1.3 MB script that reports its own sha256. Returns that of the
+/// local file.
+fn write_big_module(dir: &Path) -> String {
     // 1.3 MB of lines that differ, after the script's `exit`: a lost, repeated or reordered
     // chunk changes the hash; the odd size leaves a short last chunk
     let mut big = String::from(
@@ -672,11 +688,23 @@ fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
         .arg(&big_path)
         .output()
         .expect("sha256sum");
-    let sha = text(&sha.stdout)
+    text(&sha.stdout)
         .split_whitespace()
         .next()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+/// A module larger than one upload chunk arrives byte for byte (the script reports its own
+/// sha256), and an upload that cannot be written fails only that host's task: the same
+/// persistent shell then runs the next task (no fallback to one-off sessions is logged).
+#[test]
+fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
+    let sshd = node_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = setup(dir, &sshd, "");
+    let sha = write_big_module(dir);
     // the remote name of an upload is `<module>-<first 16 hex digits of its sha256>`, in the
     // connection's temp dir, where the args file of a module run is too: a directory of that
     // name there makes the upload fail
@@ -748,4 +776,108 @@ fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
             "the persistent shell kept working:\n{stderr}"
         );
     }
+}
+
+/// Where `head -c` reads past its count (BusyBox's does: it reads through stdio buffers), the
+/// remote shell loop cuts requests with `dd` instead, and large uploads and stdin go in a
+/// session of their own. n3's sessions find such a `head` first in PATH; the same playbook
+/// must give the same results on n1 (exact head) and n3, with no fallback.
+#[test]
+fn ssh_remote_shell_where_head_reads_past_its_count_uses_dd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let head = write(
+        dir,
+        "overreading-bin/head",
+        "#!/bin/sh\ndd bs=65536 count=1 2>/dev/null | /usr/bin/head \"$@\"\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&head, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let bin = head.parent().unwrap();
+    // SetEnv in a Match block replaces the global list: keep SHLVL (see Sshd::config)
+    let sshd = Sshd::start_with(
+        &NODE_IPS,
+        &format!(
+            "Match LocalAddress {}\n  SetEnv SHLVL=1 PATH={}:/usr/bin:/bin\n",
+            NODE_IPS[2],
+            bin.display()
+        ),
+    );
+    let inv = setup(dir, &sshd, "");
+    let sha = write_big_module(dir);
+    // stdin above the dd loop's limit (64 KiB) goes in a session of its own
+    let big_stdin: String = (0..20_000).map(|i| format!("{i:05}\n")).collect();
+    write(dir, "big_stdin.txt", &big_stdin);
+    let pb = write(
+        dir,
+        "pb.yml",
+        r#"- hosts: n1,n3
+  gather_facts: false
+  tasks:
+    - name: which head
+      shell: printf ab | { head -c 1 >/dev/null; cat; }
+      register: probe_head
+    - name: big
+      big:
+      register: b
+    - name: args file
+      probe:
+        word: "{{ inventory_hostname }}"
+      register: p
+    - name: small stdin
+      command: cat
+      args:
+        stdin: "line one\nline two"
+      register: small
+    - name: large stdin
+      shell: sha256sum | cut -d' ' -f1
+      args:
+        stdin: "{{ lookup('file', 'big_stdin.txt') }}"
+      register: large
+    - name: after
+      command: echo still here
+      register: after
+    - debug:
+        msg: "head={{ probe_head.stdout }} sha={{ b.sha256 }} word={{ p.args.word }} small={{ small.stdout_lines | join('|') }} large={{ large.stdout }} after={{ after.stdout }}"
+"#,
+    );
+    let out = agent_command(dir, &dir.join("no-such-ansible.cfg"))
+        .args([
+            "playbook",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "etcd_agent::transport=debug")
+        .output()
+        .expect("run etcd-agent");
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // `lookup('file')` drops the final newline and `stdin_add_newline` puts it back
+    let large_sha = sha256_hex(&big_stdin);
+    for (host, head) in [("n1", "b"), ("n3", "")] {
+        let want = format!(
+            "\"msg\": \"head={head} sha={sha} word={host} small=line one|line two large={large_sha} after=still here\""
+        );
+        let shown = stdout
+            .split(&format!("ok: [{host}] => "))
+            .nth(1)
+            .unwrap_or_default();
+        assert!(shown.contains(&want), "{host}: want {want}\n{stdout}");
+    }
+    for (ip, exact) in [(NODE_IPS[0], true), (NODE_IPS[2], false)] {
+        assert!(
+            stderr.lines().any(|l| l.contains("persistent shell ready")
+                && l.contains(&format!("@{ip}:"))
+                && l.contains(&format!("exact_head={exact}"))),
+            "{ip}: exact_head={exact}\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("falling back") && !stderr.contains("no persistent shell"),
+        "the persistent shells kept working:\n{stderr}"
+    );
 }

@@ -90,6 +90,12 @@ impl Sshd {
     /// inventory host can have its member's address as `ansible_host`).
     /// `known_hosts` vouches for every address. All must be in 127.0.0.0/8.
     pub fn start_on(extra: &[Ipv4Addr]) -> Sshd {
+        Sshd::start_with(extra, "")
+    }
+
+    /// Like [`Sshd::start_on`], with `extra_config` appended to the generated `sshd_config`
+    /// (after every global option, so it may hold `Match` blocks).
+    pub fn start_with(extra: &[Ipv4Addr], extra_config: &str) -> Sshd {
         for ip in extra {
             assert!(
                 ip.is_loopback(),
@@ -138,7 +144,8 @@ impl Sshd {
         for _attempt in 0..5 {
             sshd.port = free_port();
             let port = sshd.port;
-            let config = Self::config(sshd.dir.path(), port, &host_key, &authorized, extra);
+            let config =
+                Self::config(sshd.dir.path(), port, &host_key, &authorized, extra) + extra_config;
             std::fs::write(&sshd.config, config).expect("write sshd_config");
             let names: Vec<String> = KNOWN_HOST_NAMES
                 .iter()

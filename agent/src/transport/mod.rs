@@ -174,7 +174,10 @@ impl Connection {
     ) -> Result<(), TransportError> {
         if matches!(state, ShellState::NotStarted) {
             *state = match shell::Shell::start(session.clone()).await {
-                Ok(sh) => ShellState::Running(sh),
+                Ok(sh) => {
+                    tracing::debug!(target: "etcd_agent::transport", conn = %self.label, exact_head = sh.max_stdin == usize::MAX, dir = %sh.dir, "persistent shell ready");
+                    ShellState::Running(sh)
+                }
                 Err(e @ TransportError::Unreachable(_)) => return Err(e),
                 Err(e) => {
                     tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "no persistent shell: {e}");
