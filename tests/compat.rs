@@ -270,6 +270,34 @@ fn diff_values(path: &str, theirs: &Value, mine: &Value, out: &mut Vec<String>) 
     }
 }
 
+/// Fact gathering: the agent gathers a documented subset of Ansible's facts. Each fact it
+/// reports must be one Ansible reports, with the same value (`ansible_env`: the variables it
+/// reports); the ones it leaves out are not differences. `ansible_date_time` moves between
+/// the two runs: 53_facts checks it.
+fn restrict_facts(theirs: &mut Value, mine: &mut Value, out: &mut Vec<String>) {
+    let (Some(Value::Object(tf)), Some(Value::Object(mf))) = (
+        theirs.get_mut("ansible_facts"),
+        mine.get_mut("ansible_facts"),
+    ) else {
+        return;
+    };
+    tf.remove("ansible_date_time");
+    mf.remove("ansible_date_time");
+    for k in mf.keys() {
+        if !tf.contains_key(k) {
+            out.push(format!(
+                ".ansible_facts.{k}: a fact ansible-playbook does not report"
+            ));
+        }
+    }
+    tf.retain(|k, _| mf.contains_key(k));
+    if let (Some(Value::Object(te)), Some(Value::Object(me))) =
+        (tf.get_mut("ansible_env"), mf.get("ansible_env"))
+    {
+        te.retain(|k, _| me.contains_key(k));
+    }
+}
+
 fn compare(case: &Case, theirs: &Run, mine: &Run, scratch_a: &str, scratch_m: &str) -> Vec<String> {
     let mut diffs = Vec::new();
     if theirs.code != mine.code {
@@ -327,6 +355,7 @@ fn compare(case: &Case, theirs: &Run, mine: &Run, scratch_a: &str, scratch_m: &s
                     }
                 }
             }
+            restrict_facts(&mut na, &mut nm, &mut fields);
             diff_values("", &na, &nm, &mut fields);
             for f in fields {
                 diffs.push(format!("{task} host {host}: field {f}"));

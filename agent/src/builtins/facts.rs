@@ -1,17 +1,33 @@
-//! `setup` (Gathering Facts): a small documented fact set collected with one shell command.
+//! `setup` (Gathering Facts): a documented fact set collected with one shell command, with the
+//! values Ansible's `setup` gives on the same host.
 //!
-//! Facts: `ansible_hostname`, `ansible_nodename`, `ansible_fqdn`, `ansible_system`,
-//! `ansible_kernel`, `ansible_architecture`, `ansible_machine`, `ansible_distribution`,
-//! `ansible_distribution_version`, `ansible_os_family`, `ansible_user_id`, `ansible_user_dir`,
-//! `ansible_env` (`HOME`, `PATH`, `USER`, `SHELL`).
+//! Facts: `ansible_hostname`, `ansible_nodename`, `ansible_fqdn`, `ansible_domain`,
+//! `ansible_system`, `ansible_kernel`, `ansible_architecture`, `ansible_machine`,
+//! `ansible_distribution`, `ansible_distribution_version`,
+//! `ansible_distribution_major_version`, `ansible_distribution_release`, `ansible_os_family`,
+//! `ansible_pkg_mgr`, `ansible_processor_vcpus`, `ansible_memtotal_mb`, `ansible_date_time`,
+//! `ansible_default_ipv4`, `ansible_all_ipv4_addresses`, `ansible_user_id`,
+//! `ansible_user_dir`, `ansible_env` (`HOME`, `PATH`, `USER`, `SHELL`).
+//!
+//! Where they are found differently from Ansible: the default IPv4 interface is that of the
+//! first default route and its address the interface's first (Ansible asks the kernel for
+//! the route to a public address); `ansible_processor_vcpus` counts `/proc/cpuinfo`'s
+//! processors.
 
 use super::{ActionCtx, ResultMap};
 use crate::transport::TransportError;
-use serde_json::{Map, Value};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use std::net::Ipv4Addr;
 
-const SCRIPT: &str = r#"echo "hostname=$(hostname -s 2>/dev/null || hostname)"
+/// Prints `key=value` lines, in the C locale (as Ansible's module runs). One `date` call gives
+/// every local time field, so they agree.
+const SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
+echo "hostname=$(hostname -s 2>/dev/null || hostname)"
 echo "nodename=$(uname -n)"
-echo "fqdn=$(hostname -f 2>/dev/null || hostname)"
+h=$(hostname)
+ip=$(getent hosts "$h" 2>/dev/null | awk '{print $1; exit}')
+echo "reverse_names=$( [ -n "$ip" ] && getent hosts "$ip" 2>/dev/null | awk '{$1=""; print; exit}')"
 echo "system=$(uname -s)"
 echo "kernel=$(uname -r)"
 echo "machine=$(uname -m)"
@@ -21,7 +37,26 @@ echo "env_HOME=$HOME"
 echo "env_PATH=$PATH"
 echo "env_USER=${USER:-$(id -un)}"
 echo "env_SHELL=$SHELL"
-if [ -r /etc/os-release ]; then . /etc/os-release; echo "distribution=$NAME"; echo "distribution_version=$VERSION_ID"; echo "os_id=$ID"; echo "os_like=$ID_LIKE"; fi
+if [ -r /etc/os-release ]; then . /etc/os-release; echo "distribution=$NAME"; echo "distribution_version=$VERSION_ID"; echo "os_id=$ID"; echo "os_like=$ID_LIKE"; echo "codename=${VERSION_CODENAME:-$UBUNTU_CODENAME}"; fi
+[ -r /etc/debian_version ] && echo "debian_version=$(head -n 1 /etc/debian_version)"
+for p in /usr/bin/apt-get:apt /usr/bin/dnf:dnf /usr/bin/yum:yum /usr/bin/zypper:zypper /sbin/apk:apk /usr/bin/pacman:pacman; do
+  if [ -x "${p%%:*}" ]; then echo "pkg_mgr=${p#*:}"; break; fi
+done
+echo "vcpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
+echo "memtotal_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
+echo "date=$(date '+%s|%N|%Y|%m|%d|%H|%M|%S|%z|%A|%w|%W|%Z')"
+echo "tz_jan=$(date -d "$(date +%Y)-01-01 12:00" '+%z %Z' 2>/dev/null)"
+echo "tz_jul=$(date -d "$(date +%Y)-07-01 12:00" '+%z %Z' 2>/dev/null)"
+if command -v ip >/dev/null 2>&1; then
+  echo "route=$(ip -4 route show default 2>/dev/null | head -n 1)"
+  ip -o -4 addr show 2>/dev/null | while read -r n dev fam addr rest; do printf 'inet=%s %s %s\n' "$dev" "$addr" "$rest"; done
+  dev=$(ip -4 route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "dev") {print $(i + 1); exit}}')
+  if [ -n "$dev" ]; then
+    echo "dev_mac=$(cat "/sys/class/net/$dev/address" 2>/dev/null)"
+    echo "dev_mtu=$(cat "/sys/class/net/$dev/mtu" 2>/dev/null)"
+    echo "dev_type=$(cat "/sys/class/net/$dev/type" 2>/dev/null)"
+  fi
+fi
 "#;
 
 /// Runs `setup`.
@@ -34,34 +69,125 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
             out.stderr_text().trim()
         )));
     }
+    let facts = parse(&out.stdout_text());
+    let prefixed: Map<String, Value> = facts
+        .into_iter()
+        .map(|(k, v)| (format!("ansible_{k}"), v))
+        .collect();
+    let mut m = Map::new();
+    m.insert("ansible_facts".into(), Value::Object(prefixed));
+    m.insert("changed".into(), Value::Bool(false));
+    Ok(m)
+}
+
+/// The script's lines, as they are printed.
+#[derive(Default)]
+struct Raw {
+    lines: Vec<(String, String)>,
+}
+
+impl Raw {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.lines
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Facts (without the `ansible_` prefix) from the script's output.
+fn parse(stdout: &str) -> Map<String, Value> {
+    let raw = Raw {
+        lines: stdout
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
     let mut facts = Map::new();
     let mut env = Map::new();
-    let mut os_id = String::new();
-    let mut os_like = String::new();
-    for line in out.stdout_text().lines() {
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
+    for (k, v) in &raw.lines {
         if let Some(name) = k.strip_prefix("env_") {
-            env.insert(name.to_string(), v.into());
-            continue;
-        }
-        match k {
-            "os_id" => os_id = v.to_string(),
-            "os_like" => os_like = v.to_string(),
-            "distribution" => {
-                let short = v.split_whitespace().next().unwrap_or(v);
-                facts.insert("distribution".into(), short.into());
-            }
-            _ => {
-                facts.insert(k.to_string(), v.into());
-            }
+            env.insert(name.to_string(), v.as_str().into());
         }
     }
-    if let Some(Value::String(m)) = facts.get("machine").cloned() {
+    for key in [
+        "hostname", "nodename", "system", "kernel", "machine", "user_id", "user_dir",
+    ] {
+        facts.insert(key.into(), raw.get(key).unwrap_or_default().into());
+    }
+    if let Some(m) = raw.get("machine") {
         facts.insert("architecture".into(), m.into());
     }
-    let family = match (os_id.as_str(), os_like.as_str()) {
+    // Python's socket.getfqdn(): the first name of the host's address that has a dot in it,
+    // else that address's first name
+    let hostname = raw.get("hostname").unwrap_or_default();
+    let names: Vec<&str> = raw
+        .get("reverse_names")
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let fqdn = names
+        .iter()
+        .find(|n| n.contains('.'))
+        .or(names.first())
+        .copied()
+        .unwrap_or(hostname);
+    facts.insert("fqdn".into(), fqdn.into());
+    facts.insert(
+        "domain".into(),
+        fqdn.split_once('.').map_or("", |(_, d)| d).into(),
+    );
+    distribution(&raw, &mut facts);
+    facts.insert(
+        "pkg_mgr".into(),
+        raw.get("pkg_mgr").unwrap_or("unknown").into(),
+    );
+    if let Some(n) = raw.get("vcpus").and_then(|v| v.parse::<u64>().ok()) {
+        facts.insert("processor_vcpus".into(), n.into());
+    }
+    if let Some(kb) = raw.get("memtotal_kb").and_then(|v| v.parse::<u64>().ok()) {
+        facts.insert("memtotal_mb".into(), (kb / 1024).into());
+    }
+    if let Some(dt) = raw.get("date").and_then(|d| date_time(d, &raw)) {
+        facts.insert("date_time".into(), dt);
+    }
+    let (default_ipv4, all_ipv4) = ipv4(&raw);
+    facts.insert("default_ipv4".into(), default_ipv4);
+    facts.insert("all_ipv4_addresses".into(), all_ipv4);
+    facts.insert("env".into(), Value::Object(env));
+    facts
+}
+
+fn distribution(raw: &Raw, facts: &mut Map<String, Value>) {
+    let os_id = raw.get("os_id").unwrap_or_default();
+    let os_like = raw.get("os_like").unwrap_or_default();
+    if let Some(name) = raw.get("distribution") {
+        let short = name.split_whitespace().next().unwrap_or(name);
+        facts.insert("distribution".into(), short.into());
+    }
+    // Debian's os-release has the major version only; Ansible reads the point release
+    let version = match raw.get("debian_version") {
+        Some(v) if os_id == "debian" && v.starts_with(|c: char| c.is_ascii_digit()) => Some(v),
+        _ => raw.get("distribution_version"),
+    };
+    if let Some(v) = version {
+        facts.insert("distribution_version".into(), v.into());
+        let major = v.split('.').next().unwrap_or(v);
+        facts.insert("distribution_major_version".into(), major.into());
+    }
+    if let Some(codename) = raw.get("codename") {
+        facts.insert("distribution_release".into(), codename.into());
+    }
+    let family = match (os_id, os_like) {
         ("debian" | "ubuntu", _) => "Debian",
         (_, l) if l.contains("debian") => "Debian",
         ("rhel" | "centos" | "fedora" | "rocky" | "almalinux", _) => "RedHat",
@@ -73,13 +199,196 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
     if !family.is_empty() {
         facts.insert("os_family".into(), family.into());
     }
-    facts.insert("env".into(), Value::Object(env));
-    let prefixed: Map<String, Value> = facts
+}
+
+/// `ansible_date_time` from `date '+%s|%N|%Y|%m|%d|%H|%M|%S|%z|%A|%w|%W|%Z'`: local fields as
+/// the host's `date` gives them, the `iso8601*` UTC ones from the same instant.
+fn date_time(line: &str, raw: &Raw) -> Option<Value> {
+    let f: Vec<&str> = line.splitn(13, '|').collect();
+    let [epoch, nanos, year, month, day, hour, minute, second, offset, weekday, wday, week, tz] =
+        f[..]
+    else {
+        return None;
+    };
+    let epoch_secs: i64 = epoch.parse().ok()?;
+    // `%N` is GNU's; other dates print it as is
+    let micros: u32 = nanos
+        .get(..6)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
+    let utc: DateTime<Utc> = DateTime::from_timestamp(epoch_secs, micros * 1000)?;
+    // Python's time.tzname[1]: the zone's daylight-saving name, its standard one if it has none
+    let tz_dst = [raw.get("tz_jan"), raw.get("tz_jul")]
         .into_iter()
-        .map(|(k, v)| (format!("ansible_{k}"), v))
+        .flatten()
+        .filter_map(|s| s.split_once(' '))
+        .max_by_key(|(off, _)| off.parse::<i32>().unwrap_or(i32::MIN))
+        .map_or(tz, |(_, name)| name);
+    Some(json!({
+        "date": format!("{year}-{month}-{day}"),
+        "day": day,
+        "epoch": epoch,
+        "epoch_int": epoch,
+        "hour": hour,
+        "iso8601": utc.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "iso8601_basic": format!("{year}{month}{day}T{hour}{minute}{second}{micros:06}"),
+        "iso8601_basic_short": format!("{year}{month}{day}T{hour}{minute}{second}"),
+        "iso8601_micro": utc.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        "minute": minute,
+        "month": month,
+        "second": second,
+        "time": format!("{hour}:{minute}:{second}"),
+        "tz": tz,
+        "tz_dst": tz_dst,
+        "tz_offset": offset,
+        "weekday": weekday,
+        "weekday_number": wday,
+        "weeknumber": week,
+        "year": year,
+    }))
+}
+
+/// `ansible_default_ipv4` (empty when there is no default route) and
+/// `ansible_all_ipv4_addresses` (every address outside 127.0.0.0/8), from `ip`.
+fn ipv4(raw: &Raw) -> (Value, Value) {
+    // `inet=<dev> <addr>/<prefix> [brd <broadcast>] scope <scope> [flags] <label>\ ...`
+    let addresses: Vec<(String, Ipv4Addr, u8, String, String)> = raw
+        .all("inet")
+        .filter_map(|line| {
+            let line = line.split('\\').next().unwrap_or(line);
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (dev, cidr) = (words.first()?, words.get(1)?);
+            let (addr, prefix) = cidr.split_once('/')?;
+            let brd = words
+                .iter()
+                .position(|w| *w == "brd")
+                .and_then(|i| words.get(i + 1))
+                .unwrap_or(&"");
+            let label = words.last().filter(|_| words.len() > 2).unwrap_or(dev);
+            Some((
+                dev.to_string(),
+                addr.parse().ok()?,
+                prefix.parse().ok()?,
+                brd.to_string(),
+                label.to_string(),
+            ))
+        })
         .collect();
-    let mut m = Map::new();
-    m.insert("ansible_facts".into(), Value::Object(prefixed));
-    m.insert("changed".into(), Value::Bool(false));
-    Ok(m)
+    let all: Vec<Value> = addresses
+        .iter()
+        .filter(|(_, addr, ..)| !addr.is_loopback())
+        .map(|(_, addr, ..)| addr.to_string().into())
+        .collect();
+    let route: Vec<&str> = raw
+        .get("route")
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let after = |word: &str| {
+        route
+            .iter()
+            .position(|w| *w == word)
+            .and_then(|i| route.get(i + 1))
+            .copied()
+    };
+    let Some(dev) = after("dev") else {
+        return (json!({}), all.into());
+    };
+    let mut default = Map::new();
+    if let Some((_, addr, prefix, brd, label)) = addresses.iter().find(|a| a.0 == dev) {
+        let mask = u32::MAX.checked_shl(32 - u32::from(*prefix)).unwrap_or(0);
+        default.insert("address".into(), addr.to_string().into());
+        default.insert("alias".into(), label.as_str().into());
+        default.insert("broadcast".into(), brd.as_str().into());
+        default.insert("netmask".into(), Ipv4Addr::from(mask).to_string().into());
+        default.insert(
+            "network".into(),
+            Ipv4Addr::from(u32::from(*addr) & mask).to_string().into(),
+        );
+        default.insert("prefix".into(), prefix.to_string().into());
+    }
+    default.insert(
+        "gateway".into(),
+        after("via").unwrap_or_default().to_string().into(),
+    );
+    default.insert("interface".into(), dev.into());
+    if let Some(mac) = raw.get("dev_mac") {
+        default.insert("macaddress".into(), mac.into());
+    }
+    if let Some(mtu) = raw.get("dev_mtu").and_then(|m| m.parse::<u64>().ok()) {
+        default.insert("mtu".into(), mtu.into());
+    }
+    // /sys/class/net/*/type holds the ARPHRD number
+    let kind = match raw.get("dev_type") {
+        Some("1") => "ether",
+        Some("772") => "loopback",
+        _ => "unknown",
+    };
+    default.insert("type".into(), kind.into());
+    let mut sorted: Vec<(String, Value)> = default.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    (Value::Object(sorted.into_iter().collect()), all.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use serde_json::json;
+
+    #[test]
+    fn facts_from_a_debian_host() {
+        let out = "hostname=vm\nnodename=vm\nreverse_names= localhost\nsystem=Linux\n\
+kernel=6.1\nmachine=x86_64\nuser_id=root\nuser_dir=/root\nenv_HOME=/root\n\
+distribution=Debian GNU/Linux\ndistribution_version=12\nos_id=debian\nos_like=\n\
+codename=bookworm\ndebian_version=12.11\npkg_mgr=apt\nvcpus=2\nmemtotal_kb=24683460\n\
+date=1796134210|306228123|2026|12|01|15|10|10|+0100|Tuesday|2|48|CET\n\
+tz_jan=+0100 CET\ntz_jul=+0200 CEST\n\
+route=default via 192.0.2.1 dev eth0 proto static\n\
+inet=lo 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n\
+inet=eth0 192.0.2.2/24 brd 192.0.2.255 scope global eth0\\       valid_lft forever\n\
+inet=eth1 10.1.2.3/16 scope global eth1:vip\n\
+dev_mac=02:fc:00:00:00:01\ndev_mtu=1400\ndev_type=1\n";
+        let f = parse(out);
+        assert_eq!(f["fqdn"], "localhost");
+        assert_eq!(f["domain"], "");
+        assert_eq!(f["distribution"], "Debian");
+        assert_eq!(f["distribution_version"], "12.11");
+        assert_eq!(f["distribution_major_version"], "12");
+        assert_eq!(f["distribution_release"], "bookworm");
+        assert_eq!(f["os_family"], "Debian");
+        assert_eq!(f["pkg_mgr"], "apt");
+        assert_eq!(f["processor_vcpus"], 2);
+        assert_eq!(f["memtotal_mb"], 24104);
+        let dt = &f["date_time"];
+        assert_eq!(dt["date"], "2026-12-01");
+        assert_eq!(dt["time"], "15:10:10");
+        assert_eq!(dt["iso8601"], "2026-12-01T14:10:10Z");
+        assert_eq!(dt["iso8601_micro"], "2026-12-01T14:10:10.306228Z");
+        assert_eq!(dt["iso8601_basic"], "20261201T151010306228");
+        assert_eq!(dt["tz"], "CET");
+        assert_eq!(dt["tz_dst"], "CEST");
+        assert_eq!(
+            f["default_ipv4"],
+            json!({"address": "192.0.2.2", "alias": "eth0", "broadcast": "192.0.2.255",
+                "gateway": "192.0.2.1", "interface": "eth0", "macaddress": "02:fc:00:00:00:01",
+                "mtu": 1400, "netmask": "255.255.255.0", "network": "192.0.2.0",
+                "prefix": "24", "type": "ether"})
+        );
+        assert_eq!(f["all_ipv4_addresses"], json!(["192.0.2.2", "10.1.2.3"]));
+    }
+
+    #[test]
+    fn a_host_without_ip_or_gnu_date_gets_what_can_be_had() {
+        let out = "hostname=box\nreverse_names=\ndate=1796134210|N|2026|12|01|14|10|10|+0000|Tuesday|2|48|UTC\ntz_jan=\ntz_jul=\n";
+        let f = parse(out);
+        assert_eq!(f["fqdn"], "box");
+        assert_eq!(f["pkg_mgr"], "unknown");
+        assert_eq!(f["default_ipv4"], json!({}));
+        assert_eq!(f["all_ipv4_addresses"], json!([]));
+        assert_eq!(
+            f["date_time"]["iso8601_micro"],
+            "2026-12-01T14:10:10.000000Z"
+        );
+        assert_eq!(f["date_time"]["tz_dst"], "UTC");
+    }
 }
