@@ -683,16 +683,8 @@ fn write_big_module(dir: &Path) -> String {
         ));
         i += 1;
     }
-    let big_path = write_module(dir, "big", &big);
-    let sha = std::process::Command::new("sha256sum")
-        .arg(&big_path)
-        .output()
-        .expect("sha256sum");
-    text(&sha.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+    write_module(dir, "big", &big);
+    sha256_hex(&big)
 }
 
 /// A module larger than one upload chunk arrives byte for byte (the script reports its own
