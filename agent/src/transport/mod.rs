@@ -175,7 +175,7 @@ impl Connection {
         if matches!(state, ShellState::NotStarted) {
             *state = match shell::Shell::start(session.clone()).await {
                 Ok(sh) => {
-                    tracing::debug!(target: "etcd_agent::transport", conn = %self.label, exact_head = sh.max_stdin == usize::MAX, dir = %sh.dir, "persistent shell ready");
+                    tracing::debug!(target: "etcd_agent::transport", conn = %self.label, exact_head = sh.exact_head(), dir = %sh.dir, "persistent shell ready");
                     ShellState::Running(sh)
                 }
                 Err(e @ TransportError::Unreachable(_)) => return Err(e),

@@ -132,6 +132,11 @@ impl Shell {
         Ok(shell)
     }
 
+    /// Whether the loop cuts requests with an exact `head -c` (else with `dd bs=1`).
+    pub fn exact_head(&self) -> bool {
+        self.max_stdin == usize::MAX
+    }
+
     /// Runs one command through the loop.
     pub async fn exec(&mut self, cmd: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
         self.send(cmd, stdin).await?;
