@@ -257,7 +257,12 @@ fn ipv4(raw: &Raw) -> (Value, Value) {
         .filter_map(|line| {
             let line = line.split('\\').next().unwrap_or(line);
             let words: Vec<&str> = line.split_whitespace().collect();
-            let (dev, cidr) = (words.first()?, words.get(1)?);
+            let dev = words.first()?;
+            // a point-to-point address: `<addr> peer <peer>/<prefix>`
+            let cidr = match words.get(2) {
+                Some(&"peer") => format!("{}/{}", words.get(1)?, words.get(3)?.split_once('/')?.1),
+                _ => words.get(1)?.to_string(),
+            };
             let (addr, prefix) = cidr.split_once('/')?;
             let brd = words
                 .iter()
@@ -347,6 +352,7 @@ route=default via 192.0.2.1 dev eth0 proto static\n\
 inet=lo 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n\
 inet=eth0 192.0.2.2/24 brd 192.0.2.255 scope global eth0\\       valid_lft forever\n\
 inet=eth1 10.1.2.3/16 scope global eth1:vip\n\
+inet=tun0 10.8.0.1 peer 10.8.0.2/32 scope global tun0\n\
 dev_mac=02:fc:00:00:00:01\ndev_mtu=1400\ndev_type=1\n";
         let f = parse(out);
         assert_eq!(f["fqdn"], "localhost");
@@ -374,7 +380,10 @@ dev_mac=02:fc:00:00:00:01\ndev_mtu=1400\ndev_type=1\n";
                 "mtu": 1400, "netmask": "255.255.255.0", "network": "192.0.2.0",
                 "prefix": "24", "type": "ether"})
         );
-        assert_eq!(f["all_ipv4_addresses"], json!(["192.0.2.2", "10.1.2.3"]));
+        assert_eq!(
+            f["all_ipv4_addresses"],
+            json!(["192.0.2.2", "10.1.2.3", "10.8.0.1"])
+        );
     }
 
     #[test]
