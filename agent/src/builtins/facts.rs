@@ -81,7 +81,6 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
 }
 
 /// The script's lines, as they are printed.
-#[derive(Default)]
 struct Raw {
     lines: Vec<(String, String)>,
 }
