@@ -272,7 +272,7 @@ fn ipv4(raw: &Raw) -> (Value, Value) {
             Some((
                 dev.to_string(),
                 addr.parse().ok()?,
-                prefix.parse().ok()?,
+                prefix.parse().ok().filter(|p: &u8| *p <= 32)?,
                 brd.to_string(),
                 label.to_string(),
             ))
@@ -352,6 +352,7 @@ inet=lo 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft foreve
 inet=eth0 192.0.2.2/24 brd 192.0.2.255 scope global eth0\\       valid_lft forever\n\
 inet=eth1 10.1.2.3/16 scope global eth1:vip\n\
 inet=tun0 10.8.0.1 peer 10.8.0.2/32 scope global tun0\n\
+inet=bad0 10.9.9.9/33 scope global bad0\n\
 dev_mac=02:fc:00:00:00:01\ndev_mtu=1400\ndev_type=1\n";
         let f = parse(out);
         assert_eq!(f["fqdn"], "localhost");
