@@ -13,8 +13,44 @@ fn op_err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
-fn to_data(v: &JValue) -> Result<Value, Error> {
-    serde_json::to_value(v).map_err(|e| op_err(e.to_string()))
+/// Data from a template value. An undefined value anywhere inside is an error, as Ansible
+/// fails to use one (serde would turn it into `null`).
+pub fn to_data(v: &JValue) -> Result<Value, Error> {
+    match v.kind() {
+        ValueKind::Undefined => Err(Error::new(ErrorKind::UndefinedError, "undefined value")),
+        ValueKind::Seq | ValueKind::Iterable => v
+            .try_iter()?
+            .map(|item| to_data(&item))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
+        ValueKind::Map => {
+            let mut map = Map::new();
+            for key in v.try_iter()? {
+                let item = to_data(&v.get_item(&key)?)?;
+                map.insert(
+                    key.as_str().map_or_else(|| key.to_string(), str::to_string),
+                    item,
+                );
+            }
+            Ok(Value::Object(map))
+        }
+        _ => serde_json::to_value(v).map_err(|e| op_err(e.to_string())),
+    }
+}
+
+/// The Python type name Ansible's messages give a value (`dict`, `list`, `str`, ...).
+pub fn python_type(v: &JValue) -> &'static str {
+    match v.kind() {
+        ValueKind::None => "NoneType",
+        ValueKind::Bool => "bool",
+        ValueKind::Number if v.is_integer() => "int",
+        ValueKind::Number => "float",
+        ValueKind::String => "str",
+        ValueKind::Bytes => "bytes",
+        ValueKind::Seq | ValueKind::Iterable => "list",
+        ValueKind::Map => "dict",
+        _ => "object",
+    }
 }
 
 /// Registers everything into `env`.
@@ -38,6 +74,8 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("b64decode", b64decode);
     env.add_filter("quote", quote);
     env.add_filter("flatten", flatten);
+    env.add_filter("extract", extract);
+    env.add_filter("join", join);
     env.add_filter("type_debug", type_debug);
     env.add_test("in", |v: JValue, seq: JValue| contains(&seq, &v));
     env.add_test("contains", |seq: JValue, v: JValue| contains(&seq, &v));
@@ -616,24 +654,13 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 /// Ansible's `type_debug`: the native Python type name of the value (2.19 names tagged and
 /// lazy types by their native base: `str`, `dict`, `list`).
 fn type_debug(v: JValue) -> Result<String, Error> {
-    Ok(match v.kind() {
-        ValueKind::Undefined => {
-            return Err(Error::new(
-                ErrorKind::UndefinedError,
-                "type_debug of an undefined value",
-            ))
-        }
-        ValueKind::None => "NoneType",
-        ValueKind::Bool => "bool",
-        ValueKind::Number if v.is_integer() => "int",
-        ValueKind::Number => "float",
-        ValueKind::String => "str",
-        ValueKind::Bytes => "bytes",
-        ValueKind::Seq | ValueKind::Iterable => "list",
-        ValueKind::Map => "dict",
-        _ => "object",
+    if v.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "type_debug of an undefined value",
+        ));
     }
-    .to_string())
+    Ok(python_type(&v).to_string())
 }
 
 fn b64encode(s: String) -> String {
@@ -672,6 +699,60 @@ fn flatten(v: JValue, levels: Option<usize>) -> Result<JValue, Error> {
     let mut out = Vec::new();
     go(items(&v)?, levels, &mut out);
     Ok(JValue::from_serialize(out))
+}
+
+/// Ansible's `extract`: `container[item]`, then each of `morekeys` (one key or a list) in
+/// turn; a missing key gives an undefined value. Mostly `map('extract', hostvars, 'x')`.
+fn extract(item: JValue, container: JValue, morekeys: Option<JValue>) -> Result<JValue, Error> {
+    let mut keys = vec![item];
+    match morekeys {
+        Some(more) if more.kind() == ValueKind::Seq => keys.extend(more.try_iter()?),
+        Some(key) => keys.push(key),
+        None => {}
+    }
+    let mut value = container;
+    for key in keys {
+        if value.is_undefined() {
+            break;
+        }
+        let found = value.get_item(&key)?;
+        if found.is_undefined() {
+            // the undefined value cannot carry why: the error that uses it reports this
+            let key = key
+                .as_str()
+                .map_or_else(|| key.to_string(), |k| format!("'{k}'"));
+            crate::template::note_lazy_failure(format!(
+                "object of type '{}' has no attribute {key}",
+                python_type(&value)
+            ));
+        }
+        value = found;
+    }
+    Ok(value)
+}
+
+/// Jinja's `join`: items as Python's `str()` gives them; an undefined item fails, as in
+/// Ansible (minijinja's `join` prints it as nothing).
+fn join(state: &State, v: JValue, joiner: Option<String>) -> Result<String, Error> {
+    let items: Vec<JValue> = match v.as_str() {
+        Some(text) => text.chars().map(JValue::from).collect(),
+        None => v.try_iter()?.collect(),
+    };
+    let mut out = String::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(joiner.as_deref().unwrap_or_default());
+        }
+        match item.kind() {
+            ValueKind::Undefined => {
+                return Err(Error::new(ErrorKind::UndefinedError, "undefined value"))
+            }
+            ValueKind::None => out.push_str("None"),
+            ValueKind::String => out.push_str(item.as_str().unwrap_or_default()),
+            _ => out.push_str(&state.format(item)?),
+        }
+    }
+    Ok(out)
 }
 
 fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {

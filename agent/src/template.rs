@@ -2,8 +2,8 @@
 //! and a few common Ansible filters and tests.
 
 use anyhow::{anyhow, Result};
-use minijinja::value::{Kwargs, Rest, ValueKind};
-use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value as JValue};
+use minijinja::value::{Rest, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value as JValue};
 use serde_json::Value;
 
 /// Renders templates and evaluates conditions against a variable map (cheap to clone).
@@ -55,7 +55,6 @@ impl Templar {
         env.add_filter("int", to_int);
         env.add_filter("float", to_float);
         env.add_filter("string", to_string);
-        env.add_filter("to_json", to_json);
         env.add_filter("to_nice_json", to_nice_json);
         env.add_filter("from_json", from_json);
         env.add_filter("mandatory", mandatory);
@@ -64,8 +63,6 @@ impl Templar {
         env.add_filter("regex_replace", regex_replace);
         env.add_filter("basename", basename);
         env.add_filter("dirname", dirname);
-        env.add_filter("quote", quote);
-        env.add_filter("combine", combine);
         env.add_test("succeeded", |v: JValue| !result_flag(&v, "failed"));
         env.add_test("success", |v: JValue| !result_flag(&v, "failed"));
         env.add_test("failed", |v: JValue| result_flag(&v, "failed"));
@@ -144,18 +141,11 @@ impl Templar {
             .env
             .compile_expression(expr)
             .map_err(|e| anyhow!("template error in {expr:?}: {}", describe(&e)))?;
-        let out = compiled
+        // an undefined value anywhere in the result fails, as Ansible fails to use it
+        compiled
             .eval(vars)
-            .map_err(|e| self.explain(e, compiled.undeclared_variables(true), vars))?;
-        if out.is_undefined() {
-            let names = compiled.undeclared_variables(true);
-            return Err(self.explain(
-                Error::new(ErrorKind::UndefinedError, "undefined value"),
-                names,
-                vars,
-            ));
-        }
-        serde_json::to_value(&out).map_err(|e| anyhow!("cannot convert result of {expr:?}: {e}"))
+            .and_then(|out| crate::filters::to_data(&out))
+            .map_err(|e| self.explain(e, compiled.undeclared_variables(true), vars))
     }
 
     /// Evaluates a condition (`when`, `until`, `changed_when`, `failed_when`): a raw expression
@@ -195,7 +185,7 @@ impl Templar {
             let mut names: Vec<String> = names.into_iter().collect();
             names.sort();
             for name in names {
-                if !path_defined(vars, &name) {
+                if let Some(missing) = first_missing(vars, &name) {
                     let root = name.split('.').next().unwrap_or(&name);
                     if let Some(why) = vars
                         .get_attr(FAILED_VARS_KEY)
@@ -205,7 +195,7 @@ impl Templar {
                     {
                         return anyhow!("{why}");
                     }
-                    return anyhow!("'{name}' is undefined");
+                    return anyhow!("{missing}");
                 }
             }
             if let Some(why) = LAZY_FAILURE.with(|f| f.borrow_mut().take()) {
@@ -216,16 +206,27 @@ impl Templar {
     }
 }
 
-/// True if every step of `a.b.c` resolves.
-fn path_defined(vars: &JValue, path: &str) -> bool {
+/// Why `a.b.c` does not resolve, in Ansible 2.19's words (`'a' is undefined`, `object of
+/// type 'dict' has no attribute 'b'`), or `None` when every step does.
+fn first_missing(vars: &JValue, path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('.').collect();
     let mut cur = vars.clone();
-    for part in path.split('.') {
+    for (i, part) in parts.iter().enumerate() {
         match cur.get_attr(part) {
             Ok(v) if !v.is_undefined() => cur = v,
-            _ => return false,
+            _ if i == 0 => return Some(format!("'{part}' is undefined")),
+            _ if i == 1 && parts[0] == "hostvars" => return Some(format!("hostvars['{part}']")),
+            _ => {
+                let kind = if i == 2 && parts[0] == "hostvars" {
+                    "HostVarsVars"
+                } else {
+                    crate::filters::python_type(&cur)
+                };
+                return Some(format!("object of type '{kind}' has no attribute '{part}'"));
+            }
         }
     }
-    true
+    None
 }
 
 fn describe(e: &Error) -> String {
@@ -349,10 +350,6 @@ fn to_string(v: JValue) -> String {
     v.to_string()
 }
 
-fn to_json(v: JValue) -> Result<String, Error> {
-    serde_json::to_string(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
-}
-
 fn to_nice_json(v: JValue) -> Result<String, Error> {
     let json: Value = serde_json::to_value(&v)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
@@ -418,32 +415,6 @@ fn dirname(s: String) -> String {
         Some(i) => s[..i].to_string(),
         None => String::new(),
     }
-}
-
-fn quote(s: String) -> String {
-    shlex::try_quote(&s)
-        .map(|c| c.into_owned())
-        .unwrap_or_else(|_| format!("'{}'", s.replace('\'', "'\"'\"'")))
-}
-
-fn combine(
-    _state: &State,
-    base: JValue,
-    others: Rest<JValue>,
-    _kw: Kwargs,
-) -> Result<JValue, Error> {
-    let mut out: Value = serde_json::to_value(&base)
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-    for o in others.iter() {
-        let o: Value = serde_json::to_value(o)
-            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-        if let (Value::Object(a), Value::Object(b)) = (&mut out, o) {
-            for (k, v) in b {
-                a.insert(k, v);
-            }
-        }
-    }
-    Ok(JValue::from_serialize(&out))
 }
 
 fn test_match(s: String, pattern: String) -> bool {
@@ -525,7 +496,10 @@ mod tests {
             .render_str("x {{ r.nothing }}", &vars())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("'r.nothing' is undefined"), "{err}");
+        assert!(
+            err.contains("object of type 'dict' has no attribute 'nothing'"),
+            "{err}"
+        );
         assert_eq!(
             t.render_str("{{ nope | default('d') }}", &vars()).unwrap(),
             json!("d")

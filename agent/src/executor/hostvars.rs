@@ -72,7 +72,12 @@ impl HostVars {
 
 impl Object for HostVars {
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
-        let host = self.hosts.get(key.as_str()?)?;
+        let name = key.as_str()?;
+        let Some(host) = self.hosts.get(name) else {
+            // why the lookup is undefined, for the error that uses it (Ansible's words)
+            crate::template::note_lazy_failure(format!("hostvars['{name}']"));
+            return None;
+        };
         Some(JValue::from_dyn_object(host.clone()))
     }
 
@@ -120,7 +125,15 @@ impl Object for HostView {
         match self.vars.get(name) {
             Some(raw) if has_template(raw) => self.render(name, raw),
             Some(raw) => Some(JValue::from_serialize(raw)),
-            None => self.shared.get(name).cloned(),
+            None => {
+                let found = self.shared.get(name).cloned();
+                if found.is_none() {
+                    crate::template::note_lazy_failure(format!(
+                        "object of type 'HostVarsVars' has no attribute '{name}'"
+                    ));
+                }
+                found
+            }
         }
     }
 
