@@ -272,7 +272,8 @@ fn diff_values(path: &str, theirs: &Value, mine: &Value, out: &mut Vec<String>) 
 
 /// Fact gathering: the agent gathers a documented subset of Ansible's facts. Each fact it
 /// reports must be one Ansible reports, with the same value (`ansible_env`: the variables it
-/// reports); the ones it leaves out are not differences. `ansible_date_time` moves between
+/// reports); the ones it leaves out are not differences. `ansible_interfaces` is compared
+/// sorted. `ansible_date_time` moves between
 /// the two runs: 53_facts checks it.
 fn restrict_facts(theirs: &mut Value, mine: &mut Value, out: &mut Vec<String>) {
     let (Some(Value::Object(tf)), Some(Value::Object(mf))) = (
@@ -291,6 +292,12 @@ fn restrict_facts(theirs: &mut Value, mine: &mut Value, out: &mut Vec<String>) {
         }
     }
     tf.retain(|k, _| mf.contains_key(k));
+    // Ansible lists interfaces in no fixed order (it changes from run to run)
+    for facts in [&mut *tf, &mut *mf] {
+        if let Some(Value::Array(names)) = facts.get_mut("ansible_interfaces") {
+            names.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
+    }
     if let (Some(Value::Object(te)), Some(Value::Object(me))) =
         (tf.get_mut("ansible_env"), mf.get("ansible_env"))
     {

@@ -6,19 +6,20 @@
 //! `ansible_distribution`, `ansible_distribution_version`,
 //! `ansible_distribution_major_version`, `ansible_distribution_release`, `ansible_os_family`,
 //! `ansible_pkg_mgr`, `ansible_processor_vcpus`, `ansible_memtotal_mb`, `ansible_date_time`,
-//! `ansible_default_ipv4`, `ansible_all_ipv4_addresses`, `ansible_user_id`,
-//! `ansible_user_dir`, `ansible_env` (`HOME`, `PATH`, `USER`, `SHELL`).
+//! `ansible_user_id`, `ansible_user_dir`, `ansible_env` (`HOME`, `PATH`, `USER`, `SHELL`), and
+//! the network facts of [`network`]: `ansible_interfaces`, `ansible_<interface>`,
+//! `ansible_default_ipv4`/`_ipv6`, `ansible_all_ipv4_addresses`/`_ipv6_addresses`,
+//! `ansible_locally_reachable_ips`.
 //!
-//! Where they are found differently from Ansible: the default IPv4 interface is that of the
-//! first default route and its address the interface's first (Ansible asks the kernel for
-//! the route to a public address); `ansible_processor_vcpus` counts `/proc/cpuinfo`'s
-//! processors.
+//! Where they are found differently from Ansible: `ansible_processor_vcpus` counts
+//! `/proc/cpuinfo`'s processors.
 
 use super::{ActionCtx, ResultMap};
 use crate::transport::TransportError;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use std::net::Ipv4Addr;
+
+mod network;
 
 /// Prints `key=value` lines, in the C locale (as Ansible's module runs). One `date` call gives
 /// every local time field, so they agree.
@@ -47,22 +48,13 @@ echo "memtotal_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
 echo "date=$(date '+%s|%N|%Y|%m|%d|%H|%M|%S|%z|%A|%w|%W|%Z')"
 echo "tz_jan=$(date -d "$(date +%Y)-01-01 12:00" '+%z %Z' 2>/dev/null)"
 echo "tz_jul=$(date -d "$(date +%Y)-07-01 12:00" '+%z %Z' 2>/dev/null)"
-if command -v ip >/dev/null 2>&1; then
-  echo "route=$(ip -4 route show default 2>/dev/null | head -n 1)"
-  ip -o -4 addr show 2>/dev/null | while read -r n dev fam addr rest; do printf 'inet=%s %s %s\n' "$dev" "$addr" "$rest"; done
-  dev=$(ip -4 route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "dev") {print $(i + 1); exit}}')
-  if [ -n "$dev" ]; then
-    echo "dev_mac=$(cat "/sys/class/net/$dev/address" 2>/dev/null)"
-    echo "dev_mtu=$(cat "/sys/class/net/$dev/mtu" 2>/dev/null)"
-    echo "dev_type=$(cat "/sys/class/net/$dev/type" 2>/dev/null)"
-  fi
-fi
 "#;
 
 /// Runs `setup`.
 pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
     let conn = ctx.connection().await?;
-    let out = conn.exec(SCRIPT, None, None).await?;
+    let script = [SCRIPT, network::SCRIPT].concat();
+    let out = conn.exec(&script, None, None).await?;
     if out.rc != 0 {
         return Ok(super::failed(format!(
             "fact gathering failed: {}",
@@ -92,13 +84,6 @@ impl Raw {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
-    }
-
-    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.lines
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -159,10 +144,11 @@ fn parse(stdout: &str) -> Map<String, Value> {
     if let Some(dt) = raw.get("date").and_then(|d| date_time(d, &raw)) {
         facts.insert("date_time".into(), dt);
     }
-    let (default_ipv4, all_ipv4) = ipv4(&raw);
-    facts.insert("default_ipv4".into(), default_ipv4);
-    facts.insert("all_ipv4_addresses".into(), all_ipv4);
     facts.insert("env".into(), Value::Object(env));
+    // an interface named like another fact does not replace it
+    for (k, v) in network::facts(&raw.lines) {
+        facts.entry(k).or_insert(v);
+    }
     facts
 }
 
@@ -247,93 +233,6 @@ fn date_time(line: &str, raw: &Raw) -> Option<Value> {
     }))
 }
 
-/// `ansible_default_ipv4` (empty when there is no default route) and
-/// `ansible_all_ipv4_addresses` (every address outside 127.0.0.0/8), from `ip`.
-fn ipv4(raw: &Raw) -> (Value, Value) {
-    // `inet=<dev> <addr>/<prefix> [brd <broadcast>] scope <scope> [flags] <label>\ ...`
-    let addresses: Vec<(String, Ipv4Addr, u8, String, String)> = raw
-        .all("inet")
-        .filter_map(|line| {
-            let line = line.split('\\').next().unwrap_or(line);
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let dev = words.first()?;
-            // a point-to-point address: `<addr> peer <peer>/<prefix>`
-            let cidr = match words.get(2) {
-                Some(&"peer") => format!("{}/{}", words.get(1)?, words.get(3)?.split_once('/')?.1),
-                _ => words.get(1)?.to_string(),
-            };
-            let (addr, prefix) = cidr.split_once('/')?;
-            let brd = words
-                .iter()
-                .position(|w| *w == "brd")
-                .and_then(|i| words.get(i + 1))
-                .unwrap_or(&"");
-            let label = words.last().filter(|_| words.len() > 2).unwrap_or(dev);
-            Some((
-                dev.to_string(),
-                addr.parse().ok()?,
-                prefix.parse().ok().filter(|p: &u8| *p <= 32)?,
-                brd.to_string(),
-                label.to_string(),
-            ))
-        })
-        .collect();
-    let all: Vec<Value> = addresses
-        .iter()
-        .filter(|(_, addr, ..)| !addr.is_loopback())
-        .map(|(_, addr, ..)| addr.to_string().into())
-        .collect();
-    let route: Vec<&str> = raw
-        .get("route")
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let after = |word: &str| {
-        route
-            .iter()
-            .position(|w| *w == word)
-            .and_then(|i| route.get(i + 1))
-            .copied()
-    };
-    let Some(dev) = after("dev") else {
-        return (json!({}), all.into());
-    };
-    let mut default = Map::new();
-    if let Some((_, addr, prefix, brd, label)) = addresses.iter().find(|a| a.0 == dev) {
-        let mask = u32::MAX.checked_shl(32 - u32::from(*prefix)).unwrap_or(0);
-        default.insert("address".into(), addr.to_string().into());
-        default.insert("alias".into(), label.as_str().into());
-        default.insert("broadcast".into(), brd.as_str().into());
-        default.insert("netmask".into(), Ipv4Addr::from(mask).to_string().into());
-        default.insert(
-            "network".into(),
-            Ipv4Addr::from(u32::from(*addr) & mask).to_string().into(),
-        );
-        default.insert("prefix".into(), prefix.to_string().into());
-    }
-    default.insert(
-        "gateway".into(),
-        after("via").unwrap_or_default().to_string().into(),
-    );
-    default.insert("interface".into(), dev.into());
-    if let Some(mac) = raw.get("dev_mac") {
-        default.insert("macaddress".into(), mac.into());
-    }
-    if let Some(mtu) = raw.get("dev_mtu").and_then(|m| m.parse::<u64>().ok()) {
-        default.insert("mtu".into(), mtu.into());
-    }
-    // /sys/class/net/*/type holds the ARPHRD number
-    let kind = match raw.get("dev_type") {
-        Some("1") => "ether",
-        Some("772") => "loopback",
-        _ => "unknown",
-    };
-    default.insert("type".into(), kind.into());
-    let mut sorted: Vec<(String, Value)> = default.into_iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    (Value::Object(sorted.into_iter().collect()), all.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::parse;
@@ -347,13 +246,10 @@ distribution=Debian GNU/Linux\ndistribution_version=12\nos_id=debian\nos_like=\n
 codename=bookworm\ndebian_version=12.11\npkg_mgr=apt\nvcpus=2\nmemtotal_kb=24683460\n\
 date=1796134210|306228123|2026|12|01|15|10|10|+0100|Tuesday|2|48|CET\n\
 tz_jan=+0100 CET\ntz_jul=+0200 CEST\n\
-route=default via 192.0.2.1 dev eth0 proto static\n\
-inet=lo 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n\
-inet=eth0 192.0.2.2/24 brd 192.0.2.255 scope global eth0\\       valid_lft forever\n\
-inet=eth1 10.1.2.3/16 scope global eth1:vip\n\
-inet=tun0 10.8.0.1 peer 10.8.0.2/32 scope global tun0\n\
-inet=bad0 10.9.9.9/33 scope global bad0\n\
-dev_mac=02:fc:00:00:00:01\ndev_mtu=1400\ndev_type=1\n";
+route4=8.8.8.8 via 192.0.2.1 dev eth0 src 192.0.2.2 uid 0\n\
+dev=eth0\nsys_address=02:fc:00:00:00:01\nsys_mtu=1400\nsys_type=1\n\
+ip=2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400\n\
+ip=inet 192.0.2.2/24 brd 192.0.2.255 scope global eth0\n";
         let f = parse(out);
         assert_eq!(f["fqdn"], "localhost");
         assert_eq!(f["domain"], "");
@@ -380,10 +276,8 @@ dev_mac=02:fc:00:00:00:01\ndev_mtu=1400\ndev_type=1\n";
                 "mtu": 1400, "netmask": "255.255.255.0", "network": "192.0.2.0",
                 "prefix": "24", "type": "ether"})
         );
-        assert_eq!(
-            f["all_ipv4_addresses"],
-            json!(["192.0.2.2", "10.1.2.3", "10.8.0.1"])
-        );
+        assert_eq!(f["all_ipv4_addresses"], json!(["192.0.2.2"]));
+        assert_eq!(f["eth0"]["ipv4"]["address"], "192.0.2.2");
     }
 
     #[test]
