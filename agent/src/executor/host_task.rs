@@ -25,6 +25,8 @@ pub struct HostJob {
     pub play_become: Option<bool>,
     /// Play `remote_user`.
     pub play_user: Option<String>,
+    /// Play `connection`.
+    pub play_connection: Option<String>,
     /// Play `environment`.
     pub play_env: Option<Value>,
 }
@@ -164,7 +166,15 @@ async fn run_task(
         None => None,
     };
     let conn_vars = match &delegated_to {
-        Some(d) if d != &job.host => shared.delegate_vars(d),
+        Some(d) if d != &job.host => {
+            let mut vars = shared.delegate_vars(d);
+            // the play's `connection` applies to a delegation target without its own
+            if let Some(c) = &job.play_connection {
+                vars.entry("ansible_connection")
+                    .or_insert(c.as_str().into());
+            }
+            vars
+        }
         _ => job.vars.clone(),
     };
     let conn_host = delegated_to.clone().unwrap_or_else(|| job.host.clone());

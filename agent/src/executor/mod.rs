@@ -311,7 +311,17 @@ impl Engine {
             .inv_vars
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        let inventory = inv_vars.get(host).unwrap_or(&empty);
+        let mut inventory = inv_vars.get(host).unwrap_or(&empty);
+        // the play's `connection` keyword, below any `ansible_connection` variable
+        let with_connection;
+        if let Some(c) = &play.connection {
+            if !inventory.contains_key("ansible_connection") {
+                let mut vars = inventory.clone();
+                vars.insert("ansible_connection".into(), c.as_str().into());
+                with_connection = vars;
+                inventory = &with_connection;
+            }
+        }
         let facts = self.facts.get(host).unwrap_or(&empty);
         let short = host.split('.').next().unwrap_or(host).to_string();
         let opts = &self.shared.opts;
@@ -358,6 +368,7 @@ impl Engine {
             ctx,
             play_become: play.r#become,
             play_user: play.remote_user.clone(),
+            play_connection: play.connection.clone(),
             play_env: play.environment.clone(),
         }
     }

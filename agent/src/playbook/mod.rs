@@ -45,6 +45,8 @@ pub struct Play {
     pub r#become: Option<bool>,
     /// `remote_user` for all tasks.
     pub remote_user: Option<String>,
+    /// `connection` (`ssh` or `local`): a host's `ansible_connection` variable wins over it.
+    pub connection: Option<String>,
     /// `environment` for all tasks.
     pub environment: Option<Value>,
     /// `pre_tasks`, `tasks`, then `post_tasks`, in run order (flattened: blocks, imports and
@@ -230,6 +232,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
         vars: Map::new(),
         r#become: None,
         remote_user: None,
+        connection: None,
         environment: None,
         tasks: Vec::new(),
         body: Vec::new(),
@@ -302,8 +305,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
                         format!("connection {c:?} is not supported (ssh, local)"),
                     ));
                 }
-                play.vars
-                    .insert("ansible_connection".into(), Value::String(c));
+                play.connection = Some(c);
             }
             "pre_tasks" | "tasks" | "post_tasks" => {
                 let idx = match key.as_str() {
