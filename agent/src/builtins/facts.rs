@@ -79,12 +79,16 @@ struct Raw {
 
 impl Raw {
     fn get(&self, key: &str) -> Option<&str> {
-        self.lines
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+        first_value(&self.lines, key).filter(|v| !v.is_empty())
     }
+}
+
+/// The value of the first `key=value` pair named `key`.
+fn first_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Facts (without the `ansible_` prefix) from the script's output.
@@ -269,13 +273,8 @@ ip=inet 192.0.2.2/24 brd 192.0.2.255 scope global eth0\n";
         assert_eq!(dt["iso8601_basic"], "20261201T151010306228");
         assert_eq!(dt["tz"], "CET");
         assert_eq!(dt["tz_dst"], "CEST");
-        assert_eq!(
-            f["default_ipv4"],
-            json!({"address": "192.0.2.2", "alias": "eth0", "broadcast": "192.0.2.255",
-                "gateway": "192.0.2.1", "interface": "eth0", "macaddress": "02:fc:00:00:00:01",
-                "mtu": 1400, "netmask": "255.255.255.0", "network": "192.0.2.0",
-                "prefix": "24", "type": "ether"})
-        );
+        // network facts in detail: network.rs's tests
+        assert_eq!(f["default_ipv4"]["address"], "192.0.2.2");
         assert_eq!(f["all_ipv4_addresses"], json!(["192.0.2.2"]));
         assert_eq!(f["eth0"]["ipv4"]["address"], "192.0.2.2");
     }

@@ -58,10 +58,7 @@ struct Sysfs {
 
 impl Sysfs {
     fn get(&self, attr: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == attr)
-            .map(|(_, v)| v.trim())
+        super::first_value(&self.attrs, attr).map(str::trim)
     }
 
     /// The value the way Ansible's `get_file_content` gives it: absent and empty alike.
