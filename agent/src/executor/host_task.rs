@@ -10,6 +10,7 @@ use crate::playbook::{scalar_string, Task};
 use crate::transport::TransportError;
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Everything a host job needs, owned so it can run on its own tokio task.
 pub struct HostJob {
@@ -25,8 +26,8 @@ pub struct HostJob {
     pub play_become: Option<bool>,
     /// Play `remote_user`.
     pub play_user: Option<String>,
-    /// Play `connection`.
-    pub play_connection: Option<String>,
+    /// The task's `connection` keyword, else the play's.
+    pub connection_keyword: Option<String>,
     /// Play `environment`.
     pub play_env: Option<Value>,
 }
@@ -90,6 +91,20 @@ fn number(v: &Option<Value>, shared: &Shared, ctx: &Context) -> Option<f64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// The result of an attempt that ran past the task's `timeout`, as Ansible 2.19 gives it.
+fn timed_out(secs: u64) -> ResultMap {
+    let mut m = failed(format!("Task failed: Timed out after {secs} second(s)."));
+    m.insert("exception".into(), "(traceback unavailable)".into());
+    m.insert(
+        "timedout".into(),
+        serde_json::json!({
+            "frame": "Configure `DISPLAY_TRACEBACK` to see a traceback on timeout errors.",
+            "period": secs,
+        }),
+    );
+    m
 }
 
 /// Runs the job to completion; never panics on bad input, errors become failed results.
@@ -168,8 +183,8 @@ async fn run_task(
     let conn_vars = match &delegated_to {
         Some(d) if d != &job.host => {
             let mut vars = shared.delegate_vars(d);
-            // the play's `connection` applies to a delegation target without its own
-            if let Some(c) = &job.play_connection {
+            // the `connection` keyword applies to a delegation target without its own
+            if let Some(c) = &job.connection_keyword {
                 vars.entry("ansible_connection")
                     .or_insert(c.as_str().into());
             }
@@ -292,6 +307,9 @@ async fn run_task(
     let delay = number(&task.delay, &shared, &job.ctx)
         .unwrap_or(5.0)
         .max(0.0);
+    let timeout = number(&task.timeout, &shared, &job.ctx)
+        .filter(|t| *t >= 1.0)
+        .map(|t| t as u64);
     let uses_target = match &action {
         Action::Binary(_) => true,
         Action::Builtin(name) => builtins::uses_target(name),
@@ -325,9 +343,24 @@ async fn run_task(
             conn_spec: conn_spec.clone(),
             pool: &shared.pool,
         };
-        let ran = match &action {
-            Action::Builtin(_) => builtins::run_builtin(&actx).await,
-            Action::Binary(m) => builtins::run_binary(&actx, m).await,
+        let act = async {
+            match &action {
+                Action::Builtin(_) => builtins::run_builtin(&actx).await,
+                Action::Binary(m) => builtins::run_binary(&actx, m).await,
+            }
+        };
+        let ran = match timeout {
+            Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), act).await {
+                Ok(ran) => ran,
+                Err(_) => {
+                    // Ansible's timeout ends the task: no overrides, no more attempts. The
+                    // action is abandoned where it stands (a remote shell left midway knows
+                    // it, transport/shell.rs), and the command goes on, as under Ansible.
+                    result = timed_out(secs);
+                    break;
+                }
+            },
+            None => act.await,
         };
         result = match ran {
             Ok(r) => r,
@@ -378,7 +411,7 @@ async fn run_task(
         }
         retries.push((attempts_max - attempt, result.clone()));
         if delay > 0.0 {
-            tokio::time::sleep(std::time::Duration::from_secs_f64(delay)).await;
+            tokio::time::sleep(Duration::from_secs_f64(delay)).await;
         }
     }
     let status = if flag(&result, "failed") {

@@ -84,7 +84,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             ctx,
             play_become: job.play_become,
             play_user: job.play_user.clone(),
-            play_connection: job.play_connection.clone(),
+            connection_keyword: job.connection_keyword.clone(),
             play_env: job.play_env.clone(),
         };
         let o = host_task::run(shared.clone(), one, None).await;

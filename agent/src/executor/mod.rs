@@ -312,9 +312,11 @@ impl Engine {
             .read()
             .unwrap_or_else(|e| e.into_inner());
         let mut inventory = inv_vars.get(host).unwrap_or(&empty);
-        // the play's `connection` keyword, below any `ansible_connection` variable
+        // the `connection` keyword (the task's, else the play's), below any
+        // `ansible_connection` variable
+        let connection_keyword = task.connection.clone().or_else(|| play.connection.clone());
         let with_connection;
-        if let Some(c) = &play.connection {
+        if let Some(c) = &connection_keyword {
             if !inventory.contains_key("ansible_connection") {
                 let mut vars = inventory.clone();
                 vars.insert("ansible_connection".into(), c.as_str().into());
@@ -368,7 +370,7 @@ impl Engine {
             ctx,
             play_become: play.r#become,
             play_user: play.remote_user.clone(),
-            play_connection: play.connection.clone(),
+            connection_keyword,
             play_env: play.environment.clone(),
         }
     }

@@ -162,6 +162,8 @@ const INHERITED: &[&str] = &[
     "run_once",
     "remote_user",
     "ignore_unreachable",
+    "connection",
+    "timeout",
 ];
 
 fn list_of(v: &Value) -> Vec<Value> {
@@ -595,6 +597,8 @@ fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
             "delegate_to" => t.delegate_to = Some(scalar_string(v)),
             "run_once" => t.run_once = truthy(v),
             "ignore_unreachable" => t.ignore_unreachable = truthy(v),
+            "connection" => t.connection = Some(scalar_string(v)),
+            "timeout" => t.timeout = Some(v.clone()),
             "remote_user" => {
                 t.vars.entry("ansible_user").or_insert(v.clone());
             }

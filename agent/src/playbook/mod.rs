@@ -298,14 +298,8 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
             "handlers" => play.handlers = blocks::parse_handlers(value, file)?,
             "vars_files" => files_vars = vars_files(&v, file, value.line)?,
             "connection" => {
-                let c = scalar_string(&v);
-                if c != "ssh" && c != "local" {
-                    return Err(err(
-                        value.line,
-                        format!("connection {c:?} is not supported (ssh, local)"),
-                    ));
-                }
-                play.connection = Some(c);
+                play.connection =
+                    Some(task::connection_keyword(&v).map_err(|e| err(value.line, e))?);
             }
             "pre_tasks" | "tasks" | "post_tasks" => {
                 let idx = match key.as_str() {

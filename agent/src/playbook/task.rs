@@ -70,6 +70,11 @@ pub struct Task {
     pub check_mode: Option<bool>,
     /// `diff` override.
     pub diff: Option<bool>,
+    /// `connection` (`ssh`, `local`): replaces the play's, below an `ansible_connection`
+    /// variable.
+    pub connection: Option<String>,
+    /// `timeout`: seconds an attempt of the action may take (templated; 0 or none: no limit).
+    pub timeout: Option<Value>,
     /// Where the task was written.
     pub origin: TaskOrigin,
 }
@@ -101,6 +106,8 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "diff",
     "tags",
     "remote_user",
+    "connection",
+    "timeout",
 ];
 
 /// Ansible task keywords that are recognised but not supported yet: an error, never ignored.
@@ -115,12 +122,10 @@ pub const UNSUPPORTED_KEYWORDS: &[&str] = &[
     "poll",
     "throttle",
     "delegate_facts",
-    "connection",
     "collections",
     "module_defaults",
     "debugger",
     "listen",
-    "timeout",
     "port",
     "become_flags",
     "become_exe",
@@ -173,6 +178,8 @@ impl Task {
             become_user: None,
             check_mode: None,
             diff: None,
+            connection: None,
+            timeout: None,
             origin,
         }
     }
@@ -294,6 +301,14 @@ pub fn parse_all(node: &Node, file: &Arc<PathBuf>, depth: usize) -> Result<Vec<T
     Ok(out)
 }
 
+/// A `connection` keyword's value: `ssh` or `local`, the connections etcd-agent has.
+pub fn connection_keyword(v: &Value) -> std::result::Result<String, String> {
+    match scalar_string(v).as_str() {
+        c @ ("ssh" | "local") => Ok(c.to_string()),
+        c => Err(format!("connection {c:?} is not supported (ssh, local)")),
+    }
+}
+
 /// Parses one task mapping.
 pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
     let origin = TaskOrigin {
@@ -365,6 +380,8 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
             "no_log" => task.no_log = truthy(&v),
             "run_once" => task.run_once = truthy(&v),
             "delegate_to" => task.delegate_to = Some(scalar_string(&v)),
+            "connection" => task.connection = Some(connection_keyword(&v).map_err(err)?),
+            "timeout" => task.timeout = Some(v),
             "vars" => match v {
                 Value::Object(m) => task.vars = m,
                 Value::Null => {}

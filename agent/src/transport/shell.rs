@@ -91,6 +91,9 @@ pub struct Shell {
     child: Child<Arc<Session>>,
     stdin: openssh::ChildStdin,
     stdout: BufReader<openssh::ChildStdout>,
+    /// A request is under way. Still set when the next one comes, it was abandoned midway
+    /// (its caller's future dropped, as a task `timeout` does): the framing is lost.
+    busy: bool,
 }
 
 fn broken(msg: impl std::fmt::Display) -> TransportError {
@@ -116,6 +119,7 @@ impl Shell {
             child,
             stdin,
             stdout: BufReader::new(stdout),
+            busy: false,
         };
         let mut line = String::new();
         shell.stdout.read_line(&mut line).await.map_err(broken)?;
@@ -139,8 +143,23 @@ impl Shell {
 
     /// Runs one command through the loop.
     pub async fn exec(&mut self, cmd: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
+        self.begin()?;
         self.send(cmd, stdin).await?;
-        self.receive().await
+        self.finish().await
+    }
+
+    fn begin(&mut self) -> Result<(), TransportError> {
+        if std::mem::replace(&mut self.busy, true) {
+            return Err(broken("an earlier request was abandoned midway"));
+        }
+        Ok(())
+    }
+
+    /// Reads the reply of the request under way.
+    async fn finish(&mut self) -> Result<ExecOutput, TransportError> {
+        let out = self.receive().await?;
+        self.busy = false;
+        Ok(out)
     }
 
     /// Writes `bytes` to the file `name` (mode 0700) in the loop's temp dir, in pieces of
@@ -159,6 +178,7 @@ impl Shell {
                 "remote shell: unsafe file name {name:?}"
             )));
         }
+        self.begin()?;
         let mut framed = format!("put {} {name}\n", bytes.len()).into_bytes();
         for piece in bytes.chunks(chunk.max(1)) {
             framed.extend_from_slice(format!("{}\n", piece.len()).as_bytes());
@@ -173,7 +193,7 @@ impl Shell {
             self.stdin.write_all(&framed).await.map_err(broken)?;
             self.stdin.flush().await.map_err(broken)?;
         }
-        self.receive().await
+        self.finish().await
     }
 
     async fn read_ack(&mut self) -> Result<(), TransportError> {
