@@ -681,8 +681,10 @@ impl Engine {
             }
             Status::Skipped => stats.skipped += 1,
             Status::Unreachable => {
+                // Ansible 2.19 counts an ignored unreachable host as ok and ignored
                 if task.ignore_unreachable {
-                    stats.skipped += 1;
+                    stats.ok += 1;
+                    stats.ignored += 1;
                 } else {
                     stats.unreachable += 1;
                 }

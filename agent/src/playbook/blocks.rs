@@ -149,6 +149,29 @@ pub struct Inherit {
     keywords: Vec<(String, Value)>,
 }
 
+impl Inherit {
+    /// What a play hands down to its tasks and handlers: the keywords of
+    /// [`PLAY_INHERITED`] it sets.
+    pub fn from_play(keywords: Vec<(String, Value)>) -> Self {
+        Inherit {
+            keywords,
+            ..Inherit::default()
+        }
+    }
+}
+
+/// Play keywords its tasks inherit as they would a block's; `become`, `become_user`,
+/// `remote_user`, `environment` and `connection` are play fields of their own.
+pub const PLAY_INHERITED: &[&str] = &[
+    "ignore_errors",
+    "ignore_unreachable",
+    "no_log",
+    "check_mode",
+    "diff",
+    "run_once",
+    "timeout",
+];
+
 /// Block keywords inherited by tasks (applied when the task does not set them itself).
 const INHERITED: &[&str] = &[
     "become",
@@ -608,7 +631,7 @@ fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
 }
 
 /// Parses `handlers:`.
-pub fn parse_handlers(node: &Node, file: &Arc<PathBuf>) -> Result<Vec<Item>> {
+pub fn parse_handlers(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Result<Vec<Item>> {
     if node.is_null() {
         return Ok(Vec::new());
     }
@@ -618,7 +641,7 @@ pub fn parse_handlers(node: &Node, file: &Arc<PathBuf>) -> Result<Vec<Item>> {
             at(file, node)
         )));
     };
-    let mut items = parse_items(seq, file, &Inherit::default(), 0)?;
+    let mut items = parse_items(seq, file, inherit, 0)?;
     for i in &mut items {
         if let Item::Task(step) = i {
             step.extra.handler = true;

@@ -91,6 +91,13 @@ const PLAY_KEYS: &[&str] = &[
     "connection",
     "handlers",
     "vars_files",
+    "ignore_errors",
+    "ignore_unreachable",
+    "no_log",
+    "check_mode",
+    "diff",
+    "run_once",
+    "timeout",
 ];
 
 /// Reads and parses a playbook file.
@@ -240,7 +247,9 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
         tags: Vec::new(),
         origin,
     };
-    let mut sections: [Vec<blocks::Item>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut section_nodes: [Vec<&[Node]>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut handlers = None;
+    let mut inherited = Vec::new();
     let mut files_vars = Map::new();
     let mut play_tags = Vec::new();
     let mut play_become_user = None;
@@ -295,7 +304,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
             "remote_user" => play.remote_user = Some(scalar_string(&v)),
             "environment" => play.environment = Some(v),
             "tags" => play_tags = blocks::tag_list(&v),
-            "handlers" => play.handlers = blocks::parse_handlers(value, file)?,
+            "handlers" => handlers = Some(value),
             "vars_files" => files_vars = vars_files(&v, file, value.line)?,
             "connection" => {
                 play.connection =
@@ -313,12 +322,11 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
                 let Some(items) = value.as_seq() else {
                     return Err(err(value.line, format!("{key} must be a list of tasks")));
                 };
-                sections[idx].extend(blocks::parse_items(
-                    items,
-                    file,
-                    &blocks::Inherit::default(),
-                    0,
-                )?);
+                // parsed once every play keyword is known: tasks inherit some of them
+                section_nodes[idx].push(items);
+            }
+            k if blocks::PLAY_INHERITED.contains(&k) => {
+                inherited.push((k.to_string(), v));
             }
             "import_playbook" => {
                 return Err(err(
@@ -350,9 +358,16 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     }
     // vars_files take precedence over play vars
     play.vars.extend(files_vars);
-    for section in sections {
-        play.body.extend(section);
+    let inherit = blocks::Inherit::from_play(inherited);
+    for section in section_nodes {
+        for items in section {
+            play.body
+                .extend(blocks::parse_items(items, file, &inherit, 0)?);
+        }
         play.body.push(blocks::Item::Flush);
+    }
+    if let Some(node) = handlers {
+        play.handlers = blocks::parse_handlers(node, file, &inherit)?;
     }
     if !play_tags.is_empty() {
         add_tags(&mut play.body, &play_tags);
