@@ -46,6 +46,8 @@ pub struct HostOutcome {
     pub result: ResultMap,
     /// `until` retries: (retries left, result) per failed attempt.
     pub retries: Vec<(u32, ResultMap)>,
+    /// For a loop: each item's delegated target, in the order of `result["results"]`.
+    pub item_delegates: Vec<Option<String>>,
 }
 
 fn skipped(cond: &Value) -> ResultMap {
@@ -80,6 +82,7 @@ fn outcome(
         delegated_to,
         result,
         retries: Vec::new(),
+        item_delegates: Vec::new(),
     }
 }
 
@@ -430,6 +433,7 @@ async fn run_task(
         delegated_to,
         result,
         retries,
+        item_delegates: Vec::new(),
     }
 }
 

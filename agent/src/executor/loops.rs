@@ -21,6 +21,7 @@ fn failed(job: &HostJob, msg: String) -> HostOutcome {
         delegated_to: None,
         result: m,
         retries: Vec::new(),
+        item_delegates: Vec::new(),
     }
 }
 
@@ -66,6 +67,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
     let (mut any_changed, mut any_failed, mut all_skipped, mut ignored) =
         (false, false, true, false);
     let mut delegated_to = None;
+    let mut item_delegates = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let mut ctx = job.ctx.clone();
         ctx.set(&var, item);
@@ -92,6 +94,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             return o;
         }
         delegated_to = o.delegated_to.clone();
+        item_delegates.push(o.delegated_to);
         let mut r = o.result;
         r.insert(var.clone(), item.clone());
         r.insert("ansible_loop_var".into(), Value::String(var.clone()));
@@ -154,5 +157,6 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         delegated_to,
         result: m,
         retries: Vec::new(),
+        item_delegates,
     }
 }

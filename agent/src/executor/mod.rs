@@ -535,27 +535,36 @@ impl Engine {
             } else {
                 vec![o.host.clone()]
             };
-            for h in &apply_to {
-                let facts = self.facts.entry(h.clone()).or_default();
-                if let Some(Value::Object(f)) = o.result.get("ansible_facts") {
-                    if !matches!(
-                        o.status,
-                        Status::Failed | Status::Unreachable | Status::Skipped
-                    ) {
-                        let mut af = match facts.get("ansible_facts") {
-                            Some(Value::Object(m)) => m.clone(),
-                            _ => Map::new(),
-                        };
-                        for (k, v) in f {
-                            facts.insert(k.clone(), v.clone());
-                            af.insert(
-                                k.strip_prefix("ansible_").unwrap_or(k).to_string(),
-                                v.clone(),
-                            );
-                        }
-                        facts.insert("ansible_facts".into(), Value::Object(af));
+            if !matches!(
+                o.status,
+                Status::Failed | Status::Unreachable | Status::Skipped
+            ) {
+                // a loop's facts come item by item (set_fact in a loop), each to its own
+                // delegated host under `delegate_facts`
+                let items: Vec<(&Map<String, Value>, Option<&String>)> =
+                    match o.result.get("results") {
+                        Some(Value::Array(list)) if !o.item_delegates.is_empty() => list
+                            .iter()
+                            .zip(&o.item_delegates)
+                            .filter_map(|(r, d)| Some((r.as_object()?, d.as_ref())))
+                            .collect(),
+                        _ => vec![(&o.result, o.delegated_to.as_ref())],
+                    };
+                for (item, delegate) in items {
+                    let Some(Value::Object(f)) = item.get("ansible_facts") else {
+                        continue;
+                    };
+                    let targets = match delegate {
+                        Some(d) if task.delegate_facts => std::slice::from_ref(d),
+                        _ => &apply_to[..],
+                    };
+                    for h in targets {
+                        self.add_facts(h, f);
                     }
                 }
+            }
+            for h in &apply_to {
+                let facts = self.facts.entry(h.clone()).or_default();
                 if let Some(name) = &task.register {
                     let mut reg = o.result.clone();
                     reg.retain(|k, _| !k.starts_with("_ansible"));
@@ -582,6 +591,24 @@ impl Engine {
             }
         }
         newly_failed
+    }
+
+    /// Adds facts an action returned to `host`'s, also under `ansible_facts` without the
+    /// `ansible_` prefix.
+    fn add_facts(&mut self, host: &str, new: &Map<String, Value>) {
+        let facts = self.facts.entry(host.to_string()).or_default();
+        let mut af = match facts.get("ansible_facts") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        for (k, v) in new {
+            facts.insert(k.clone(), v.clone());
+            af.insert(
+                k.strip_prefix("ansible_").unwrap_or(k).to_string(),
+                v.clone(),
+            );
+        }
+        facts.insert("ansible_facts".into(), Value::Object(af));
     }
 
     /// Applies the `group_by` results of a host (also per loop item) to the inventory before

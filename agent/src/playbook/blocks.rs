@@ -187,6 +187,7 @@ const INHERITED: &[&str] = &[
     "ignore_unreachable",
     "connection",
     "timeout",
+    "delegate_facts",
 ];
 
 fn list_of(v: &Value) -> Vec<Value> {
@@ -622,6 +623,7 @@ fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
             "ignore_unreachable" => t.ignore_unreachable = truthy(v),
             "connection" => t.connection = Some(scalar_string(v)),
             "timeout" => t.timeout = Some(v.clone()),
+            "delegate_facts" => t.delegate_facts = truthy(v),
             "remote_user" => {
                 t.vars.entry("ansible_user").or_insert(v.clone());
             }

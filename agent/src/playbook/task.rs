@@ -75,6 +75,8 @@ pub struct Task {
     pub connection: Option<String>,
     /// `timeout`: seconds an attempt of the action may take (templated; 0 or none: no limit).
     pub timeout: Option<Value>,
+    /// `delegate_facts`: facts the action returns go to the delegated host.
+    pub delegate_facts: bool,
     /// Where the task was written.
     pub origin: TaskOrigin,
 }
@@ -108,6 +110,7 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "remote_user",
     "connection",
     "timeout",
+    "delegate_facts",
 ];
 
 /// Ansible task keywords that are recognised but not supported yet: an error, never ignored.
@@ -121,7 +124,6 @@ pub const UNSUPPORTED_KEYWORDS: &[&str] = &[
     "async",
     "poll",
     "throttle",
-    "delegate_facts",
     "collections",
     "module_defaults",
     "debugger",
@@ -180,6 +182,7 @@ impl Task {
             diff: None,
             connection: None,
             timeout: None,
+            delegate_facts: false,
             origin,
         }
     }
@@ -382,6 +385,7 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
             "delegate_to" => task.delegate_to = Some(scalar_string(&v)),
             "connection" => task.connection = Some(connection_keyword(&v).map_err(err)?),
             "timeout" => task.timeout = Some(v),
+            "delegate_facts" => task.delegate_facts = truthy(&v),
             "vars" => match v {
                 Value::Object(m) => task.vars = m,
                 Value::Null => {}
