@@ -91,13 +91,6 @@ const PLAY_KEYS: &[&str] = &[
     "connection",
     "handlers",
     "vars_files",
-    "ignore_errors",
-    "ignore_unreachable",
-    "no_log",
-    "check_mode",
-    "diff",
-    "run_once",
-    "timeout",
 ];
 
 /// Reads and parses a playbook file.
