@@ -17,6 +17,7 @@ pub mod output;
 pub mod playbook;
 pub mod template;
 pub mod transport;
+pub mod undefined;
 pub mod yaml;
 
 mod commands;

@@ -1,6 +1,7 @@
 //! The Jinja environment (minijinja): strict undefined variables, Ansible's native result types,
 //! and a few common Ansible filters and tests.
 
+use crate::undefined::{self, Path};
 use anyhow::{anyhow, Result};
 use minijinja::value::{Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value as JValue};
@@ -110,7 +111,7 @@ impl Templar {
             .map_err(|e| anyhow!("template error in {s:?}: {}", describe(&e)))?;
         tmpl.render(vars)
             .map(|text| pad(Value::String(text)))
-            .map_err(|e| self.explain(e, tmpl.undeclared_variables(true), vars))
+            .map_err(|e| self.explain(e, (src, false), tmpl.undeclared_variables(true), vars))
     }
 
     /// Templates every string inside a value, recursively.
@@ -145,7 +146,7 @@ impl Templar {
         compiled
             .eval(vars)
             .and_then(|out| crate::filters::to_data(&out))
-            .map_err(|e| self.explain(e, compiled.undeclared_variables(true), vars))
+            .map_err(|e| self.explain(e, (expr, true), compiled.undeclared_variables(true), vars))
     }
 
     /// Evaluates a condition (`when`, `until`, `changed_when`, `failed_when`): a raw expression
@@ -175,9 +176,11 @@ impl Templar {
     }
 
     /// Builds a helpful error: names the undefined variable when that is the cause.
+    /// `source` is the template (`bare_expression`: an expression without `{{ }}`).
     fn explain(
         &self,
         err: Error,
+        (source, bare_expression): (&str, bool),
         names: std::collections::HashSet<String>,
         vars: &JValue,
     ) -> anyhow::Error {
@@ -185,7 +188,7 @@ impl Templar {
             let mut names: Vec<String> = names.into_iter().collect();
             names.sort();
             for name in names {
-                if let Some(missing) = first_missing(vars, &name) {
+                if let Some(missing) = undefined::first_missing(vars, &Path::dotted(&name)) {
                     let root = name.split('.').next().unwrap_or(&name);
                     if let Some(why) = vars
                         .get_attr(FAILED_VARS_KEY)
@@ -201,32 +204,13 @@ impl Templar {
             if let Some(why) = LAZY_FAILURE.with(|f| f.borrow_mut().take()) {
                 return anyhow!("{why}");
             }
+            let paths = undefined::subscript_paths(source, bare_expression, vars);
+            if let Some(why) = paths.iter().find_map(|p| undefined::first_missing(vars, p)) {
+                return anyhow!("{why}");
+            }
         }
         anyhow!("{}", describe(&err))
     }
-}
-
-/// Why `a.b.c` does not resolve, in Ansible 2.19's words (`'a' is undefined`, `object of
-/// type 'dict' has no attribute 'b'`), or `None` when every step does.
-fn first_missing(vars: &JValue, path: &str) -> Option<String> {
-    let parts: Vec<&str> = path.split('.').collect();
-    let mut cur = vars.clone();
-    for (i, part) in parts.iter().enumerate() {
-        match cur.get_attr(part) {
-            Ok(v) if !v.is_undefined() => cur = v,
-            _ if i == 0 => return Some(format!("'{part}' is undefined")),
-            _ if i == 1 && parts[0] == "hostvars" => return Some(format!("hostvars['{part}']")),
-            _ => {
-                let kind = if i == 2 && parts[0] == "hostvars" {
-                    "HostVarsVars"
-                } else {
-                    crate::filters::python_type(&cur)
-                };
-                return Some(format!("object of type '{kind}' has no attribute '{part}'"));
-            }
-        }
-    }
-    None
 }
 
 fn describe(e: &Error) -> String {
