@@ -4,7 +4,7 @@
 use crate::undefined::{self, Path};
 use anyhow::{anyhow, Result};
 use minijinja::value::{Rest, ValueKind};
-use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value as JValue};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value as JValue};
 use serde_json::Value;
 
 /// Renders templates and evaluates conditions against a variable map (cheap to clone).
@@ -50,7 +50,10 @@ impl Templar {
         // (`keep_trailing_newline=False`) and `render_str` pads trailing newlines back.
         env.set_keep_trailing_newline(true);
         env.set_trim_blocks(true);
-        env.add_filter("d", minijinja::filters::default);
+        env.add_filter("default", default);
+        env.add_filter("d", default);
+        env.add_test("defined", |v: JValue| !guarded_undefined(&v));
+        env.add_test("undefined", |v: JValue| guarded_undefined(&v));
 
         env.add_filter("bool", to_bool);
         env.add_filter("int", to_int);
@@ -328,6 +331,21 @@ fn to_float(v: JValue) -> f64 {
         ValueKind::String => v.as_str().unwrap_or("").trim().parse().unwrap_or(0.0),
         _ => 0.0,
     }
+}
+
+/// Whether `v` is undefined, where the template handles that (`default`, `is defined`): a
+/// reason noted for it (see [`note_lazy_failure`]) must not explain a later error.
+fn guarded_undefined(v: &JValue) -> bool {
+    if v.is_undefined() {
+        LAZY_FAILURE.with(|f| f.borrow_mut().take());
+    }
+    v.is_undefined()
+}
+
+/// `default`/`d`: minijinja's, forgetting why a defaulted value was undefined.
+fn default(state: &State, value: &JValue, args: Rest<JValue>) -> Result<JValue, Error> {
+    guarded_undefined(value);
+    minijinja::filters::default(state, value, args)
 }
 
 fn to_string(v: JValue) -> String {
