@@ -13,6 +13,8 @@ pub struct Config {
     pub inventory: Vec<String>,
     /// `library`: module search paths.
     pub library: Vec<PathBuf>,
+    /// `roles_path`: where roles are looked for after `roles/` beside the playbook.
+    pub roles_path: Vec<PathBuf>,
     /// `remote_user`.
     pub remote_user: Option<String>,
     /// `private_key_file`.
@@ -37,6 +39,14 @@ impl Default for Config {
             file: None,
             inventory: Vec::new(),
             library: Vec::new(),
+            roles_path: [
+                "~/.ansible/roles",
+                "/usr/share/ansible/roles",
+                "/etc/ansible/roles",
+            ]
+            .iter()
+            .map(|p| expand_path(p, Path::new("/")))
+            .collect(),
             remote_user: None,
             private_key_file: None,
             forks: 5,
@@ -86,6 +96,7 @@ pub fn load() -> Result<Config> {
     for (env, key) in [
         ("ANSIBLE_INVENTORY", "inventory"),
         ("ANSIBLE_LIBRARY", "library"),
+        ("ANSIBLE_ROLES_PATH", "roles_path"),
         ("ANSIBLE_REMOTE_USER", "remote_user"),
         ("ANSIBLE_PRIVATE_KEY_FILE", "private_key_file"),
         ("ANSIBLE_FORKS", "forks"),
@@ -146,6 +157,14 @@ fn expand_path(v: &str, base: &Path) -> PathBuf {
     }
 }
 
+/// A `:`-separated list of paths.
+fn path_list(v: &str, base: &Path) -> Vec<PathBuf> {
+    v.split(':')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| expand_path(s, base))
+        .collect()
+}
+
 fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
     let v = v.split(" #").next().unwrap_or(v).trim();
     match key {
@@ -156,13 +175,8 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
                 .map(|s| expand_path(s, base).display().to_string())
                 .collect()
         }
-        "library" => {
-            cfg.library = v
-                .split(':')
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| expand_path(s, base))
-                .collect()
-        }
+        "library" => cfg.library = path_list(v, base),
+        "roles_path" => cfg.roles_path = path_list(v, base),
         "remote_user" => cfg.remote_user = Some(v.to_string()),
         "private_key_file" => cfg.private_key_file = Some(expand_path(v, base)),
         "forks" => {
@@ -184,6 +198,12 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `roles_path` of the config in effect (its defaults when the config cannot be read: a
+/// broken config is reported where the run loads it).
+pub fn roles_path() -> Vec<PathBuf> {
+    load().unwrap_or_default().roles_path
 }
 
 /// Ansible's boolean spelling for config values.

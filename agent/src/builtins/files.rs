@@ -285,20 +285,24 @@ pub(super) async fn write_remote(
     Ok(())
 }
 
-/// A controller-side file of the playbook (`files/`, `templates/`, then the playbook dir).
+/// A controller-side file of the playbook: for a role's task the role's `files/` or
+/// `templates/`, then the role's dir; then the playbook's `files/`/`templates/`, then its dir.
 fn local_source(ctx: &ActionCtx<'_>, src: &str, sub: &str) -> Option<PathBuf> {
     let p = Path::new(src);
     if p.is_absolute() {
         return p.is_file().then(|| p.to_path_buf());
     }
-    let base = ctx
-        .vars
-        .get_attr("playbook_dir")
-        .ok()
-        .and_then(|v| v.as_str().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("."));
-    [base.join(sub).join(p), base.join(p)]
+    let dir = |var: &str| {
+        ctx.vars
+            .get_attr(var)
+            .ok()
+            .and_then(|v| v.as_str().map(PathBuf::from))
+    };
+    let playbook = dir("playbook_dir").unwrap_or_else(|| PathBuf::from("."));
+    dir("role_path")
         .into_iter()
+        .chain([playbook])
+        .flat_map(|base| [base.join(sub).join(p), base.join(p)])
         .find(|c| c.is_file())
 }
 

@@ -90,8 +90,10 @@ impl Shared {
         };
         let empty = Vars::new();
         let layers = vars::Layers {
+            role_defaults: &[],
             inventory: &raw,
             play: &empty,
+            role_vars: &[],
             task: &empty,
             facts: &empty,
             extra: &self.opts.extra_vars,
@@ -327,7 +329,7 @@ impl Engine {
         let facts = self.facts.get(host).unwrap_or(&empty);
         let short = host.split('.').next().unwrap_or(host).to_string();
         let opts = &self.shared.opts;
-        let magic: Vec<(&str, JValue)> = vec![
+        let mut magic: Vec<(&str, JValue)> = vec![
             ("inventory_hostname", JValue::from(host)),
             ("inventory_hostname_short", JValue::from(short)),
             (
@@ -355,9 +357,24 @@ impl Engine {
             ),
             ("omit", JValue::from(OMIT)),
         ];
+        if let Some(role) = &task.role {
+            magic.push(("role_name", JValue::from(role.name.clone())));
+            magic.push(("role_path", JValue::from(role.path.display().to_string())));
+        }
+        // role defaults and vars: every role's of the play, then the task's own role's on top
+        let own_role = task.role.iter();
+        let role_defaults: Vec<&Vars> = play
+            .roles
+            .iter()
+            .chain(own_role.clone())
+            .map(|r| &r.defaults)
+            .collect();
+        let role_vars: Vec<&Vars> = play.roles.iter().chain(own_role).map(|r| &r.vars).collect();
         let layers = vars::Layers {
+            role_defaults: &role_defaults,
             inventory,
             play: &play.vars,
+            role_vars: &role_vars,
             task: &task.vars,
             facts,
             extra: &opts.extra_vars,

@@ -45,10 +45,14 @@ pub fn has_template(v: &Value) -> bool {
 /// Layers of variables for a host, lowest precedence first; `trusted` layers may hold
 /// templates (inventory, play, task, extra vars) and are resolved; facts are taken as data.
 pub struct Layers<'a> {
+    /// Role `defaults/main.yml`: the play's roles', then the task's own role's.
+    pub role_defaults: &'a [&'a Vars],
     /// Inventory variables for the host.
     pub inventory: &'a Vars,
     /// Play `vars`.
     pub play: &'a Vars,
+    /// Role `vars/main.yml`: the play's roles', then the task's own role's.
+    pub role_vars: &'a [&'a Vars],
     /// Task `vars`.
     pub task: &'a Vars,
     /// Facts and registered results for the host.
@@ -61,13 +65,18 @@ pub struct Layers<'a> {
 pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -> (Vars, Context) {
     let mut merged = Vars::new();
     let mut templated_keys = Vec::new();
-    for (layer, trusted) in [
-        (layers.inventory, true),
-        (layers.play, true),
-        (layers.task, true),
-        (layers.facts, false),
-        (layers.extra, true),
-    ] {
+    let ordered = layers
+        .role_defaults
+        .iter()
+        .map(|l| (*l, true))
+        .chain([(layers.inventory, true), (layers.play, true)])
+        .chain(layers.role_vars.iter().map(|l| (*l, true)))
+        .chain([
+            (layers.task, true),
+            (layers.facts, false),
+            (layers.extra, true),
+        ]);
+    for (layer, trusted) in ordered {
         for (k, v) in layer {
             merged.insert(k.clone(), v.clone());
             if trusted && has_template(v) {

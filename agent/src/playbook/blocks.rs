@@ -6,6 +6,7 @@
 //! Block keywords (`when`, `vars`, `tags`, `become`, `ignore_errors`, ...) are inherited by the
 //! block's tasks at parse time, as Ansible does.
 
+use super::roles::{PlayRoles, Role};
 use super::task::{self, Task};
 use super::{scalar_string, truthy};
 use crate::error::syntax;
@@ -13,7 +14,7 @@ use crate::yaml::{Node, NodeKind};
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Keywords handled around the task by the executor.
 #[derive(Debug, Clone, Default)]
@@ -143,18 +144,23 @@ impl Item {
 /// What a block or import passes down to its tasks.
 #[derive(Debug, Clone, Default)]
 pub struct Inherit {
-    when: Vec<Value>,
-    vars: Map<String, Value>,
-    tags: Vec<String>,
-    keywords: Vec<(String, Value)>,
+    pub(super) when: Vec<Value>,
+    pub(super) vars: Map<String, Value>,
+    pub(super) tags: Vec<String>,
+    pub(super) keywords: Vec<(String, Value)>,
+    /// The role whose tasks these are.
+    pub(super) role: Option<Arc<Role>>,
+    /// The play's roles, shared by everything parsed for the play (`import_role` adds to it).
+    pub(super) play_roles: Option<Arc<Mutex<PlayRoles>>>,
 }
 
 impl Inherit {
     /// What a play hands down to its tasks and handlers: the keywords of
     /// [`PLAY_INHERITED`] it sets.
-    pub fn from_play(keywords: Vec<(String, Value)>) -> Self {
+    pub fn from_play(keywords: Vec<(String, Value)>, play_roles: Arc<Mutex<PlayRoles>>) -> Self {
         Inherit {
             keywords,
+            play_roles: Some(play_roles),
             ..Inherit::default()
         }
     }
@@ -173,7 +179,7 @@ pub const PLAY_INHERITED: &[&str] = &[
 ];
 
 /// Block keywords inherited by tasks (applied when the task does not set them itself).
-const INHERITED: &[&str] = &[
+pub(super) const INHERITED: &[&str] = &[
     "become",
     "become_user",
     "ignore_errors",
@@ -190,7 +196,7 @@ const INHERITED: &[&str] = &[
     "delegate_facts",
 ];
 
-fn list_of(v: &Value) -> Vec<Value> {
+pub(super) fn list_of(v: &Value) -> Vec<Value> {
     match v {
         Value::Array(a) => a.clone(),
         Value::Null => Vec::new(),
@@ -212,7 +218,7 @@ pub fn tag_list(v: &Value) -> Vec<String> {
         .collect()
 }
 
-fn at(file: &Path, node: &Node) -> String {
+pub(super) fn at(file: &Path, node: &Node) -> String {
     format!("{}:{}:{}", file.display(), node.line, node.col)
 }
 
@@ -267,16 +273,13 @@ fn parse_entry(
     if has(entries, &import) || has(entries, &include) {
         return parse_import(node, entries, file, inherit, depth, has(entries, &import));
     }
+    if has(entries, &["import_role", "ansible.builtin.import_role"]) {
+        return super::roles::import_role(node, entries, file, inherit, depth);
+    }
     for (k, _) in entries {
-        if matches!(
-            k.as_str(),
-            "import_role"
-                | "include_role"
-                | "ansible.builtin.import_role"
-                | "ansible.builtin.include_role"
-        ) {
+        if matches!(k.as_str(), "include_role" | "ansible.builtin.include_role") {
             return Err(syntax(format!(
-                "{}: '{k}' is not supported by etcd-agent (roles are outside the supported subset)",
+                "{}: '{k}' is not supported by etcd-agent (roles: `roles:` and `import_role`)",
                 at(file, node)
             )));
         }
@@ -598,6 +601,7 @@ fn parse_step(
 }
 
 fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
+    t.role = inherit.role.clone();
     let mut when = inherit.when.clone();
     when.append(&mut t.when);
     t.when = when;
@@ -643,12 +647,16 @@ pub fn parse_handlers(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Re
             at(file, node)
         )));
     };
+    handler_items(seq, file, inherit)
+}
+
+/// Parses a list of handlers (a play's, or a role's `handlers/main.yml`).
+pub fn handler_items(seq: &[Node], file: &Arc<PathBuf>, inherit: &Inherit) -> Result<Vec<Item>> {
     let mut items = parse_items(seq, file, inherit, 0)?;
-    for i in &mut items {
+    for (i, node) in items.iter_mut().zip(seq) {
         if let Item::Task(step) = i {
             step.extra.handler = true;
-        }
-        if !matches!(i, Item::Task(_)) {
+        } else {
             return Err(syntax(format!(
                 "{}: only plain tasks are supported as handlers by etcd-agent",
                 at(file, node)

@@ -2,6 +2,7 @@
 
 pub mod blocks;
 pub mod kv;
+pub mod roles;
 pub mod task;
 
 pub use task::{Task, TaskOrigin};
@@ -47,6 +48,8 @@ pub struct Play {
     pub remote_user: Option<String>,
     /// `connection` (`ssh` or `local`): a host's `ansible_connection` variable wins over it.
     pub connection: Option<String>,
+    /// The play's roles (`roles:`, `import_role`): their defaults and vars are the play's.
+    pub roles: Vec<Arc<roles::Role>>,
     /// `environment` for all tasks.
     pub environment: Option<Value>,
     /// `pre_tasks`, `tasks`, then `post_tasks`, in run order (flattened: blocks, imports and
@@ -91,6 +94,7 @@ const PLAY_KEYS: &[&str] = &[
     "connection",
     "handlers",
     "vars_files",
+    "roles",
 ];
 
 /// Reads and parses a playbook file.
@@ -233,6 +237,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
         r#become: None,
         remote_user: None,
         connection: None,
+        roles: Vec::new(),
         environment: None,
         tasks: Vec::new(),
         body: Vec::new(),
@@ -242,6 +247,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     };
     let mut section_nodes: [Vec<&[Node]>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut handlers = None;
+    let mut roles_node = None;
     let mut inherited = Vec::new();
     let mut files_vars = Map::new();
     let mut play_tags = Vec::new();
@@ -298,6 +304,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
             "environment" => play.environment = Some(v),
             "tags" => play_tags = blocks::tag_list(&v),
             "handlers" => handlers = Some(value),
+            "roles" => roles_node = Some(value),
             "vars_files" => files_vars = vars_files(&v, file, value.line)?,
             "connection" => {
                 play.connection =
@@ -351,8 +358,16 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     }
     // vars_files take precedence over play vars
     play.vars.extend(files_vars);
-    let inherit = blocks::Inherit::from_play(inherited);
-    for section in section_nodes {
+    let playbook_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let collector = Arc::new(std::sync::Mutex::new(roles::PlayRoles::new(playbook_dir)));
+    let inherit = blocks::Inherit::from_play(inherited, collector.clone());
+    for (i, section) in section_nodes.into_iter().enumerate() {
+        if i == 1 {
+            // roles run after pre_tasks (and their handlers), before tasks
+            if let Some(node) = roles_node {
+                play.body.extend(roles::play_roles(node, file, &inherit)?);
+            }
+        }
         for items in section {
             play.body
                 .extend(blocks::parse_items(items, file, &inherit, 0)?);
@@ -362,6 +377,12 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     if let Some(node) = handlers {
         play.handlers = blocks::parse_handlers(node, file, &inherit)?;
     }
+    let found = std::mem::take(&mut *collector.lock().unwrap_or_else(|e| e.into_inner()));
+    // a role's handlers come before the play's own, as Ansible lists them
+    let mut all_handlers = found.handlers;
+    all_handlers.append(&mut play.handlers);
+    play.handlers = all_handlers;
+    play.roles = found.roles;
     if !play_tags.is_empty() {
         add_tags(&mut play.body, &play_tags);
     }

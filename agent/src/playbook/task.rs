@@ -77,6 +77,8 @@ pub struct Task {
     pub timeout: Option<Value>,
     /// `delegate_facts`: facts the action returns go to the delegated host.
     pub delegate_facts: bool,
+    /// The role the task belongs to.
+    pub role: Option<Arc<super::roles::Role>>,
     /// Where the task was written.
     pub origin: TaskOrigin,
 }
@@ -183,13 +185,18 @@ impl Task {
             connection: None,
             timeout: None,
             delegate_facts: false,
+            role: None,
             origin,
         }
     }
 
     /// The name shown in `TASK [...]`: `name`, else the module as written.
     pub fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.action.clone())
+        let name = self.name.clone().unwrap_or_else(|| self.action.clone());
+        match &self.role {
+            Some(role) => format!("{} : {name}", role.name),
+            None => name,
+        }
     }
 
     /// The module short name.

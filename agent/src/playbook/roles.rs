@@ -1,0 +1,390 @@
+//! Roles: a play's `roles:` and `import_role` tasks.
+//!
+//! A role is a directory with `tasks/main.yml` and, optionally, `handlers/main.yml`,
+//! `defaults/main.yml`, `vars/main.yml`, `meta/main.yml` (`dependencies`, run first), `files/`
+//! and `templates/` (searched first by `copy`/`template` of the role's tasks). It is found as
+//! Ansible finds it: `roles/<name>` beside the playbook, then `roles_path`
+//! (`ANSIBLE_ROLES_PATH`, `ansible.cfg`), then `<name>` beside the playbook, or a path.
+
+use super::blocks::{at, handler_items, list_of, parse_items, tag_list, Inherit, Item, INHERITED};
+use crate::error::syntax;
+use crate::yaml::{Node, NodeKind};
+use anyhow::Result;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A loaded role.
+#[derive(Debug)]
+pub struct Role {
+    /// The name as written (`role_name`).
+    pub name: String,
+    /// Its directory (`role_path`).
+    pub path: PathBuf,
+    /// `defaults/main.yml`: below every other variable.
+    pub defaults: Map<String, Value>,
+    /// `vars/main.yml`: above play vars, below block and task vars.
+    pub vars: Map<String, Value>,
+    /// `meta/main.yml` `dependencies`, as written.
+    pub dependencies: Vec<Value>,
+}
+
+impl Role {
+    /// Finds and loads the role `name` for a playbook in `playbook_dir`; `at` locates the
+    /// reference for errors.
+    pub fn load(name: &str, playbook_dir: &Path, at: &str) -> Result<Arc<Role>> {
+        let path = find(name, playbook_dir).ok_or_else(|| {
+            syntax(format!(
+                "{at}: the role '{name}' was not found in {}",
+                search_path(name, playbook_dir)
+                    .iter()
+                    .filter_map(|p| p.parent())
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            ))
+        })?;
+        let defaults = vars_file(&path, "defaults")?;
+        let vars = vars_file(&path, "vars")?;
+        let dependencies = match main_file(&path, "meta") {
+            Some(meta) => match crate::yaml::load_value(&meta)? {
+                Value::Object(m) => match m.get("dependencies") {
+                    Some(Value::Array(deps)) => deps.clone(),
+                    Some(Value::Null) | None => Vec::new(),
+                    Some(_) => {
+                        return Err(syntax(format!(
+                            "{}: dependencies must be a list",
+                            meta.display()
+                        )))
+                    }
+                },
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        Ok(Arc::new(Role {
+            name: name.to_string(),
+            path,
+            defaults,
+            vars,
+            dependencies,
+        }))
+    }
+
+    /// The role's `tasks/<file>` (`main` unless `tasks_from` says otherwise).
+    pub fn tasks_file(&self, from: Option<&str>) -> Option<PathBuf> {
+        file_in(&self.path.join("tasks"), from.unwrap_or("main"))
+    }
+
+    /// The role's `handlers/main.yml`, if it has one.
+    pub fn handlers_file(&self) -> Option<PathBuf> {
+        main_file(&self.path, "handlers")
+    }
+}
+
+/// A role reference's name: a string, or a mapping's `role` (or `name`).
+pub fn reference_name(entry: &Value) -> Option<String> {
+    match entry {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(m) => m
+            .get("role")
+            .or_else(|| m.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+fn search_path(name: &str, playbook_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![playbook_dir.join("roles")];
+    dirs.extend(crate::config::roles_path());
+    dirs.push(playbook_dir.to_path_buf());
+    dirs.into_iter().map(|d| d.join(name)).collect()
+}
+
+fn find(name: &str, playbook_dir: &Path) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = playbook_dir.join(name);
+        return p.is_dir().then_some(p);
+    }
+    search_path(name, playbook_dir)
+        .into_iter()
+        .find(|p| p.join("tasks").is_dir() || p.join("meta").is_dir())
+}
+
+/// `<dir>/<name>.yml`, `.yaml` or `<name>` itself.
+fn file_in(dir: &Path, name: &str) -> Option<PathBuf> {
+    [
+        format!("{name}.yml"),
+        format!("{name}.yaml"),
+        name.to_string(),
+    ]
+    .into_iter()
+    .map(|f| dir.join(f))
+    .find(|p| p.is_file())
+}
+
+fn main_file(role: &Path, sub: &str) -> Option<PathBuf> {
+    file_in(&role.join(sub), "main")
+}
+
+fn vars_file(role: &Path, sub: &str) -> Result<Map<String, Value>> {
+    let Some(path) = main_file(role, sub) else {
+        return Ok(Map::new());
+    };
+    match crate::yaml::load_value(&path)? {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        _ => Err(syntax(format!("{}: must be a mapping", path.display()))),
+    }
+}
+
+/// A tasks file's list of tasks.
+pub fn task_nodes(path: &Path) -> Result<Vec<Node>> {
+    let mut nodes = Vec::new();
+    for doc in crate::yaml::load_file(path)? {
+        match doc.kind {
+            NodeKind::Seq(items) => nodes.extend(items),
+            _ if doc.is_null() => {}
+            _ => {
+                return Err(syntax(format!(
+                    "{}:{}: a tasks file must be a list of tasks",
+                    path.display(),
+                    doc.line
+                )))
+            }
+        }
+    }
+    Ok(nodes)
+}
+
+/// The roles of a play as its parse meets them (`roles:`, then `import_role` tasks): their
+/// defaults and vars are visible to every task of the play, their handlers are the play's.
+#[derive(Debug, Default)]
+pub struct PlayRoles {
+    /// The play's roles, in the order they were met.
+    pub roles: Vec<Arc<Role>>,
+    /// Their handlers.
+    pub handlers: Vec<Item>,
+    /// The play's playbook directory, where roles are looked for.
+    pub playbook_dir: PathBuf,
+    /// The references run so far: a role runs again only with other keywords or parameters.
+    run: Vec<(PathBuf, Value)>,
+}
+
+impl PlayRoles {
+    /// For a play of the playbook in `playbook_dir`.
+    pub fn new(playbook_dir: PathBuf) -> Self {
+        PlayRoles {
+            playbook_dir,
+            ..PlayRoles::default()
+        }
+    }
+}
+
+/// Parses a play's `roles:` list into the items to run (each role after its dependencies; a
+/// role already run in the play with the same keywords and parameters is not run again).
+pub fn play_roles(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Result<Vec<Item>> {
+    if node.is_null() {
+        return Ok(Vec::new());
+    }
+    let Some(entries) = node.as_seq() else {
+        return Err(syntax(format!("{}: roles must be a list", at(file, node))));
+    };
+    let mut items = Vec::new();
+    for entry in entries {
+        items.extend(expand(
+            &entry.to_json(),
+            &at(file, entry),
+            inherit,
+            None,
+            true,
+        )?);
+    }
+    Ok(items)
+}
+
+/// An `import_role` task: the role's tasks (`tasks_from`, default `main`), with the task's
+/// `when`, `tags`, `vars` and inherited keywords.
+pub fn import_role(
+    node: &Node,
+    entries: &[(String, Node)],
+    file: &Arc<PathBuf>,
+    inherit: &Inherit,
+    _depth: usize,
+) -> Result<Vec<Item>> {
+    let mut reference = Map::new();
+    let mut tasks_from = None;
+    for (k, v) in entries {
+        let val = v.to_json();
+        match k.as_str() {
+            "import_role" | "ansible.builtin.import_role" => {
+                let Value::Object(args) = val else {
+                    return Err(syntax(format!(
+                        "{}: import_role needs a mapping with `name`",
+                        at(file, v)
+                    )));
+                };
+                for (arg, value) in args {
+                    match arg.as_str() {
+                        "name" => {
+                            reference.insert("role".into(), value);
+                        }
+                        "tasks_from" => tasks_from = Some(super::scalar_string(&value)),
+                        other => {
+                            return Err(syntax(format!(
+                                "{}: import_role option '{other}' is not supported by etcd-agent (name, tasks_from)",
+                                at(file, v)
+                            )))
+                        }
+                    }
+                }
+            }
+            "name" => {}
+            other => {
+                reference.insert(other.to_string(), val);
+            }
+        }
+    }
+    let entry = Value::Object(reference);
+    expand(
+        &entry,
+        &at(file, node),
+        inherit,
+        tasks_from.as_deref(),
+        false,
+    )
+}
+
+/// One role reference (a name, or a mapping with `role` and keywords or parameters).
+fn expand(
+    entry: &Value,
+    at: &str,
+    inherit: &Inherit,
+    tasks_from: Option<&str>,
+    once: bool,
+) -> Result<Vec<Item>> {
+    let name = reference_name(entry)
+        .ok_or_else(|| syntax(format!("{at}: a role needs a name (`role:`)")))?;
+    if crate::template::is_template(&name) {
+        return Err(syntax(format!(
+            "{at}: templated role names are not supported by etcd-agent"
+        )));
+    }
+    let mut inner = inherit.clone();
+    if let Value::Object(m) = entry {
+        for (k, v) in m {
+            match k.as_str() {
+                "role" | "name" => {}
+                "when" => inner.when.extend(list_of(v)),
+                "tags" => inner.tags.extend(tag_list(v)),
+                "vars" => {
+                    if let Value::Object(vars) = v {
+                        inner.vars.extend(vars.clone());
+                    }
+                }
+                k if INHERITED.contains(&k) => {
+                    inner.keywords.retain(|(x, _)| x != k);
+                    inner.keywords.push((k.to_string(), v.clone()));
+                }
+                // anything else is a role parameter: a variable of the role's tasks
+                _ => {
+                    inner.vars.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    let collector = inherit
+        .play_roles
+        .clone()
+        .ok_or_else(|| syntax(format!("{at}: roles are only known inside a play")))?;
+    let playbook_dir = lock(&collector).playbook_dir.clone();
+    let role = Role::load(&name, &playbook_dir, at)?;
+    let known = lock(&collector).roles.iter().any(|r| r.path == role.path);
+    let mut params = match entry {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    params.remove("role");
+    params.remove("name");
+    let params = Value::Object(params);
+    let instance = (role.path.clone(), params);
+    {
+        let mut roles = lock(&collector);
+        if once && roles.run.contains(&instance) {
+            return Ok(Vec::new());
+        }
+        roles.run.push(instance);
+    }
+    if !known {
+        lock(&collector).roles.push(role.clone());
+    }
+    let mut items = Vec::new();
+    let mut deps = inner.clone();
+    deps.role = None;
+    for dep in &role.dependencies {
+        items.extend(expand(dep, at, &deps, None, true)?);
+    }
+    inner.role = Some(role.clone());
+    if !known {
+        if let Some(path) = role.handlers_file() {
+            let handlers = handler_items(&task_nodes(&path)?, &Arc::new(path), &inner)?;
+            lock(&collector).handlers.extend(handlers);
+        }
+    }
+    match role.tasks_file(tasks_from) {
+        Some(path) => {
+            let nodes = task_nodes(&path)?;
+            items.extend(parse_items(&nodes, &Arc::new(path), &inner, 1)?);
+        }
+        None if tasks_from.is_some() => {
+            return Err(syntax(format!(
+                "{at}: the role '{name}' has no tasks file {:?}",
+                tasks_from.unwrap_or_default()
+            )))
+        }
+        None => {}
+    }
+    Ok(items)
+}
+
+fn lock(collector: &Mutex<PlayRoles>) -> std::sync::MutexGuard<'_, PlayRoles> {
+    collector.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_role_names_where_it_was_looked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Role::load("nope", dir.path(), "site.yml:4:7")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("site.yml:4:7: the role 'nope' was not found in "),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("{}/roles:", dir.path().display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_role_without_tasks_still_loads_its_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let role = dir.path().join("roles/r");
+        std::fs::create_dir_all(role.join("defaults")).unwrap();
+        std::fs::create_dir_all(role.join("meta")).unwrap();
+        std::fs::write(role.join("defaults/main.yml"), "port: 2379\n").unwrap();
+        std::fs::write(role.join("meta/main.yml"), "dependencies: [other]\n").unwrap();
+        let loaded = Role::load("r", dir.path(), "x").unwrap();
+        assert_eq!(loaded.defaults["port"], 2379);
+        assert_eq!(loaded.dependencies, vec![Value::from("other")]);
+        assert!(loaded.tasks_file(None).is_none());
+        std::fs::write(role.join("meta/main.yml"), "dependencies: other\n").unwrap();
+        assert!(Role::load("r", dir.path(), "x").is_err());
+    }
+}
