@@ -625,8 +625,12 @@ fn unsupported_features_fail_at_syntax_check() {
             "templated names are not supported",
         ),
         (
-            "    - include_role: {name: r}\n",
-            "'include_role' is not supported",
+            "    - include_role: {name: r, apply: {become: true}}\n",
+            "include_role option 'apply' is not supported",
+        ),
+        (
+            "    - import_role: {name: no_such_role}\n",
+            "the role 'no_such_role' was not found",
         ),
         (
             "    - name: t\n      debug: msg=x\n      notify: nobody\n",

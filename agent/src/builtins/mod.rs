@@ -43,6 +43,7 @@ pub const BUILTINS: &[&str] = &[
     "ping",
     "meta",
     "include_tasks",
+    "include_role",
     "copy",
     "template",
     "fetch",
@@ -167,7 +168,7 @@ pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportErro
         "wait_for" => wait_for::run(ctx).await,
         "systemd" | "systemd_service" | "service" => systemd::run(ctx).await,
         "setup" => facts::run(ctx).await,
-        "include_tasks" => Ok(include_result(ctx)),
+        "include_tasks" | "include_role" => Ok(include_result(ctx)),
         "copy" => files::copy(ctx).await,
         "template" => files::template(ctx).await,
         "fetch" => files::fetch(ctx).await,
@@ -187,7 +188,12 @@ fn include_result(ctx: &ActionCtx<'_>) -> ResultMap {
         "include".into(),
         Value::String(ctx.arg_str("_raw_params").unwrap_or_default()),
     );
-    m.insert("include_args".into(), Value::Object(Map::new()));
+    // include_role's arguments as written; include_tasks has none
+    let args = match ctx.args.get("_include_args") {
+        Some(Value::Object(a)) => a.clone(),
+        _ => Map::new(),
+    };
+    m.insert("include_args".into(), Value::Object(args));
     m
 }
 

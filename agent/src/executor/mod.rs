@@ -13,6 +13,7 @@ pub use vars::OMIT;
 use crate::inventory::{pattern, Inventory, Vars};
 use crate::modules::ModuleFinder;
 use crate::output::{HostResult, HostStats, Reporter, Status, TaskInfo};
+use crate::playbook::roles::Role;
 use crate::playbook::{Play, Playbook, Serial, Task};
 use crate::template::Templar;
 use crate::transport::ConnectionPool;
@@ -133,6 +134,9 @@ pub struct Engine {
     last_results: HashMap<String, Map<String, Value>>,
     /// Hosts ended by `meta: end_host`/`end_play` in the current play.
     ended: HashSet<String>,
+    /// Roles run with `include_role` `public: true` in the current play (for any host):
+    /// their defaults and vars are every host's from then on, as in Ansible.
+    public_roles: Vec<Arc<Role>>,
 }
 
 /// Splits hosts into `serial` batches.
@@ -203,6 +207,7 @@ impl Engine {
             last: Vec::new(),
             last_results: HashMap::new(),
             ended: HashSet::new(),
+            public_roles: Vec::new(),
         })
     }
 
@@ -239,6 +244,7 @@ impl Engine {
     /// Runs one play; false stops the playbook.
     async fn run_play(&mut self, play: &Play) -> bool {
         self.reporter.play_start(&play.name, &play.origin);
+        self.public_roles.clear();
         let hosts = match self.play_hosts(play) {
             Ok(h) => h,
             Err(e) => {
@@ -361,15 +367,16 @@ impl Engine {
             magic.push(("role_name", JValue::from(role.name.clone())));
             magic.push(("role_path", JValue::from(role.path.display().to_string())));
         }
-        // role defaults and vars: every role's of the play, then the task's own role's on top
-        let own_role = task.role.iter();
-        let role_defaults: Vec<&Vars> = play
+        // role defaults and vars: every role's of the play (and those made public so far),
+        // then the task's own role's on top
+        let roles: Vec<&Arc<Role>> = play
             .roles
             .iter()
-            .chain(own_role.clone())
-            .map(|r| &r.defaults)
+            .chain(&self.public_roles)
+            .chain(task.role.iter())
             .collect();
-        let role_vars: Vec<&Vars> = play.roles.iter().chain(own_role).map(|r| &r.vars).collect();
+        let role_defaults: Vec<&Vars> = roles.iter().map(|r| &r.defaults).collect();
+        let role_vars: Vec<&Vars> = roles.iter().map(|r| &r.vars).collect();
         let layers = vars::Layers {
             role_defaults: &role_defaults,
             inventory,
@@ -556,6 +563,11 @@ impl Engine {
                 o.status,
                 Status::Failed | Status::Unreachable | Status::Skipped
             ) {
+                if let Some(role) = &task.exposes {
+                    if !self.public_roles.iter().any(|r| r.path == role.path) {
+                        self.public_roles.push(role.clone());
+                    }
+                }
                 // a loop's facts come item by item (set_fact in a loop), each to its own
                 // delegated host under `delegate_facts`
                 let items: Vec<(&Map<String, Value>, Option<&String>)> =

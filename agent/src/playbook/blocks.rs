@@ -274,15 +274,10 @@ fn parse_entry(
         return parse_import(node, entries, file, inherit, depth, has(entries, &import));
     }
     if has(entries, &["import_role", "ansible.builtin.import_role"]) {
-        return super::roles::import_role(node, entries, file, inherit, depth);
+        return super::roles::import_role(node, entries, file, inherit, false);
     }
-    for (k, _) in entries {
-        if matches!(k.as_str(), "include_role" | "ansible.builtin.include_role") {
-            return Err(syntax(format!(
-                "{}: '{k}' is not supported by etcd-agent (roles: `roles:` and `import_role`)",
-                at(file, node)
-            )));
-        }
+    if has(entries, &["include_role", "ansible.builtin.include_role"]) {
+        return super::roles::import_role(node, entries, file, inherit, true);
     }
     Ok(vec![Item::Task(parse_step(node, entries, file, inherit)?)])
 }
@@ -460,16 +455,37 @@ fn parse_import(
     }
     // the include itself runs as a task; its `when` gates the included tasks
     let items = parse_items(&nodes, &inner_file, &inner, depth + 1)?;
+    let name = name.unwrap_or_else(|| "include_tasks".into());
+    Ok(vec![include_item(
+        ("include_tasks", &name, &rel),
+        (node, file),
+        inherit,
+        (when, vars, tags),
+        items,
+    )])
+}
+
+/// The item of an `include_tasks` or `include_role`: the include itself, a task whose `when`
+/// gates `items`.
+pub(super) fn include_item(
+    (action, name, what): (&str, &str, &str),
+    (node, file): (&Node, &Arc<PathBuf>),
+    inherit: &Inherit,
+    (when, vars, tags): (Vec<Value>, Map<String, Value>, Vec<String>),
+    items: Vec<Item>,
+) -> Item {
     let mut task = Task::synthetic(
-        "include_tasks",
-        &name.unwrap_or_else(|| "include_tasks".into()),
+        action,
+        name,
         super::TaskOrigin {
             file: file.clone(),
             line: node.line,
             col: node.col,
         },
     );
-    task.args.insert("_raw_params".into(), Value::String(rel));
+    task.args
+        .insert("_raw_params".into(), Value::String(what.to_string()));
+    task.role = inherit.role.clone();
     task.when = inherit.when.clone();
     task.when.extend(when);
     let mut v = inherit.vars.clone();
@@ -477,7 +493,7 @@ fn parse_import(
     task.vars = v;
     let mut all_tags = inherit.tags.clone();
     all_tags.extend(tags);
-    Ok(vec![Item::Include {
+    Item::Include {
         step: Step {
             task: Arc::new(task),
             extra: Extra {
@@ -487,7 +503,7 @@ fn parse_import(
             },
         },
         items,
-    }])
+    }
 }
 
 /// Keys taken off the task before [`task::parse`] sees it.

@@ -1,4 +1,4 @@
-//! Roles: a play's `roles:` and `import_role` tasks.
+//! Roles: a play's `roles:`, `import_role` and `include_role` tasks.
 //!
 //! A role is a directory with `tasks/main.yml` and, optionally, `handlers/main.yml`,
 //! `defaults/main.yml`, `vars/main.yml`, `meta/main.yml` (`dependencies`, run first), `files/`
@@ -6,7 +6,9 @@
 //! Ansible finds it: `roles/<name>` beside the playbook, then `roles_path`
 //! (`ANSIBLE_ROLES_PATH`, `ansible.cfg`), then `<name>` beside the playbook, or a path.
 
-use super::blocks::{at, handler_items, list_of, parse_items, tag_list, Inherit, Item, INHERITED};
+use super::blocks::{
+    at, handler_items, include_item, list_of, parse_items, tag_list, Inherit, Item, INHERITED,
+};
 use crate::error::syntax;
 use crate::yaml::{Node, NodeKind};
 use anyhow::Result;
@@ -170,6 +172,8 @@ pub struct PlayRoles {
     pub playbook_dir: PathBuf,
     /// The references run so far: a role runs again only with other keywords or parameters.
     run: Vec<(PathBuf, Value)>,
+    /// The roles whose handlers are in [`PlayRoles::handlers`].
+    handled: Vec<PathBuf>,
 }
 
 impl PlayRoles {
@@ -193,77 +197,133 @@ pub fn play_roles(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Result
     };
     let mut items = Vec::new();
     for entry in entries {
-        items.extend(expand(
-            &entry.to_json(),
-            &at(file, entry),
-            inherit,
-            None,
-            true,
-        )?);
+        let (entry, at) = (entry.to_json(), at(file, entry));
+        items.extend(expand(&entry, &at, inherit, None, true, true)?.0);
     }
     Ok(items)
 }
 
 /// An `import_role` task: the role's tasks (`tasks_from`, default `main`), with the task's
-/// `when`, `tags`, `vars` and inherited keywords.
+/// `when`, `tags`, `vars` and keywords, its defaults and vars the play's. Or, with `include`,
+/// an `include_role` task: the include, whose `when` gates the role's tasks and whose `vars`
+/// they get; its defaults and vars are the role's own unless `public: true`.
 pub fn import_role(
     node: &Node,
     entries: &[(String, Node)],
     file: &Arc<PathBuf>,
     inherit: &Inherit,
-    _depth: usize,
+    include: bool,
 ) -> Result<Vec<Item>> {
+    let what = if include {
+        "include_role"
+    } else {
+        "import_role"
+    };
     let mut reference = Map::new();
     let mut tasks_from = None;
+    let mut public = false;
+    let mut include_args = Map::new();
+    let (mut when, mut vars, mut tags, mut task_name) = (Vec::new(), Map::new(), Vec::new(), None);
     for (k, v) in entries {
         let val = v.to_json();
         match k.as_str() {
-            "import_role" | "ansible.builtin.import_role" => {
+            "import_role" | "ansible.builtin.import_role" | "include_role"
+            | "ansible.builtin.include_role" => {
                 let Value::Object(args) = val else {
                     return Err(syntax(format!(
-                        "{}: import_role needs a mapping with `name`",
+                        "{}: {what} needs a mapping with `name`",
                         at(file, v)
                     )));
                 };
+                include_args = args.clone();
                 for (arg, value) in args {
                     match arg.as_str() {
                         "name" => {
                             reference.insert("role".into(), value);
                         }
                         "tasks_from" => tasks_from = Some(super::scalar_string(&value)),
+                        "public" if include => public = super::truthy(&value),
                         other => {
                             return Err(syntax(format!(
-                                "{}: import_role option '{other}' is not supported by etcd-agent (name, tasks_from)",
-                                at(file, v)
+                                "{}: {what} option '{other}' is not supported by etcd-agent (name, tasks_from{})",
+                                at(file, v),
+                                if include { ", public" } else { "" }
                             )))
                         }
                     }
                 }
             }
-            "name" => {}
+            "name" => task_name = Some(super::scalar_string(&val)),
+            "when" if include => when = list_of(&val),
+            "vars" if include => {
+                if let Value::Object(m) = val {
+                    vars = m;
+                }
+            }
+            "tags" if include => tags = tag_list(&val),
+            other if include => {
+                return Err(syntax(format!(
+                    "{}: keyword '{other}' on include_role is not supported by etcd-agent (name, when, vars, tags)",
+                    at(file, v)
+                )))
+            }
             other => {
                 reference.insert(other.to_string(), val);
             }
         }
     }
+    let role_name = reference_name(&Value::Object(reference.clone())).unwrap_or_default();
     let entry = Value::Object(reference);
-    expand(
+    if !include {
+        return expand(
+            &entry,
+            &at(file, node),
+            inherit,
+            tasks_from.as_deref(),
+            false,
+            true,
+        )
+        .map(|(items, _)| items);
+    }
+    let mut inner = inherit.clone();
+    inner.vars.extend(vars.clone());
+    let (items, role) = expand(
         &entry,
         &at(file, node),
-        inherit,
+        &inner,
         tasks_from.as_deref(),
         false,
-    )
+        false,
+    )?;
+    let name = task_name.unwrap_or_else(|| format!("include_role : {role_name}"));
+    let mut item = include_item(
+        ("include_role", &name, &role_name),
+        (node, file),
+        inherit,
+        (when, vars, tags),
+        items,
+    );
+    if let Item::Include { step, .. } = &mut item {
+        if let Some(task) = Arc::get_mut(&mut step.task) {
+            task.exposes = public.then_some(role);
+            task.args
+                .insert("_include_args".into(), Value::Object(include_args));
+        }
+    }
+    Ok(vec![item])
 }
 
 /// One role reference (a name, or a mapping with `role` and keywords or parameters).
+/// `once`: not again if already run with the same parameters (`roles:`, dependencies);
+/// `expose`: its defaults and vars become the play's.
 fn expand(
     entry: &Value,
     at: &str,
     inherit: &Inherit,
     tasks_from: Option<&str>,
     once: bool,
-) -> Result<Vec<Item>> {
+    expose: bool,
+) -> Result<(Vec<Item>, Arc<Role>)> {
     let name = reference_name(entry)
         .ok_or_else(|| syntax(format!("{at}: a role needs a name (`role:`)")))?;
     if crate::template::is_template(&name) {
@@ -300,33 +360,37 @@ fn expand(
         .ok_or_else(|| syntax(format!("{at}: roles are only known inside a play")))?;
     let playbook_dir = lock(&collector).playbook_dir.clone();
     let role = Role::load(&name, &playbook_dir, at)?;
-    let known = lock(&collector).roles.iter().any(|r| r.path == role.path);
     let mut params = match entry {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
     };
     params.remove("role");
     params.remove("name");
-    let params = Value::Object(params);
-    let instance = (role.path.clone(), params);
-    {
+    let instance = (role.path.clone(), Value::Object(params));
+    let first_time = {
         let mut roles = lock(&collector);
         if once && roles.run.contains(&instance) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), role));
         }
         roles.run.push(instance);
-    }
-    if !known {
-        lock(&collector).roles.push(role.clone());
-    }
+        if expose && !roles.roles.iter().any(|r| r.path == role.path) {
+            roles.roles.push(role.clone());
+        }
+        let first_time = !roles.handled.contains(&role.path);
+        if first_time {
+            roles.handled.push(role.path.clone());
+        }
+        first_time
+    };
     let mut items = Vec::new();
     let mut deps = inner.clone();
     deps.role = None;
     for dep in &role.dependencies {
-        items.extend(expand(dep, at, &deps, None, true)?);
+        items.extend(expand(dep, at, &deps, None, true, expose)?.0);
     }
     inner.role = Some(role.clone());
-    if !known {
+    if first_time {
+        // a role's handlers join the play's once, however often the role runs
         if let Some(path) = role.handlers_file() {
             let handlers = handler_items(&task_nodes(&path)?, &Arc::new(path), &inner)?;
             lock(&collector).handlers.extend(handlers);
@@ -345,7 +409,7 @@ fn expand(
         }
         None => {}
     }
-    Ok(items)
+    Ok((items, role))
 }
 
 fn lock(collector: &Mutex<PlayRoles>) -> std::sync::MutexGuard<'_, PlayRoles> {

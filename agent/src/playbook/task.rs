@@ -79,6 +79,9 @@ pub struct Task {
     pub delegate_facts: bool,
     /// The role the task belongs to.
     pub role: Option<Arc<super::roles::Role>>,
+    /// For `include_role` with `public: true`: the role whose defaults and vars become the
+    /// host's once the include ran.
+    pub exposes: Option<Arc<super::roles::Role>>,
     /// Where the task was written.
     pub origin: TaskOrigin,
 }
@@ -186,6 +189,7 @@ impl Task {
             timeout: None,
             delegate_facts: false,
             role: None,
+            exposes: None,
             origin,
         }
     }

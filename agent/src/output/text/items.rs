@@ -29,7 +29,8 @@ impl TextReporter {
 
     /// Handles an `include_tasks` result; true when it was one.
     pub(super) fn include_result(&mut self, task: &TaskInfo, r: &HostResult) -> bool {
-        if r.action != "include_tasks" || r.status != Status::Ok {
+        let role = r.action == "include_role";
+        if !(r.action == "include_tasks" || role) || r.status != Status::Ok {
             return false;
         }
         let rel = r
@@ -37,7 +38,9 @@ impl TextReporter {
             .get("include")
             .map(crate::playbook::scalar_string)
             .unwrap_or_default();
+        // `included: ROLE for HOSTS`, or the tasks file's full path
         let file = match task.origin.as_ref().and_then(|o| o.file.parent()) {
+            _ if role => rel,
             Some(dir) if !rel.starts_with('/') => {
                 let p = dir.join(&rel);
                 std::fs::canonicalize(&p).unwrap_or(p).display().to_string()
