@@ -297,7 +297,7 @@ fn parse_block(
             "block" => sections[0] = Some(v),
             "rescue" => sections[1] = Some(v),
             "always" => sections[2] = Some(v),
-            "name" => {}
+            "name" | "collections" => {}
             "when" => inner.when.extend(list_of(&val)),
             "vars" => match val {
                 Value::Object(m) => inner.vars.extend(m),

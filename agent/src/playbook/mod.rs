@@ -95,6 +95,7 @@ const PLAY_KEYS: &[&str] = &[
     "handlers",
     "vars_files",
     "roles",
+    "collections",
 ];
 
 /// Reads and parses a playbook file.
@@ -306,6 +307,8 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
             "handlers" => handlers = Some(value),
             "roles" => roles_node = Some(value),
             "vars_files" => files_vars = vars_files(&v, file, value.line)?,
+            // modules are found by their short name whatever collection says it
+            "collections" => {}
             "connection" => {
                 play.connection =
                     Some(task::connection_keyword(&v).map_err(|e| err(value.line, e))?);

@@ -116,6 +116,7 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "connection",
     "timeout",
     "delegate_facts",
+    "collections",
 ];
 
 /// Ansible task keywords that are recognised but not supported yet: an error, never ignored.
@@ -129,7 +130,6 @@ pub const UNSUPPORTED_KEYWORDS: &[&str] = &[
     "async",
     "poll",
     "throttle",
-    "collections",
     "module_defaults",
     "debugger",
     "listen",
@@ -354,6 +354,8 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
         }
         match key {
             "name" => task.name = Some(scalar_string(&v)),
+            // modules are found by their short name whatever collection says it
+            "collections" => {}
             "args" => match v {
                 Value::Object(m) => extra_args = m,
                 Value::Null => {}
