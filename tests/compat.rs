@@ -609,8 +609,8 @@ fn unsupported_features_fail_at_syntax_check() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cases: &[(&str, &str)] = &[
         (
-            "    - name: t\n      debug: msg=x\n      with_dict: {a: 1}\n",
-            "'with_dict' is not supported",
+            "    - name: t\n      debug: msg=x\n      with_fileglob: ['*.txt']\n",
+            "'with_fileglob' is not supported",
         ),
         (
             "    - name: t\n      debug: msg=x\n      async: 10\n",

@@ -121,18 +121,22 @@ pub async fn run(
     forks: Option<Arc<tokio::sync::Semaphore>>,
 ) -> HostOutcome {
     let task = job.task.clone();
-    let jv = job.ctx.value();
+    let ctx = job.ctx.clone();
     let mut out = run_task(shared.clone(), job, forks).await;
     // whatever failed it (a template, the module, failed_when), as in Ansible
-    out.ignored = out.status == Status::Failed
-        && match &task.ignore_errors {
-            Value::String(s) => shared
-                .templar
-                .condition(&Value::String(s.clone()), &jv)
-                .unwrap_or(false),
-            other => crate::template::truthy(other),
-        };
+    out.ignored = out.status == Status::Failed && ignores_errors(&shared, &task, &ctx);
     out
+}
+
+/// Whether the task's `ignore_errors` (templated for the host) holds.
+pub fn ignores_errors(shared: &Shared, task: &Task, ctx: &Context) -> bool {
+    match &task.ignore_errors {
+        Value::String(s) => shared
+            .templar
+            .condition(&Value::String(s.clone()), &ctx.value())
+            .unwrap_or(false),
+        other => crate::template::truthy(other),
+    }
 }
 
 async fn run_task(

@@ -9,7 +9,7 @@ use crate::playbook::blocks::Extra;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-fn failed(job: &HostJob, msg: String) -> HostOutcome {
+fn failed(shared: &Shared, job: &HostJob, msg: String) -> HostOutcome {
     let mut m = Map::new();
     m.insert("changed".into(), Value::Bool(false));
     m.insert("failed".into(), Value::Bool(true));
@@ -17,7 +17,7 @@ fn failed(job: &HostJob, msg: String) -> HostOutcome {
     HostOutcome {
         host: job.host.clone(),
         status: Status::Failed,
-        ignored: false,
+        ignored: host_task::ignores_errors(shared, &job.task, &job.ctx),
         delegated_to: None,
         result: m,
         retries: Vec::new(),
@@ -34,14 +34,31 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, St
         .templar
         .render_value(spec, &job.ctx.value())
         .map_err(|e| format!("Task failed: Error while resolving loop items: {e:#}"))?;
+    if extra.dict_items {
+        let Value::Object(map) = rendered else {
+            return Err("Task failed: with_dict expects a dict".into());
+        };
+        return Ok(map
+            .into_iter()
+            .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
+            .collect());
+    }
     let list = match rendered {
         Value::Array(a) => a,
         Value::Null => Vec::new(),
-        Value::String(s) if extra.flatten_items => vec![Value::String(s)],
+        // `with_items` makes a list of anything
+        other if extra.flatten_items => vec![other],
         other => {
+            let kind = match &other {
+                Value::Object(_) => "dict",
+                Value::String(_) => "str",
+                Value::Bool(_) => "bool",
+                Value::Number(n) if n.is_f64() => "float",
+                _ => "int",
+            };
             return Err(format!(
-                "Task failed: Invalid data passed to 'loop', it requires a list, got this instead: {other}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup."
-            ))
+                "The `loop` value must resolve to a 'list', not '{kind}'."
+            ));
         }
     };
     if !extra.flatten_items {
@@ -60,7 +77,7 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, St
 pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome {
     let list = match items(&shared, &job, &extra) {
         Ok(l) => l,
-        Err(e) => return failed(&job, e),
+        Err(e) => return failed(&shared, &job, e),
     };
     let var = extra.loop_var.clone();
     let mut results = Vec::new();

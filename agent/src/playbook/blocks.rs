@@ -29,6 +29,8 @@ pub struct Extra {
     pub loop_items: Option<Value>,
     /// True for `with_items` (one level of nested lists is flattened).
     pub flatten_items: bool,
+    /// `with_dict`: the items are the dict's `{key, value}` pairs.
+    pub dict_items: bool,
     /// `loop_control.loop_var` (default `item`).
     pub loop_var: String,
     /// `loop_control.index_var`.
@@ -513,6 +515,7 @@ fn is_extra_key(k: &str) -> bool {
         "loop"
             | "loop_control"
             | "with_items"
+            | "with_dict"
             | "with_list"
             | "notify"
             | "listen"
@@ -544,6 +547,10 @@ fn parse_step(
             "with_items" => {
                 extra.loop_items = Some(val);
                 extra.flatten_items = true;
+            }
+            "with_dict" => {
+                extra.loop_items = Some(val);
+                extra.dict_items = true;
             }
             "loop_control" => {
                 let Value::Object(m) = val else {
