@@ -141,6 +141,10 @@ const VOLATILE: &[&str] = &[
     "start",
     "end",
     "delta",
+    // async: a job id and its status file, the killed process's pid
+    "ansible_job_id",
+    "results_file",
+    "child_pid",
     "invocation",
     "action",
     "warnings",
@@ -613,8 +617,8 @@ fn unsupported_features_fail_at_syntax_check() {
             "'with_fileglob' is not supported",
         ),
         (
-            "    - name: t\n      debug: msg=x\n      async: 10\n",
-            "'async' in task \"t\" is not supported",
+            "    - name: t\n      command: sleep 1\n      async: 10\n      poll: 0\n",
+            "poll: 0 (an action left running in the background) is not supported",
         ),
         (
             "    - meta: clear_facts\n",

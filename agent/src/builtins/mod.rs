@@ -82,6 +82,8 @@ pub struct ActionCtx<'a> {
     pub env: Vec<(String, String)>,
     /// How to reach the target.
     pub conn_spec: ConnSpec,
+    /// `async`: seconds after which remote commands are killed.
+    pub kill_after: Option<u64>,
     /// The run's connection pool.
     pub pool: &'a ConnectionPool,
 }
@@ -102,6 +104,13 @@ impl ActionCtx<'_> {
             full = format!("export {full}; ");
         }
         full.push_str(cmd);
+        if let Some(secs) = self.kill_after {
+            // `async`: the command and its children are killed when the time is up
+            full = format!(
+                "timeout -s KILL {secs} /bin/sh -c {}",
+                crate::transport::quote(&full)
+            );
+        }
         match &self.become_user {
             Some(u) => crate::transport::become_wrap(&full, u),
             None => full,

@@ -110,6 +110,28 @@ fn timed_out(secs: u64) -> ResultMap {
     m
 }
 
+/// Adds what Ansible's async wrapper reports; `timed_out`: the result is the wrapper's
+/// "Timeout exceeded" failure.
+fn with_async_fields(mut result: ResultMap, timed_out: bool) -> ResultMap {
+    if timed_out {
+        result = failed("Timeout exceeded".into());
+        result.insert("exception".into(), "(traceback unavailable)".into());
+        for (k, v) in [("stdout", ""), ("stderr", "")] {
+            result.insert(k.into(), v.into());
+            result.insert(format!("{k}_lines"), Value::Array(Vec::new()));
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let job_id = format!("j{}.{}", nanos % 1_000_000_000_000, std::process::id());
+    result.insert("ansible_job_id".into(), job_id.into());
+    result.insert("started".into(), Value::Bool(true));
+    result.insert("finished".into(), Value::Bool(true));
+    result
+}
+
 /// Runs the job to completion; never panics on bad input, errors become failed results.
 ///
 /// `forks` bounds how many hosts run the action at once. The slot is taken only after the
@@ -317,6 +339,20 @@ async fn run_task(
     let timeout = number(&task.timeout, &shared, &job.ctx)
         .filter(|t| *t >= 1.0)
         .map(|t| t as u64);
+    let async_secs = number(&task.async_secs, &shared, &job.ctx)
+        .filter(|t| *t >= 1.0)
+        .map(|t| t as u64);
+    if async_secs.is_some() && number(&task.poll, &shared, &job.ctx) == Some(0.0) {
+        return outcome(
+            &job,
+            Status::Failed,
+            failed(
+                "poll: 0 (an action left running in the background) is not supported by etcd-agent"
+                    .into(),
+            ),
+            delegated_to,
+        );
+    }
     let uses_target = match &action {
         Action::Binary(_) => true,
         Action::Builtin(name) => builtins::uses_target(name),
@@ -348,12 +384,30 @@ async fn run_task(
             become_user: become_user.clone(),
             env: env.clone(),
             conn_spec: conn_spec.clone(),
+            kill_after: async_secs,
             pool: &shared.pool,
         };
         let act = async {
             match &action {
                 Action::Builtin(_) => builtins::run_builtin(&actx).await,
                 Action::Binary(m) => builtins::run_binary(&actx, m).await,
+            }
+        };
+        let started = std::time::Instant::now();
+        // `async` is a limit like `timeout`, but the command is killed (ActionCtx::wrap) and
+        // the task fails as Ansible's async wrapper makes it fail
+        let act = async {
+            match async_secs {
+                Some(secs) => {
+                    let backstop = Duration::from_secs(secs + 10);
+                    match tokio::time::timeout(backstop, act).await {
+                        Ok(ran) if started.elapsed() < Duration::from_secs(secs) => {
+                            ran.map(|r| with_async_fields(r, false))
+                        }
+                        _ => Ok(with_async_fields(Map::new(), true)),
+                    }
+                }
+                None => act.await,
             }
         };
         let ran = match timeout {

@@ -77,6 +77,10 @@ pub struct Task {
     pub timeout: Option<Value>,
     /// `delegate_facts`: facts the action returns go to the delegated host.
     pub delegate_facts: bool,
+    /// `async`: seconds the action may run (with `poll` above 0: the task waits for it).
+    pub async_secs: Option<Value>,
+    /// `poll`: 0 would leave the action running in the background, which is not supported.
+    pub poll: Option<Value>,
     /// The role the task belongs to.
     pub role: Option<Arc<super::roles::Role>>,
     /// For `include_role` with `public: true`: the role whose defaults and vars become the
@@ -117,6 +121,8 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "timeout",
     "delegate_facts",
     "collections",
+    "async",
+    "poll",
 ];
 
 /// Ansible task keywords that are recognised but not supported yet: an error, never ignored.
@@ -127,8 +133,6 @@ pub const UNSUPPORTED_KEYWORDS: &[&str] = &[
     "block",
     "rescue",
     "always",
-    "async",
-    "poll",
     "throttle",
     "module_defaults",
     "debugger",
@@ -188,6 +192,8 @@ impl Task {
             connection: None,
             timeout: None,
             delegate_facts: false,
+            async_secs: None,
+            poll: None,
             role: None,
             exposes: None,
             origin,
@@ -399,6 +405,15 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
             "connection" => task.connection = Some(connection_keyword(&v).map_err(err)?),
             "timeout" => task.timeout = Some(v),
             "delegate_facts" => task.delegate_facts = truthy(&v),
+            "async" => task.async_secs = Some(v),
+            "poll" => {
+                if v.as_i64() == Some(0) {
+                    return Err(err(
+                        "poll: 0 (an action left running in the background) is not supported by etcd-agent; use poll above 0".into(),
+                    ));
+                }
+                task.poll = Some(v)
+            }
             "vars" => match v {
                 Value::Object(m) => task.vars = m,
                 Value::Null => {}
