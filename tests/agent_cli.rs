@@ -434,9 +434,9 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
         ),
         (
             "unsupported.yml",
-            "- hosts: g\n  tasks:\n    - name: t\n      debug: msg=1\n      async: 10\n",
+            "- hosts: g\n  tasks:\n    - name: t\n      debug: msg=1\n      module_defaults: {}\n",
             4,
-            "keyword 'async' in task \"t\" is not supported",
+            "keyword 'module_defaults' in task \"t\" is not supported",
         ),
         (
             "badplay.yml",
