@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod modules;
 pub mod output;
 pub mod playbook;
+pub mod sequence;
 pub mod template;
 pub mod transport;
 pub mod undefined;

@@ -34,6 +34,20 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, St
         .templar
         .render_value(spec, &job.ctx.value())
         .map_err(|e| format!("Task failed: Error while resolving loop items: {e:#}"))?;
+    if extra.sequence_items {
+        let terms = match rendered {
+            Value::Array(terms) => terms,
+            one => vec![one],
+        };
+        let mut out = Vec::new();
+        for term in &terms {
+            let text = crate::playbook::scalar_string(term);
+            let numbers = crate::sequence::items(&text)
+                .map_err(|e| format!("The lookup plugin 'sequence' failed: {e}"))?;
+            out.extend(numbers.into_iter().map(Value::String));
+        }
+        return Ok(out);
+    }
     if extra.dict_items {
         let Value::Object(map) = rendered else {
             return Err("Task failed: with_dict expects a dict".into());

@@ -31,6 +31,8 @@ pub struct Extra {
     pub flatten_items: bool,
     /// `with_dict`: the items are the dict's `{key, value}` pairs.
     pub dict_items: bool,
+    /// `with_sequence`: the items are the numbers the text describes ([`crate::sequence`]).
+    pub sequence_items: bool,
     /// `loop_control.loop_var` (default `item`).
     pub loop_var: String,
     /// `loop_control.index_var`.
@@ -516,6 +518,7 @@ fn is_extra_key(k: &str) -> bool {
             | "loop_control"
             | "with_items"
             | "with_dict"
+            | "with_sequence"
             | "with_list"
             | "notify"
             | "listen"
@@ -551,6 +554,10 @@ fn parse_step(
             "with_dict" => {
                 extra.loop_items = Some(val);
                 extra.dict_items = true;
+            }
+            "with_sequence" => {
+                extra.loop_items = Some(val);
+                extra.sequence_items = true;
             }
             "loop_control" => {
                 let Value::Object(m) = val else {
