@@ -393,21 +393,20 @@ async fn run_task(
                 Action::Binary(m) => builtins::run_binary(&actx, m).await,
             }
         };
-        let started = std::time::Instant::now();
-        // `async` is a limit like `timeout`, but the command is killed (ActionCtx::wrap) and
-        // the task fails as Ansible's async wrapper makes it fail
+        // `async` is a limit like `timeout`, but the command is killed on the target
+        // (ActionCtx::wrap: `timeout -s KILL`, exit 137) and the task fails as Ansible's async
+        // wrapper makes it fail
         let act = async {
-            match async_secs {
-                Some(secs) => {
-                    let backstop = Duration::from_secs(secs + 10);
-                    match tokio::time::timeout(backstop, act).await {
-                        Ok(ran) if started.elapsed() < Duration::from_secs(secs) => {
-                            ran.map(|r| with_async_fields(r, false))
-                        }
-                        _ => Ok(with_async_fields(Map::new(), true)),
-                    }
+            let Some(secs) = async_secs else {
+                return act.await;
+            };
+            let backstop = Duration::from_secs(secs + 10);
+            match tokio::time::timeout(backstop, act).await {
+                Ok(Ok(r)) if r.get("rc").and_then(Value::as_i64) == Some(137) => {
+                    Ok(with_async_fields(Map::new(), true))
                 }
-                None => act.await,
+                Ok(ran) => ran.map(|r| with_async_fields(r, false)),
+                Err(_) => Ok(with_async_fields(Map::new(), true)),
             }
         };
         let ran = match timeout {

@@ -381,14 +381,17 @@ fn load_tasks_file(
         )));
     }
     let path = std::fs::canonicalize(&path).unwrap_or(path);
-    let docs = crate::yaml::load_file(&path)?;
+    let nodes = task_nodes(&path)?;
+    Ok((Arc::new(path), nodes))
+}
+
+/// A tasks file's list of tasks (an import's, a role's `tasks/` or `handlers/` file).
+pub(super) fn task_nodes(path: &Path) -> Result<Vec<Node>> {
     let mut nodes = Vec::new();
-    for doc in docs {
-        if doc.is_null() {
-            continue;
-        }
+    for doc in crate::yaml::load_file(path)? {
         match doc.kind {
             NodeKind::Seq(items) => nodes.extend(items),
+            _ if doc.is_null() => {}
             _ => {
                 return Err(syntax(format!(
                     "{}:{}: a tasks file must be a list of tasks",
@@ -398,7 +401,7 @@ fn load_tasks_file(
             }
         }
     }
-    Ok((Arc::new(path), nodes))
+    Ok(nodes)
 }
 
 fn parse_import(

@@ -7,10 +7,11 @@
 //! (`ANSIBLE_ROLES_PATH`, `ansible.cfg`), then `<name>` beside the playbook, or a path.
 
 use super::blocks::{
-    at, handler_items, include_item, list_of, parse_items, tag_list, Inherit, Item, INHERITED,
+    at, handler_items, include_item, list_of, parse_items, tag_list, task_nodes, Inherit, Item,
+    INHERITED,
 };
 use crate::error::syntax;
-use crate::yaml::{Node, NodeKind};
+use crate::yaml::Node;
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -139,25 +140,6 @@ fn vars_file(role: &Path, sub: &str) -> Result<Map<String, Value>> {
         Value::Null => Ok(Map::new()),
         _ => Err(syntax(format!("{}: must be a mapping", path.display()))),
     }
-}
-
-/// A tasks file's list of tasks.
-pub fn task_nodes(path: &Path) -> Result<Vec<Node>> {
-    let mut nodes = Vec::new();
-    for doc in crate::yaml::load_file(path)? {
-        match doc.kind {
-            NodeKind::Seq(items) => nodes.extend(items),
-            _ if doc.is_null() => {}
-            _ => {
-                return Err(syntax(format!(
-                    "{}:{}: a tasks file must be a list of tasks",
-                    path.display(),
-                    doc.line
-                )))
-            }
-        }
-    }
-    Ok(nodes)
 }
 
 /// The roles of a play as its parse meets them (`roles:`, then `import_role` tasks): their
