@@ -52,8 +52,10 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
     } else {
         format!("! ( {check} ) >/dev/null 2>&1")
     };
+    // The deadline is a background `sleep`: `date +%s` counts whole seconds, so a deadline
+    // from it could come up to a second early.
     let script = format!(
-        "sleep {delay}; end=$(( $(date +%s) + {timeout} )); while :; do if {cond}; then exit 0; fi; if [ $(date +%s) -ge $end ]; then exit 1; fi; sleep {sleep}; done"
+        "sleep {delay}; sleep {timeout} & t=$!; while :; do if {cond}; then kill $t 2>/dev/null; exit 0; fi; if ! kill -0 $t 2>/dev/null; then exit 1; fi; sleep {sleep}; done"
     );
     let conn = ctx.connection().await?;
     let start = std::time::Instant::now();
