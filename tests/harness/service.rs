@@ -942,7 +942,7 @@ impl ServiceCluster {
             format!("etcd_data_dir=\"{d}/data/{{{{ etcd_member_name }}}}.etcd\""),
             format!("etcd_backup_dir={d}/backups"),
             format!("etcd_backup_remote_dir=\"{d}/remote-backups/{{{{ etcd_member_name }}}}\""),
-            format!("etcd_restore_tmp_dir=\"{d}/restore/{{{{ etcd_member_name }}}}\""),
+            format!("etcd_restore_remote_dir=\"{d}/restore/{{{{ etcd_member_name }}}}\""),
             format!("etcd_helpers_dir=\"{d}/bin/{{{{ etcd_member_name }}}}\""),
             format!("etcd_cluster_token={}", self.token),
             "etcd_health_wait_timeout=120".into(),
