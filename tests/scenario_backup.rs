@@ -1,4 +1,6 @@
-//! Backup under quorum loss: a 3-member cluster loses two members; no
+//! Backup under quorum loss: a 3-member cluster loses one member (the
+//! backup comes from the first healthy one, without warning), then a
+//! second; no
 //! member is healthy any more, but the survivor still answers, and
 //! etcd_backup.yml takes its snapshot from it (saying the snapshot may lag
 //! the last committed writes), under both engines. The fetched snapshot is
@@ -21,8 +23,29 @@ fn backup_without_quorum(engine: Engine) {
     cluster.put_many("/before/", KEYS);
     cluster.put("/before/last", "written before the loss");
 
-    // Quorum lost: the first two members in inventory order stop.
+    let backup = repo_root().join("playbooks/db-operations/etcd_backup.yml");
+    let m1 = cluster.member(1).name.clone();
+    let m2 = cluster.member(2).name.clone();
+
+    // One member down, quorum kept: the first healthy member is the
+    // source, and no warning.
     cluster.stop_member(0);
+    let out = engine.playbook(&ansible, &hosts, &backup, &[]);
+    out.assert_success();
+    let snap = out.result_ok("Take a snapshot", &m1);
+    assert_eq!(snap["failed"], false, "{snap}");
+    assert!(
+        out.result("Take a snapshot", &m2).is_none(),
+        "one source only"
+    );
+    let warning = out.result_ok(
+        "Warn that the snapshot may lag the last committed writes",
+        &m1,
+    );
+    assert_eq!(warning["skipped"], true, "{warning}");
+    assert_eq!(cluster.backups().len(), 1);
+
+    // Quorum lost: a second member stops.
     cluster.stop_member(1);
     wait_until("m2 to lose quorum", DEFAULT_TIMEOUT, || {
         (!cluster.healthy(&[2])).then_some(())
@@ -33,10 +56,8 @@ fn backup_without_quorum(engine: Engine) {
         "the survivor must still answer its status"
     );
 
-    let backup = repo_root().join("playbooks/db-operations/etcd_backup.yml");
     let out = engine.playbook(&ansible, &hosts, &backup, &[]);
     out.assert_success();
-    let m2 = cluster.member(2).name.clone();
     let warning = out.result_ok(
         "Warn that the snapshot may lag the last committed writes",
         &m2,
@@ -49,8 +70,9 @@ fn backup_without_quorum(engine: Engine) {
     );
 
     let backups = cluster.backups();
-    assert_eq!(backups.len(), 1, "{backups:?}");
-    let status = cluster.etcdctl().snapshot_status(&backups[0]);
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    let newest = backups.last().unwrap();
+    let status = cluster.etcdctl().snapshot_status(newest);
     assert!(
         status["totalKey"].as_u64().unwrap() > KEYS as u64,
         "{status}"
@@ -60,7 +82,7 @@ fn backup_without_quorum(engine: Engine) {
     // one-member cluster and read them back.
     let keep = tempfile::tempdir().unwrap();
     let snapshot = keep.path().join("backup.db");
-    std::fs::copy(&backups[0], &snapshot).unwrap();
+    std::fs::copy(newest, &snapshot).unwrap();
     drop(cluster);
     let mut reader = Cluster::start(ClusterOptions {
         members: 1,
