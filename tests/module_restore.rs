@@ -129,6 +129,13 @@ fn assert_all_keys(cluster: &Cluster, n: usize) {
     }
 }
 
+/// The marker beside a restored data dir.
+fn marker_of(data_dir: &Path) -> PathBuf {
+    let mut name = data_dir.as_os_str().to_os_string();
+    name.push(".etcd-restore.json");
+    PathBuf::from(name)
+}
+
 fn restore_args(snapshot: &Path, data_dir: &Path, cluster: &Cluster, i: usize) -> Value {
     json!({
         "snapshot": snapshot,
@@ -196,10 +203,11 @@ fn ten_thousand_keys_survive_snapshot_and_restore_into_a_new_cluster() {
         assert_eq!(r["backup_dir"], Value::Null);
         assert_eq!(r["revision"], st["revision"]);
         assert!(dir.join("member/snap/db").is_file());
-        assert!(dir.join(".etcd-restore.json").is_file());
+        assert!(marker_of(dir).is_file());
+        assert!(!dir.join(".etcd-restore.json").exists(), "no marker inside");
         assert_eq!(
             listing(dir.parent().unwrap()),
-            vec!["data".to_string()],
+            vec!["data".to_string(), "data.etcd-restore.json".to_string()],
             "no temp dir left"
         );
     }
@@ -355,9 +363,12 @@ fn restore_is_idempotent_moves_old_data_aside_and_supports_check_and_diff() {
     let first = ok(module("etcd_restore", as_string.clone()));
     assert_eq!(first["changed"], true);
     let marker: Value =
-        serde_json::from_slice(&std::fs::read(data_dir.join(".etcd-restore.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(marker_of(&data_dir)).unwrap()).unwrap();
     assert_eq!(marker["snapshot_sha256"], first["snapshot_sha256"]);
+    assert_eq!(
+        first["marker_file"],
+        marker_of(&data_dir).display().to_string()
+    );
     assert_eq!(marker["initial_cluster_token"], "t1");
 
     // Same inputs (the mapping form is the same cluster): unchanged, even
@@ -373,12 +384,13 @@ fn restore_is_idempotent_moves_old_data_aside_and_supports_check_and_diff() {
         },
     );
     cluster.wait_member_healthy(0, harness::DEFAULT_TIMEOUT);
-    assert_eq!(cluster.key_count("k/"), 300, "etcd accepts the marker file");
+    assert_eq!(cluster.key_count("k/"), 300);
     let log = std::fs::read_to_string(cluster.member(0).log()).unwrap();
     assert!(
-        log.contains(".etcd-restore.json"),
-        "etcd 3.4 warns about (and ignores) the marker"
+        !log.contains("invalid file/dir") && !log.contains(".etcd-restore.json"),
+        "etcd found something of ours in the restored data dir:\n{log}"
     );
+    assert_eq!(listing(&data_dir), vec!["member".to_string()]);
     cluster.put("k/written-after-restore", "1");
     let again = ok(module("etcd_restore", as_mapping.clone()));
     assert_eq!(again["changed"], false, "{again}");
@@ -387,7 +399,7 @@ fn restore_is_idempotent_moves_old_data_aside_and_supports_check_and_diff() {
     // (etcd writes its WAL meanwhile, so compare the listing and the marker.)
     let mut t2 = as_string.clone();
     t2["initial_cluster_token"] = json!("t2");
-    let marker_before = std::fs::read(data_dir.join(".etcd-restore.json")).unwrap();
+    let marker_before = std::fs::read(marker_of(&data_dir)).unwrap();
     let (parent_before, data_before) = (listing(&parent), listing(&data_dir));
     let r = module("etcd_restore", t2.clone());
     assert_eq!(r["failed"], true);
@@ -401,10 +413,7 @@ fn restore_is_idempotent_moves_old_data_aside_and_supports_check_and_diff() {
     cluster.stop(0);
     assert_eq!(listing(&parent), parent_before);
     assert_eq!(listing(&data_dir), data_before);
-    assert_eq!(
-        std::fs::read(data_dir.join(".etcd-restore.json")).unwrap(),
-        marker_before
-    );
+    assert_eq!(std::fs::read(marker_of(&data_dir)).unwrap(), marker_before);
 
     // Check mode with diff: before/after markers, nothing moved.
     let before = tree(&parent);
@@ -440,12 +449,15 @@ fn restore_is_idempotent_moves_old_data_aside_and_supports_check_and_diff() {
         "backup holds the previous data dir"
     );
     let marker: Value =
-        serde_json::from_slice(&std::fs::read(data_dir.join(".etcd-restore.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(marker_of(&data_dir)).unwrap()).unwrap();
     assert_eq!(marker["initial_cluster_token"], "t2");
     let mut names = listing(&parent);
     names.sort();
-    assert_eq!(names.len(), 2, "data + one backup, no temp dirs: {names:?}");
+    assert_eq!(
+        names.len(),
+        3,
+        "data + its marker + one backup, no temp dirs: {names:?}"
+    );
 
     // The restored dir starts and has the snapshot's data (not the later write).
     cluster.start_member_with(
@@ -590,6 +602,331 @@ fn etcdutl_is_used_when_given() {
     assert_eq!(r["removed_temp_dirs"], json!([stale.display().to_string()]));
     assert_eq!(
         listing(&tmp.path().join("d")),
-        vec!["data".to_string(), "data.restore-tmp-mine".to_string()]
+        vec![
+            "data".to_string(),
+            "data.etcd-restore.json".to_string(),
+            "data.restore-tmp-mine".to_string()
+        ]
     );
+}
+
+/// Check mode runs the real run's validation: whatever the real run
+/// refuses, check mode refuses with the same message, and neither touches
+/// anything.
+#[test]
+fn check_mode_refuses_what_the_real_run_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snapshot, cluster) = small_snapshot(tmp.path());
+    // A directory that is not an etcd data dir (a home directory, say).
+    let foreign = tmp.path().join("home");
+    std::fs::create_dir_all(foreign.join("docs")).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
+    let a_file = tmp.path().join("a-file");
+    std::fs::write(&a_file, "not a directory").unwrap();
+    let fresh = tmp.path().join("fresh/data");
+    let with = |data_dir: &Path, extra: Value| {
+        let mut args = restore_args(&snapshot, data_dir, &cluster, 0);
+        for (k, v) in extra.as_object().unwrap() {
+            args[k] = v.clone();
+        }
+        args
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "the root directory",
+            with(Path::new("/"), json!({})),
+            "root directory",
+        ),
+        (
+            "a path ending in ..",
+            with(&tmp.path().join("fresh/.."), json!({})),
+            "must end in a directory name",
+        ),
+        (
+            "a directory that is not etcd's",
+            with(&foreign, json!({})),
+            "not an etcd data directory",
+        ),
+        (
+            "a file in place of the data dir",
+            with(&a_file, json!({})),
+            "is not a directory",
+        ),
+        (
+            "a file in place of the parent",
+            with(&a_file.join("data"), json!({})),
+            "is not a directory",
+        ),
+        (
+            "a restore tool that does not exist",
+            with(&fresh, json!({ "etcdctl_path": "/nonexistent/etcdctl" })),
+            "not an executable file",
+        ),
+    ];
+    let before = tree(tmp.path());
+    for (what, args, why) in cases {
+        let mut messages = Vec::new();
+        for check in [true, false] {
+            let mut args = args.clone();
+            args["_ansible_check_mode"] = json!(check);
+            let r = module("etcd_restore", args);
+            assert_eq!(r["failed"], true, "{what}, check mode {check}: {r}");
+            assert_eq!(r["changed"], false, "{what}: {r}");
+            let msg = r["msg"].as_str().unwrap().to_string();
+            assert!(
+                msg.contains(why) && msg.contains("nothing was changed"),
+                "{what}, check mode {check}: {msg}"
+            );
+            messages.push(msg);
+        }
+        assert_eq!(
+            messages[0], messages[1],
+            "{what}: same refusal in both modes"
+        );
+        assert_eq!(tree(tmp.path()), before, "{what}: nothing may change");
+    }
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+}
+
+/// Children of `pid` (all its threads).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// Makes this test process a child subreaper while alive, so that a
+/// process orphaned by a killed module is re-parented here (PID 1 on the
+/// test machines never reaps) and can be waited for; the process it
+/// tracks is killed and reaped on drop if still there.
+struct Adopter {
+    orphan: Option<i32>,
+}
+
+impl Adopter {
+    fn new() -> Adopter {
+        // SAFETY: prctl with integer arguments.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
+        Adopter { orphan: None }
+    }
+
+    /// Waits up to `timeout` for the adopted `pid` to end; its wait status.
+    fn wait_gone(&mut self, pid: i32, timeout: Duration) -> Option<i32> {
+        self.orphan = Some(pid);
+        let status = harness::poll_until(timeout, || {
+            let mut status = 0;
+            // SAFETY: waitpid on a pid re-parented to this process.
+            let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            (rc == pid).then_some(status)
+        });
+        if status.is_some() {
+            self.orphan = None;
+        }
+        status
+    }
+}
+
+impl Drop for Adopter {
+    fn drop(&mut self) {
+        if let Some(pid) = self.orphan.take() {
+            // SAFETY: kill + blocking waitpid of the process we adopted.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0);
+            }
+        }
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
+    }
+}
+
+/// A module killed (SIGKILL, as by an async timeout or an operator) in the
+/// middle of restoring a large snapshot takes its etcdctl with it: no tool
+/// goes on writing into the temporary directory; the next run cleans the
+/// leftovers up and restores.
+#[test]
+fn a_killed_restore_takes_its_restore_tool_with_it() {
+    let mut cluster = Cluster::start(ClusterOptions {
+        members: 1,
+        ..ClusterOptions::default()
+    });
+    let value = "v".repeat(1 << 20);
+    for i in 0..32 {
+        let out = cluster.etcdctl_at(
+            &cluster.endpoints(),
+            &["put", &format!("big/{i:03}")],
+            Some(&value),
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let snapshot = tmp.path().join("big.db");
+    cluster.etcdctl_ok(&["snapshot", "save", snapshot.to_str().unwrap()]);
+    assert!(std::fs::metadata(&snapshot).unwrap().len() > 32 << 20);
+    cluster.stop(0);
+    let data_dir = tmp.path().join("etcd/data");
+    let args = restore_args(&snapshot, &data_dir, &cluster, 0);
+    let mut full = args.clone();
+    full["_ansible_check_mode"] = json!(false);
+    full["_ansible_module_name"] = json!("etcd_restore");
+    let args_file = tmp.path().join("args.json");
+    std::fs::write(&args_file, serde_json::to_vec(&full).unwrap()).unwrap();
+
+    let mut adopter = Adopter::new();
+    let mut module_process =
+        harness::process::guarded_command(harness::module_binary("etcd_restore"))
+            .arg(&args_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    let module_pid = module_process.id();
+    let tool = harness::poll_until(Duration::from_secs(120), || {
+        children_of(module_pid).into_iter().find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("restore"))
+        })
+    });
+    let Some(tool) = tool else {
+        harness::process::kill_and_reap(&mut module_process);
+        panic!("the module never started its restore tool");
+    };
+    let tool = tool as i32;
+    // Hold the tool mid-restore (a stopped process still dies of SIGKILL),
+    // so the kill lands while it works, however fast the machine.
+    // SAFETY: signals to the module's own child, not yet reaped.
+    unsafe { libc::kill(tool, libc::SIGSTOP) };
+    adopter.orphan = Some(tool);
+    harness::process::send_signal(module_pid, libc::SIGKILL);
+    module_process.wait().unwrap();
+
+    let status = adopter.wait_gone(tool, Duration::from_secs(30));
+    let status = status.expect("the restore tool outlived the killed module");
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "the tool ended with wait status {status}, not by SIGKILL"
+    );
+    drop(adopter);
+    assert!(
+        !data_dir.exists(),
+        "a killed restore must not create the data dir"
+    );
+
+    // The next run removes the dead run's temp dir and restores.
+    let r = ok(module("etcd_restore", args));
+    assert_eq!(r["changed"], true);
+    assert_eq!(
+        r["removed_temp_dirs"].as_array().map(Vec::len),
+        Some(1),
+        "{r}"
+    );
+    assert_eq!(
+        listing(data_dir.parent().unwrap()),
+        vec!["data".to_string(), "data.etcd-restore.json".to_string()]
+    );
+}
+
+/// A restore tool that fails shows its meaningful lines: the fatal/panic
+/// line first, not the stack trace after it.
+#[test]
+fn a_failing_restore_tool_shows_its_error_line_not_its_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (good, cluster) = small_snapshot(tmp.path());
+    // A bare database (no trailer) with one undecodable value: the
+    // module's own checks pass (they read the tree, not the values);
+    // etcdctl's restore fails while decoding it.
+    let bytes = std::fs::read(&good).unwrap();
+    let mut bare = bytes[..bytes.len() - 32].to_vec();
+    let needle = b"\x0a\x0ak/00000150";
+    let at = bare
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the key's record in the database");
+    bare[at] = 0x0f; // field 1 with wire type 7: not protobuf
+    let corrupt = tmp.path().join("corrupt.db");
+    std::fs::write(&corrupt, &bare).unwrap();
+    let data_dir = tmp.path().join("etcd/data");
+    let mut args = restore_args(&corrupt, &data_dir, &cluster, 0);
+    args["skip_hash_check"] = json!(true);
+    let before = tree(tmp.path());
+    let r = module("etcd_restore", args);
+    assert_eq!(r["failed"], true, "{r}");
+    let msg = r["msg"].as_str().unwrap();
+    assert!(msg.contains("nothing was changed"), "{msg}");
+    let detail = msg.split_once("nothing was changed: ").map(|(_, d)| d);
+    let first = detail.and_then(|d| d.lines().next()).unwrap_or("");
+    assert!(
+        first.contains("fatal") && first.contains("failed to unmarshal"),
+        "the tool's fatal line must come first: {msg}"
+    );
+    assert!(
+        !msg.contains("goroutine") && !msg.contains("kvstore.go") && !msg.contains("stacktrace"),
+        "no stack trace in the message: {msg}"
+    );
+    assert_eq!(r["stderr_lines"][0].as_str(), Some(first), "{r}");
+    assert_eq!(tree(tmp.path()), before, "nothing may change");
+}
+
+/// A data dir restored by an earlier version (marker inside it, where etcd
+/// complains about it) is still recognised as restored, and its marker is
+/// moved out; check mode says so and moves nothing.
+#[test]
+fn an_old_marker_inside_the_data_dir_is_recognised_and_moved_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snapshot, cluster) = small_snapshot(tmp.path());
+    let data_dir = tmp.path().join("etcd/data");
+    let args = restore_args(&snapshot, &data_dir, &cluster, 0);
+    ok(module("etcd_restore", args.clone()));
+    // What an earlier version left: the marker inside, none beside.
+    let mut old: Value =
+        serde_json::from_slice(&std::fs::read(marker_of(&data_dir)).unwrap()).unwrap();
+    old.as_object_mut().unwrap().remove("data_dir_id");
+    std::fs::remove_file(marker_of(&data_dir)).unwrap();
+    let inside = data_dir.join(".etcd-restore.json");
+    std::fs::write(&inside, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+
+    let before = tree(tmp.path());
+    let mut check = args.clone();
+    check["_ansible_check_mode"] = json!(true);
+    let r = ok(module("etcd_restore", check));
+    assert_eq!(r["changed"], false, "{r}");
+    assert_eq!(r["marker_migrated"], true, "{r}");
+    assert_eq!(tree(tmp.path()), before, "check mode moves nothing");
+
+    let r = ok(module("etcd_restore", args.clone()));
+    assert_eq!(r["changed"], false, "already restored: {r}");
+    assert_eq!(r["marker_migrated"], true, "{r}");
+    assert!(!inside.exists(), "the old marker left the data dir");
+    let beside: Value =
+        serde_json::from_slice(&std::fs::read(marker_of(&data_dir)).unwrap()).unwrap();
+    assert_eq!(beside["snapshot_sha256"], old["snapshot_sha256"]);
+    assert_eq!(listing(&data_dir), vec!["member".to_string()]);
+
+    let r = ok(module("etcd_restore", args.clone()));
+    assert_eq!(r["changed"], false);
+    assert_eq!(r["marker_migrated"], false);
+
+    // A marker beside a directory it does not describe (the data dir was
+    // replaced by hand) does not make a restore look done.
+    let by_hand = tmp.path().join("etcd/data.by-hand");
+    std::fs::rename(&data_dir, &by_hand).unwrap();
+    std::fs::create_dir_all(data_dir.join("member")).unwrap();
+    let r = ok(module("etcd_restore", args));
+    assert_eq!(r["changed"], true, "{r}");
+    assert!(data_dir.join("member/snap/db").is_file());
 }

@@ -6,10 +6,17 @@
 //! snapshot's sha256 trailer is checked first; the restore tool then writes
 //! into a fresh temporary directory beside `data_dir`; only a complete
 //! restore is moved into place, an existing `data_dir` being renamed to
-//! `<data_dir>.bak-<UTC timestamp>` first. A marker file
-//! (`<data_dir>/.etcd-restore.json`, beside `member/`; etcd 3.4 only warns
-//! about unknown entries in a data dir) records what the directory was
-//! restored from, which makes a second run with the same inputs a no-op.
+//! `<data_dir>.bak-<UTC timestamp>` first. A marker file beside the data
+//! dir (`<data_dir>.etcd-restore.json`, not inside it: etcd logs "found
+//! invalid file/dir" for every unknown entry of its data dir at each start)
+//! records what the directory was restored from and which directory
+//! (device and inode) it describes, which makes a second run with the same
+//! inputs a no-op. Markers that earlier versions wrote inside the data dir
+//! are still recognised, and moved out.
+//!
+//! Check mode and the real run share one validation ([`plan`]): check mode
+//! refuses exactly what the real run would refuse. The restore tool runs
+//! with `PR_SET_PDEATHSIG`, so a killed module leaves no tool writing.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -26,8 +33,12 @@ use crate::snapshot_file::{
     id_text, inspect, lock_file, resolve_group, resolve_user, sync_dir, utc_stamp, SnapshotInfo,
 };
 
-/// The marker file inside a restored data dir.
-pub const MARKER: &str = ".etcd-restore.json";
+/// Suffix of the marker file beside a restored data dir: `<data_dir>.etcd-restore.json`.
+pub const MARKER_SUFFIX: &str = ".etcd-restore.json";
+/// Where earlier versions put the marker: inside the data dir.
+pub const LEGACY_MARKER: &str = ".etcd-restore.json";
+/// Marker key naming the data dir it describes (`<device>:<inode>`).
+const MARKER_DIR_ID: &str = "data_dir_id";
 /// Lock file inside a temporary restore directory, held while it is in use.
 const TEMP_LOCK: &str = ".etcd-restore.lock";
 /// etcd's default `--initial-cluster-token`.
@@ -79,7 +90,9 @@ impl Module for Restore {
         "Restores O(snapshot) into O(data_dir) for a new cluster, as in the quorum-loss recovery runbooks: runs C(etcdutl snapshot restore) when etcdutl is available (O(etcdutl_path) or on PATH), otherwise etcd 3.4's C(etcdctl snapshot restore) with ETCDCTL_API=3. Run it on every member with the same snapshot, O(initial_cluster) and O(initial_cluster_token), then start etcd on the restored directories.",
         "Checks the snapshot's sha256 trailer before touching anything: a truncated or corrupt file fails with a clear message and changes nothing (O(skip_hash_check) accepts a bare C(member/snap/db) copy).",
         "Never deletes data: the tool writes into a new directory beside O(data_dir), an existing O(data_dir) is renamed to C(<data_dir>.bak-<UTC timestamp>) (returned as C(backup_dir)), then the new directory is renamed into place. Refuses while an etcd process holds the existing database open.",
-        "Idempotent: the restored directory records its origin in C(<data_dir>/.etcd-restore.json) (snapshot sha256, name, initial cluster, token, peer URLs); a data dir already restored with the same values is left alone, even after etcd has run on it.",
+        "Idempotent: the restore is recorded beside the data directory in C(<data_dir>.etcd-restore.json) (snapshot sha256, name, initial cluster, token, peer URLs, and the directory's device and inode), not inside it, where etcd would log C(found invalid file/dir) at every start; a data dir already restored with the same values is left alone, even after etcd has run on it. A marker left inside the data dir by earlier versions is recognised and moved out.",
+        "Refuses, in check mode as in a real run and before changing anything, a O(data_dir) that names no replaceable directory (C(/), C(.), C(..)), an existing O(data_dir) that is not a directory or holds anything etcd does not keep there (only C(member/) is expected), a parent it cannot write in, and a restore tool that is not an executable file.",
+        "The restore tool is killed with the module (a killed module leaves no tool writing into its temporary directory). When the tool fails, the message shows its panic and error lines first, not its goroutine stack.",
         "Does not contact etcd.",
     ];
     const USES_CONNECTION: bool = false;
@@ -209,9 +222,27 @@ impl Module for Restore {
         },
         ReturnDoc {
             name: "marker",
-            description: "Contents of <data_dir>/.etcd-restore.json after the run.",
+            description: "Contents of the marker <data_dir>.etcd-restore.json after the run (before it, in check mode).",
             returned: "success",
             ty: "dict",
+        },
+        ReturnDoc {
+            name: "marker_file",
+            description: "Path of the marker file, <data_dir>.etcd-restore.json.",
+            returned: "success",
+            ty: "str",
+        },
+        ReturnDoc {
+            name: "marker_migrated",
+            description: "Whether a marker left inside the data dir by an earlier version was moved out (would be, in check mode).",
+            returned: "when the data dir was already restored",
+            ty: "bool",
+        },
+        ReturnDoc {
+            name: "stderr_lines",
+            description: "The restore tool's meaningful stderr lines (panic and error lines first, no goroutine stack).",
+            returned: "when the restore tool failed",
+            ty: "list",
         },
     ];
     type Args = RestoreArgs;
@@ -384,10 +415,41 @@ fn tool_argv(
     argv
 }
 
-/// The marker of an existing data dir, if it has a readable one.
-fn read_marker(data_dir: &Path) -> Option<Value> {
-    let text = std::fs::read(data_dir.join(MARKER)).ok()?;
+/// A JSON file, if it exists and parses.
+fn read_json(path: &Path) -> Option<Value> {
+    let text = std::fs::read(path).ok()?;
     serde_json::from_slice(&text).ok()
+}
+
+/// Where the marker of `data_dir` lives: beside it, in its parent.
+pub fn marker_path(data_dir: &Path) -> PathBuf {
+    let name = data_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_of(data_dir).join(format!("{name}{MARKER_SUFFIX}"))
+}
+
+/// Device and inode of a directory: ties a marker beside it to this very
+/// directory (a data dir replaced by hand does not inherit the marker).
+fn dir_identity(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    meta.is_dir()
+        .then(|| format!("{}:{}", meta.dev(), meta.ino()))
+}
+
+/// The marker that describes `data_dir` as it is now: the one beside it
+/// when it names this directory, else an old one inside it (written by
+/// earlier versions). The flag tells whether it is the old, inside one.
+fn current_marker(data_dir: &Path) -> Option<(Value, bool)> {
+    if let Some(marker) = read_json(&marker_path(data_dir)) {
+        let id = marker.get(MARKER_DIR_ID).and_then(Value::as_str);
+        if id.is_some() && id == dir_identity(data_dir).as_deref() {
+            return Some((marker, false));
+        }
+    }
+    read_json(&data_dir.join(LEGACY_MARKER)).map(|m| (m, true))
 }
 
 fn marker_origin(marker: &Value) -> Option<Origin> {
@@ -415,10 +477,6 @@ fn ensure_not_in_use(data_dir: &Path) -> Result<(), Failure> {
 /// Whether `dir` exists (as anything: a file in the way counts too).
 fn exists(path: &Path) -> bool {
     path.symlink_metadata().is_ok()
-}
-
-fn is_empty_dir(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// `<data_dir>.bak-<stamp>`, with `-2`, `-3`... if taken.
@@ -481,20 +539,300 @@ fn chown_tree(path: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<(), Fai
     Ok(())
 }
 
-fn write_marker(dir: &Path, marker: &Value) -> Result<(), Failure> {
-    let path = dir.join(MARKER);
-    let mut file = File::create(&path)
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
-    let text = serde_json::to_string_pretty(marker).expect("marker serializes");
-    file.write_all(text.as_bytes())
-        .and_then(|_| file.write_all(b"\n"))
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Failure::new(format!("cannot chmod {}: {e}", path.display())))
+/// Writes `marker` to `path` atomically (temp file in the same directory,
+/// fsync, rename, fsync of the directory), mode 0600.
+fn write_marker(
+    path: &Path,
+    marker: &Value,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), Failure> {
+    let dir = parent_of(path);
+    let fail =
+        |e: &dyn std::fmt::Display| Failure::new(format!("cannot write {}: {e}", path.display()));
+    let prefix = format!(
+        ".{}.tmp-",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let mut temp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(&dir)
+        .map_err(|e| fail(&e))?;
+    let text = serde_json::to_string_pretty(marker).map_err(|e| fail(&e))?;
+    temp.write_all(text.as_bytes())
+        .and_then(|_| temp.write_all(b"\n"))
+        .and_then(|_| temp.as_file().sync_all())
+        .map_err(|e| fail(&e))?;
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::fchown(temp.as_file(), uid, gid).map_err(|e| fail(&e))?;
+    }
+    temp.persist(path).map_err(|e| fail(&e.error))?;
+    sync_dir(&dir)?;
+    Ok(())
 }
 
-fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
+/// A command whose process gets SIGKILL when this process dies
+/// (`PR_SET_PDEATHSIG`), so that a killed module leaves no restore tool
+/// writing behind it. The kernel ties the signal to the spawning thread:
+/// modules run on a current-thread runtime, so that is the main thread.
+fn command_dying_with_us(program: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(program);
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The module may have died between fork and prctl.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "the module exited before the restore started",
+                ));
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// The lines of a failed tool's stderr worth showing: the panic, fatal and
+/// error lines first (Go's `panic:` line, capnslog's `C |`/`E |` lines,
+/// zap's JSON error entries), never the goroutine stack; if there are none,
+/// the last lines before the stack.
+pub fn stderr_digest(stderr: &str) -> Vec<String> {
+    const MAX_LINE: usize = 500;
+    let clip = |line: &str| -> String {
+        let line = line.trim();
+        if line.len() <= MAX_LINE {
+            return line.to_string();
+        }
+        let mut end = MAX_LINE;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &line[..end])
+    };
+    // Everything from the first goroutine header on is a stack trace.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .take_while(|l| !l.starts_with("goroutine "))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let mut first = Vec::new();
+    let mut then = Vec::new();
+    for line in &lines {
+        let t = line.trim();
+        if t.starts_with("panic:") || t.starts_with("fatal error:") {
+            first.push(clip(t));
+        } else if t.starts_with("Error:")
+            || t.starts_with("error:")
+            || t.contains(" C | ")
+            || t.contains(" E | ")
+            || t.contains(" F | ")
+        {
+            then.push(clip(t));
+        } else if t.starts_with('{') {
+            let Ok(entry) = serde_json::from_str::<Value>(t) else {
+                continue;
+            };
+            let level = entry["level"].as_str().unwrap_or("");
+            if matches!(level, "error" | "dpanic" | "panic" | "fatal") {
+                let mut text = format!("{level}: {}", entry["msg"].as_str().unwrap_or(""));
+                if let Some(error) = entry["error"].as_str() {
+                    text.push_str(&format!(" ({error})"));
+                }
+                if level == "error" {
+                    then.push(clip(&text));
+                } else {
+                    first.push(clip(&text));
+                }
+            }
+        }
+    }
+    first.extend(then);
+    let mut seen = std::collections::HashSet::new();
+    first.retain(|l| seen.insert(l.clone()));
+    if first.is_empty() {
+        let skip = lines.len().saturating_sub(10);
+        first = lines[skip..].iter().map(|l| clip(l)).collect();
+    }
+    first.truncate(10);
+    first
+}
+
+/// The parent directory and last component of a `data_dir`, refusing
+/// paths that name no replaceable directory (`/`, `.`, `..`).
+fn data_dir_parts(path: &Path) -> Result<(PathBuf, String), Failure> {
+    use std::path::Component;
+    let refuse = |why: &str| {
+        Failure::new(format!(
+            "data_dir {:?} {why}; nothing was changed",
+            path.display().to_string()
+        ))
+    };
+    match path.components().next_back() {
+        Some(Component::Normal(name)) => {
+            let name = name
+                .to_str()
+                .ok_or_else(|| refuse("is not valid UTF-8"))?
+                .to_string();
+            Ok((parent_of(path), name))
+        }
+        Some(Component::RootDir) => Err(refuse(
+            "is the root directory: it cannot be moved aside and replaced; give the member's own data directory (e.g. /var/lib/etcd)",
+        )),
+        Some(_) => Err(refuse(
+            "must end in a directory name (not ., .. or a prefix)",
+        )),
+        None => Err(refuse("is empty")),
+    }
+}
+
+/// The nearest existing ancestor of `dir` (itself included) must be a
+/// directory this process can create entries in.
+fn check_parent_writable(dir: &Path) -> Result<(), Failure> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut at = dir.to_path_buf();
+    while !exists(&at) {
+        at = match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+    }
+    if !at.is_dir() {
+        return Err(Failure::new(format!(
+            "{} is not a directory: cannot create {} in it; nothing was changed",
+            at.display(),
+            dir.display()
+        )));
+    }
+    let c_path = std::ffi::CString::new(at.as_os_str().as_bytes())
+        .map_err(|_| Failure::new(format!("{} contains a NUL byte", at.display())))?;
+    // SAFETY: access(2) on a NUL-terminated path we own.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Failure::new(format!(
+            "cannot create entries in {}: {e}; nothing was changed",
+            at.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Entries etcd itself keeps in a data dir (plus the marker older
+/// versions of this module wrote there). A directory holding anything
+/// else is not an etcd data dir and is never moved aside.
+const DATA_DIR_ENTRIES: &[&str] = &["member", "proxy", LEGACY_MARKER];
+
+/// The names in an existing `data_dir` that etcd would not have put there.
+fn foreign_entries(data_dir: &Path) -> Result<Vec<String>, Failure> {
+    let entries = std::fs::read_dir(data_dir).map_err(|e| {
+        Failure::new(format!(
+            "cannot list {}: {e}; nothing was changed",
+            data_dir.display()
+        ))
+    })?;
+    let mut foreign: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !DATA_DIR_ENTRIES.contains(&n.as_str()))
+        .collect();
+    foreign.sort();
+    Ok(foreign)
+}
+
+fn check_tool(tool: &Tool) -> Result<(), Failure> {
+    let ok = tool
+        .program
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "{} {} is not an executable file; nothing was changed",
+            if tool.is_etcdutl {
+                "etcdutl"
+            } else {
+                "etcdctl"
+            },
+            tool.program.display()
+        )))
+    }
+}
+
+/// Directories a run created for `data_dir`'s parent; removed again
+/// (only while empty) unless the run succeeds, so that a failed run leaves
+/// the host as it found it.
+struct CreatedDirs(Vec<PathBuf>);
+
+impl CreatedDirs {
+    fn create(dir: &Path) -> Result<CreatedDirs, Failure> {
+        let mut missing = Vec::new();
+        let mut at = dir.to_path_buf();
+        while !exists(&at) {
+            missing.push(at.clone());
+            match at.parent() {
+                Some(p) if !p.as_os_str().is_empty() => at = p.to_path_buf(),
+                _ => break,
+            }
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(CreatedDirs(missing))
+    }
+
+    fn keep(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        // Deepest first; remove_dir refuses anything not empty.
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Everything a run decides before changing anything. Check mode and the
+/// real run both build it, so check mode refuses exactly what the real
+/// run refuses.
+struct Plan {
+    skip_hash: bool,
+    origin: Origin,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    info: SnapshotInfo,
+    /// `data_dir`, normalized to `<parent>/<dir_name>`.
+    data_dir: PathBuf,
+    parent: PathBuf,
+    dir_name: String,
+    /// The marker describing the current data dir, and whether it is an
+    /// old one inside it.
+    before: Option<(Value, bool)>,
+    /// The data dir already holds this restore: nothing to do.
+    up_to_date: bool,
+    /// The restore tool (None when up to date: not needed).
+    tool: Option<Tool>,
+    data_dir_exists: bool,
+    will_back_up: bool,
+}
+
+fn plan(args: &RestoreArgs) -> Result<Plan, Failure> {
     let skip_hash = args.skip_hash_check.is_some_and(|b| b.0);
     if args.name.trim().is_empty() {
         return Err(Failure::new("name must not be empty"));
@@ -528,8 +866,24 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
         }
         None => own_urls,
     };
+    let uid = match args.owner.as_ref().and_then(id_text) {
+        Some(o) => Some(resolve_user(&o)?),
+        None => None,
+    };
+    let gid = match args.group.as_ref().and_then(id_text) {
+        Some(g) => Some(resolve_group(&g)?),
+        None => None,
+    };
+    let (parent, dir_name) = data_dir_parts(&args.data_dir)?;
+    let data_dir = parent.join(&dir_name);
+
+    // Before touching anything: the snapshot must be intact.
+    let info: SnapshotInfo = inspect(&args.snapshot, !skip_hash).map_err(|e| {
+        Failure::new(format!("{e}; nothing was changed"))
+            .with("data_dir", data_dir.display().to_string())
+    })?;
     let origin = Origin {
-        snapshot_sha256: String::new(),
+        snapshot_sha256: info.sha256.clone(),
         name: args.name.clone(),
         initial_cluster: pairs
             .iter()
@@ -543,58 +897,120 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
             .unwrap_or_else(|| DEFAULT_TOKEN.into()),
         initial_advertise_peer_urls: peer_urls.join(","),
     };
-    let uid = match args.owner.as_ref().and_then(id_text) {
-        Some(o) => Some(resolve_user(&o)?),
-        None => None,
-    };
-    let gid = match args.group.as_ref().and_then(id_text) {
-        Some(g) => Some(resolve_group(&g)?),
-        None => None,
-    };
 
-    // Before touching anything: the snapshot must be intact.
-    let info: SnapshotInfo = inspect(&args.snapshot, !skip_hash).map_err(|e| {
-        Failure::new(format!("{e}; nothing was changed"))
-            .with("data_dir", args.data_dir.display().to_string())
-    })?;
-    let origin = Origin {
-        snapshot_sha256: info.sha256.clone(),
-        ..origin
-    };
-    let data_dir = args.data_dir.clone();
-    let before = read_marker(&data_dir);
+    let before = current_marker(&data_dir);
+    let up_to_date = data_dir.join("member").is_dir()
+        && before.as_ref().and_then(|(m, _)| marker_origin(m)).as_ref() == Some(&origin);
     let data_dir_exists = exists(&data_dir);
+    let mut plan = Plan {
+        skip_hash,
+        origin,
+        uid,
+        gid,
+        info,
+        data_dir,
+        parent,
+        dir_name,
+        before,
+        up_to_date,
+        tool: None,
+        data_dir_exists,
+        will_back_up: false,
+    };
+    if up_to_date {
+        return Ok(plan);
+    }
+
+    check_parent_writable(&plan.parent)?;
+    let tool = choose_tool(args)?;
+    check_tool(&tool)?;
+    plan.tool = Some(tool);
+    if data_dir_exists {
+        let dir = &plan.data_dir;
+        if !dir.is_dir() {
+            return Err(Failure::new(format!(
+                "data_dir {} exists and is not a directory; nothing was changed",
+                dir.display()
+            )));
+        }
+        let foreign = foreign_entries(dir)?;
+        if !foreign.is_empty() {
+            let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
+            return Err(Failure::new(format!(
+                "data_dir {} is not an etcd data directory: it holds {}{} (etcd keeps only member/ there); refusing to move it aside; nothing was changed",
+                dir.display(),
+                shown.join(", "),
+                if foreign.len() > shown.len() { ", ..." } else { "" }
+            )));
+        }
+        ensure_not_in_use(dir)?;
+        plan.will_back_up = std::fs::read_dir(dir).is_ok_and(|mut e| e.next().is_some());
+    }
+    Ok(plan)
+}
+
+fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
+    let plan = plan(&args)?;
+    let data_dir = plan.data_dir.clone();
+    let marker_file = marker_path(&data_dir);
     let base = |o: Outcome| {
         o.with("data_dir", data_dir.display().to_string())
-            .with("snapshot_sha256", info.sha256.clone())
-            .with("revision", info.db.revision)
-            .with("key_count", info.db.total_keys)
-            .with("initial_cluster", origin.initial_cluster.clone())
+            .with("snapshot_sha256", plan.info.sha256.clone())
+            .with("revision", plan.info.db.revision)
+            .with("key_count", plan.info.db.total_keys)
+            .with("initial_cluster", plan.origin.initial_cluster.clone())
     };
+    let before_value = plan.before.as_ref().map(|(m, _)| m.clone());
 
-    if data_dir.join("member").is_dir()
-        && before.as_ref().and_then(marker_origin).as_ref() == Some(&origin)
-    {
-        return Ok(base(Outcome::new(
-            false,
-            format!(
-                "{} was already restored from this snapshot with the same cluster settings",
-                data_dir.display()
-            ),
-        ))
-        .with("backup_dir", Value::Null)
-        .with("marker", before.unwrap_or(Value::Null)));
+    if plan.up_to_date {
+        let mut msg = format!(
+            "{} was already restored from this snapshot with the same cluster settings",
+            data_dir.display()
+        );
+        let mut marker = before_value.clone().unwrap_or(Value::Null);
+        let legacy = plan.before.as_ref().is_some_and(|(_, inside)| *inside);
+        if legacy {
+            // Markers of earlier versions lived inside the data dir, where
+            // etcd logs "found invalid file/dir" at every start: move it out.
+            if ctx.check_mode {
+                msg.push_str(&format!(
+                    "; would move its marker out of the data dir to {}",
+                    marker_file.display()
+                ));
+            } else {
+                if let (Some(id), Some(object)) = (dir_identity(&data_dir), marker.as_object_mut())
+                {
+                    object.insert(MARKER_DIR_ID.into(), Value::String(id));
+                }
+                write_marker(&marker_file, &marker, plan.uid, plan.gid)?;
+                let inside = data_dir.join(LEGACY_MARKER);
+                std::fs::remove_file(&inside).map_err(|e| {
+                    Failure::new(format!(
+                        "cannot remove the old marker {}: {e}",
+                        inside.display()
+                    ))
+                })?;
+                sync_dir(&data_dir)?;
+                msg.push_str(&format!(
+                    "; its marker was moved out of the data dir to {}",
+                    marker_file.display()
+                ));
+            }
+        }
+        return Ok(base(Outcome::new(false, msg))
+            .with("backup_dir", Value::Null)
+            .with("marker_file", marker_file.display().to_string())
+            .with("marker_migrated", legacy)
+            .with("marker", marker));
     }
-    if data_dir_exists {
-        ensure_not_in_use(&data_dir)?;
-    }
+    let tool = plan.tool.clone().expect("planned a restore without a tool");
 
     let stamp = utc_stamp(SystemTime::now());
     let marker = {
-        let mut m = serde_json::to_value(&origin).expect("origin serializes");
+        let mut m = serde_json::to_value(&plan.origin).expect("origin serializes");
         let extra = json!({
             "snapshot": args.snapshot.display().to_string(),
-            "revision": info.db.revision,
+            "revision": plan.info.db.revision,
             "restored_at": stamp,
         });
         m.as_object_mut()
@@ -602,15 +1018,15 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
             .extend(extra.as_object().expect("object").clone());
         m
     };
-    let will_back_up = data_dir_exists && !is_empty_dir(&data_dir);
     let diff = json!({
-        "before": before.clone().unwrap_or_else(|| json!({})),
+        "before": before_value.clone().unwrap_or_else(|| json!({})),
         "after": marker.clone(),
     });
-    let tool = choose_tool(&args);
 
     if ctx.check_mode {
-        let backup = will_back_up.then(|| backup_name(&data_dir, &stamp).display().to_string());
+        let backup = plan
+            .will_back_up
+            .then(|| backup_name(&data_dir, &stamp).display().to_string());
         let mut outcome = base(Outcome::new(
             true,
             format!(
@@ -624,27 +1040,25 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
             ),
         ))
         .with("backup_dir", backup)
-        .with("marker", before.unwrap_or(Value::Null));
-        if let Ok(tool) = &tool {
-            outcome = outcome.with(
-                "tool",
-                tool_argv(tool, &args.snapshot, &data_dir, &origin, skip_hash),
-            );
-        }
+        .with("marker_file", marker_file.display().to_string())
+        .with("marker", before_value.unwrap_or(Value::Null))
+        .with(
+            "tool",
+            tool_argv(
+                &tool,
+                &args.snapshot,
+                &data_dir,
+                &plan.origin,
+                plan.skip_hash,
+            ),
+        );
         outcome.diff = Some(diff);
         return Ok(outcome);
     }
-    let tool = tool?;
 
-    let parent = parent_of(&data_dir);
-    let dir_name = data_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Failure::new("data_dir must name a directory"))?
-        .to_string();
-    std::fs::create_dir_all(&parent)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", parent.display())))?;
-    let temp_prefix = format!("{dir_name}.restore-tmp-");
+    let parent = plan.parent.clone();
+    let mut created = CreatedDirs::create(&parent)?;
+    let temp_prefix = format!("{}.restore-tmp-", plan.dir_name);
     let stale = remove_stale_temps(&parent, &temp_prefix);
     let temp = tempfile::Builder::new()
         .prefix(&temp_prefix)
@@ -661,8 +1075,14 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
 
     // The tools refuse an existing --data-dir: restore into a fresh subdirectory.
     let restored = temp.path().join("data");
-    let argv = tool_argv(&tool, &args.snapshot, &restored, &origin, skip_hash);
-    let mut command = Command::new(&argv[0]);
+    let argv = tool_argv(
+        &tool,
+        &args.snapshot,
+        &restored,
+        &plan.origin,
+        plan.skip_hash,
+    );
+    let mut command = command_dying_with_us(&tool.program);
     command.args(&argv[1..]).current_dir(temp.path());
     if !tool.is_etcdutl {
         command.env("ETCDCTL_API", "3");
@@ -671,15 +1091,22 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
         .output()
         .map_err(|e| Failure::new(format!("cannot run {}: {e}", argv[0])))?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let digest = stderr_digest(&String::from_utf8_lossy(&output.stderr));
+        let program = if tool.is_etcdutl {
+            "etcdutl"
+        } else {
+            "etcdctl"
+        };
         return Err(Failure::new(format!(
-            "{} failed ({}); nothing was changed: {}",
-            argv.join(" "),
+            "{program} snapshot restore failed ({}); nothing was changed: {}",
             output.status,
-            tail.join("\n")
+            if digest.is_empty() {
+                "it printed nothing on stderr".to_string()
+            } else {
+                digest.join("\n")
+            }
         ))
+        .with("stderr_lines", digest)
         .with("tool", argv));
     }
     if !restored.join("member").is_dir() {
@@ -688,19 +1115,18 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
             argv.join(" ")
         )));
     }
-    write_marker(&restored, &marker)?;
     std::fs::set_permissions(&restored, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| Failure::new(format!("cannot chmod {}: {e}", restored.display())))?;
-    if uid.is_some() || gid.is_some() {
-        chown_tree(&restored, uid, gid)?;
+    if plan.uid.is_some() || plan.gid.is_some() {
+        chown_tree(&restored, plan.uid, plan.gid)?;
     }
     sync_dir(&restored)?;
 
     let mut backup_dir = None;
-    if data_dir_exists {
-        if will_back_up {
-            // Checked again right before the move: etcd may have been started meanwhile.
-            ensure_not_in_use(&data_dir)?;
+    if plan.data_dir_exists {
+        // Checked again right before the move: etcd may have been started meanwhile.
+        ensure_not_in_use(&data_dir)?;
+        if plan.will_back_up {
             let backup = backup_name(&data_dir, &stamp);
             std::fs::rename(&data_dir, &backup).map_err(|e| {
                 Failure::new(format!(
@@ -739,13 +1165,23 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
     sync_dir(&parent)?;
     drop(lock);
     drop(temp);
+    created.keep();
+
+    // The marker goes beside the data dir, tied to it by device and inode,
+    // and only once the directory is in place: a crash before this point
+    // leaves no marker claiming a restore that did not happen.
+    let mut marker = marker;
+    if let (Some(id), Some(object)) = (dir_identity(&data_dir), marker.as_object_mut()) {
+        object.insert(MARKER_DIR_ID.into(), Value::String(id));
+    }
+    write_marker(&marker_file, &marker, plan.uid, plan.gid)?;
 
     let mut outcome = base(Outcome::new(
         true,
         format!(
             "restored {} (revision {}) into {}{}",
             args.snapshot.display(),
-            info.db.revision,
+            plan.info.db.revision,
             data_dir.display(),
             backup_dir
                 .as_ref()
@@ -755,6 +1191,7 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
     ))
     .with("backup_dir", backup_dir.map(|b| b.display().to_string()))
     .with("tool", argv)
+    .with("marker_file", marker_file.display().to_string())
     .with("marker", marker);
     if !stale.is_empty() {
         outcome = outcome.with("removed_temp_dirs", stale);
@@ -776,5 +1213,62 @@ mod tests {
         assert_eq!(s[0], ("a".into(), "http://h1:2380".into()));
         assert!(parse_initial_cluster(&json!("a")).is_err());
         assert!(parse_initial_cluster(&json!({"a": 1})).is_err());
+    }
+
+    /// etcdctl 3.4's stderr for a database bbolt refuses (captured from a
+    /// real run): the panic line must lead, the goroutine stack must go.
+    const PANIC_STDERR: &str = r#"{"level":"info","ts":1796304198.073656,"caller":"snapshot/v3_snapshot.go:296","msg":"restoring snapshot","path":"trash.db","wal-dir":"r/member/wal","data-dir":"r","snap-dir":"r/member/snap"}
+2026-12-03 13:23:18.074140 C | mvcc/backend: cannot open database at r/member/snap/db (invalid database)
+panic: cannot open database at r/member/snap/db (invalid database)
+
+goroutine 1 [running]:
+github.com/coreos/pkg/capnslog.(*PackageLogger).Panicf(0xc0001a2960?, {0xd6e38f?, 0xc00016cff0?}, {0xc00016d040?, 0xc00016cff0?, 0x9abe66?})
+	github.com/coreos/pkg/capnslog/pkg_logger.go:83 +0xbb
+go.etcd.io/etcd/mvcc/backend.newBackend({{0xc0001a2960, 0x16}, 0x5f5e100, 0x2710, {0x0, 0x0}, 0x280000000, 0x0, 0x0})
+	go.etcd.io/etcd/mvcc/backend/backend.go:164 +0x3fd
+go.etcd.io/etcd/etcdctl/ctlv3.Start()
+	go.etcd.io/etcd/etcdctl/ctlv3/ctl_nocov.go:26 +0x97
+main.main()
+	go.etcd.io/etcd/etcdctl/main.go:35 +0x65
+"#;
+
+    #[test]
+    fn stderr_digest_leads_with_the_panic_line_and_drops_the_stack() {
+        let lines = stderr_digest(PANIC_STDERR);
+        assert_eq!(
+            lines,
+            vec![
+                "panic: cannot open database at r/member/snap/db (invalid database)",
+                "2026-12-03 13:23:18.074140 C | mvcc/backend: cannot open database at r/member/snap/db (invalid database)",
+            ]
+        );
+        let fatal = r#"{"level":"info","msg":"restoring snapshot"}
+{"level":"fatal","msg":"failed to unmarshal mvccpb.KeyValue","error":"proto: wrong wireType = 7 for field Key","stacktrace":"go.etcd.io/etcd/mvcc.restoreChunk\n\tgo.etcd.io/etcd/mvcc/kvstore.go:538"}"#;
+        assert_eq!(
+            stderr_digest(fatal),
+            vec!["fatal: failed to unmarshal mvccpb.KeyValue (proto: wrong wireType = 7 for field Key)"]
+        );
+        // Nothing recognisable: the last lines, still without a stack.
+        assert_eq!(
+            stderr_digest("one\ntwo\ngoroutine 1 [running]:\nmain.main()\n"),
+            vec!["one", "two"]
+        );
+        assert!(stderr_digest("").is_empty());
+    }
+
+    #[test]
+    fn data_dirs_that_name_no_directory_are_refused() {
+        for bad in ["/", "", "..", "/var/lib/..", "."] {
+            assert!(data_dir_parts(Path::new(bad)).is_err(), "{bad:?}");
+        }
+        let (parent, name) = data_dir_parts(Path::new("/var/lib/etcd/")).unwrap();
+        assert_eq!(
+            (parent.as_path(), name.as_str()),
+            (Path::new("/var/lib"), "etcd")
+        );
+        assert_eq!(
+            marker_path(&parent.join(&name)),
+            Path::new("/var/lib/etcd.etcd-restore.json")
+        );
     }
 }
