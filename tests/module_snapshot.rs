@@ -904,6 +904,15 @@ fn a_destination_that_cannot_hold_a_snapshot_fails_before_anything_is_streamed()
             json!({ "path": format!("{}/", a_dir.display()) }),
             "directory",
         ),
+        // Bad input elsewhere: the missing dir is not created either.
+        (
+            json!({ "dir": tmp.path().join("new").join("dir"), "client_cert": a_file }),
+            "together",
+        ),
+        (
+            json!({ "dir": tmp.path().join("new"), "mode": "u+rw" }),
+            "octal",
+        ),
     ];
     let proxies: Vec<Proxy> = (0..2)
         .map(|_| Proxy::start(&endpoint, u64::MAX, Interrupt::Cut))

@@ -519,10 +519,11 @@ fn path_age(path: &Path, now: SystemTime, skipped: &mut Vec<Skipped>) -> Option<
     Some(age)
 }
 
-/// Checks the destination before anything is streamed: a clear error, and
-/// nothing created, when it cannot hold a snapshot. Creates a missing
-/// `dir` (not in check mode). Returns the directory the file goes in.
-fn check_destination(target: &Target, check_mode: bool) -> Result<PathBuf, Failure> {
+/// Checks the destination before anything is created or streamed: a clear
+/// error when it cannot hold a snapshot. A missing `dir` must be creatable
+/// (it is created later, just before the snapshot is written). Returns
+/// the directory the file goes in.
+fn check_destination(target: &Target) -> Result<PathBuf, Failure> {
     use std::io::ErrorKind::NotFound;
     match target {
         Target::Dir(d) => {
@@ -539,13 +540,7 @@ fn check_destination(target: &Target, check_mode: bool) -> Result<PathBuf, Failu
                         d.display()
                     )))
                 }
-                Err(e) if e.kind() == NotFound => {
-                    if check_mode {
-                        check_creatable(d)?;
-                    } else {
-                        create_dir(d)?;
-                    }
-                }
+                Err(e) if e.kind() == NotFound => check_creatable(d)?,
                 Err(e) => return Err(Failure::new(format!("cannot use dir {}: {e}", d.display()))),
             }
             Ok(d.clone())
@@ -605,8 +600,8 @@ fn check_destination(target: &Target, check_mode: bool) -> Result<PathBuf, Failu
     }
 }
 
-/// Check mode: whether a missing `dir` could be created (its nearest
-/// existing ancestor is a writable directory).
+/// Whether a missing `dir` can be created (its nearest existing ancestor
+/// is a writable directory).
 fn check_creatable(dir: &Path) -> Result<(), Failure> {
     let mut ancestor = dir.parent();
     while let Some(a) = ancestor {
@@ -637,8 +632,8 @@ fn check_creatable(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Check mode: whether files can be created in `dir` (access(2), which
-/// also reports a read-only file system).
+/// Whether files can be created in `dir` (access(2), which also reports a
+/// read-only file system).
 fn check_writable(dir: &Path) -> Result<(), Failure> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
@@ -668,7 +663,9 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
         ));
     }
     let attrs = FileAttrs::from_args(&args)?;
-    let dir = check_destination(&target, ctx.check_mode)?;
+    let dir = check_destination(&target)?;
+    // Every argument is checked before anything on disk changes.
+    let connection = ctx.connection.connect_settings()?;
     let now = SystemTime::now();
     let mut removed = Vec::new();
     if !ctx.check_mode {
@@ -724,9 +721,14 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
     // The file is created (and given its mode and owner) before any byte
     // is streamed: an unwritable destination fails here, once.
     let temp = if ctx.check_mode {
-        check_writable(&dir)?;
+        if dir.is_dir() {
+            check_writable(&dir)?;
+        }
         None
     } else {
+        if let Target::Dir(d) = &target {
+            create_dir(d)?;
+        }
         let temp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .suffix(TEMP_SUFFIX)
@@ -740,7 +742,6 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
         attrs.apply(temp.as_file())?;
         Some(temp)
     };
-    let connection = ctx.connection.connect_settings()?;
     let candidates = candidates(&connection).await?;
     let plan = match keep {
         Some(keep) => survey.prune_plan(keep, true),

@@ -980,6 +980,13 @@ mod tests {
             let started = std::time::Instant::now();
             let err = db_stats(&file, db.len() as u64).unwrap_err();
             assert!(err.contains("corrupt"), "{err}");
+            // And through `inspect`, which state=verified and etcd_restore's
+            // pre-check call: the trailer matches, the walk still fails.
+            let mut named = tempfile::NamedTempFile::new().unwrap();
+            std::io::Write::write_all(&mut named, &db).unwrap();
+            std::io::Write::write_all(&mut named, &sha(&db)).unwrap();
+            let err = inspect(named.path(), true).unwrap_err();
+            assert!(err.contains("corrupt"), "{err}");
             assert!(started.elapsed() < std::time::Duration::from_secs(5));
         }
     }
