@@ -665,6 +665,23 @@ fn a_snapshot_stamped_in_the_future_never_outranks_or_removes_the_new_one() {
     let old_bad = dir.join("etcd-snapshot-20210101T000000Z.db");
     std::fs::write(&old_bad, vec![b'b'; 1000]).unwrap();
 
+    // Check mode tells the same story and touches nothing.
+    let before = listing(&dir);
+    let r = ok(snapshot(json!({
+        "endpoints": cluster.endpoints_csv(), "dir": dir, "keep": 1,
+        "_ansible_check_mode": true, "_ansible_diff": true,
+    })));
+    assert_eq!(listing(&dir), before, "check mode changed the directory");
+    assert_eq!(r["removed"], json!([old_good.display().to_string()]), "{r}");
+    assert_eq!(r["skipped"].as_array().unwrap().len(), 2, "{r}");
+    let mut after = vec![
+        json!(future.display().to_string()),
+        json!(old_bad.display().to_string()),
+        r["path"].clone(),
+    ];
+    after.sort_by_key(|v| v.as_str().unwrap().to_string());
+    assert_eq!(r["diff"]["after"]["snapshots"], json!(after), "{r}");
+
     let r = ok(snapshot(
         json!({ "endpoints": cluster.endpoints_csv(), "dir": dir, "keep": 1 }),
     ));
