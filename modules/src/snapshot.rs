@@ -289,8 +289,8 @@ fn verify(target: Target) -> Result<Outcome, Failure> {
             // The newest by its stamp, not counting files stamped in the future.
             let now = unix_secs(SystemTime::now());
             let mut found = list_snapshots(&d)?;
-            while found.last().is_some_and(|(stamp, _)| *stamp > now) {
-                let (stamp, path) = found.pop().expect("checked");
+            let current = found.partition_point(|(stamp, _)| *stamp <= now);
+            for (stamp, path) in found.split_off(current).into_iter().rev() {
                 skipped.push(
                     Skipped {
                         reason: format!(
