@@ -78,7 +78,7 @@ impl Module for Snapshot {
         "Streams a snapshot of the database from the first endpoint whose member answers and sees a leader (falling back, in endpoint order, to any member that answers), like C(etcdctl snapshot save). The file is byte-for-byte what etcd sends, so C(etcdctl snapshot status) and C(etcdctl snapshot restore) accept it.",
         "Writes to a temporary file in the destination directory, checks the sha256 that etcd appends to the stream, fsyncs, renames into place and fsyncs the directory: a failure at any point (even the module being killed) leaves no file under the final name and older snapshots untouched. Leftover temporary files of killed runs are removed by the next run. Memory use does not depend on the database size.",
         "With O(dir) the file is named C(etcd-snapshot-<UTC timestamp>.db); O(keep) removes the oldest such files (never any other file) and O(max_age) skips the snapshot while the newest one is recent enough.",
-        "Retention and O(max_age) only count good copies: files that verify (a database plus etcd's sha256 trailer, trailer matching) and are not stamped later than now. A file that does not verify or is stamped in the future (clock skew, a copied file) is never removed, never counted toward O(keep), never taken as the newest snapshot, and is listed in RV(skipped) with the reason. The file this run wrote is never removed.",
+        "Retention and O(max_age) only count good copies: files that verify (a database plus etcd's sha256 trailer, trailer matching) and are not stamped later than now. A file that does not verify or is stamped in the future (clock skew, a copied file) is never removed, never counted toward O(keep), never taken as the newest snapshot, and is listed in RV(skipped_files) with the reason. The file this run wrote is never removed.",
         "The destination is checked before anything is streamed (an empty, missing, too long or unwritable O(path) or O(dir) fails at once, creating nothing); a local write error (disk full, read-only file system) fails the run without trying other endpoints.",
         "The returned O(revision) and O(key_count) are read from the written file, as C(etcdctl snapshot status) computes them (C(key_count) is its C(totalKey): entries of every bucket, etcd's internal ones included, and every stored revision of a key).",
         "O(state=verified) checks an existing file's sha256 trailer and database structure without contacting etcd.",
@@ -201,7 +201,7 @@ impl Module for Snapshot {
             ty: "list",
         },
         ReturnDoc {
-            name: "skipped",
+            name: "skipped_files",
             description: "Timestamped files (or O(path)) left alone and not counted as good copies, each as C(path) and C(reason): C(does not verify ...) or C(stamped in the future ...). Also reported as warnings.",
             returned: "success",
             ty: "list",
@@ -310,7 +310,7 @@ fn verify(target: Target) -> Result<Outcome, Failure> {
                         "no etcd-snapshot-*.db file stamped at or before now in {}",
                         d.display()
                     ))
-                    .with("skipped", skipped))
+                    .with("skipped_files", skipped))
                 }
             }
         }
@@ -319,7 +319,7 @@ fn verify(target: Target) -> Result<Outcome, Failure> {
         Failure::new(e)
             .with("valid", false)
             .with("path", path.display().to_string())
-            .with("skipped", skipped.clone())
+            .with("skipped_files", skipped.clone())
     })?;
     Ok(Outcome::new(
         false,
@@ -338,7 +338,7 @@ fn verify(target: Target) -> Result<Outcome, Failure> {
     .with("revision", info.db.revision)
     .with("key_count", info.db.total_keys)
     .with("db_size", info.db.total_size)
-    .with("skipped", skipped))
+    .with("skipped_files", skipped))
 }
 
 /// Mode and ownership to give the written file.
@@ -705,7 +705,7 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
                 .with("path", newest.display().to_string())
                 .with("skipped_reason", why)
                 .with("removed", removed)
-                .with("skipped", survey.skipped_json());
+                .with("skipped_files", survey.skipped_json());
             if !survey.skipped.is_empty() {
                 outcome = outcome.with("warnings", survey.warnings());
             }
@@ -764,7 +764,7 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
         .with("path", destination.display().to_string())
         .with("member", source.json())
         .with("removed", removed)
-        .with("skipped", survey.skipped_json());
+        .with("skipped_files", survey.skipped_json());
         if !survey.skipped.is_empty() {
             outcome = outcome.with("warnings", survey.warnings());
         }
@@ -829,7 +829,7 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
     .with("db_size", saved.db_size)
     .with("member", source.json())
     .with("removed", removed)
-    .with("skipped", survey.skipped_json());
+    .with("skipped_files", survey.skipped_json());
     if !warnings.is_empty() {
         outcome = outcome.with("warnings", warnings);
     }
