@@ -142,6 +142,8 @@ struct Proxy {
     addr: SocketAddr,
     interrupted: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    /// Bytes sent to clients, all connections together.
+    forwarded: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -152,7 +154,8 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let interrupted = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (int2, stop2) = (interrupted.clone(), stop.clone());
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let (int2, stop2, fwd2) = (interrupted.clone(), stop.clone(), forwarded.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 let client = match listener.accept() {
@@ -171,9 +174,9 @@ impl Proxy {
                     let _ = std::io::copy(&mut &c2, &mut &s2);
                     let _ = s2.shutdown(Shutdown::Write);
                 });
-                let (int3, stop3) = (int2.clone(), stop2.clone());
+                let (int3, stop3, fwd3) = (int2.clone(), stop2.clone(), fwd2.clone());
                 std::thread::spawn(move || {
-                    pump(server, client, after, how, &int3, &stop3);
+                    pump(server, client, after, how, &int3, &stop3, &fwd3);
                 });
             }
         });
@@ -181,6 +184,7 @@ impl Proxy {
             addr,
             interrupted,
             stop,
+            forwarded,
         }
     }
 
@@ -202,6 +206,7 @@ fn pump(
     how: Interrupt,
     interrupted: &AtomicBool,
     stop: &AtomicBool,
+    total: &AtomicU64,
 ) {
     let forwarded = AtomicU64::new(0);
     let mut buf = vec![0u8; 16 * 1024];
@@ -213,6 +218,7 @@ fn pump(
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
+        total.fetch_add(n as u64, Ordering::SeqCst);
         if forwarded.fetch_add(n as u64, Ordering::SeqCst) + n as u64 >= after {
             interrupted.store(true, Ordering::SeqCst);
             if how == Interrupt::Pause {
@@ -343,14 +349,19 @@ fn dir_mode_keeps_the_newest_and_honours_max_age_and_check_mode() {
     let tmp = scratch();
     let dir = tmp.path().join("backups");
     std::fs::create_dir(&dir).unwrap();
-    // Older snapshots (by name), plus files that are not ours.
+    // Older snapshots (by name; real ones, since only copies that verify
+    // count toward keep), plus files that are not ours.
+    let good = tmp.path().join("good.db");
+    ok(snapshot(
+        json!({ "endpoints": cluster.endpoints_csv(), "path": good }),
+    ));
     let old = [
         "etcd-snapshot-20200101T000000Z.db",
         "etcd-snapshot-20210101T000000Z.db",
         "etcd-snapshot-20220101T000000Z.db",
     ];
     for name in old {
-        std::fs::write(dir.join(name), name).unwrap();
+        std::fs::copy(&good, dir.join(name)).unwrap();
     }
     let foreign = [
         "notes.txt",
@@ -381,10 +392,19 @@ fn dir_mode_keeps_the_newest_and_honours_max_age_and_check_mode() {
         "{would}"
     );
     assert_eq!(r["removed"].as_array().unwrap().len(), 2, "{r}");
-    assert!(r["diff"]["after"]["snapshots"]
-        .as_array()
-        .unwrap()
-        .contains(&json!(would)));
+    let after = r["diff"]["after"]["snapshots"].as_array().unwrap();
+    assert!(after.contains(&json!(would)));
+    // The diff tells what keep would remove, as the real run does.
+    let path_of = |name: &str| json!(dir.join(name).display().to_string());
+    assert_eq!(
+        after,
+        &vec![path_of(old[2]), json!(would)],
+        "diff after: the newest old copy and the new file: {r}"
+    );
+    assert_eq!(
+        r["diff"]["before"]["snapshots"],
+        json!(old.iter().map(|n| path_of(n)).collect::<Vec<_>>())
+    );
     assert_eq!(
         listing(&dir),
         before,
@@ -597,4 +617,459 @@ fn snapshot_over_tls_with_client_certificates() {
     }));
     assert_eq!(r["failed"], true, "{r}");
     assert_eq!(listing(tmp.path()), vec!["tls.db".to_string()]);
+}
+
+/// `sha256` of `data` through `sha256sum`, as raw bytes.
+fn sha256_bytes(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text.split_whitespace().next().unwrap();
+    (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Sets the modification time of `file` to `when` (`touch -d`).
+fn touch(file: &Path, when: &str) {
+    let st = Command::new("touch")
+        .args(["-d", when])
+        .arg(file)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn a_snapshot_stamped_in_the_future_never_outranks_or_removes_the_new_one() {
+    let cluster = one_member();
+    cluster.put_many("k/", 100);
+    let tmp = scratch();
+    let good = tmp.path().join("good.db");
+    ok(snapshot(
+        json!({ "endpoints": cluster.endpoints_csv(), "path": good }),
+    ));
+
+    // The issue's reproduction, plus a good old copy and one that does not verify.
+    let dir = tmp.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let future = dir.join("etcd-snapshot-20301231T000000Z.db");
+    std::fs::write(&future, vec![b'f'; 1000]).unwrap();
+    let old_good = dir.join("etcd-snapshot-20200101T000000Z.db");
+    std::fs::copy(&good, &old_good).unwrap();
+    let old_bad = dir.join("etcd-snapshot-20210101T000000Z.db");
+    std::fs::write(&old_bad, vec![b'b'; 1000]).unwrap();
+
+    // Check mode tells the same story and touches nothing.
+    let before = listing(&dir);
+    let r = ok(snapshot(json!({
+        "endpoints": cluster.endpoints_csv(), "dir": dir, "keep": 1,
+        "_ansible_check_mode": true, "_ansible_diff": true,
+    })));
+    assert_eq!(listing(&dir), before, "check mode changed the directory");
+    assert_eq!(r["removed"], json!([old_good.display().to_string()]), "{r}");
+    assert_eq!(r["skipped_files"].as_array().unwrap().len(), 2, "{r}");
+    let mut after = vec![
+        json!(future.display().to_string()),
+        json!(old_bad.display().to_string()),
+        r["path"].clone(),
+    ];
+    after.sort_by_key(|v| v.as_str().unwrap().to_string());
+    assert_eq!(r["diff"]["after"]["snapshots"], json!(after), "{r}");
+
+    let r = ok(snapshot(
+        json!({ "endpoints": cluster.endpoints_csv(), "dir": dir, "keep": 1 }),
+    ));
+    let new_path = PathBuf::from(r["path"].as_str().unwrap());
+    assert!(
+        new_path.is_file(),
+        "the snapshot just written was removed: {r}"
+    );
+    assert_eq!(etcdctl_status(&new_path)["revision"], r["revision"]);
+    assert_eq!(sha256sum(&new_path), r["sha256"].as_str().unwrap());
+    // keep: 1 counts the new snapshot only: the good old copy goes; the
+    // future-stamped and the unverifiable files stay, untouched.
+    assert!(!old_good.exists(), "{r}");
+    assert_eq!(std::fs::read(&future).unwrap(), vec![b'f'; 1000]);
+    assert_eq!(std::fs::read(&old_bad).unwrap(), vec![b'b'; 1000]);
+    let mut expected = vec![
+        future.file_name().unwrap().to_str().unwrap().to_string(),
+        old_bad.file_name().unwrap().to_str().unwrap().to_string(),
+        new_path.file_name().unwrap().to_str().unwrap().to_string(),
+    ];
+    expected.sort();
+    assert_eq!(listing(&dir), expected);
+    assert_eq!(r["removed"], json!([old_good.display().to_string()]), "{r}");
+    let reason = |path: &Path| -> String {
+        r["skipped_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"] == path.display().to_string())
+            .unwrap_or_else(|| panic!("{} not reported as skipped: {r}", path.display()))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(reason(&future).contains("stamped in the future"), "{r}");
+    // Not under `skipped`: Ansible reads a truthy `skipped` as "the task was skipped".
+    assert!(r.get("skipped").is_none(), "{r}");
+    assert!(reason(&old_bad).contains("does not verify"), "{r}");
+    assert_eq!(r["warnings"].as_array().unwrap().len(), 2, "{r}");
+
+    // max_age: a file stamped in the future (even one that verifies) is
+    // not "0s old": the backup is taken.
+    let fresh = tmp.path().join("future-only");
+    std::fs::create_dir(&fresh).unwrap();
+    std::fs::copy(&good, fresh.join("etcd-snapshot-20301231T000000Z.db")).unwrap();
+    std::fs::write(fresh.join("etcd-snapshot-20301230T000000Z.db"), "x").unwrap();
+    let r = ok(snapshot(json!({
+        "endpoints": cluster.endpoints_csv(), "dir": fresh, "max_age": "1h", "keep": 1
+    })));
+    assert_eq!(r["changed"], true, "{r}");
+    let taken = PathBuf::from(r["path"].as_str().unwrap());
+    assert_eq!(etcdctl_status(&taken)["revision"], r["revision"]);
+    assert_eq!(listing(&fresh).len(), 3, "nothing removed: {r}");
+    // ...and once a good recent copy exists, max_age skips.
+    let r = ok(snapshot(json!({
+        "endpoints": cluster.endpoints_csv(), "dir": fresh, "max_age": "1h", "keep": 1
+    })));
+    assert_eq!(r["changed"], false, "{r}");
+    assert_eq!(r["path"], taken.display().to_string());
+    assert_eq!(listing(&fresh).len(), 3);
+
+    // path: a file modified in the future, or one that does not verify, is no recent backup.
+    let fixed = tmp.path().join("fixed.db");
+    std::fs::copy(&good, &fixed).unwrap();
+    touch(&fixed, "2030-12-31 00:00:00");
+    cluster.put("changed", "since good.db");
+    let r = ok(snapshot(json!({
+        "endpoints": cluster.endpoints_csv(), "path": fixed, "max_age": "1h"
+    })));
+    assert_eq!(r["changed"], true, "{r}");
+    assert_ne!(sha256sum(&fixed), sha256sum(&good));
+    assert_eq!(etcdctl_status(&fixed)["revision"], r["revision"]);
+    std::fs::write(&fixed, "not a snapshot").unwrap();
+    let r = ok(snapshot(json!({
+        "endpoints": cluster.endpoints_csv(), "path": fixed, "max_age": "1h"
+    })));
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(etcdctl_status(&fixed)["revision"], r["revision"]);
+
+    // state=verified with dir checks the newest file not stamped in the future.
+    let v = ok(snapshot(json!({ "state": "verified", "dir": fresh })));
+    assert_eq!(v["path"], taken.display().to_string(), "{v}");
+}
+
+/// A 32 KiB bbolt database whose branch pages 4 -> 5 -> 6 -> 7 -> 2 each
+/// list the next page 255 times, over leaf page 3 (the root, holding one
+/// bucket `members` rooted at page 4), followed by a correct sha256
+/// trailer: 255^5 paths for a walk that does not remember pages.
+fn crafted_snapshot() -> Vec<u8> {
+    const PS: usize = 4096;
+    let mut db = vec![0u8; 8 * PS];
+    let put =
+        |db: &mut [u8], at: usize, bytes: &[u8]| db[at..at + bytes.len()].copy_from_slice(bytes);
+    for id in 0..2u64 {
+        let p = id as usize * PS;
+        put(&mut db, p, &id.to_le_bytes());
+        put(&mut db, p + 8, &4u16.to_le_bytes()); // meta page
+        let m = p + 16;
+        put(&mut db, m, &0xED0C_DAEDu32.to_le_bytes()); // magic
+        put(&mut db, m + 4, &2u32.to_le_bytes()); // version
+        put(&mut db, m + 8, &(PS as u32).to_le_bytes());
+        put(&mut db, m + 16, &3u64.to_le_bytes()); // root bucket page
+        put(&mut db, m + 32, &2u64.to_le_bytes()); // freelist
+        put(&mut db, m + 40, &8u64.to_le_bytes()); // high-water mark
+        put(&mut db, m + 48, &id.to_le_bytes()); // txid
+        let mut sum: u64 = 0xcbf2_9ce4_8422_2325; // fnv64a of the first 56 bytes
+        for &b in &db[m..m + 56] {
+            sum ^= u64::from(b);
+            sum = sum.wrapping_mul(0x0100_0000_01b3);
+        }
+        put(&mut db, m + 56, &sum.to_le_bytes());
+    }
+    let leaf = 3 * PS;
+    put(&mut db, leaf, &3u64.to_le_bytes());
+    put(&mut db, leaf + 8, &2u16.to_le_bytes()); // leaf page
+    put(&mut db, leaf + 10, &1u16.to_le_bytes()); // one entry
+    put(&mut db, leaf + 16, &1u32.to_le_bytes()); // a bucket
+    put(&mut db, leaf + 20, &16u32.to_le_bytes()); // key right after the element
+    put(&mut db, leaf + 24, &7u32.to_le_bytes());
+    put(&mut db, leaf + 28, &16u32.to_le_bytes());
+    put(&mut db, leaf + 32, b"members");
+    put(&mut db, leaf + 39, &4u64.to_le_bytes()); // the bucket's root page
+    for (page, next) in [(4u64, 5u64), (5, 6), (6, 7), (7, 2), (2, 3)] {
+        let p = page as usize * PS;
+        put(&mut db, p, &page.to_le_bytes());
+        put(&mut db, p + 8, &1u16.to_le_bytes()); // branch page
+        put(&mut db, p + 10, &255u16.to_le_bytes());
+        for i in 0..255 {
+            put(&mut db, p + 16 + i * 16 + 8, &next.to_le_bytes());
+        }
+    }
+    let trailer = sha256_bytes(&db);
+    db.extend_from_slice(&trailer);
+    db
+}
+
+#[test]
+fn a_crafted_snapshot_with_a_page_cycle_fails_verification_as_corrupt_quickly() {
+    let tmp = scratch();
+    let file = tmp.path().join("crafted.db");
+    let bytes = crafted_snapshot();
+    assert_eq!(bytes.len() % 512, 32);
+    std::fs::write(&file, &bytes).unwrap();
+    let args_file = tmp.path().join("args.json");
+    std::fs::write(
+        &args_file,
+        json!({ "state": "verified", "path": file }).to_string(),
+    )
+    .unwrap();
+    let mut child = guarded_command(module_binary("etcd_snapshot"))
+        .arg(&args_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let finished = harness::process::wait_timeout(&mut child, DEFAULT_TIMEOUT);
+    if finished.is_none() {
+        harness::process::kill_and_reap(&mut child);
+        panic!("state=verified still walking a 32 KiB file after {DEFAULT_TIMEOUT:?}");
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["failed"], true, "{r}");
+    assert_eq!(r["valid"], false, "{r}");
+    assert!(r["msg"].as_str().unwrap().contains("corrupt"), "{r}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        bytes,
+        "verify changes nothing"
+    );
+}
+
+/// Runs etcd_snapshot with `args` in the working directory `cwd`.
+fn snapshot_in(cwd: &Path, args: Value) -> Value {
+    let args_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(args_file.path(), args.to_string()).unwrap();
+    let out = guarded_command(module_binary("etcd_snapshot"))
+        .arg(args_file.path())
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Every path under `dir`, recursively, sorted.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(tree(&path));
+        }
+        out.push(path);
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_destination_that_cannot_hold_a_snapshot_fails_before_anything_is_streamed() {
+    let cluster = one_member();
+    let endpoint = cluster.endpoints()[0].clone();
+    load(&endpoint, "big/", 3000, 1024);
+    let tmp = scratch();
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let a_file = tmp.path().join("a-file");
+    std::fs::write(&a_file, "keep me").unwrap();
+    let a_dir = tmp.path().join("a-dir");
+    std::fs::create_dir(&a_dir).unwrap();
+    let long = "x".repeat(300);
+    let cases = [
+        (json!({ "dir": "" }), "must not be empty"),
+        (json!({ "path": "" }), "must not be empty"),
+        (json!({ "dir": a_file }), "not a directory"),
+        (json!({ "dir": a_file.join("sub") }), "Not a directory"),
+        (json!({ "dir": tmp.path().join(&long) }), "too long"),
+        (
+            json!({ "path": tmp.path().join("missing").join("x.db") }),
+            "does not exist",
+        ),
+        (
+            json!({ "path": tmp.path().join(format!("{long}.db")) }),
+            "too long",
+        ),
+        (json!({ "path": a_dir }), "is a directory"),
+        (
+            json!({ "path": format!("{}/", a_dir.display()) }),
+            "directory",
+        ),
+        // Bad input elsewhere: the missing dir is not created either.
+        (
+            json!({ "dir": tmp.path().join("new").join("dir"), "client_cert": a_file }),
+            "together",
+        ),
+        (
+            json!({ "dir": tmp.path().join("new"), "mode": "u+rw" }),
+            "octal",
+        ),
+    ];
+    let proxies: Vec<Proxy> = (0..2)
+        .map(|_| Proxy::start(&endpoint, u64::MAX, Interrupt::Cut))
+        .collect();
+    let before = tree(tmp.path());
+    for (extra, why) in cases {
+        for check_mode in [true, false] {
+            let mut args = json!({
+                "endpoints": [proxies[0].endpoint(), proxies[1].endpoint()],
+                "_ansible_check_mode": check_mode,
+            });
+            args.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let r = snapshot_in(&cwd, args);
+            assert_eq!(r["failed"], true, "{extra} (check mode {check_mode}): {r}");
+            let msg = r["msg"].as_str().unwrap();
+            assert!(msg.contains(why), "{extra}: {msg}");
+            assert_eq!(
+                tree(tmp.path()),
+                before,
+                "{extra} created or removed something: {r}"
+            );
+            assert_eq!(std::fs::read_to_string(&a_file).unwrap(), "keep me");
+            for p in &proxies {
+                let sent = p.forwarded.load(Ordering::SeqCst);
+                assert!(
+                    sent < 64 * 1024,
+                    "{extra}: {sent} bytes streamed before failing: {r}"
+                );
+            }
+        }
+    }
+}
+
+/// Runs etcd_snapshot with `args` in a private mount namespace where
+/// `mount` is a fresh tmpfs mounted with `options`; returns the result and
+/// what the tmpfs held after the run (the namespace, and the tmpfs, end
+/// with the command).
+fn snapshot_on_tmpfs(mount: &Path, options: &str, args: Value) -> (Value, String) {
+    let args_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(args_file.path(), args.to_string()).unwrap();
+    let out = guarded_command("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs -o "$1" tmpfs "$2" || exit 99; "$3" "$4"; echo "listing:$(ls -A "$2")" >&2"#,
+            "sh",
+            options,
+        ])
+        .arg(mount)
+        .arg(module_binary("etcd_snapshot"))
+        .arg(args_file.path())
+        .output()
+        .expect("run unshare (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_ne!(
+        out.status.code(),
+        Some(99),
+        "cannot mount a tmpfs: {stderr}"
+    );
+    let result = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let listing = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("listing:"))
+        .unwrap_or_else(|| panic!("no listing: {stderr}"))
+        .to_string();
+    (result, listing)
+}
+
+#[test]
+fn disk_full_and_read_only_fail_at_once_without_trying_other_endpoints() {
+    let cluster = one_member();
+    let endpoint = cluster.endpoints()[0].clone();
+    load(&endpoint, "big/", 3000, 1024);
+    let tmp = scratch();
+    let mount = tmp.path().join("mnt");
+    std::fs::create_dir(&mount).unwrap();
+
+    // Disk full: a 1 MiB file system for a 3 MB snapshot.
+    let proxies: Vec<Proxy> = (0..2)
+        .map(|_| Proxy::start(&endpoint, u64::MAX, Interrupt::Cut))
+        .collect();
+    let endpoints = json!([proxies[0].endpoint(), proxies[1].endpoint()]);
+    let (r, left) = snapshot_on_tmpfs(
+        &mount,
+        "size=1m",
+        json!({ "endpoints": endpoints, "dir": mount, "keep": 1 }),
+    );
+    assert_eq!(r["failed"], true, "{r}");
+    let msg = r["msg"].as_str().unwrap();
+    assert!(msg.contains("No space left on device"), "{msg}");
+    assert!(left.is_empty(), "left on the file system: {left:?}");
+    let first = proxies[0].forwarded.load(Ordering::SeqCst);
+    let second = proxies[1].forwarded.load(Ordering::SeqCst);
+    assert!(
+        first > 512 * 1024,
+        "the first endpoint streamed until the disk was full: {first}"
+    );
+    assert!(
+        second < 64 * 1024,
+        "the second endpoint was asked for a snapshot too: {second} bytes"
+    );
+    drop(proxies);
+
+    // Read-only: fails before streaming anything, from any endpoint.
+    let proxies: Vec<Proxy> = (0..2)
+        .map(|_| Proxy::start(&endpoint, u64::MAX, Interrupt::Cut))
+        .collect();
+    let endpoints = json!([proxies[0].endpoint(), proxies[1].endpoint()]);
+    for target in [
+        json!({ "dir": mount }),
+        json!({ "path": mount.join("etcd.db") }),
+    ] {
+        let mut args = json!({ "endpoints": endpoints });
+        args.as_object_mut()
+            .unwrap()
+            .extend(target.as_object().unwrap().clone());
+        let (r, left) = snapshot_on_tmpfs(&mount, "ro,size=1m", args);
+        assert_eq!(r["failed"], true, "{r}");
+        let msg = r["msg"].as_str().unwrap();
+        assert!(msg.contains("Read-only file system"), "{msg}");
+        assert!(left.is_empty(), "{left:?}");
+        for p in &proxies {
+            let sent = p.forwarded.load(Ordering::SeqCst);
+            assert!(sent < 64 * 1024, "{target}: {sent} bytes streamed: {r}");
+        }
+    }
+    assert!(
+        listing(&mount).is_empty(),
+        "nothing written under the real mount point"
+    );
 }

@@ -78,6 +78,8 @@ impl Module for Snapshot {
         "Streams a snapshot of the database from the first endpoint whose member answers and sees a leader (falling back, in endpoint order, to any member that answers), like C(etcdctl snapshot save). The file is byte-for-byte what etcd sends, so C(etcdctl snapshot status) and C(etcdctl snapshot restore) accept it.",
         "Writes to a temporary file in the destination directory, checks the sha256 that etcd appends to the stream, fsyncs, renames into place and fsyncs the directory: a failure at any point (even the module being killed) leaves no file under the final name and older snapshots untouched. Leftover temporary files of killed runs are removed by the next run. Memory use does not depend on the database size.",
         "With O(dir) the file is named C(etcd-snapshot-<UTC timestamp>.db); O(keep) removes the oldest such files (never any other file) and O(max_age) skips the snapshot while the newest one is recent enough.",
+        "Retention and O(max_age) only count good copies: files that verify (a database plus etcd's sha256 trailer, trailer matching) and are not stamped later than now. A file that does not verify or is stamped in the future (clock skew, a copied file) is never removed, never counted toward O(keep), never taken as the newest snapshot, and is listed in RV(skipped_files) with the reason. The file this run wrote is never removed.",
+        "The destination is checked before anything is streamed (an empty, missing, too long or unwritable O(path) or O(dir) fails at once, creating nothing); a local write error (disk full, read-only file system) fails the run without trying other endpoints.",
         "The returned O(revision) and O(key_count) are read from the written file, as C(etcdctl snapshot status) computes them (C(key_count) is its C(totalKey): entries of every bucket, etcd's internal ones included, and every stored revision of a key).",
         "O(state=verified) checks an existing file's sha256 trailer and database structure without contacting etcd.",
     ];
@@ -103,12 +105,12 @@ impl Module for Snapshot {
         OptionDoc::new(
             "keep",
             ArgType::Int,
-            "With O(dir): after a successful snapshot keep only the newest N C(etcd-snapshot-*.db) files, removing older ones. Other files are never touched.",
+            "With O(dir): after a successful snapshot keep only the newest N good copies (files that verify and are not stamped in the future, the new snapshot included), removing older good copies. Files that do not verify, files stamped in the future and other files are never touched.",
         ),
         OptionDoc::new(
             "max_age",
             ArgType::Raw,
-            "Do nothing (changed=false) if the newest snapshot (newest timestamped file in O(dir), or the modification time of O(path)) is younger than this: seconds, or a string such as C(24h), C(90m).",
+            "Do nothing (changed=false) if the newest good snapshot (the newest timestamped file in O(dir) that verifies and is not stamped in the future, or O(path) if it verifies and its modification time is not in the future) is younger than this: seconds, or a string such as C(24h), C(90m). A file stamped in the future never stops a backup.",
         ),
         OptionDoc::new(
             "mode",
@@ -199,6 +201,12 @@ impl Module for Snapshot {
             ty: "list",
         },
         ReturnDoc {
+            name: "skipped_files",
+            description: "Timestamped files (or O(path)) left alone and not counted as good copies, each as C(path) and C(reason): C(does not verify ...) or C(stamped in the future ...). Also reported as warnings.",
+            returned: "success",
+            ty: "list",
+        },
+        ReturnDoc {
             name: "skipped_reason",
             description: "Why no snapshot was taken (max_age), or absent.",
             returned: "when skipped",
@@ -274,22 +282,44 @@ fn list_snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
 }
 
 fn verify(target: Target) -> Result<Outcome, Failure> {
+    let mut skipped = Vec::new();
     let path = match target {
         Target::Path(p) => p,
-        Target::Dir(d) => match list_snapshots(&d)?.pop() {
-            Some((_, p)) => p,
-            None => {
-                return Err(Failure::new(format!(
-                    "no etcd-snapshot-*.db file in {}",
-                    d.display()
-                )))
+        Target::Dir(d) => {
+            // The newest by its stamp, not counting files stamped in the future.
+            let now = unix_secs(SystemTime::now());
+            let mut found = list_snapshots(&d)?;
+            let current = found.partition_point(|(stamp, _)| *stamp <= now);
+            for (stamp, path) in found.split_off(current).into_iter().rev() {
+                skipped.push(
+                    Skipped {
+                        reason: format!(
+                            "stamped in the future ({} is later than the current time {}): not taken as the newest snapshot",
+                            stamp_text(stamp),
+                            stamp_text(now)
+                        ),
+                        path,
+                    }
+                    .json(),
+                );
             }
-        },
+            match found.pop() {
+                Some((_, p)) => p,
+                None => {
+                    return Err(Failure::new(format!(
+                        "no etcd-snapshot-*.db file stamped at or before now in {}",
+                        d.display()
+                    ))
+                    .with("skipped_files", skipped))
+                }
+            }
+        }
     };
     let info = inspect(&path, true).map_err(|e| {
         Failure::new(e)
             .with("valid", false)
             .with("path", path.display().to_string())
+            .with("skipped_files", skipped.clone())
     })?;
     Ok(Outcome::new(
         false,
@@ -307,7 +337,8 @@ fn verify(target: Target) -> Result<Outcome, Failure> {
     .with("sha256", info.sha256)
     .with("revision", info.db.revision)
     .with("key_count", info.db.total_keys)
-    .with("db_size", info.db.total_size))
+    .with("db_size", info.db.total_size)
+    .with("skipped_files", skipped))
 }
 
 /// Mode and ownership to give the written file.
@@ -368,38 +399,255 @@ fn remove_stale_temps(dir: &Path) -> Vec<String> {
     removed
 }
 
-fn age_of_newest(target: &Target) -> Result<Option<(PathBuf, Duration)>, Failure> {
-    let now = SystemTime::now();
-    match target {
-        Target::Dir(d) => Ok(list_snapshots(d)?.pop().map(|(stamp, p)| {
-            let taken = std::time::UNIX_EPOCH + Duration::from_secs(stamp);
-            (p, now.duration_since(taken).unwrap_or_default())
-        })),
-        Target::Path(p) => match std::fs::metadata(p) {
-            Ok(meta) => {
-                let modified = meta.modified().map_err(|e| Failure::new(e.to_string()))?;
-                Ok(Some((
-                    p.clone(),
-                    now.duration_since(modified).unwrap_or_default(),
-                )))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Failure::new(format!("cannot stat {}: {e}", p.display()))),
-        },
+/// A timestamped file that retention and `max_age` leave alone, and why.
+struct Skipped {
+    path: PathBuf,
+    reason: String,
+}
+
+impl Skipped {
+    fn json(&self) -> Value {
+        json!({ "path": self.path.display().to_string(), "reason": self.reason })
     }
 }
 
-/// Which old snapshots `keep` removes once `new` (if any) exists.
-fn prune_plan(dir: &Path, keep: u64, new: Option<&Path>) -> Result<Vec<PathBuf>, Failure> {
-    let mut all: Vec<PathBuf> = list_snapshots(dir)?.into_iter().map(|(_, p)| p).collect();
-    if let Some(new) = new {
-        if !all.iter().any(|p| p == new) {
-            all.push(new.to_path_buf());
-            all.sort();
+/// The timestamped files of `dir` as retention and `max_age` see them.
+///
+/// Only good copies count: files that verify (size of a database plus
+/// trailer, sha256 trailer matching, readable database) and whose stamp
+/// is not later than now. The others are never counted toward `keep`,
+/// never taken as "the newest snapshot", and never removed: a file
+/// stamped in the future (clock skew, a clock stepped back, a copied
+/// file) would otherwise outrank every new snapshot, and a file that does
+/// not verify is not a backup but may be someone's only evidence.
+#[derive(Default)]
+struct Survey {
+    /// Good copies, oldest first.
+    good: Vec<(u64, PathBuf)>,
+    /// Files neither counted nor removed.
+    skipped: Vec<Skipped>,
+}
+
+impl Survey {
+    fn of(dir: &Path, now: u64) -> Result<Survey, Failure> {
+        let mut survey = Survey::default();
+        for (stamp, path) in list_snapshots(dir)? {
+            if stamp > now {
+                survey.skipped.push(Skipped {
+                    reason: format!(
+                        "stamped in the future ({} is later than the current time {}): \
+                         not counted as a newer snapshot, not removed",
+                        stamp_text(stamp),
+                        stamp_text(now)
+                    ),
+                    path,
+                });
+                continue;
+            }
+            match inspect(&path, true) {
+                Ok(_) => survey.good.push((stamp, path)),
+                Err(why) => survey.skipped.push(Skipped {
+                    reason: format!(
+                        "does not verify, so it is not counted as a good copy and not removed: {why}"
+                    ),
+                    path,
+                }),
+            }
+        }
+        Ok(survey)
+    }
+
+    /// The good copies `keep` removes; with `new_written`, the file this
+    /// run wrote (never in the survey, never removed) counts as the newest.
+    fn prune_plan(&self, keep: u64, new_written: bool) -> Vec<PathBuf> {
+        let keep_old = if new_written {
+            keep.saturating_sub(1)
+        } else {
+            keep
+        };
+        let excess = self
+            .good
+            .len()
+            .saturating_sub(usize::try_from(keep_old).unwrap_or(usize::MAX));
+        self.good[..excess].iter().map(|(_, p)| p.clone()).collect()
+    }
+
+    fn skipped_json(&self) -> Vec<Value> {
+        self.skipped.iter().map(Skipped::json).collect()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.skipped
+            .iter()
+            .map(|s| format!("left {} alone: {}", s.path.display(), s.reason))
+            .collect()
+    }
+}
+
+fn stamp_text(secs: u64) -> String {
+    utc_stamp(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+fn unix_secs(at: SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// For `max_age` with `path`: the file's age, if it is a good copy. A file
+/// modified in the future or that does not verify does not stop a backup.
+fn path_age(path: &Path, now: SystemTime, skipped: &mut Vec<Skipped>) -> Option<Duration> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta.modified().ok()?;
+    let Ok(age) = now.duration_since(modified) else {
+        skipped.push(Skipped {
+            path: path.to_path_buf(),
+            reason: format!(
+                "modified in the future ({} is later than the current time {}): not taken as a recent snapshot",
+                stamp_text(unix_secs(modified)),
+                stamp_text(unix_secs(now))
+            ),
+        });
+        return None;
+    };
+    if let Err(why) = inspect(path, true) {
+        skipped.push(Skipped {
+            path: path.to_path_buf(),
+            reason: format!("does not verify, so it is not taken as a recent snapshot: {why}"),
+        });
+        return None;
+    }
+    Some(age)
+}
+
+/// Checks the destination before anything is created or streamed: a clear
+/// error when it cannot hold a snapshot. A missing `dir` must be creatable
+/// (it is created later, just before the snapshot is written). Returns
+/// the directory the file goes in.
+fn check_destination(target: &Target) -> Result<PathBuf, Failure> {
+    use std::io::ErrorKind::NotFound;
+    match target {
+        Target::Dir(d) => {
+            if d.as_os_str().is_empty() {
+                return Err(Failure::new(
+                    "dir must not be empty: give the directory that receives the snapshots",
+                ));
+            }
+            match std::fs::metadata(d) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(Failure::new(format!(
+                        "dir {} exists and is not a directory",
+                        d.display()
+                    )))
+                }
+                Err(e) if e.kind() == NotFound => check_creatable(d)?,
+                Err(e) => return Err(Failure::new(format!("cannot use dir {}: {e}", d.display()))),
+            }
+            Ok(d.clone())
+        }
+        Target::Path(p) => {
+            if p.as_os_str().is_empty() {
+                return Err(Failure::new(
+                    "path must not be empty: give the snapshot file to write",
+                ));
+            }
+            use std::os::unix::ffi::OsStrExt;
+            if p.file_name().is_none() || p.as_os_str().as_bytes().ends_with(b"/") {
+                return Err(Failure::new(format!(
+                    "path {} names a directory, not a file (use dir for timestamped snapshots)",
+                    p.display()
+                )));
+            }
+            let parent = target.dir();
+            match std::fs::metadata(&parent) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(Failure::new(format!(
+                        "cannot write {}: {} is not a directory",
+                        p.display(),
+                        parent.display()
+                    )))
+                }
+                Err(e) if e.kind() == NotFound => {
+                    return Err(Failure::new(format!(
+                        "cannot write {}: directory {} does not exist",
+                        p.display(),
+                        parent.display()
+                    )))
+                }
+                Err(e) => {
+                    return Err(Failure::new(format!(
+                        "cannot write {}: {}: {e}",
+                        p.display(),
+                        parent.display()
+                    )))
+                }
+            }
+            // Also catches a name too long for the file system (ENAMETOOLONG).
+            match std::fs::metadata(p) {
+                Ok(meta) if meta.is_dir() => Err(Failure::new(format!(
+                    "path {} is a directory (use dir for timestamped snapshots)",
+                    p.display()
+                ))),
+                Ok(_) => Ok(parent),
+                Err(e) if e.kind() == NotFound => Ok(parent),
+                Err(e) => Err(Failure::new(format!(
+                    "cannot use path {}: {e}",
+                    p.display()
+                ))),
+            }
         }
     }
-    let excess = all.len().saturating_sub(keep as usize);
-    Ok(all.into_iter().take(excess).collect())
+}
+
+/// Whether a missing `dir` can be created (its nearest existing ancestor
+/// is a writable directory).
+fn check_creatable(dir: &Path) -> Result<(), Failure> {
+    let mut ancestor = dir.parent();
+    while let Some(a) = ancestor {
+        let shown = if a.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            a
+        };
+        match std::fs::metadata(shown) {
+            Ok(meta) if meta.is_dir() => return check_writable(shown),
+            Ok(_) => {
+                return Err(Failure::new(format!(
+                    "cannot create dir {}: {} is not a directory",
+                    dir.display(),
+                    shown.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ancestor = a.parent(),
+            Err(e) => {
+                return Err(Failure::new(format!(
+                    "cannot create dir {}: {}: {e}",
+                    dir.display(),
+                    shown.display()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether files can be created in `dir` (access(2), which also reports a
+/// read-only file system).
+fn check_writable(dir: &Path) -> Result<(), Failure> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Failure::new(format!("{} contains a NUL byte", dir.display())))?;
+    // SAFETY: access reads the NUL-terminated path only.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "cannot create a file in {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        )))
+    }
 }
 
 async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outcome, Failure> {
@@ -415,54 +663,95 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
         ));
     }
     let attrs = FileAttrs::from_args(&args)?;
-    let dir = target.dir();
+    let dir = check_destination(&target)?;
+    // Every argument is checked before anything on disk changes.
+    let connection = ctx.connection.connect_settings()?;
+    let now = SystemTime::now();
     let mut removed = Vec::new();
     if !ctx.check_mode {
-        if let Target::Dir(d) = &target {
-            create_dir(d)?;
-        }
         removed = remove_stale_temps(&dir);
     }
+    let before = snapshot_names(&target);
+    let mut survey = match &target {
+        Target::Dir(d) if keep.is_some() || args.max_age.is_some() => {
+            Survey::of(d, unix_secs(now))?
+        }
+        _ => Survey::default(),
+    };
 
     if let Some(max_age) = args.max_age {
-        if let Some((newest, age)) = age_of_newest(&target)? {
-            if age < max_age.0 {
-                let mut changed = !removed.is_empty();
-                if let (Some(keep), Target::Dir(d)) = (keep, &target) {
-                    let plan = prune_plan(d, keep, None)?;
-                    changed |= !plan.is_empty();
-                    removed.extend(prune(plan, ctx.check_mode)?);
-                }
-                let why = format!(
-                    "newest snapshot {} is {}s old, younger than max_age ({}s)",
-                    newest.display(),
-                    age.as_secs(),
-                    max_age.0.as_secs()
-                );
-                return Ok(Outcome::new(changed, why.clone())
-                    .with("path", newest.display().to_string())
-                    .with("skipped_reason", why)
-                    .with("removed", removed));
+        let newest = match &target {
+            Target::Dir(_) => survey.good.last().map(|(stamp, p)| {
+                (
+                    p.clone(),
+                    Duration::from_secs(unix_secs(now).saturating_sub(*stamp)),
+                )
+            }),
+            Target::Path(p) => path_age(p, now, &mut survey.skipped).map(|age| (p.clone(), age)),
+        };
+        if let Some((newest, age)) = newest.filter(|(_, age)| *age < max_age.0) {
+            let mut pruned = Vec::new();
+            if let Some(keep) = keep {
+                pruned = prune(survey.prune_plan(keep, false), ctx.check_mode, &mut survey)?;
             }
+            removed.extend(pruned.iter().cloned());
+            let why = format!(
+                "newest good snapshot {} is {}s old, younger than max_age ({}s)",
+                newest.display(),
+                age.as_secs(),
+                max_age.0.as_secs()
+            );
+            let mut outcome = Outcome::new(!removed.is_empty(), why.clone())
+                .with("path", newest.display().to_string())
+                .with("skipped_reason", why)
+                .with("removed", removed)
+                .with("skipped_files", survey.skipped_json());
+            if !survey.skipped.is_empty() {
+                outcome = outcome.with("warnings", survey.warnings());
+            }
+            outcome.diff = Some(diff(&before, None, &pruned));
+            return Ok(outcome);
         }
     }
 
     let destination = match &target {
         Target::Path(p) => p.clone(),
-        Target::Dir(d) => d.join(format!(
-            "{NAME_PREFIX}{}{NAME_SUFFIX}",
-            utc_stamp(SystemTime::now())
-        )),
+        Target::Dir(d) => d.join(format!("{NAME_PREFIX}{}{NAME_SUFFIX}", utc_stamp(now))),
     };
-    let before = snapshot_names(&target);
-    let connection = ctx.connection.connect_settings()?;
-    let candidates = candidates(&connection).await?;
-
-    if ctx.check_mode {
-        let source = &candidates[0];
-        if let (Some(keep), Target::Dir(d)) = (keep, &target) {
-            removed.extend(prune(prune_plan(d, keep, Some(&destination))?, true)?);
+    // The file is created (and given its mode and owner) before any byte
+    // is streamed: an unwritable destination fails here, once.
+    let temp = if ctx.check_mode {
+        if dir.is_dir() {
+            check_writable(&dir)?;
         }
+        None
+    } else {
+        if let Target::Dir(d) = &target {
+            create_dir(d)?;
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
+            .tempfile_in(&dir)
+            .map_err(|e| {
+                Failure::new(format!("cannot create a file in {}: {e}", dir.display()))
+                    .with("removed", removed.clone())
+            })?;
+        lock_file(temp.as_file(), true)
+            .map_err(|e| Failure::new(format!("cannot lock {}: {e}", temp.path().display())))?;
+        attrs.apply(temp.as_file())?;
+        Some(temp)
+    };
+    let candidates = candidates(&connection).await?;
+    let plan = match keep {
+        Some(keep) => survey.prune_plan(keep, true),
+        None => Vec::new(),
+    };
+
+    let Some(temp) = temp else {
+        let source = &candidates[0];
+        let pruned = prune(plan, true, &mut survey)?;
+        removed.extend(pruned.iter().cloned());
         let mut outcome = Outcome::new(
             true,
             format!(
@@ -474,21 +763,39 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
         )
         .with("path", destination.display().to_string())
         .with("member", source.json())
-        .with("removed", removed);
-        outcome.diff = Some(diff(&before, &destination, &[]));
+        .with("removed", removed)
+        .with("skipped_files", survey.skipped_json());
+        if !survey.skipped.is_empty() {
+            outcome = outcome.with("warnings", survey.warnings());
+        }
+        outcome.diff = Some(diff(&before, Some(&destination), &pruned));
         return Ok(outcome);
-    }
+    };
 
     let idle = connection.dial_timeout + connection.command_timeout;
     let mut errors = Vec::new();
     let mut written = None;
     for source in &candidates {
-        match save_from(&connection, source, &dir, &destination, &attrs, idle).await {
+        match save_from(&connection, source, &temp, idle).await {
             Ok(done) => {
                 written = Some((source, done));
                 break;
             }
-            Err(e) => errors.push(format!("{}: {}", source.endpoint, e.msg)),
+            Err(Attempt::Remote(e)) => {
+                errors.push(format!("{}: {}", source.endpoint, e.msg));
+                if let Err(e) = reset(&temp) {
+                    return Err(e.with("removed", removed));
+                }
+            }
+            // Disk full, read-only, permissions: no other member can help.
+            Err(Attempt::Local(e)) => {
+                errors.push(format!("{}: {}", source.endpoint, e.msg));
+                return Err(Failure::new(format!(
+                    "no snapshot could be taken: {}",
+                    errors.join("; ")
+                ))
+                .with("removed", removed));
+            }
         }
     }
     let Some((source, saved)) = written else {
@@ -497,12 +804,12 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
                 .with("removed", removed),
         );
     };
+    persist(temp, &destination, &dir, &attrs).map_err(|e| e.with("removed", removed.clone()))?;
 
-    let mut pruned = Vec::new();
-    if let (Some(keep), Target::Dir(d)) = (keep, &target) {
-        pruned = prune(prune_plan(d, keep, Some(&destination))?, false)?;
-        removed.extend(pruned.iter().cloned());
-    }
+    let pruned = prune(plan, false, &mut survey)?;
+    removed.extend(pruned.iter().cloned());
+    let mut warnings = errors;
+    warnings.extend(survey.warnings());
     let mut outcome = Outcome::new(
         true,
         format!(
@@ -521,11 +828,12 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
     .with("key_count", saved.key_count)
     .with("db_size", saved.db_size)
     .with("member", source.json())
-    .with("removed", removed);
-    if !errors.is_empty() {
-        outcome = outcome.with("warnings", errors);
+    .with("removed", removed)
+    .with("skipped_files", survey.skipped_json());
+    if !warnings.is_empty() {
+        outcome = outcome.with("warnings", warnings);
     }
-    outcome.diff = Some(diff(&before, &destination, &pruned));
+    outcome.diff = Some(diff(&before, Some(&destination), &pruned));
     Ok(outcome)
 }
 
@@ -541,13 +849,23 @@ fn create_dir(dir: &Path) -> Result<(), Failure> {
         .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))
 }
 
-/// Removes the planned files (or only reports them in check mode).
-fn prune(plan: Vec<PathBuf>, check_mode: bool) -> Result<Vec<String>, Failure> {
+/// Removes the planned files (or only reports them in check mode). A file
+/// that cannot be removed is reported as skipped: the snapshot is taken.
+fn prune(
+    plan: Vec<PathBuf>,
+    check_mode: bool,
+    survey: &mut Survey,
+) -> Result<Vec<String>, Failure> {
     let mut done = Vec::new();
     for path in plan {
         if !check_mode {
-            std::fs::remove_file(&path)
-                .map_err(|e| Failure::new(format!("cannot remove {}: {e}", path.display())))?;
+            if let Err(e) = std::fs::remove_file(&path) {
+                survey.skipped.push(Skipped {
+                    reason: format!("keep would remove it but it cannot be removed: {e}"),
+                    path,
+                });
+                continue;
+            }
         }
         done.push(path.display().to_string());
     }
@@ -571,14 +889,14 @@ fn snapshot_names(target: &Target) -> Vec<String> {
     }
 }
 
-fn diff(before: &[String], new: &Path, pruned: &[String]) -> Value {
-    let new = new.display().to_string();
+fn diff(before: &[String], new: Option<&Path>, pruned: &[String]) -> Value {
+    let new = new.map(|n| n.display().to_string());
     let mut after: Vec<String> = before
         .iter()
-        .filter(|p| !pruned.contains(p) && **p != new)
+        .filter(|p| !pruned.contains(p) && Some(*p) != new.as_ref())
         .cloned()
         .collect();
-    after.push(new);
+    after.extend(new);
     after.sort();
     json!({
         "before": { "snapshots": before },
@@ -660,7 +978,7 @@ async fn probe(conn: &Connection, endpoint: String) -> Result<Source, Failure> {
     })
 }
 
-/// A snapshot that is in place.
+/// A snapshot that is complete in its temporary file.
 struct Saved {
     size: u64,
     sha256: String,
@@ -669,44 +987,75 @@ struct Saved {
     db_size: u64,
 }
 
-/// Streams a snapshot from `source` to a temp file in `dir`, checks it, and
-/// moves it to `destination`. On any error the temp file is removed.
+/// Why one member's attempt failed.
+enum Attempt {
+    /// The member or the network: the next endpoint may do better.
+    Remote(Failure),
+    /// This host (disk full, read-only file system, permissions): no
+    /// other member can help, and retrying would only stream again.
+    Local(Failure),
+}
+
+/// Empties the temporary file for the next member's attempt.
+fn reset(temp: &tempfile::NamedTempFile) -> Result<(), Failure> {
+    use std::io::Seek;
+    let mut file = temp.as_file();
+    file.set_len(0)
+        .and_then(|_| file.rewind())
+        .map_err(|e| Failure::new(format!("cannot truncate {}: {e}", temp.path().display())))
+}
+
+/// Streams a snapshot from `source` into `temp` and checks it.
 async fn save_from(
     conn: &Connection,
     source: &Source,
-    dir: &Path,
-    destination: &Path,
-    attrs: &FileAttrs,
+    temp: &tempfile::NamedTempFile,
     idle: Duration,
-) -> Result<Saved, Failure> {
-    let temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(|e| Failure::new(format!("cannot create a file in {}: {e}", dir.display())))?;
-    lock_file(temp.as_file(), true)
-        .map_err(|e| Failure::new(format!("cannot lock {}: {e}", temp.path().display())))?;
-
-    let client = conn.client_for(&source.endpoint).await?;
+) -> Result<Saved, Attempt> {
+    let client = conn
+        .client_for(&source.endpoint)
+        .await
+        .map_err(Attempt::Remote)?;
     let digests = stream(conn, client, &source.endpoint, temp.as_file(), idle).await?;
     digests.check().map_err(|why| {
-        Failure::new(format!(
+        Attempt::Remote(Failure::new(format!(
             "the snapshot stream from {} was incomplete: {why}",
             source.endpoint
-        ))
+        )))
     })?;
 
     let file = temp.as_file();
-    file.sync_all()
-        .map_err(|e| Failure::new(format!("cannot fsync {}: {e}", temp.path().display())))?;
+    file.sync_all().map_err(|e| {
+        Attempt::Local(Failure::new(format!(
+            "cannot fsync {}: {e}",
+            temp.path().display()
+        )))
+    })?;
     let db = db_stats(file, digests.len - HASH_LEN as u64).map_err(|why| {
-        Failure::new(format!(
+        Attempt::Remote(Failure::new(format!(
             "the snapshot from {} is not a readable etcd database: {why}",
             source.endpoint
-        ))
+        )))
     })?;
-    attrs.apply(file)?;
+    Ok(Saved {
+        size: digests.len,
+        sha256: digests.file_sha256,
+        revision: db.revision,
+        key_count: db.total_keys,
+        db_size: db.total_size,
+    })
+}
 
+/// Gives the complete temporary file its final mode and owner and moves it
+/// to `destination`, then fsyncs the directory.
+fn persist(
+    temp: tempfile::NamedTempFile,
+    destination: &Path,
+    dir: &Path,
+    attrs: &FileAttrs,
+) -> Result<(), Failure> {
+    // Again after writing: writes may clear setuid/setgid bits.
+    attrs.apply(temp.as_file())?;
     let is_timestamped = destination
         .file_name()
         .and_then(|n| n.to_str())
@@ -726,14 +1075,7 @@ async fn save_from(
             e.error
         ))
     })?;
-    sync_dir(dir)?;
-    Ok(Saved {
-        size: digests.len,
-        sha256: digests.file_sha256,
-        revision: db.revision,
-        key_count: db.total_keys,
-        db_size: db.total_size,
-    })
+    sync_dir(dir).map_err(Failure::new)
 }
 
 /// Copies the snapshot stream into `out`, hashing it; each message must
@@ -750,16 +1092,19 @@ async fn stream(
     endpoint: &str,
     out: &File,
     idle: Duration,
-) -> Result<Digests, Failure> {
+) -> Result<Digests, Attempt> {
     let mut messages = conn
         .bounded(
             &format!("starting snapshot on {endpoint}"),
             client.snapshot(),
         )
-        .await?;
-    let mut file = out
-        .try_clone()
-        .map_err(|e| Failure::new(format!("cannot duplicate the file handle: {e}")))?;
+        .await
+        .map_err(Attempt::Remote)?;
+    let mut file = out.try_clone().map_err(|e| {
+        Attempt::Local(Failure::new(format!(
+            "cannot duplicate the file handle: {e}"
+        )))
+    })?;
     let (chunks, mut receiver) = tokio::sync::mpsc::channel::<SnapshotResponse>(IN_FLIGHT);
     let writer = std::thread::spawn(move || -> Result<Digests, String> {
         let mut hasher = StreamHasher::new();
@@ -797,10 +1142,11 @@ async fn stream(
         }
     };
     drop(chunks);
-    let written = writer
+    // A write error (disk full, read-only) is this host's, whatever the stream did.
+    let digests = writer
         .join()
-        .map_err(|_| Failure::new("the snapshot writer thread panicked"))?
-        .map_err(Failure::new);
-    streamed?;
-    written
+        .map_err(|_| Attempt::Local(Failure::new("the snapshot writer thread panicked")))?
+        .map_err(|e| Attempt::Local(Failure::new(e)))?;
+    streamed.map_err(Attempt::Remote)?;
+    Ok(digests)
 }

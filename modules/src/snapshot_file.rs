@@ -227,6 +227,9 @@ const VERSION: u32 = 2;
 const META_LEN: usize = 64;
 /// Deeper than any real B+tree of a few TB; stops loops in corrupt files.
 const MAX_DEPTH: u32 = 64;
+/// What the walk says when the page graph is not a tree.
+const DEPTH_ERROR: &str =
+    "the page tree is deeper than any valid database (a cycle of branch pages)";
 
 fn u16_at(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes(b[off..off + 2].try_into().expect("2 bytes"))
@@ -275,6 +278,10 @@ struct Db<'a> {
     file: &'a File,
     len: u64,
     meta: Meta,
+    /// Tree pages already walked: in a valid database every page belongs to
+    /// exactly one tree, once, so a second visit means a cycle or a shared
+    /// subtree, which a crafted file could use to make the walk exponential.
+    visited: std::cell::RefCell<std::collections::HashSet<u64>>,
 }
 
 /// A page's header.
@@ -326,6 +333,17 @@ impl Db<'_> {
         }
     }
 
+    /// Records that the walk enters page `pgid`; fails on a second visit.
+    fn visit(&self, pgid: u64) -> Result<(), String> {
+        if self.visited.borrow_mut().insert(pgid) {
+            Ok(())
+        } else {
+            Err(format!(
+                "page {pgid} is referenced more than once (the page graph has a cycle or a shared subtree)"
+            ))
+        }
+    }
+
     /// Reads the whole of page `pgid` (overflow pages included).
     fn read_page(&self, pgid: u64) -> Result<Vec<u8>, String> {
         let head = self.read_page_prefix(pgid, PAGE_HEADER)?;
@@ -349,8 +367,9 @@ impl Db<'_> {
     /// (entry count), so each costs one 16-byte read.
     fn count_entries(&self, pgid: u64, depth: u32) -> Result<u64, String> {
         if depth > MAX_DEPTH {
-            return Err("the page tree is deeper than any valid database".into());
+            return Err(DEPTH_ERROR.into());
         }
+        self.visit(pgid)?;
         let head = Self::header(&self.read_page_prefix(pgid, PAGE_HEADER)?);
         match head.flags {
             LEAF_PAGE => Ok(head.count as u64),
@@ -370,8 +389,10 @@ impl Db<'_> {
     /// The last (greatest) key of the tree rooted at `pgid`.
     fn last_key(&self, pgid: u64, depth: u32) -> Result<Option<Vec<u8>>, String> {
         if depth > MAX_DEPTH {
-            return Err("the page tree is deeper than any valid database".into());
+            return Err(DEPTH_ERROR.into());
         }
+        // Only the rightmost path: at most MAX_DEPTH pages, no visited set
+        // (the same pages were or will be counted by `count_entries`).
         let page = self.read_page(pgid)?;
         let head = Self::header(&page);
         match head.flags {
@@ -391,8 +412,9 @@ impl Db<'_> {
     /// Calls `f(flags, key, value)` for every entry of the tree at `pgid`, in order.
     fn for_each(&self, pgid: u64, depth: u32, f: &mut EntryVisitor<'_>) -> Result<(), String> {
         if depth > MAX_DEPTH {
-            return Err("the page tree is deeper than any valid database".into());
+            return Err(DEPTH_ERROR.into());
         }
+        self.visit(pgid)?;
         let page = self.read_page(pgid)?;
         let head = Self::header(&page);
         match head.flags {
@@ -488,6 +510,7 @@ pub fn db_stats(file: &File, db_len: u64) -> Result<DbStats, String> {
         file,
         len: db_len,
         meta,
+        visited: Default::default(),
     };
 
     let mut stats = DbStats {
@@ -496,7 +519,7 @@ pub fn db_stats(file: &File, db_len: u64) -> Result<DbStats, String> {
         key_bucket_entries: 0,
         total_size,
     };
-    db.for_each(meta.root, 0, &mut |flags, name, value| {
+    let walked = db.for_each(meta.root, 0, &mut |flags, name, value| {
         if flags & BUCKET_LEAF == 0 || value.len() < 16 {
             return Err(format!(
                 "top-level entry {:?} is not a bucket",
@@ -526,7 +549,8 @@ pub fn db_stats(file: &File, db_len: u64) -> Result<DbStats, String> {
             }
         }
         Ok(())
-    })?;
+    });
+    walked.map_err(|why| format!("the database is corrupt: {why}"))?;
     Ok(stats)
 }
 
@@ -867,6 +891,104 @@ mod tests {
         let mut h = StreamHasher::new();
         h.update(&file[..file.len() - 1]);
         assert!(h.finish().check().unwrap_err().contains("truncated"));
+    }
+
+    /// A 32 KiB bbolt file (8 pages of 4 KiB): meta pages 0 and 1, root
+    /// leaf page 3 holding one bucket `bucket` whose root is page 4, and
+    /// page 4 (and 5) built by `branch`. Returns the database bytes.
+    fn crafted_db(bucket: &[u8], branch: &dyn Fn(&mut [u8])) -> Vec<u8> {
+        const PS: usize = 4096;
+        let mut db = vec![0u8; 8 * PS];
+        for id in 0..2u64 {
+            let page = &mut db[id as usize * PS..(id as usize + 1) * PS];
+            page[0..8].copy_from_slice(&id.to_le_bytes());
+            page[8..10].copy_from_slice(&META_PAGE.to_le_bytes());
+            let m = &mut page[PAGE_HEADER..PAGE_HEADER + META_LEN];
+            m[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+            m[4..8].copy_from_slice(&VERSION.to_le_bytes());
+            m[8..12].copy_from_slice(&(PS as u32).to_le_bytes());
+            m[16..24].copy_from_slice(&3u64.to_le_bytes()); // root bucket's page
+            m[32..40].copy_from_slice(&2u64.to_le_bytes()); // freelist
+            m[40..48].copy_from_slice(&8u64.to_le_bytes()); // high-water mark
+            m[48..56].copy_from_slice(&id.to_le_bytes()); // txid
+            let mut sum: u64 = 0xcbf2_9ce4_8422_2325;
+            for &b in &m[..56] {
+                sum ^= u64::from(b);
+                sum = sum.wrapping_mul(0x0100_0000_01b3);
+            }
+            m[56..64].copy_from_slice(&sum.to_le_bytes());
+        }
+        // Page 3: a leaf with one bucket entry whose value is {root: 4, sequence: 0}.
+        let leaf = &mut db[3 * PS..4 * PS];
+        leaf[0..8].copy_from_slice(&3u64.to_le_bytes());
+        leaf[8..10].copy_from_slice(&LEAF_PAGE.to_le_bytes());
+        leaf[10..12].copy_from_slice(&1u16.to_le_bytes());
+        let e = PAGE_HEADER;
+        leaf[e..e + 4].copy_from_slice(&BUCKET_LEAF.to_le_bytes());
+        leaf[e + 4..e + 8].copy_from_slice(&(ELEMENT as u32).to_le_bytes());
+        leaf[e + 8..e + 12].copy_from_slice(&(bucket.len() as u32).to_le_bytes());
+        leaf[e + 12..e + 16].copy_from_slice(&16u32.to_le_bytes());
+        let k = e + ELEMENT;
+        leaf[k..k + bucket.len()].copy_from_slice(bucket);
+        leaf[k + bucket.len()..k + bucket.len() + 8].copy_from_slice(&4u64.to_le_bytes());
+        branch(&mut db);
+        db
+    }
+
+    /// Makes page `id` a branch page whose `count` children are `child(i)`.
+    fn branch_page(db: &mut [u8], id: u64, count: u16, child: &dyn Fn(usize) -> u64) {
+        let page = &mut db[id as usize * 4096..(id as usize + 1) * 4096];
+        page[0..8].copy_from_slice(&id.to_le_bytes());
+        page[8..10].copy_from_slice(&BRANCH_PAGE.to_le_bytes());
+        page[10..12].copy_from_slice(&count.to_le_bytes());
+        for i in 0..usize::from(count) {
+            let e = PAGE_HEADER + i * ELEMENT;
+            page[e + 8..e + 16].copy_from_slice(&child(i).to_le_bytes());
+        }
+    }
+
+    #[test]
+    fn a_cyclic_page_graph_is_corrupt_and_the_walk_ends_quickly() {
+        type Craft = Box<dyn Fn(&mut [u8])>;
+        // Branch pages 4 -> 5 -> 6 -> 7 -> 2, each listing the next 255
+        // times, over leaf page 3: a DAG of 255^5 paths in 32 KiB, which a
+        // walk without a visited set follows for hours.
+        let fan_out = |db: &mut [u8]| {
+            for (page, next) in [(4, 5), (5, 6), (6, 7), (7, 2), (2, 3)] {
+                branch_page(db, page, 255, &|_| next);
+            }
+        };
+        let cases: Vec<(&[u8], Craft)> = vec![
+            (b"members", Box::new(fan_out)),
+            (b"key", Box::new(fan_out)),
+            // A branch page listing itself.
+            (b"lease", Box::new(|db| branch_page(db, 4, 200, &|_| 4))),
+            // Two branch pages pointing at each other.
+            (
+                b"alarm",
+                Box::new(|db| {
+                    branch_page(db, 4, 100, &|_| 5);
+                    branch_page(db, 5, 100, &|_| 4);
+                }),
+            ),
+        ];
+        for (bucket, craft) in cases {
+            let db = crafted_db(bucket, &*craft);
+            let mut file = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut file, &db).unwrap();
+            std::io::Write::write_all(&mut file, &sha(&db)).unwrap();
+            let started = std::time::Instant::now();
+            let err = db_stats(&file, db.len() as u64).unwrap_err();
+            assert!(err.contains("corrupt"), "{err}");
+            // And through `inspect`, which state=verified and etcd_restore's
+            // pre-check call: the trailer matches, the walk still fails.
+            let mut named = tempfile::NamedTempFile::new().unwrap();
+            std::io::Write::write_all(&mut named, &db).unwrap();
+            std::io::Write::write_all(&mut named, &sha(&db)).unwrap();
+            let err = inspect(named.path(), true).unwrap_err();
+            assert!(err.contains("corrupt"), "{err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        }
     }
 
     #[test]
