@@ -5,7 +5,10 @@
 //! etcd_backup.yml takes its snapshot from it (saying the snapshot may lag
 //! the last committed writes), under both engines. The fetched snapshot is
 //! checked with etcdctl (status) and by restoring it into a fresh member
-//! that must serve every key written before the loss.
+//! that must serve every key written before the loss. On the controller,
+//! retention (`etcd_backup_keep=1`) never removes the snapshot just fetched
+//! and leaves alone a file stamped in the future and one that does not
+//! verify (they would otherwise outrank or replace the good copy).
 
 use harness::{
     poll_until, repo_root, wait_until, Ansible, Cluster, ClusterOptions, Engine, MemberStart,
@@ -24,13 +27,31 @@ fn backup_without_quorum(engine: Engine) {
     cluster.put("/before/last", "written before the loss");
 
     let backup = repo_root().join("playbooks/db-operations/etcd_backup.yml");
+    // Files that retention must neither count nor remove.
+    std::fs::create_dir_all(cluster.backup_dir()).unwrap();
+    let future = cluster
+        .backup_dir()
+        .join("etcd-snapshot-20301231T000000Z.db");
+    std::fs::write(&future, vec![7u8; 1000]).unwrap();
+    let corrupt = cluster
+        .backup_dir()
+        .join("etcd-snapshot-20000101T000000Z.db");
+    std::fs::write(&corrupt, vec![0u8; 4096]).unwrap();
+    let keep1: &[&str] = &["-e", "etcd_backup_keep=1"];
+    let good_backups = || -> Vec<std::path::PathBuf> {
+        cluster
+            .backups()
+            .into_iter()
+            .filter(|p| p != &future && p != &corrupt)
+            .collect()
+    };
     let m1 = cluster.member(1).name.clone();
     let m2 = cluster.member(2).name.clone();
 
     // One member down, quorum kept: the first healthy member is the
     // source, and no warning.
     cluster.stop_member(0);
-    let out = engine.playbook(&ansible, &hosts, &backup, &[]);
+    let out = engine.playbook(&ansible, &hosts, &backup, keep1);
     out.assert_success();
     let snap = out.result_ok("Take a snapshot", &m1);
     assert_eq!(snap["failed"], false, "{snap}");
@@ -43,7 +64,12 @@ fn backup_without_quorum(engine: Engine) {
         &m1,
     );
     assert_eq!(warning["skipped"], true, "{warning}");
-    assert_eq!(cluster.backups().len(), 1);
+    let first = good_backups();
+    assert_eq!(first.len(), 1, "{:?}", cluster.backups());
+    assert!(
+        future.exists() && corrupt.exists(),
+        "retention removed a file it must leave alone"
+    );
 
     // Quorum lost: a second member stops.
     cluster.stop_member(1);
@@ -56,7 +82,7 @@ fn backup_without_quorum(engine: Engine) {
         "the survivor must still answer its status"
     );
 
-    let out = engine.playbook(&ansible, &hosts, &backup, &[]);
+    let out = engine.playbook(&ansible, &hosts, &backup, keep1);
     out.assert_success();
     let warning = out.result_ok(
         "Warn that the snapshot may lag the last committed writes",
@@ -69,8 +95,14 @@ fn backup_without_quorum(engine: Engine) {
         "{warning}"
     );
 
-    let backups = cluster.backups();
-    assert_eq!(backups.len(), 2, "{backups:?}");
+    // keep=1: the new snapshot replaced the first; the planted files stay.
+    let backups = good_backups();
+    assert_eq!(backups.len(), 1, "{:?}", cluster.backups());
+    assert_ne!(backups, first, "the newest snapshot is the one kept");
+    assert!(
+        future.exists() && corrupt.exists(),
+        "retention removed a file it must leave alone"
+    );
     let newest = backups.last().unwrap();
     let status = cluster.etcdctl().snapshot_status(newest);
     assert!(

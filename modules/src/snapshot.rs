@@ -42,7 +42,8 @@ const IN_FLIGHT: usize = 32;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotArgs {
-    /// `present` (take a snapshot) or `verified` (check an existing file).
+    /// `present` (take a snapshot), `verified` (check an existing file) or
+    /// `pruned` (apply `keep` to `dir` without taking a snapshot).
     #[serde(default)]
     pub state: Option<String>,
     /// Exact destination file.
@@ -82,16 +83,17 @@ impl Module for Snapshot {
         "The destination is checked before anything is streamed (an empty, missing, too long or unwritable O(path) or O(dir) fails at once, creating nothing); a local write error (disk full, read-only file system) fails the run without trying other endpoints.",
         "The returned O(revision) and O(key_count) are read from the written file, as C(etcdctl snapshot status) computes them (C(key_count) is its C(totalKey): entries of every bucket, etcd's internal ones included, and every stored revision of a key).",
         "O(state=verified) checks an existing file's sha256 trailer and database structure without contacting etcd.",
+        "O(state=pruned) applies O(keep) to O(dir) without contacting etcd (for example on the controller, after fetching a snapshot there), by the same rules; O(path), if given, is the snapshot just made: it must verify, counts as the newest good copy and is never removed.",
     ];
     const USES_CONNECTION: bool = true;
     const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new(
             "state",
             ArgType::Str,
-            "C(present) takes a snapshot; C(verified) only checks the existing snapshot at O(path) (or the newest in O(dir)) and fails if it is truncated or corrupt.",
+            "C(present) takes a snapshot; C(verified) only checks the existing snapshot at O(path) (or the newest in O(dir)) and fails if it is truncated or corrupt; C(pruned) only applies O(keep) to O(dir).",
         )
         .default("\"present\"")
-        .choices(&["present", "verified"]),
+        .choices(&["present", "verified", "pruned"]),
         OptionDoc::new(
             "path",
             ArgType::Path,
@@ -216,12 +218,12 @@ impl Module for Snapshot {
     type Args = SnapshotArgs;
 
     async fn run(args: SnapshotArgs, ctx: &Context) -> Result<Outcome, Failure> {
-        let target = Target::from_args(&args)?;
         match args.state.as_deref().unwrap_or("present") {
-            "present" => take(args, target, ctx).await,
-            "verified" => verify(target),
+            "present" => take(Target::from_args(&args)?, args, ctx).await,
+            "verified" => verify(Target::from_args(&args)?),
+            "pruned" => prune_only(&args, ctx.check_mode),
             other => Err(Failure::new(format!(
-                "state must be one of present, verified; got {other:?}"
+                "state must be one of present, verified, pruned; got {other:?}"
             ))),
         }
     }
@@ -650,7 +652,7 @@ fn check_writable(dir: &Path) -> Result<(), Failure> {
     }
 }
 
-async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outcome, Failure> {
+async fn take(target: Target, args: SnapshotArgs, ctx: &Context) -> Result<Outcome, Failure> {
     let keep = args.keep.map(|k| k.0);
     if keep.is_some() && !matches!(target, Target::Dir(_)) {
         return Err(Failure::new(
@@ -834,6 +836,89 @@ async fn take(args: SnapshotArgs, target: Target, ctx: &Context) -> Result<Outco
         outcome = outcome.with("warnings", warnings);
     }
     outcome.diff = Some(diff(&before, Some(&destination), &pruned));
+    Ok(outcome)
+}
+
+/// `state: pruned`: retention alone, by the rules `keep` follows after a
+/// snapshot. `path`, the snapshot the caller just made (fetched into `dir`,
+/// say), must verify; it counts as the newest good copy and is never removed,
+/// whatever its stamp says.
+fn prune_only(args: &SnapshotArgs, check_mode: bool) -> Result<Outcome, Failure> {
+    let Some(dir) = &args.dir else {
+        return Err(Failure::new("state=pruned needs dir"));
+    };
+    let Some(keep) = args.keep.map(|k| k.0) else {
+        return Err(Failure::new("state=pruned needs keep"));
+    };
+    if keep == 0 {
+        return Err(Failure::new(
+            "keep must be at least 1 (it counts the newest snapshot)",
+        ));
+    }
+    for (given, name) in [
+        (args.max_age.is_some(), "max_age"),
+        (args.mode.is_some(), "mode"),
+        (args.owner.is_some(), "owner"),
+        (args.group.is_some(), "group"),
+    ] {
+        if given {
+            return Err(Failure::new(format!(
+                "{name} does not apply to state=pruned (it writes no file)"
+            )));
+        }
+    }
+    if !dir.is_dir() {
+        return Err(Failure::new(format!(
+            "dir {} is not a directory",
+            dir.display()
+        )));
+    }
+    let newest = match &args.path {
+        Some(path) => {
+            let same_dir = path
+                .parent()
+                .and_then(|parent| std::fs::canonicalize(parent).ok())
+                .is_some_and(|parent| std::fs::canonicalize(dir).is_ok_and(|d| d == parent));
+            if !same_dir {
+                return Err(Failure::new(format!(
+                    "path {} is not a file directly in dir {}",
+                    path.display(),
+                    dir.display()
+                )));
+            }
+            inspect(path, true).map_err(|e| {
+                Failure::new(format!(
+                    "the new snapshot does not verify, so nothing is pruned against it: {e}"
+                ))
+            })?;
+            Some(path.clone())
+        }
+        None => None,
+    };
+    let before = snapshot_names(&Target::Dir(dir.clone()));
+    let mut survey = Survey::of(dir, unix_secs(SystemTime::now()))?;
+    if let Some(newest) = &newest {
+        let name = newest.file_name();
+        survey.good.retain(|(_, p)| p.file_name() != name);
+        survey.skipped.retain(|s| s.path.file_name() != name);
+    }
+    let plan = survey.prune_plan(keep, newest.is_some());
+    let pruned = prune(plan, check_mode, &mut survey)?;
+    let warnings = survey.warnings();
+    let mut outcome = Outcome::new(
+        !pruned.is_empty(),
+        format!(
+            "kept the newest {keep} good snapshots in {}; removed {}",
+            dir.display(),
+            pruned.len()
+        ),
+    )
+    .with("removed", pruned.clone())
+    .with("skipped_files", survey.skipped_json());
+    if !warnings.is_empty() {
+        outcome = outcome.with("warnings", warnings);
+    }
+    outcome.diff = Some(diff(&before, None, &pruned));
     Ok(outcome)
 }
 
