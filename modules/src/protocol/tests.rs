@@ -12,6 +12,9 @@ struct EchoArgs {
     enabled: Option<lenient::Bool>,
     token: Option<String>,
     panic: Option<lenient::Bool>,
+    path: Option<std::path::PathBuf>,
+    items: Option<lenient::List>,
+    anything: Option<Value>,
 }
 
 struct Echo;
@@ -27,6 +30,9 @@ impl Module for Echo {
         OptionDoc::new("enabled", ArgType::Bool, "a flag"),
         OptionDoc::new("token", ArgType::Str, "a secret").no_log(),
         OptionDoc::new("panic", ArgType::Bool, "panic when true"),
+        OptionDoc::new("path", ArgType::Path, "a path"),
+        OptionDoc::new("items", ArgType::List, "a list"),
+        OptionDoc::new("anything", ArgType::Raw, "any value"),
     ];
     const EXAMPLES: &'static str = "- echo:\n    name: x\n";
     const RETURNS: &'static [ReturnDoc] = &[];
@@ -44,7 +50,10 @@ impl Module for Echo {
             .with(
                 "token_echo",
                 format!("token was {}", args.token.unwrap_or_default()),
-            );
+            )
+            .with("path", args.path.map(|p| p.display().to_string()))
+            .with("items", args.items.map(|l| l.0))
+            .with("anything", args.anything);
         outcome.diff = Some(serde_json::json!({"before": "a", "after": "b"}));
         Ok(outcome)
     }
@@ -63,7 +72,7 @@ fn unknown_parameters_fail_in_ansibles_words() {
     assert_eq!(result["failed"], true);
     assert_eq!(
         result["msg"],
-        "Unsupported parameters for (echo) module: alpha, zeta. Supported parameters include: count, enabled, name, panic, token."
+        "Unsupported parameters for (echo) module: alpha, zeta. Supported parameters include: anything, count, enabled, items, name, panic, path, token."
     );
 }
 
@@ -72,7 +81,12 @@ fn wrong_type_names_the_argument() {
     let (result, code) = run_with(r#"{"name":"x","enabled":"maybe"}"#);
     assert_eq!(code, 1);
     let msg = result["msg"].as_str().unwrap();
-    assert!(msg.starts_with("argument 'enabled' is invalid"), "{msg}");
+    assert!(
+        msg.starts_with(
+            "argument 'enabled' is of type str and we were unable to convert to bool: The value 'maybe' is not a valid boolean."
+        ),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -145,4 +159,200 @@ fn documented_options_are_exactly_the_struct_fields() {
     let mut documented: Vec<&str> = Echo::OPTIONS.iter().map(|o| o.name).collect();
     documented.sort_unstable();
     assert_eq!(fields, documented);
+}
+
+/// Runs `json` and checks that `secret` appears nowhere in the result.
+fn run_hiding(json: &str, secret: &str) -> (Value, i32) {
+    let (result, code) = run_with(json);
+    let text = result.to_string();
+    assert!(!text.contains(secret), "{secret} leaked: {text}");
+    (result, code)
+}
+
+#[test]
+fn a_number_for_a_no_log_string_is_converted_and_never_echoed() {
+    // The issue: `password: 12345678` gave "invalid type: integer 12345678".
+    let (result, code) = run_hiding(r#"{"name":"x","token":12345678}"#, "12345678");
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(result["token_echo"], "token was ********");
+    let warning = result["warnings"][0].as_str().unwrap();
+    assert_eq!(
+        warning,
+        "The value \"token: ********\" (type int) in a string field was converted to \"token: '********'\" (type str). If this does not look like what you expect, quote the entire value to ensure it does not change."
+    );
+    let (_, code) = run_hiding(r#"{"name":"x","token":1234.5678}"#, "1234.5678");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_wrong_type_for_a_no_log_option_never_echoes_it() {
+    for (json, secret) in [
+        (
+            r#"{"name":"x","token":["s3cr3t-in-a-list"]}"#,
+            "s3cr3t-in-a-list",
+        ),
+        (
+            r#"{"name":"x","token":{"k":"s3cr3t-in-a-dict"}}"#,
+            "s3cr3t-in-a-dict",
+        ),
+        (r#"{"name":"x","token":{"s3cr3t-key":1}}"#, "s3cr3t-key"),
+    ] {
+        let (result, code) = run_hiding(json, secret);
+        assert_eq!(code, 1, "{result}");
+        let msg = result["msg"].as_str().unwrap();
+        assert!(msg.starts_with("argument 'token' is of type "), "{msg}");
+    }
+}
+
+#[test]
+fn every_no_log_value_is_masked_in_every_message() {
+    // Whatever option fails, the secret is masked even in another option's message.
+    let (result, code) = run_hiding(
+        r#"{"name":"x","token":"hunter2","count":"hunter2"}"#,
+        "hunter2",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        result["msg"].as_str().unwrap().contains("********"),
+        "{result}"
+    );
+    // Also when the arguments are refused as unsupported, or required ones are missing.
+    run_hiding(r#"{"token":"hunter2","hunter2":1}"#, "hunter2");
+    run_hiding(r#"{"token":"hunter2"}"#, "hunter2");
+}
+
+#[test]
+fn numbers_for_string_options_convert_with_ansibles_warning() {
+    let (result, code) = run_with(r#"{"name":5}"#);
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(result["msg"], "hello 5");
+    assert_eq!(
+        result["warnings"],
+        serde_json::json!(["The value \"name: 5\" (type int) in a string field was converted to \"name: '5'\" (type str). If this does not look like what you expect, quote the entire value to ensure it does not change."])
+    );
+    let (result, _) = run_with(r#"{"name":true}"#);
+    assert_eq!(result["msg"], "hello True");
+    let (result, _) = run_with(r#"{"name":1.0}"#);
+    assert_eq!(result["msg"], "hello 1.0");
+    assert_eq!(result["invocation"]["module_args"]["name"], "1.0");
+}
+
+#[test]
+fn lists_and_dicts_for_string_options_are_refused() {
+    let (result, code) = run_with(r#"{"name":["root"]}"#);
+    assert_eq!(code, 1);
+    assert_eq!(
+        result["msg"],
+        "argument 'name' is of type list and we were unable to convert to str: '[\"root\"]' is not a string and conversion is not allowed"
+    );
+    let (result, code) = run_with(r#"{"name":{"a":1}}"#);
+    assert_eq!(code, 1);
+    assert!(result["msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("argument 'name' is of type dict"));
+}
+
+#[test]
+fn ints_convert_like_ansible() {
+    for (given, want) in [
+        ("\"10\"", 10),
+        ("1.0", 1),
+        ("\" 7 \"", 7),
+        ("\"1e3\"", 1000),
+    ] {
+        let (result, code) = run_with(&format!(r#"{{"name":"x","count":{given}}}"#));
+        assert_eq!(code, 0, "{given}: {result}");
+        assert_eq!(result["count"], want, "{given}");
+    }
+    for (given, msg) in [
+        ("1.5", "argument 'count' is of type float and we were unable to convert to int: \"1.5\" cannot be converted to an int"),
+        ("true", "argument 'count' is of type bool and we were unable to convert to int: \"True\" cannot be converted to an int"),
+        ("\"abc\"", "argument 'count' is of type str and we were unable to convert to int: \"'abc'\" cannot be converted to an int"),
+        ("\"1.5\"", "argument 'count' is of type str and we were unable to convert to int: \"'1.5'\" cannot be converted to an int"),
+        ("\"inf\"", "argument 'count' is of type str and we were unable to convert to int: \"'inf'\" cannot be converted to an int"),
+        ("[1]", "argument 'count' is of type list and we were unable to convert to int: \"[1]\" cannot be converted to an int"),
+    ] {
+        let (result, code) = run_with(&format!(r#"{{"name":"x","count":{given}}}"#));
+        assert_eq!(code, 1, "{given}: {result}");
+        assert_eq!(result["msg"], msg, "{given}");
+    }
+}
+
+#[test]
+fn bools_follow_ansibles_booleans() {
+    for (given, want) in [
+        ("\"yes\"", true),
+        ("\" On \"", true),
+        ("\"T\"", true),
+        ("1", true),
+        ("1.0", true),
+        ("\"off\"", false),
+        ("0", false),
+        ("0.0", false),
+        ("\"n\"", false),
+    ] {
+        let (result, code) = run_with(&format!(r#"{{"name":"x","enabled":{given}}}"#));
+        assert_eq!(code, 0, "{given}: {result}");
+        assert_eq!(result["enabled"], want, "{given}");
+    }
+    for given in ["\"1.0\"", "2", "\"maybe\"", "[true]", "{}", "\"\""] {
+        let (result, code) = run_with(&format!(r#"{{"name":"x","enabled":{given}}}"#));
+        assert_eq!(code, 1, "{given}: {result}");
+        assert!(
+            result["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("argument 'enabled' is of type"),
+            "{result}"
+        );
+    }
+}
+
+#[test]
+fn lists_split_strings_and_wrap_scalars() {
+    for (given, want) in [
+        ("\"a, b,c\"", serde_json::json!(["a", "b", "c"])),
+        ("5", serde_json::json!(["5"])),
+        ("[\"a\", 2]", serde_json::json!(["a", "2"])),
+    ] {
+        let (result, code) = run_with(&format!(r#"{{"name":"x","items":{given}}}"#));
+        assert_eq!(code, 0, "{given}: {result}");
+        assert_eq!(result["items"], want, "{given}");
+    }
+    for given in ["true", "{\"a\":1}", "[[1]]"] {
+        let (result, code) = run_with(&format!(r#"{{"name":"x","items":{given}}}"#));
+        assert_eq!(code, 1, "{given}: {result}");
+        assert!(
+            result["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("argument 'items' is of type"),
+            "{result}"
+        );
+    }
+}
+
+#[test]
+fn paths_expand_home_and_variables_and_raw_takes_anything() {
+    let home = std::env::var("HOME").unwrap();
+    let (result, code) = run_with(r#"{"name":"x","path":"~/backups","anything":[1,{"a":null}]}"#);
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(
+        result["path"],
+        format!("{}/backups", home.trim_end_matches('/'))
+    );
+    assert_eq!(result["anything"], serde_json::json!([1, {"a": null}]));
+    let (result, code) = run_with(r#"{"name":"x","path":"$HOME/b"}"#);
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(result["path"], format!("{home}/b"));
+    let (result, code) = run_with(r#"{"name":"x","path":["/a"]}"#);
+    assert_eq!(code, 1);
+    assert!(
+        result["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("argument 'path' is of type list and we were unable to convert to path"),
+        "{result}"
+    );
 }
