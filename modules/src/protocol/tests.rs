@@ -356,3 +356,138 @@ fn paths_expand_home_and_variables_and_raw_takes_anything() {
         "{result}"
     );
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+/// A module that takes only the connection options and reports what it got.
+struct Conn;
+
+impl Module for Conn {
+    const NAME: &'static str = "conn";
+    const SHORT_DESCRIPTION: &'static str = "test module";
+    const DESCRIPTION: &'static [&'static str] = &["Reports its connection settings."];
+    const USES_CONNECTION: bool = true;
+    const OPTIONS: &'static [OptionDoc] = &[];
+    const EXAMPLES: &'static str = "- conn: {}\n";
+    const RETURNS: &'static [ReturnDoc] = &[];
+    type Args = NoArgs;
+
+    async fn run(_: NoArgs, ctx: &Context) -> Result<Outcome, Failure> {
+        let settings = ctx.connection.connect_settings()?;
+        Ok(Outcome::new(false, "ok")
+            .with("endpoints", settings.endpoints)
+            .with("user", ctx.connection.user.clone())
+            .with(
+                "password_len",
+                ctx.connection.password.as_ref().map(|p| p.len()),
+            ))
+    }
+}
+
+fn conn_with(json: &str) -> (Value, i32) {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(json.as_bytes()).unwrap();
+    invoke::<Conn>(file.path())
+}
+
+#[test]
+fn user_with_a_colon_is_split_and_the_password_masked() {
+    let (result, code) = conn_with(r#"{"user":"root:pa55-w0rd","endpoints":"127.0.0.1:2379"}"#);
+    assert_eq!(code, 0, "{result}");
+    assert!(!result.to_string().contains("pa55-w0rd"), "{result}");
+    assert_eq!(result["user"], "root");
+    assert_eq!(result["password_len"], 9);
+    assert_eq!(result["invocation"]["module_args"]["user"], "root");
+    assert_eq!(
+        result["invocation"]["module_args"]["password"],
+        mask::NO_LOG_PLACEHOLDER
+    );
+
+    // user:password together with password: refused, neither value shown.
+    let (result, code) = conn_with(r#"{"user":"root:pa55-w0rd","password":"other-s3cret"}"#);
+    assert_eq!(code, 1);
+    let text = result.to_string();
+    assert!(
+        !text.contains("pa55-w0rd") && !text.contains("other-s3cret"),
+        "{text}"
+    );
+    assert!(
+        result["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("argument 'user' is invalid"),
+        "{result}"
+    );
+    let (result, code) = conn_with(r#"{"user":":pa55-w0rd"}"#);
+    assert_eq!(code, 1);
+    assert!(!result.to_string().contains("pa55-w0rd"), "{result}");
+}
+
+#[test]
+fn malformed_endpoints_and_ports_are_refused_at_parse_time() {
+    for bad in [
+        r#""http://""#,
+        r#""https:///""#,
+        r#""http://127.0.0.1:99999""#,
+        r#""127.0.0.1:abc""#,
+        r#""127.0.0.1:""#,
+        r#""127.0.0.1:0""#,
+        r#""http://127.0.0.1:2379/v3/kv""#,
+        r#""ftp://127.0.0.1:2379""#,
+        r#""http://user@127.0.0.1:2379""#,
+        r#""a b:2379""#,
+        r#""::1:2379""#,
+        r#""""#,
+        r#"" , ""#,
+        r#"[]"#,
+        r#"["127.0.0.1:2379", "http://"]"#,
+    ] {
+        let (result, code) = conn_with(&format!(r#"{{"endpoints":{bad}}}"#));
+        assert_eq!(code, 1, "{bad}: {result}");
+        let msg = result["msg"].as_str().unwrap();
+        assert!(
+            msg.starts_with("argument 'endpoints' is invalid: "),
+            "{bad}: {msg}"
+        );
+        assert!(
+            result.get("invocation").is_none(),
+            "refused before the module ran: {result}"
+        );
+    }
+    for (good, want) in [
+        ("127.0.0.1:2379", "http://127.0.0.1:2379"),
+        ("http://etcd-1.example:2379/", "http://etcd-1.example:2379"),
+        ("https://[::1]:2379", "https://[::1]:2379"),
+        ("localhost", "http://localhost"),
+    ] {
+        let (result, code) = conn_with(&format!(r#"{{"endpoints":"{good}"}}"#));
+        assert_eq!(code, 0, "{good}: {result}");
+        assert_eq!(result["endpoints"], serde_json::json!([want]), "{good}");
+    }
+}
+
+#[test]
+fn zero_timeouts_are_refused() {
+    for (name, value) in [
+        ("dial_timeout", "0"),
+        ("dial_timeout", "\"0s\""),
+        ("dial_timeout", "0.0"),
+        ("command_timeout", "0"),
+        ("command_timeout", "\"0ms\""),
+    ] {
+        let (result, code) = conn_with(&format!(r#"{{"{name}":{value}}}"#));
+        assert_eq!(code, 1, "{name}={value}: {result}");
+        assert_eq!(
+            result["msg"],
+            format!("argument '{name}' is invalid: it must be more than 0 seconds")
+        );
+    }
+    for value in ["-1", "true", "[1]", "\"soon\""] {
+        let (result, code) = conn_with(&format!(r#"{{"dial_timeout":{value}}}"#));
+        assert_eq!(code, 1, "{value}: {result}");
+    }
+    let (result, code) = conn_with(r#"{"dial_timeout":"500ms","command_timeout":1}"#);
+    assert_eq!(code, 0, "{result}");
+}
