@@ -491,3 +491,59 @@ fn zero_timeouts_are_refused() {
     let (result, code) = conn_with(r#"{"dial_timeout":"500ms","command_timeout":1}"#);
     assert_eq!(code, 0, "{result}");
 }
+
+fn invoke_real<M: Module>(args: Value) -> (Value, i32) {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(args.to_string().as_bytes()).unwrap();
+    invoke::<M>(file.path())
+}
+
+#[test]
+fn the_real_modules_convert_and_refuse_like_ansible() {
+    use serde_json::json;
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = "127.0.0.1:1";
+
+    // owner: [root] used to be ignored silently; a list is not a str.
+    let (result, code) = invoke_real::<crate::snapshot::Snapshot>(json!({
+        "path": tmp.path().join("s.db"), "owner": ["root"], "endpoints": closed,
+    }));
+    assert_eq!(code, 1);
+    assert_eq!(
+        result["msg"],
+        "argument 'owner' is of type list and we were unable to convert to str: '[\"root\"]' is not a string and conversion is not allowed"
+    );
+    // owner: true is Python's str(True), with Ansible's warning, not ignored.
+    let (result, code) = invoke_real::<crate::snapshot::Snapshot>(json!({
+        "path": tmp.path().join("s.db"), "owner": true, "endpoints": closed,
+        "dial_timeout": 0.5,
+    }));
+    assert_eq!(code, 1);
+    assert!(
+        result["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("The value \"owner: True\" (type bool) in a string field was converted to \"owner: 'True'\""),
+        "{result}"
+    );
+    assert_eq!(result["invocation"]["module_args"]["owner"], "True");
+
+    // id: 123 and name: 5 used to be refused; Ansible converts them.
+    let (result, code) = invoke_real::<crate::member::EtcdMember>(json!({
+        "state": "absent", "id": 123, "endpoints": closed, "dial_timeout": 0.5,
+        "wait_timeout": 0.5,
+    }));
+    assert_eq!(code, 1);
+    assert_eq!(result["invocation"]["module_args"]["id"], "123");
+    let msg = result["msg"].as_str().unwrap();
+    assert!(!msg.starts_with("argument"), "{msg}");
+    let (result, code) = invoke_real::<crate::restore::Restore>(json!({
+        "snapshot": tmp.path().join("none.db"), "data_dir": tmp.path().join("data"),
+        "name": 5, "initial_cluster": "5=http://127.0.0.1:2380",
+    }));
+    assert_eq!(code, 1);
+    assert_eq!(result["invocation"]["module_args"]["name"], "5");
+    let msg = result["msg"].as_str().unwrap();
+    assert!(!msg.starts_with("argument"), "{msg}");
+    assert!(!tmp.path().join("data").exists(), "nothing created");
+}
