@@ -372,3 +372,89 @@ fn tls_file_problems_are_named_before_dialing() {
     );
     assert_eq!(result["healthy"], true, "{result}");
 }
+
+#[test]
+fn secrets_in_connection_options_never_reach_either_engines_output() {
+    // The issue: `password: 12345678` (a number) came back as "argument
+    // 'password' is invalid: invalid type: integer 12345678", printed by
+    // ansible-playbook and etcd-agent alike; `user: "root:pass"` showed the
+    // password in invocation.module_args.user. Nothing listens on port 1.
+    let sshd = harness::Sshd::start();
+    let ansible = harness::Ansible::new();
+    let hosts = ansible.write_file(
+        "hosts.ini",
+        &format!("target {}\n", sshd.inventory_host_vars()),
+    );
+    let playbook = ansible.write_file(
+        "secrets.yml",
+        r#"
+- hosts: target
+  gather_facts: false
+  tasks:
+    - name: numeric password
+      etcd_health:
+        endpoints: "127.0.0.1:1"
+        dial_timeout: 0.5
+        user: reader
+        password: 12345678
+      ignore_errors: true
+    # ansible-playbook shows the two lines above a failed task's name:
+    # these comments keep the secrets of the playbook source out of that.
+    #
+    - name: user with password
+      etcd_health:
+        endpoints: "127.0.0.1:1"
+        dial_timeout: 0.5
+        user: "root:Pw-in-user-77"
+      ignore_errors: true
+    #
+    #
+    - name: password of the wrong type
+      etcd_health:
+        endpoints: "127.0.0.1:1"
+        password: ["Pw-in-list-88"]
+      ignore_errors: true
+"#,
+    );
+    for engine in [
+        harness::Engine::AnsiblePlaybook,
+        harness::Engine::agent_required(),
+    ] {
+        let out = engine.playbook(&ansible, &hosts, &playbook, &["-v"]);
+        let everything = format!("{}\n{}\n{:?}", out.stdout, out.stderr, out.json);
+        for secret in ["12345678", "Pw-in-user-77", "Pw-in-list-88"] {
+            assert!(
+                !everything.contains(secret),
+                "{}: {secret} shown:\n{}",
+                engine.name(),
+                out.describe()
+            );
+        }
+        let numeric = out.result("numeric password", "target").unwrap();
+        let msg = numeric["msg"].as_str().unwrap();
+        assert!(
+            msg.starts_with("no etcd endpoint answered"),
+            "{}: the number is accepted as Ansible's str type does: {msg}",
+            engine.name()
+        );
+        assert_eq!(
+            numeric["invocation"]["module_args"]["password"],
+            "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        );
+        let split = out.result("user with password", "target").unwrap();
+        assert_eq!(split["invocation"]["module_args"]["user"], "root");
+        assert_eq!(
+            split["invocation"]["module_args"]["password"],
+            "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        );
+        let wrong = out.result("password of the wrong type", "target").unwrap();
+        assert!(
+            wrong["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("argument 'password' is of type list"),
+            "{}: {wrong}",
+            engine.name()
+        );
+    }
+}
