@@ -47,7 +47,7 @@ impl ConnectionArgs {
         OptionDoc::new(
             "endpoints",
             ArgType::List,
-            "etcd client URLs, as a list or a comma-separated string. Falls back to ETCDCTL_ENDPOINTS, then http://127.0.0.1:2379. A URL without scheme gets https:// when TLS options are set.",
+            "etcd client URLs (scheme://host:port, scheme http or https, port 1-65535), as a list or a comma-separated string. Falls back to ETCDCTL_ENDPOINTS, then http://127.0.0.1:2379. A URL without scheme gets https:// when TLS options are set.",
         ),
         OptionDoc::new(
             "ca_cert",
@@ -64,18 +64,22 @@ impl ConnectionArgs {
             ArgType::Path,
             "PEM private key of client_cert. Falls back to ETCDCTL_KEY.",
         ),
-        OptionDoc::new("user", ArgType::Str, "User name for etcd authentication."),
+        OptionDoc::new(
+            "user",
+            ArgType::Str,
+            "User name for etcd authentication. etcdctl's name:password form is accepted: the part after the first colon is the password (masked like password); not together with password.",
+        ),
         OptionDoc::new("password", ArgType::Str, "Password of user.").no_log(),
         OptionDoc::new(
             "dial_timeout",
             ArgType::Float,
-            "Seconds to wait for a connection to an endpoint (or a string such as 500ms, 2s).",
+            "Seconds to wait for a connection to an endpoint (or a string such as 500ms, 2s); more than 0.",
         )
         .default("2"),
         OptionDoc::new(
             "command_timeout",
             ArgType::Float,
-            "Seconds one request may take (or a string such as 5s).",
+            "Seconds one request may take (or a string such as 5s); more than 0.",
         )
         .default("5"),
     ];
