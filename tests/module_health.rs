@@ -271,3 +271,190 @@ fn auth_permission_denied_still_counts_as_healthy_and_the_password_is_masked() {
     let msg = result["msg"].as_str().unwrap();
     assert!(msg.contains("authentication failed"), "{msg}");
 }
+
+#[test]
+fn tls_file_problems_are_named_before_dialing() {
+    // Each problem used to reach rustls and come back as "transport error:
+    // transport error". Now the files are checked before any dial and the
+    // message names the file and the problem.
+    let cluster = Cluster::start_tls3();
+    let tls = cluster.tls().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let garbage_cert = dir.path().join("garbage-cert.pem");
+    std::fs::write(
+        &garbage_cert,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let bad_base64 = dir.path().join("bad-base64.pem");
+    std::fs::write(
+        &bad_base64,
+        "-----BEGIN CERTIFICATE-----\n%%%% not base64 %%%%\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let other_key = &tls.members[0].1;
+    let p = |p: &std::path::Path| p.display().to_string();
+    let cases = [
+        (
+            json!({"ca_cert": missing, "client_cert": tls.client_cert, "client_key": tls.client_key}),
+            format!(
+                "ca_cert: cannot read {}: No such file or directory (os error 2)",
+                p(&missing)
+            ),
+        ),
+        (
+            json!({"ca_cert": tls.ca_key, "client_cert": tls.client_cert, "client_key": tls.client_key}),
+            format!(
+                "ca_cert: {} holds no certificate (it holds a private key)",
+                p(&tls.ca_key)
+            ),
+        ),
+        (
+            json!({"ca_cert": garbage_cert, "client_cert": tls.client_cert, "client_key": tls.client_key}),
+            format!("ca_cert: certificate 1 in {} cannot be used as a CA", p(&garbage_cert)),
+        ),
+        (
+            json!({"ca_cert": bad_base64, "client_cert": tls.client_cert, "client_key": tls.client_key}),
+            format!("ca_cert: {} is not a valid PEM file", p(&bad_base64)),
+        ),
+        (
+            json!({"ca_cert": tls.ca_cert, "client_cert": tls.client_key, "client_key": tls.client_cert}),
+            format!(
+                "client_cert and client_key are swapped: client_cert {} holds a private key and client_key {} holds a certificate",
+                p(&tls.client_key),
+                p(&tls.client_cert)
+            ),
+        ),
+        (
+            json!({"ca_cert": tls.ca_cert, "client_cert": tls.client_cert, "client_key": other_key}),
+            format!(
+                "client_key: {} does not match the certificate in client_cert {}",
+                p(other_key),
+                p(&tls.client_cert)
+            ),
+        ),
+        (
+            json!({"ca_cert": tls.ca_cert, "client_cert": tls.client_key, "client_key": tls.client_key}),
+            format!(
+                "client_cert: {} holds no certificate (it holds a private key)",
+                p(&tls.client_key)
+            ),
+        ),
+        (
+            json!({"ca_cert": tls.ca_cert, "client_cert": tls.client_cert, "client_key": tls.client_cert}),
+            format!(
+                "client_key: {} holds no private key (it holds a certificate)",
+                p(&tls.client_cert)
+            ),
+        ),
+        (
+            json!({"ca_cert": tls.ca_cert, "client_cert": tls.client_cert, "client_key": missing}),
+            format!(
+                "client_key: cannot read {}: No such file or directory (os error 2)",
+                p(&missing)
+            ),
+        ),
+    ];
+    for (args, want) in cases {
+        let result = health(&cluster, args.clone());
+        assert_eq!(result["failed"], true, "{args}: {result}");
+        let msg = result["msg"].as_str().unwrap();
+        assert!(msg.starts_with(&want), "{args}:\n got: {msg}\nwant: {want}");
+        assert!(!msg.contains("transport error"), "{msg}");
+    }
+
+    // The right files still work against the same cluster, so the checks
+    // refuse only what is wrong.
+    let result = health(
+        &cluster,
+        json!({"ca_cert": tls.ca_cert, "client_cert": tls.client_cert, "client_key": tls.client_key}),
+    );
+    assert_eq!(result["healthy"], true, "{result}");
+}
+
+#[test]
+fn secrets_in_connection_options_never_reach_either_engines_output() {
+    // The issue: `password: 12345678` (a number) came back as "argument
+    // 'password' is invalid: invalid type: integer 12345678", printed by
+    // ansible-playbook and etcd-agent alike; `user: "root:pass"` showed the
+    // password in invocation.module_args.user. Nothing listens on port 1.
+    let sshd = harness::Sshd::start();
+    let ansible = harness::Ansible::new();
+    let hosts = ansible.write_file(
+        "hosts.ini",
+        &format!("target {}\n", sshd.inventory_host_vars()),
+    );
+    let playbook = ansible.write_file(
+        "secrets.yml",
+        r#"
+- hosts: target
+  gather_facts: false
+  tasks:
+    - name: numeric password
+      etcd_health:
+        endpoints: "127.0.0.1:1"
+        dial_timeout: 0.5
+        user: reader
+        password: 12345678
+      ignore_errors: true
+    # ansible-playbook shows the two lines above a failed task's name:
+    # these comments keep the secrets of the playbook source out of that.
+    #
+    - name: user with password
+      etcd_health:
+        endpoints: "127.0.0.1:1"
+        dial_timeout: 0.5
+        user: "root:Pw-in-user-77"
+      ignore_errors: true
+    #
+    #
+    - name: password of the wrong type
+      etcd_health:
+        endpoints: "127.0.0.1:1"
+        password: ["Pw-in-list-88"]
+      ignore_errors: true
+"#,
+    );
+    for engine in [
+        harness::Engine::AnsiblePlaybook,
+        harness::Engine::agent_required(),
+    ] {
+        let out = engine.playbook(&ansible, &hosts, &playbook, &["-v"]);
+        let everything = format!("{}\n{}\n{:?}", out.stdout, out.stderr, out.json);
+        for secret in ["12345678", "Pw-in-user-77", "Pw-in-list-88"] {
+            assert!(
+                !everything.contains(secret),
+                "{}: {secret} shown:\n{}",
+                engine.name(),
+                out.describe()
+            );
+        }
+        let numeric = out.result("numeric password", "target").unwrap();
+        let msg = numeric["msg"].as_str().unwrap();
+        assert!(
+            msg.starts_with("no etcd endpoint answered"),
+            "{}: the number is accepted as Ansible's str type does: {msg}",
+            engine.name()
+        );
+        assert_eq!(
+            numeric["invocation"]["module_args"]["password"],
+            "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        );
+        let split = out.result("user with password", "target").unwrap();
+        assert_eq!(split["invocation"]["module_args"]["user"], "root");
+        assert_eq!(
+            split["invocation"]["module_args"]["password"],
+            "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        );
+        let wrong = out.result("password of the wrong type", "target").unwrap();
+        assert!(
+            wrong["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("argument 'password' is of type list"),
+            "{}: {wrong}",
+            engine.name()
+        );
+    }
+}

@@ -2,7 +2,10 @@
 //! that turns them into `etcd-client` clients.
 
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use rustls::pki_types::pem::{PemObject, SectionKind};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,7 +47,7 @@ impl ConnectionArgs {
         OptionDoc::new(
             "endpoints",
             ArgType::List,
-            "etcd client URLs, as a list or a comma-separated string. Falls back to ETCDCTL_ENDPOINTS, then http://127.0.0.1:2379. A URL without scheme gets https:// when TLS options are set.",
+            "etcd client URLs (scheme://host:port, scheme http or https, port 1-65535), as a list or a comma-separated string. Falls back to ETCDCTL_ENDPOINTS, then http://127.0.0.1:2379. A URL without scheme gets https:// when TLS options are set.",
         ),
         OptionDoc::new(
             "ca_cert",
@@ -61,21 +64,50 @@ impl ConnectionArgs {
             ArgType::Path,
             "PEM private key of client_cert. Falls back to ETCDCTL_KEY.",
         ),
-        OptionDoc::new("user", ArgType::Str, "User name for etcd authentication."),
+        OptionDoc::new(
+            "user",
+            ArgType::Str,
+            "User name for etcd authentication. etcdctl's name:password form is accepted: the part after the first colon is the password (masked like password); not together with password.",
+        ),
         OptionDoc::new("password", ArgType::Str, "Password of user.").no_log(),
         OptionDoc::new(
             "dial_timeout",
             ArgType::Float,
-            "Seconds to wait for a connection to an endpoint (or a string such as 500ms, 2s).",
+            "Seconds to wait for a connection to an endpoint (or a string such as 500ms, 2s); more than 0.",
         )
         .default("2"),
         OptionDoc::new(
             "command_timeout",
             ArgType::Float,
-            "Seconds one request may take (or a string such as 5s).",
+            "Seconds one request may take (or a string such as 5s); more than 0.",
         )
         .default("5"),
     ];
+
+    /// Checks what can be checked without the network or files, at
+    /// argument-parsing time: endpoint URLs and ports, timeouts above zero.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(List(list)) = &self.endpoints {
+            if list.is_empty() {
+                return Err("argument 'endpoints' is invalid: it is empty".into());
+            }
+            for endpoint in list {
+                parse_endpoint(endpoint, None)
+                    .map_err(|e| format!("argument 'endpoints' is invalid: {e}"))?;
+            }
+        }
+        for (name, value) in [
+            ("dial_timeout", self.dial_timeout),
+            ("command_timeout", self.command_timeout),
+        ] {
+            if value.is_some_and(|s| s.0.is_zero()) {
+                return Err(format!(
+                    "argument '{name}' is invalid: it must be more than 0 seconds"
+                ));
+            }
+        }
+        Ok(())
+    }
 
     /// Resolves the options (environment fallbacks, certificate files) into
     /// a [`Connection`]. Fails with a message naming the bad option.
@@ -89,25 +121,11 @@ impl ConnectionArgs {
         let client_key = self.client_key.clone().or_else(|| env_path("ETCDCTL_KEY"));
 
         let tls = if ca_cert.is_some() || client_cert.is_some() || client_key.is_some() {
-            let mut tls = TlsOptions::new();
-            if let Some(ca) = &ca_cert {
-                tls = tls.ca_certificate(Certificate::from_pem(read_pem("ca_cert", ca)?));
-            }
-            match (&client_cert, &client_key) {
-                (Some(cert), Some(key)) => {
-                    tls = tls.identity(Identity::from_pem(
-                        read_pem("client_cert", cert)?,
-                        read_pem("client_key", key)?,
-                    ));
-                }
-                (None, None) => {}
-                _ => {
-                    return Err(Failure::new(
-                        "client_cert and client_key must be given together",
-                    ))
-                }
-            }
-            Some(tls)
+            Some(load_tls(
+                ca_cert.as_deref(),
+                client_cert.as_deref(),
+                client_key.as_deref(),
+            )?)
         } else {
             None
         };
@@ -146,40 +164,284 @@ impl ConnectionArgs {
     }
 }
 
-fn read_pem(option: &str, path: &Path) -> Result<Vec<u8>, Failure> {
+/// `user: "name:password"` (etcdctl's `--user` syntax) becomes `user: name`
+/// and `password: password`, so the password is masked like any `no_log`
+/// value. A colon in `user` together with `password` is refused.
+pub(crate) fn split_user_password(args: &mut Map<String, Value>) -> Result<(), String> {
+    let Some(Value::String(user)) = args.get("user") else {
+        return Ok(());
+    };
+    let Some((name, password)) = user.split_once(':') else {
+        return Ok(());
+    };
+    if args.get("password").is_some_and(|p| !p.is_null()) {
+        return Err("argument 'user' is invalid: it holds a password after a colon (user:password) and password is given too; give the password only once".into());
+    }
+    if name.is_empty() {
+        return Err("argument 'user' is invalid: the user name before the colon is empty".into());
+    }
+    let (name, password) = (name.to_string(), password.to_string());
+    args.insert("user".into(), Value::String(name));
+    args.insert("password".into(), Value::String(password));
+    Ok(())
+}
+
+/// One PEM file's sections, read and decoded, or why not.
+fn read_pem_sections(option: &str, path: &Path) -> Result<Vec<(SectionKind, Vec<u8>)>, Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::new(format!("{option}: cannot read {}: {e}", path.display())))?;
-    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+    let sections = <(SectionKind, Vec<u8>)>::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Failure::new(format!(
+                "{option}: {} is not a valid PEM file: {e}",
+                path.display()
+            ))
+        })?;
+    if sections.is_empty() {
         return Err(Failure::new(format!(
             "{option}: {} is not a PEM file",
             path.display()
         )));
     }
-    Ok(bytes)
+    Ok(sections)
+}
+
+fn is_key(kind: &SectionKind) -> bool {
+    matches!(
+        kind,
+        SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey
+    )
+}
+
+/// What a PEM file holds, for messages ("a private key", "a certificate").
+fn holds(sections: &[(SectionKind, Vec<u8>)]) -> &'static str {
+    if sections.iter().any(|(k, _)| is_key(k)) {
+        "a private key"
+    } else if sections.iter().any(|(k, _)| *k == SectionKind::Certificate) {
+        "a certificate"
+    } else {
+        "neither a certificate nor a private key"
+    }
+}
+
+fn certificates(sections: &[(SectionKind, Vec<u8>)]) -> Vec<CertificateDer<'static>> {
+    sections
+        .iter()
+        .filter(|(k, _)| *k == SectionKind::Certificate)
+        .map(|(_, der)| CertificateDer::from(der.clone()))
+        .collect()
+}
+
+/// Reads and checks the TLS files before any dial, naming the file and the
+/// problem: missing or unreadable, not PEM, no certificate in the CA file,
+/// an unparsable certificate or key, cert and key swapped, key not matching
+/// the certificate. rustls would only say "transport error" at connect time.
+fn load_tls(
+    ca: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<TlsOptions, Failure> {
+    let mut tls = TlsOptions::new();
+    if let Some(ca) = ca {
+        let sections = read_pem_sections("ca_cert", ca)?;
+        let certs = certificates(&sections);
+        if certs.is_empty() {
+            return Err(Failure::new(format!(
+                "ca_cert: {} holds no certificate (it holds {})",
+                ca.display(),
+                holds(&sections)
+            )));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for (i, der) in certs.into_iter().enumerate() {
+            roots.add(der).map_err(|e| {
+                Failure::new(format!(
+                    "ca_cert: certificate {} in {} cannot be used as a CA: {e}",
+                    i + 1,
+                    ca.display()
+                ))
+            })?;
+        }
+        let pem = std::fs::read(ca)
+            .map_err(|e| Failure::new(format!("ca_cert: cannot read {}: {e}", ca.display())))?;
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let cert_sections = read_pem_sections("client_cert", cert)?;
+            let key_sections = read_pem_sections("client_key", key)?;
+            let certs = certificates(&cert_sections);
+            let key_der = key_sections.iter().find(|(k, _)| is_key(k));
+            if certs.is_empty()
+                && key_der.is_none()
+                && cert_sections.iter().any(|(k, _)| is_key(k))
+                && key_sections
+                    .iter()
+                    .any(|(k, _)| *k == SectionKind::Certificate)
+            {
+                return Err(Failure::new(format!(
+                    "client_cert and client_key are swapped: client_cert {} holds a private key and client_key {} holds a certificate",
+                    cert.display(),
+                    key.display()
+                )));
+            }
+            if certs.is_empty() {
+                return Err(Failure::new(format!(
+                    "client_cert: {} holds no certificate (it holds {})",
+                    cert.display(),
+                    holds(&cert_sections)
+                )));
+            }
+            let Some((kind, der)) = key_der else {
+                return Err(Failure::new(format!(
+                    "client_key: {} holds no private key (it holds {})",
+                    key.display(),
+                    holds(&key_sections)
+                )));
+            };
+            let key_der = match kind {
+                SectionKind::RsaPrivateKey => PrivateKeyDer::Pkcs1(der.clone().into()),
+                SectionKind::EcPrivateKey => PrivateKeyDer::Sec1(der.clone().into()),
+                _ => PrivateKeyDer::Pkcs8(der.clone().into()),
+            };
+            let signing_key =
+                rustls::crypto::ring::sign::any_supported_type(&key_der).map_err(|e| {
+                    Failure::new(format!(
+                        "client_key: {} is not a usable private key: {e}",
+                        key.display()
+                    ))
+                })?;
+            let certified = rustls::sign::CertifiedKey::new(certs, signing_key);
+            match certified.keys_match() {
+                Ok(())
+                | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+                Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+                    return Err(Failure::new(format!(
+                        "client_key: {} does not match the certificate in client_cert {}",
+                        key.display(),
+                        cert.display()
+                    )))
+                }
+                Err(e) => {
+                    return Err(Failure::new(format!(
+                        "client_cert: the certificate in {} cannot be parsed: {e}",
+                        cert.display()
+                    )))
+                }
+            }
+            let cert_pem = std::fs::read(cert).map_err(|e| {
+                Failure::new(format!("client_cert: cannot read {}: {e}", cert.display()))
+            })?;
+            let key_pem = std::fs::read(key).map_err(|e| {
+                Failure::new(format!("client_key: cannot read {}: {e}", key.display()))
+            })?;
+            tls = tls.identity(Identity::from_pem(cert_pem, key_pem));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Failure::new(
+                "client_cert and client_key must be given together",
+            ))
+        }
+    }
+    Ok(tls)
+}
+
+/// Checks an endpoint URL (`[http[s]://]host[:port][/]`) and returns it with
+/// a scheme: the one given, or https when `tls` is `Some(true)`, http
+/// otherwise. A malformed URL, a port that is not 1-65535, or a path is
+/// refused here rather than reported later as "connection refused".
+fn parse_endpoint(endpoint: &str, tls: Option<bool>) -> Result<String, String> {
+    let endpoint = endpoint.trim();
+    if endpoint.is_empty() {
+        return Err("an endpoint is empty".into());
+    }
+    let (scheme, rest) = match endpoint.split_once("://") {
+        Some((scheme, rest)) => {
+            let scheme = scheme.to_ascii_lowercase();
+            if scheme != "http" && scheme != "https" {
+                return Err(format!(
+                    "endpoint {endpoint} has an unsupported scheme (use http:// or https://)"
+                ));
+            }
+            (Some(scheme), rest)
+        }
+        None => (None, endpoint),
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() {
+        return Err(format!("endpoint {endpoint} has no host"));
+    }
+    if let Some(c) = authority
+        .chars()
+        .find(|c| matches!(c, '/' | '?' | '#' | '@') || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "endpoint {endpoint} is not a client URL ({c:?} found; use scheme://host:port)"
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else {
+            return Err(format!("endpoint {endpoint} has an unclosed [ in its host"));
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("endpoint {endpoint} has an invalid IPv6 address"));
+        }
+        match after {
+            "" => (authority, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (&authority[..authority.len() - after.len()], Some(port)),
+                None => {
+                    return Err(format!(
+                        "endpoint {endpoint} has text after its IPv6 address"
+                    ))
+                }
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("endpoint {endpoint} has no host"));
+    }
+    if !host.starts_with('[')
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(format!(
+            "endpoint {endpoint} has an invalid host name {host:?}"
+        ));
+    }
+    if let Some(port) = port {
+        let valid = !port.is_empty()
+            && port.len() <= 5
+            && port.chars().all(|c| c.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+        if !valid {
+            return Err(format!(
+                "endpoint {endpoint} has an invalid port {port:?} (a number from 1 to 65535)"
+            ));
+        }
+    }
+    match (scheme.as_deref(), tls) {
+        (Some("http"), Some(true)) => Err(format!(
+            "endpoint {endpoint} is plain http but TLS options are set: use https://{authority}"
+        )),
+        (Some(scheme), _) => Ok(format!("{scheme}://{authority}")),
+        (None, Some(true)) => Ok(format!("https://{authority}")),
+        (None, _) => Ok(format!("http://{authority}")),
+    }
 }
 
 /// Adds the scheme etcdctl would assume, and rejects a scheme that cannot
 /// work with the TLS settings instead of failing later with a vague error.
 fn normalize_endpoint(endpoint: &str, tls: bool) -> Result<String, Failure> {
-    let endpoint = endpoint.trim().trim_end_matches('/');
-    if let Some(rest) = endpoint.strip_prefix("http://") {
-        if tls {
-            return Err(Failure::new(format!(
-                "endpoint {endpoint} is plain http but TLS options are set: use https://{rest}"
-            )));
-        }
-        Ok(endpoint.to_string())
-    } else if endpoint.starts_with("https://") {
-        Ok(endpoint.to_string())
-    } else if endpoint.contains("://") {
-        Err(Failure::new(format!(
-            "endpoint {endpoint} has an unsupported scheme (use http:// or https://)"
-        )))
-    } else if tls {
-        Ok(format!("https://{endpoint}"))
-    } else {
-        Ok(format!("http://{endpoint}"))
-    }
+    parse_endpoint(endpoint, Some(tls)).map_err(Failure::new)
 }
 
 /// Resolved connection settings: the one way modules get an etcd client.

@@ -4,6 +4,8 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
 
+use super::convert;
+use super::doc::OptionDoc;
 use super::{Context, Module};
 use crate::connection::ConnectionArgs;
 
@@ -32,20 +34,28 @@ pub struct ParsedArgs<A> {
     secret_names: Vec<&'static str>,
     /// Every documented option with its default, for `invocation`.
     defaults: Vec<(&'static str, Value)>,
+    /// Ansible's conversion warnings (a number given for a string option).
+    warnings: Vec<String>,
 }
 
 impl<A> ParsedArgs<A> {
-    /// The values of secret (`no_log`) parameters the user supplied.
+    /// The values of secret (`no_log`) parameters the user supplied (as
+    /// converted, and every scalar inside a list or dict).
     pub fn secret_values(&self) -> Vec<String> {
-        self.secret_names
-            .iter()
-            .filter_map(|name| self.supplied.get(*name))
-            .filter_map(|v| match v {
-                Value::String(s) if !s.is_empty() => Some(s.clone()),
-                Value::Null => None,
-                other => Some(other.to_string()),
-            })
-            .collect()
+        let mut out = Vec::new();
+        for name in &self.secret_names {
+            if let Some(v) = self.supplied.get(*name) {
+                convert::leaves(v, &mut out);
+            }
+        }
+        out.retain(|s| !s.is_empty());
+        out
+    }
+
+    /// Warnings for the result's `warnings`, as AnsibleModule gives them
+    /// (a number or boolean converted for a string option).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// `invocation.module_args` as Ansible reports it: every option, with
@@ -115,6 +125,24 @@ pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args>, ArgsError
         )));
     }
 
+    // Ansible's type conversions, by the declared type of each option.
+    let docs: Vec<&OptionDoc> = all_options::<M>().collect();
+    let mut warnings = Vec::new();
+    for doc in &docs {
+        let Some(value) = supplied.get_mut(doc.name) else {
+            continue;
+        };
+        if value.is_null() {
+            continue;
+        }
+        let raw = std::mem::take(value);
+        *value = convert::convert(doc.name, doc.ty, raw, doc.no_log, &mut warnings)
+            .map_err(ArgsError)?;
+    }
+    if M::USES_CONNECTION {
+        crate::connection::split_user_password(&mut supplied).map_err(ArgsError)?;
+    }
+
     // Ansible treats an explicit null like an omitted option.
     let mut module_part = Map::new();
     let mut connection_part = Map::new();
@@ -128,31 +156,62 @@ pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args>, ArgsError
             connection_part.insert(key.clone(), value.clone());
         }
     }
-    let module_args = typed::<M::Args>(module_part)?;
-    context.connection = typed::<ConnectionArgs>(connection_part)?;
+    let secret_names: Vec<&'static str> =
+        docs.iter().filter(|o| o.no_log).map(|o| o.name).collect();
+    let module_args = typed::<M::Args>(module_part, &secret_names)?;
+    context.connection = typed::<ConnectionArgs>(connection_part, &secret_names)?;
+    if M::USES_CONNECTION {
+        context.connection.validate().map_err(ArgsError)?;
+    }
 
-    let options = M::OPTIONS.iter().chain(if M::USES_CONNECTION {
-        ConnectionArgs::OPTIONS
-    } else {
-        &[]
-    });
-    let secret_names = options
-        .clone()
-        .filter(|o| o.no_log)
-        .map(|o| o.name)
-        .collect();
-    let defaults = options.map(|o| (o.name, o.default_value())).collect();
+    let defaults = docs.iter().map(|o| (o.name, o.default_value())).collect();
     Ok(ParsedArgs {
         module_args,
         context,
         supplied,
         secret_names,
         defaults,
+        warnings,
     })
 }
 
-/// Deserializes one argument struct, naming the argument at fault.
-fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, ArgsError> {
+/// The module's options followed by the connection options it takes.
+fn all_options<M: Module>() -> impl Iterator<Item = &'static OptionDoc> + Clone {
+    M::OPTIONS.iter().chain(if M::USES_CONNECTION {
+        ConnectionArgs::OPTIONS
+    } else {
+        &[]
+    })
+}
+
+/// Every value of a `no_log` option in the raw args text, whatever its type
+/// and even when the arguments are refused: the safety net masks them in any
+/// message. For connection modules, the password in `user: "name:password"`
+/// counts too.
+pub fn raw_secret_values<M: Module>(raw: &str) -> Vec<String> {
+    let Ok(Value::Object(all)) = serde_json::from_str::<Value>(raw) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for doc in all_options::<M>().filter(|o| o.no_log) {
+        if let Some(v) = all.get(doc.name) {
+            convert::leaves(v, &mut out);
+        }
+    }
+    if M::USES_CONNECTION {
+        if let Some(Value::String(user)) = all.get("user") {
+            if let Some((_, password)) = user.split_once(':') {
+                out.push(password.to_string());
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// Deserializes one argument struct, naming the argument at fault. serde's
+/// text may quote the value, so it is left out for a `no_log` option.
+fn typed<T: DeserializeOwned>(map: Map<String, Value>, secret: &[&str]) -> Result<T, ArgsError> {
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
         let inner = e.inner().to_string();
         if let Some(rest) = inner.strip_prefix("missing field `") {
@@ -160,6 +219,12 @@ fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, ArgsError> {
             return ArgsError(format!("missing required arguments: {name}"));
         }
         let path = e.path().to_string();
+        let top = path.split(['.', '[']).next().unwrap_or(&path);
+        if secret.contains(&top) {
+            return ArgsError(format!(
+                "argument '{path}' is invalid (the value of a no_log option is not shown)"
+            ));
+        }
         // The message from serde_json ends with " at line 0 column 0" for values; trim it.
         let inner = inner
             .split(" at line ")
@@ -221,13 +286,7 @@ pub mod lenient {
         }
     }
 
-    fn parse_bool(s: &str) -> Option<bool> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "y" | "yes" | "on" | "1" | "true" | "t" | "1.0" => Some(true),
-            "n" | "no" | "off" | "0" | "false" | "f" | "0.0" => Some(false),
-            _ => None,
-        }
-    }
+    use super::convert::parse_bool;
 
     /// A boolean: `true`, `"yes"`, `"on"`, `1`, ... like Ansible's `type='bool'`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

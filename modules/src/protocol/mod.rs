@@ -8,12 +8,13 @@
 //! into a failed result.
 
 mod args;
+mod convert;
 mod doc;
 mod mask;
 #[cfg(test)]
 mod tests;
 
-pub use args::{lenient, parse_args, ArgsError, ParsedArgs};
+pub use args::{lenient, parse_args, raw_secret_values, ArgsError, ParsedArgs};
 pub use doc::{doc_drift, sidecar_yaml, ArgType, OptionDoc, ReturnDoc};
 
 use serde::de::DeserializeOwned;
@@ -130,6 +131,9 @@ impl<E: std::fmt::Display> From<E> for Failure {
 /// The entry point of every module binary: reads argv, runs the module,
 /// prints one JSON object, and exits.
 pub fn run_module<M: Module>() -> ! {
+    // A panic anywhere (also on a runtime thread) is reported in the JSON
+    // result, never as text on stderr that could carry a value.
+    std::panic::set_hook(Box::new(|_| {}));
     let argv: Vec<String> = std::env::args().collect();
     let code = match argv.get(1).map(String::as_str) {
         None | Some("-h") | Some("--help") => {
@@ -154,6 +158,10 @@ pub fn run_module<M: Module>() -> ! {
 
 /// Runs a module on an args file and returns the result JSON and exit code.
 /// Public so tests can drive the protocol in-process.
+///
+/// Whatever happens (refused arguments, a failure, a panic), every value of
+/// a `no_log` option is replaced in every string of the result before it is
+/// returned, as Ansible's `remove_values` does.
 pub fn invoke<M: Module>(args_path: &std::path::Path) -> (Value, i32) {
     let raw = match std::fs::read_to_string(args_path) {
         Ok(raw) => raw,
@@ -164,43 +172,69 @@ pub fn invoke<M: Module>(args_path: &std::path::Path) -> (Value, i32) {
             ))
         }
     };
-    let parsed = match parse_args::<M>(&raw) {
-        Ok(parsed) => parsed,
-        Err(e) => return failed(e.to_string()),
-    };
-    let secrets = parsed.secret_values();
-    let invocation = json!({ "module_args": parsed.masked_module_args() });
-    let ctx = parsed.context;
-
+    let mut secrets = raw_secret_values::<M>(&raw);
     let mut result = Map::new();
+    let mut invocation = None;
     let ran = catch_panics(|| {
+        let parsed = parse_args::<M>(&raw).map_err(|e| Failure::new(e.to_string()))?;
+        secrets.extend(parsed.secret_values());
+        invocation = Some(json!({ "module_args": parsed.masked_module_args() }));
+        if !parsed.warnings().is_empty() {
+            result.insert("warnings".into(), parsed.warnings().to_vec().into());
+        }
+        let ctx = parsed.context;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Failure::new(format!("cannot start async runtime: {e}")))?;
-        runtime.block_on(M::run(parsed.module_args, &ctx))
+        let diff = ctx.diff;
+        runtime
+            .block_on(M::run(parsed.module_args, &ctx))
+            .map(|outcome| (outcome, diff))
     });
     let code = match ran {
-        Ok(outcome) => {
+        Ok((outcome, diff_mode)) => {
+            let warnings = result.remove("warnings");
             result.insert("changed".into(), outcome.changed.into());
             result.insert("failed".into(), outcome.failed.into());
             result.insert("msg".into(), outcome.msg.into());
             result.extend(outcome.data);
-            if let (true, Some(diff)) = (ctx.diff, outcome.diff) {
+            merge_warnings(&mut result, warnings);
+            if let (true, Some(diff)) = (diff_mode, outcome.diff) {
                 result.insert("diff".into(), diff);
             }
             i32::from(result["failed"] == Value::Bool(true))
         }
         Err(failure) => {
+            let warnings = result.remove("warnings");
             result.extend(failure.data);
+            merge_warnings(&mut result, warnings);
             result.insert("changed".into(), false.into());
             result.insert("failed".into(), true.into());
             result.insert("msg".into(), failure.msg.into());
             1
         }
     };
-    result.insert("invocation".into(), invocation);
+    if let Some(invocation) = invocation {
+        result.insert("invocation".into(), invocation);
+    }
+    // Longest first, so a secret that contains another is masked whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
     (mask::remove_values(Value::Object(result), &secrets), code)
+}
+
+/// Puts the protocol's warnings before the module's own in `warnings`.
+fn merge_warnings(result: &mut Map<String, Value>, protocol: Option<Value>) {
+    let Some(Value::Array(mut list)) = protocol else {
+        return;
+    };
+    match result.remove("warnings") {
+        Some(Value::Array(own)) => list.extend(own),
+        Some(Value::Null) | None => {}
+        Some(other) => list.push(other),
+    }
+    result.insert("warnings".into(), Value::Array(list));
 }
 
 fn failed(msg: String) -> (Value, i32) {
