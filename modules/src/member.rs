@@ -93,7 +93,14 @@ impl<'de> Deserialize<'de> for Text {
                 Ok(Text(v.to_string()))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
+                // Python's str(1.0) is "1.0".
+                Ok(Text(
+                    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e16 {
+                        format!("{v:.1}")
+                    } else {
+                        v.to_string()
+                    },
+                ))
             }
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Text, E> {
                 // Python's str(True).
@@ -809,8 +816,9 @@ struct Probe {
     id: u64,
     healthy: bool,
     why: String,
-    /// The raft index the member has applied (0 when it did not answer).
-    applied: u64,
+    /// How far the member's log is: (committed raft index, applied
+    /// index); zeros when it did not answer.
+    progress: (u64, u64),
 }
 
 /// Asks every voting member for its status concurrently. A voter counts as
@@ -826,7 +834,7 @@ async fn probe_voters(conn: &Connection, view: &ClusterView) -> Vec<Probe> {
                     id,
                     healthy: false,
                     why: "not started".into(),
-                    applied: 0,
+                    progress: (0, 0),
                 };
             };
             match status_at(&conn, &url).await {
@@ -834,19 +842,19 @@ async fn probe_voters(conn: &Connection, view: &ClusterView) -> Vec<Probe> {
                     id,
                     healthy: true,
                     why: String::new(),
-                    applied: s.raft_applied_index().max(s.raft_index()),
+                    progress: (s.raft_index(), s.raft_applied_index()),
                 },
                 Ok(s) => Probe {
                     id,
                     healthy: false,
                     why: "no leader".into(),
-                    applied: s.raft_applied_index(),
+                    progress: (s.raft_index(), s.raft_applied_index()),
                 },
                 Err(e) => Probe {
                     id,
                     healthy: false,
                     why: e.msg,
-                    applied: 0,
+                    progress: (0, 0),
                 },
             }
         });
@@ -922,7 +930,7 @@ fn is_avoided(avoid: &[String], m: &etcd_client::Member) -> bool {
 
 /// The voter that takes over from the leader `member` before it is
 /// removed: healthy, started, not listed in `avoid`, the most up-to-date
-/// (highest applied raft index; the lowest id among equals, so the choice
+/// (highest raft index, then applied index; the lowest id among equals, so the choice
 /// does not depend on which probe answered first).
 fn successor(
     request: &Request,
@@ -939,7 +947,7 @@ fn successor(
             })
         })
         .collect();
-    candidates.sort_by_key(|p| (std::cmp::Reverse(p.applied), p.id));
+    candidates.sort_by_key(|p| (std::cmp::Reverse(p.progress), p.id));
     candidates.first().map(|p| p.id).ok_or_else(|| {
         let healthy: Vec<String> = probes
             .iter()
@@ -1917,6 +1925,8 @@ mod tests {
         }
         let r = request(json!({"state": "absent", "name": 5})).unwrap();
         assert_eq!(r.name.as_deref(), Some("5"));
+        let r = request(json!({"state": "absent", "name": 1.0})).unwrap();
+        assert_eq!(r.name.as_deref(), Some("1.0"));
         let r = request(json!({"state": "absent", "name": "m5", "avoid": "m3,http://h:2380/"}))
             .unwrap();
         assert_eq!(r.avoid, vec!["m3", "http://h:2380"]);
