@@ -598,7 +598,41 @@ fn removed_leader_hands_over_to_a_member_that_stays_never_to_one_leaving() {
     let m4_peer = cluster.member(4).peer_url();
     // Shrinking 5 -> 3 removes m3 then m4; m3 leads. Every healthy member
     // answers its probe; only `avoid` keeps leadership off m4.
-    make_leader(&cluster, 3, &all);
+    let m3_id = make_leader(&cluster, 3, &all);
+
+    // Nobody outside avoid to take over: refused, nothing changed.
+    let everyone: Vec<String> = (0..5).map(|i| cluster.member(i).name.clone()).collect();
+    let result = member(
+        &cluster,
+        json!({"state": "absent", "name": m3, "avoid": everyone}),
+    );
+    assert_eq!(result["failed"], true, "{result}");
+    assert_eq!(result["changed"], false, "{result}");
+    assert!(
+        result["msg"]
+            .as_str()
+            .unwrap()
+            .contains("can take over leadership"),
+        "{result}"
+    );
+    assert_eq!(members_via(&cluster, &all).len(), 5);
+    assert_eq!(leader_id_via(&cluster, &all), Some(m3_id));
+
+    // Check mode names a member that stays and changes nothing.
+    let result = member_ok(
+        &cluster,
+        json!({"state": "absent", "name": m3, "avoid": [m3, m4_peer], "_ansible_check_mode": true}),
+    );
+    assert_eq!(result["changed"], true, "{result}");
+    let msg = result["msg"].as_str().unwrap();
+    assert!(msg.contains("would move leadership from m3"), "{msg}");
+    assert!(
+        !msg.contains(&format!("to {}", cluster.member(4).name)),
+        "{msg}"
+    );
+    assert_eq!(members_via(&cluster, &all).len(), 5);
+    assert_eq!(leader_id_via(&cluster, &all), Some(m3_id));
+
     let result = member_ok(
         &cluster,
         json!({"state": "absent", "name": m3, "avoid": [m3, m4_peer], "wait_timeout": 120}),
