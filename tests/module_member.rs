@@ -2,7 +2,8 @@
 //! reports is checked with etcdctl, independently of the module's answer.
 
 use harness::{
-    poll_until, run_module, wait_until, Ansible, Cluster, MemberInfo, MemberStart, Sshd,
+    poll_until, run_module, wait_until, Ansible, Cluster, ClusterOptions, MemberInfo, MemberStart,
+    Sshd,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -395,6 +396,30 @@ fn removal_that_would_lose_quorum_is_refused_but_a_dead_member_can_go() {
     }
     assert_eq!(members_via(&cluster, &[0]).len(), 3, "nothing removed");
 
+    // Forced, without quorum: m0 alone cannot commit the removal. The
+    // failure says truthfully what happened to the attempts (a timeout is
+    // not "refused"), and nothing is removed.
+    let result = member(
+        &cluster,
+        json!({"name": names[2], "state": "absent", "force": true, "wait_timeout": 15}),
+    );
+    eprintln!("forced removal without quorum: {result}");
+    assert_eq!(result["failed"], true, "{result}");
+    let msg = result["msg"].as_str().unwrap();
+    // The last attempt's own error first, then the account of all of them.
+    let timed_out = ["no answer within", "Timeout expired", "timed out after"]
+        .iter()
+        .any(|t| msg.contains(t));
+    if timed_out {
+        assert!(!msg.contains("still refused"), "{msg}");
+        assert!(
+            msg.contains("without an answer in time") || msg.contains("got an answer in time"),
+            "{msg}"
+        );
+    }
+    assert!(result["attempts"].as_u64().unwrap() >= 1, "{result}");
+    assert_eq!(members_via(&cluster, &[0]).len(), 3, "nothing removed");
+
     // With m1 back, the dead m2 may go: 2 of 2 remaining voters are healthy.
     cluster.start_member(1);
     wait_healthy_via(&cluster, &[0, 1]);
@@ -537,4 +562,186 @@ fn under_ansible_playbook_over_ssh() {
     let after = members_via(&cluster, &[0, 1, 2]);
     assert_eq!(after.len(), 3);
     assert!(by_peer(&after, &peer).is_none());
+}
+
+/// Moves leadership to member `i` with etcdctl (independently of the
+/// module) and waits until every given member follows it.
+fn make_leader(cluster: &Cluster, i: usize, indices: &[usize]) -> u64 {
+    let endpoints: Vec<String> = indices
+        .iter()
+        .map(|&j| cluster.member(j).client_url())
+        .collect();
+    let list = members_via(cluster, indices);
+    let id = by_peer(&list, &cluster.member(i).peer_url()).unwrap().id;
+    wait_until(&format!("m{i} leads"), SOON, || {
+        if leader_id_via(cluster, indices) == Some(id) {
+            return Some(());
+        }
+        cluster.etcdctl_at(&endpoints, &["move-leader", &format!("{id:x}")], None);
+        None
+    });
+    id
+}
+
+#[test]
+fn removed_leader_hands_over_to_a_member_that_stays_never_to_one_leaving() {
+    let cluster = Cluster::start(ClusterOptions {
+        members: 5,
+        ..Default::default()
+    });
+    let all = [0, 1, 2, 3, 4];
+    wait_healthy_via(&cluster, &all);
+    let list = members_via(&cluster, &all);
+    let id = |i: usize| by_peer(&list, &cluster.member(i).peer_url()).unwrap().id;
+    let staying = [id(0), id(1), id(2)];
+    let m3 = cluster.member(3).name.clone();
+    let m4_peer = cluster.member(4).peer_url();
+    // Shrinking 5 -> 3 removes m3 then m4; m3 leads. Every healthy member
+    // answers its probe; only `avoid` keeps leadership off m4.
+    let m3_id = make_leader(&cluster, 3, &all);
+
+    // Nobody outside avoid to take over: refused, nothing changed.
+    let everyone: Vec<String> = (0..5).map(|i| cluster.member(i).name.clone()).collect();
+    let result = member(
+        &cluster,
+        json!({"state": "absent", "name": m3, "avoid": everyone}),
+    );
+    assert_eq!(result["failed"], true, "{result}");
+    assert_eq!(result["changed"], false, "{result}");
+    assert!(
+        result["msg"]
+            .as_str()
+            .unwrap()
+            .contains("can take over leadership"),
+        "{result}"
+    );
+    assert_eq!(members_via(&cluster, &all).len(), 5);
+    assert_eq!(leader_id_via(&cluster, &all), Some(m3_id));
+
+    // Check mode names a member that stays and changes nothing.
+    let result = member_ok(
+        &cluster,
+        json!({"state": "absent", "name": m3, "avoid": [m3, m4_peer], "_ansible_check_mode": true}),
+    );
+    assert_eq!(result["changed"], true, "{result}");
+    let msg = result["msg"].as_str().unwrap();
+    assert!(msg.contains("would move leadership from m3"), "{msg}");
+    assert!(
+        !msg.contains(&format!("to {}", cluster.member(4).name)),
+        "{msg}"
+    );
+    assert_eq!(members_via(&cluster, &all).len(), 5);
+    assert_eq!(leader_id_via(&cluster, &all), Some(m3_id));
+
+    let result = member_ok(
+        &cluster,
+        json!({"state": "absent", "name": m3, "avoid": [m3, m4_peer], "wait_timeout": 120}),
+    );
+    assert_eq!(result["changed"], true, "{result}");
+    let rest = [0, 1, 2, 4];
+    let after = members_via(&cluster, &rest);
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert!(after.iter().all(|m| m.name != m3), "{after:?}");
+    let leader = poll_until(SOON, || leader_id_via(&cluster, &rest)).expect("no leader");
+    assert!(
+        staying.contains(&leader),
+        "leadership went to {leader:x}, not to a member that stays {staying:x?}"
+    );
+
+    // Then m4, leading too, named by the decimal integer id etcdctl's JSON
+    // output prints, through the members that stay.
+    make_leader(&cluster, 4, &rest);
+    let endpoints: Vec<String> = [0, 1, 2]
+        .iter()
+        .map(|&i| cluster.member(i).client_url())
+        .collect();
+    let result = member_ok(
+        &cluster,
+        json!({"endpoints": endpoints, "state": "absent", "id": id(4), "avoid": [m4_peer], "wait_timeout": 120}),
+    );
+    assert_eq!(result["changed"], true, "{result}");
+    let after = members_via(&cluster, &[0, 1, 2]);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(after.iter().all(|m| m.id != id(4)), "{after:?}");
+    let leader = poll_until(SOON, || leader_id_via(&cluster, &[0, 1, 2])).expect("no leader");
+    assert!(staying.contains(&leader), "{leader:x}");
+    wait_healthy_via(&cluster, &[0, 1, 2]);
+}
+
+#[test]
+fn endpoints_that_can_never_answer_fail_at_once() {
+    for (endpoints, expected) in [
+        ("http://nosuchhost.invalid:2379", "does not resolve"),
+        ("http://127.0.0.1:99999", "invalid port"),
+        ("http://a b:2379", "invalid"),
+        ("http://[::1:2379", "invalid"),
+    ] {
+        let args =
+            json!({"endpoints": endpoints, "state": "absent", "name": "m1", "wait_timeout": 60});
+        let started = std::time::Instant::now();
+        let run = run_module("etcd_member", &args);
+        let took = started.elapsed();
+        assert_eq!(run.result["failed"], true, "{args}: {}", run.result);
+        assert_eq!(run.result["changed"], false);
+        let msg = run.result["msg"].as_str().unwrap();
+        assert!(
+            msg.contains(expected),
+            "{endpoints}: {msg:?} lacks {expected:?}"
+        );
+        assert!(msg.contains(endpoints), "{msg}");
+        // Well under wait_timeout (60 s): not retried.
+        assert!(took < Duration::from_secs(20), "{endpoints}: took {took:?}");
+    }
+}
+
+#[test]
+fn unstarted_member_is_never_silently_kept_when_named_by_name() {
+    let mut cluster = Cluster::start3();
+    let new = cluster.add_member_slot();
+    let name = cluster.member(new).name.clone();
+    let peer = cluster.member(new).peer_url();
+    let added = member_ok(&cluster, json!({"name": name, "peer_urls": peer}));
+    assert_eq!(added["changed"], true, "{added}");
+    let list = members_via(&cluster, &[0, 1, 2]);
+    assert_eq!(list.len(), 4, "{list:?}");
+    let unstarted = by_peer(&list, &peer).expect("added");
+    assert_eq!(unstarted.name, "", "{unstarted:?}");
+
+    // By name alone: etcd has no name for it yet. A clear failure naming
+    // it by peer URL and id, nothing removed.
+    for check_mode in [true, false] {
+        let result = member(
+            &cluster,
+            json!({"state": "absent", "name": name, "_ansible_check_mode": check_mode}),
+        );
+        assert_eq!(result["failed"], true, "{result}");
+        assert_eq!(result["changed"], false, "{result}");
+        let msg = result["msg"].as_str().unwrap();
+        assert!(msg.contains("peer_urls"), "{msg}");
+        assert!(msg.contains(&peer), "{msg}");
+        assert!(msg.contains(&unstarted.id_hex), "{msg}");
+    }
+    assert_eq!(members_via(&cluster, &[0, 1, 2]).len(), 4);
+
+    // By name and peer URLs it goes. One endpoint does not resolve: skipped
+    // with a warning, the others do the work.
+    let endpoints = format!("http://nosuchhost.invalid:2379,{}", cluster.endpoints_csv());
+    let result = member_ok(
+        &cluster,
+        json!({"endpoints": endpoints, "state": "absent", "name": name, "peer_urls": [peer]}),
+    );
+    assert_eq!(result["changed"], true, "{result}");
+    assert!(
+        result["warnings"]
+            .to_string()
+            .contains("nosuchhost.invalid"),
+        "{result}"
+    );
+    let list = members_via(&cluster, &[0, 1, 2]);
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(by_peer(&list, &peer).is_none(), "{list:?}");
+
+    // Again: now there is nothing to remove, and nothing unstarted.
+    let result = member_ok(&cluster, json!({"state": "absent", "name": name}));
+    assert_eq!(result["changed"], false, "{result}");
 }

@@ -2,7 +2,7 @@
 //! and 4), shrink back to 3 with etcd_remove_member.yml; health checked with
 //! etcdctl and with etcd_healthy.yml after each step.
 
-use harness::{repo_root, Ansible, Engine, ServiceCluster, Sshd, DEFAULT_TIMEOUT};
+use harness::{repo_root, wait_until, Ansible, Engine, ServiceCluster, Sshd, DEFAULT_TIMEOUT};
 
 fn db_ops(name: &str) -> std::path::PathBuf {
     repo_root().join("playbooks/db-operations").join(name)
@@ -72,8 +72,43 @@ fn grow_to_five_and_shrink_back(engine: Engine) {
     );
     assert_eq!(cluster.pids(5), pids);
 
+    // The leader is among the members removed, first in the list: it must
+    // hand over to a member that stays, never to m4, removed next.
+    let m3_id = cluster.member_info(3).expect("m3 is a member").id_hex;
+    let all5_endpoints = cluster.endpoints(&all5);
+    wait_until("m3 leads", DEFAULT_TIMEOUT, || {
+        if cluster.leader() == Some(3) {
+            return Some(());
+        }
+        cluster
+            .etcdctl()
+            .run(&all5_endpoints, &["move-leader", &m3_id], None);
+        None
+    });
+    let m4_led = || {
+        std::fs::read_to_string(&cluster.member(4).log)
+            .unwrap_or_default()
+            .matches("became leader at term")
+            .count()
+    };
+    let m4_led_before = m4_led();
+
     let out = engine.playbook(&ansible, &five, &db_ops("etcd_remove_member.yml"), &remove);
     out.assert_success();
+    assert_eq!(
+        m4_led(),
+        m4_led_before,
+        "leadership moved to m4, which the same run removes: {}",
+        cluster.member(4).log_tail(20)
+    );
+    let leader = cluster.wait_leader();
+    assert!([0, 1, 2].contains(&leader), "leader m{leader}");
+    // The playbook told the module which members leave.
+    let r = out.result_ok("Remove the member from the cluster", "m3");
+    let avoid = r["invocation"]["module_args"]["avoid"].to_string();
+    for i in [3, 4] {
+        assert!(avoid.contains(&cluster.member(i).peer_url()), "{r}");
+    }
     let all3 = [0, 1, 2];
     cluster.wait_healthy(&all3, DEFAULT_TIMEOUT);
     let members = cluster.member_list();

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
-use crate::connection::{member_id_hex, ClusterView, Connection};
+use crate::connection::{describe, is_permission_denied, member_id_hex, ClusterView, Connection};
 use crate::protocol::lenient::{Bool, List, Seconds};
 use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
 
@@ -45,12 +45,13 @@ pub struct MemberArgs {
     /// Desired state.
     #[serde(default)]
     pub state: Option<State>,
-    /// Member name (etcd's `--name`).
+    /// Member name (etcd's `--name`); numbers are converted as Ansible does.
     #[serde(default)]
-    pub name: Option<String>,
-    /// Member id in hex, as etcdctl prints it.
+    pub name: Option<Text>,
+    /// Member id: a hex string as etcdctl's table prints it, or an integer
+    /// as `etcdctl -w json member list` prints it.
     #[serde(default)]
-    pub id: Option<String>,
+    pub id: Option<IdArg>,
     /// Peer URLs of the member.
     #[serde(default)]
     pub peer_urls: Option<List>,
@@ -63,6 +64,85 @@ pub struct MemberArgs {
     /// How long to keep retrying what etcd refuses for now.
     #[serde(default)]
     pub wait_timeout: Option<Seconds>,
+    /// Members (names, hex ids or peer URLs) that must not receive
+    /// leadership when the member to remove leads: those leaving next.
+    #[serde(default)]
+    pub avoid: Option<List>,
+}
+
+/// A string option that also takes a number or boolean, converted to text
+/// as Ansible converts them for `type: str` (`5` -> `"5"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Text, E> {
+                // Python's str(1.0) is "1.0".
+                Ok(Text(
+                    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e16 {
+                        format!("{v:.1}")
+                    } else {
+                        v.to_string()
+                    },
+                ))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Text, E> {
+                // Python's str(True).
+                Ok(Text(if v { "True" } else { "False" }.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A member id as given: etcdctl's table prints ids in hex (a string), its
+/// JSON output as decimal integers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdArg {
+    /// A hex string (`8e9e05c52164694d`, optionally `0x`-prefixed).
+    Hex(String),
+    /// A decimal integer.
+    Int(u64),
+}
+
+impl<'de> Deserialize<'de> for IdArg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = IdArg;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member id: a hex string as etcdctl member list prints it, or a positive integer")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IdArg, E> {
+                Ok(IdArg::Hex(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IdArg, E> {
+                Ok(IdArg::Int(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IdArg, E> {
+                u64::try_from(v)
+                    .map(IdArg::Int)
+                    .map_err(|_| E::custom(format!("{v} is not a member id (negative)")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The `etcd_member` module.
@@ -75,7 +155,8 @@ impl Module for EtcdMember {
     const DESCRIPTION: &'static [&'static str] = &[
         "Membership changes of an etcd cluster, like C(etcdctl member add/update/remove/promote) and C(etcdctl move-leader), made idempotent.",
         "C(state=present) adds the member when no member has its peer URLs (as a learner with C(learner=true)), or updates the peer URLs of the member with that name. A member added earlier but not started yet counts as present. The result holds what the new node needs to join, as C(etcdctl member add) prints it.",
-        "C(state=absent) removes the member chosen by name, id or peer URLs. It refuses when the remaining healthy voting members would not be a majority of the remaining voting members, unless C(force=true). A leader is removed only after leadership has moved to a healthy voting member.",
+        "C(state=absent) removes the member chosen by name, id or peer URLs. It refuses when the remaining healthy voting members would not be a majority of the remaining voting members, unless C(force=true). A leader is removed only after leadership has moved to the most up-to-date healthy voting member not listed in C(avoid). A member added but not started has no name yet: name it by C(peer_urls) or C(id); by C(name) alone the task fails while such members exist, listing them.",
+        "Endpoints that can never answer (malformed, or a host name that does not resolve) fail the task at once; with several endpoints, the unresolvable ones are skipped with a warning.",
         "C(state=promoted) promotes a learner once it has caught up with the leader; C(state=leader) moves leadership to the member (for rolling restarts).",
         "When etcd refuses a reconfiguration for a moment (after a member started or left), the module retries until C(wait_timeout).",
         "Always returns the member list and the leader as they are after the change. Check mode reports what would change and changes nothing.",
@@ -92,8 +173,8 @@ impl Module for EtcdMember {
         ),
         OptionDoc::new(
             "id",
-            ArgType::Str,
-            "Member id in hex, as etcdctl member list prints it. Selects the member with state=absent, promoted or leader.",
+            ArgType::Raw,
+            "Member id: a hex string as etcdctl member list prints it (quote it in YAML), or a decimal integer as etcdctl -w json member list prints it. Selects the member with state=absent, promoted or leader.",
         ),
         OptionDoc::new(
             "peer_urls",
@@ -112,6 +193,11 @@ impl Module for EtcdMember {
             "With state=absent, remove the member even when the cluster would be left without quorum.",
         )
         .default("false"),
+        OptionDoc::new(
+            "avoid",
+            ArgType::List,
+            "With state=absent, members that must not receive leadership when the member to remove is the leader (names, hex ids or peer URLs): the members the same run removes next. Leadership goes to the most up-to-date healthy voting member that stays; the task fails, changing nothing, when there is none.",
+        ),
         OptionDoc::new(
             "wait_timeout",
             ArgType::Float,
@@ -198,12 +284,17 @@ impl Module for EtcdMember {
 
     async fn run(args: MemberArgs, ctx: &Context) -> Result<Outcome, Failure> {
         let request = Request::from_args(args)?;
-        let connection = ctx.connection.connect_settings()?;
+        let mut connection = ctx.connection.connect_settings()?;
+        // Endpoints that can never answer fail the task now, not after
+        // wait_timeout of retries.
+        let endpoint_warnings = usable_endpoints(&mut connection).await?;
         let deadline = Instant::now() + request.wait_timeout;
 
         let initial = observe(&connection, deadline).await?;
         let mut view = initial.clone();
+        let started = Instant::now();
         let mut attempts = 0u64;
+        let (mut refused, mut unanswered) = (0u64, 0u64);
         let mut maybe_applied = false;
         let mut done: Option<Done> = None;
         let mut target;
@@ -224,6 +315,7 @@ impl Module for EtcdMember {
             warnings = plan.warnings;
             let Some(action) = plan.action else { break };
             if ctx.check_mode {
+                warnings.extend(endpoint_warnings);
                 return Ok(check_mode_outcome(
                     &request, &view, target, &action, warnings,
                 ));
@@ -238,23 +330,30 @@ impl Module for EtcdMember {
                     break;
                 }
                 Err(e) => {
-                    let retry = retryable(&e.msg);
-                    if retry == Retry::No || Instant::now() >= deadline {
-                        let mut failure = e;
-                        if retry != Retry::No {
+                    match e.kind {
+                        Kind::Refused => refused += 1,
+                        Kind::NoAnswer => unanswered += 1,
+                        Kind::Permanent => {}
+                    }
+                    if e.kind == Kind::Permanent || Instant::now() >= deadline {
+                        let mut failure = e.failure;
+                        if e.kind != Kind::Permanent {
                             failure.msg = format!(
-                                "{} (still refused after {attempts} attempts in {:.0}s)",
+                                "{} ({})",
                                 failure.msg,
-                                request.wait_timeout.as_secs_f64()
+                                gave_up(attempts, refused, unanswered, started.elapsed())
                             );
                         }
                         if let Some(hint) = promote_hint(&request, &view, target, &failure.msg) {
                             failure.msg.push_str(&hint);
                         }
-                        let failure = failure.with("attempts", attempts);
+                        let failure = failure
+                            .with("attempts", attempts)
+                            .with("attempts_refused", refused)
+                            .with("attempts_unanswered", unanswered);
                         return Err(with_cluster(failure, &view));
                     }
-                    maybe_applied |= retry == Retry::Ambiguous;
+                    maybe_applied |= e.kind == Kind::NoAnswer;
                     tokio::time::sleep(RETRY_PAUSE).await;
                     view = observe(&connection, deadline).await?;
                 }
@@ -285,6 +384,7 @@ impl Module for EtcdMember {
             action_name,
             attempts,
         );
+        warnings.extend(endpoint_warnings);
         if !warnings.is_empty() {
             outcome = outcome.with("warnings", warnings);
         }
@@ -302,10 +402,15 @@ struct Request {
     state: State,
     name: Option<String>,
     id: Option<u64>,
+    /// With an integer id: its digits read as hex, to catch an etcdctl hex
+    /// id that YAML turned into an integer (`id: 1234567890123456`).
+    id_as_hex: Option<u64>,
     peer_urls: Vec<String>,
     learner: bool,
     force: bool,
     wait_timeout: Duration,
+    /// Members that must not receive leadership (names, hex ids, peer URLs).
+    avoid: Vec<String>,
 }
 
 impl Request {
@@ -317,22 +422,24 @@ impl Request {
             State::Promoted => "promoted",
             State::Leader => "leader",
         };
-        let name = args.name.map(|n| n.trim().to_string());
+        let name = args.name.map(|n| n.0.trim().to_string());
         if name.as_deref() == Some("") {
             return Err(Failure::new("argument 'name' is invalid: it is empty"));
         }
-        let id = match args.id.as_deref().map(str::trim) {
-            None => None,
-            Some(hex) => Some(
-                u64::from_str_radix(hex.trim_start_matches("0x"), 16)
-                    .ok()
-                    .filter(|id| *id != 0)
-                    .ok_or_else(|| {
-                        Failure::new(format!(
-                            "argument 'id' is invalid: {hex:?} is not a member id in hex (as etcdctl member list prints it)"
-                        ))
-                    })?,
-            ),
+        let (id, id_as_hex) = match &args.id {
+            None => (None, None),
+            Some(arg) => {
+                let (id, as_hex) = parse_id(arg).ok_or_else(|| {
+                    Failure::new(format!(
+                        "argument 'id' is invalid: {} is not a member id (a hex string as etcdctl member list prints it, or a positive integer)",
+                        match arg {
+                            IdArg::Hex(s) => format!("{s:?}"),
+                            IdArg::Int(i) => i.to_string(),
+                        }
+                    ))
+                })?;
+                (Some(id), as_hex)
+            }
         };
         let peer_urls = match args.peer_urls {
             None => Vec::new(),
@@ -356,6 +463,20 @@ impl Request {
         };
         let learner = args.learner.is_some_and(|b| b.0);
         let force = args.force.is_some_and(|b| b.0);
+        let avoid: Vec<String> = args
+            .avoid
+            .map(|List(v)| {
+                v.iter()
+                    .map(|a| normalize_url(a))
+                    .filter(|a| !a.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !avoid.is_empty() && state != State::Absent {
+            return Err(Failure::new(format!(
+                "avoid is only used with state=absent, not state={state_name}"
+            )));
+        }
 
         match state {
             State::Present => {
@@ -400,10 +521,12 @@ impl Request {
             state,
             name,
             id,
+            id_as_hex,
             peer_urls,
             learner,
             force,
             wait_timeout: args.wait_timeout.map_or(DEFAULT_WAIT, |s| s.0),
+            avoid,
         })
     }
 
@@ -420,6 +543,29 @@ impl Request {
             parts.push(format!("peer URLs {}", self.peer_urls.join(",")));
         }
         parts.join(", ")
+    }
+}
+
+/// A member id from a hex string or a decimal integer (never 0), and for
+/// an integer, its digits read as hex when they can be.
+fn parse_id(arg: &IdArg) -> Option<(u64, Option<u64>)> {
+    match arg {
+        IdArg::Hex(s) => {
+            let s = s.trim();
+            let hex = s
+                .strip_prefix("0x")
+                .or_else(|| s.strip_prefix("0X"))
+                .unwrap_or(s);
+            if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            u64::from_str_radix(hex, 16)
+                .ok()
+                .filter(|id| *id != 0)
+                .map(|id| (id, None))
+        }
+        IdArg::Int(0) => None,
+        IdArg::Int(i) => Some((*i, u64::from_str_radix(&i.to_string(), 16).ok())),
     }
 }
 
@@ -490,6 +636,16 @@ async fn plan(request: &Request, conn: &Connection, view: &ClusterView) -> Resul
         .as_ref()
         .and_then(|n| view.members.iter().find(|m| m.name() == n));
     let by_id = request.id.and_then(|id| view.member(id));
+    if let (Some(id), None, Some(hex)) = (request.id, by_id, request.id_as_hex) {
+        if let Some(m) = view.member(hex) {
+            return Err(Failure::new(format!(
+                "id {id} (a decimal integer) is no member, but member {} has the id {} in hex, as etcdctl member list prints it: quote the id in YAML (id: \"{}\") to mean that member",
+                label(m),
+                member_id_hex(hex),
+                member_id_hex(hex)
+            )));
+        }
+    }
     let mut warnings = Vec::new();
 
     if request.state == State::Present {
@@ -562,6 +718,38 @@ async fn plan(request: &Request, conn: &Connection, view: &ClusterView) -> Resul
             )))
         }
     };
+    let unstarted: Vec<&etcd_client::Member> = view
+        .members
+        .iter()
+        .filter(|m| m.name().is_empty())
+        .collect();
+    if target.is_none()
+        && request.state == State::Absent
+        && request.name.is_some()
+        && request.id.is_none()
+        && wanted_urls.is_empty()
+        && !unstarted.is_empty()
+    {
+        // etcd learns a member's name when it starts: an unstarted member
+        // may be the one meant. Never answer "nothing to remove" then.
+        return Err(Failure::new(format!(
+            "no started member is named {}, but {} added and not started yet, and etcd does not know its name: name the member to remove by peer_urls (or id): {}",
+            request.name.as_deref().unwrap_or_default(),
+            if unstarted.len() == 1 { "one member was" } else { "some members were" },
+            unstarted
+                .iter()
+                .map(|m| format!("id {} with peer_urls {}", member_id_hex(m.id()), m.peer_urls().join(",")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+        .with(
+            "unstarted",
+            unstarted
+                .iter()
+                .map(|m| json!({"id": member_id_hex(m.id()), "peer_urls": m.peer_urls()}))
+                .collect::<Vec<_>>(),
+        ));
+    }
     let Some(id) = target else {
         return match request.state {
             State::Absent => Ok(Plan {
@@ -628,6 +816,9 @@ struct Probe {
     id: u64,
     healthy: bool,
     why: String,
+    /// How far the member's log is: (committed raft index, applied
+    /// index); zeros when it did not answer.
+    progress: (u64, u64),
 }
 
 /// Asks every voting member for its status concurrently. A voter counts as
@@ -643,6 +834,7 @@ async fn probe_voters(conn: &Connection, view: &ClusterView) -> Vec<Probe> {
                     id,
                     healthy: false,
                     why: "not started".into(),
+                    progress: (0, 0),
                 };
             };
             match status_at(&conn, &url).await {
@@ -650,16 +842,19 @@ async fn probe_voters(conn: &Connection, view: &ClusterView) -> Vec<Probe> {
                     id,
                     healthy: true,
                     why: String::new(),
+                    progress: (s.raft_index(), s.raft_applied_index()),
                 },
-                Ok(_) => Probe {
+                Ok(s) => Probe {
                     id,
                     healthy: false,
                     why: "no leader".into(),
+                    progress: (s.raft_index(), s.raft_applied_index()),
                 },
                 Err(e) => Probe {
                     id,
                     healthy: false,
                     why: e.msg,
+                    progress: (0, 0),
                 },
             }
         });
@@ -718,8 +913,54 @@ fn check_quorum(
     if view.leader != Some(member.id()) {
         return Ok(None);
     }
-    // Prefer a voter that is both healthy and started (it has a client URL).
-    Ok(healthy.first().map(|p| p.id))
+    successor(request, view, member, probes).map(Some)
+}
+
+/// Whether `m` is one of the members `avoid` lists (by name, hex id or
+/// peer URL).
+fn is_avoided(avoid: &[String], m: &etcd_client::Member) -> bool {
+    let id = member_id_hex(m.id());
+    let peers = url_set(m.peer_urls());
+    avoid.iter().any(|a| {
+        (!m.name().is_empty() && a == m.name())
+            || a.trim_start_matches("0x").eq_ignore_ascii_case(&id)
+            || peers.contains(a)
+    })
+}
+
+/// The voter that takes over from the leader `member` before it is
+/// removed: healthy, started, not listed in `avoid`, the most up-to-date
+/// (highest raft index, then applied index; the lowest id among equals, so the choice
+/// does not depend on which probe answered first).
+fn successor(
+    request: &Request,
+    view: &ClusterView,
+    member: &etcd_client::Member,
+    probes: &[Probe],
+) -> Result<u64, Failure> {
+    let mut candidates: Vec<&Probe> = probes
+        .iter()
+        .filter(|p| p.id != member.id() && p.healthy)
+        .filter(|p| {
+            view.member(p.id).is_some_and(|m| {
+                !m.is_learner() && !m.client_urls().is_empty() && !is_avoided(&request.avoid, m)
+            })
+        })
+        .collect();
+    candidates.sort_by_key(|p| (std::cmp::Reverse(p.progress), p.id));
+    candidates.first().map(|p| p.id).ok_or_else(|| {
+        let healthy: Vec<String> = probes
+            .iter()
+            .filter(|p| p.id != member.id() && p.healthy)
+            .map(|p| label_id(view, p.id))
+            .collect();
+        Failure::new(format!(
+            "refusing to remove member {}: it is the leader and no healthy voting member outside avoid ({}) can take over leadership (healthy voting members: {}). Remove the other members first, or bring a member that stays back to health.",
+            label(member),
+            request.avoid.join(", "),
+            if healthy.is_empty() { "none".to_string() } else { healthy.join(", ") }
+        ))
+    })
 }
 
 /// What an executed action did.
@@ -758,26 +999,28 @@ async fn execute(
     action: &Action,
     attempt: u64,
     deadline: Instant,
-) -> Result<Done, Failure> {
+) -> Result<Done, CallError> {
     let pick = |urls: Vec<String>| urls[(attempt as usize - 1) % urls.len()].clone();
     let cluster = member_id_hex(view.cluster_id);
     match action {
         Action::Add => {
             let endpoint = pick(voter_urls(view, None));
-            let mut client = conn.client_for(&endpoint).await?;
+            let mut client = connect(conn, &endpoint).await?;
             let options = request
                 .learner
                 .then(|| MemberAddOptions::new().with_is_learner());
-            let response = conn
-                .bounded(
-                    &format!("adding member via {endpoint}"),
-                    client.member_add(request.peer_urls.clone(), options),
+            let response = call(
+                conn,
+                &format!("adding member via {endpoint}"),
+                client.member_add(request.peer_urls.clone(), options),
+            )
+            .await?;
+            let id = response.member().map(|m| m.id()).ok_or_else(|| {
+                CallError::new(
+                    Kind::NoAnswer,
+                    "etcd answered member add without the new member",
                 )
-                .await?;
-            let id = response
-                .member()
-                .map(|m| m.id())
-                .ok_or_else(|| Failure::new("etcd answered member add without the new member"))?;
+            })?;
             Ok(Done {
                 action: action.name(),
                 msg: format!(
@@ -793,8 +1036,9 @@ async fn execute(
         Action::Update { id } => {
             let endpoint = pick(voter_urls(view, None));
             let urls = request.peer_urls.clone();
-            let mut client = conn.client_for(&endpoint).await?;
-            conn.bounded(
+            let mut client = connect(conn, &endpoint).await?;
+            call(
+                conn,
                 &format!("updating member {} via {endpoint}", member_id_hex(*id)),
                 client.member_update(*id, urls.clone()),
             )
@@ -818,14 +1062,22 @@ async fn execute(
                 // The runbook: never remove the leader. Hand over first, then
                 // remove through the new leader.
                 let leader_url = view.leader_url().ok_or_else(|| {
-                    Failure::new("etcdserver: no leader (leader has no client URL)")
+                    CallError::new(
+                        Kind::Refused,
+                        "no leader with a client URL to hand over from",
+                    )
                 })?;
-                conn.move_leader(leader_url, *to).await?;
+                move_leader(conn, leader_url, *to).await?;
                 let to_url = view
                     .member(*to)
                     .and_then(|m| m.client_urls().first().cloned())
                     .unwrap_or_else(|| endpoint.clone());
-                wait_for_leader(conn, &to_url, *to, deadline).await?;
+                wait_for_leader(conn, &to_url, *to, deadline)
+                    .await
+                    .map_err(|f| CallError {
+                        kind: Kind::NoAnswer,
+                        failure: f,
+                    })?;
                 prefix = format!(
                     "Leadership moved from {} to {}. ",
                     label_id(view, *id),
@@ -833,8 +1085,9 @@ async fn execute(
                 );
                 endpoint = to_url;
             }
-            let mut client = conn.client_for(&endpoint).await?;
-            conn.bounded(
+            let mut client = connect(conn, &endpoint).await?;
+            call(
+                conn,
                 &format!("removing member {} via {endpoint}", member_id_hex(*id)),
                 client.member_remove(*id),
             )
@@ -852,8 +1105,9 @@ async fn execute(
         }
         Action::Promote { id } => {
             let endpoint = pick(voter_urls(view, None));
-            let mut client = conn.client_for(&endpoint).await?;
-            conn.bounded(
+            let mut client = connect(conn, &endpoint).await?;
+            call(
+                conn,
                 &format!("promoting member {} via {endpoint}", member_id_hex(*id)),
                 client.member_promote(*id),
             )
@@ -872,9 +1126,9 @@ async fn execute(
         Action::MoveLeader { id } => {
             let leader_url = view
                 .leader_url()
-                .ok_or_else(|| Failure::new("etcdserver: no leader"))?
+                .ok_or_else(|| CallError::new(Kind::Refused, "no leader to move leadership from"))?
                 .to_string();
-            conn.move_leader(&leader_url, *id).await?;
+            move_leader(conn, &leader_url, *id).await?;
             let endpoint = view
                 .member(*id)
                 .and_then(|m| m.client_urls().first().cloned())
@@ -950,63 +1204,330 @@ async fn settle(conn: &Connection, done: &Done, deadline: Instant) -> ClusterVie
 }
 
 /// Observes the cluster, retrying while no endpoint answers (a leader
-/// election, a member restarting) until the deadline.
+/// election, a member restarting) until the deadline. A refusal that
+/// retrying cannot cure (permission denied) fails at once.
 async fn observe(conn: &Connection, deadline: Instant) -> Result<ClusterView, Failure> {
     loop {
         match conn.cluster_view().await {
             Ok(v) => return Ok(v),
-            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e) if Instant::now() >= deadline || is_permission_denied(&e) => return Err(e),
             Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
         }
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Retry {
-    /// A definite answer: do not retry.
-    No,
-    /// etcd refused for now and changed nothing.
-    Refused,
-    /// No answer: the change may or may not have been applied.
-    Ambiguous,
+/// Checks the endpoints before anything is retried: a malformed endpoint
+/// fails the task at once (bad input); a host name that does not resolve
+/// (the resolver says so, not "try again") is dropped with a warning, and
+/// fails the task at once when no endpoint is left.
+async fn usable_endpoints(conn: &mut Connection) -> Result<Vec<String>, Failure> {
+    let mut bad = Vec::new();
+    for endpoint in &conn.endpoints {
+        if let Err(why) = endpoint_host(endpoint) {
+            bad.push(format!("{endpoint}: {why}"));
+        }
+    }
+    if !bad.is_empty() {
+        return Err(Failure::new(format!(
+            "argument 'endpoints' is invalid: {}",
+            bad.join("; ")
+        )));
+    }
+    let mut lookups = JoinSet::new();
+    for endpoint in &conn.endpoints {
+        let host = endpoint_host(endpoint).expect("checked above");
+        let endpoint = endpoint.clone();
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            continue;
+        }
+        let limit = conn.dial_timeout;
+        lookups.spawn(async move {
+            let lookup = tokio::task::spawn_blocking(move || resolves_never(&host));
+            match tokio::time::timeout(limit, lookup).await {
+                // A slow resolver is not a permanent answer.
+                Ok(Ok(Some(why))) => Some((endpoint, why)),
+                _ => None,
+            }
+        });
+    }
+    let mut unresolvable: Vec<(String, String)> = Vec::new();
+    while let Some(joined) = lookups.join_next().await {
+        if let Ok(Some(found)) = joined {
+            unresolvable.push(found);
+        }
+    }
+    if unresolvable.is_empty() {
+        return Ok(Vec::new());
+    }
+    unresolvable.sort();
+    let described: Vec<String> = unresolvable
+        .iter()
+        .map(|(e, why)| format!("{e}: host name does not resolve ({why})"))
+        .collect();
+    conn.endpoints
+        .retain(|e| !unresolvable.iter().any(|(u, _)| u == e));
+    if conn.endpoints.is_empty() {
+        return Err(Failure::new(format!(
+            "no endpoint can be reached: {}",
+            described.join("; ")
+        )));
+    }
+    Ok(described
+        .into_iter()
+        .map(|d| format!("endpoint skipped: {d}"))
+        .collect())
 }
 
-/// Classifies an error: etcd 3.4 refuses reconfiguration for 5 s after a
-/// member starts or leaves, refuses promotion until the learner caught up,
-/// and answers nothing during an election.
-fn retryable(msg: &str) -> Retry {
-    let msg = msg.to_ascii_lowercase();
-    const REFUSED: &[&str] = &[
-        "unhealthy cluster",
-        "not healthy for reconfigure",
-        "not enough started members",
-        "in sync with leader",
-        "no leader",
-        "not leader",
-        "leader changed",
-        "too many requests",
-        "leadership transfer",
-        "connection refused",
-        // Someone else changed the membership meanwhile: observe and plan again.
-        "member not found",
-        "peer urls already exists",
-        "id removed",
-    ];
-    const AMBIGUOUS: &[&str] = &[
-        "timed out",
-        "timeout",
-        "unavailable",
-        "deadline",
-        "transport error",
-        "broken pipe",
-        "connection reset",
-    ];
-    if REFUSED.iter().any(|s| msg.contains(s)) {
-        Retry::Refused
-    } else if AMBIGUOUS.iter().any(|s| msg.contains(s)) {
-        Retry::Ambiguous
+/// The host of an `http(s)://host[:port][/]` endpoint, or why it is not one.
+fn endpoint_host(endpoint: &str) -> Result<String, String> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .ok_or("invalid URL: not http:// or https://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if rest.len() > authority.len() + 1 {
+        return Err("invalid URL: a client URL has no path".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (addr, after) = v6
+            .split_once(']')
+            .ok_or("invalid URL: '[' without ']' around an IPv6 address")?;
+        addr.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("invalid URL: {addr:?} is not an IPv6 address"))?;
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or("invalid URL: unexpected text after the IPv6 address")?,
+            ),
+        };
+        (addr.to_string(), port)
     } else {
-        Retry::No
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        let host_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_';
+        if host.is_empty() || !host.chars().all(host_char) {
+            return Err(format!(
+                "invalid URL: {host:?} is not a host name or address"
+            ));
+        }
+        (host.to_string(), port)
+    };
+    if let Some(port) = port {
+        if !port.parse::<u16>().is_ok_and(|p| p != 0) {
+            return Err(format!("invalid port {port:?} (1-65535)"));
+        }
+    }
+    Ok(host)
+}
+
+/// `Some(reason)` when the resolver answers that `host` has no address
+/// (EAI_NONAME, EAI_FAIL); `None` when it resolves or the failure may pass
+/// (EAI_AGAIN, a system error). By the resolver's error code, not its text.
+fn resolves_never(host: &str) -> Option<String> {
+    let c_host = std::ffi::CString::new(host).ok()?;
+    // SAFETY: a zeroed addrinfo is a valid "no hints" value; getaddrinfo
+    // gets a NUL-terminated host and a pointer to write its list to, which
+    // is freed once when it is set.
+    unsafe {
+        let mut hints: libc::addrinfo = std::mem::zeroed();
+        hints.ai_socktype = libc::SOCK_STREAM;
+        let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+        let rc = libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut list);
+        if rc == 0 {
+            if !list.is_null() {
+                libc::freeaddrinfo(list);
+            }
+            return None;
+        }
+        if rc != libc::EAI_NONAME && rc != libc::EAI_FAIL {
+            return None;
+        }
+        let text = std::ffi::CStr::from_ptr(libc::gai_strerror(rc));
+        Some(text.to_string_lossy().into_owned())
+    }
+}
+
+/// How an attempt at a change failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// etcd (or the network, before the request was sent) refused for now:
+    /// nothing changed, observe and try again.
+    Refused,
+    /// No answer in time: the change may or may not have been applied.
+    NoAnswer,
+    /// A definite answer that retrying cannot change.
+    Permanent,
+}
+
+/// A failed attempt: what kind of failure, and the message for the user.
+#[derive(Debug)]
+struct CallError {
+    kind: Kind,
+    failure: Failure,
+}
+
+impl CallError {
+    fn new(kind: Kind, msg: impl Into<String>) -> CallError {
+        CallError {
+            kind,
+            failure: Failure::new(msg),
+        }
+    }
+}
+
+/// A client for `endpoint`. Nothing was sent when this fails, so it is a
+/// refusal to retry, unless the credentials were refused.
+async fn connect(conn: &Connection, endpoint: &str) -> Result<etcd_client::Client, CallError> {
+    conn.client_for(endpoint).await.map_err(|f| CallError {
+        // connection.rs reports failures as text only; its own test for
+        // refused credentials is the one place the text decides.
+        kind: if is_permission_denied(&f) {
+            Kind::Permanent
+        } else {
+            Kind::Refused
+        },
+        failure: f,
+    })
+}
+
+/// Awaits an etcd call bounded like `Connection::bounded`, keeping the
+/// kind of error for the retry decision.
+async fn call<T>(
+    conn: &Connection,
+    what: &str,
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, CallError> {
+    let limit = conn.dial_timeout + conn.command_timeout;
+    match tokio::time::timeout(limit, request).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(CallError::new(
+            classify(&e),
+            format!("{what}: {}", describe(&e)),
+        )),
+        Err(_) => Err(CallError::new(
+            Kind::NoAnswer,
+            format!("{what}: no answer within {:.1}s", limit.as_secs_f64()),
+        )),
+    }
+}
+
+/// Moves leadership (etcd only accepts it on the leader).
+async fn move_leader(conn: &Connection, leader_url: &str, to: u64) -> Result<(), CallError> {
+    let mut client = connect(conn, leader_url).await?;
+    call(
+        conn,
+        &format!(
+            "moving leadership to {} via {leader_url}",
+            member_id_hex(to)
+        ),
+        client.move_leader(to),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The kind of an etcd client error: by gRPC status (etcd's error
+/// descriptions are its wire contract, matched whole), by the I/O error
+/// kind under a transport error, by variant otherwise.
+fn classify(e: &etcd_client::Error) -> Kind {
+    use etcd_client::Error as E;
+    match e {
+        E::GRpcStatus(status) => {
+            match classify_status(i32::from(status.code()), status.message()) {
+                Some(kind) => kind,
+                None => io_kind(status).unwrap_or(Kind::NoAnswer),
+            }
+        }
+        E::TransportError(t) => io_kind(t).unwrap_or(Kind::NoAnswer),
+        E::IoError(io) => classify_io(io.kind()),
+        _ => Kind::Permanent,
+    }
+}
+
+/// gRPC status codes (google.rpc.Code).
+mod code {
+    pub const CANCELLED: i32 = 1;
+    pub const UNKNOWN: i32 = 2;
+    pub const DEADLINE_EXCEEDED: i32 = 4;
+    pub const RESOURCE_EXHAUSTED: i32 = 8;
+    pub const ABORTED: i32 = 10;
+    pub const UNAVAILABLE: i32 = 14;
+}
+
+/// etcd 3.4's answers (rpctypes) that mean "not now": nothing changed.
+const ETCD_NOT_NOW: &[&str] = &[
+    "etcdserver: unhealthy cluster",
+    "etcdserver: re-configuration failed due to not enough started members",
+    "etcdserver: can only promote a learner member which is in sync with leader",
+    "etcdserver: no leader",
+    "etcdserver: not leader",
+    "etcdserver: leader changed",
+    "etcdserver: too many requests",
+    // Someone else changed the membership meanwhile: observe and plan again.
+    "etcdserver: member not found",
+    "etcdserver: Peer URLs already exists",
+    "etcdserver: ID removed",
+];
+
+/// The kind of a gRPC status, or `None` to look at its transport cause.
+fn classify_status(code: i32, message: &str) -> Option<Kind> {
+    if ETCD_NOT_NOW.contains(&message) {
+        return Some(Kind::Refused);
+    }
+    // "request timed out", "...possibly due to previous leader failure",
+    // "...leader transfer took too long": proposed, fate unknown.
+    if message.starts_with("etcdserver: request timed out") {
+        return Some(Kind::NoAnswer);
+    }
+    match code {
+        // Transport failures come as Unavailable/Unknown with a cause.
+        code::UNAVAILABLE | code::UNKNOWN | code::CANCELLED => None,
+        code::DEADLINE_EXCEEDED | code::ABORTED => Some(Kind::NoAnswer),
+        code::RESOURCE_EXHAUSTED => Some(Kind::Refused),
+        _ => Some(Kind::Permanent),
+    }
+}
+
+/// The kind of the first I/O error among `e`'s causes.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Some(classify_io(io.kind()));
+        }
+        source = cause.source();
+    }
+    None
+}
+
+fn classify_io(kind: std::io::ErrorKind) -> Kind {
+    use std::io::ErrorKind as K;
+    match kind {
+        // Nothing reached etcd.
+        K::ConnectionRefused | K::NotConnected | K::AddrNotAvailable => Kind::Refused,
+        _ => Kind::NoAnswer,
+    }
+}
+
+/// Why the task stopped retrying, as it was: refusals and timeouts counted
+/// apart.
+fn gave_up(attempts: u64, refused: u64, unanswered: u64, took: Duration) -> String {
+    let secs = took.as_secs_f64().round();
+    if unanswered == 0 {
+        format!(
+            "still refused after {attempts} attempts in {secs:.0}s: etcd said not now, or nothing listened"
+        )
+    } else if refused == 0 {
+        format!(
+            "none of {attempts} attempts got an answer in time, over {secs:.0}s; the change was not confirmed and may still be applied if etcd later commits it"
+        )
+    } else {
+        format!(
+            "gave up after {attempts} attempts in {secs:.0}s: {refused} refused (etcd said not now, or nothing listened), {unanswered} without an answer in time; the change was not confirmed"
+        )
     }
 }
 
@@ -1325,26 +1846,118 @@ mod tests {
         );
         assert!(request(json!({"state": "absent", "id": "xyz"}))
             .unwrap_err()
-            .contains("not a member id in hex"));
+            .contains("is not a member id"));
     }
 
     #[test]
     fn etcd_refusals_are_retried_and_timeouts_are_ambiguous() {
-        for msg in [
-            "adding member via http://x: etcdserver: unhealthy cluster",
-            "etcdserver: re-configuration failed due to not enough started members",
-            "etcdserver: can only promote a learner member which is in sync with leader",
-            "moving leadership: etcdserver: not leader",
+        // FailedPrecondition (9) and Unavailable (14), as etcd 3.4 sends them.
+        for (code, msg) in [
+            (14, "etcdserver: unhealthy cluster"),
+            (
+                9,
+                "etcdserver: re-configuration failed due to not enough started members",
+            ),
+            (
+                9,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            (9, "etcdserver: not leader"),
+            (5, "etcdserver: member not found"),
         ] {
-            assert_eq!(retryable(msg), Retry::Refused, "{msg}");
+            assert_eq!(classify_status(code, msg), Some(Kind::Refused), "{msg}");
         }
         assert_eq!(
-            retryable("removing member 1 via http://x: timed out after 7.0s"),
-            Retry::Ambiguous
+            classify_status(14, "etcdserver: request timed out"),
+            Some(Kind::NoAnswer)
+        );
+        assert_eq!(classify_status(4, "deadline"), Some(Kind::NoAnswer));
+        // A transport failure: decided by the I/O error under it.
+        assert_eq!(classify_status(14, "tcp connect error"), None);
+        assert_eq!(
+            classify_status(9, "etcdserver: can only promote a learner member"),
+            Some(Kind::Permanent)
         );
         assert_eq!(
-            retryable("etcdserver: can only promote a learner member"),
-            Retry::No
+            classify_status(7, "etcdserver: permission denied"),
+            Some(Kind::Permanent)
         );
+        assert_eq!(
+            classify_io(std::io::ErrorKind::ConnectionRefused),
+            Kind::Refused
+        );
+        assert_eq!(
+            classify_io(std::io::ErrorKind::ConnectionReset),
+            Kind::NoAnswer
+        );
+        // Messages say what happened.
+        let t = Duration::from_secs(61);
+        assert!(gave_up(2, 2, 0, t).contains("still refused after 2 attempts in 61s"));
+        let m = gave_up(2, 0, 2, t);
+        assert!(m.contains("none of 2 attempts got an answer"), "{m}");
+        assert!(!m.contains("refused"), "{m}");
+        assert!(gave_up(3, 1, 2, t)
+            .contains("1 refused (etcd said not now, or nothing listened), 2 without an answer"));
+    }
+
+    #[test]
+    fn ids_are_hex_strings_or_integers_and_names_may_be_numbers() {
+        let r = request(json!({"state": "absent", "id": "8e9e05c52164694d"})).unwrap();
+        assert_eq!(r.id, Some(0x8e9e05c52164694d));
+        assert_eq!(r.id_as_hex, None);
+        let r = request(json!({"state": "absent", "id": "0x10"})).unwrap();
+        assert_eq!(r.id, Some(16));
+        // etcdctl -w json prints ids as decimal integers.
+        let r = request(json!({"state": "absent", "id": 10276657743932975437u64})).unwrap();
+        assert_eq!(r.id, Some(10276657743932975437));
+        let r = request(json!({"state": "absent", "id": 123})).unwrap();
+        assert_eq!((r.id, r.id_as_hex), (Some(123), Some(0x123)));
+        for bad in [
+            json!("xyz"),
+            json!(""),
+            json!("0"),
+            json!(0),
+            json!(-5),
+            json!("12 34"),
+        ] {
+            let e = request(json!({"state": "absent", "id": bad})).unwrap_err();
+            assert!(e.contains("not a member id"), "{bad}: {e}");
+        }
+        let r = request(json!({"state": "absent", "name": 5})).unwrap();
+        assert_eq!(r.name.as_deref(), Some("5"));
+        let r = request(json!({"state": "absent", "name": 1.0})).unwrap();
+        assert_eq!(r.name.as_deref(), Some("1.0"));
+        let r = request(json!({"state": "absent", "name": "m5", "avoid": "m3,http://h:2380/"}))
+            .unwrap();
+        assert_eq!(r.avoid, vec!["m3", "http://h:2380"]);
+        assert!(
+            request(json!({"state": "leader", "name": "m5", "avoid": ["m3"]}))
+                .unwrap_err()
+                .contains("avoid is only used with state=absent")
+        );
+    }
+
+    #[test]
+    fn endpoints_are_checked_before_any_retry() {
+        assert_eq!(endpoint_host("http://10.0.0.1:2379").unwrap(), "10.0.0.1");
+        assert_eq!(
+            endpoint_host("https://etcd-1.example:2379/").unwrap(),
+            "etcd-1.example"
+        );
+        assert_eq!(endpoint_host("http://[::1]:2379").unwrap(), "::1");
+        assert_eq!(endpoint_host("http://host").unwrap(), "host");
+        for (bad, why) in [
+            ("http://127.0.0.1:99999", "invalid port"),
+            ("http://127.0.0.1:", "invalid port"),
+            ("http://a b:2379", "not a host name"),
+            ("http://[::1:2379", "without ']'"),
+            ("http://:2379", "not a host name"),
+            ("http://h:2379/v3/x", "no path"),
+        ] {
+            let e = endpoint_host(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        assert!(resolves_never("nosuchhost.invalid").is_some());
+        assert!(resolves_never("localhost").is_none());
     }
 }
