@@ -484,14 +484,14 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
             "missing.ini does not exist",
         ),
         (
-            vec!["playbook", "-i", inv, ok, "-e", "bad"],
+            vec!["playbook", "-i", inv, ok, "-e", "[1]"],
             5,
-            "invalid -e value",
+            "could not be made into a dictionary",
         ),
         (
             vec!["playbook", "-i", inv, ok, "-e", "@nofile.yml"],
-            5,
-            "nofile.yml not found",
+            1,
+            "Could not find or access 'nofile.yml'",
         ),
         (
             vec!["playbook", "-i", inv, ok, "-l", "nomatch"],
@@ -519,6 +519,116 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// Runs both engines on the same command line in the harness's sandbox; returns
+/// (ansible-playbook's exit code and stderr, the agent's exit code and stderr).
+fn both_engines(
+    a: &harness::Ansible,
+    args: &[&str],
+) -> ((Option<i32>, String), (Option<i32>, String)) {
+    let theirs = a
+        .command("ansible-playbook")
+        .args(args)
+        .output()
+        .expect("run ansible-playbook");
+    let mine = agent_command(a.dir(), &a.dir().join("ansible.cfg"))
+        .arg("playbook")
+        .args(args)
+        .output()
+        .expect("run etcd-agent");
+    (
+        (theirs.status.code(), text(&theirs.stderr)),
+        (mine.status.code(), text(&mine.stderr)),
+    )
+}
+
+#[test]
+fn empty_playbooks_and_bad_extra_vars_exit_as_ansible_playbook_does() {
+    let a = harness::Ansible::new();
+    let inv = a.write_file("hosts.ini", "[g]\nh1 ansible_connection=local\n");
+    let inv = inv.to_str().unwrap();
+    let ok = a.write_file(
+        "ok.yml",
+        "- hosts: g\n  gather_facts: false\n  tasks:\n    - debug: msg=1\n",
+    );
+    let ok = ok.to_str().unwrap();
+    a.write_file("empty_vars.yml", "");
+    a.write_file("list_vars.yml", "[1, 2]\n");
+    a.write_file("bad_vars.yml", "a: [\n");
+    // (playbook body or None for ok.yml, -e value or None, ansible-playbook's exit code, words)
+    let cases: &[(Option<&str>, Option<&str>, i32, &str)] = &[
+        (Some("---\n"), None, 4, "Empty playbook, nothing to do"),
+        (Some(""), None, 4, "Empty playbook, nothing to do"),
+        (
+            Some("# only a comment\n"),
+            None,
+            4,
+            "Empty playbook, nothing to do",
+        ),
+        (
+            Some("[]\n"),
+            None,
+            4,
+            "A playbook must contain at least one play",
+        ),
+        (None, Some("{bad"), 4, "<CLI option '-e'>"),
+        (
+            None,
+            Some("@nofile.yml"),
+            1,
+            "Could not find or access 'nofile.yml'",
+        ),
+        (None, Some("@bad_vars.yml"), 4, "bad_vars.yml"),
+        (
+            None,
+            Some("@empty_vars.yml"),
+            5,
+            "could not be made into a dictionary",
+        ),
+        (
+            None,
+            Some("@list_vars.yml"),
+            5,
+            "could not be made into a dictionary",
+        ),
+        (
+            None,
+            Some("[1]"),
+            5,
+            "'[1]' could not be made into a dictionary",
+        ),
+        (
+            None,
+            Some("./x.yml"),
+            5,
+            "Please prepend extra_vars filename './x.yml' with '@'",
+        ),
+        (None, Some("{\"a\": 1}"), 0, ""),
+        (None, Some("a=1 word"), 0, ""),
+    ];
+    for (i, (body, extra, code, words)) in cases.iter().enumerate() {
+        let pb = match body {
+            Some(b) => a.write_file(&format!("case{i}.yml"), b),
+            None => PathBuf::from(ok),
+        };
+        let mut args = vec!["-i", inv, pb.to_str().unwrap()];
+        if let Some(e) = extra {
+            args.extend(["-e", e]);
+        }
+        let ((their_code, their_err), (my_code, my_err)) = both_engines(&a, &args);
+        assert_eq!(
+            their_code,
+            Some(*code),
+            "ansible-playbook {args:?}: {their_err}"
+        );
+        assert_eq!(my_code, their_code, "etcd-agent {args:?}: {my_err}");
+        assert!(my_err.contains(words), "etcd-agent {args:?}: {my_err}");
+        assert!(!my_err.contains("panicked"), "{my_err}");
+        if *code != 0 {
+            assert_eq!(my_err.trim().lines().count(), 1, "one line: {my_err}");
+        }
+    }
 }
 
 #[test]
