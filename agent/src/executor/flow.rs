@@ -38,8 +38,13 @@ pub(super) struct PlayRun<'a> {
     /// Hosts failed because another host's `run_once` task failed. ansible-core marks them
     /// failed twice (once for the run_once rule, once for the any_errors_fatal check that
     /// run_once implies), so the innermost block's first failure handler is passed over:
-    /// its `rescue` if it has one (its `always` still runs), else its `always`.
+    /// its `rescue` if it has one (its `always` still runs), else its `always`. Outer blocks
+    /// handle them as any failed host.
     pub collateral: HashSet<String>,
+    /// Every host ever in `collateral` in this batch: ansible-core counts them among the
+    /// run's failed hosts even when a rescue takes them on (exit code 2, no later plays), but
+    /// not in the recap's `rescued`.
+    pub collateral_all: HashSet<String>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -53,6 +58,7 @@ impl<'a> PlayRun<'a> {
             failed_task: HashMap::new(),
             rescuable: 0,
             collateral: HashSet::new(),
+            collateral_all: HashSet::new(),
         }
     }
 }
@@ -134,7 +140,8 @@ impl Engine {
             // of the play (not counted as failures in the recap: only the host that ran it is)
             for h in active.drain(..) {
                 self.dead.insert(h.clone());
-                run.collateral.insert(h);
+                run.collateral.insert(h.clone());
+                run.collateral_all.insert(h);
                 failed_now += 1;
             }
         }
@@ -219,13 +226,13 @@ impl Engine {
             .filter(|h| run.collateral.contains(*h))
             .cloned()
             .collect();
-        if !b.rescue.is_empty() || !b.always.is_empty() {
-            for h in &collateral {
-                run.collateral.remove(h);
-            }
-            if b.rescue.is_empty() {
-                skip_always = collateral.clone();
-            }
+        // the innermost block takes the second mark: it passes over its rescue, else its
+        // always; outer blocks then see an ordinary failed host
+        for h in &collateral {
+            run.collateral.remove(h);
+        }
+        if b.rescue.is_empty() {
+            skip_always = collateral.clone();
         }
         let failed: Vec<String> = if b.rescue.is_empty() {
             failed
@@ -239,7 +246,8 @@ impl Engine {
             let mut rescued = failed.clone();
             for h in &failed {
                 self.dead.remove(h);
-                if let Some(s) = self.stats.get_mut(h) {
+                let collateral = run.collateral_all.contains(h) && !run.failed_task.contains_key(h);
+                if let Some(s) = self.stats.get_mut(h).filter(|_| !collateral) {
                     s.failed = s.failed.saturating_sub(1);
                     s.rescued += 1;
                 }
@@ -254,7 +262,8 @@ impl Engine {
                     );
                 }
             }
-            self.any_failed = self.stats.values().any(|s| s.failed > 0);
+            self.any_failed =
+                self.stats.values().any(|s| s.failed > 0) || !run.collateral_all.is_empty();
             flow = self.run_items(play, &b.rescue, &mut rescued, run).await;
             survivors.extend(rescued);
         }
