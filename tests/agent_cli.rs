@@ -1104,7 +1104,16 @@ fn vault_encrypted_files_and_inline_values_decrypt_as_under_ansible_playbook() {
     ];
     let cfg = a.write_file(
         "vault.cfg",
-        "[defaults]\nretry_files_enabled = False\nvault_password_file = pw\n",
+        "[defaults]\nretry_files_enabled = False\nvault_password_file = pw\nvault_identity_list = prod@prodpw\n",
+    );
+    // an encrypted inventory (same directory, so the same group_vars)
+    a.write_file(
+        "hosts-vault.ini",
+        "[g]\nh1 ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    );
+    ansible_vault(
+        &a,
+        &["encrypt", "--vault-password-file", "pw", "hosts-vault.ini"],
     );
     let pw = dir.join("pw");
     let script_client = dir.join("pw-script.sh");
@@ -1143,10 +1152,33 @@ fn vault_encrypted_files_and_inline_values_decrypt_as_under_ansible_playbook() {
             "",
         ),
         (
-            "ansible.cfg password file",
-            vec!["--vault-id", "prod@prodpw"],
+            "ansible.cfg password file and identity list",
+            vec![],
             vec![("ANSIBLE_CONFIG", cfg.as_path())],
             None,
+            0,
+            "",
+        ),
+        (
+            "encrypted inventory",
+            vec![
+                "-i",
+                "hosts-vault.ini",
+                "--vault-password-file",
+                "pw",
+                "--vault-id",
+                "prod@prodpw",
+            ],
+            vec![],
+            None,
+            0,
+            "",
+        ),
+        (
+            "labelled prompt",
+            vec!["--vault-id", "prod@prompt", "--vault-password-file", "pw"],
+            vec![],
+            Some("pr0d-pass\n"),
             0,
             "",
         ),
@@ -1206,7 +1238,17 @@ fn vault_encrypted_files_and_inline_values_decrypt_as_under_ansible_playbook() {
         let mut results = Vec::new();
         for out in &outs {
             let e_out = format!("out={}", out.display());
-            let mut args = vec!["-i", "hosts.ini", pb, "-e", &e_out, "-e", "@ev.yml"];
+            let inv = if extra.first() == Some(&"-i") {
+                extra[1]
+            } else {
+                "hosts.ini"
+            };
+            let extra = if extra.first() == Some(&"-i") {
+                &extra[2..]
+            } else {
+                &extra[..]
+            };
+            let mut args = vec!["-i", inv, pb, "-e", &e_out, "-e", "@ev.yml"];
             args.extend(extra.iter().copied());
             let r = both_engines_env(&a, &args, env, *stdin);
             results.push(r);
