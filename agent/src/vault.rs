@@ -10,7 +10,7 @@
 //! YAML is read and, if no secret can decrypt it, fails only the task that uses it, with
 //! Ansible's words ([`inline_value`]). No message here ever holds a password or plaintext.
 
-use crate::error::{usage, Fatal};
+use crate::error::Fatal;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use anyhow::Result;
 use hmac::{Hmac, Mac};
@@ -225,14 +225,14 @@ fn prompt(text: &str) -> Result<Vec<u8>> {
             let read = std::io::BufReader::new(&t).read_line(&mut line);
             stty("echo");
             let _ = t.write_all(b"\n");
-            read.map_err(|e| usage(format!("cannot read the vault password: {e}")))?;
+            read.map_err(|e| Fatal::Other(format!("cannot read the vault password: {e}")))?;
         }
         Err(_) => {
             eprint!("{text}");
             std::io::stdin()
                 .lock()
                 .read_line(&mut line)
-                .map_err(|e| usage(format!("cannot read the vault password: {e}")))?;
+                .map_err(|e| Fatal::Other(format!("cannot read the vault password: {e}")))?;
         }
     }
     Ok(trim_newlines(line.as_bytes()).to_vec())
