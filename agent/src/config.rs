@@ -248,6 +248,18 @@ mod tests {
             ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"]
         );
         assert_eq!(cfg.control_path_dir, Path::new("/etc/x/cp"));
+        let mut v = Config::default();
+        apply_file(
+            &mut v,
+            "[defaults]\nvault_password_file = secrets/pw\nvault_identity_list = a@x, b@prompt\n",
+            Path::new("/etc/x/ansible.cfg"),
+        )
+        .unwrap();
+        assert_eq!(
+            v.vault_password_file.as_deref(),
+            Some(Path::new("/etc/x/secrets/pw"))
+        );
+        assert_eq!(v.vault_identity_list, ["a@x", "b@prompt"]);
         let err = apply_file(
             &mut cfg,
             "[ssh_connection]\nssh_args = -o 'open\n",
