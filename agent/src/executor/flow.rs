@@ -135,12 +135,22 @@ impl Engine {
             .last
             .iter()
             .any(|(h, s)| *s == Status::Failed && self.dead.contains(h));
-        if run_once && once_failed {
+        let once_unreachable = self.last.iter().any(|(_, s)| *s == Status::Unreachable);
+        let ignore_errors = self
+            .last
+            .iter()
+            .any(|(h, s)| *s == Status::Failed && !self.dead.contains(h))
+            || crate::template::truthy(&step.task.ignore_errors);
+        if run_once && (once_failed || (once_unreachable && !ignore_errors)) {
             // ansible-core's strategy: "if we're using run_once, we have to fail every host"
-            // of the play (not counted as failures in the recap: only the host that ran it is)
+            // of the play (not counted as failures in the recap: only the host that ran it
+            // is). A failure marks them twice (see `collateral`); an unreachable host, through
+            // the any_errors_fatal check alone, once.
             for h in active.drain(..) {
                 self.dead.insert(h.clone());
-                run.collateral.insert(h.clone());
+                if once_failed {
+                    run.collateral.insert(h.clone());
+                }
                 run.collateral_all.insert(h);
                 failed_now += 1;
             }
