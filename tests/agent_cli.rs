@@ -484,14 +484,14 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
             "missing.ini does not exist",
         ),
         (
-            vec!["playbook", "-i", inv, ok, "-e", "bad"],
+            vec!["playbook", "-i", inv, ok, "-e", "[1]"],
             5,
-            "invalid -e value",
+            "could not be made into a dictionary",
         ),
         (
             vec!["playbook", "-i", inv, ok, "-e", "@nofile.yml"],
-            5,
-            "nofile.yml not found",
+            1,
+            "Could not find or access 'nofile.yml'",
         ),
         (
             vec!["playbook", "-i", inv, ok, "-l", "nomatch"],
@@ -519,6 +519,116 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// Runs both engines on the same command line in the harness's sandbox; returns
+/// (ansible-playbook's exit code and stderr, the agent's exit code and stderr).
+fn both_engines(
+    a: &harness::Ansible,
+    args: &[&str],
+) -> ((Option<i32>, String), (Option<i32>, String)) {
+    let theirs = a
+        .command("ansible-playbook")
+        .args(args)
+        .output()
+        .expect("run ansible-playbook");
+    let mine = agent_command(a.dir(), &a.dir().join("ansible.cfg"))
+        .arg("playbook")
+        .args(args)
+        .output()
+        .expect("run etcd-agent");
+    (
+        (theirs.status.code(), text(&theirs.stderr)),
+        (mine.status.code(), text(&mine.stderr)),
+    )
+}
+
+#[test]
+fn empty_playbooks_and_bad_extra_vars_exit_as_ansible_playbook_does() {
+    let a = harness::Ansible::new();
+    let inv = a.write_file("hosts.ini", "[g]\nh1 ansible_connection=local\n");
+    let inv = inv.to_str().unwrap();
+    let ok = a.write_file(
+        "ok.yml",
+        "- hosts: g\n  gather_facts: false\n  tasks:\n    - debug: msg=1\n",
+    );
+    let ok = ok.to_str().unwrap();
+    a.write_file("empty_vars.yml", "");
+    a.write_file("list_vars.yml", "[1, 2]\n");
+    a.write_file("bad_vars.yml", "a: [\n");
+    // (playbook body or None for ok.yml, -e value or None, ansible-playbook's exit code, words)
+    let cases: &[(Option<&str>, Option<&str>, i32, &str)] = &[
+        (Some("---\n"), None, 4, "Empty playbook, nothing to do"),
+        (Some(""), None, 4, "Empty playbook, nothing to do"),
+        (
+            Some("# only a comment\n"),
+            None,
+            4,
+            "Empty playbook, nothing to do",
+        ),
+        (
+            Some("[]\n"),
+            None,
+            4,
+            "A playbook must contain at least one play",
+        ),
+        (None, Some("{bad"), 4, "<CLI option '-e'>"),
+        (
+            None,
+            Some("@nofile.yml"),
+            1,
+            "Could not find or access 'nofile.yml'",
+        ),
+        (None, Some("@bad_vars.yml"), 4, "bad_vars.yml"),
+        (
+            None,
+            Some("@empty_vars.yml"),
+            5,
+            "could not be made into a dictionary",
+        ),
+        (
+            None,
+            Some("@list_vars.yml"),
+            5,
+            "could not be made into a dictionary",
+        ),
+        (
+            None,
+            Some("[1]"),
+            5,
+            "'[1]' could not be made into a dictionary",
+        ),
+        (
+            None,
+            Some("./x.yml"),
+            5,
+            "Please prepend extra_vars filename './x.yml' with '@'",
+        ),
+        (None, Some("{\"a\": 1}"), 0, ""),
+        (None, Some("a=1 word"), 0, ""),
+    ];
+    for (i, (body, extra, code, words)) in cases.iter().enumerate() {
+        let pb = match body {
+            Some(b) => a.write_file(&format!("case{i}.yml"), b),
+            None => PathBuf::from(ok),
+        };
+        let mut args = vec!["-i", inv, pb.to_str().unwrap()];
+        if let Some(e) = extra {
+            args.extend(["-e", e]);
+        }
+        let ((their_code, their_err), (my_code, my_err)) = both_engines(&a, &args);
+        assert_eq!(
+            their_code,
+            Some(*code),
+            "ansible-playbook {args:?}: {their_err}"
+        );
+        assert_eq!(my_code, their_code, "etcd-agent {args:?}: {my_err}");
+        assert!(my_err.contains(words), "etcd-agent {args:?}: {my_err}");
+        assert!(!my_err.contains("panicked"), "{my_err}");
+        if *code != 0 {
+            assert_eq!(my_err.trim().lines().count(), 1, "one line: {my_err}");
+        }
+    }
 }
 
 #[test]
@@ -861,4 +971,353 @@ fn systemd_and_service_builtins_drive_systemctl_idempotently() {
         "check mode ran only the query"
     );
     assert!(state.join("etcd.active").exists() && state.join("etcd.enabled").exists());
+}
+
+/// Runs the real `ansible-vault` in the sandbox; returns its stdout.
+fn ansible_vault(a: &harness::Ansible, args: &[&str]) -> String {
+    let out = a
+        .command("ansible-vault")
+        .args(args)
+        .output()
+        .expect("run ansible-vault");
+    assert!(
+        out.status.success(),
+        "ansible-vault {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// One run of each engine with extra environment and stdin; (exit code, stdout + stderr).
+fn both_engines_env(
+    a: &harness::Ansible,
+    args: &[&str],
+    env: &[(&str, &Path)],
+    stdin: Option<&str>,
+) -> ((Option<i32>, String), (Option<i32>, String)) {
+    use std::io::Write;
+    let run = |mut cmd: Command| {
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code(),
+            format!("{}{}", text(&out.stdout), text(&out.stderr)),
+        )
+    };
+    // setsid: no controlling terminal, so a password prompt reads stdin under both engines
+    let mut theirs = a.command("setsid");
+    theirs.arg("ansible-playbook").args(args);
+    let mut mine = agent_command(a.dir(), &a.dir().join("ansible.cfg"));
+    mine.arg("playbook").args(args);
+    let mut mine_setsid = Command::new("setsid");
+    mine_setsid
+        .arg(harness::agent_binary())
+        .arg("playbook")
+        .args(args)
+        .current_dir(a.dir())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("ANSIBLE_CONFIG", a.dir().join("ansible.cfg"));
+    (run(theirs), run(mine_setsid))
+}
+
+#[test]
+fn vault_encrypted_files_and_inline_values_decrypt_as_under_ansible_playbook() {
+    let a = harness::Ansible::new();
+    let dir = a.dir().to_path_buf();
+    const PASSWORD: &str = "s3cret-pass";
+    const PROD_PASSWORD: &str = "pr0d-pass";
+    a.write_file("pw", &format!("{PASSWORD}\n"));
+    a.write_file("prodpw", &format!("{PROD_PASSWORD}\n"));
+    a.write_file("badpw", "wrong\n");
+    let script = a.write_file("pw-script.sh", &format!("#!/bin/sh\necho '{PASSWORD}'\n"));
+    Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
+    // encrypted with the real ansible-vault: a vars file and an -e file (1.1, default id), a
+    // group_vars file (1.2, vault id prod) and an inline value
+    a.write_file("vf.yml", "vf_secret: from-vars-file\n");
+    a.write_file("ev.yml", "ev_secret: from-extra-file\n");
+    a.write_file("group_vars/g.yml", "gv_secret: from-group-vars\n");
+    ansible_vault(
+        &a,
+        &["encrypt", "--vault-password-file", "pw", "vf.yml", "ev.yml"],
+    );
+    ansible_vault(
+        &a,
+        &["encrypt", "--vault-id", "prod@prodpw", "group_vars/g.yml"],
+    );
+    let inline = ansible_vault(
+        &a,
+        &[
+            "encrypt_string",
+            "--vault-password-file",
+            "pw",
+            "inline-value",
+            "--name",
+            "inl",
+        ],
+    );
+    for f in ["vf.yml", "ev.yml"] {
+        let t = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(t.starts_with("$ANSIBLE_VAULT;1.1;AES256\n"), "{t}");
+    }
+    let t = std::fs::read_to_string(dir.join("group_vars/g.yml")).unwrap();
+    assert!(t.starts_with("$ANSIBLE_VAULT;1.2;AES256;prod\n"), "{t}");
+    let inline_vars: String = inline.lines().map(|l| format!("    {l}\n")).collect();
+    a.write_file(
+        "hosts.ini",
+        "[g]\nh1 ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    );
+    // the values reach a file on disk through copy (whose result does not show content)
+    let pb = a.write_file(
+        "vault.yml",
+        &format!(
+            "- hosts: g\n  gather_facts: false\n  vars_files: [vf.yml]\n  vars:\n{inline_vars}  tasks:\n    - copy:\n        dest: \"{{{{ out }}}}\"\n        content: \"{{{{ vf_secret }}}} {{{{ inl }}}} {{{{ gv_secret }}}} {{{{ ev_secret }}}}\"\n"
+        ),
+    );
+    let pb = pb.to_str().unwrap();
+    let expected = "from-vars-file inline-value from-group-vars from-extra-file";
+    let plain = [
+        "from-vars-file",
+        "inline-value",
+        "from-group-vars",
+        "from-extra-file",
+    ];
+    let cfg = a.write_file(
+        "vault.cfg",
+        "[defaults]\nretry_files_enabled = False\nvault_password_file = pw\nvault_identity_list = prod@prodpw\n",
+    );
+    // an encrypted inventory (same directory, so the same group_vars)
+    a.write_file(
+        "hosts-vault.ini",
+        "[g]\nh1 ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    );
+    ansible_vault(
+        &a,
+        &["encrypt", "--vault-password-file", "pw", "hosts-vault.ini"],
+    );
+    let pw = dir.join("pw");
+    let script_client = dir.join("pw-script.sh");
+    // (name, extra args, env, stdin, ansible-playbook's exit code, words in the agent's output)
+    type Case<'c> = (
+        &'c str,
+        Vec<&'c str>,
+        Vec<(&'c str, &'c Path)>,
+        Option<&'c str>,
+        i32,
+        &'c str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "password file + vault id",
+            vec!["--vault-password-file", "pw", "--vault-id", "prod@prodpw"],
+            vec![],
+            None,
+            0,
+            "",
+        ),
+        (
+            "script + vault id",
+            vec!["--vault-id", "pw-script.sh", "--vault-id", "prod@prodpw"],
+            vec![],
+            None,
+            0,
+            "",
+        ),
+        (
+            "env password file",
+            vec!["--vault-id", "prod@prodpw"],
+            vec![("ANSIBLE_VAULT_PASSWORD_FILE", pw.as_path())],
+            None,
+            0,
+            "",
+        ),
+        (
+            "ansible.cfg password file and identity list",
+            vec![],
+            vec![("ANSIBLE_CONFIG", cfg.as_path())],
+            None,
+            0,
+            "",
+        ),
+        (
+            "encrypted inventory",
+            vec![
+                "-i",
+                "hosts-vault.ini",
+                "--vault-password-file",
+                "pw",
+                "--vault-id",
+                "prod@prodpw",
+            ],
+            vec![],
+            None,
+            0,
+            "",
+        ),
+        (
+            "labelled prompt",
+            vec!["--vault-id", "prod@prompt", "--vault-password-file", "pw"],
+            vec![],
+            Some("pr0d-pass\n"),
+            0,
+            "",
+        ),
+        (
+            "script from env",
+            vec!["--vault-id", "prod@prodpw"],
+            vec![("ANSIBLE_VAULT_PASSWORD_FILE", script_client.as_path())],
+            None,
+            0,
+            "",
+        ),
+        (
+            "prompt",
+            vec!["--ask-vault-pass", "--vault-id", "prod@prodpw"],
+            vec![],
+            Some("s3cret-pass\n"),
+            0,
+            "",
+        ),
+        (
+            "no secret",
+            vec![],
+            vec![],
+            None,
+            1,
+            "Attempting to decrypt but no vault secrets found",
+        ),
+        (
+            "wrong password",
+            vec!["--vault-password-file", "badpw"],
+            vec![],
+            None,
+            1,
+            "Decryption failed (no vault secrets were found that could decrypt)",
+        ),
+        (
+            "prod only",
+            vec!["--vault-id", "prod@prodpw"],
+            vec![],
+            None,
+            1,
+            "Decryption failed (no vault secrets were found that could decrypt)",
+        ),
+        (
+            "missing password file",
+            vec!["--vault-password-file", "nope"],
+            vec![],
+            None,
+            1,
+            "The vault password file",
+        ),
+    ];
+    for (i, (name, extra, env, stdin, code, words)) in cases.iter().enumerate() {
+        let outs: Vec<PathBuf> = (0..2)
+            .map(|e| dir.join(format!("out-{i}-{e}.txt")))
+            .collect();
+        let mut results = Vec::new();
+        for out in &outs {
+            let e_out = format!("out={}", out.display());
+            let inv = if extra.first() == Some(&"-i") {
+                extra[1]
+            } else {
+                "hosts.ini"
+            };
+            let extra = if extra.first() == Some(&"-i") {
+                &extra[2..]
+            } else {
+                &extra[..]
+            };
+            let mut args = vec!["-i", inv, pb, "-e", &e_out, "-e", "@ev.yml"];
+            args.extend(extra.iter().copied());
+            let r = both_engines_env(&a, &args, env, *stdin);
+            results.push(r);
+        }
+        // the first run's ansible-playbook result and the second run's agent result
+        let (theirs, _) = &results[0];
+        let (_, mine) = &results[1];
+        assert_eq!(
+            theirs.0,
+            Some(*code),
+            "{name}: ansible-playbook: {}",
+            theirs.1
+        );
+        assert_eq!(mine.0, theirs.0, "{name}: etcd-agent: {}", mine.1);
+        assert!(mine.1.contains(words), "{name}: etcd-agent: {}", mine.1);
+        for (engine, out) in ["ansible-playbook", "etcd-agent"].iter().zip(&outs) {
+            let written = std::fs::read_to_string(out).ok();
+            if *code == 0 {
+                assert_eq!(written.as_deref(), Some(expected), "{name}: {engine}");
+            } else {
+                assert_eq!(written, None, "{name}: {engine} wrote {}", out.display());
+            }
+        }
+        for secret in plain.iter().chain([&PASSWORD, &PROD_PASSWORD]) {
+            assert!(
+                !mine.1.contains(secret),
+                "{name}: etcd-agent printed a secret: {}",
+                mine.1
+            );
+        }
+    }
+    // group_vars that cannot be decrypted end the run with exit 4 (before any task)
+    let gv = a.write_file(
+        "gv.yml",
+        "- hosts: g\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n",
+    );
+    for extra in [vec![], vec!["--vault-password-file", "badpw"]] {
+        let mut args = vec!["-i", "hosts.ini", gv.to_str().unwrap()];
+        args.extend(extra.iter().copied());
+        let (theirs, mine) = both_engines_env(&a, &args, &[], None);
+        assert_eq!(theirs.0, Some(4), "ansible-playbook: {}", theirs.1);
+        assert_eq!(mine.0, theirs.0, "etcd-agent: {}", mine.1);
+        assert!(!mine.1.contains("from-group-vars"), "{}", mine.1);
+    }
+    // an inline value no secret decrypts fails only the task that uses it (a directory
+    // without the encrypted group_vars)
+    a.write_file(
+        "lazy/hosts.ini",
+        "[g]\nh1 ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    );
+    let lazy = a.write_file(
+        "lazy/lazy.yml",
+        &format!(
+            "- hosts: g\n  gather_facts: false\n  vars:\n{inline_vars}  tasks:\n    - debug: msg=unused\n    - debug: msg=\"{{{{ inl }}}}\"\n    - debug: msg=never\n"
+        ),
+    );
+    let lazy = lazy.to_str().unwrap();
+    for (extra, words) in [
+        (vec![], "Attempt to use undecryptable variable: Attempting to decrypt but no vault secrets found."),
+        (vec!["--vault-password-file", "badpw"], "Attempt to use undecryptable variable: Decryption failed (no vault secrets were found that could decrypt)."),
+    ] {
+        let mut args = vec!["-i", "lazy/hosts.ini", lazy];
+        args.extend(extra.iter().copied());
+        let (theirs, mine) = both_engines_env(&a, &args, &[], None);
+        assert_eq!(theirs.0, Some(2), "ansible-playbook: {}", theirs.1);
+        assert_eq!(mine.0, Some(2), "etcd-agent: {}", mine.1);
+        assert!(theirs.1.contains(words), "ansible-playbook: {}", theirs.1);
+        assert!(mine.1.contains(words), "etcd-agent: {}", mine.1);
+        assert!(mine.1.contains("ok=1 ") && mine.1.contains("failed=1 "), "{}", mine.1);
+        assert!(!mine.1.contains("inline-value"), "{}", mine.1);
+    }
 }

@@ -77,8 +77,13 @@ fn all_cases() -> Vec<Case> {
         };
         out.push(Case {
             name: file.trim_end_matches(".yml").to_string(),
+            // `{corpus}` in args is the corpus directory (runs start in a scratch dir)
             args: header("args")
-                .map(|a| a.split_whitespace().map(String::from).collect())
+                .map(|a| {
+                    a.split_whitespace()
+                        .map(|w| w.replace("{corpus}", &dir.display().to_string()))
+                        .collect()
+                })
                 .unwrap_or_default(),
             feature: header("feature").unwrap_or_default(),
             path,

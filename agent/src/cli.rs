@@ -62,6 +62,15 @@ pub struct RunOpts {
     /// SSH connect timeout in seconds.
     #[arg(short = 'T', long = "timeout")]
     pub timeout: Option<u64>,
+    /// A vault identity `[label@]source` (a password file, a script or `prompt`); may repeat.
+    #[arg(long = "vault-id")]
+    pub vault_id: Vec<String>,
+    /// A vault password file (run when executable: its stdout is the password); may repeat.
+    #[arg(long = "vault-password-file", alias = "vault-pass-file")]
+    pub vault_password_file: Vec<String>,
+    /// Ask for the vault password.
+    #[arg(short = 'J', long = "ask-vault-password", alias = "ask-vault-pass")]
+    pub ask_vault_pass: bool,
 }
 
 /// `etcd-agent playbook`.

@@ -23,6 +23,7 @@ fn inventory_sources(cli: &[String], cfg: &crate::config::Config) -> Vec<String>
 /// `etcd-agent inventory`.
 pub fn inventory(args: InventoryArgs) -> Result<i32> {
     let cfg = crate::config::load()?;
+    vault_setup(&RunOpts::default(), &cfg)?;
     let sources = inventory_sources(&args.inventory, &cfg);
     if sources.is_empty() {
         return Err(usage("no inventory given: use -i INVENTORY"));
@@ -133,9 +134,21 @@ fn check_modules(pb: &Playbook, finder: &ModuleFinder) -> Result<()> {
     Ok(())
 }
 
+/// Loads the run's vault secrets before any file is read.
+fn vault_setup(run: &RunOpts, cfg: &Config) -> Result<()> {
+    let sources = crate::vault::Sources {
+        vault_ids: run.vault_id.clone(),
+        password_files: run.vault_password_file.clone(),
+        ask: run.ask_vault_pass,
+    };
+    crate::vault::set_secrets(crate::vault::load_secrets(&sources, cfg)?);
+    Ok(())
+}
+
 /// `etcd-agent playbook`.
 pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     let cfg = crate::config::load()?;
+    vault_setup(&args.run, &cfg)?;
     let mut books = Vec::new();
     for path in &args.playbooks {
         books.push(crate::playbook::load(path)?);
@@ -264,6 +277,7 @@ async fn interruptible(
 /// `etcd-agent adhoc`: one task on the hosts matching a pattern, shown as `ansible` shows it.
 pub fn adhoc(args: AdhocArgs) -> Result<i32> {
     let cfg = crate::config::load()?;
+    vault_setup(&args.run, &cfg)?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let finder = ModuleFinder::new(crate::modules::search_dirs(
         Some(&cwd),

@@ -31,6 +31,10 @@ pub struct Config {
     /// `[ssh_connection] control_path_dir` (default `~/.ansible/cp`): where persistent
     /// connections keep their control sockets.
     pub control_path_dir: PathBuf,
+    /// `vault_password_file` (`ANSIBLE_VAULT_PASSWORD_FILE`).
+    pub vault_password_file: Option<PathBuf>,
+    /// `vault_identity_list` (`ANSIBLE_VAULT_IDENTITY_LIST`): `label@source`, comma-separated.
+    pub vault_identity_list: Vec<String>,
 }
 
 impl Default for Config {
@@ -55,6 +59,8 @@ impl Default for Config {
             ssh_args: Vec::new(),
             control_path_dir: PathBuf::from(std::env::var("HOME").unwrap_or_default())
                 .join(".ansible/cp"),
+            vault_password_file: None,
+            vault_identity_list: Vec::new(),
         }
     }
 }
@@ -103,6 +109,8 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_HOST_KEY_CHECKING", "host_key_checking"),
         ("ANSIBLE_TIMEOUT", "timeout"),
         ("ANSIBLE_SSH_ARGS", "ssh_connection.ssh_args"),
+        ("ANSIBLE_VAULT_PASSWORD_FILE", "vault_password_file"),
+        ("ANSIBLE_VAULT_IDENTITY_LIST", "vault_identity_list"),
         (
             "ANSIBLE_SSH_CONTROL_PATH_DIR",
             "ssh_connection.control_path_dir",
@@ -195,6 +203,17 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
                 shlex::split(v).ok_or_else(|| anyhow::anyhow!("cannot split ssh_args {v:?}"))?
         }
         "ssh_connection.control_path_dir" => cfg.control_path_dir = expand_path(v, base),
+        "vault_password_file" if !v.is_empty() => {
+            cfg.vault_password_file = Some(expand_path(v, base))
+        }
+        "vault_identity_list" => {
+            cfg.vault_identity_list = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        }
         _ => {}
     }
     Ok(())
@@ -229,6 +248,18 @@ mod tests {
             ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"]
         );
         assert_eq!(cfg.control_path_dir, Path::new("/etc/x/cp"));
+        let mut v = Config::default();
+        apply_file(
+            &mut v,
+            "[defaults]\nvault_password_file = secrets/pw\nvault_identity_list = a@x, b@prompt\n",
+            Path::new("/etc/x/ansible.cfg"),
+        )
+        .unwrap();
+        assert_eq!(
+            v.vault_password_file.as_deref(),
+            Some(Path::new("/etc/x/secrets/pw"))
+        );
+        assert_eq!(v.vault_identity_list, ["a@x", "b@prompt"]);
         let err = apply_file(
             &mut cfg,
             "[ssh_connection]\nssh_args = -o 'open\n",

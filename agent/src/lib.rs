@@ -19,6 +19,7 @@ pub mod sequence;
 pub mod template;
 pub mod transport;
 pub mod undefined;
+pub mod vault;
 pub mod yaml;
 
 mod commands;

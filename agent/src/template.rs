@@ -79,6 +79,7 @@ impl Templar {
         env.add_test("search", test_search);
         env.add_test("regex", test_search);
         crate::filters::register(&mut env);
+        crate::vault::register(&mut env);
         Templar {
             env: std::sync::Arc::new(env),
         }

@@ -96,6 +96,8 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Vec<Node>> {
 pub fn load_file(path: &Path) -> Result<Vec<Node>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+    // a vault-encrypted file (vars files, group_vars/host_vars, `-e @file`, playbooks)
+    let text = crate::vault::decrypt_file_text(text, path)?;
     parse_str(&text, &path.display().to_string())
 }
 
@@ -261,7 +263,9 @@ fn scalar_value(text: String, style: TScalarStyle, tag: &Option<Tag>) -> Value {
         match tag.suffix.as_str() {
             "str" => return Value::String(text),
             "int" | "float" | "bool" | "null" => return resolve_plain(&text),
-            // Ansible's !unsafe and !vault keep the text as is.
+            // an inline vault value: its plaintext (or a value that fails the task using it)
+            "vault" => return Value::String(crate::vault::inline_value(&text)),
+            // Ansible's !unsafe keeps the text as is.
             _ => return Value::String(text),
         }
     }

@@ -7,7 +7,7 @@ use crate::output::{Status, TaskInfo};
 use crate::playbook::blocks::{Item, Step};
 use crate::playbook::{Play, Task};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// What the rest of the play does after an item.
@@ -35,6 +35,16 @@ pub(super) struct PlayRun<'a> {
     pub failed_task: HashMap<String, (String, Map<String, Value>)>,
     /// Depth of blocks that have a `rescue` (failures there do not abort the play).
     pub rescuable: usize,
+    /// Hosts failed because another host's `run_once` task failed. ansible-core marks them
+    /// failed twice (once for the run_once rule, once for the any_errors_fatal check that
+    /// run_once implies), so the innermost block's first failure handler is passed over:
+    /// its `rescue` if it has one (its `always` still runs), else its `always`. Outer blocks
+    /// handle them as any failed host.
+    pub collateral: HashSet<String>,
+    /// Every host ever in `collateral` in this batch: ansible-core counts them among the
+    /// run's failed hosts even when a rescue takes them on (exit code 2, no later plays), but
+    /// not in the recap's `rescued`.
+    pub collateral_all: HashSet<String>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -47,6 +57,8 @@ impl<'a> PlayRun<'a> {
             notified: Vec::new(),
             failed_task: HashMap::new(),
             rescuable: 0,
+            collateral: HashSet::new(),
+            collateral_all: HashSet::new(),
         }
     }
 }
@@ -115,9 +127,34 @@ impl Engine {
         active: &mut Vec<String>,
         run: &mut PlayRun<'_>,
     ) -> Flow {
-        let failed_now = self
+        let mut failed_now = self
             .run_task(play, &step.task, active, run.all_hosts, Some(&step.extra))
             .await;
+        let run_once = step.task.run_once || step.task.module() == "pause";
+        let once_failed = self
+            .last
+            .iter()
+            .any(|(h, s)| *s == Status::Failed && self.dead.contains(h));
+        let once_unreachable = self.last.iter().any(|(_, s)| *s == Status::Unreachable);
+        let ignore_errors = self
+            .last
+            .iter()
+            .any(|(h, s)| *s == Status::Failed && !self.dead.contains(h))
+            || crate::template::truthy(&step.task.ignore_errors);
+        if run_once && (once_failed || (once_unreachable && !ignore_errors)) {
+            // ansible-core's strategy: "if we're using run_once, we have to fail every host"
+            // of the play (not counted as failures in the recap: only the host that ran it
+            // is). A failure marks them twice (see `collateral`); an unreachable host, through
+            // the any_errors_fatal check alone, once.
+            for h in active.drain(..) {
+                self.dead.insert(h.clone());
+                if once_failed {
+                    run.collateral.insert(h.clone());
+                }
+                run.collateral_all.insert(h);
+                failed_now += 1;
+            }
+        }
         let last = std::mem::take(&mut self.last);
         for (host, status) in &last {
             if *status == Status::Changed {
@@ -193,11 +230,34 @@ impl Engine {
             .filter(|h| in_block.contains(h))
             .cloned()
             .collect();
+        let mut skip_always: Vec<String> = Vec::new();
+        let collateral: Vec<String> = failed
+            .iter()
+            .filter(|h| run.collateral.contains(*h))
+            .cloned()
+            .collect();
+        // the innermost block takes the second mark: it passes over its rescue, else its
+        // always; outer blocks then see an ordinary failed host
+        for h in &collateral {
+            run.collateral.remove(h);
+        }
+        if b.rescue.is_empty() {
+            skip_always = collateral.clone();
+        }
+        let failed: Vec<String> = if b.rescue.is_empty() {
+            failed
+        } else {
+            failed
+                .into_iter()
+                .filter(|h| !collateral.contains(h))
+                .collect()
+        };
         if flow == Flow::Continue && !b.rescue.is_empty() && !failed.is_empty() {
             let mut rescued = failed.clone();
             for h in &failed {
                 self.dead.remove(h);
-                if let Some(s) = self.stats.get_mut(h) {
+                let collateral = run.collateral_all.contains(h) && !run.failed_task.contains_key(h);
+                if let Some(s) = self.stats.get_mut(h).filter(|_| !collateral) {
                     s.failed = s.failed.saturating_sub(1);
                     s.rescued += 1;
                 }
@@ -212,14 +272,15 @@ impl Engine {
                     );
                 }
             }
-            self.any_failed = self.stats.values().any(|s| s.failed > 0);
+            self.any_failed =
+                self.stats.values().any(|s| s.failed > 0) || !run.collateral_all.is_empty();
             flow = self.run_items(play, &b.rescue, &mut rescued, run).await;
             survivors.extend(rescued);
         }
         // `always` runs for every host that entered the block and was not ended
         let mut always: Vec<String> = start
             .iter()
-            .filter(|h| !self.ended.contains(*h))
+            .filter(|h| !self.ended.contains(*h) && !skip_always.contains(*h))
             .cloned()
             .collect();
         if !b.always.is_empty() && flow == Flow::Continue {

@@ -297,7 +297,13 @@ impl Engine {
             }
             let mut active = batch.clone();
             let mut run = flow::PlayRun::new(&all_hosts, &batch);
-            match self.run_items(play, &body, &mut active, &mut run).await {
+            let flow = self.run_items(play, &body, &mut active, &mut run).await;
+            // hosts failed by another host's run_once task stay failed for the run
+            for h in &run.collateral_all {
+                self.dead.insert(h.clone());
+                self.any_failed = true;
+            }
+            match flow {
                 flow::Flow::Continue => {}
                 flow::Flow::EndPlay => return true,
                 flow::Flow::Abort => return false,

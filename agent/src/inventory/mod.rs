@@ -160,6 +160,8 @@ impl Inventory {
     fn load_file(&mut self, path: &Path) -> Result<()> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow!("cannot read inventory {}: {e}", path.display()))?;
+        // a vault-encrypted inventory file, as Ansible's ini and yaml plugins read them
+        let text = crate::vault::decrypt_file_text(text, path)?;
         // absolute with symlinks resolved, as Ansible's paths are
         let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         self.current_source = Some(Source {

@@ -48,7 +48,7 @@ fn load_kind(dir: &Path) -> Result<std::collections::HashMap<String, Vars>> {
         };
         let entry: &mut Vars = out.entry(name).or_default();
         for f in files {
-            match crate::yaml::load_value(&f)? {
+            match crate::yaml::load_value(&f).map_err(crate::vault::parser_error)? {
                 Value::Object(m) => super::merge(entry, &m),
                 Value::Null => {}
                 _ => {

@@ -110,6 +110,22 @@ pub fn load(path: &Path) -> Result<Playbook> {
     let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let docs = crate::yaml::load_file(path)?;
     let file = Arc::new(path.to_path_buf());
+    // ansible-playbook's words and exit code (4) for a playbook with no play in it
+    if docs.iter().all(Node::is_null) {
+        return Err(syntax(format!(
+            "Empty playbook, nothing to do: {}",
+            path.display()
+        )));
+    }
+    if docs
+        .iter()
+        .all(|d| d.is_null() || d.as_seq().is_some_and(|s| s.is_empty()))
+    {
+        return Err(syntax(format!(
+            "A playbook must contain at least one play: {}",
+            path.display()
+        )));
+    }
     let mut plays = Vec::new();
     for doc in &docs {
         if doc.is_null() {
