@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
+/// Idle seconds after which a master that the run does not keep exits by itself (the run
+/// stops it at its end; this covers an agent killed with SIGKILL).
+const NON_PERSISTENT_IDLE_SECS: usize = 60;
+
 /// Everything needed to open an SSH connection.
 ///
 /// Inventory hosts with equal specs (aliases of one destination) share one connection, as
@@ -268,6 +272,11 @@ pub async fn connect(
             None => describe(&e),
         })
     };
+    // a master that is not kept still expires by itself when idle (Ansible's 60 s), should
+    // the agent die without stopping it (kill -9)
+    b.control_persist(ControlPersist::IdleFor(
+        std::num::NonZeroUsize::new(NON_PERSISTENT_IDLE_SECS).expect("non-zero"),
+    ));
     let Some(Some(persist)) = parsed.persist else {
         #[cfg(feature = "native-mux")]
         let session = b.connect_mux(&spec.host).await;
