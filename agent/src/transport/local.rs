@@ -6,7 +6,9 @@ use tokio::io::AsyncWriteExt;
 
 /// Runs `cmd` with `/bin/sh -c`, writing `stdin` if given, and waits for it.
 pub async fn exec(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, TransportError> {
-    let mut child = tokio::process::Command::new("/bin/sh")
+    let parent = std::process::id() as libc::pid_t;
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command
         .arg("-c")
         .arg(cmd)
         .stdin(if stdin.is_some() {
@@ -17,8 +19,29 @@ pub async fn exec(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Transpo
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // a group of its own, so that an interrupted run kills what the command started too
+        .process_group(0);
+    // SAFETY: prctl and getppid are async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            // killed with the agent, even by SIGKILL
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| TransportError::Failed(format!("cannot run /bin/sh: {e}")))?;
+    let group = GroupGuard(child.id());
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let data = data.to_vec();
         tokio::spawn(async move {
@@ -30,11 +53,28 @@ pub async fn exec(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Transpo
         .wait_with_output()
         .await
         .map_err(|e| TransportError::Failed(format!("waiting for /bin/sh: {e}")))?;
+    std::mem::forget(group);
     Ok(ExecOutput {
         rc: exit_code(&out.status),
         stdout: out.stdout,
         stderr: out.stderr,
     })
+}
+
+/// Kills the process group of a command whose wait was dropped (an interrupted run): tokio's
+/// `kill_on_drop` reaches the shell only, not what it started.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: plain kill(2) of the group this command leads; it is not reaped yet
+            // (the child handle is dropped after this guard), so the id is not reused.
+            unsafe {
+                libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+            }
+        }
+    }
 }
 
 /// Exit code, or minus the signal number.

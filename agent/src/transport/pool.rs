@@ -25,6 +25,8 @@ pub struct ConnectionPool {
     /// Bounds the SSH handshakes in flight (each is an `ssh` process and a CPU-heavy key
     /// exchange on both ends).
     opening: tokio::sync::Semaphore,
+    /// This run's marker for its remote shells.
+    marker: std::sync::Arc<str>,
 }
 
 impl ConnectionPool {
@@ -40,6 +42,7 @@ impl ConnectionPool {
             control_dir,
             persist_dir,
             opening: tokio::sync::Semaphore::new(max_opening.max(1)),
+            marker: super::shell::run_marker().into(),
         })
     }
 
@@ -51,7 +54,7 @@ impl ConnectionPool {
         };
         slot.get_or_init(|| async {
             match spec {
-                ConnSpec::Local => Ok(Arc::new(Connection::new("local".into(), Link::Local, false))),
+                ConnSpec::Local => Ok(Arc::new(Connection::new("local".into(), Link::Local, false, self.marker.clone()))),
                 ConnSpec::Ssh(s) => {
                     let _opening = self.opening.acquire().await;
                     tracing::debug!(target: "etcd_agent::transport", target_host = %s.label(), "opening ssh connection");
@@ -60,6 +63,7 @@ impl ConnectionPool {
                         s.label(),
                         Link::Ssh(Arc::new(opened.session)),
                         opened.persistent,
+                        self.marker.clone(),
                     )))
                 }
             }
@@ -81,15 +85,14 @@ impl ConnectionPool {
             .sum()
     }
 
-    /// Removes temp dirs and closes every connection.
+    /// Removes temp dirs and closes every connection, all at once.
     pub async fn close_all(&self) {
         let slots: Vec<Slot> = self.slots.lock().await.drain().map(|(_, v)| v).collect();
         let mut closing = tokio::task::JoinSet::new();
         for slot in slots {
-            if let Ok(slot) = Arc::try_unwrap(slot) {
-                if let Some(Ok(conn)) = slot.into_inner() {
-                    closing.spawn(conn.close());
-                }
+            if let Some(Ok(conn)) = slot.get().cloned() {
+                drop(slot);
+                closing.spawn(conn.close());
             }
         }
         while closing.join_next().await.is_some() {}
