@@ -36,7 +36,8 @@ const MAX_STDIN_DD: usize = 64 * 1024;
 // beside it: if the loop's stdin ends while the command runs (the agent closed the shell on
 // Ctrl-C, or died and its master dropped the channel), the watcher kills the command's
 // process group and the loop, whose exit trap removes its dir. Nothing is sent to the loop
-// while a command runs, so the watcher never eats a request.
+// while a command runs, so the watcher never eats a request; it is stopped with SIGKILL, as
+// a TERM that comes before the forked subshell drops the loop's trap is lost.
 const LOOP: &str = r#"u=$(umask)
 umask 077
 d=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX") || exit 1
@@ -90,8 +91,8 @@ while read -r cl il f; do
   w=$!
   wait "$p"
   r=$?
-  kill "$w" 2>/dev/null
-  wait "$w"
+  kill -s KILL "$w" 2>/dev/null
+  wait "$w" 2>/dev/null
   printf '%s %s %s\n' "$r" "$(wc -c < "$d/.o$n")" "$(wc -c < "$d/.e$n")"
   cat "$d/.o$n" "$d/.e$n"
   rm -f "$d/.c$n" "$d/.i$n" "$d/.o$n" "$d/.e$n"
