@@ -28,11 +28,16 @@ struct Run {
 
 impl Run {
     fn start(dir: &Path, name: &str, args: &[&str]) -> Run {
+        Run::start_env(dir, name, args, &[])
+    }
+
+    fn start_env(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         let stdout = dir.join(format!("{name}.stdout"));
         let stderr = dir.join(format!("{name}.stderr"));
         let mut cmd = agent_command(dir, &dir.join("ansible.cfg"));
         cmd.args(args)
             .env("RUST_LOG", "etcd_agent::transport=debug")
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap());
         // SAFETY: prctl is async-signal-safe; the agent dies with the test.
@@ -368,4 +373,40 @@ fn a_second_run_within_the_idle_time_reuses_the_kept_master() {
     assert!(second
         .stderr()
         .contains("reusing persistent ssh connection"));
+}
+
+#[test]
+fn a_command_in_a_session_of_its_own_dies_on_sigint_and_on_kill_9() {
+    // without the persistent shell (as when it is busy): one session per command
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // a kept master: after kill -9 it stays up, so only the dropped channel tells the target
+    setup(dir, &sshd, "1", "-o ControlPersist=60s");
+    for (name, signal) in [("oneoff-int", libc::SIGINT), ("oneoff-kill", libc::SIGKILL)] {
+        let sleep = unique_sleep();
+        std::fs::write(
+            dir.join("sleep.yml"),
+            format!(
+                "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: sleep {sleep}\n"
+            ),
+        )
+        .unwrap();
+        let mut run = Run::start_env(
+            dir,
+            name,
+            &["playbook", "-i", "hosts.ini", "sleep.yml"],
+            &[("ETCD_AGENT_NO_SHELL", "1")],
+        );
+        let needle = format!("sleep {sleep}");
+        if poll_until(SLOW, || (!matching(&needle).is_empty()).then_some(())).is_none() {
+            panic!("remote sleep never started\n{}", run.describe());
+        }
+        send_signal(run.child.id(), signal);
+        let st = run.wait(QUICK);
+        if signal == libc::SIGINT {
+            assert_eq!(st.code(), Some(99), "{}", run.describe());
+        }
+        wait_gone("remote command", QUICK, || matching(&needle));
+    }
 }
