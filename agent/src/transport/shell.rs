@@ -37,7 +37,9 @@ const MAX_STDIN_DD: usize = 64 * 1024;
 // Ctrl-C, or died and its master dropped the channel), the watcher kills the command's
 // process group and the loop, whose exit trap removes its dir. Nothing is sent to the loop
 // while a command runs, so the watcher never eats a request; it is stopped with SIGKILL, as
-// a TERM that comes before the forked subshell drops the loop's trap is lost.
+// a TERM that comes before the forked subshell drops the loop's trap is lost. A background
+// job starts with SIGINT and SIGQUIT ignored: `env --default-signal` (coreutils 8.31+) gives
+// the command the dispositions it would have had in the foreground.
 const LOOP: &str = r#"u=$(umask)
 umask 077
 d=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX") || exit 1
@@ -47,6 +49,7 @@ echo "$0" > "$d/.owner"
 exec 3<&0
 ss=
 command -v setsid >/dev/null 2>&1 && ss=setsid
+env --default-signal=INT,QUIT true 2>/dev/null && ss="$ss env --default-signal=INT,QUIT"
 if [ "$1" = clean ] && command -v pgrep >/dev/null 2>&1; then
   (for o in "${TMPDIR:-/tmp}"/etcd-agent.*/.owner; do
     [ -f "$o" ] && read -r m < "$o" || continue

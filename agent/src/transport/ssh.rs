@@ -387,6 +387,7 @@ fn describe(e: &openssh::Error) -> String {
 const WATCHED: &str = r#"exec 3<&0
 ss=
 command -v setsid >/dev/null 2>&1 && ss=setsid
+env --default-signal=INT,QUIT true 2>/dev/null && ss="$ss env --default-signal=INT,QUIT"
 (exec $ss /bin/sh -c "$1" 3<&-) </dev/null &
 p=$!
 (read -r _ <&3 || { kill -s TERM -- "-$p" "$p"; sleep 2; kill -s KILL -- "-$p" "$p"; }) </dev/null >/dev/null 2>&1 &
