@@ -146,6 +146,22 @@ fn local_ssh_for(sshd: &Sshd) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// The local control dirs (`/tmp/etcd-agent-ssh*`) of the masters for this sshd.
+fn control_dirs_for(sshd: &Sshd) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = local_ssh_for(sshd)
+        .iter()
+        .filter_map(|(_, line)| {
+            let words: Vec<&str> = line.split(' ').collect();
+            let i = words.iter().position(|w| *w == "-S")?;
+            let socket = Path::new(words.get(i + 1)?);
+            Some(socket.parent()?.parent()?.to_path_buf())
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 fn wait_gone(what: &str, within: Duration, mut left: impl FnMut() -> Vec<(u32, String)>) {
     if poll_until(within, || left().is_empty().then_some(())).is_none() {
         panic!("{what} still there after {within:?}: {:?}", left());
@@ -303,6 +319,8 @@ fn the_next_run_removes_a_crashed_runs_temp_dir_but_not_a_live_runs() {
     setup(dir, &sshd, &sleep, "");
     // a run that crashes with its host: its remote shell dies without its exit trap
     let (mut crashed, stale) = start_sleeping(dir, "crashed", &sleep);
+    let crashed_control = control_dirs_for(&sshd);
+    assert_eq!(crashed_control.len(), 1, "{crashed_control:?}");
     let marker = std::fs::read_to_string(stale.join(".owner")).expect("owner marker");
     let marker = marker.trim();
     assert!(marker.starts_with("etcd-agent-run-"), "{marker:?}");
@@ -325,9 +343,25 @@ fn the_next_run_removes_a_crashed_runs_temp_dir_but_not_a_live_runs() {
         ),
     )
     .unwrap();
+    assert!(crashed_control[0].is_dir());
     let (mut live, live_dir) = start_sleeping(dir, "live", &live_sleep);
+    let live_control: Vec<PathBuf> = control_dirs_for(&sshd)
+        .into_iter()
+        .filter(|d| *d != crashed_control[0])
+        .collect();
+    assert_eq!(live_control.len(), 1, "{live_control:?}");
     let _next = quick_run(dir, "next");
     wait_dir_gone(&stale, QUICK);
+    // locally too: the crashed run's control dir goes, the live run's stays
+    assert!(
+        !crashed_control[0].exists(),
+        "{} left behind",
+        crashed_control[0].display()
+    );
+    assert!(
+        live_control[0].is_dir(),
+        "the live run's control dir was removed"
+    );
     assert!(
         live_dir.is_dir(),
         "the live run's dir {} was removed",
@@ -408,5 +442,40 @@ fn a_command_in_a_session_of_its_own_dies_on_sigint_and_on_kill_9() {
             assert_eq!(st.code(), Some(99), "{}", run.describe());
         }
         wait_gone("remote command", QUICK, || matching(&needle));
+    }
+}
+
+#[test]
+fn remote_commands_keep_the_default_sigint_and_sigquit() {
+    // commands run beside a watcher, as background jobs, which sh starts with SIGINT and
+    // SIGQUIT ignored: the agent restores them, as they are under ansible-playbook
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    setup(dir, &sshd, "1", "");
+    for (name, env) in [
+        ("shell", vec![]),
+        ("sessions", vec![("ETCD_AGENT_NO_SHELL", "1")]),
+    ] {
+        let file = dir.join(format!("{name}.status"));
+        std::fs::write(
+            dir.join("status.yml"),
+            format!(
+                "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - shell: grep SigIgn /proc/self/status > {}\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+        let mut run = Run::start_env(
+            dir,
+            name,
+            &["playbook", "-i", "hosts.ini", "status.yml"],
+            &env,
+        );
+        assert!(run.wait(SLOW).success(), "{}", run.describe());
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mask = u64::from_str_radix(text.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        let int_quit = (1 << (libc::SIGINT - 1)) | (1 << (libc::SIGQUIT - 1));
+        assert_eq!(mask & int_quit, 0, "{name}: ignored signals {text}");
     }
 }

@@ -251,7 +251,8 @@ async fn interruptible(
     work: impl std::future::Future<Output = i32>,
     shared: std::sync::Arc<crate::executor::Shared>,
 ) -> i32 {
-    crate::signals::interruptible(work, &shared.pool).await
+    let last = shared.clone();
+    crate::signals::interruptible(work, &shared.pool, move || last.pool.stop_now()).await
 }
 
 /// `etcd-agent adhoc`: one task on the hosts matching a pattern, shown as `ansible` shows it.

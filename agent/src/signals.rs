@@ -42,20 +42,24 @@ impl Stops {
         }
     }
 
-    /// From now on, the next stop signal ends the process at once with `code`.
-    pub fn exit_on_next(mut self, code: i32) {
+    /// From now on, the next stop signal runs `last` and ends the process at once with
+    /// `code`.
+    pub fn exit_on_next(mut self, code: i32, last: impl FnOnce() + Send + 'static) {
         tokio::spawn(async move {
             let _ = self.first().await;
+            last();
             std::process::exit(code);
         });
     }
 }
 
 /// Runs `work`; on the first stop signal drops it, says so in Ansible's words, closes every
-/// connection of `pool` within [`CLEANUP_BOUND`] and returns the signal's exit code.
+/// connection of `pool` within [`CLEANUP_BOUND`] and returns the signal's exit code. A second
+/// signal runs `stop_now` (stop local helpers at once) and exits.
 pub async fn interruptible(
     work: impl std::future::Future<Output = i32>,
     pool: &crate::transport::ConnectionPool,
+    stop_now: impl FnOnce() + Send + 'static,
 ) -> i32 {
     let mut stops = match Stops::listen() {
         Ok(s) => s,
@@ -69,7 +73,7 @@ pub async fn interruptible(
         code = stops.first() => code,
     };
     eprintln!("[ERROR]: User interrupted execution");
-    stops.exit_on_next(code);
+    stops.exit_on_next(code, stop_now);
     if tokio::time::timeout(CLEANUP_BOUND, pool.close_all())
         .await
         .is_err()
