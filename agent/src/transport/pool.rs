@@ -88,6 +88,7 @@ impl ConnectionPool {
             .prefix(CONTROL_DIR_PREFIX)
             .tempdir_in("/tmp")?;
         let lock = lock_control_dir(control_dir.path())?;
+        tracing::debug!(target: "etcd_agent::transport", control_dir = %control_dir.path().display(), "connection pool");
         Ok(ConnectionPool {
             slots: Mutex::new(HashMap::new()),
             control_dir,
