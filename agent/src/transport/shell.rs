@@ -30,7 +30,8 @@ const MAX_STDIN_DD: usize = 64 * 1024;
 // `$0` is the run's marker (`etcd-agent-run-<hex>`), written to `$d/.owner`: a dir whose
 // marker no live process carries in its command line belongs to a run that is gone (killed
 // with its loop, host crash), and the first shell of each connection (`$1` = `clean`) removes
-// such dirs in the background. A dir without `.owner` is never touched.
+// such dirs in the background, provided `pgrep` finds this loop itself (without pgrep, or
+// where it cannot see processes, nothing is removed). A dir without `.owner` is never touched.
 //
 // Each command runs in a session of its own (`setsid`, when there is one) with a watcher
 // beside it: if the loop's stdin ends while the command runs (the agent closed the shell on
@@ -50,7 +51,7 @@ exec 3<&0
 ss=
 command -v setsid >/dev/null 2>&1 && ss=setsid
 env --default-signal=INT,QUIT true 2>/dev/null && ss="$ss env --default-signal=INT,QUIT"
-if [ "$1" = clean ] && command -v pgrep >/dev/null 2>&1; then
+if [ "$1" = clean ] && pgrep -f -- "$0" >/dev/null 2>&1; then
   (for o in "${TMPDIR:-/tmp}"/etcd-agent.*/.owner; do
     [ -f "$o" ] && read -r m < "$o" || continue
     case $m in etcd-agent-run-*[!0-9a-f]*) continue;; etcd-agent-run-?*) ;; *) continue;; esac
