@@ -508,3 +508,30 @@ fn remote_commands_keep_the_default_sigint_and_sigquit() {
         assert_eq!(mask & int_quit, 0, "{name}: ignored signals {text}");
     }
 }
+
+#[test]
+fn sigint_kills_a_local_command_and_what_it_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sleep = unique_sleep();
+    std::fs::write(dir.join("ansible.cfg"), "").unwrap();
+    std::fs::write(
+        dir.join("hosts.ini"),
+        "[me]\nlocalhost ansible_connection=local\n",
+    )
+    .unwrap();
+    // `; true`: the shell waits for sleep as a child of its own instead of becoming it
+    std::fs::write(
+        dir.join("local.yml"),
+        format!("- hosts: me\n  gather_facts: false\n  tasks:\n    - shell: sleep {sleep}; true\n"),
+    )
+    .unwrap();
+    let mut run = Run::start(dir, "local", &["playbook", "-i", "hosts.ini", "local.yml"]);
+    let needle = format!("sleep {sleep}");
+    if poll_until(SLOW, || (!matching(&needle).is_empty()).then_some(())).is_none() {
+        panic!("local sleep never started\n{}", run.describe());
+    }
+    send_signal(run.child.id(), libc::SIGINT);
+    assert_eq!(run.wait(QUICK).code(), Some(99), "{}", run.describe());
+    wait_gone("local command", QUICK, || matching(&needle));
+}
