@@ -527,7 +527,7 @@ fn remote_commands_keep_the_default_sigint_and_sigquit() {
 }
 
 #[test]
-fn sigint_kills_a_local_command_and_what_it_started() {
+fn a_local_command_and_what_it_started_die_on_sigint_and_on_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let sleep = unique_sleep();
@@ -543,12 +543,17 @@ fn sigint_kills_a_local_command_and_what_it_started() {
         format!("- hosts: me\n  gather_facts: false\n  tasks:\n    - shell: sleep {sleep}; true\n"),
     )
     .unwrap();
-    let mut run = Run::start(dir, "local", &["playbook", "-i", "hosts.ini", "local.yml"]);
-    let needle = format!("sleep {sleep}");
-    if poll_until(SLOW, || (!matching(&needle).is_empty()).then_some(())).is_none() {
-        panic!("local sleep never started\n{}", run.describe());
+    for (name, signal) in [("local-int", libc::SIGINT), ("local-kill", libc::SIGKILL)] {
+        let mut run = Run::start(dir, name, &["playbook", "-i", "hosts.ini", "local.yml"]);
+        let needle = format!("sleep {sleep}");
+        if poll_until(SLOW, || (!matching(&needle).is_empty()).then_some(())).is_none() {
+            panic!("local sleep never started\n{}", run.describe());
+        }
+        send_signal(run.child.id(), signal);
+        let st = run.wait(QUICK);
+        if signal == libc::SIGINT {
+            assert_eq!(st.code(), Some(99), "{}", run.describe());
+        }
+        wait_gone("local command", QUICK, || matching(&needle));
     }
-    send_signal(run.child.id(), libc::SIGINT);
-    assert_eq!(run.wait(QUICK).code(), Some(99), "{}", run.describe());
-    wait_gone("local command", QUICK, || matching(&needle));
 }

@@ -1,4 +1,6 @@
-//! The local transport: commands run as `/bin/sh -c` child processes.
+//! The local transport: commands run as `/bin/sh -c` child processes, in a process group of
+//! their own (`PR_SET_PDEATHSIG` asked, best effort); a command without stdin runs beside
+//! a watcher that kills it when the agent goes (see `ssh::WATCHED`).
 
 use super::{ExecOutput, TransportError};
 use std::process::Stdio;
@@ -8,14 +10,18 @@ use tokio::io::AsyncWriteExt;
 pub async fn exec(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, TransportError> {
     let parent = std::process::id() as libc::pid_t;
     let mut command = tokio::process::Command::new("/bin/sh");
+    match stdin {
+        Some(_) => command.arg("-c").arg(cmd),
+        // watched as a remote command is: killed when its stdin, held open by the agent
+        // until it exits, ends (the run interrupted, or the agent killed)
+        None => command
+            .arg("-c")
+            .arg(super::ssh::WATCHED)
+            .arg("etcd-agent")
+            .arg(cmd),
+    };
     command
-        .arg("-c")
-        .arg(cmd)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -24,7 +30,7 @@ pub async fn exec(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Transpo
     // SAFETY: prctl and getppid are async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         command.pre_exec(move || {
-            // killed with the agent, even by SIGKILL
+            // best effort: killed with the spawning thread (the watcher is what the tests prove)
             libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGKILL as libc::c_ulong,
@@ -41,19 +47,25 @@ pub async fn exec(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Transpo
     let mut child = command
         .spawn()
         .map_err(|e| TransportError::Failed(format!("cannot run /bin/sh: {e}")))?;
-    let group = GroupGuard(child.id());
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let data = data.to_vec();
-        tokio::spawn(async move {
-            let _ = pipe.write_all(&data).await;
-            let _ = pipe.shutdown().await;
-        });
-    }
+    // the watcher (same group as the shell) must outlive the shell to do its work
+    let group = GroupGuard(child.id().filter(|_| stdin.is_some()));
+    let held = match (stdin, child.stdin.take()) {
+        (Some(data), Some(mut pipe)) => {
+            let data = data.to_vec();
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&data).await;
+                let _ = pipe.shutdown().await;
+            });
+            None
+        }
+        (_, pipe) => pipe,
+    };
     let out = child
         .wait_with_output()
         .await
         .map_err(|e| TransportError::Failed(format!("waiting for /bin/sh: {e}")))?;
     std::mem::forget(group);
+    drop(held);
     Ok(ExecOutput {
         rc: exit_code(&out.status),
         stdout: out.stdout,

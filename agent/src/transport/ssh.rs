@@ -379,12 +379,13 @@ fn describe(e: &openssh::Error) -> String {
     format!("Failed to connect to the host via ssh: {said}")
 }
 
-/// The wrapper of a command without stdin in a session of its own (`$1`): the command runs
+/// The wrapper of a command without stdin in a session of its own (`$1`; also used for
+/// local commands): the command runs
 /// in a session of its own (`setsid`, when there is one) while a watcher reads the session's
 /// stdin, which the agent holds open until the command exits; if it ends first (Ctrl-C, or
 /// the agent died and its master dropped the channel), the watcher kills the command's
 /// process group, as the persistent shell's does (`transport/shell.rs`).
-const WATCHED: &str = r#"exec 3<&0
+pub(super) const WATCHED: &str = r#"exec 3<&0
 ss=
 command -v setsid >/dev/null 2>&1 && ss=setsid
 env --default-signal=INT,QUIT true 2>/dev/null && ss="$ss env --default-signal=INT,QUIT"
