@@ -259,19 +259,13 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// Runs `work`; on Ctrl-C closes every connection and returns Ansible's code 99.
+/// Runs `work`; on Ctrl-C or SIGTERM stops it and cleans up (see [`crate::signals`]).
 async fn interruptible(
     work: impl std::future::Future<Output = i32>,
     shared: std::sync::Arc<crate::executor::Shared>,
 ) -> i32 {
-    tokio::select! {
-        code = work => code,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("[ERROR]: User interrupted execution");
-            shared.pool.close_all().await;
-            99
-        }
-    }
+    let last = shared.clone();
+    crate::signals::interruptible(work, &shared.pool, move || last.pool.stop_now()).await
 }
 
 /// `etcd-agent adhoc`: one task on the hosts matching a pattern, shown as `ansible` shows it.

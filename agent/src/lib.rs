@@ -16,6 +16,7 @@ pub mod modules;
 pub mod output;
 pub mod playbook;
 pub mod sequence;
+pub mod signals;
 pub mod template;
 pub mod transport;
 pub mod undefined;

@@ -77,6 +77,8 @@ pub struct Connection {
     one_off_sessions: tokio::sync::Semaphore,
     /// The SSH master outlives the run (`ControlPersist`).
     persistent: bool,
+    /// The run's marker for its remote shells (see [`shell::run_marker`]).
+    marker: Arc<str>,
 }
 
 /// Extra shells a connection may start beside its own, when several inventory hosts share it.
@@ -117,8 +119,9 @@ fn shell_disabled() -> bool {
 }
 
 impl Connection {
-    fn new(label: String, link: Link, persistent: bool) -> Self {
+    fn new(label: String, link: Link, persistent: bool, marker: Arc<str>) -> Self {
         Connection {
+            marker,
             persistent,
             label,
             link,
@@ -173,7 +176,7 @@ impl Connection {
         session: &Arc<openssh::Session>,
     ) -> Result<(), TransportError> {
         if matches!(state, ShellState::NotStarted) {
-            *state = match shell::Shell::start(session.clone()).await {
+            *state = match shell::Shell::start(session.clone(), &self.marker, true).await {
                 Ok(sh) => {
                     tracing::debug!(target: "etcd_agent::transport", conn = %self.label, exact_head = sh.exact_head(), dir = %sh.dir, "persistent shell ready");
                     ShellState::Running(sh)
@@ -238,7 +241,7 @@ impl Connection {
                     self.spare_count.fetch_sub(1, Ordering::Relaxed);
                     return Ok(None);
                 }
-                match shell::Shell::start(session.clone()).await {
+                match shell::Shell::start(session.clone(), &self.marker, false).await {
                     Ok(sh) => sh,
                     Err(e) => {
                         self.spare_count.fetch_sub(1, Ordering::Relaxed);
@@ -282,7 +285,7 @@ impl Connection {
             self.spare_count.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        match shell::Shell::start(session.clone()).await {
+        match shell::Shell::start(session.clone(), &self.marker, false).await {
             Ok(sh) => self.return_spare(sh),
             Err(e) => {
                 tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "no spare shell: {e}");
@@ -373,6 +376,12 @@ impl Connection {
         if self.persistent {
             // the master stays for the next run and exits by itself once idle
             return;
+        }
+        // tasks of an interrupted run may still hold the connection for a moment while
+        // they are dropped
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while Arc::strong_count(&self) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if let Ok(conn) = Arc::try_unwrap(self) {
             if let Link::Ssh(session) = conn.link {

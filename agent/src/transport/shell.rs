@@ -24,13 +24,40 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 const MAX_STDIN_DD: usize = 64 * 1024;
 
 // Commands run with the login umask (as Ansible's do); only the loop's own files are private.
-// Every process counts (about 1 ms each on a small VM): a command without stdin gets
-// /dev/null rather than a pipe to drain, and the exit status comes from the pipeline.
+// Every process counts (about 1 ms each on a small VM).
 // The loop's files start with a dot so they never meet module or args files in the same dir.
+//
+// `$0` is the run's marker (`etcd-agent-run-<hex>`), written to `$d/.owner`: a dir whose
+// marker no live process carries in its command line belongs to a run that is gone (killed
+// with its loop, host crash), and the first shell of each connection (`$1` = `clean`) removes
+// such dirs in the background, provided `pgrep` finds this loop itself (without pgrep, or
+// where it cannot see processes, nothing is removed). A dir without `.owner` is never touched.
+//
+// Each command runs in a session of its own (`setsid`, when there is one) with a watcher
+// beside it: if the loop's stdin ends while the command runs (the agent closed the shell on
+// Ctrl-C, or died and its master dropped the channel), the watcher kills the command's
+// process group and the loop, whose exit trap removes its dir. Nothing is sent to the loop
+// while a command runs, so the watcher never eats a request; it is stopped with SIGKILL, as
+// a TERM that comes before the forked subshell drops the loop's trap is lost. A background
+// job starts with SIGINT and SIGQUIT ignored: `env --default-signal` (coreutils 8.31+) gives
+// the command the dispositions it would have had in the foreground.
 const LOOP: &str = r#"u=$(umask)
 umask 077
 d=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX") || exit 1
-trap 'rm -rf "$d"' EXIT HUP TERM INT
+trap 'rm -rf "$d"' EXIT
+trap 'exit 143' HUP TERM INT
+echo "$0" > "$d/.owner"
+exec 3<&0
+ss=
+command -v setsid >/dev/null 2>&1 && ss=setsid
+env --default-signal=INT,QUIT true 2>/dev/null && ss="$ss env --default-signal=INT,QUIT"
+if [ "$1" = clean ] && pgrep -f -- "$0" >/dev/null 2>&1; then
+  (for o in "${TMPDIR:-/tmp}"/etcd-agent.*/.owner; do
+    [ -f "$o" ] && read -r m < "$o" || continue
+    case $m in etcd-agent-run-*[!0-9a-f]*) continue;; etcd-agent-run-?*) ;; *) continue;; esac
+    pgrep -f -- "$m" >/dev/null 2>&1 || rm -rf "${o%/.owner}"
+  done) </dev/null >/dev/null 2>&1 &
+fi
 n=0
 if [ "$(printf ab | { head -c 1 >/dev/null 2>&1; cat; })" = b ]; then
   take() { head -c "$1"; }; mode=head
@@ -60,17 +87,41 @@ while read -r cl il f; do
     continue
   fi
   take "$cl" > "$d/.c$n"
-  if [ "$il" = 0 ]; then
-    (umask "$u"; exec /bin/sh "$d/.c$n") < /dev/null > "$d/.o$n" 2> "$d/.e$n"
-  else
-    take "$il" | { (umask "$u"; exec /bin/sh "$d/.c$n") > "$d/.o$n" 2> "$d/.e$n"; r=$?; cat > /dev/null; exit "$r"; }
-  fi
+  i=/dev/null
+  if [ "$il" != 0 ]; then i="$d/.i$n"; take "$il" > "$i"; fi
+  (umask "$u"; exec $ss /bin/sh "$d/.c$n" 3<&-) < "$i" > "$d/.o$n" 2> "$d/.e$n" &
+  p=$!
+  (read -r _ <&3 || { kill -s TERM -- "-$p" "$p"; kill -s TERM $$; sleep 2; kill -s KILL -- "-$p" "$p"; }) </dev/null >/dev/null 2>&1 &
+  w=$!
+  wait "$p"
   r=$?
+  kill -s KILL "$w" 2>/dev/null
+  wait "$w" 2>/dev/null
   printf '%s %s %s\n' "$r" "$(wc -c < "$d/.o$n")" "$(wc -c < "$d/.e$n")"
   cat "$d/.o$n" "$d/.e$n"
-  rm -f "$d/.c$n" "$d/.o$n" "$d/.e$n"
+  rm -f "$d/.c$n" "$d/.i$n" "$d/.o$n" "$d/.e$n"
 done
 "#;
+
+/// A fresh marker for one run's remote shells: `etcd-agent-run-` and 16 hex digits, from
+/// the time, the pid and a random hasher seed.
+pub fn run_marker() -> String {
+    use sha2::{Digest, Sha256};
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    seed.write_u32(std::process::id());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let digest = Sha256::digest(format!(
+        "{}:{}:{:?}",
+        seed.finish(),
+        std::process::id(),
+        now
+    ));
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("etcd-agent-run-{hex}")
+}
 
 /// Whether [`Shell::put`] takes `name`: a plain file name, not starting with a dot (the
 /// loop's own files do).
@@ -101,9 +152,19 @@ fn broken(msg: impl std::fmt::Display) -> TransportError {
 }
 
 impl Shell {
-    /// Starts the loop on `session` and waits for its ready line.
-    pub async fn start(session: Arc<Session>) -> Result<Shell, TransportError> {
-        let mut cmd = session.arc_raw_command(format!("/bin/sh -c {}", super::quote(LOOP)));
+    /// Starts the loop on `session` and waits for its ready line. `marker` names the run
+    /// (see [`run_marker`]); with `clean`, the loop removes the dirs of runs that are gone.
+    pub async fn start(
+        session: Arc<Session>,
+        marker: &str,
+        clean: bool,
+    ) -> Result<Shell, TransportError> {
+        let mut cmd = session.arc_raw_command(format!(
+            "/bin/sh -c {} {} {}",
+            super::quote(LOOP),
+            super::quote(marker),
+            if clean { "clean" } else { "-" }
+        ));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
+/// Idle seconds after which a master that the run does not keep exits by itself (the run
+/// stops it at its end; this covers an agent killed with SIGKILL).
+const NON_PERSISTENT_IDLE_SECS: usize = 60;
+
 /// Everything needed to open an SSH connection.
 ///
 /// Inventory hosts with equal specs (aliases of one destination) share one connection, as
@@ -268,6 +272,11 @@ pub async fn connect(
             None => describe(&e),
         })
     };
+    // a master that is not kept still expires by itself when idle (Ansible's 60 s), should
+    // the agent die without stopping it (kill -9)
+    b.control_persist(ControlPersist::IdleFor(
+        std::num::NonZeroUsize::new(NON_PERSISTENT_IDLE_SECS).expect("non-zero"),
+    ));
     let Some(Some(persist)) = parsed.persist else {
         #[cfg(feature = "native-mux")]
         let session = b.connect_mux(&spec.host).await;
@@ -370,27 +379,53 @@ fn describe(e: &openssh::Error) -> String {
     format!("Failed to connect to the host via ssh: {said}")
 }
 
+/// The wrapper of a command without stdin in a session of its own (`$1`; also used for
+/// local commands): the command runs
+/// in a session of its own (`setsid`, when there is one) while a watcher reads the session's
+/// stdin, which the agent holds open until the command exits; if it ends first (Ctrl-C, or
+/// the agent died and its master dropped the channel), the watcher kills the command's
+/// process group, as the persistent shell's does (`transport/shell.rs`).
+pub(super) const WATCHED: &str = r#"exec 3<&0
+ss=
+command -v setsid >/dev/null 2>&1 && ss=setsid
+env --default-signal=INT,QUIT true 2>/dev/null && ss="$ss env --default-signal=INT,QUIT"
+(exec $ss /bin/sh -c "$1" 3<&-) </dev/null &
+p=$!
+(read -r _ <&3 || { kill -s TERM -- "-$p" "$p"; sleep 2; kill -s KILL -- "-$p" "$p"; }) </dev/null >/dev/null 2>&1 &
+w=$!
+wait "$p"
+r=$?
+kill -s KILL "$w" 2>/dev/null
+exit "$r"
+"#;
+
 /// Runs `cmd` through the remote login shell over the multiplexed session.
 pub async fn exec(
     session: &Session,
     cmd: &str,
     stdin: Option<&[u8]>,
 ) -> Result<ExecOutput, TransportError> {
-    let mut command = session.raw_command(format!("/bin/sh -c {}", super::quote(cmd)));
+    let line = match stdin {
+        Some(_) => format!("/bin/sh -c {}", super::quote(cmd)),
+        None => format!(
+            "/bin/sh -c {} etcd-agent {}",
+            super::quote(WATCHED),
+            super::quote(cmd)
+        ),
+    };
+    let mut command = session.raw_command(line);
     command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command
         .spawn()
         .await
         .map_err(|e| TransportError::Unreachable(describe(&e)))?;
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin().take()) {
-        match pipe.write_all(data).await {
+    // without input, stdin stays open until the command exits: the watcher's signal
+    let mut held = None;
+    match (stdin, child.stdin().take()) {
+        (Some(data), Some(mut pipe)) => match pipe.write_all(data).await {
             // the command exited without reading all of its input: its exit status tells
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(e) => {
@@ -401,13 +436,15 @@ pub async fn exec(
             Ok(()) => {
                 let _ = pipe.shutdown().await;
             }
-        }
-        drop(pipe);
+        },
+        (None, pipe) => held = pipe,
+        (Some(_), None) => {}
     }
     let out = child
         .wait_with_output()
         .await
         .map_err(|e| TransportError::Unreachable(describe(&e)))?;
+    drop(held);
     Ok(ExecOutput {
         rc: super::local::exit_code(&out.status),
         stdout: out.stdout,
