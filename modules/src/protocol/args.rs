@@ -286,7 +286,7 @@ pub mod lenient {
         }
     }
 
-    use super::convert::parse_bool;
+    use super::convert::{bool_of, parse_bool};
 
     /// A boolean: `true`, `"yes"`, `"on"`, `1`, ... like Ansible's `type='bool'`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,17 +295,7 @@ pub mod lenient {
     impl<'de> Deserialize<'de> for Bool {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             let value = Value::deserialize(d)?;
-            let parsed = match &value {
-                Value::Bool(b) => Some(*b),
-                Value::String(s) => parse_bool(s),
-                Value::Number(n) => match n.as_f64() {
-                    Some(1.0) => Some(true),
-                    Some(0.0) => Some(false),
-                    _ => None,
-                },
-                _ => None,
-            };
-            parsed.map(Bool).ok_or_else(|| {
+            bool_of(&value).map(Bool).ok_or_else(|| {
                 de::Error::custom(format!(
                     "{value} is not a valid boolean; valid booleans include: yes, no, true, false, on, off, 1, 0"
                 ))

@@ -98,13 +98,7 @@ fn to_type(
         },
         ArgType::Bool => {
             let parsed = match &value {
-                Value::Bool(b) => Some(*b),
-                Value::String(s) => parse_bool(s),
-                Value::Number(n) => match n.as_f64() {
-                    Some(1.0) => Some(true),
-                    Some(0.0) => Some(false),
-                    _ => None,
-                },
+                Value::Bool(_) | Value::String(_) | Value::Number(_) => bool_of(&value),
                 _ => {
                     return Err(Refusal {
                         wanted: "bool",
@@ -214,6 +208,20 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_lowercase().as_str() {
         "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
         "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+/// A boolean, string or number read as one of Ansible's `BOOLEANS`.
+pub fn bool_of(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => parse_bool(s),
+        Value::Number(n) => match n.as_f64() {
+            Some(1.0) => Some(true),
+            Some(0.0) => Some(false),
+            _ => None,
+        },
         _ => None,
     }
 }
