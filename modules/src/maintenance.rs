@@ -121,7 +121,7 @@ impl Module for Maintenance {
         OptionDoc::new(
             "cluster",
             ArgType::Bool,
-            "O(state=defragmented) and O(state=status): act on every member of the cluster (discovered from O(endpoints)) instead of only the members at O(endpoints).",
+            "O(state=defragmented): defragment every member of the cluster (discovered from O(endpoints)), followers first and the leader last, instead of only the members at O(endpoints).",
         )
         .default("false"),
         OptionDoc::new(
@@ -239,7 +239,7 @@ impl Module for Maintenance {
         let plan = Plan::from_args(&args)?;
         let connection = ctx.connection.connect_settings()?;
         match plan {
-            Plan::Status { cluster } => status(&connection, cluster).await,
+            Plan::Status => status(&connection).await,
             Plan::Compact { target, physical } => compact(&connection, target, physical, ctx).await,
             Plan::Defrag {
                 min_free_ratio,
@@ -273,10 +273,7 @@ pub enum CompactTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     /// Report only.
-    Status {
-        /// Every member, not only those at endpoints (status always lists all).
-        cluster: bool,
-    },
+    Status,
     /// Compact the history.
     Compact {
         /// To where.
@@ -323,8 +320,7 @@ impl Plan {
                 .filter(|_| state != "defragmented"),
             given("min_free_bytes", args.min_free_bytes.is_some())
                 .filter(|_| state != "defragmented"),
-            given("cluster", args.cluster.is_some())
-                .filter(|_| state != "defragmented" && state != "status"),
+            given("cluster", args.cluster.is_some()).filter(|_| state != "defragmented"),
             given("alarm", args.alarm.is_some()).filter(|_| state != "disarmed"),
             given("force", args.force.is_some()).filter(|_| state != "disarmed"),
         ]
@@ -341,9 +337,7 @@ impl Plan {
             i64::try_from(v).map_err(|_| Failure::new(format!("{name} {v} is too large")))
         };
         Ok(match state {
-            "status" => Plan::Status {
-                cluster: args.cluster.is_some_and(|b| b.0),
-            },
+            "status" => Plan::Status,
             "compacted" => {
                 let target = match (args.revision, args.keep_revisions) {
                     (Some(_), Some(_)) => {
@@ -568,7 +562,7 @@ fn alarms_json(alarms: &[(u64, AlarmType)], view: Option<&ClusterView>) -> Value
     )
 }
 
-async fn status(conn: &Connection, _cluster: bool) -> Result<Outcome, Failure> {
+async fn status(conn: &Connection) -> Result<Outcome, Failure> {
     let view = conn.cluster_view().await?;
     let mut members = Vec::new();
     let mut lines = Vec::new();
@@ -1040,12 +1034,49 @@ async fn hash_member(conn: &Connection, url: &str, revision: i64) -> Result<(u32
             Err(e) if e.msg.contains("future revision") && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+            // etcd 3.4 refuses HashKV at the compaction revision itself (the
+            // state right after compacting to the current revision): hash at
+            // the member's current revision, valid only if it is `revision`.
+            Err(e) if is_compacted(&e) => {
+                let mut client = conn.client_for(url).await?;
+                let r = conn
+                    .bounded(&format!("HashKV of {url}"), client.hash_kv(0))
+                    .await?;
+                let at = r.header().map_or(0, |h| h.revision());
+                if at != revision {
+                    return Err(Failure::new(format!(
+                        "{REVISION_MOVED}: {url} is at revision {at}, not {revision}"
+                    )));
+                }
+                return Ok((r.hash(), r.compact_version()));
+            }
             Err(e) => return Err(e),
         }
     }
 }
 
+/// Marks a hash taken while writes moved the revision: the check is redone.
+const REVISION_MOVED: &str = "the revision moved while hashing";
+/// Whole consistency checks tried while writes keep moving the revision.
+const HASH_ATTEMPTS: usize = 5;
+
 async fn consistency(conn: &Connection) -> Result<Consistency, Failure> {
+    let mut attempt = 1;
+    loop {
+        let check = consistency_once(conn).await?;
+        let moved = check.hashes.iter().any(|h| {
+            h["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(REVISION_MOVED))
+        });
+        if !moved || attempt >= HASH_ATTEMPTS {
+            return Ok(check);
+        }
+        attempt += 1;
+    }
+}
+
+async fn consistency_once(conn: &Connection) -> Result<Consistency, Failure> {
     let view = conn.cluster_view().await?;
     let (_, mut client) = any_client(conn).await?;
     let revision = current_revision(conn, &mut client).await?;
@@ -1125,10 +1156,7 @@ mod tests {
 
     #[test]
     fn plans_refuse_bad_input_before_contacting_etcd() {
-        assert_eq!(
-            Plan::from_args(&args(json!({}))).unwrap(),
-            Plan::Status { cluster: false }
-        );
+        assert_eq!(Plan::from_args(&args(json!({}))).unwrap(), Plan::Status);
         assert_eq!(
             Plan::from_args(&args(
                 json!({"state": "compacted", "keep_revisions": "100"})
