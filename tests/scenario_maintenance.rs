@@ -306,6 +306,73 @@ fn rolling_defrag_under_writer(engine: Engine) {
     );
 }
 
+/// With etcd_nospace_allow_member_down=true and one member stopped: the
+/// members that answer are recovered, the alarm is disarmed, writes work.
+fn nospace_recovery_with_a_member_down(engine: Engine) {
+    let cluster = ServiceCluster::start3();
+    restart_with_quota(&cluster, 3 * 1024 * 1024);
+    let sshd = Sshd::start();
+    let ansible = Ansible::new();
+    let hosts = cluster.write_inventory(&ansible, &sshd, "hosts.ini", &ALL, &[]);
+    cluster.put_many("/keep/", 100);
+    let endpoint = cluster.member(0).client_url();
+    (0..300)
+        .find_map(|n| put_big(&endpoint, &format!("/fill/{}", n % 5), 100_000, 'x').err())
+        .expect("the quota was never reached");
+    wait_until("NOSPACE in etcdctl alarm list", DEFAULT_TIMEOUT, || {
+        alarms(&cluster).contains("NOSPACE").then_some(())
+    });
+    let sizes_before = db_sizes(&cluster);
+    cluster.stop_member(2);
+    let live = cluster.endpoints(&[0, 1]);
+
+    let out = engine.playbook(
+        &ansible,
+        &hosts,
+        &playbook("etcd_nospace_recovery.yml"),
+        &["-e", "etcd_nospace_allow_member_down=true"],
+    );
+    out.assert_success();
+    let listed = cluster
+        .etcdctl()
+        .retry(&live, &["alarm", "list"], None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.trim(), "", "alarms left");
+    let put = cluster.etcdctl().run(&live, &["put", "/after", "v"], None);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    assert_eq!(cluster.key_count_at(&live, "/keep/"), 100);
+    for i in [0, 1] {
+        let size = cluster
+            .etcdctl()
+            .status_of(&cluster.member(i).client_url())
+            .and_then(|s| s.pointer("/Status/dbSize").and_then(Value::as_i64))
+            .unwrap();
+        assert!(
+            size < sizes_before[i] / 2,
+            "m{i}: {} -> {size}",
+            sizes_before[i]
+        );
+    }
+    // The stopped member comes back and catches up.
+    cluster.start_member(2);
+    cluster.wait_healthy(&ALL, DEFAULT_TIMEOUT);
+    cluster.wait_agree(&ALL, "/keep/");
+}
+
+#[test]
+fn nospace_recovery_with_a_member_down_ansible_playbook() {
+    nospace_recovery_with_a_member_down(Engine::AnsiblePlaybook);
+}
+
+#[test]
+fn nospace_recovery_with_a_member_down_etcd_agent() {
+    nospace_recovery_with_a_member_down(Engine::agent_required());
+}
+
 #[test]
 fn nospace_recovery_ansible_playbook() {
     nospace_recovery(Engine::AnsiblePlaybook);
