@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod health;
+pub mod maintenance;
 pub mod member;
 pub mod protocol;
 pub mod restore;

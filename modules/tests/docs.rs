@@ -37,3 +37,8 @@ fn etcd_snapshot_docs_match_its_declaration() {
 fn etcd_restore_docs_match_its_declaration() {
     check::<etcd_modules::restore::Restore>();
 }
+
+#[test]
+fn etcd_maintenance_docs_match_its_declaration() {
+    check::<etcd_modules::maintenance::Maintenance>();
+}
