@@ -5,6 +5,7 @@
 //! Registered last by [`crate::template::Templar::new`], so these win over minijinja's builtins
 //! of the same name where Ansible differs.
 
+use crate::jinja::value::{json_dumps, python_repr, python_type};
 use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value as JValue};
 use serde_json::{Map, Value};
@@ -35,21 +36,6 @@ pub fn to_data(v: &JValue) -> Result<Value, Error> {
             Ok(Value::Object(map))
         }
         _ => serde_json::to_value(v).map_err(|e| op_err(e.to_string())),
-    }
-}
-
-/// The Python type name Ansible's messages give a value (`dict`, `list`, `str`, ...).
-pub fn python_type(v: &JValue) -> &'static str {
-    match v.kind() {
-        ValueKind::None => "NoneType",
-        ValueKind::Bool => "bool",
-        ValueKind::Number if v.is_integer() => "int",
-        ValueKind::Number => "float",
-        ValueKind::String => "str",
-        ValueKind::Bytes => "bytes",
-        ValueKind::Seq | ValueKind::Iterable => "list",
-        ValueKind::Map => "dict",
-        _ => "object",
     }
 }
 
@@ -93,56 +79,6 @@ fn contains(seq: &JValue, v: &JValue) -> bool {
         return seq.get_item(v).is_ok_and(|x| !x.is_undefined());
     }
     seq.try_iter().is_ok_and(|mut it| it.any(|x| &x == v))
-}
-
-/// Python's `repr()` of data, as Jinja prints lists and dicts inside text.
-pub fn python_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => python_str_repr(s),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(python_repr).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{}: {}", python_str_repr(k), python_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-fn python_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 fn ansible_formatter(out: &mut Output, state: &State, value: &JValue) -> Result<(), Error> {
@@ -376,7 +312,7 @@ fn items2dict(v: JValue, kw: Kwargs) -> Result<JValue, Error> {
         let val = item
             .get(&value_name)
             .ok_or_else(|| op_err(format!("items2dict: an item has no '{value_name}'")))?;
-        out.insert(crate::playbook::scalar_string(k), val.clone());
+        out.insert(crate::jinja::value::scalar_string(k), val.clone());
     }
     Ok(JValue::from_serialize(out))
 }
@@ -418,48 +354,6 @@ fn combine(base: JValue, others: Rest<JValue>, kw: Kwargs) -> Result<JValue, Err
         merge(&mut out, o, recursive);
     }
     Ok(JValue::from_serialize(&out))
-}
-
-/// Python's `json.dumps(v)`: keys in dict order, `", "`/`": "` separators, non-ASCII escaped.
-pub fn json_dumps(v: &Value) -> String {
-    match v {
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, x)| format!("{}: {}", json_str(k), json_dumps(x)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(json_dumps).collect::<Vec<_>>().join(", ")
-        ),
-        Value::String(s) => json_str(s),
-        other => other.to_string(),
-    }
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn to_json(v: JValue, _kw: Kwargs) -> Result<String, Error> {
@@ -592,11 +486,17 @@ pub fn dump_yaml(v: &Value, nice: bool) -> String {
 
 // PyYAML sorts keys by default
 fn to_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(dump_yaml(&crate::output::sorted_keys(&to_data(&v)?), false))
+    Ok(dump_yaml(
+        &crate::jinja::value::sorted_keys(&to_data(&v)?),
+        false,
+    ))
 }
 
 fn to_nice_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(dump_yaml(&crate::output::sorted_keys(&to_data(&v)?), true))
+    Ok(dump_yaml(
+        &crate::jinja::value::sorted_keys(&to_data(&v)?),
+        true,
+    ))
 }
 
 fn from_yaml(s: String) -> Result<JValue, Error> {
@@ -808,7 +708,7 @@ fn lookup(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
         _ => JValue::from(
             values
                 .iter()
-                .map(crate::playbook::scalar_string)
+                .map(crate::jinja::value::scalar_string)
                 .collect::<Vec<_>>()
                 .join(","),
         ),
@@ -956,7 +856,7 @@ mod edge_tests {
     fn yaml_dump_shapes() {
         let v = json!({"b": [{"x": 1}], "a": "multi word", "c": {}});
         assert_eq!(
-            super::dump_yaml(&crate::output::sorted_keys(&v), false),
+            super::dump_yaml(&crate::jinja::value::sorted_keys(&v), false),
             "a: multi word\nb:\n- {x: 1}\nc: {}\n"
         );
         assert_eq!(super::dump_yaml(&json!("yes"), false), "'yes'\n");

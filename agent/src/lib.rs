@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod executor;
 pub mod inventory;
+pub mod jinja;
 pub mod modules;
 pub mod output;
 pub mod playbook;

@@ -1,6 +1,7 @@
 //! The Jinja environment (minijinja): strict undefined variables, Ansible's native result types,
 //! and a few common Ansible filters and tests.
 
+use crate::jinja::value::{is_template, python_truth};
 use crate::undefined::{self, Path};
 use anyhow::{anyhow, Result};
 use minijinja::value::{Rest, ValueKind};
@@ -17,11 +18,6 @@ impl Default for Templar {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// True when the text contains Jinja markup.
-pub fn is_template(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
 thread_local! {
@@ -173,9 +169,9 @@ impl Templar {
                 } else {
                     self.eval(s, vars)?
                 };
-                Ok(truthy(&v))
+                Ok(python_truth(&v))
             }
-            other => Ok(truthy(other)),
+            other => Ok(python_truth(other)),
         }
     }
 
@@ -275,18 +271,6 @@ fn expression_end(s: &str) -> Option<usize> {
     None
 }
 
-/// Jinja/Python truthiness for data.
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Null => false,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
 fn result_flag(v: &JValue, key: &str) -> bool {
     v.get_attr(key).map(|x| x.is_true()).unwrap_or(false)
 }
@@ -295,14 +279,7 @@ fn to_bool(v: JValue) -> bool {
     match v.kind() {
         ValueKind::Bool => v.is_true(),
         ValueKind::Number => v.is_true(),
-        ValueKind::String => matches!(
-            v.as_str()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-                .as_str(),
-            "yes" | "on" | "1" | "true" | "y" | "t"
-        ),
+        ValueKind::String => crate::jinja::value::boolean_text(v.as_str().unwrap_or("")),
         _ => false,
     }
 }
@@ -356,7 +333,7 @@ fn to_string(v: JValue) -> String {
 fn to_nice_json(v: JValue) -> Result<String, Error> {
     let json: Value = serde_json::to_value(&v)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-    Ok(crate::inventory::to_python_json(&json))
+    Ok(crate::jinja::value::python_indented(&json))
 }
 
 fn from_json(s: String) -> Result<JValue, Error> {

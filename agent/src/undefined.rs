@@ -57,7 +57,7 @@ pub fn first_missing(vars: &JValue, path: &Path) -> Option<String> {
                 let kind = if path.root == "hostvars" && i == 1 {
                     "HostVarsVars"
                 } else {
-                    crate::filters::python_type(&cur)
+                    crate::jinja::value::python_type(&cur)
                 };
                 return Some(format!("object of type '{kind}' has no attribute {key}"));
             }

@@ -128,7 +128,7 @@ impl ActionCtx<'_> {
 
     /// An argument as a boolean (Ansible spelling).
     pub fn arg_bool(&self, key: &str) -> Option<bool> {
-        self.args.get(key).map(crate::playbook::truthy)
+        self.args.get(key).map(crate::jinja::value::ansible_boolean)
     }
 
     /// An argument as a number.

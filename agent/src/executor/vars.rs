@@ -1,7 +1,8 @@
 //! Variables for one host and task, by Ansible's precedence, plus magic variables.
 
 use crate::inventory::Vars;
-use crate::template::{is_template, Templar};
+use crate::jinja::value::is_template;
+use crate::template::Templar;
 use minijinja::Value as JValue;
 use serde_json::Value;
 use std::collections::BTreeMap;

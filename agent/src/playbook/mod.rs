@@ -8,6 +8,7 @@ pub mod task;
 pub use task::{Task, TaskOrigin};
 
 use crate::error::syntax;
+use crate::jinja::value::{ansible_boolean, scalar_string};
 use crate::yaml::{Node, NodeKind};
 use anyhow::Result;
 use serde_json::{Map, Value};
@@ -177,7 +178,7 @@ fn import_playbook(node: &Node, path: &Path) -> Result<Option<Playbook>> {
         }
     }
     let rel = node_str(target).unwrap_or_default();
-    if rel.is_empty() || crate::template::is_template(&rel) {
+    if rel.is_empty() || crate::jinja::value::is_template(&rel) {
         return Err(syntax(format!(
             "{at}: import_playbook needs a literal file name"
         )));
@@ -204,7 +205,7 @@ fn vars_files(v: &Value, file: &Path, line: usize) -> Result<Map<String, Value>>
     let base = file.parent().map(PathBuf::from).unwrap_or_default();
     for entry in list {
         let rel = scalar_string(&entry);
-        if entry.is_array() || crate::template::is_template(&rel) {
+        if entry.is_array() || crate::jinja::value::is_template(&rel) {
             return Err(syntax(format!(
                 "{}:{line}: vars_files entries must be literal file names (etcd-agent)",
                 file.display()
@@ -288,9 +289,9 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
                     other => scalar_string(other),
                 };
             }
-            "gather_facts" => play.gather_facts = truthy(&v),
+            "gather_facts" => play.gather_facts = ansible_boolean(&v),
             "serial" => play.serial = parse_serial(&v).map_err(|m| err(value.line, m))?,
-            "any_errors_fatal" => play.any_errors_fatal = truthy(&v),
+            "any_errors_fatal" => play.any_errors_fatal = ansible_boolean(&v),
             "max_fail_percentage" => {
                 play.max_fail_percentage = Some(
                     scalar_string(&v)
@@ -306,7 +307,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
                 Value::Null => {}
                 _ => return Err(err(value.line, "play vars must be a mapping".into())),
             },
-            "become" => play.r#become = Some(truthy(&v)),
+            "become" => play.r#become = Some(ansible_boolean(&v)),
             "become_user" => play_become_user = Some(scalar_string(&v)),
             "become_method" => {
                 let m = scalar_string(&v);
@@ -539,27 +540,6 @@ fn parse_serial(v: &Value) -> std::result::Result<Vec<Serial>, String> {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items.iter().map(one).collect(),
         other => Ok(vec![one(other)?]),
-    }
-}
-
-/// A scalar rendered as text (strings unquoted).
-pub fn scalar_string(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// Ansible's truthiness for keyword values (`yes`, `true`, `1`, ...).
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => crate::config::parse_bool(s),
-        Value::Null => false,
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
     }
 }
 

@@ -223,8 +223,8 @@ pub fn import_role(
                         "name" => {
                             reference.insert("role".into(), value);
                         }
-                        "tasks_from" => tasks_from = Some(super::scalar_string(&value)),
-                        "public" if include => public = super::truthy(&value),
+                        "tasks_from" => tasks_from = Some(crate::jinja::value::scalar_string(&value)),
+                        "public" if include => public = crate::jinja::value::ansible_boolean(&value),
                         other => {
                             return Err(syntax(format!(
                                 "{}: {what} option '{other}' is not supported by etcd-agent (name, tasks_from{})",
@@ -235,7 +235,7 @@ pub fn import_role(
                     }
                 }
             }
-            "name" => task_name = Some(super::scalar_string(&val)),
+            "name" => task_name = Some(crate::jinja::value::scalar_string(&val)),
             "when" if include => when = list_of(&val),
             "vars" if include => {
                 if let Value::Object(m) = val {
@@ -308,7 +308,7 @@ fn expand(
 ) -> Result<(Vec<Item>, Arc<Role>)> {
     let name = reference_name(entry)
         .ok_or_else(|| syntax(format!("{at}: a role needs a name (`role:`)")))?;
-    if crate::template::is_template(&name) {
+    if crate::jinja::value::is_template(&name) {
         return Err(syntax(format!(
             "{at}: templated role names are not supported by etcd-agent"
         )));

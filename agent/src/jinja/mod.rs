@@ -1,0 +1,3 @@
+//! The templating engine's parts.
+
+pub mod value;
