@@ -3,7 +3,7 @@
 
 use super::{HostResult, HostStats, Reporter, Status, TaskInfo};
 use crate::jinja::value::{python_indented, scalar_string};
-use crate::playbook::TaskOrigin;
+use crate::yaml::TaskOrigin;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

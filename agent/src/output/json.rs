@@ -3,7 +3,7 @@
 
 use super::{HostResult, HostStats, Reporter, TaskInfo};
 use crate::jinja::value::python_indented;
-use crate::playbook::TaskOrigin;
+use crate::yaml::TaskOrigin;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 

@@ -11,7 +11,7 @@ pub use json::JsonReporter;
 pub use progress::{multi as progress_bars, Progress};
 pub use text::TextReporter;
 
-use crate::playbook::TaskOrigin;
+use crate::yaml::TaskOrigin;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 
 use super::{HostResult, HostStats, Progress, Reporter, Status, TaskInfo};
 use crate::jinja::value::{python_compact, python_indented};
-use crate::playbook::TaskOrigin;
+use crate::yaml::TaskOrigin;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::Write;

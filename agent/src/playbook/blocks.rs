@@ -484,7 +484,7 @@ pub(super) fn include_item(
     let mut task = Task::synthetic(
         action,
         name,
-        super::TaskOrigin {
+        crate::yaml::TaskOrigin {
             file: file.clone(),
             line: node.line,
             col: node.col,

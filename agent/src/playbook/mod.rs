@@ -5,11 +5,11 @@ pub mod kv;
 pub mod roles;
 pub mod task;
 
-pub use task::{Task, TaskOrigin};
+pub use task::Task;
 
 use crate::error::syntax;
 use crate::jinja::value::{ansible_boolean, scalar_string};
-use crate::yaml::{Node, NodeKind};
+use crate::yaml::{Node, NodeKind, TaskOrigin};
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};

@@ -3,28 +3,11 @@
 use super::kv;
 use crate::error::syntax;
 use crate::jinja::value::{ansible_boolean, scalar_string};
-use crate::yaml::Node;
+use crate::yaml::{Node, TaskOrigin};
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Where a task (or play) was written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskOrigin {
-    /// The file.
-    pub file: Arc<PathBuf>,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-}
-
-impl std::fmt::Display for TaskOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
-    }
-}
 
 /// A task.
 #[derive(Debug, Clone)]
