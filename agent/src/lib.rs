@@ -16,17 +16,13 @@ pub mod jinja;
 pub mod modules;
 pub mod output;
 pub mod playbook;
-pub mod sequence;
 pub mod signals;
-pub mod template;
 pub mod transport;
-pub mod undefined;
 pub mod vault;
 pub mod yaml;
 
 mod commands;
 pub mod extra_vars;
-pub mod filters;
 
 use cli::{Cli, Command};
 

@@ -17,7 +17,7 @@ mod wait_for;
 
 pub use binary::{run_binary, ANSIBLE_VERSION};
 
-use crate::template::Templar;
+use crate::jinja::Templar;
 use crate::transport::{ConnSpec, Connection, ConnectionPool, TransportError};
 use minijinja::Value as JValue;
 use serde_json::{Map, Value};

@@ -516,7 +516,7 @@ fn apply_overrides(
     task: &Task,
     result: &mut ResultMap,
     ctx: &Context,
-    templar: &crate::template::Templar,
+    templar: &crate::jinja::Templar,
 ) -> Result<(), String> {
     if flag(result, "skipped") {
         return Ok(());

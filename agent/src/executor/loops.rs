@@ -42,7 +42,7 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, St
         let mut out = Vec::new();
         for term in &terms {
             let text = crate::jinja::value::scalar_string(term);
-            let numbers = crate::sequence::items(&text)
+            let numbers = crate::jinja::sequence::items(&text)
                 .map_err(|e| format!("The lookup plugin 'sequence' failed: {e}"))?;
             out.extend(numbers.into_iter().map(Value::String));
         }

@@ -11,11 +11,11 @@ mod vars;
 pub use vars::OMIT;
 
 use crate::inventory::{pattern, Inventory, Vars};
+use crate::jinja::Templar;
 use crate::modules::ModuleFinder;
 use crate::output::{HostResult, HostStats, Reporter, Status, TaskInfo};
 use crate::playbook::roles::Role;
 use crate::playbook::{Play, Playbook, Serial, Task};
-use crate::template::Templar;
 use crate::transport::ConnectionPool;
 use host_task::{HostJob, HostOutcome};
 use minijinja::Value as JValue;

@@ -2,7 +2,7 @@
 
 use crate::inventory::Vars;
 use crate::jinja::value::is_template;
-use crate::template::Templar;
+use crate::jinja::Templar;
 use minijinja::Value as JValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -135,7 +135,7 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
             ctx.map.remove(k);
         }
         ctx.set_value(
-            crate::template::FAILED_VARS_KEY,
+            crate::jinja::FAILED_VARS_KEY,
             JValue::from_serialize(&failed),
         );
     }

@@ -1,11 +1,11 @@
-//! Ansible's filters, tests, lookups and Python string methods for the minijinja environment,
+//! Ansible's filters, tests and Python string methods for the minijinja environment,
 //! plus Ansible's way of printing values inside text templates (`True`, `['a', 1]`, `None` as
 //! empty text).
 //!
-//! Registered last by [`crate::template::Templar::new`], so these win over minijinja's builtins
+//! Registered last by [`super::Templar::new`], so these win over minijinja's builtins
 //! of the same name where Ansible differs.
 
-use crate::jinja::value::{json_dumps, python_repr, python_type};
+use super::value::{json_dumps, python_repr, python_type};
 use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value as JValue};
 use serde_json::{Map, Value};
@@ -65,9 +65,6 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("type_debug", type_debug);
     env.add_test("in", |v: JValue, seq: JValue| contains(&seq, &v));
     env.add_test("contains", |seq: JValue, v: JValue| contains(&seq, &v));
-    env.add_function("lookup", lookup);
-    env.add_function("query", query);
-    env.add_function("q", query);
 }
 
 /// Python's `x in seq` (substring for strings, key for dicts, item for lists).
@@ -312,7 +309,7 @@ fn items2dict(v: JValue, kw: Kwargs) -> Result<JValue, Error> {
         let val = item
             .get(&value_name)
             .ok_or_else(|| op_err(format!("items2dict: an item has no '{value_name}'")))?;
-        out.insert(crate::jinja::value::scalar_string(k), val.clone());
+        out.insert(super::value::scalar_string(k), val.clone());
     }
     Ok(JValue::from_serialize(out))
 }
@@ -486,17 +483,11 @@ pub fn dump_yaml(v: &Value, nice: bool) -> String {
 
 // PyYAML sorts keys by default
 fn to_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(dump_yaml(
-        &crate::jinja::value::sorted_keys(&to_data(&v)?),
-        false,
-    ))
+    Ok(dump_yaml(&super::value::sorted_keys(&to_data(&v)?), false))
 }
 
 fn to_nice_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(dump_yaml(
-        &crate::jinja::value::sorted_keys(&to_data(&v)?),
-        true,
-    ))
+    Ok(dump_yaml(&super::value::sorted_keys(&to_data(&v)?), true))
 }
 
 fn from_yaml(s: String) -> Result<JValue, Error> {
@@ -621,7 +612,7 @@ fn extract(item: JValue, container: JValue, morekeys: Option<JValue>) -> Result<
             let key = key
                 .as_str()
                 .map_or_else(|| key.to_string(), |k| format!("'{k}'"));
-            crate::template::note_lazy_failure(format!(
+            super::undefined::note_lazy_failure(format!(
                 "object of type '{}' has no attribute {key}",
                 python_type(&value)
             ));
@@ -655,73 +646,9 @@ fn join(state: &State, v: JValue, joiner: Option<String>) -> Result<String, Erro
     Ok(out)
 }
 
-fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
-    let Some(kind) = args.first().and_then(|a| a.as_str()) else {
-        return Err(op_err("lookup needs a plugin name"));
-    };
-    let terms: Vec<String> = args[1..]
-        .iter()
-        .filter_map(|a| a.as_str().map(str::to_string))
-        .collect();
-    let mut out = Vec::new();
-    match kind {
-        "env" | "ansible.builtin.env" => {
-            for t in terms {
-                out.push(Value::String(std::env::var(&t).unwrap_or_default()));
-            }
-        }
-        "file" | "ansible.builtin.file" => {
-            let base = state
-                .lookup("playbook_dir")
-                .and_then(|v| v.as_str().map(std::path::PathBuf::from))
-                .unwrap_or_else(|| std::path::PathBuf::from("."));
-            for t in terms {
-                let p = std::path::Path::new(&t);
-                let candidates = if p.is_absolute() {
-                    vec![p.to_path_buf()]
-                } else {
-                    vec![base.join("files").join(p), base.join(p)]
-                };
-                let found = candidates.iter().find(|c| c.is_file()).ok_or_else(|| {
-                    op_err(format!(
-                        "The 'file' lookup had an issue accessing the file '{t}'"
-                    ))
-                })?;
-                let text = std::fs::read_to_string(found)
-                    .map_err(|e| op_err(format!("lookup('file', '{t}'): {e}")))?;
-                out.push(Value::String(text.trim_end().to_string()));
-            }
-        }
-        other => {
-            return Err(op_err(format!(
-                "lookup plugin '{other}' is not supported by etcd-agent (env, file)"
-            )))
-        }
-    }
-    Ok(out)
-}
-
-fn lookup(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
-    let values = lookup_values(state, &args)?;
-    Ok(match values.len() {
-        1 => JValue::from_serialize(&values[0]),
-        _ => JValue::from(
-            values
-                .iter()
-                .map(crate::jinja::value::scalar_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    })
-}
-
-fn query(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
-    Ok(JValue::from_serialize(lookup_values(state, &args)?))
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::template::Templar;
+    use crate::jinja::Templar;
     use minijinja::Value as JValue;
     use serde_json::json;
 
@@ -808,7 +735,7 @@ mod tests {
 
 #[cfg(test)]
 mod edge_tests {
-    use crate::template::Templar;
+    use crate::jinja::Templar;
     use minijinja::Value as JValue;
     use serde_json::json;
 

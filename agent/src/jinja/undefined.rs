@@ -8,6 +8,24 @@
 use minijinja::value::ValueKind;
 use minijinja::Value as JValue;
 
+thread_local! {
+    /// Why the last lazily templated value read on this thread could not be rendered.
+    static LAZY_FAILURE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records why a value templated when read (`hostvars[h].x`, see `executor::hostvars`) could
+/// not be rendered and so reads as undefined. If the template that read it then fails on an
+/// undefined value it cannot name, it reports this instead; templates render on the thread
+/// that reads, so a thread-local carries it.
+pub fn note_lazy_failure(why: String) {
+    LAZY_FAILURE.with(|f| *f.borrow_mut() = Some(why));
+}
+
+/// Takes (and so forgets) the reason noted by [`note_lazy_failure`], if any.
+pub fn take_lazy_failure() -> Option<String> {
+    LAZY_FAILURE.with(|f| f.borrow_mut().take())
+}
+
 /// One step of a lookup path.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -57,7 +75,7 @@ pub fn first_missing(vars: &JValue, path: &Path) -> Option<String> {
                 let kind = if path.root == "hostvars" && i == 1 {
                     "HostVarsVars"
                 } else {
-                    crate::jinja::value::python_type(&cur)
+                    super::value::python_type(&cur)
                 };
                 return Some(format!("object of type '{kind}' has no attribute {key}"));
             }
