@@ -143,8 +143,10 @@ fn vault_setup(run: &RunOpts, cfg: &Config) -> Result<()> {
         vault_ids: run.vault_id.clone(),
         password_files: run.vault_password_file.clone(),
         ask: run.ask_vault_pass,
+        configured_ids: cfg.vault_identity_list.clone(),
+        configured_password_file: cfg.vault_password_file.clone(),
     };
-    crate::vault::set_secrets(crate::vault::load_secrets(&sources, cfg)?);
+    crate::vault::set_secrets(crate::vault::load_secrets(&sources)?);
     Ok(())
 }
 
