@@ -14,7 +14,7 @@ use crate::inventory::{pattern, Inventory, Vars};
 use crate::jinja::Templar;
 use crate::modules::ModuleFinder;
 use crate::output::{HostResult, HostStats, Reporter, Status, TaskInfo};
-use crate::playbook::roles::Role;
+use crate::playbook::role::Role;
 use crate::playbook::{Play, Playbook, Serial, Task};
 use crate::transport::ConnectionPool;
 use host_task::{HostJob, HostOutcome};

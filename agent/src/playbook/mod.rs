@@ -2,7 +2,7 @@
 
 pub mod blocks;
 pub mod kv;
-pub mod roles;
+pub mod role;
 pub mod task;
 
 pub use task::Task;
@@ -50,7 +50,7 @@ pub struct Play {
     /// `connection` (`ssh` or `local`): a host's `ansible_connection` variable wins over it.
     pub connection: Option<String>,
     /// The play's roles (`roles:`, `import_role`): their defaults and vars are the play's.
-    pub roles: Vec<Arc<roles::Role>>,
+    pub roles: Vec<Arc<role::Role>>,
     /// `environment` for all tasks.
     pub environment: Option<Value>,
     /// `pre_tasks`, `tasks`, then `post_tasks`, in run order (flattened: blocks, imports and
@@ -379,13 +379,16 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     // vars_files take precedence over play vars
     play.vars.extend(files_vars);
     let playbook_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let collector = Arc::new(std::sync::Mutex::new(roles::PlayRoles::new(playbook_dir)));
+    let collector = Arc::new(std::sync::Mutex::new(blocks::roles::PlayRoles::new(
+        playbook_dir,
+    )));
     let inherit = blocks::Inherit::from_play(inherited, collector.clone());
     for (i, section) in section_nodes.into_iter().enumerate() {
         if i == 1 {
             // roles run after pre_tasks (and their handlers), before tasks
             if let Some(node) = roles_node {
-                play.body.extend(roles::play_roles(node, file, &inherit)?);
+                play.body
+                    .extend(blocks::roles::play_roles(node, file, &inherit)?);
             }
         }
         for items in section {

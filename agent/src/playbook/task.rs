@@ -66,10 +66,10 @@ pub struct Task {
     /// `poll`: 0 would leave the action running in the background, which is not supported.
     pub poll: Option<Value>,
     /// The role the task belongs to.
-    pub role: Option<Arc<super::roles::Role>>,
+    pub role: Option<Arc<super::role::Role>>,
     /// For `include_role` with `public: true`: the role whose defaults and vars become the
     /// host's once the include ran.
-    pub exposes: Option<Arc<super::roles::Role>>,
+    pub exposes: Option<Arc<super::role::Role>>,
     /// Where the task was written.
     pub origin: TaskOrigin,
 }

@@ -6,12 +6,15 @@
 //! Block keywords (`when`, `vars`, `tags`, `become`, `ignore_errors`, ...) are inherited by the
 //! block's tasks at parse time, as Ansible does.
 
-use super::roles::{PlayRoles, Role};
+pub mod roles;
+
+use super::role::Role;
 use super::task::{self, Task};
 use crate::error::syntax;
 use crate::jinja::value::{ansible_boolean, scalar_string};
 use crate::yaml::{Node, NodeKind};
 use anyhow::Result;
+use roles::PlayRoles;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -278,10 +281,10 @@ fn parse_entry(
         return parse_import(node, entries, file, inherit, depth, has(entries, &import));
     }
     if has(entries, &["import_role", "ansible.builtin.import_role"]) {
-        return super::roles::import_role(node, entries, file, inherit, false);
+        return roles::import_role(node, entries, file, inherit, false);
     }
     if has(entries, &["include_role", "ansible.builtin.include_role"]) {
-        return super::roles::import_role(node, entries, file, inherit, true);
+        return roles::import_role(node, entries, file, inherit, true);
     }
     Ok(vec![Item::Task(parse_step(node, entries, file, inherit)?)])
 }
