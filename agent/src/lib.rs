@@ -17,6 +17,7 @@ pub mod modules;
 pub mod output;
 pub mod playbook;
 pub mod signals;
+pub mod terminal;
 pub mod transport;
 pub mod vault;
 pub mod yaml;

@@ -224,7 +224,7 @@ fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
     {
         return indicatif::ProgressBar::hidden();
     }
-    let pb = crate::output::progress_bars().add(indicatif::ProgressBar::new(total));
+    let pb = crate::terminal::bars().add(indicatif::ProgressBar::new(total));
     pb.set_style(
         indicatif::ProgressStyle::with_template(
             "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",

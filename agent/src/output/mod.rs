@@ -8,7 +8,7 @@ mod text;
 
 pub use adhoc::AdhocReporter;
 pub use json::JsonReporter;
-pub use progress::{multi as progress_bars, Progress};
+pub use progress::Progress;
 pub use text::TextReporter;
 
 use crate::yaml::TaskOrigin;
