@@ -64,7 +64,7 @@ pub fn first_missing(vars: &JValue, path: &Path) -> Option<String> {
     for (i, step) in path.steps.iter().enumerate() {
         let (found, key) = match step {
             Step::Attr(name) => (cur.get_attr(name), format!("'{name}'")),
-            Step::Index(key) => (cur.get_item(key), python_repr(key)),
+            Step::Index(key) => (cur.get_item(key), subscript_repr(key)),
         };
         match found {
             Ok(v) if !v.is_undefined() => cur = v,
@@ -84,7 +84,8 @@ pub fn first_missing(vars: &JValue, path: &Path) -> Option<String> {
     None
 }
 
-fn python_repr(key: &JValue) -> String {
+/// A subscript key as the message shows it: a string quoted (`'y'`), else as printed.
+fn subscript_repr(key: &JValue) -> String {
     match key.as_str() {
         Some(s) => format!("'{s}'"),
         None => key.to_string(),
