@@ -37,7 +37,10 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
         }
     }
     if args.list {
-        println!("{}", inventory::to_python_json(&inventory::list_json(&inv)));
+        println!(
+            "{}",
+            crate::jinja::value::python_indented(&inventory::list_json(&inv))
+        );
     } else if let Some(group) = &args.graph {
         let text = inventory::graph(&inv, group).ok_or_else(|| {
             usage(format!(
@@ -49,7 +52,7 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
         let v = inventory::host_json(&inv, host).ok_or_else(|| {
             Fatal::Other(format!("could not match supplied host pattern: {host}"))
         })?;
-        println!("{}", inventory::to_python_json(&v));
+        println!("{}", crate::jinja::value::python_indented(&v));
     } else {
         return Err(usage("one of --list, --graph or --host is required"));
     }
@@ -140,8 +143,10 @@ fn vault_setup(run: &RunOpts, cfg: &Config) -> Result<()> {
         vault_ids: run.vault_id.clone(),
         password_files: run.vault_password_file.clone(),
         ask: run.ask_vault_pass,
+        configured_ids: cfg.vault_identity_list.clone(),
+        configured_password_file: cfg.vault_password_file.clone(),
     };
-    crate::vault::set_secrets(crate::vault::load_secrets(&sources, cfg)?);
+    crate::vault::set_secrets(crate::vault::load_secrets(&sources)?);
     Ok(())
 }
 

@@ -192,7 +192,7 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
                 cfg.forks = n
             }
         }
-        "host_key_checking" => cfg.host_key_checking = parse_bool(v),
+        "host_key_checking" => cfg.host_key_checking = crate::jinja::value::boolean_text(v),
         "timeout" => {
             if let Ok(n) = v.parse() {
                 cfg.timeout = n
@@ -223,14 +223,6 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
 /// broken config is reported where the run loads it).
 pub fn roles_path() -> Vec<PathBuf> {
     load().unwrap_or_default().roles_path
-}
-
-/// Ansible's boolean spelling for config values.
-pub fn parse_bool(v: &str) -> bool {
-    matches!(
-        v.trim().to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on" | "y" | "t"
-    )
 }
 
 #[cfg(test)]

@@ -12,20 +12,18 @@ pub mod config;
 pub mod error;
 pub mod executor;
 pub mod inventory;
+pub mod jinja;
 pub mod modules;
 pub mod output;
 pub mod playbook;
-pub mod sequence;
 pub mod signals;
-pub mod template;
+pub mod terminal;
 pub mod transport;
-pub mod undefined;
 pub mod vault;
 pub mod yaml;
 
 mod commands;
 pub mod extra_vars;
-pub mod filters;
 
 use cli::{Cli, Command};
 

@@ -71,17 +71,21 @@ pub struct Sources {
     pub password_files: Vec<String>,
     /// `--ask-vault-pass`.
     pub ask: bool,
+    /// `vault_identity_list` of the config in effect.
+    pub configured_ids: Vec<String>,
+    /// `vault_password_file` of the config in effect.
+    pub configured_password_file: Option<std::path::PathBuf>,
 }
 
 /// Loads the secrets as `ansible-playbook` does (`CLI.setup_vault_secrets`): the configured
 /// identity list and `--vault-id`s first, then `--vault-password-file`s and the configured
 /// `vault_password_file`, then the `--ask-vault-pass` prompt. A source that fails is warned
 /// about and passed over; if none gave a secret, the last failure is the error (exit 1).
-pub fn load_secrets(src: &Sources, cfg: &crate::config::Config) -> Result<Vec<Secret>> {
-    let mut slugs: Vec<String> = cfg.vault_identity_list.clone();
+pub fn load_secrets(src: &Sources) -> Result<Vec<Secret>> {
+    let mut slugs: Vec<String> = src.configured_ids.clone();
     slugs.extend(src.vault_ids.iter().cloned());
     let mut files = src.password_files.clone();
-    if let Some(f) = &cfg.vault_password_file {
+    if let Some(f) = &src.configured_password_file {
         files.push(f.display().to_string());
     }
     for f in files {

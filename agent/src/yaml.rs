@@ -21,6 +21,23 @@ pub struct Node {
     pub kind: NodeKind,
 }
 
+/// Where a task (or play) was written: the file and the position of its YAML node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskOrigin {
+    /// The file.
+    pub file: std::sync::Arc<std::path::PathBuf>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+impl std::fmt::Display for TaskOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
+    }
+}
+
 /// The content of a [`Node`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {

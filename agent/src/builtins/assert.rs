@@ -33,7 +33,7 @@ pub fn run(ctx: &ActionCtx<'_>) -> ResultMap {
             Err(e) => {
                 return super::failed(format!(
                     "The conditional check '{}' failed. The error was: {e:#}",
-                    crate::playbook::scalar_string(cond)
+                    crate::jinja::value::scalar_string(cond)
                 ))
             }
         }

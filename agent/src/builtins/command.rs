@@ -31,9 +31,12 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
     let shell = ctx.module == "shell";
     let raw = ctx.arg_str("_raw_params").or_else(|| ctx.arg_str("cmd"));
     let argv: Option<Vec<String>> = match ctx.args.get("argv") {
-        Some(Value::Array(items)) => {
-            Some(items.iter().map(crate::playbook::scalar_string).collect())
-        }
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(crate::jinja::value::scalar_string)
+                .collect(),
+        ),
         _ => None,
     };
     let (cmd_value, line) = if shell {

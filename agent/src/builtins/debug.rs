@@ -20,7 +20,7 @@ pub fn run(ctx: &ActionCtx<'_>) -> ResultMap {
         return super::failed("'msg' and 'var' are incompatible options");
     }
     if let Some(var) = ctx.raw_args.get("var") {
-        let name = crate::playbook::scalar_string(var);
+        let name = crate::jinja::value::scalar_string(var);
         let expr = name
             .trim()
             .trim_start_matches("{{")
@@ -30,7 +30,7 @@ pub fn run(ctx: &ActionCtx<'_>) -> ResultMap {
         let value = match ctx.templar.eval(&expr, ctx.vars) {
             Ok(v) => match v {
                 // a variable holding a template is shown templated, as Ansible does
-                Value::String(s) if crate::template::is_template(&s) => ctx
+                Value::String(s) if crate::jinja::value::is_template(&s) => ctx
                     .templar
                     .render_str(&s, ctx.vars)
                     .unwrap_or(Value::String(s)),

@@ -224,7 +224,7 @@ fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
     {
         return indicatif::ProgressBar::hidden();
     }
-    let pb = crate::output::progress_bars().add(indicatif::ProgressBar::new(total));
+    let pb = crate::terminal::bars().add(indicatif::ProgressBar::new(total));
     pb.set_style(
         indicatif::ProgressStyle::with_template(
             "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
@@ -460,7 +460,7 @@ pub async fn copy(ctx: &ActionCtx<'_>) -> R {
     if let Some(content) = ctx.args.get("content") {
         let text = match content {
             Value::String(s) => s.clone(),
-            other => crate::output::python_compact(other),
+            other => crate::jinja::value::python_compact(other),
         };
         return put_content(ctx, &dest, text.as_bytes(), None).await;
     }
@@ -619,7 +619,7 @@ pub async fn template(ctx: &ActionCtx<'_>) -> R {
         .templar
         .render_str(&format!("{trimmed}{{# #}}"), ctx.vars)
     {
-        Ok(v) => crate::playbook::scalar_string(&v),
+        Ok(v) => crate::jinja::value::scalar_string(&v),
         Err(e) => return fail(format!("{}: {e:#}", path.display())),
     };
     put_content(ctx, &dest, rendered.as_bytes(), Some(&path)).await

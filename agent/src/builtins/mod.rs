@@ -17,7 +17,7 @@ mod wait_for;
 
 pub use binary::{run_binary, ANSIBLE_VERSION};
 
-use crate::template::Templar;
+use crate::jinja::Templar;
 use crate::transport::{ConnSpec, Connection, ConnectionPool, TransportError};
 use minijinja::Value as JValue;
 use serde_json::{Map, Value};
@@ -128,7 +128,7 @@ impl ActionCtx<'_> {
 
     /// An argument as a boolean (Ansible spelling).
     pub fn arg_bool(&self, key: &str) -> Option<bool> {
-        self.args.get(key).map(crate::playbook::truthy)
+        self.args.get(key).map(crate::jinja::value::ansible_boolean)
     }
 
     /// An argument as a number.

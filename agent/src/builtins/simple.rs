@@ -45,7 +45,7 @@ pub fn group_by(ctx: &ActionCtx<'_>) -> ResultMap {
         m.insert("changed".into(), Value::Bool(false));
         return m;
     };
-    let name = |v: &Value| crate::playbook::scalar_string(v).replace(' ', "-");
+    let name = |v: &Value| crate::jinja::value::scalar_string(v).replace(' ', "-");
     let parents: Vec<Value> = match ctx.args.get("parents") {
         None => vec![Value::String("all".into())],
         Some(Value::Array(a)) => a.iter().map(|v| Value::String(name(v))).collect(),

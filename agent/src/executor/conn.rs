@@ -1,7 +1,7 @@
 //! Connection settings for a host from its variables (Ansible's connection variables).
 
 use super::RunOptions;
-use crate::playbook::{scalar_string, truthy};
+use crate::jinja::value::{ansible_boolean, scalar_string};
 use crate::transport::{ConnSpec, SshSpec};
 use serde_json::{Map, Value};
 
@@ -65,7 +65,7 @@ pub fn spec_for(
         vars,
         &["ansible_ssh_host_key_checking", "ansible_host_key_checking"],
     )
-    .map(truthy)
+    .map(ansible_boolean)
     .unwrap_or(opts.host_key_checking);
     let timeout = var(vars, &["ansible_ssh_timeout", "ansible_timeout"])
         .and_then(|v| scalar_string(v).parse().ok())

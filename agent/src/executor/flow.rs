@@ -66,7 +66,7 @@ impl<'a> PlayRun<'a> {
 fn meta_action(task: &Task) -> String {
     task.args
         .get("_raw_params")
-        .map(crate::playbook::scalar_string)
+        .map(crate::jinja::value::scalar_string)
         .unwrap_or_default()
         .trim()
         .to_string()
@@ -140,7 +140,7 @@ impl Engine {
             .last
             .iter()
             .any(|(h, s)| *s == Status::Failed && !self.dead.contains(h))
-            || crate::template::truthy(&step.task.ignore_errors);
+            || crate::jinja::value::python_truth(&step.task.ignore_errors);
         if run_once && (once_failed || (once_unreachable && !ignore_errors)) {
             // ansible-core's strategy: "if we're using run_once, we have to fail every host"
             // of the play (not counted as failures in the recap: only the host that ran it

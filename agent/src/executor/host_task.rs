@@ -4,9 +4,10 @@
 use super::vars::{Context, OMIT};
 use super::Shared;
 use crate::builtins::{self, ActionCtx, ResultMap};
+use crate::jinja::value::scalar_string;
 use crate::modules::Action;
 use crate::output::Status;
-use crate::playbook::{scalar_string, Task};
+use crate::playbook::Task;
 use crate::transport::TransportError;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -66,7 +67,9 @@ fn failed(msg: String) -> ResultMap {
 }
 
 fn flag(m: &ResultMap, key: &str) -> bool {
-    m.get(key).map(crate::template::truthy).unwrap_or(false)
+    m.get(key)
+        .map(crate::jinja::value::python_truth)
+        .unwrap_or(false)
 }
 
 fn outcome(
@@ -157,7 +160,7 @@ pub fn ignores_errors(shared: &Shared, task: &Task, ctx: &Context) -> bool {
             .templar
             .condition(&Value::String(s.clone()), &ctx.value())
             .unwrap_or(false),
-        other => crate::template::truthy(other),
+        other => crate::jinja::value::python_truth(other),
     }
 }
 
@@ -276,7 +279,7 @@ async fn run_task(
             .map(|v| templar.render_value(v, &jv).unwrap_or_else(|_| v.clone()))
     };
     let become_on = become_var("ansible_become")
-        .map(|v| crate::playbook::truthy(&v))
+        .map(|v| crate::jinja::value::ansible_boolean(&v))
         .or(task.r#become)
         .or(job.play_become)
         .unwrap_or(shared.opts.r#become);
@@ -513,7 +516,7 @@ fn apply_overrides(
     task: &Task,
     result: &mut ResultMap,
     ctx: &Context,
-    templar: &crate::template::Templar,
+    templar: &crate::jinja::Templar,
 ) -> Result<(), String> {
     if flag(result, "skipped") {
         return Ok(());

@@ -6,7 +6,7 @@
 
 use super::vars::has_template;
 use crate::inventory::Vars;
-use crate::template::Templar;
+use crate::jinja::Templar;
 use minijinja::value::{Enumerator, Object};
 use minijinja::Value as JValue;
 use serde_json::Value;
@@ -75,7 +75,7 @@ impl Object for HostVars {
         let name = key.as_str()?;
         let Some(host) = self.hosts.get(name) else {
             // why the lookup is undefined, for the error that uses it (Ansible's words)
-            crate::template::note_lazy_failure(format!("hostvars['{name}']"));
+            crate::jinja::undefined::note_lazy_failure(format!("hostvars['{name}']"));
             return None;
         };
         Some(JValue::from_dyn_object(host.clone()))
@@ -107,7 +107,7 @@ impl HostView {
         let value = match result {
             Ok(v) => JValue::from_serialize(v),
             Err(e) => {
-                crate::template::note_lazy_failure(format!("{e:#}"));
+                crate::jinja::undefined::note_lazy_failure(format!("{e:#}"));
                 return None;
             }
         };
@@ -128,7 +128,7 @@ impl Object for HostView {
             None => {
                 let found = self.shared.get(name).cloned();
                 if found.is_none() {
-                    crate::template::note_lazy_failure(format!(
+                    crate::jinja::undefined::note_lazy_failure(format!(
                         "object of type 'HostVarsVars' has no attribute '{name}'"
                     ));
                 }
@@ -145,7 +145,7 @@ impl Object for HostView {
 #[cfg(test)]
 mod tests {
     use super::HostVars;
-    use crate::template::Templar;
+    use crate::jinja::Templar;
     use serde_json::json;
     use std::collections::BTreeMap;
 

@@ -41,8 +41,8 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, St
         };
         let mut out = Vec::new();
         for term in &terms {
-            let text = crate::playbook::scalar_string(term);
-            let numbers = crate::sequence::items(&text)
+            let text = crate::jinja::value::scalar_string(term);
+            let numbers = crate::jinja::sequence::items(&text)
                 .map_err(|e| format!("The lookup plugin 'sequence' failed: {e}"))?;
             out.extend(numbers.into_iter().map(Value::String));
         }

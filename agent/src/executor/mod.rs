@@ -11,11 +11,11 @@ mod vars;
 pub use vars::OMIT;
 
 use crate::inventory::{pattern, Inventory, Vars};
+use crate::jinja::Templar;
 use crate::modules::ModuleFinder;
 use crate::output::{HostResult, HostStats, Reporter, Status, TaskInfo};
-use crate::playbook::roles::Role;
+use crate::playbook::role::Role;
 use crate::playbook::{Play, Playbook, Serial, Task};
-use crate::template::Templar;
 use crate::transport::ConnectionPool;
 use host_task::{HostJob, HostOutcome};
 use minijinja::Value as JValue;
@@ -469,7 +469,10 @@ impl Engine {
         };
         let hostvars = self.hostvars();
         let mut info = info;
-        if let (Some(first), true) = (targets.first(), crate::template::is_template(&info.name)) {
+        if let (Some(first), true) = (
+            targets.first(),
+            crate::jinja::value::is_template(&info.name),
+        ) {
             // Ansible templates task names with the variables it has (not host facts)
             let scope = Scope {
                 play_hosts,
@@ -478,7 +481,7 @@ impl Engine {
             };
             let job = self.job(play, task, first, &scope);
             if let Ok(v) = self.shared.templar.render_str(&info.name, &job.ctx.value()) {
-                info.name = crate::playbook::scalar_string(&v);
+                info.name = crate::jinja::value::scalar_string(&v);
             }
         }
         self.reporter.task_start(&info, targets.len());
@@ -487,7 +490,10 @@ impl Engine {
         if let Some(t) = extra.and_then(|x| x.throttle.as_ref()) {
             let n = match t {
                 Value::Number(n) => n.as_u64(),
-                other => crate::playbook::scalar_string(other).trim().parse().ok(),
+                other => crate::jinja::value::scalar_string(other)
+                    .trim()
+                    .parse()
+                    .ok(),
             };
             if let Some(n) = n.filter(|n| *n > 0) {
                 forks = forks.min(n as usize);
@@ -662,8 +668,12 @@ impl Engine {
         if let Some(Value::Array(items)) = o.result.get_mut("results") {
             let mut items = std::mem::take(items);
             for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                let bad = item.get("failed").is_some_and(crate::template::truthy)
-                    || item.get("skipped").is_some_and(crate::template::truthy);
+                let bad = item
+                    .get("failed")
+                    .is_some_and(crate::jinja::value::python_truth)
+                    || item
+                        .get("skipped")
+                        .is_some_and(crate::jinja::value::python_truth);
                 if !bad && item.contains_key("add_group") {
                     any |= self.add_group(&o.host, item);
                 }
@@ -686,7 +696,7 @@ impl Engine {
             return false;
         };
         let parents: Vec<String> = match result.get("parent_groups") {
-            Some(Value::Array(a)) => a.iter().map(crate::playbook::scalar_string).collect(),
+            Some(Value::Array(a)) => a.iter().map(crate::jinja::value::scalar_string).collect(),
             _ => vec!["all".to_string()],
         };
         let inv = Arc::make_mut(&mut self.inv);
@@ -733,7 +743,7 @@ impl Engine {
         let changed = o
             .result
             .get("changed")
-            .map(crate::template::truthy)
+            .map(crate::jinja::value::python_truth)
             .unwrap_or(false);
         match o.status {
             Status::Ok => stats.ok += 1,

@@ -1,7 +1,8 @@
 //! Variables for one host and task, by Ansible's precedence, plus magic variables.
 
 use crate::inventory::Vars;
-use crate::template::{is_template, Templar};
+use crate::jinja::value::is_template;
+use crate::jinja::Templar;
 use minijinja::Value as JValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -134,7 +135,7 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
             ctx.map.remove(k);
         }
         ctx.set_value(
-            crate::template::FAILED_VARS_KEY,
+            crate::jinja::FAILED_VARS_KEY,
             JValue::from_serialize(&failed),
         );
     }

@@ -94,13 +94,3 @@ pub fn host_json(inv: &Inventory, host: &str) -> Option<Value> {
     inv.host(host)?;
     Some(Value::Object(inv.host_vars(host)))
 }
-
-/// Formats JSON as Python's `json.dumps(indent=4, sort_keys=True)` does.
-pub fn to_python_json(v: &Value) -> String {
-    let v = &crate::output::sorted_keys(v);
-    let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    serde::Serialize::serialize(v, &mut ser).expect("serializing a Value cannot fail");
-    String::from_utf8(buf).unwrap_or_default()
-}

@@ -7,7 +7,7 @@ mod range;
 mod vars_dirs;
 mod yaml_inv;
 
-pub use dump::{graph, host_json, list_json, to_python_json};
+pub use dump::{graph, host_json, list_json};
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::{Map, Value};

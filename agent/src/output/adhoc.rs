@@ -1,8 +1,9 @@
 //! Ad-hoc output, as Ansible's `minimal` callback prints it for the `ansible` command:
 //! `host | CHANGED | rc=0 >>` plus output for commands, `host | SUCCESS => {...}` otherwise.
 
-use super::{python_indented, HostResult, HostStats, Reporter, Status, TaskInfo};
-use crate::playbook::{scalar_string, TaskOrigin};
+use super::{HostResult, HostStats, Reporter, Status, TaskInfo};
+use crate::jinja::value::{python_indented, scalar_string};
+use crate::yaml::TaskOrigin;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

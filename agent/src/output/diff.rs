@@ -8,7 +8,7 @@ fn text_of(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => {
-            let mut s = crate::inventory::to_python_json(other);
+            let mut s = crate::jinja::value::python_indented(other);
             s.push('\n');
             s
         }

@@ -1,8 +1,9 @@
 //! `--json`: one document shaped like the `ansible.posix.json` stdout callback
 //! (`plays` -> `tasks` -> `hosts`, then `stats`).
 
-use super::{python_indented, HostResult, HostStats, Reporter, TaskInfo};
-use crate::playbook::TaskOrigin;
+use super::{HostResult, HostStats, Reporter, TaskInfo};
+use crate::jinja::value::python_indented;
+use crate::yaml::TaskOrigin;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 

@@ -2,18 +2,16 @@
 
 mod adhoc;
 mod diff;
-mod format;
 mod json;
 mod progress;
 mod text;
 
 pub use adhoc::AdhocReporter;
-pub use format::{python_compact, python_indented, sorted_keys};
 pub use json::JsonReporter;
-pub use progress::{multi as progress_bars, Progress};
+pub use progress::Progress;
 pub use text::TextReporter;
 
-use crate::playbook::TaskOrigin;
+use crate::yaml::TaskOrigin;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

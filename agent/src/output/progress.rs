@@ -1,14 +1,7 @@
 //! Terminal progress (indicatif): hosts done for the current task. Shown only on a TTY.
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-
-/// The run's terminal bars (the task bar and byte bars of big copies/fetches) share one
-/// `MultiProgress` so they do not draw over each other.
-pub fn multi() -> &'static MultiProgress {
-    static MULTI: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
-    MULTI.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
-}
 
 /// A progress bar on stderr for the running task.
 pub struct Progress {
@@ -21,7 +14,7 @@ impl Progress {
         if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
             return None;
         }
-        let bar = multi().add(ProgressBar::new(0));
+        let bar = crate::terminal::bars().add(ProgressBar::new(0));
         let style = ProgressStyle::with_template("{spinner} [{elapsed}] {pos}/{len} hosts  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
@@ -43,7 +36,7 @@ impl Progress {
 
     /// Runs `f` with the bar hidden (to print lines).
     pub fn suspend<F: FnOnce()>(&self, f: F) {
-        multi().suspend(f)
+        crate::terminal::bars().suspend(f)
     }
 
     /// Removes the bar.

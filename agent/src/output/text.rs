@@ -1,9 +1,8 @@
 //! Ansible's default text output: banners, per-host status lines, errors with origin, recap.
 
-use super::{
-    python_compact, python_indented, HostResult, HostStats, Progress, Reporter, Status, TaskInfo,
-};
-use crate::playbook::TaskOrigin;
+use super::{HostResult, HostStats, Progress, Reporter, Status, TaskInfo};
+use crate::jinja::value::{python_compact, python_indented};
+use crate::yaml::TaskOrigin;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -159,7 +158,10 @@ impl Reporter for TextReporter {
         }
         if let Some(Value::Array(warnings)) = r.result.get("warnings") {
             for w in warnings {
-                self.line(&format!("[WARNING]: {}", crate::playbook::scalar_string(w)));
+                self.line(&format!(
+                    "[WARNING]: {}",
+                    crate::jinja::value::scalar_string(w)
+                ));
             }
         }
         let host = match &r.delegated_to {
@@ -202,7 +204,7 @@ impl Reporter for TextReporter {
                 self.line(&msg);
             }
             Status::Failed => {
-                let what = match r.result.get("msg").map(crate::playbook::scalar_string) {
+                let what = match r.result.get("msg").map(crate::jinja::value::scalar_string) {
                     Some(m) if m.starts_with("Task failed") => m,
                     Some(m) if m.is_empty() => "Task failed: Action failed.".to_string(),
                     Some(m) if crate::builtins::CONTROLLER_ONLY.contains(&r.action.as_str()) => {
@@ -221,7 +223,7 @@ impl Reporter for TextReporter {
                 let msg = r
                     .result
                     .get("msg")
-                    .map(crate::playbook::scalar_string)
+                    .map(crate::jinja::value::scalar_string)
                     .unwrap_or_default();
                 self.error_origin(&msg, &task.origin);
                 self.line(&format!(

@@ -2,13 +2,14 @@
 
 pub mod blocks;
 pub mod kv;
-pub mod roles;
+pub mod role;
 pub mod task;
 
-pub use task::{Task, TaskOrigin};
+pub use task::Task;
 
 use crate::error::syntax;
-use crate::yaml::{Node, NodeKind};
+use crate::jinja::value::{ansible_boolean, scalar_string};
+use crate::yaml::{Node, NodeKind, TaskOrigin};
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -49,7 +50,7 @@ pub struct Play {
     /// `connection` (`ssh` or `local`): a host's `ansible_connection` variable wins over it.
     pub connection: Option<String>,
     /// The play's roles (`roles:`, `import_role`): their defaults and vars are the play's.
-    pub roles: Vec<Arc<roles::Role>>,
+    pub roles: Vec<Arc<role::Role>>,
     /// `environment` for all tasks.
     pub environment: Option<Value>,
     /// `pre_tasks`, `tasks`, then `post_tasks`, in run order (flattened: blocks, imports and
@@ -177,7 +178,7 @@ fn import_playbook(node: &Node, path: &Path) -> Result<Option<Playbook>> {
         }
     }
     let rel = node_str(target).unwrap_or_default();
-    if rel.is_empty() || crate::template::is_template(&rel) {
+    if rel.is_empty() || crate::jinja::value::is_template(&rel) {
         return Err(syntax(format!(
             "{at}: import_playbook needs a literal file name"
         )));
@@ -204,7 +205,7 @@ fn vars_files(v: &Value, file: &Path, line: usize) -> Result<Map<String, Value>>
     let base = file.parent().map(PathBuf::from).unwrap_or_default();
     for entry in list {
         let rel = scalar_string(&entry);
-        if entry.is_array() || crate::template::is_template(&rel) {
+        if entry.is_array() || crate::jinja::value::is_template(&rel) {
             return Err(syntax(format!(
                 "{}:{line}: vars_files entries must be literal file names (etcd-agent)",
                 file.display()
@@ -288,9 +289,9 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
                     other => scalar_string(other),
                 };
             }
-            "gather_facts" => play.gather_facts = truthy(&v),
+            "gather_facts" => play.gather_facts = ansible_boolean(&v),
             "serial" => play.serial = parse_serial(&v).map_err(|m| err(value.line, m))?,
-            "any_errors_fatal" => play.any_errors_fatal = truthy(&v),
+            "any_errors_fatal" => play.any_errors_fatal = ansible_boolean(&v),
             "max_fail_percentage" => {
                 play.max_fail_percentage = Some(
                     scalar_string(&v)
@@ -306,7 +307,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
                 Value::Null => {}
                 _ => return Err(err(value.line, "play vars must be a mapping".into())),
             },
-            "become" => play.r#become = Some(truthy(&v)),
+            "become" => play.r#become = Some(ansible_boolean(&v)),
             "become_user" => play_become_user = Some(scalar_string(&v)),
             "become_method" => {
                 let m = scalar_string(&v);
@@ -378,13 +379,16 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     // vars_files take precedence over play vars
     play.vars.extend(files_vars);
     let playbook_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let collector = Arc::new(std::sync::Mutex::new(roles::PlayRoles::new(playbook_dir)));
+    let collector = Arc::new(std::sync::Mutex::new(blocks::roles::PlayRoles::new(
+        playbook_dir,
+    )));
     let inherit = blocks::Inherit::from_play(inherited, collector.clone());
     for (i, section) in section_nodes.into_iter().enumerate() {
         if i == 1 {
             // roles run after pre_tasks (and their handlers), before tasks
             if let Some(node) = roles_node {
-                play.body.extend(roles::play_roles(node, file, &inherit)?);
+                play.body
+                    .extend(blocks::roles::play_roles(node, file, &inherit)?);
             }
         }
         for items in section {
@@ -539,27 +543,6 @@ fn parse_serial(v: &Value) -> std::result::Result<Vec<Serial>, String> {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items.iter().map(one).collect(),
         other => Ok(vec![one(other)?]),
-    }
-}
-
-/// A scalar rendered as text (strings unquoted).
-pub fn scalar_string(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// Ansible's truthiness for keyword values (`yes`, `true`, `1`, ...).
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => crate::config::parse_bool(s),
-        Value::Null => false,
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
     }
 }
 

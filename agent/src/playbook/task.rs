@@ -1,29 +1,13 @@
 //! One task: its module (the one key that is not a keyword), arguments and keywords.
 
-use super::{kv, scalar_string, truthy};
+use super::kv;
 use crate::error::syntax;
-use crate::yaml::Node;
+use crate::jinja::value::{ansible_boolean, scalar_string};
+use crate::yaml::{Node, TaskOrigin};
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Where a task (or play) was written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskOrigin {
-    /// The file.
-    pub file: Arc<PathBuf>,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-}
-
-impl std::fmt::Display for TaskOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
-    }
-}
 
 /// A task.
 #[derive(Debug, Clone)]
@@ -82,10 +66,10 @@ pub struct Task {
     /// `poll`: 0 would leave the action running in the background, which is not supported.
     pub poll: Option<Value>,
     /// The role the task belongs to.
-    pub role: Option<Arc<super::roles::Role>>,
+    pub role: Option<Arc<super::role::Role>>,
     /// For `include_role` with `public: true`: the role whose defaults and vars become the
     /// host's once the include ran.
-    pub exposes: Option<Arc<super::roles::Role>>,
+    pub exposes: Option<Arc<super::role::Role>>,
     /// Where the task was written.
     pub origin: TaskOrigin,
 }
@@ -253,7 +237,7 @@ pub fn parse_all(node: &Node, file: &Arc<PathBuf>, depth: usize) -> Result<Vec<T
         Value::Object(m) => m.get("file").map(scalar_string).unwrap_or_default(),
         _ => String::new(),
     };
-    if rel.is_empty() || crate::template::is_template(&rel) {
+    if rel.is_empty() || crate::jinja::value::is_template(&rel) {
         return Err(syntax(format!(
             "{at}: import_tasks needs a literal file name (templated names are not supported)"
         )));
@@ -398,13 +382,13 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
             "changed_when" => task.changed_when = Some(conditions(&v)),
             "failed_when" => task.failed_when = Some(conditions(&v)),
             "ignore_errors" => task.ignore_errors = v,
-            "ignore_unreachable" => task.ignore_unreachable = truthy(&v),
-            "no_log" => task.no_log = truthy(&v),
-            "run_once" => task.run_once = truthy(&v),
+            "ignore_unreachable" => task.ignore_unreachable = ansible_boolean(&v),
+            "no_log" => task.no_log = ansible_boolean(&v),
+            "run_once" => task.run_once = ansible_boolean(&v),
             "delegate_to" => task.delegate_to = Some(scalar_string(&v)),
             "connection" => task.connection = Some(connection_keyword(&v).map_err(err)?),
             "timeout" => task.timeout = Some(v),
-            "delegate_facts" => task.delegate_facts = truthy(&v),
+            "delegate_facts" => task.delegate_facts = ansible_boolean(&v),
             "async" => task.async_secs = Some(v),
             "poll" => {
                 if v.as_i64() == Some(0) {
@@ -420,7 +404,7 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
                 _ => return Err(err("task vars must be a mapping".into())),
             },
             "environment" => task.environment = Some(v),
-            "become" => task.r#become = Some(truthy(&v)),
+            "become" => task.r#become = Some(ansible_boolean(&v)),
             "become_user" => task.become_user = Some(scalar_string(&v)),
             "become_method" => {
                 let m = scalar_string(&v);
@@ -430,8 +414,8 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
                     )));
                 }
             }
-            "check_mode" => task.check_mode = Some(truthy(&v)),
-            "diff" => task.diff = Some(truthy(&v)),
+            "check_mode" => task.check_mode = Some(ansible_boolean(&v)),
+            "diff" => task.diff = Some(ansible_boolean(&v)),
             "tags" | "remote_user" => {
                 if key == "remote_user" {
                     task.vars.insert("ansible_user".into(), v);

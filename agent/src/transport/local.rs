@@ -1,6 +1,6 @@
 //! The local transport: commands run as `/bin/sh -c` child processes, in a process group of
 //! their own (`PR_SET_PDEATHSIG` asked, best effort); a command without stdin runs beside
-//! a watcher that kills it when the agent goes (see `ssh::WATCHED`).
+//! a watcher that kills it when the agent goes (see `watch::WATCHED`).
 
 use super::{ExecOutput, TransportError};
 use std::process::Stdio;
@@ -16,7 +16,7 @@ pub async fn exec(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Transpo
         // until it exits, ends (the run interrupted, or the agent killed)
         None => command
             .arg("-c")
-            .arg(super::ssh::WATCHED)
+            .arg(super::watch::WATCHED)
             .arg("etcd-agent")
             .arg(cmd),
     };
@@ -67,7 +67,7 @@ pub async fn exec(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Transpo
     std::mem::forget(group);
     drop(held);
     Ok(ExecOutput {
-        rc: exit_code(&out.status),
+        rc: super::watch::exit_code(&out.status),
         stdout: out.stdout,
         stderr: out.stderr,
     })
@@ -87,12 +87,4 @@ impl Drop for GroupGuard {
             }
         }
     }
-}
-
-/// Exit code, or minus the signal number.
-pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| -status.signal().unwrap_or(1))
 }

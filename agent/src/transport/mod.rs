@@ -11,6 +11,7 @@ pub mod relay;
 mod shell;
 mod ssh;
 mod upload;
+mod watch;
 
 pub use pool::{ConnSpec, ConnectionPool};
 pub use ssh::SshSpec;

@@ -379,26 +379,6 @@ fn describe(e: &openssh::Error) -> String {
     format!("Failed to connect to the host via ssh: {said}")
 }
 
-/// The wrapper of a command without stdin in a session of its own (`$1`; also used for
-/// local commands): the command runs
-/// in a session of its own (`setsid`, when there is one) while a watcher reads the session's
-/// stdin, which the agent holds open until the command exits; if it ends first (Ctrl-C, or
-/// the agent died and its master dropped the channel), the watcher kills the command's
-/// process group, as the persistent shell's does (`transport/shell.rs`).
-pub(super) const WATCHED: &str = r#"exec 3<&0
-ss=
-command -v setsid >/dev/null 2>&1 && ss=setsid
-env --default-signal=INT,QUIT true 2>/dev/null && ss="$ss env --default-signal=INT,QUIT"
-(exec $ss /bin/sh -c "$1" 3<&-) </dev/null &
-p=$!
-(read -r _ <&3 || { kill -s TERM -- "-$p" "$p"; sleep 2; kill -s KILL -- "-$p" "$p"; }) </dev/null >/dev/null 2>&1 &
-w=$!
-wait "$p"
-r=$?
-kill -s KILL "$w" 2>/dev/null
-exit "$r"
-"#;
-
 /// Runs `cmd` through the remote login shell over the multiplexed session.
 pub async fn exec(
     session: &Session,
@@ -409,7 +389,7 @@ pub async fn exec(
         Some(_) => format!("/bin/sh -c {}", super::quote(cmd)),
         None => format!(
             "/bin/sh -c {} etcd-agent {}",
-            super::quote(WATCHED),
+            super::quote(super::watch::WATCHED),
             super::quote(cmd)
         ),
     };
@@ -446,7 +426,7 @@ pub async fn exec(
         .map_err(|e| TransportError::Unreachable(describe(&e)))?;
     drop(held);
     Ok(ExecOutput {
-        rc: super::local::exit_code(&out.status),
+        rc: super::watch::exit_code(&out.status),
         stdout: out.stdout,
         stderr: out.stderr,
     })

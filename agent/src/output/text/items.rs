@@ -15,7 +15,7 @@ pub(super) struct PendingInclude {
 fn label_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        other => crate::filters::python_repr(other),
+        other => crate::jinja::value::python_repr(other),
     }
 }
 
@@ -36,7 +36,7 @@ impl TextReporter {
         let rel = r
             .result
             .get("include")
-            .map(crate::playbook::scalar_string)
+            .map(crate::jinja::value::scalar_string)
             .unwrap_or_default();
         // `included: ROLE for HOSTS`, or the tasks file's full path
         let file = match task.origin.as_ref().and_then(|o| o.file.parent()) {
@@ -112,7 +112,7 @@ impl TextReporter {
                 }
                 Status::Skipped => self.line(&format!("skipping: {host} => (item={label}) ")),
                 _ => {
-                    let what = match m.get("msg").map(crate::playbook::scalar_string) {
+                    let what = match m.get("msg").map(crate::jinja::value::scalar_string) {
                         Some(x) if x.starts_with("Task failed") => x,
                         Some(x) if x.is_empty() => "Task failed: Action failed.".to_string(),
                         Some(x)

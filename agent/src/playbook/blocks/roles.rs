@@ -1,146 +1,18 @@
-//! Roles: a play's `roles:`, `import_role` and `include_role` tasks.
-//!
-//! A role is a directory with `tasks/main.yml` and, optionally, `handlers/main.yml`,
-//! `defaults/main.yml`, `vars/main.yml`, `meta/main.yml` (`dependencies`, run first), `files/`
-//! and `templates/` (searched first by `copy`/`template` of the role's tasks). It is found as
-//! Ansible finds it: `roles/<name>` beside the playbook, then `roles_path`
-//! (`ANSIBLE_ROLES_PATH`, `ansible.cfg`), then `<name>` beside the playbook, or a path.
+//! Role expansion, a part of the block parser: a play's `roles:`, `import_role` and
+//! `include_role` tasks become items, each role after its `meta/main.yml` dependencies. The
+//! role itself (finding and loading it) is [`crate::playbook::role`].
 
-use super::blocks::{
+use super::{
     at, handler_items, include_item, list_of, parse_items, tag_list, task_nodes, Inherit, Item,
     INHERITED,
 };
 use crate::error::syntax;
+use crate::playbook::role::{reference_name, Role};
 use crate::yaml::Node;
 use anyhow::Result;
 use serde_json::{Map, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-
-/// A loaded role.
-#[derive(Debug)]
-pub struct Role {
-    /// The name as written (`role_name`).
-    pub name: String,
-    /// Its directory (`role_path`).
-    pub path: PathBuf,
-    /// `defaults/main.yml`: below every other variable.
-    pub defaults: Map<String, Value>,
-    /// `vars/main.yml`: above play vars, below block and task vars.
-    pub vars: Map<String, Value>,
-    /// `meta/main.yml` `dependencies`, as written.
-    pub dependencies: Vec<Value>,
-}
-
-impl Role {
-    /// Finds and loads the role `name` for a playbook in `playbook_dir`; `at` locates the
-    /// reference for errors.
-    pub fn load(name: &str, playbook_dir: &Path, at: &str) -> Result<Arc<Role>> {
-        let path = find(name, playbook_dir).ok_or_else(|| {
-            syntax(format!(
-                "{at}: the role '{name}' was not found in {}",
-                search_path(name, playbook_dir)
-                    .iter()
-                    .filter_map(|p| p.parent())
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":")
-            ))
-        })?;
-        let defaults = vars_file(&path, "defaults")?;
-        let vars = vars_file(&path, "vars")?;
-        let dependencies = match main_file(&path, "meta") {
-            Some(meta) => match crate::yaml::load_value(&meta)? {
-                Value::Object(m) => match m.get("dependencies") {
-                    Some(Value::Array(deps)) => deps.clone(),
-                    Some(Value::Null) | None => Vec::new(),
-                    Some(_) => {
-                        return Err(syntax(format!(
-                            "{}: dependencies must be a list",
-                            meta.display()
-                        )))
-                    }
-                },
-                _ => Vec::new(),
-            },
-            None => Vec::new(),
-        };
-        Ok(Arc::new(Role {
-            name: name.to_string(),
-            path,
-            defaults,
-            vars,
-            dependencies,
-        }))
-    }
-
-    /// The role's `tasks/<file>` (`main` unless `tasks_from` says otherwise).
-    pub fn tasks_file(&self, from: Option<&str>) -> Option<PathBuf> {
-        file_in(&self.path.join("tasks"), from.unwrap_or("main"))
-    }
-
-    /// The role's `handlers/main.yml`, if it has one.
-    pub fn handlers_file(&self) -> Option<PathBuf> {
-        main_file(&self.path, "handlers")
-    }
-}
-
-/// A role reference's name: a string, or a mapping's `role` (or `name`).
-pub fn reference_name(entry: &Value) -> Option<String> {
-    match entry {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(m) => m
-            .get("role")
-            .or_else(|| m.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        _ => None,
-    }
-}
-
-fn search_path(name: &str, playbook_dir: &Path) -> Vec<PathBuf> {
-    let mut dirs = vec![playbook_dir.join("roles")];
-    dirs.extend(crate::config::roles_path());
-    dirs.push(playbook_dir.to_path_buf());
-    dirs.into_iter().map(|d| d.join(name)).collect()
-}
-
-fn find(name: &str, playbook_dir: &Path) -> Option<PathBuf> {
-    if name.contains('/') {
-        let p = playbook_dir.join(name);
-        return p.is_dir().then_some(p);
-    }
-    search_path(name, playbook_dir)
-        .into_iter()
-        .find(|p| p.join("tasks").is_dir() || p.join("meta").is_dir())
-}
-
-/// `<dir>/<name>.yml`, `.yaml` or `<name>` itself.
-fn file_in(dir: &Path, name: &str) -> Option<PathBuf> {
-    [
-        format!("{name}.yml"),
-        format!("{name}.yaml"),
-        name.to_string(),
-    ]
-    .into_iter()
-    .map(|f| dir.join(f))
-    .find(|p| p.is_file())
-}
-
-fn main_file(role: &Path, sub: &str) -> Option<PathBuf> {
-    file_in(&role.join(sub), "main")
-}
-
-fn vars_file(role: &Path, sub: &str) -> Result<Map<String, Value>> {
-    let Some(path) = main_file(role, sub) else {
-        return Ok(Map::new());
-    };
-    match crate::yaml::load_value(&path)? {
-        Value::Object(m) => Ok(m),
-        Value::Null => Ok(Map::new()),
-        _ => Err(syntax(format!("{}: must be a mapping", path.display()))),
-    }
-}
 
 /// The roles of a play as its parse meets them (`roles:`, then `import_role` tasks): their
 /// defaults and vars are visible to every task of the play, their handlers are the play's.
@@ -223,8 +95,8 @@ pub fn import_role(
                         "name" => {
                             reference.insert("role".into(), value);
                         }
-                        "tasks_from" => tasks_from = Some(super::scalar_string(&value)),
-                        "public" if include => public = super::truthy(&value),
+                        "tasks_from" => tasks_from = Some(crate::jinja::value::scalar_string(&value)),
+                        "public" if include => public = crate::jinja::value::ansible_boolean(&value),
                         other => {
                             return Err(syntax(format!(
                                 "{}: {what} option '{other}' is not supported by etcd-agent (name, tasks_from{})",
@@ -235,7 +107,7 @@ pub fn import_role(
                     }
                 }
             }
-            "name" => task_name = Some(super::scalar_string(&val)),
+            "name" => task_name = Some(crate::jinja::value::scalar_string(&val)),
             "when" if include => when = list_of(&val),
             "vars" if include => {
                 if let Value::Object(m) = val {
@@ -308,7 +180,7 @@ fn expand(
 ) -> Result<(Vec<Item>, Arc<Role>)> {
     let name = reference_name(entry)
         .ok_or_else(|| syntax(format!("{at}: a role needs a name (`role:`)")))?;
-    if crate::template::is_template(&name) {
+    if crate::jinja::value::is_template(&name) {
         return Err(syntax(format!(
             "{at}: templated role names are not supported by etcd-agent"
         )));
@@ -396,41 +268,4 @@ fn expand(
 
 fn lock(collector: &Mutex<PlayRoles>) -> std::sync::MutexGuard<'_, PlayRoles> {
     collector.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_role_names_where_it_was_looked_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = Role::load("nope", dir.path(), "site.yml:4:7")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("site.yml:4:7: the role 'nope' was not found in "),
-            "{err}"
-        );
-        assert!(
-            err.contains(&format!("{}/roles:", dir.path().display())),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_role_without_tasks_still_loads_its_variables() {
-        let dir = tempfile::tempdir().unwrap();
-        let role = dir.path().join("roles/r");
-        std::fs::create_dir_all(role.join("defaults")).unwrap();
-        std::fs::create_dir_all(role.join("meta")).unwrap();
-        std::fs::write(role.join("defaults/main.yml"), "port: 2379\n").unwrap();
-        std::fs::write(role.join("meta/main.yml"), "dependencies: [other]\n").unwrap();
-        let loaded = Role::load("r", dir.path(), "x").unwrap();
-        assert_eq!(loaded.defaults["port"], 2379);
-        assert_eq!(loaded.dependencies, vec![Value::from("other")]);
-        assert!(loaded.tasks_file(None).is_none());
-        std::fs::write(role.join("meta/main.yml"), "dependencies: other\n").unwrap();
-        assert!(Role::load("r", dir.path(), "x").is_err());
-    }
 }

@@ -6,12 +6,15 @@
 //! Block keywords (`when`, `vars`, `tags`, `become`, `ignore_errors`, ...) are inherited by the
 //! block's tasks at parse time, as Ansible does.
 
-use super::roles::{PlayRoles, Role};
+pub mod roles;
+
+use super::role::Role;
 use super::task::{self, Task};
-use super::{scalar_string, truthy};
 use crate::error::syntax;
+use crate::jinja::value::{ansible_boolean, scalar_string};
 use crate::yaml::{Node, NodeKind};
 use anyhow::Result;
+use roles::PlayRoles;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -278,10 +281,10 @@ fn parse_entry(
         return parse_import(node, entries, file, inherit, depth, has(entries, &import));
     }
     if has(entries, &["import_role", "ansible.builtin.import_role"]) {
-        return super::roles::import_role(node, entries, file, inherit, false);
+        return roles::import_role(node, entries, file, inherit, false);
     }
     if has(entries, &["include_role", "ansible.builtin.include_role"]) {
-        return super::roles::import_role(node, entries, file, inherit, true);
+        return roles::import_role(node, entries, file, inherit, true);
     }
     Ok(vec![Item::Task(parse_step(node, entries, file, inherit)?)])
 }
@@ -365,7 +368,7 @@ fn load_tasks_file(
     node: &Node,
     what: &str,
 ) -> Result<(Arc<PathBuf>, Vec<Node>)> {
-    if rel.is_empty() || crate::template::is_template(rel) {
+    if rel.is_empty() || crate::jinja::value::is_template(rel) {
         return Err(syntax(format!(
             "{}: {what} needs a literal file name (templated names are not supported by etcd-agent)",
             at(file, node)
@@ -484,7 +487,7 @@ pub(super) fn include_item(
     let mut task = Task::synthetic(
         action,
         name,
-        super::TaskOrigin {
+        crate::yaml::TaskOrigin {
             file: file.clone(),
             line: node.line,
             col: node.col,
@@ -648,19 +651,19 @@ fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
             continue;
         }
         match k.as_str() {
-            "become" => t.r#become = Some(truthy(v)),
+            "become" => t.r#become = Some(ansible_boolean(v)),
             "become_user" => t.become_user = Some(scalar_string(v)),
             "ignore_errors" => t.ignore_errors = v.clone(),
             "environment" => t.environment = Some(v.clone()),
-            "no_log" => t.no_log = truthy(v),
-            "check_mode" => t.check_mode = Some(truthy(v)),
-            "diff" => t.diff = Some(truthy(v)),
+            "no_log" => t.no_log = ansible_boolean(v),
+            "check_mode" => t.check_mode = Some(ansible_boolean(v)),
+            "diff" => t.diff = Some(ansible_boolean(v)),
             "delegate_to" => t.delegate_to = Some(scalar_string(v)),
-            "run_once" => t.run_once = truthy(v),
-            "ignore_unreachable" => t.ignore_unreachable = truthy(v),
+            "run_once" => t.run_once = ansible_boolean(v),
+            "ignore_unreachable" => t.ignore_unreachable = ansible_boolean(v),
             "connection" => t.connection = Some(scalar_string(v)),
             "timeout" => t.timeout = Some(v.clone()),
-            "delegate_facts" => t.delegate_facts = truthy(v),
+            "delegate_facts" => t.delegate_facts = ansible_boolean(v),
             "remote_user" => {
                 t.vars.entry("ansible_user").or_insert(v.clone());
             }

@@ -1,10 +1,11 @@
-//! Ansible's filters, tests, lookups and Python string methods for the minijinja environment,
+//! Ansible's filters, tests and Python string methods for the minijinja environment,
 //! plus Ansible's way of printing values inside text templates (`True`, `['a', 1]`, `None` as
 //! empty text).
 //!
-//! Registered last by [`crate::template::Templar::new`], so these win over minijinja's builtins
+//! Registered last by [`super::Templar::new`], so these win over minijinja's builtins
 //! of the same name where Ansible differs.
 
+use super::value::{json_dumps, python_repr, python_type};
 use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value as JValue};
 use serde_json::{Map, Value};
@@ -38,21 +39,6 @@ pub fn to_data(v: &JValue) -> Result<Value, Error> {
     }
 }
 
-/// The Python type name Ansible's messages give a value (`dict`, `list`, `str`, ...).
-pub fn python_type(v: &JValue) -> &'static str {
-    match v.kind() {
-        ValueKind::None => "NoneType",
-        ValueKind::Bool => "bool",
-        ValueKind::Number if v.is_integer() => "int",
-        ValueKind::Number => "float",
-        ValueKind::String => "str",
-        ValueKind::Bytes => "bytes",
-        ValueKind::Seq | ValueKind::Iterable => "list",
-        ValueKind::Map => "dict",
-        _ => "object",
-    }
-}
-
 /// Registers everything into `env`.
 pub fn register(env: &mut Environment<'static>) {
     env.set_formatter(ansible_formatter);
@@ -79,9 +65,6 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("type_debug", type_debug);
     env.add_test("in", |v: JValue, seq: JValue| contains(&seq, &v));
     env.add_test("contains", |seq: JValue, v: JValue| contains(&seq, &v));
-    env.add_function("lookup", lookup);
-    env.add_function("query", query);
-    env.add_function("q", query);
 }
 
 /// Python's `x in seq` (substring for strings, key for dicts, item for lists).
@@ -93,56 +76,6 @@ fn contains(seq: &JValue, v: &JValue) -> bool {
         return seq.get_item(v).is_ok_and(|x| !x.is_undefined());
     }
     seq.try_iter().is_ok_and(|mut it| it.any(|x| &x == v))
-}
-
-/// Python's `repr()` of data, as Jinja prints lists and dicts inside text.
-pub fn python_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => python_str_repr(s),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(python_repr).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{}: {}", python_str_repr(k), python_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-fn python_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 fn ansible_formatter(out: &mut Output, state: &State, value: &JValue) -> Result<(), Error> {
@@ -376,7 +309,7 @@ fn items2dict(v: JValue, kw: Kwargs) -> Result<JValue, Error> {
         let val = item
             .get(&value_name)
             .ok_or_else(|| op_err(format!("items2dict: an item has no '{value_name}'")))?;
-        out.insert(crate::playbook::scalar_string(k), val.clone());
+        out.insert(super::value::scalar_string(k), val.clone());
     }
     Ok(JValue::from_serialize(out))
 }
@@ -418,48 +351,6 @@ fn combine(base: JValue, others: Rest<JValue>, kw: Kwargs) -> Result<JValue, Err
         merge(&mut out, o, recursive);
     }
     Ok(JValue::from_serialize(&out))
-}
-
-/// Python's `json.dumps(v)`: keys in dict order, `", "`/`": "` separators, non-ASCII escaped.
-pub fn json_dumps(v: &Value) -> String {
-    match v {
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, x)| format!("{}: {}", json_str(k), json_dumps(x)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(json_dumps).collect::<Vec<_>>().join(", ")
-        ),
-        Value::String(s) => json_str(s),
-        other => other.to_string(),
-    }
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn to_json(v: JValue, _kw: Kwargs) -> Result<String, Error> {
@@ -592,11 +483,11 @@ pub fn dump_yaml(v: &Value, nice: bool) -> String {
 
 // PyYAML sorts keys by default
 fn to_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(dump_yaml(&crate::output::sorted_keys(&to_data(&v)?), false))
+    Ok(dump_yaml(&super::value::sorted_keys(&to_data(&v)?), false))
 }
 
 fn to_nice_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(dump_yaml(&crate::output::sorted_keys(&to_data(&v)?), true))
+    Ok(dump_yaml(&super::value::sorted_keys(&to_data(&v)?), true))
 }
 
 fn from_yaml(s: String) -> Result<JValue, Error> {
@@ -721,7 +612,7 @@ fn extract(item: JValue, container: JValue, morekeys: Option<JValue>) -> Result<
             let key = key
                 .as_str()
                 .map_or_else(|| key.to_string(), |k| format!("'{k}'"));
-            crate::template::note_lazy_failure(format!(
+            super::undefined::note_lazy_failure(format!(
                 "object of type '{}' has no attribute {key}",
                 python_type(&value)
             ));
@@ -755,73 +646,9 @@ fn join(state: &State, v: JValue, joiner: Option<String>) -> Result<String, Erro
     Ok(out)
 }
 
-fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
-    let Some(kind) = args.first().and_then(|a| a.as_str()) else {
-        return Err(op_err("lookup needs a plugin name"));
-    };
-    let terms: Vec<String> = args[1..]
-        .iter()
-        .filter_map(|a| a.as_str().map(str::to_string))
-        .collect();
-    let mut out = Vec::new();
-    match kind {
-        "env" | "ansible.builtin.env" => {
-            for t in terms {
-                out.push(Value::String(std::env::var(&t).unwrap_or_default()));
-            }
-        }
-        "file" | "ansible.builtin.file" => {
-            let base = state
-                .lookup("playbook_dir")
-                .and_then(|v| v.as_str().map(std::path::PathBuf::from))
-                .unwrap_or_else(|| std::path::PathBuf::from("."));
-            for t in terms {
-                let p = std::path::Path::new(&t);
-                let candidates = if p.is_absolute() {
-                    vec![p.to_path_buf()]
-                } else {
-                    vec![base.join("files").join(p), base.join(p)]
-                };
-                let found = candidates.iter().find(|c| c.is_file()).ok_or_else(|| {
-                    op_err(format!(
-                        "The 'file' lookup had an issue accessing the file '{t}'"
-                    ))
-                })?;
-                let text = std::fs::read_to_string(found)
-                    .map_err(|e| op_err(format!("lookup('file', '{t}'): {e}")))?;
-                out.push(Value::String(text.trim_end().to_string()));
-            }
-        }
-        other => {
-            return Err(op_err(format!(
-                "lookup plugin '{other}' is not supported by etcd-agent (env, file)"
-            )))
-        }
-    }
-    Ok(out)
-}
-
-fn lookup(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
-    let values = lookup_values(state, &args)?;
-    Ok(match values.len() {
-        1 => JValue::from_serialize(&values[0]),
-        _ => JValue::from(
-            values
-                .iter()
-                .map(crate::playbook::scalar_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    })
-}
-
-fn query(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
-    Ok(JValue::from_serialize(lookup_values(state, &args)?))
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::template::Templar;
+    use crate::jinja::Templar;
     use minijinja::Value as JValue;
     use serde_json::json;
 
@@ -908,7 +735,7 @@ mod tests {
 
 #[cfg(test)]
 mod edge_tests {
-    use crate::template::Templar;
+    use crate::jinja::Templar;
     use minijinja::Value as JValue;
     use serde_json::json;
 
@@ -956,7 +783,7 @@ mod edge_tests {
     fn yaml_dump_shapes() {
         let v = json!({"b": [{"x": 1}], "a": "multi word", "c": {}});
         assert_eq!(
-            super::dump_yaml(&crate::output::sorted_keys(&v), false),
+            super::dump_yaml(&crate::jinja::value::sorted_keys(&v), false),
             "a: multi word\nb:\n- {x: 1}\nc: {}\n"
         );
         assert_eq!(super::dump_yaml(&json!("yes"), false), "'yes'\n");

@@ -8,6 +8,24 @@
 use minijinja::value::ValueKind;
 use minijinja::Value as JValue;
 
+thread_local! {
+    /// Why the last lazily templated value read on this thread could not be rendered.
+    static LAZY_FAILURE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records why a value templated when read (`hostvars[h].x`, see `executor::hostvars`) could
+/// not be rendered and so reads as undefined. If the template that read it then fails on an
+/// undefined value it cannot name, it reports this instead; templates render on the thread
+/// that reads, so a thread-local carries it.
+pub fn note_lazy_failure(why: String) {
+    LAZY_FAILURE.with(|f| *f.borrow_mut() = Some(why));
+}
+
+/// Takes (and so forgets) the reason noted by [`note_lazy_failure`], if any.
+pub fn take_lazy_failure() -> Option<String> {
+    LAZY_FAILURE.with(|f| f.borrow_mut().take())
+}
+
 /// One step of a lookup path.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -46,7 +64,7 @@ pub fn first_missing(vars: &JValue, path: &Path) -> Option<String> {
     for (i, step) in path.steps.iter().enumerate() {
         let (found, key) = match step {
             Step::Attr(name) => (cur.get_attr(name), format!("'{name}'")),
-            Step::Index(key) => (cur.get_item(key), python_repr(key)),
+            Step::Index(key) => (cur.get_item(key), subscript_repr(key)),
         };
         match found {
             Ok(v) if !v.is_undefined() => cur = v,
@@ -57,7 +75,7 @@ pub fn first_missing(vars: &JValue, path: &Path) -> Option<String> {
                 let kind = if path.root == "hostvars" && i == 1 {
                     "HostVarsVars"
                 } else {
-                    crate::filters::python_type(&cur)
+                    super::value::python_type(&cur)
                 };
                 return Some(format!("object of type '{kind}' has no attribute {key}"));
             }
@@ -66,7 +84,8 @@ pub fn first_missing(vars: &JValue, path: &Path) -> Option<String> {
     None
 }
 
-fn python_repr(key: &JValue) -> String {
+/// A subscript key as the message shows it: a string quoted (`'y'`), else as printed.
+fn subscript_repr(key: &JValue) -> String {
     match key.as_str() {
         Some(s) => format!("'{s}'"),
         None => key.to_string(),

@@ -1,7 +1,8 @@
 //! The Jinja environment (minijinja): strict undefined variables, Ansible's native result types,
 //! and a few common Ansible filters and tests.
 
-use crate::undefined::{self, Path};
+use super::undefined::{self, Path};
+use super::value::{is_template, python_truth};
 use anyhow::{anyhow, Result};
 use minijinja::value::{Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value as JValue};
@@ -17,24 +18,6 @@ impl Default for Templar {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// True when the text contains Jinja markup.
-pub fn is_template(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%") || s.contains("{#")
-}
-
-thread_local! {
-    /// Why the last lazily templated value read on this thread could not be rendered.
-    static LAZY_FAILURE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Records why a value templated when read (`hostvars[h].x`, see `executor::hostvars`) could
-/// not be rendered and so reads as undefined. If the template that read it then fails on an
-/// undefined value it cannot name, it reports this instead; templates render on the thread
-/// that reads, so a thread-local carries it.
-pub fn note_lazy_failure(why: String) {
-    LAZY_FAILURE.with(|f| *f.borrow_mut() = Some(why));
 }
 
 /// Context key of the variables whose own template failed, with why: they are left undefined,
@@ -78,7 +61,8 @@ impl Templar {
         env.add_test("match", test_match);
         env.add_test("search", test_search);
         env.add_test("regex", test_search);
-        crate::filters::register(&mut env);
+        super::filters::register(&mut env);
+        super::lookups::register(&mut env);
         crate::vault::register(&mut env);
         Templar {
             env: std::sync::Arc::new(env),
@@ -108,7 +92,7 @@ impl Templar {
         if let Some(expr) = single_expression(src).filter(|_| src.trim() == src) {
             return self.eval(expr, vars).map(pad);
         }
-        LAZY_FAILURE.with(|f| f.borrow_mut().take());
+        undefined::take_lazy_failure();
         let tmpl = self
             .env
             .template_from_str(src)
@@ -141,7 +125,7 @@ impl Templar {
 
     /// Evaluates a bare Jinja expression to data.
     pub fn eval(&self, expr: &str, vars: &JValue) -> Result<Value> {
-        LAZY_FAILURE.with(|f| f.borrow_mut().take());
+        undefined::take_lazy_failure();
         let compiled = self
             .env
             .compile_expression(expr)
@@ -149,7 +133,7 @@ impl Templar {
         // an undefined value anywhere in the result fails, as Ansible fails to use it
         compiled
             .eval(vars)
-            .and_then(|out| crate::filters::to_data(&out))
+            .and_then(|out| super::filters::to_data(&out))
             .map_err(|e| self.explain(e, (expr, true), compiled.undeclared_variables(true), vars))
     }
 
@@ -173,9 +157,9 @@ impl Templar {
                 } else {
                     self.eval(s, vars)?
                 };
-                Ok(truthy(&v))
+                Ok(python_truth(&v))
             }
-            other => Ok(truthy(other)),
+            other => Ok(python_truth(other)),
         }
     }
 
@@ -205,7 +189,7 @@ impl Templar {
                     return anyhow!("{missing}");
                 }
             }
-            if let Some(why) = LAZY_FAILURE.with(|f| f.borrow_mut().take()) {
+            if let Some(why) = undefined::take_lazy_failure() {
                 return anyhow!("{why}");
             }
             let paths = undefined::subscript_paths(source, bare_expression, vars);
@@ -275,18 +259,6 @@ fn expression_end(s: &str) -> Option<usize> {
     None
 }
 
-/// Jinja/Python truthiness for data.
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Null => false,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
 fn result_flag(v: &JValue, key: &str) -> bool {
     v.get_attr(key).map(|x| x.is_true()).unwrap_or(false)
 }
@@ -295,14 +267,7 @@ fn to_bool(v: JValue) -> bool {
     match v.kind() {
         ValueKind::Bool => v.is_true(),
         ValueKind::Number => v.is_true(),
-        ValueKind::String => matches!(
-            v.as_str()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-                .as_str(),
-            "yes" | "on" | "1" | "true" | "y" | "t"
-        ),
+        ValueKind::String => super::value::boolean_text(v.as_str().unwrap_or("")),
         _ => false,
     }
 }
@@ -335,10 +300,10 @@ fn to_float(v: JValue) -> f64 {
 }
 
 /// Whether `v` is undefined, where the template handles that (`default`, `is defined`): a
-/// reason noted for it (see [`note_lazy_failure`]) must not explain a later error.
+/// reason noted for it (see [`undefined::note_lazy_failure`]) must not explain a later error.
 fn guarded_undefined(v: &JValue) -> bool {
     if v.is_undefined() {
-        LAZY_FAILURE.with(|f| f.borrow_mut().take());
+        undefined::take_lazy_failure();
     }
     v.is_undefined()
 }
@@ -356,7 +321,7 @@ fn to_string(v: JValue) -> String {
 fn to_nice_json(v: JValue) -> Result<String, Error> {
     let json: Value = serde_json::to_value(&v)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-    Ok(crate::inventory::to_python_json(&json))
+    Ok(super::value::python_indented(&json))
 }
 
 fn from_json(s: String) -> Result<JValue, Error> {

@@ -1,0 +1,242 @@
+//! Python-like values, as Ansible shows and judges them: text of a scalar, truth, Python's
+//! `repr()` and type names, `json.dumps` in its shapes, and whether text is a template.
+//!
+//! A leaf: it imports nothing from the crate, so the templating engine, the playbook parser,
+//! the executor and the output all use it without importing each other.
+
+use minijinja::value::ValueKind;
+use minijinja::Value as JValue;
+use serde::Serialize;
+use serde_json::ser::Formatter;
+use serde_json::Value;
+use std::io::{self, Write};
+
+/// True when the text contains Jinja markup.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// A scalar rendered as text (strings unquoted).
+pub fn scalar_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Python's `bool(v)`, which Jinja conditions and result flags (`failed`, `skipped`) use:
+/// any non-empty string is true, `"no"` and `"false"` included.
+pub fn python_truth(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Null => false,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Ansible's `boolean()` for keyword and option values (`no_log: yes`, `become: "true"`):
+/// a string is true only when [`boolean_text`] says so; other values as [`python_truth`].
+pub fn ansible_boolean(v: &Value) -> bool {
+    match v {
+        Value::String(s) => boolean_text(s),
+        other => python_truth(other),
+    }
+}
+
+/// Ansible's true spellings of text (`1`, `true`, `yes`, `on`, `y`, `t`; any case, spaces
+/// around ignored), as config values, keywords and the `bool` filter read them.
+pub fn boolean_text(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on" | "y" | "t"
+    )
+}
+
+/// The Python type name Ansible's messages give a value (`dict`, `list`, `str`, ...).
+pub fn python_type(v: &JValue) -> &'static str {
+    match v.kind() {
+        ValueKind::None => "NoneType",
+        ValueKind::Bool => "bool",
+        ValueKind::Number if v.is_integer() => "int",
+        ValueKind::Number => "float",
+        ValueKind::String => "str",
+        ValueKind::Bytes => "bytes",
+        ValueKind::Seq | ValueKind::Iterable => "list",
+        ValueKind::Map => "dict",
+        _ => "object",
+    }
+}
+
+/// Python's `repr()` of data, as Jinja prints lists and dicts inside text.
+pub fn python_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => python_str_repr(s),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(python_repr).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", python_str_repr(k), python_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn python_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Python's `json.dumps(v)`: keys in dict order, `", "`/`": "` separators, non-ASCII escaped.
+pub fn json_dumps(v: &Value) -> String {
+    match v {
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, x)| format!("{}: {}", json_str(k), json_dumps(x)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(json_dumps).collect::<Vec<_>>().join(", ")
+        ),
+        Value::String(s) => json_str(s),
+        other => other.to_string(),
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+struct PyCompact;
+
+impl Formatter for PyCompact {
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
+/// A copy with every mapping's keys sorted (maps keep insertion order, as Python dicts do;
+/// Ansible's callbacks print with `sort_keys=True`).
+pub fn sorted_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+/// One line, `", "` and `": "` separators, sorted keys.
+pub fn python_compact(v: &Value) -> String {
+    let v = &sorted_keys(v);
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, PyCompact);
+    if v.serialize(&mut ser).is_err() {
+        return v.to_string();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Python's `json.dumps(indent=4, sort_keys=True)`, as `ansible-inventory` and the callbacks
+/// print.
+pub fn python_indented(v: &Value) -> String {
+    let v = &sorted_keys(v);
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    if v.serialize(&mut ser).is_err() {
+        return v.to_string();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn compact_like_python() {
+        assert_eq!(
+            python_compact(&json!({"b": [1, 2], "a": "x"})),
+            r#"{"a": "x", "b": [1, 2]}"#
+        );
+    }
+}
