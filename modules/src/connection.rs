@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::protocol::lenient::{split_list, List, Seconds};
-use crate::protocol::{ArgType, Failure, OptionDoc};
+use crate::protocol::{ArgType, Failure, OptionDoc, SharedOptions};
 
 /// etcdctl's defaults, so modules behave like the commands they replace.
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2379";
@@ -41,9 +41,11 @@ pub struct ConnectionArgs {
     pub command_timeout: Option<Seconds>,
 }
 
-impl ConnectionArgs {
+impl SharedOptions for ConnectionArgs {
+    const GROUP: &'static str = "connection";
+
     /// Documentation of the connection options, merged into every module's docs.
-    pub const OPTIONS: &'static [OptionDoc] = &[
+    const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new(
             "endpoints",
             ArgType::List,
@@ -86,7 +88,7 @@ impl ConnectionArgs {
 
     /// Checks what can be checked without the network or files, at
     /// argument-parsing time: endpoint URLs and ports, timeouts above zero.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         if let Some(List(list)) = &self.endpoints {
             if list.is_empty() {
                 return Err("argument 'endpoints' is invalid: it is empty".into());
@@ -109,6 +111,24 @@ impl ConnectionArgs {
         Ok(())
     }
 
+    /// `user: "name:password"` becomes `user` and `password`.
+    fn prepare(supplied: &mut Map<String, Value>) -> Result<(), String> {
+        split_user_password(supplied)
+    }
+
+    /// The password of `user: "name:password"`.
+    fn embedded_secrets(raw: &Map<String, Value>) -> Vec<String> {
+        match raw.get("user") {
+            Some(Value::String(user)) => user
+                .split_once(':')
+                .map(|(_, password)| vec![password.to_string()])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl ConnectionArgs {
     /// Resolves the options (environment fallbacks, certificate files) into
     /// a [`Connection`]. Fails with a message naming the bad option.
     pub fn connect_settings(&self) -> Result<Connection, Failure> {
@@ -167,7 +187,7 @@ impl ConnectionArgs {
 /// `user: "name:password"` (etcdctl's `--user` syntax) becomes `user: name`
 /// and `password: password`, so the password is masked like any `no_log`
 /// value. A colon in `user` together with `password` is refused.
-pub(crate) fn split_user_password(args: &mut Map<String, Value>) -> Result<(), String> {
+fn split_user_password(args: &mut Map<String, Value>) -> Result<(), String> {
     let Some(Value::String(user)) = args.get("user") else {
         return Ok(());
     };

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
-use crate::connection::{is_permission_denied, member_id_hex, Connection};
+use crate::connection::{is_permission_denied, member_id_hex, Connection, ConnectionArgs};
 use crate::protocol::lenient::{Bool, Seconds};
 use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
 
@@ -38,7 +38,6 @@ impl Module for Health {
         "Reports per member its id, name, health, latency, version, database size, raft term and index, and whether it is the leader or a learner; plus the leader and active alarms (NOSPACE, CORRUPT).",
         "Never changes anything; check mode runs the same checks.",
     ];
-    const USES_CONNECTION: bool = true;
     const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new(
             "fail_on_unhealthy",
@@ -112,9 +111,10 @@ impl Module for Health {
         },
     ];
     type Args = HealthArgs;
+    type Shared = ConnectionArgs;
 
-    async fn run(args: HealthArgs, ctx: &Context) -> Result<Outcome, Failure> {
-        let connection = ctx.connection.connect_settings()?;
+    async fn run(args: HealthArgs, ctx: &Context<ConnectionArgs>) -> Result<Outcome, Failure> {
+        let connection = ctx.shared.connect_settings()?;
         let fail_on_unhealthy = args.fail_on_unhealthy.is_none_or(|b| b.0);
         let deadline = Instant::now() + args.wait_timeout.map_or(Duration::ZERO, |s| s.0);
 

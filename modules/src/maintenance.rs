@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::connection::{member_id_hex, ClusterView, Connection};
+use crate::connection::{member_id_hex, ClusterView, Connection, ConnectionArgs};
 use crate::protocol::lenient::{Bool, Int};
 use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
 
@@ -85,7 +85,6 @@ impl Module for Maintenance {
         "O(state=consistent) reads HashKV of every member at one revision and fails, naming the member(s) whose hash differs from the others', when they do not all agree.",
         "Check mode reports what would be done and does nothing; diff mode returns the state before and after.",
     ];
-    const USES_CONNECTION: bool = true;
     const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new("state", ArgType::Str, "What to do (see the description).")
             .default("\"status\"")
@@ -234,10 +233,11 @@ impl Module for Maintenance {
         },
     ];
     type Args = MaintenanceArgs;
+    type Shared = ConnectionArgs;
 
-    async fn run(args: MaintenanceArgs, ctx: &Context) -> Result<Outcome, Failure> {
+    async fn run(args: MaintenanceArgs, ctx: &Context<ConnectionArgs>) -> Result<Outcome, Failure> {
         let plan = Plan::from_args(&args)?;
-        let connection = ctx.connection.connect_settings()?;
+        let connection = ctx.shared.connect_settings()?;
         match plan {
             Plan::Status => status(&connection).await,
             Plan::Compact { target, physical } => compact(&connection, target, physical, ctx).await,
@@ -621,7 +621,7 @@ async fn compact(
     conn: &Connection,
     target: CompactTarget,
     physical: bool,
-    ctx: &Context,
+    ctx: &Context<ConnectionArgs>,
 ) -> Result<Outcome, Failure> {
     let (endpoint, mut client) = any_client(conn).await?;
     let revision = current_revision(conn, &mut client).await?;
@@ -735,7 +735,7 @@ async fn defrag(
     min_free_ratio: f64,
     min_free_bytes: i64,
     cluster: bool,
-    ctx: &Context,
+    ctx: &Context<ConnectionArgs>,
 ) -> Result<Outcome, Failure> {
     let view = conn.cluster_view().await?;
     let targets = defrag_targets(&view, &conn.endpoints, cluster)?;
@@ -875,7 +875,7 @@ async fn disarm(
     conn: &Connection,
     which: Option<AlarmType>,
     force: bool,
-    ctx: &Context,
+    ctx: &Context<ConnectionArgs>,
 ) -> Result<Outcome, Failure> {
     let view = conn.cluster_view().await?;
     // A client to a member that answers (connecting alone proves nothing).

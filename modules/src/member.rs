@@ -14,7 +14,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
-use crate::connection::{describe, is_permission_denied, member_id_hex, ClusterView, Connection};
+use crate::connection::{
+    describe, is_permission_denied, member_id_hex, ClusterView, Connection, ConnectionArgs,
+};
 use crate::protocol::lenient::{Bool, List, Seconds};
 use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
 
@@ -161,7 +163,6 @@ impl Module for EtcdMember {
         "When etcd refuses a reconfiguration for a moment (after a member started or left), the module retries until C(wait_timeout).",
         "Always returns the member list and the leader as they are after the change. Check mode reports what would change and changes nothing.",
     ];
-    const USES_CONNECTION: bool = true;
     const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new("state", ArgType::Str, "What the member should be.")
             .default("\"present\"")
@@ -281,10 +282,11 @@ impl Module for EtcdMember {
         },
     ];
     type Args = MemberArgs;
+    type Shared = ConnectionArgs;
 
-    async fn run(args: MemberArgs, ctx: &Context) -> Result<Outcome, Failure> {
+    async fn run(args: MemberArgs, ctx: &Context<ConnectionArgs>) -> Result<Outcome, Failure> {
         let request = Request::from_args(args)?;
-        let mut connection = ctx.connection.connect_settings()?;
+        let mut connection = ctx.shared.connect_settings()?;
         // Endpoints that can never answer fail the task now, not after
         // wait_timeout of retries.
         let endpoint_warnings = usable_endpoints(&mut connection).await?;

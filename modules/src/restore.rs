@@ -28,7 +28,9 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use crate::protocol::lenient::{Bool, List};
-use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
+use crate::protocol::{
+    ArgType, Context, Failure, Module, NoSharedOptions, OptionDoc, Outcome, ReturnDoc,
+};
 use crate::snapshot_file::{
     id_text, inspect, lock_file, resolve_group, resolve_user, sync_dir, utc_stamp, SnapshotInfo,
 };
@@ -95,7 +97,6 @@ impl Module for Restore {
         "The restore tool is killed with the module (a killed module leaves no tool writing into its temporary directory). When the tool fails, the message shows its panic and error lines first, not its goroutine stack.",
         "Does not contact etcd.",
     ];
-    const USES_CONNECTION: bool = false;
     const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new(
             "snapshot",
@@ -246,6 +247,7 @@ impl Module for Restore {
         },
     ];
     type Args = RestoreArgs;
+    type Shared = NoSharedOptions;
 
     async fn run(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
         restore(args, ctx)

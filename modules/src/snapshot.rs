@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 
-use crate::connection::{describe, member_id_hex, Connection};
+use crate::connection::{describe, member_id_hex, Connection, ConnectionArgs};
 use crate::protocol::lenient::{Int, Seconds};
 use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
 use crate::snapshot_file::{
@@ -85,7 +85,6 @@ impl Module for Snapshot {
         "O(state=verified) checks an existing file's sha256 trailer and database structure without contacting etcd.",
         "O(state=pruned) applies O(keep) to O(dir) without contacting etcd (for example on the controller, after fetching a snapshot there), by the same rules; O(path), if given, is the snapshot just made: it must verify, counts as the newest good copy and is never removed.",
     ];
-    const USES_CONNECTION: bool = true;
     const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new(
             "state",
@@ -216,8 +215,9 @@ impl Module for Snapshot {
         },
     ];
     type Args = SnapshotArgs;
+    type Shared = ConnectionArgs;
 
-    async fn run(args: SnapshotArgs, ctx: &Context) -> Result<Outcome, Failure> {
+    async fn run(args: SnapshotArgs, ctx: &Context<ConnectionArgs>) -> Result<Outcome, Failure> {
         match args.state.as_deref().unwrap_or("present") {
             "present" => take(Target::from_args(&args)?, args, ctx).await,
             "verified" => verify(Target::from_args(&args)?),
@@ -652,7 +652,11 @@ fn check_writable(dir: &Path) -> Result<(), Failure> {
     }
 }
 
-async fn take(target: Target, args: SnapshotArgs, ctx: &Context) -> Result<Outcome, Failure> {
+async fn take(
+    target: Target,
+    args: SnapshotArgs,
+    ctx: &Context<ConnectionArgs>,
+) -> Result<Outcome, Failure> {
     let keep = args.keep.map(|k| k.0);
     if keep.is_some() && !matches!(target, Target::Dir(_)) {
         return Err(Failure::new(
@@ -667,7 +671,7 @@ async fn take(target: Target, args: SnapshotArgs, ctx: &Context) -> Result<Outco
     let attrs = FileAttrs::from_args(&args)?;
     let dir = check_destination(&target)?;
     // Every argument is checked before anything on disk changes.
-    let connection = ctx.connection.connect_settings()?;
+    let connection = ctx.shared.connect_settings()?;
     let now = SystemTime::now();
     let mut removed = Vec::new();
     if !ctx.check_mode {

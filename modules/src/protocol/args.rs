@@ -1,13 +1,13 @@
 //! Turning the args file into typed arguments, with Ansible's error messages.
 
-use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::fmt;
 
 use super::convert;
 use super::doc::OptionDoc;
-use super::{Context, Module};
-use crate::connection::ConnectionArgs;
+use super::fields::struct_fields;
+use super::{Context, Module, SharedOptions};
 
 /// Why the arguments were refused. The `Display` text is the `msg` of the
 /// failed result and follows Ansible's wording.
@@ -23,11 +23,11 @@ impl fmt::Display for ArgsError {
 impl std::error::Error for ArgsError {}
 
 /// The arguments of one invocation, validated.
-pub struct ParsedArgs<A> {
+pub struct ParsedArgs<A, S = super::NoSharedOptions> {
     /// The module's own typed arguments.
     pub module_args: A,
-    /// Check/diff mode, verbosity and the connection options.
-    pub context: Context,
+    /// Check/diff mode, verbosity and the shared options.
+    pub context: Context<S>,
     /// What the user passed (no `_ansible_*` keys), for `invocation`.
     supplied: Map<String, Value>,
     /// Names of parameters whose values must never be echoed.
@@ -38,7 +38,7 @@ pub struct ParsedArgs<A> {
     warnings: Vec<String>,
 }
 
-impl<A> ParsedArgs<A> {
+impl<A, S> ParsedArgs<A, S> {
     /// The values of secret (`no_log`) parameters the user supplied (as
     /// converted, and every scalar inside a list or dict).
     pub fn secret_values(&self) -> Vec<String> {
@@ -76,14 +76,14 @@ impl<A> ParsedArgs<A> {
 }
 
 /// Parses and validates the JSON text of an args file for module `M`.
-pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args>, ArgsError> {
+pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args, M::Shared>, ArgsError> {
     let value: Value = serde_json::from_str(raw)
         .map_err(|e| ArgsError(format!("module arguments are not valid JSON: {e}")))?;
     let Value::Object(all) = value else {
         return Err(ArgsError("module arguments must be a JSON object".into()));
     };
 
-    let mut context = Context::default();
+    let mut context = Context::<M::Shared>::default();
     let mut supplied = Map::new();
     for (key, value) in all {
         match key.strip_prefix("_ansible_") {
@@ -99,23 +99,15 @@ pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args>, ArgsError
     }
 
     let module_fields = struct_fields::<M::Args>();
-    let connection_fields: &[&str] = if M::USES_CONNECTION {
-        struct_fields::<ConnectionArgs>()
-    } else {
-        &[]
-    };
+    let shared_fields = struct_fields::<M::Shared>();
     let mut unsupported: Vec<&str> = supplied
         .keys()
         .map(String::as_str)
-        .filter(|k| !module_fields.contains(k) && !connection_fields.contains(k))
+        .filter(|k| !module_fields.contains(k) && !shared_fields.contains(k))
         .collect();
     if !unsupported.is_empty() {
         unsupported.sort_unstable();
-        let mut supported: Vec<&str> = module_fields
-            .iter()
-            .chain(connection_fields)
-            .copied()
-            .collect();
+        let mut supported: Vec<&str> = module_fields.iter().chain(shared_fields).copied().collect();
         supported.sort_unstable();
         return Err(ArgsError(format!(
             "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
@@ -139,13 +131,11 @@ pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args>, ArgsError
         *value = convert::convert(doc.name, doc.ty, raw, doc.no_log, &mut warnings)
             .map_err(ArgsError)?;
     }
-    if M::USES_CONNECTION {
-        crate::connection::split_user_password(&mut supplied).map_err(ArgsError)?;
-    }
+    M::Shared::prepare(&mut supplied).map_err(ArgsError)?;
 
     // Ansible treats an explicit null like an omitted option.
     let mut module_part = Map::new();
-    let mut connection_part = Map::new();
+    let mut shared_part = Map::new();
     for (key, value) in &supplied {
         if value.is_null() {
             continue;
@@ -153,16 +143,14 @@ pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args>, ArgsError
         if module_fields.contains(&key.as_str()) {
             module_part.insert(key.clone(), value.clone());
         } else {
-            connection_part.insert(key.clone(), value.clone());
+            shared_part.insert(key.clone(), value.clone());
         }
     }
     let secret_names: Vec<&'static str> =
         docs.iter().filter(|o| o.no_log).map(|o| o.name).collect();
     let module_args = typed::<M::Args>(module_part, &secret_names)?;
-    context.connection = typed::<ConnectionArgs>(connection_part, &secret_names)?;
-    if M::USES_CONNECTION {
-        context.connection.validate().map_err(ArgsError)?;
-    }
+    context.shared = typed::<M::Shared>(shared_part, &secret_names)?;
+    context.shared.validate().map_err(ArgsError)?;
 
     let defaults = docs.iter().map(|o| (o.name, o.default_value())).collect();
     Ok(ParsedArgs {
@@ -175,19 +163,15 @@ pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args>, ArgsError
     })
 }
 
-/// The module's options followed by the connection options it takes.
+/// The module's options followed by the shared options it takes.
 fn all_options<M: Module>() -> impl Iterator<Item = &'static OptionDoc> + Clone {
-    M::OPTIONS.iter().chain(if M::USES_CONNECTION {
-        ConnectionArgs::OPTIONS
-    } else {
-        &[]
-    })
+    M::OPTIONS.iter().chain(M::Shared::OPTIONS)
 }
 
 /// Every value of a `no_log` option in the raw args text, whatever its type
 /// and even when the arguments are refused: the safety net masks them in any
-/// message. For connection modules, the password in `user: "name:password"`
-/// counts too.
+/// message. Secrets the shared options carry inside other options (the
+/// password in `user: "name:password"`) count too.
 pub fn raw_secret_values<M: Module>(raw: &str) -> Vec<String> {
     let Ok(Value::Object(all)) = serde_json::from_str::<Value>(raw) else {
         return Vec::new();
@@ -198,13 +182,7 @@ pub fn raw_secret_values<M: Module>(raw: &str) -> Vec<String> {
             convert::leaves(v, &mut out);
         }
     }
-    if M::USES_CONNECTION {
-        if let Some(Value::String(user)) = all.get("user") {
-            if let Some((_, password)) = user.split_once(':') {
-                out.push(password.to_string());
-            }
-        }
-    }
+    out.extend(M::Shared::embedded_secrets(&all));
     out.retain(|s| !s.is_empty());
     out
 }
@@ -233,40 +211,6 @@ fn typed<T: DeserializeOwned>(map: Map<String, Value>, secret: &[&str]) -> Resul
             .to_string();
         ArgsError(format!("argument '{path}' is invalid: {inner}"))
     })
-}
-
-/// The field names serde expects for struct `T`, read from its derived
-/// `Deserialize` impl: the one declaration of a module's parameters.
-pub fn struct_fields<T: DeserializeOwned>() -> &'static [&'static str] {
-    struct FieldGrabber<'a>(&'a mut &'static [&'static str]);
-
-    impl<'de> Deserializer<'de> for FieldGrabber<'_> {
-        type Error = de::value::Error;
-
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-            Err(de::Error::custom("argument types must be structs"))
-        }
-
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _visitor: V,
-        ) -> Result<V::Value, Self::Error> {
-            *self.0 = fields;
-            Err(de::Error::custom("fields captured"))
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf option unit unit_struct newtype_struct seq tuple
-            tuple_struct map enum identifier ignored_any
-        }
-    }
-
-    let mut fields: &'static [&'static str] = &[];
-    let _ = T::deserialize(FieldGrabber(&mut fields));
-    fields
 }
 
 /// Argument types that accept what Ansible accepts: templated values often

@@ -4,8 +4,7 @@
 use serde_json::Value;
 use std::fmt::Write;
 
-use super::Module;
-use crate::connection::ConnectionArgs;
+use super::{Module, SharedOptions};
 
 /// Ansible's option types, as ansible-doc names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,12 +120,10 @@ pub struct ReturnDoc {
     pub ty: &'static str,
 }
 
-/// All options of module `M`, the connection options included when it uses them.
+/// All options of module `M`, the shared options it takes included.
 pub fn all_options<M: Module>() -> Vec<OptionDoc> {
     let mut options = M::OPTIONS.to_vec();
-    if M::USES_CONNECTION {
-        options.extend_from_slice(ConnectionArgs::OPTIONS);
-    }
+    options.extend_from_slice(M::Shared::OPTIONS);
     options.sort_by_key(|o| o.name);
     options
 }
@@ -234,11 +231,15 @@ pub fn doc_drift<M: Module>() -> Vec<String> {
             }
         }
     };
-    compare(M::NAME, super::args::struct_fields::<M::Args>(), M::OPTIONS);
     compare(
-        "connection",
-        super::args::struct_fields::<ConnectionArgs>(),
-        ConnectionArgs::OPTIONS,
+        M::NAME,
+        super::fields::struct_fields::<M::Args>(),
+        M::OPTIONS,
+    );
+    compare(
+        M::Shared::GROUP,
+        super::fields::struct_fields::<M::Shared>(),
+        M::Shared::OPTIONS,
     );
     problems
 }

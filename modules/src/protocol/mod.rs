@@ -10,6 +10,7 @@
 mod args;
 mod convert;
 mod doc;
+mod fields;
 mod mask;
 #[cfg(test)]
 mod tests;
@@ -18,12 +19,11 @@ pub use args::{lenient, parse_args, raw_secret_values, ArgsError, ParsedArgs};
 pub use doc::{doc_drift, sidecar_yaml, ArgType, OptionDoc, ReturnDoc};
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
-
-use crate::connection::ConnectionArgs;
 
 /// One Ansible module: its argument struct, its documentation, its work.
 ///
@@ -37,8 +37,6 @@ pub trait Module {
     const SHORT_DESCRIPTION: &'static str;
     /// Paragraphs for `ansible-doc NAME`.
     const DESCRIPTION: &'static [&'static str];
-    /// Whether the module talks to etcd and so takes the shared connection options.
-    const USES_CONNECTION: bool;
     /// Documentation of every field of `Args`.
     const OPTIONS: &'static [OptionDoc];
     /// YAML examples, as in an Ansible module's EXAMPLES.
@@ -47,22 +45,65 @@ pub trait Module {
     const RETURNS: &'static [ReturnDoc];
     /// The module's own typed arguments (`#[serde(deny_unknown_fields)]`).
     type Args: DeserializeOwned;
+    /// The options it shares with other modules ([`NoSharedOptions`] for none).
+    type Shared: SharedOptions;
 
-    /// Does the work. Check mode and diff mode are in `ctx`.
-    fn run(args: Self::Args, ctx: &Context) -> impl Future<Output = Result<Outcome, Failure>>;
+    /// Does the work. Check mode, diff mode and the shared options are in `ctx`.
+    fn run(
+        args: Self::Args,
+        ctx: &Context<Self::Shared>,
+    ) -> impl Future<Output = Result<Outcome, Failure>>;
+}
+
+/// Options that a family of modules shares, declared once beside the code
+/// that uses them (the etcd connection options, say) and taken by a module
+/// through [`Module::Shared`]. The protocol treats them like the module's own
+/// options: the same unknown-key check, conversions, masking and docs.
+pub trait SharedOptions: DeserializeOwned + Default + Clone + std::fmt::Debug {
+    /// What documentation-drift reports call this group.
+    const GROUP: &'static str;
+    /// Documentation of every field, merged into each module's docs.
+    const OPTIONS: &'static [OptionDoc];
+
+    /// Rewrites the supplied values (already converted by declared type)
+    /// before they are typed: e.g. one option that carries two.
+    fn prepare(_supplied: &mut Map<String, Value>) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Secret values carried inside other options of the raw arguments,
+    /// masked in every message even when the arguments are refused.
+    fn embedded_secrets(_raw: &Map<String, Value>) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Checks across fields once typed, at argument-parsing time.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The shared options of a module that takes none.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSharedOptions {}
+
+impl SharedOptions for NoSharedOptions {
+    const GROUP: &'static str = "shared";
+    const OPTIONS: &'static [OptionDoc] = &[];
 }
 
 /// What a module run knows besides its own arguments.
 #[derive(Debug, Clone, Default)]
-pub struct Context {
+pub struct Context<S = NoSharedOptions> {
     /// `_ansible_check_mode`: report what would change, change nothing.
     pub check_mode: bool,
     /// `_ansible_diff`: return a `diff` with `before`/`after`.
     pub diff: bool,
     /// `_ansible_verbosity`.
     pub verbosity: u64,
-    /// The shared etcd connection options (defaults when the module does not use them).
-    pub connection: ConnectionArgs,
+    /// The options the module shares with others ([`Module::Shared`]).
+    pub shared: S,
 }
 
 /// A successful (or deliberately failed, e.g. "cluster is unhealthy") result.
