@@ -4,7 +4,10 @@
 //! [`connection`] turns the shared connection options into etcd clients,
 //! and each module lives in its own file beside its argument struct.
 
+pub mod alloc;
+pub mod bbolt;
 pub mod connection;
+pub mod fsutil;
 pub mod health;
 pub mod maintenance;
 pub mod member;

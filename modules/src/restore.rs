@@ -27,13 +27,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
+use crate::fsutil::{id_text, lock_file, resolve_group, resolve_user, sync_dir};
 use crate::protocol::lenient::{Bool, List};
 use crate::protocol::{
     ArgType, Context, Failure, Module, NoSharedOptions, OptionDoc, Outcome, ReturnDoc,
 };
-use crate::snapshot_file::{
-    id_text, inspect, lock_file, resolve_group, resolve_user, sync_dir, utc_stamp, SnapshotInfo,
-};
+use crate::snapshot_file::{inspect, utc_stamp, SnapshotInfo};
 
 /// Suffix of the marker file beside a restored data dir: `<data_dir>.etcd-restore.json`.
 pub const MARKER_SUFFIX: &str = ".etcd-restore.json";

@@ -21,13 +21,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 
+use crate::bbolt::db_stats;
 use crate::connection::{describe, member_id_hex, Connection, ConnectionArgs};
+use crate::fsutil::{id_text, lock_file, parse_mode, resolve_group, resolve_user, sync_dir};
 use crate::protocol::lenient::{Int, Seconds};
 use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
-use crate::snapshot_file::{
-    db_stats, id_text, inspect, lock_file, parse_mode, parse_stamp, resolve_group, resolve_user,
-    sync_dir, utc_stamp, Digests, StreamHasher, HASH_LEN,
-};
+use crate::snapshot_file::{inspect, parse_stamp, utc_stamp, Digests, StreamHasher, HASH_LEN};
 
 /// File names this module writes in `dir`: `etcd-snapshot-<stamp>.db`.
 const NAME_PREFIX: &str = "etcd-snapshot-";
