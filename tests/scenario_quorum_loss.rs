@@ -136,6 +136,17 @@ fn quorum_loss_backup_and_restore(backup_engine: Engine, engine: Engine) {
         "{:?}",
         cluster.moved_aside(0)
     );
+    // The directory the playbook made for each member's snapshot copy
+    // (etcd_restore_remote_dir) is private: the copy holds every key. The
+    // copy itself is removed.
+    for i in all {
+        let copy_dir = cluster.dir().join("restore").join(&cluster.member(i).name);
+        let mode = std::fs::metadata(&copy_dir)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+        assert_eq!(mode.ok(), Some(0o700), "mode of {}", copy_dir.display());
+        let left: Vec<_> = std::fs::read_dir(&copy_dir).unwrap().flatten().collect();
+        assert!(left.is_empty(), "snapshot copy left behind: {left:?}");
+    }
     // Writes work on the restored cluster.
     cluster.put("/after/restore", "yes");
 }

@@ -10,6 +10,16 @@ fn check<M: Module>() {
     let sidecar = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../playbooks/library")
         .join(format!("{}.yml", M::NAME));
+    let generated = sidecar_yaml::<M>();
+    let trailing: Vec<&str> = generated
+        .lines()
+        .filter(|l| l.ends_with(' ') || l.ends_with('\t'))
+        .collect();
+    assert!(
+        trailing.is_empty(),
+        "{} --doc writes lines with trailing whitespace: {trailing:?}",
+        M::NAME
+    );
     let committed = std::fs::read_to_string(&sidecar).unwrap_or_default();
     assert!(
         committed == sidecar_yaml::<M>(),

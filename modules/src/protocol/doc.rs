@@ -200,7 +200,13 @@ pub fn sidecar_yaml<M: Module>() -> String {
     let _ = writeln!(y, "  author:\n    - \"etcd-agent developers\"");
     let _ = writeln!(y, "EXAMPLES: |");
     for line in M::EXAMPLES.trim_matches('\n').lines() {
-        let _ = writeln!(y, "  {line}");
+        // a blank line stays blank in the literal block (no trailing spaces)
+        let line = line.trim_end();
+        let _ = if line.is_empty() {
+            writeln!(y)
+        } else {
+            writeln!(y, "  {line}")
+        };
     }
     let _ = writeln!(y, "RETURN:");
     for r in M::RETURNS {
