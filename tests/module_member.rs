@@ -421,13 +421,20 @@ fn removal_that_would_lose_quorum_is_refused_but_a_dead_member_can_go() {
     assert_eq!(members_via(&cluster, &[0]).len(), 3, "nothing removed");
 
     // With m1 back, the dead m2 may go: 2 of 2 remaining voters are healthy.
+    // The forced attempt's proposal may still sit in m0's log: once quorum
+    // is back etcd commits it (that is why the module said the change was
+    // not confirmed), and then m2 is already gone and there is nothing to do.
     cluster.start_member(1);
     wait_healthy_via(&cluster, &[0, 1]);
     let result = member_ok(
         &cluster,
         json!({"name": names[2], "state": "absent", "wait_timeout": 120}),
     );
-    assert_eq!(result["changed"], true, "{result}");
+    let already_gone = result["changed"] == false
+        && result["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("nothing to remove"));
+    assert!(result["changed"] == true || already_gone, "{result}");
     let after = members_via(&cluster, &[0, 1]);
     assert_eq!(after.len(), 2, "{after:?}");
     assert!(after.iter().all(|m| m.name != names[2]));

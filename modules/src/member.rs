@@ -1528,7 +1528,7 @@ fn gave_up(attempts: u64, refused: u64, unanswered: u64, took: Duration) -> Stri
         )
     } else {
         format!(
-            "gave up after {attempts} attempts in {secs:.0}s: {refused} refused (etcd said not now, or nothing listened), {unanswered} without an answer in time; the change was not confirmed"
+            "gave up after {attempts} attempts in {secs:.0}s: {refused} refused (etcd said not now, or nothing listened), {unanswered} without an answer in time; the change was not confirmed and may still be applied if etcd later commits it"
         )
     }
 }
