@@ -25,7 +25,7 @@ fn tls_health_backup_restart(engine: Engine) {
         out.describe()
     );
 
-    // The runbook's helper scripts, installed by the etcd-helpers role
+    // The runbook's helper scripts, installed by the etcd_helpers role
     // (check mode first: nothing installed).
     let helpers = repo_root().join("playbooks/etcd_helpers.yml");
     engine
