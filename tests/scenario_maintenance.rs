@@ -267,27 +267,8 @@ fn rolling_defrag_under_writer(engine: Engine) {
         "leadership should have moved"
     );
 
-    eprintln!(
-        "writer: {} acknowledged, {} failed, {} needed the retry; db sizes {sizes_before:?} -> {sizes_after:?}",
-        report.acked.len(),
-        report.failed.len(),
-        report.retried
-    );
-    assert!(
-        report.acked.len() > 10,
-        "the writer barely wrote: {report:?}"
-    );
-    assert!(
-        report.failed.is_empty(),
-        "failed writes: {:?}",
-        report.failed
-    );
-    let keys: BTreeSet<String> = cluster
-        .keys_at(&cluster.endpoints(&ALL), "/writer/")
-        .into_iter()
-        .collect();
-    let missing: Vec<&String> = report.acked.iter().filter(|k| !keys.contains(*k)).collect();
-    assert!(missing.is_empty(), "acknowledged keys lost: {missing:?}");
+    eprintln!("db sizes {sizes_before:?} -> {sizes_after:?}");
+    report.assert_nothing_lost(&cluster, &ALL, "/writer/");
     assert_eq!(cluster.key_count("/big/"), 30);
 
     // Again: nothing worth defragmenting, no leader change.

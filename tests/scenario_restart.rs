@@ -8,7 +8,6 @@
 //! 2. A member that never comes back: the run fails and stops there; the
 //!    members after it keep their pids.
 
-use std::collections::BTreeSet;
 
 use harness::{
     process_start_ticks, repo_root, Ansible, Engine, ServiceCluster, Sshd, Writer, DEFAULT_TIMEOUT,
@@ -83,27 +82,7 @@ fn rolling_restart_under_writer(engine: Engine) {
     );
 
     // No failed write, and every acknowledged key is there.
-    eprintln!(
-        "writer: {} acknowledged, {} failed, {} needed the retry",
-        report.acked.len(),
-        report.failed.len(),
-        report.retried
-    );
-    assert!(
-        report.acked.len() > 10,
-        "the writer barely wrote: {report:?}"
-    );
-    assert!(
-        report.failed.is_empty(),
-        "failed writes: {:?}",
-        report.failed
-    );
-    let keys: BTreeSet<String> = cluster
-        .keys_at(&cluster.endpoints(&all), "/writer/")
-        .into_iter()
-        .collect();
-    let missing: Vec<&String> = report.acked.iter().filter(|k| !keys.contains(*k)).collect();
-    assert!(missing.is_empty(), "acknowledged keys lost: {missing:?}");
+    report.assert_nothing_lost(&cluster, &all, "/writer/");
 }
 
 fn member_that_never_comes_back(engine: Engine) {

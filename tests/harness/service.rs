@@ -1019,6 +1019,28 @@ pub struct WriterReport {
     pub retried: usize,
 }
 
+impl WriterReport {
+    /// Asserts the writer wrote (more than 10 keys), saw no failed write, and
+    /// that every acknowledged key under `prefix` is there on the members
+    /// `indices` of `cluster`.
+    pub fn assert_nothing_lost(&self, cluster: &ServiceCluster, indices: &[usize], prefix: &str) {
+        eprintln!(
+            "writer: {} acknowledged, {} failed, {} needed the retry",
+            self.acked.len(),
+            self.failed.len(),
+            self.retried
+        );
+        assert!(self.acked.len() > 10, "the writer barely wrote: {self:?}");
+        assert!(self.failed.is_empty(), "failed writes: {:?}", self.failed);
+        let keys: std::collections::BTreeSet<String> = cluster
+            .keys_at(&cluster.endpoints(indices), prefix)
+            .into_iter()
+            .collect();
+        let missing: Vec<&String> = self.acked.iter().filter(|k| !keys.contains(*k)).collect();
+        assert!(missing.is_empty(), "acknowledged keys lost: {missing:?}");
+    }
+}
+
 /// A thread writing `<prefix><n>` keys one after another with `etcdctl put`,
 /// each to the next endpoint in turn and, like etcd's clients, retried once
 /// on the following endpoint. Only acknowledged keys count.
