@@ -8,7 +8,6 @@
 //! 2. A member that never comes back: the run fails and stops there; the
 //!    members after it keep their pids.
 
-
 use harness::{
     process_start_ticks, repo_root, Ansible, Engine, ServiceCluster, Sshd, Writer, DEFAULT_TIMEOUT,
 };
