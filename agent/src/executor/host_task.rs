@@ -189,7 +189,7 @@ async fn run_task(
             }
         }
     }
-    let action = match shared.modules.resolve(&task.action) {
+    let action = match shared.modules.resolve_in(&task.action, &task.collections) {
         Ok(a) => a,
         Err(e) => return outcome(&job, Status::Failed, failed(e), None),
     };
