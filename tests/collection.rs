@@ -28,8 +28,8 @@ fn tarball() -> &'static Path {
             String::from_utf8_lossy(&run.stdout),
             String::from_utf8_lossy(&run.stderr)
         );
-        let version = std::fs::read_to_string(repo_root().join("galaxy.yml"))
-            .expect("read galaxy.yml")
+        let version = std::fs::read_to_string(repo_root().join("collection/galaxy.yml"))
+            .expect("read collection/galaxy.yml")
             .lines()
             .find_map(|l| l.strip_prefix("version:").map(|v| v.trim().to_string()))
             .expect("galaxy.yml has a version");
