@@ -2,7 +2,6 @@
 //! playbook, `--module-path`, `ANSIBLE_LIBRARY` or ansible.cfg `library`. Python modules are
 //! refused with a clear message.
 
-use crate::builtins::BUILTINS;
 use crate::playbook::task::short_name;
 use crate::transport::ModuleFile;
 use std::collections::HashMap;
@@ -56,7 +55,7 @@ impl ModuleFinder {
     fn lookup(&self, action: &str) -> Result<Action, String> {
         let short = short_name(action);
         let is_builtin_ns = short != action || !action.contains('.');
-        if is_builtin_ns && BUILTINS.contains(&short) {
+        if is_builtin_ns && crate::builtins::is_builtin(short) {
             return Ok(Action::Builtin(short.to_string()));
         }
         // library modules are found by their last name segment
