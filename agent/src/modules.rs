@@ -3,7 +3,6 @@
 //! executable in `library/` beside the playbook, `--module-path`, `ANSIBLE_LIBRARY` or
 //! ansible.cfg `library`. Python modules are refused with a clear message.
 
-use crate::builtins::BUILTINS;
 use crate::collections::{self, Content, BUILTIN_COLLECTIONS};
 use crate::playbook::task::short_name;
 use crate::transport::ModuleFile;
@@ -101,7 +100,7 @@ impl ModuleFinder {
         }
         let short = short_name(action);
         let is_builtin_ns = short != action || !action.contains('.');
-        if is_builtin_ns && BUILTINS.contains(&short) {
+        if is_builtin_ns && crate::builtins::is_builtin(short) {
             return Ok(Action::Builtin(short.to_string()));
         }
         // library modules are found by their last name segment

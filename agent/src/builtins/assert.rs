@@ -1,27 +1,41 @@
 //! `assert`: every condition in `that` must hold.
 
+use super::spec::{Arg, Check, Default, Kind};
+use super::Params;
 use super::{ActionCtx, ResultMap};
 use serde_json::{Map, Value};
 
+/// `assert`'s argument spec (its action validates as a module does).
+pub const ARGS: Check = Check::Spec {
+    name: None,
+    args: &[
+        Arg::raw("fail_msg")
+            .aliases(&["msg"])
+            .default(Default::Str("Assertion failed")),
+        Arg::raw("success_msg").default(Default::Str("All assertions passed")),
+        Arg::bool("quiet", false),
+        Arg::new("that", Kind::ListStrict).required(),
+    ],
+    exclusive: &[],
+};
+
 /// Runs `assert`.
-pub fn run(ctx: &ActionCtx<'_>) -> ResultMap {
-    let that = match ctx.raw_args.get("that") {
+pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
+    // `that` is required, as written (untemplated), and a list after validation
+    let that = match p.raw("that") {
         Some(Value::Array(items)) => items.clone(),
-        Some(Value::Null) | None => return super::failed("missing required argument: that"),
         Some(other) => vec![other.clone()],
+        None => Vec::new(),
     };
-    let quiet = ctx.arg_bool("quiet").unwrap_or(false);
+    let quiet = p.bool("quiet");
     let mut m = Map::new();
     m.insert("changed".into(), Value::Bool(false));
     for cond in &that {
         match ctx.templar.condition(cond, ctx.vars) {
             Ok(true) => {}
             Ok(false) => {
-                let msg = ctx
-                    .args
-                    .get("fail_msg")
-                    .or_else(|| ctx.args.get("msg"))
-                    .cloned()
+                let msg = p
+                    .value("fail_msg")
                     .unwrap_or(Value::String("Assertion failed".into()));
                 m.insert("failed".into(), Value::Bool(true));
                 m.insert("_ansible_verbose_always".into(), Value::Bool(true));
@@ -38,10 +52,8 @@ pub fn run(ctx: &ActionCtx<'_>) -> ResultMap {
             }
         }
     }
-    let msg = ctx
-        .args
-        .get("success_msg")
-        .cloned()
+    let msg = p
+        .value("success_msg")
         .unwrap_or(Value::String("All assertions passed".into()));
     if !quiet {
         m.insert("_ansible_verbose_always".into(), Value::Bool(true));

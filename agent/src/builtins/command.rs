@@ -1,8 +1,31 @@
 //! `command` and `shell`: run a command line on the target and report rc/stdout/stderr.
 
+use super::spec::{Arg, Check, Kind};
+use super::Params;
 use super::{lines, ActionCtx, ResultMap};
 use crate::transport::{quote, TransportError};
 use serde_json::{Map, Value};
+
+/// `command`'s argument spec (`shell` runs the same module: Ansible names it
+/// `ansible.legacy.command` for both).
+pub const ARGS: Check = Check::Spec {
+    name: Some("ansible.legacy.command"),
+    args: &[
+        Arg::str("_raw_params"),
+        Arg::bool("_uses_shell", false).unimplemented(),
+        Arg::str("cmd"),
+        Arg::new("argv", Kind::List),
+        Arg::path("chdir"),
+        Arg::str("executable"),
+        Arg::bool("expand_argument_vars", true).unimplemented(),
+        Arg::path("creates"),
+        Arg::path("removes"),
+        Arg::str("stdin"),
+        Arg::bool("stdin_add_newline", true),
+        Arg::bool("strip_empty_ends", true).unimplemented(),
+    ],
+    exclusive: &[&["_raw_params", "cmd", "argv"]],
+};
 
 /// Local time as Ansible prints `start`/`end`.
 pub fn timestamp(t: chrono::DateTime<chrono::Local>) -> String {
@@ -27,10 +50,10 @@ fn strip_ends(s: String) -> String {
 }
 
 /// Runs `command` or `shell`.
-pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
+pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, TransportError> {
     let shell = ctx.module == "shell";
-    let raw = ctx.arg_str("_raw_params").or_else(|| ctx.arg_str("cmd"));
-    let argv: Option<Vec<String>> = match ctx.args.get("argv") {
+    let raw = p.str("_raw_params").or_else(|| p.str("cmd"));
+    let argv: Option<Vec<String>> = match p.raw("argv") {
         Some(Value::Array(items)) => Some(
             items
                 .iter()
@@ -43,9 +66,7 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
         let Some(raw) = raw else {
             return Ok(super::failed("no command given"));
         };
-        let exe = ctx
-            .arg_str("executable")
-            .unwrap_or_else(|| "/bin/sh".into());
+        let exe = p.str("executable").unwrap_or_else(|| "/bin/sh".into());
         (
             Value::String(raw.clone()),
             format!("{} -c {}", quote(&exe), quote(&raw)),
@@ -69,12 +90,12 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
         )
     };
     let mut m = Map::new();
-    if let Some(path) = ctx.arg_str("creates") {
+    if let Some(path) = p.str("creates") {
         if path_exists(ctx, &path).await? {
             return Ok(skipped_since(cmd_value, &format!("{path} exists")));
         }
     }
-    if let Some(path) = ctx.arg_str("removes") {
+    if let Some(path) = p.str("removes") {
         if !path_exists(ctx, &path).await? {
             return Ok(skipped_since(cmd_value, &format!("{path} does not exist")));
         }
@@ -100,11 +121,11 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
         return Ok(m);
     }
     let mut full = line;
-    if let Some(dir) = ctx.arg_str("chdir") {
+    if let Some(dir) = p.str("chdir") {
         full = format!("cd {} && {full}", quote(&dir));
     }
-    let stdin = ctx.arg_str("stdin").map(|mut s| {
-        if ctx.arg_bool("stdin_add_newline").unwrap_or(true) {
+    let stdin = p.str("stdin").map(|mut s| {
+        if p.bool("stdin_add_newline") {
             s.push('\n');
         }
         s.into_bytes()

@@ -1,13 +1,26 @@
 //! `debug`: prints `msg` or the value of `var`; `verbosity` hides it below that `-v` level.
 
+use super::spec::{Arg, Check, Default, Kind};
+use super::Params;
 use super::{ActionCtx, ResultMap};
 use serde_json::{Map, Value};
 
+/// `debug`'s argument spec (its action validates as a module does).
+pub const ARGS: Check = Check::Spec {
+    name: None,
+    args: &[
+        Arg::raw("msg").default(Default::Str("Hello world!")),
+        Arg::new("var", Kind::StrStrict),
+        Arg::int("verbosity").default_int(0),
+    ],
+    exclusive: &[&["msg", "var"]],
+};
+
 /// Runs `debug`.
-pub fn run(ctx: &ActionCtx<'_>) -> ResultMap {
+pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     let mut m = Map::new();
-    let needed = ctx.arg_f64("verbosity").unwrap_or(0.0) as u8;
-    if ctx.verbosity < needed {
+    let needed = p.int("verbosity").unwrap_or(0);
+    if i64::from(ctx.verbosity) < needed {
         m.insert("changed".into(), Value::Bool(false));
         m.insert("skipped".into(), Value::Bool(true));
         m.insert(
@@ -16,11 +29,8 @@ pub fn run(ctx: &ActionCtx<'_>) -> ResultMap {
         );
         return m;
     }
-    if ctx.args.contains_key("msg") && ctx.args.contains_key("var") {
-        return super::failed("'msg' and 'var' are incompatible options");
-    }
-    if let Some(var) = ctx.raw_args.get("var") {
-        let name = crate::jinja::value::scalar_string(var);
+    // `var` and `msg` are mutually exclusive (refused before the run)
+    if let Some(name) = p.str("var") {
         let expr = name
             .trim()
             .trim_start_matches("{{")
@@ -40,10 +50,8 @@ pub fn run(ctx: &ActionCtx<'_>) -> ResultMap {
         };
         m.insert(name, value);
     } else {
-        let msg = ctx
-            .args
-            .get("msg")
-            .cloned()
+        let msg = p
+            .value("msg")
             .unwrap_or(Value::String("Hello world!".into()));
         m.insert("msg".into(), msg);
     }

@@ -14,10 +14,30 @@
 //! Where they are found differently from Ansible: `ansible_processor_vcpus` counts
 //! `/proc/cpuinfo`'s processors.
 
+use super::spec::{Arg, Check, Default, Kind};
+use super::Params;
 use super::{ActionCtx, ResultMap};
 use crate::transport::TransportError;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
+
+/// `setup`'s argument spec: facts are gathered as listed in the README, all at once.
+pub const ARGS: Check = Check::Spec {
+    name: None,
+    args: &[
+        Arg::path("fact_path")
+            .default_str("/etc/ansible/facts.d")
+            .unimplemented(),
+        Arg::new("filter", Kind::List)
+            .default(Default::List(&[]))
+            .unimplemented(),
+        Arg::new("gather_subset", Kind::List)
+            .default(Default::List(&["all"]))
+            .unimplemented(),
+        Arg::int("gather_timeout").default_int(10).unimplemented(),
+    ],
+    exclusive: &[],
+};
 
 mod network;
 
@@ -51,7 +71,7 @@ echo "tz_jul=$(date -d "$(date +%Y)-07-01 12:00" '+%z %Z' 2>/dev/null)"
 "#;
 
 /// Runs `setup`.
-pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
+pub async fn run(ctx: &ActionCtx<'_>, _p: &Params) -> Result<ResultMap, TransportError> {
     let conn = ctx.connection().await?;
     let script = [SCRIPT, network::SCRIPT].concat();
     let out = conn.exec(&script, None, None).await?;

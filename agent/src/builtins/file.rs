@@ -2,10 +2,45 @@
 //! recurse, with plain POSIX tools on the target and Ansible's result fields and messages.
 
 use super::files::{add_path_info, fail, info, mode_arg, set_attrs, sh, Info, R};
+use super::spec::{Arg, Check};
+use super::Params;
 use super::{ActionCtx, ResultMap};
 use crate::transport::{quote, TransportError};
 use serde_json::{Map, Value};
 use std::path::Path;
+
+/// `file`'s argument spec.
+pub const ARGS: Check = Check::Spec {
+    name: None,
+    args: &[
+        Arg::str("_diff_peek").unimplemented(),
+        Arg::str("_original_basename").unimplemented(),
+        Arg::str("access_time").unimplemented(),
+        Arg::str("access_time_format")
+            .default_str("%Y%m%d%H%M.%S")
+            .unimplemented(),
+        Arg::bool("follow", true),
+        Arg::bool("force", false),
+        Arg::str("group"),
+        Arg::raw("mode"),
+        Arg::str("modification_time").unimplemented(),
+        Arg::str("modification_time_format")
+            .default_str("%Y%m%d%H%M.%S")
+            .unimplemented(),
+        Arg::str("owner"),
+        Arg::path("path").aliases(&["dest", "name"]).required(),
+        Arg::bool("recurse", false),
+        Arg::path("src"),
+        Arg::str("state").choices(&["absent", "directory", "file", "hard", "link", "touch"]),
+        Arg::str("selevel").unimplemented(),
+        Arg::str("serole").unimplemented(),
+        Arg::str("setype").unimplemented(),
+        Arg::str("seuser").unimplemented(),
+        Arg::bool("unsafe_writes", false).unimplemented(),
+        Arg::str("attributes").aliases(&["attr"]).unimplemented(),
+    ],
+    exclusive: &[],
+};
 
 /// A failed file-module result; `path` (and its fields, as `add_path_info` adds them) when given.
 fn file_fail(msg: impl Into<String>, keys: &[(&str, &str)]) -> ResultMap {
@@ -34,19 +69,15 @@ async fn run_change(ctx: &ActionCtx<'_>, cmd: &str) -> Result<Result<(), String>
 }
 
 /// `file`.
-pub async fn run(ctx: &ActionCtx<'_>) -> R {
-    let Some(mut path) = ctx
-        .arg_str("path")
-        .or_else(|| ctx.arg_str("dest"))
-        .or_else(|| ctx.arg_str("name"))
-    else {
+pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
+    let Some(mut path) = p.str("path") else {
         return fail("path is required");
     };
-    let src = ctx.arg_str("src");
-    let force = ctx.arg_bool("force").unwrap_or(false);
-    let recurse = ctx.arg_bool("recurse").unwrap_or(false);
-    let follow = ctx.arg_bool("follow").unwrap_or(true);
-    let state_arg = ctx.arg_str("state");
+    let src = p.str("src");
+    let force = p.bool("force");
+    let recurse = p.bool("recurse");
+    let follow = p.bool("follow");
+    let state_arg = p.str("state");
     let mut before = info(ctx, &path).await?;
     // additional_parameter_handling: a directory path means the file inside it
     if !matches!(state_arg.as_deref(), Some("link" | "absent"))
@@ -121,15 +152,15 @@ pub async fn run(ctx: &ActionCtx<'_>) -> R {
             } else {
                 info(ctx, &path).await?
             };
-            match set_attrs(ctx, &path, now.as_ref()).await {
+            match set_attrs(ctx, p, &path, now.as_ref()).await {
                 Ok(c) => changed |= c,
-                Err(TransportError::Failed(msg)) => return attr_fail(ctx, msg, &path).await,
+                Err(TransportError::Failed(msg)) => return attr_fail(ctx, p, msg, &path).await,
                 Err(e) => return Err(e),
             }
             if recurse && (now.is_some() || !ctx.check) {
-                match recurse_attrs(ctx, &path).await? {
+                match recurse_attrs(ctx, p, &path).await? {
                     Ok(c) => changed |= c,
-                    Err(msg) => return attr_fail(ctx, msg, &path).await,
+                    Err(msg) => return attr_fail(ctx, p, msg, &path).await,
                 }
             }
             m.insert("changed".into(), Value::Bool(changed));
@@ -143,9 +174,9 @@ pub async fn run(ctx: &ActionCtx<'_>) -> R {
                 }
             }
             let now = info(ctx, &path).await?;
-            if let Err(e) = set_attrs(ctx, &path, now.as_ref()).await {
+            if let Err(e) = set_attrs(ctx, p, &path, now.as_ref()).await {
                 return match e {
-                    TransportError::Failed(msg) => attr_fail(ctx, msg, &path).await,
+                    TransportError::Failed(msg) => attr_fail(ctx, p, msg, &path).await,
                     e => Err(e),
                 };
             }
@@ -156,16 +187,16 @@ pub async fn run(ctx: &ActionCtx<'_>) -> R {
             let Some(i) = &before else {
                 return fail(format!("file ({path}) is absent, cannot continue"));
             };
-            let changed = match set_attrs(ctx, &path, Some(i)).await {
+            let changed = match set_attrs(ctx, p, &path, Some(i)).await {
                 Ok(c) => c,
-                Err(TransportError::Failed(msg)) => return attr_fail(ctx, msg, &path).await,
+                Err(TransportError::Failed(msg)) => return attr_fail(ctx, p, msg, &path).await,
                 Err(e) => return Err(e),
             };
             m.insert("changed".into(), Value::Bool(changed));
             m.insert("path".into(), path.clone().into());
         }
-        "link" => return symlink(ctx, &path, src, before.as_ref(), force, follow).await,
-        "hard" => return hardlink(ctx, &path, src, before.as_ref(), force, follow).await,
+        "link" => return symlink(ctx, p, &path, src, before.as_ref(), force, follow).await,
+        "hard" => return hardlink(ctx, p, &path, src, before.as_ref(), force, follow).await,
         other => {
             return fail(format!(
                 "value of state must be one of: absent, directory, file, hard, link, touch, got: {other}"
@@ -176,16 +207,16 @@ pub async fn run(ctx: &ActionCtx<'_>) -> R {
 }
 
 /// A failed chown/chgrp/chmod in the module's words (`chown failed: failed to look up user x`).
-async fn attr_fail(ctx: &ActionCtx<'_>, msg: String, path: &str) -> R {
+async fn attr_fail(ctx: &ActionCtx<'_>, p: &Params, msg: String, path: &str) -> R {
     let text = if msg.contains("invalid user") {
         format!(
             "chown failed: failed to look up user {}",
-            ctx.arg_str("owner").unwrap_or_default()
+            p.str("owner").unwrap_or_default()
         )
     } else if msg.contains("invalid group") {
         format!(
             "chgrp failed: failed to look up group {}",
-            ctx.arg_str("group").unwrap_or_default()
+            p.str("group").unwrap_or_default()
         )
     } else {
         msg
@@ -197,12 +228,13 @@ async fn attr_fail(ctx: &ActionCtx<'_>, msg: String, path: &str) -> R {
 /// owner and group, as `lchown`; their targets are not followed). True when anything changed.
 async fn recurse_attrs(
     ctx: &ActionCtx<'_>,
+    p: &Params,
     path: &str,
 ) -> Result<Result<bool, String>, TransportError> {
     let q = quote(path);
-    let owner = ctx.arg_str("owner");
-    let group = ctx.arg_str("group");
-    let mode = mode_arg(ctx);
+    let owner = p.str("owner");
+    let group = p.str("group");
+    let mode = mode_arg(p);
     let numeric_mode = mode
         .as_deref()
         .filter(|m| m.chars().all(|c| c.is_ascii_digit()));
@@ -263,6 +295,7 @@ async fn recurse_attrs(
 /// `state: link` (the module's `ensure_symlink`).
 async fn symlink(
     ctx: &ActionCtx<'_>,
+    p: &Params,
     path: &str,
     mut src: Option<String>,
     before: Option<&Info>,
@@ -348,9 +381,7 @@ async fn symlink(
     // owner, group and mode go to what the link points to (follow), when it exists
     let now = info(ctx, path).await?;
     if now.as_ref().is_some_and(|i| i.exists)
-        && (mode_arg(ctx).is_some()
-            || ctx.arg_str("owner").is_some()
-            || ctx.arg_str("group").is_some())
+        && (mode_arg(p).is_some() || p.str("owner").is_some() || p.str("group").is_some())
     {
         let target = if follow && now.as_ref().is_some_and(Info::is_link) {
             let out = sh(ctx, &format!("readlink -f {q}"), None).await?;
@@ -359,9 +390,9 @@ async fn symlink(
             path.to_string()
         };
         let ti = info(ctx, &target).await?;
-        match set_attrs(ctx, &target, ti.as_ref()).await {
+        match set_attrs(ctx, p, &target, ti.as_ref()).await {
             Ok(c) => changed |= c,
-            Err(TransportError::Failed(msg)) => return attr_fail(ctx, msg, &target).await,
+            Err(TransportError::Failed(msg)) => return attr_fail(ctx, p, msg, &target).await,
             Err(e) => return Err(e),
         }
     }
@@ -372,6 +403,7 @@ async fn symlink(
 /// `state: hard` (the module's `ensure_hardlink`).
 async fn hardlink(
     ctx: &ActionCtx<'_>,
+    p: &Params,
     path: &str,
     src: Option<String>,
     before: Option<&Info>,
@@ -438,9 +470,9 @@ async fn hardlink(
     } else {
         info(ctx, path).await?
     };
-    match set_attrs(ctx, path, now.as_ref()).await {
+    match set_attrs(ctx, p, path, now.as_ref()).await {
         Ok(c) => changed |= c,
-        Err(TransportError::Failed(msg)) => return attr_fail(ctx, msg, path).await,
+        Err(TransportError::Failed(msg)) => return attr_fail(ctx, p, msg, path).await,
         Err(e) => return Err(e),
     }
     m.insert("changed".into(), Value::Bool(changed));

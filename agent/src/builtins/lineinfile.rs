@@ -4,17 +4,49 @@
 //! endings, as the module's `readlines` does. Regexes are Rust's `regex` (no look-around).
 
 use super::files::{fail, info, mode_arg, set_attrs, sh, write_remote, Info, R};
+use super::spec::{Arg, Check};
 use super::ActionCtx;
+use super::Params;
 use crate::transport::{quote, TransportError};
 use regex::Regex;
 use serde_json::{Map, Value};
 
-fn compile(ctx: &ActionCtx<'_>, key: &str) -> Result<Option<Regex>, String> {
-    let pat = match key {
-        "regexp" => ctx.arg_str("regexp").or_else(|| ctx.arg_str("regex")),
-        k => ctx.arg_str(k),
-    };
-    match pat {
+/// `lineinfile`'s argument spec.
+pub const ARGS: Check = Check::Spec {
+    name: None,
+    args: &[
+        Arg::bool("backrefs", false),
+        Arg::bool("backup", false).unimplemented(),
+        Arg::bool("create", false),
+        Arg::bool("firstmatch", false),
+        Arg::str("group"),
+        Arg::str("insertafter"),
+        Arg::str("insertbefore"),
+        Arg::str("line").aliases(&["value"]),
+        Arg::raw("mode"),
+        Arg::str("owner"),
+        Arg::path("path")
+            .aliases(&["dest", "destfile", "name"])
+            .required(),
+        Arg::str("regexp").aliases(&["regex"]),
+        Arg::str("search_string"),
+        Arg::str("state")
+            .default_str("present")
+            .choices(&["absent", "present"]),
+        Arg::str("validate").unimplemented(),
+        Arg::str("selevel").unimplemented(),
+        Arg::str("serole").unimplemented(),
+        Arg::str("setype").unimplemented(),
+        Arg::str("seuser").unimplemented(),
+        Arg::bool("unsafe_writes", false).unimplemented(),
+        Arg::str("attributes").aliases(&["attr"]).unimplemented(),
+    ],
+    exclusive: &[],
+};
+
+/// The regex argument `key`, compiled.
+fn compile(p: &Params, key: &str) -> Result<Option<Regex>, String> {
+    match p.str(key) {
         None => Ok(None),
         Some(p) => Regex::new(&p)
             .map(Some)
@@ -227,6 +259,7 @@ fn present(
 /// records, in its order.
 async fn attr_diff(
     ctx: &ActionCtx<'_>,
+    p: &Params,
     was: Option<&Info>,
 ) -> Result<Map<String, Value>, TransportError> {
     let (mut before, mut after) = (Map::new(), Map::new());
@@ -247,19 +280,19 @@ async fn attr_diff(
         .await?;
         Ok::<_, TransportError>(out.stdout_text().trim().parse::<u64>().ok())
     };
-    if let Some(uid) = id_of(ctx.arg_str("owner"), "passwd").await? {
+    if let Some(uid) = id_of(p.str("owner"), "passwd").await? {
         if uid != was.uid {
             before.insert("owner".into(), was.uid.into());
             after.insert("owner".into(), uid.into());
         }
     }
-    if let Some(gid) = id_of(ctx.arg_str("group"), "group").await? {
+    if let Some(gid) = id_of(p.str("group"), "group").await? {
         if gid != was.gid {
             before.insert("group".into(), was.gid.into());
             after.insert("group".into(), gid.into());
         }
     }
-    let want = mode_arg(ctx).and_then(|m| u32::from_str_radix(&m, 8).ok());
+    let want = mode_arg(p).and_then(|m| u32::from_str_radix(&m, 8).ok());
     if let Some(w) = want.filter(|w| *w != was.raw_mode & 0o7777) {
         before.insert(
             "mode".into(),
@@ -276,34 +309,25 @@ async fn attr_diff(
 }
 
 /// `lineinfile`.
-pub async fn run(ctx: &ActionCtx<'_>) -> R {
-    let Some(path) = ["path", "dest", "destfile", "name"]
-        .iter()
-        .find_map(|k| ctx.arg_str(k))
-    else {
+pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
+    let Some(path) = p.str("path") else {
         return fail("missing required arguments: path");
     };
-    let state = ctx.arg_str("state").unwrap_or_else(|| "present".into());
-    if ctx.arg_bool("backup") == Some(true) {
-        return fail("lineinfile: 'backup' is not supported by etcd-agent");
-    }
-    if ctx.arg_str("validate").is_some() {
-        return fail("lineinfile: 'validate' is not supported by etcd-agent");
-    }
+    let state = p.str("state").unwrap_or_else(|| "present".into());
     let (regexp, bre_after, bre_before) = match (
-        compile(ctx, "regexp"),
-        compile(ctx, "insertafter"),
-        compile(ctx, "insertbefore"),
+        compile(p, "regexp"),
+        compile(p, "insertafter"),
+        compile(p, "insertbefore"),
     ) {
         (Ok(a), Ok(b), Ok(c)) => (a, b, c),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return fail(e),
     };
-    let search_string = ctx.arg_str("search_string");
-    let line = ctx.arg_str("line").or_else(|| ctx.arg_str("value"));
-    let backrefs = ctx.arg_bool("backrefs").unwrap_or(false);
-    let firstmatch = ctx.arg_bool("firstmatch").unwrap_or(false);
-    let create = ctx.arg_bool("create").unwrap_or(false);
-    let (mut ins_aft, ins_bef) = (ctx.arg_str("insertafter"), ctx.arg_str("insertbefore"));
+    let search_string = p.str("search_string");
+    let line = p.str("line");
+    let backrefs = p.bool("backrefs");
+    let firstmatch = p.bool("firstmatch");
+    let create = p.bool("create");
+    let (mut ins_aft, ins_bef) = (p.str("insertafter"), p.str("insertbefore"));
     for (a, b) in [
         ("insertbefore", "insertafter"),
         ("regexp", "search_string"),
@@ -312,7 +336,7 @@ pub async fn run(ctx: &ActionCtx<'_>) -> R {
         let given = |k: &str| match k {
             "regexp" => regexp.is_some(),
             "backrefs" => backrefs,
-            k => ctx.arg_str(k).is_some(),
+            k => p.str(k).is_some(),
         };
         if given(a) && given(b) {
             return fail(format!("parameters are mutually exclusive: {a}|{b}"));
@@ -438,7 +462,7 @@ pub async fn run(ctx: &ActionCtx<'_>) -> R {
     } else {
         info(ctx, &path).await?
     };
-    let attr_changed = match set_attrs(ctx, &path, now.as_ref()).await {
+    let attr_changed = match set_attrs(ctx, p, &path, now.as_ref()).await {
         Ok(c) => c,
         Err(TransportError::Failed(msg)) => return fail(msg),
         Err(e) => return Err(e),
@@ -454,7 +478,7 @@ pub async fn run(ctx: &ActionCtx<'_>) -> R {
     m.insert("msg".into(), msg.into());
     if ctx.diff {
         let mut attr = if attr_changed {
-            attr_diff(ctx, now.as_ref()).await?
+            attr_diff(ctx, p, now.as_ref()).await?
         } else {
             Map::new()
         };

@@ -10,12 +10,20 @@ mod facts;
 mod file;
 mod files;
 mod lineinfile;
+mod params;
 mod pause;
 mod simple;
+pub mod spec;
 mod systemd;
+mod table;
 mod wait_for;
 
 pub use binary::{run_binary, ANSIBLE_VERSION};
+pub use params::Params;
+pub use table::{
+    is_builtin, is_controller_only, lookup, names, run_builtin, untemplated_args, uses_target,
+    Builtin, Runs,
+};
 
 use crate::jinja::Templar;
 use crate::transport::{ConnSpec, Connection, ConnectionPool, TransportError};
@@ -25,36 +33,6 @@ use std::sync::Arc;
 
 /// A module result dict.
 pub type ResultMap = Map<String, Value>;
-
-/// Names of the builtins (short names).
-pub const BUILTINS: &[&str] = &[
-    "command",
-    "shell",
-    "debug",
-    "assert",
-    "fail",
-    "set_fact",
-    "pause",
-    "wait_for",
-    "systemd",
-    "systemd_service",
-    "service",
-    "setup",
-    "ping",
-    "meta",
-    "include_tasks",
-    "include_role",
-    "copy",
-    "template",
-    "fetch",
-    "file",
-    "stat",
-    "lineinfile",
-    "group_by",
-];
-
-/// Builtins that change nothing on the target (and so need no connection).
-pub const CONTROLLER_ONLY: &[&str] = &["debug", "assert", "fail", "set_fact", "pause", "group_by"];
 
 /// Everything an action needs to run on one host.
 pub struct ActionCtx<'a> {
@@ -88,7 +66,27 @@ pub struct ActionCtx<'a> {
     pub pool: &'a ConnectionPool,
 }
 
-impl ActionCtx<'_> {
+impl<'a> ActionCtx<'a> {
+    /// The same context with other arguments (the validated ones).
+    pub fn with_args(&self, args: Map<String, Value>) -> ActionCtx<'a> {
+        ActionCtx {
+            module: self.module.clone(),
+            args,
+            raw_args: self.raw_args.clone(),
+            vars: self.vars,
+            templar: self.templar,
+            check: self.check,
+            diff: self.diff,
+            no_log: self.no_log,
+            verbosity: self.verbosity,
+            become_user: self.become_user.clone(),
+            env: self.env.clone(),
+            conn_spec: self.conn_spec.clone(),
+            kill_after: self.kill_after,
+            pool: self.pool,
+        }
+    }
+
     /// The connection to the target (opened on first use).
     pub async fn connection(&self) -> Result<Arc<Connection>, TransportError> {
         self.pool.get(&self.conn_spec).await
@@ -116,89 +114,18 @@ impl ActionCtx<'_> {
             None => full,
         }
     }
-
-    /// An argument as text.
-    pub fn arg_str(&self, key: &str) -> Option<String> {
-        match self.args.get(key)? {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
-        }
-    }
-
-    /// An argument as a boolean (Ansible spelling).
-    pub fn arg_bool(&self, key: &str) -> Option<bool> {
-        self.args.get(key).map(crate::jinja::value::ansible_boolean)
-    }
-
-    /// An argument as a number.
-    pub fn arg_f64(&self, key: &str) -> Option<f64> {
-        match self.args.get(key)? {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
-}
-
-/// Whether builtin `name` runs on the target, and so needs its connection (the executor opens
-/// it before the task takes a fork slot).
-pub fn uses_target(name: &str) -> bool {
-    matches!(
-        name,
-        "command"
-            | "shell"
-            | "ping"
-            | "wait_for"
-            | "systemd"
-            | "systemd_service"
-            | "service"
-            | "setup"
-            | "copy"
-            | "template"
-            | "fetch"
-            | "file"
-            | "stat"
-            | "lineinfile"
-    )
-}
-
-/// Runs a builtin; `Err` only for unreachable targets.
-pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
-    match ctx.module.as_str() {
-        "command" | "shell" => command::run(ctx).await,
-        "debug" => Ok(debug::run(ctx)),
-        "assert" => Ok(assert::run(ctx)),
-        "fail" => Ok(simple::fail(ctx)),
-        "set_fact" => Ok(simple::set_fact(ctx)),
-        "group_by" => Ok(simple::group_by(ctx)),
-        "ping" => simple::ping(ctx).await,
-        "pause" => Ok(pause::run(ctx).await),
-        "wait_for" => wait_for::run(ctx).await,
-        "systemd" | "systemd_service" | "service" => systemd::run(ctx).await,
-        "setup" => facts::run(ctx).await,
-        "include_tasks" | "include_role" => Ok(include_result(ctx)),
-        "copy" => files::copy(ctx).await,
-        "template" => files::template(ctx).await,
-        "fetch" => files::fetch(ctx).await,
-        "file" => file::run(ctx).await,
-        "stat" => files::stat(ctx).await,
-        "lineinfile" => lineinfile::run(ctx).await,
-        "meta" => Ok(failed("meta actions are run by the executor")),
-        other => Ok(failed(format!("unknown builtin {other}"))),
-    }
 }
 
 /// The result of an `include_tasks` on a host (the included tasks follow it).
-fn include_result(ctx: &ActionCtx<'_>) -> ResultMap {
+fn include_result(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     let mut m = Map::new();
     m.insert("changed".into(), Value::Bool(false));
     m.insert(
         "include".into(),
-        Value::String(ctx.arg_str("_raw_params").unwrap_or_default()),
+        Value::String(p.str("_raw_params").unwrap_or_default()),
     );
     // include_role's arguments as written; include_tasks has none
-    let args = match ctx.args.get("_include_args") {
+    let args = match p.raw("_include_args") {
         Some(Value::Object(a)) => a.clone(),
         _ => Map::new(),
     };

@@ -1,17 +1,35 @@
 //! `pause`: waits `seconds`/`minutes` (prompts are not supported: the agent is non-interactive).
 
+use super::spec::{Arg, Check, Kind};
+use super::Params;
 use super::{ActionCtx, ResultMap};
 use serde_json::{Map, Value};
 
+/// `pause`'s argument spec (its action validates as a module does); prompts are not
+/// implemented.
+pub const ARGS: Check = Check::Spec {
+    name: None,
+    args: &[
+        Arg::bool("echo", true).unimplemented(),
+        Arg::new("minutes", Kind::Float),
+        Arg::new("seconds", Kind::Float),
+        Arg::str("prompt").unimplemented(),
+    ],
+    exclusive: &[&["minutes", "seconds"]],
+};
+
 /// Runs `pause`.
-pub async fn run(ctx: &ActionCtx<'_>) -> ResultMap {
-    let secs = ctx
-        .arg_f64("seconds")
-        .or_else(|| ctx.arg_f64("minutes").map(|m| m * 60.0));
+pub async fn run(
+    _ctx: &ActionCtx<'_>,
+    p: &Params,
+) -> Result<ResultMap, crate::transport::TransportError> {
+    let secs = p
+        .float("seconds")
+        .or_else(|| p.float("minutes").map(|m| m * 60.0));
     let Some(secs) = secs else {
-        return super::failed(
+        return Ok(super::failed(
             "pause without seconds/minutes waits for a prompt, which etcd-agent does not support",
-        );
+        ));
     };
     let start = chrono::Local::now();
     if secs > 0.0 {
@@ -30,7 +48,7 @@ pub async fn run(ctx: &ActionCtx<'_>) -> ResultMap {
         format!("Paused for {} seconds", fmt_secs(secs)).into(),
     );
     m.insert("user_input".into(), "".into());
-    m
+    Ok(m)
 }
 
 fn fmt_secs(s: f64) -> String {

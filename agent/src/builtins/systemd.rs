@@ -1,16 +1,62 @@
 //! `systemd`/`service`: start, stop, restart, reload and enable units through `systemctl`.
 
+use super::spec::{Arg, Check, Kind};
+use super::Params;
 use super::{ActionCtx, ResultMap};
 use crate::transport::{quote, TransportError};
 use serde_json::{Map, Value};
 
+/// `systemd`'s (`systemd_service`'s) argument spec.
+pub const SYSTEMD_ARGS: Check = Check::Spec {
+    name: None,
+    args: &[
+        Arg::bool("daemon_reexec", false)
+            .aliases(&["daemon-reexec"])
+            .unimplemented(),
+        Arg::bool("daemon_reload", false).aliases(&["daemon-reload"]),
+        Arg::new("enabled", Kind::Bool),
+        Arg::new("force", Kind::Bool).unimplemented(),
+        Arg::new("masked", Kind::Bool).unimplemented(),
+        Arg::str("name").aliases(&["service", "unit"]),
+        Arg::bool("no_block", false).unimplemented(),
+        Arg::str("scope")
+            .default_str("system")
+            .choices(&["system", "user", "global"])
+            .unimplemented(),
+        Arg::str("state").choices(&["reloaded", "restarted", "started", "stopped"]),
+    ],
+    exclusive: &[],
+};
+
+/// `service`'s argument spec (Ansible's `service` module; `use` is its action's option, and
+/// etcd-agent always drives systemd).
+pub const SERVICE_ARGS: Check = Check::Spec {
+    name: Some("ansible.legacy.service"),
+    args: &[
+        Arg::str("arguments")
+            .aliases(&["args"])
+            .default_str("")
+            .unimplemented(),
+        Arg::new("enabled", Kind::Bool),
+        Arg::str("name").required(),
+        Arg::str("pattern").unimplemented(),
+        Arg::str("runlevel").default_str("default").unimplemented(),
+        Arg::int("sleep").unimplemented(),
+        Arg::str("state").choices(&["reloaded", "restarted", "started", "stopped"]),
+        Arg::str("use")
+            .default_str("auto")
+            .only(&["auto", "systemd"])
+            .action_only(),
+    ],
+    exclusive: &[],
+};
+
 /// Runs `systemd`/`service`.
-pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
-    let name = ctx.arg_str("name").or_else(|| ctx.arg_str("unit"));
-    let state = ctx.arg_str("state");
-    let enabled = ctx.arg_bool("enabled");
-    let reload = ctx.arg_bool("daemon_reload").unwrap_or(false)
-        || ctx.arg_bool("daemon-reload").unwrap_or(false);
+pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, TransportError> {
+    let name = p.str("name");
+    let state = p.str("state");
+    let enabled = p.opt_bool("enabled");
+    let reload = p.bool("daemon_reload");
     let conn = ctx.connection().await?;
     let run = |cmd: String| {
         let conn = conn.clone();

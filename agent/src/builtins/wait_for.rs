@@ -1,20 +1,54 @@
 //! `wait_for`: waits on the target until a TCP port opens/closes or a file appears/disappears
 //! (optionally containing `search_regex`). Runs as one polling shell loop on the target.
 
+use super::spec::{Arg, Check, Default, Kind};
+use super::Params;
 use super::{ActionCtx, ResultMap};
 use crate::transport::{quote, TransportError};
 use serde_json::{Map, Value};
 
+/// `wait_for`'s argument spec.
+pub const ARGS: Check = Check::Spec {
+    name: None,
+    args: &[
+        Arg::new("active_connection_states", Kind::List)
+            .default(Default::List(&[
+                "ESTABLISHED",
+                "FIN_WAIT1",
+                "FIN_WAIT2",
+                "SYN_RECV",
+                "SYN_SENT",
+                "TIME_WAIT",
+            ]))
+            .unimplemented(),
+        Arg::int("connect_timeout").default_int(5).unimplemented(),
+        Arg::int("delay").default_int(0),
+        Arg::new("exclude_hosts", Kind::List).unimplemented(),
+        Arg::str("host").default_str("127.0.0.1"),
+        Arg::str("msg"),
+        Arg::path("path"),
+        Arg::int("port"),
+        Arg::str("search_regex"),
+        Arg::int("sleep").default_int(1),
+        Arg::str("state")
+            .default_str("started")
+            .choices(&["absent", "drained", "present", "started", "stopped"])
+            .only(&["absent", "present", "started", "stopped"]),
+        Arg::int("timeout").default_int(300),
+    ],
+    exclusive: &[],
+};
+
 /// Runs `wait_for`.
-pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
-    let host = ctx.arg_str("host").unwrap_or_else(|| "127.0.0.1".into());
-    let port = ctx.arg_f64("port").map(|p| p as u32);
-    let path = ctx.arg_str("path");
-    let state = ctx.arg_str("state").unwrap_or_else(|| "started".into());
-    let timeout = ctx.arg_f64("timeout").unwrap_or(300.0).max(0.0) as u64;
-    let delay = ctx.arg_f64("delay").unwrap_or(0.0).max(0.0);
-    let sleep = ctx.arg_f64("sleep").unwrap_or(1.0).max(0.1);
-    let regex = ctx.arg_str("search_regex");
+pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, TransportError> {
+    let host = p.str("host").unwrap_or_else(|| "127.0.0.1".into());
+    let port = p.int("port").map(|p| p.clamp(0, 65535) as u32);
+    let path = p.str("path");
+    let state = p.str("state").unwrap_or_else(|| "started".into());
+    let timeout = p.int("timeout").unwrap_or(300).max(0) as u64;
+    let delay = p.int("delay").unwrap_or(0).max(0) as f64;
+    let sleep = p.int("sleep").unwrap_or(1).max(0) as f64;
+    let regex = p.str("search_regex");
     let (check, what) = match (port, &path) {
         (Some(p), None) => (
             format!(
@@ -30,7 +64,7 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
             };
             (test, format!("file {path}"))
         }
-        (None, None) if delay > 0.0 || ctx.args.contains_key("timeout") => {
+        (None, None) if delay > 0.0 || p.has("timeout") => {
             // plain sleep, as wait_for with only timeout does
             let secs = if delay > 0.0 { delay } else { timeout as f64 };
             tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
@@ -82,10 +116,10 @@ pub async fn run(ctx: &ActionCtx<'_>) -> Result<ResultMap, TransportError> {
     if out.rc != 0 {
         m.insert("failed".into(), Value::Bool(true));
         let suffix = if want_present { "" } else { " to stop" };
-        m.insert(
-            "msg".into(),
-            format!("Timeout when waiting for {what}{suffix}").into(),
-        );
+        let msg = p
+            .str("msg")
+            .unwrap_or_else(|| format!("Timeout when waiting for {what}{suffix}"));
+        m.insert("msg".into(), msg.into());
     }
     Ok(m)
 }

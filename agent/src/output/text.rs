@@ -207,7 +207,7 @@ impl Reporter for TextReporter {
                 let what = match r.result.get("msg").map(crate::jinja::value::scalar_string) {
                     Some(m) if m.starts_with("Task failed") => m,
                     Some(m) if m.is_empty() => "Task failed: Action failed.".to_string(),
-                    Some(m) if crate::builtins::CONTROLLER_ONLY.contains(&r.action.as_str()) => {
+                    Some(m) if crate::builtins::is_controller_only(&r.action) => {
                         format!("Task failed: Action failed: {m}")
                     }
                     Some(m) => format!("Task failed: Module failed: {m}"),

@@ -115,9 +115,7 @@ impl TextReporter {
                     let what = match m.get("msg").map(crate::jinja::value::scalar_string) {
                         Some(x) if x.starts_with("Task failed") => x,
                         Some(x) if x.is_empty() => "Task failed: Action failed.".to_string(),
-                        Some(x)
-                            if crate::builtins::CONTROLLER_ONLY.contains(&r.action.as_str()) =>
-                        {
+                        Some(x) if crate::builtins::is_controller_only(&r.action) => {
                             format!("Task failed: Action failed: {x}")
                         }
                         Some(x) => format!("Task failed: Module failed: {x}"),

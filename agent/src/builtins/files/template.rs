@@ -1,0 +1,98 @@
+//! `template`: renders a controller-side Jinja file (Ansible's `trim_blocks`) and puts it on
+//! the target as `copy` does.
+
+use super::content::{local_source, put_content};
+use super::remote::{fail, R};
+use crate::builtins::spec::{Arg, Check, Default, Kind};
+use crate::builtins::ActionCtx;
+use crate::builtins::Params;
+
+/// `template`'s arguments: its action's own options, then those of the `copy` module it runs
+/// (which reports unknown keys).
+pub const ARGS: Check = Check::Spec {
+    name: Some("ansible.legacy.copy"),
+    args: &[
+        Arg::str("_original_basename").unimplemented(),
+        Arg::bool("backup", false).unimplemented(),
+        Arg::str("checksum").unimplemented(),
+        Arg::path("dest"),
+        Arg::raw("directory_mode").unimplemented(),
+        Arg::bool("follow", false).unimplemented(),
+        Arg::bool("force", true).unimplemented(),
+        Arg::str("group"),
+        Arg::raw("mode"),
+        Arg::str("owner"),
+        Arg::str("validate").unimplemented(),
+        Arg::str("selevel").unimplemented(),
+        Arg::str("serole").unimplemented(),
+        Arg::str("setype").unimplemented(),
+        Arg::str("seuser").unimplemented(),
+        Arg::bool("unsafe_writes", false).unimplemented(),
+        Arg::str("attributes").aliases(&["attr"]).unimplemented(),
+        Arg::raw("content").unimplemented(),
+        Arg::bool("local_follow", true).unimplemented(),
+        Arg::bool("remote_src", false).unimplemented(),
+        Arg::path("src"),
+        Arg::str("block_start_string")
+            .default_str("{%")
+            .unimplemented()
+            .action_only(),
+        Arg::str("block_end_string")
+            .default_str("%}")
+            .unimplemented()
+            .action_only(),
+        Arg::str("comment_start_string")
+            .unimplemented()
+            .action_only(),
+        Arg::str("comment_end_string").unimplemented().action_only(),
+        Arg::str("variable_start_string")
+            .default_str("{{")
+            .unimplemented()
+            .action_only(),
+        Arg::str("variable_end_string")
+            .default_str("}}")
+            .unimplemented()
+            .action_only(),
+        Arg::bool("lstrip_blocks", false)
+            .unimplemented()
+            .action_only(),
+        Arg::bool("trim_blocks", true).unimplemented().action_only(),
+        Arg::str("newline_sequence")
+            .default(Default::Str("\\n"))
+            .choices(&["\\n", "\\r", "\\r\\n"])
+            .unimplemented()
+            .action_only(),
+        Arg::str("output_encoding")
+            .default_str("utf-8")
+            .unimplemented()
+            .action_only(),
+        Arg::new("state", Kind::Raw).unimplemented().action_only(),
+    ],
+    exclusive: &[],
+};
+
+/// `template`: renders a controller-side Jinja file (Ansible's `trim_blocks`) and copies it.
+pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
+    let (Some(src), Some(dest)) = (p.str("src"), p.str("dest")) else {
+        return fail("src and dest are required");
+    };
+    let Some(path) = local_source(ctx, &src, "templates") else {
+        return fail(format!(
+            "Could not find or access '{src}' on the Ansible Controller."
+        ));
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+    };
+    // trim_blocks: the newline right after a block tag goes
+    let trimmed = text.replace("%}\r\n", "%}").replace("%}\n", "%}");
+    let rendered = match ctx
+        .templar
+        .render_str(&format!("{trimmed}{{# #}}"), ctx.vars)
+    {
+        Ok(v) => crate::jinja::value::scalar_string(&v),
+        Err(e) => return fail(format!("{}: {e:#}", path.display())),
+    };
+    put_content(ctx, p, &dest, rendered.as_bytes(), Some(&path)).await
+}
