@@ -52,3 +52,67 @@ pub fn template(
     raw_args.retain(|k, _| untemplated.contains(&k.as_str()));
     Ok(TaskArgs { args, raw_args })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::TaskOrigin;
+
+    fn task(action: &str, args: Value) -> Task {
+        let origin = TaskOrigin {
+            file: std::sync::Arc::new("t.yml".into()),
+            line: 1,
+            col: 1,
+        };
+        let mut t = Task::synthetic(action, "t", origin);
+        t.args = args.as_object().cloned().unwrap_or_default();
+        t
+    }
+
+    fn vars() -> JValue {
+        JValue::from_serialize(serde_json::json!({"x": "ex", "omit": OMIT}))
+    }
+
+    #[test]
+    fn builtin_keeps_its_untemplated_args_as_written() {
+        let t = task(
+            "debug",
+            serde_json::json!({"var": "{{ x }}", "msg": "{{ x }}", "verbosity": "{{ omit }}"}),
+        );
+        let a = template(&Templar::new(), &t, "debug", &vars()).expect("templated");
+        assert_eq!(
+            a.raw_args,
+            *serde_json::json!({"var": "{{ x }}"}).as_object().unwrap()
+        );
+        assert_eq!(
+            a.args,
+            *serde_json::json!({"msg": "ex"}).as_object().unwrap()
+        );
+    }
+
+    #[test]
+    fn other_modules_template_every_argument() {
+        let t = task(
+            "command",
+            serde_json::json!({"var": "{{ x }}", "that": "{{ x }}"}),
+        );
+        let a = template(&Templar::new(), &t, "command", &vars()).expect("templated");
+        assert!(a.raw_args.is_empty());
+        assert_eq!(
+            a.args,
+            *serde_json::json!({"var": "ex", "that": "ex"})
+                .as_object()
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_failure_names_the_module_and_the_argument() {
+        let t = task("command", serde_json::json!({"cmd": "{{ nope.nope }}"}));
+        let Err(e) = template(&Templar::new(), &t, "command", &vars()) else {
+            panic!("an undefined variable must fail");
+        };
+        assert!(e.contains("'ansible.builtin.command'"), "{e}");
+        assert!(e.contains("'cmd'"), "{e}");
+    }
+}
