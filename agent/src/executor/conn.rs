@@ -1,6 +1,6 @@
 //! Connection settings for a host from its variables (Ansible's connection variables).
 
-use super::RunOptions;
+use super::options::RunOptions;
 use crate::jinja::value::{ansible_boolean, scalar_string};
 use crate::transport::{ConnSpec, SshSpec};
 use serde_json::{Map, Value};

@@ -2,7 +2,8 @@
 //! `include_tasks`, handlers (`notify`, `meta: flush_handlers`, the flush at the end of each
 //! section) and `meta: end_play`/`end_host`/`noop`.
 
-use super::{Engine, Scope};
+use super::job_vars::Scope;
+use super::Engine;
 use crate::output::{Status, TaskInfo};
 use crate::playbook::blocks::{Item, Step};
 use crate::playbook::{Play, Task};

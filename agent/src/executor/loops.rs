@@ -2,8 +2,10 @@
 //! evaluates `when` itself) and the results are folded into one result with `results`, as
 //! Ansible registers and reports it.
 
-use super::host_task::{self, HostJob, HostOutcome};
-use super::Shared;
+use super::host_job::{HostJob, HostOutcome};
+use super::host_task;
+use super::outcome::ignores_errors;
+use super::shared::Shared;
 use crate::output::Status;
 use crate::playbook::blocks::Extra;
 use serde_json::{Map, Value};
@@ -17,7 +19,7 @@ fn failed(shared: &Shared, job: &HostJob, msg: String) -> HostOutcome {
     HostOutcome {
         host: job.host.clone(),
         status: Status::Failed,
-        ignored: host_task::ignores_errors(shared, &job.task, &job.ctx),
+        ignored: ignores_errors(shared, &job.task, &job.ctx),
         delegated_to: None,
         result: m,
         retries: Vec::new(),

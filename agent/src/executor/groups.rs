@@ -1,0 +1,103 @@
+//! `group_by` results applied to the run's inventory: new groups, their parents, the group
+//! variables their hosts see from the next task on, and `groups` as templates read it.
+
+use super::host_job::HostOutcome;
+use super::Engine;
+use crate::output::Status;
+use minijinja::Value as JValue;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+impl Engine {
+    /// Applies the `group_by` results of a host (also per loop item) to the inventory before
+    /// they are reported; like Ansible, `changed` then says whether the inventory changed.
+    pub(super) fn settle_groups(&mut self, o: &mut HostOutcome) {
+        if matches!(
+            o.status,
+            Status::Failed | Status::Unreachable | Status::Skipped
+        ) {
+            return;
+        }
+        let mut any = false;
+        if o.result.contains_key("add_group") {
+            any |= self.add_group(&o.host, &mut o.result);
+        }
+        if let Some(Value::Array(items)) = o.result.get_mut("results") {
+            let mut items = std::mem::take(items);
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                let bad = item
+                    .get("failed")
+                    .is_some_and(crate::jinja::value::python_truth)
+                    || item
+                        .get("skipped")
+                        .is_some_and(crate::jinja::value::python_truth);
+                if !bad && item.contains_key("add_group") {
+                    any |= self.add_group(&o.host, item);
+                }
+            }
+            o.result.insert("results".into(), Value::Array(items));
+        }
+        if any {
+            o.result.insert("changed".into(), Value::Bool(true));
+            if o.status == Status::Ok {
+                o.status = Status::Changed;
+            }
+        }
+    }
+
+    /// Applies a `group_by` result (`add_group`, `parent_groups`) to the run's inventory, as
+    /// Ansible's strategy does, so later plays and `groups` see the group; sets and returns
+    /// the result's `changed` (whether the inventory changed).
+    fn add_group(&mut self, host: &str, result: &mut Map<String, Value>) -> bool {
+        let Some(Value::String(group)) = result.get("add_group").cloned() else {
+            return false;
+        };
+        let parents: Vec<String> = match result.get("parent_groups") {
+            Some(Value::Array(a)) => a.iter().map(crate::jinja::value::scalar_string).collect(),
+            _ => vec!["all".to_string()],
+        };
+        let inv = Arc::make_mut(&mut self.inv);
+        let changed = match inv.add_dynamic_group(host, &group, &parents) {
+            Ok((created, changed)) => {
+                for _ in created.iter().filter(|g| invalid_group_name(g)) {
+                    self.reporter.warning(
+                        "Invalid characters were found in group names but not replaced, use -vvvv to see details",
+                    );
+                }
+                changed
+            }
+            Err(e) => {
+                self.reporter.warning(&format!("{e:#}"));
+                false
+            }
+        };
+        result.insert("changed".into(), Value::Bool(changed));
+        if changed {
+            // the group's hosts (through its descendants) now see its group vars, and those of
+            // any parent it was put under, from the next task on, as Ansible's do
+            let mut inv_vars = self
+                .shared
+                .inv_vars
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for h in self.inv.group_hosts(&group) {
+                inv_vars.insert(h.clone(), self.inv.host_vars_for_tasks(&h));
+            }
+        }
+        let mut groups = Map::new();
+        for g in self.inv.groups() {
+            groups.insert(g.name.clone(), Value::from(self.inv.group_hosts(&g.name)));
+        }
+        self.groups = JValue::from_serialize(&groups);
+        changed
+    }
+}
+
+/// True when Ansible would warn about a group name (`^[\d\W]|[^\w]`: not a Python identifier).
+fn invalid_group_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_bad = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || !(c.is_alphanumeric() || c == '_'));
+    first_bad || name.chars().any(|c| !(c.is_alphanumeric() || c == '_'))
+}

@@ -1,0 +1,162 @@
+//! What a host job sees: the task's variables for one host by Ansible's precedence (role
+//! defaults, inventory, play, role vars, task, facts, `-e`), its magic variables, and the
+//! run's `hostvars`.
+
+use super::host_job::HostJob;
+use super::vars::{self, OMIT};
+use super::{hostvars, Engine};
+use crate::inventory::Vars;
+use crate::playbook::role::Role;
+use crate::playbook::{Play, Task};
+use minijinja::Value as JValue;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Which hosts a task sees (for magic variables).
+pub(super) struct Scope<'a> {
+    /// Every host of the play (`ansible_play_hosts_all`).
+    pub play_hosts: &'a [String],
+    /// The hosts still active (`ansible_play_hosts`, `ansible_play_batch`).
+    pub active: &'a [String],
+    /// The run's `hostvars`.
+    pub hostvars: &'a JValue,
+}
+
+impl Engine {
+    /// Builds the per-host job (variables and context).
+    pub(super) fn job(
+        &self,
+        play: &Play,
+        task: &Arc<Task>,
+        host: &str,
+        scope: &Scope<'_>,
+    ) -> HostJob {
+        let (play_hosts, active, hostvars) = (scope.play_hosts, scope.active, scope.hostvars);
+        let empty = Vars::new();
+        let inv_vars = self
+            .shared
+            .inv_vars
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut inventory = inv_vars.get(host).unwrap_or(&empty);
+        // the `connection` keyword (the task's, else the play's), below any
+        // `ansible_connection` variable
+        let connection_keyword = task.connection.clone().or_else(|| play.connection.clone());
+        let with_connection;
+        if let Some(c) = &connection_keyword {
+            if !inventory.contains_key("ansible_connection") {
+                let mut vars = inventory.clone();
+                vars.insert("ansible_connection".into(), c.as_str().into());
+                with_connection = vars;
+                inventory = &with_connection;
+            }
+        }
+        let facts = self.facts.get(host).unwrap_or(&empty);
+        let short = host.split('.').next().unwrap_or(host).to_string();
+        let opts = &self.shared.opts;
+        let mut magic: Vec<(&str, JValue)> = vec![
+            ("inventory_hostname", JValue::from(host)),
+            ("inventory_hostname_short", JValue::from(short)),
+            (
+                "group_names",
+                JValue::from_serialize(self.inv.group_names(host)),
+            ),
+            ("groups", self.groups.clone()),
+            ("hostvars", hostvars.clone()),
+            ("play_hosts", JValue::from_serialize(active)),
+            ("ansible_play_hosts", JValue::from_serialize(active)),
+            ("ansible_play_batch", JValue::from_serialize(active)),
+            ("ansible_play_hosts_all", JValue::from_serialize(play_hosts)),
+            ("ansible_play_name", JValue::from(play.name.clone())),
+            (
+                "playbook_dir",
+                JValue::from(opts.playbook_dir.display().to_string()),
+            ),
+            ("ansible_check_mode", JValue::from(opts.check)),
+            ("ansible_diff_mode", JValue::from(opts.diff)),
+            ("ansible_verbosity", JValue::from(opts.verbosity)),
+            ("ansible_forks", JValue::from(opts.forks)),
+            (
+                "ansible_version",
+                JValue::from_serialize(vars::ansible_version()),
+            ),
+            ("omit", JValue::from(OMIT)),
+        ];
+        if let Some(role) = &task.role {
+            magic.push(("role_name", JValue::from(role.name.clone())));
+            magic.push(("role_path", JValue::from(role.path.display().to_string())));
+        }
+        // role defaults and vars: every role's of the play (and those made public so far),
+        // then the task's own role's on top
+        let roles: Vec<&Arc<Role>> = play
+            .roles
+            .iter()
+            .chain(&self.public_roles)
+            .chain(task.role.iter())
+            .collect();
+        let role_defaults: Vec<&Vars> = roles.iter().map(|r| &r.defaults).collect();
+        let role_vars: Vec<&Vars> = roles.iter().map(|r| &r.vars).collect();
+        let layers = vars::Layers {
+            role_defaults: &role_defaults,
+            inventory,
+            play: &play.vars,
+            role_vars: &role_vars,
+            task: &task.vars,
+            facts,
+            extra: &opts.extra_vars,
+        };
+        let (merged, ctx) = vars::build(&layers, &magic, &self.shared.templar);
+        HostJob {
+            host: host.to_string(),
+            task: task.clone(),
+            vars: merged,
+            ctx,
+            play_become: play.r#become,
+            play_user: play.remote_user.clone(),
+            connection_keyword,
+            play_env: play.environment.clone(),
+        }
+    }
+
+    /// `hostvars`: every host's inventory variables and facts, templated lazily in that
+    /// host's context (see [`hostvars::HostVars`]).
+    pub(super) fn hostvars(&self) -> JValue {
+        let inv_vars = self
+            .shared
+            .inv_vars
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let hosts: Vec<(String, Vars)> = inv_vars
+            .iter()
+            .map(|(h, v)| {
+                let mut m = v.clone();
+                if let Some(f) = self.facts.get(h) {
+                    crate::inventory::merge(&mut m, f);
+                }
+                m.entry("ansible_facts")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                m.insert("inventory_hostname".into(), Value::String(h.clone()));
+                m.insert("group_names".into(), Value::from(self.inv.group_names(h)));
+                (h.clone(), m)
+            })
+            .collect();
+        let opts = &self.shared.opts;
+        let shared: std::collections::BTreeMap<String, JValue> = [
+            ("groups", self.groups.clone()),
+            (
+                "playbook_dir",
+                JValue::from(opts.playbook_dir.display().to_string()),
+            ),
+            (
+                "ansible_version",
+                JValue::from_serialize(vars::ansible_version()),
+            ),
+            ("ansible_check_mode", JValue::from(opts.check)),
+            ("omit", JValue::from(OMIT)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        hostvars::HostVars::value(hosts, shared, &self.shared.templar)
+    }
+}

@@ -1,0 +1,37 @@
+//! Run-wide options: the command line merged with ansible.cfg.
+
+use crate::inventory::Vars;
+use std::path::PathBuf;
+
+/// Run-wide options (command line merged with ansible.cfg).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `--check`.
+    pub check: bool,
+    /// `--diff`.
+    pub diff: bool,
+    /// `--forks`.
+    pub forks: usize,
+    /// `-v` count.
+    pub verbosity: u8,
+    /// `-e` variables.
+    pub extra_vars: Vars,
+    /// `--limit`.
+    pub limit: Option<String>,
+    /// `-u` / `remote_user`.
+    pub remote_user: Option<String>,
+    /// `--private-key` / `private_key_file`.
+    pub private_key: Option<PathBuf>,
+    /// `--become`.
+    pub r#become: bool,
+    /// SSH connect timeout (seconds).
+    pub timeout: u64,
+    /// `host_key_checking`.
+    pub host_key_checking: bool,
+    /// Directory of the playbook (`playbook_dir`).
+    pub playbook_dir: PathBuf,
+    /// `[ssh_connection] ssh_args` words, before each host's own ssh arguments.
+    pub ssh_args: Vec<String>,
+    /// Where persistent connections keep their control sockets.
+    pub control_path_dir: PathBuf,
+}

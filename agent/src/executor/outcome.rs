@@ -1,0 +1,119 @@
+//! Turning an action's result into a status: Ansible's defaults (`failed` from `rc`,
+//! `changed` false), `changed_when`/`failed_when`, the status the flags give, and whether
+//! `ignore_errors` holds.
+
+use super::shared::Shared;
+use super::vars::Context;
+use crate::builtins::{self, ResultMap};
+use crate::jinja::value::scalar_string;
+use crate::jinja::Templar;
+use crate::output::Status;
+use crate::playbook::Task;
+use serde_json::{Map, Value};
+
+/// A failed, unchanged result with `msg`.
+pub fn failed(msg: String) -> ResultMap {
+    let mut m = builtins::failed(msg);
+    m.insert("changed".into(), Value::Bool(false));
+    m
+}
+
+/// The result of a task whose `when` condition `cond` is false.
+pub fn skipped(cond: &Value) -> ResultMap {
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(false));
+    m.insert("false_condition".into(), cond.clone());
+    m.insert("skip_reason".into(), "Conditional result was False".into());
+    m.insert("skipped".into(), Value::Bool(true));
+    m
+}
+
+/// Whether flag `key` of a result is set (by Python truth).
+fn flag(m: &ResultMap, key: &str) -> bool {
+    m.get(key)
+        .map(crate::jinja::value::python_truth)
+        .unwrap_or(false)
+}
+
+/// The status a final result's flags give: failed, else skipped, else changed, else ok.
+pub fn status(result: &ResultMap) -> Status {
+    if flag(result, "failed") {
+        Status::Failed
+    } else if flag(result, "skipped") {
+        Status::Skipped
+    } else if flag(result, "changed") {
+        Status::Changed
+    } else {
+        Status::Ok
+    }
+}
+
+/// Whether the task's `ignore_errors` (templated for the host) holds.
+pub fn ignores_errors(shared: &Shared, task: &Task, ctx: &Context) -> bool {
+    match &task.ignore_errors {
+        Value::String(s) => shared
+            .templar
+            .condition(&Value::String(s.clone()), &ctx.value())
+            .unwrap_or(false),
+        other => crate::jinja::value::python_truth(other),
+    }
+}
+
+/// Sets `failed` from `rc` when missing and defaults `changed` to false, as Ansible does.
+pub fn normalize(result: &mut ResultMap) {
+    if !result.contains_key("failed") {
+        let rc_failed = match result.get("rc") {
+            Some(Value::Number(n)) => n.as_i64() != Some(0),
+            Some(Value::String(s)) => s != "0",
+            _ => false,
+        };
+        result.insert("failed".into(), Value::Bool(rc_failed));
+    }
+    if !result.contains_key("changed") {
+        result.insert("changed".into(), Value::Bool(false));
+    }
+}
+
+/// Applies `changed_when` and `failed_when` (in `ctx`, which holds the registered result) to
+/// a result that was not skipped; an error names the condition that could not be evaluated.
+pub fn apply_overrides(
+    task: &Task,
+    result: &mut ResultMap,
+    ctx: &Context,
+    templar: &Templar,
+) -> Result<(), String> {
+    if flag(result, "skipped") {
+        return Ok(());
+    }
+    let jv = ctx.value();
+    let all = |conds: &Vec<Value>| -> Result<bool, String> {
+        for c in conds {
+            if !templar.condition(c, &jv).map_err(|e| {
+                format!(
+                    "Task failed: conditional check '{}' failed: {e:#}",
+                    scalar_string(c)
+                )
+            })? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    if let Some(conds) = &task.changed_when {
+        let changed = all(conds)?;
+        result.insert("changed".into(), Value::Bool(changed));
+    }
+    if let Some(conds) = &task.failed_when {
+        let failed = all(conds)?;
+        if !failed && flag(result, "failed") {
+            // Ansible 2.19 notes the failure it suppressed (tracebacks are off by default)
+            result.insert(
+                "failed_when_suppressed_exception".into(),
+                "(traceback unavailable)".into(),
+            );
+        }
+        result.insert("failed_when_result".into(), Value::Bool(failed));
+        result.insert("failed".into(), Value::Bool(failed));
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Running one play: its hosts (less those failed earlier in the run), the implicit fact
+//! gathering, and its `serial` batches one after another.
+
+use super::batches::batches;
+use super::flow::{Flow, PlayRun};
+use super::hosts::unmatched_terms;
+use super::Engine;
+use crate::playbook::blocks::{Item, Step};
+use crate::playbook::{Play, Task};
+use std::sync::Arc;
+
+impl Engine {
+    /// Runs one play; false stops the playbook.
+    pub(super) async fn run_play(&mut self, play: &Play) -> bool {
+        self.reporter.play_start(&play.name, &play.origin);
+        self.public_roles.clear();
+        let hosts = match self.play_hosts(play) {
+            Ok(h) => h,
+            Err(e) => {
+                self.reporter.warning(&format!("{e:#}"));
+                Vec::new()
+            }
+        };
+        if hosts.is_empty() {
+            for bare in unmatched_terms(&self.inv, &play.hosts) {
+                self.reporter.warning(&format!(
+                    "Could not match supplied host pattern, ignoring: {bare}"
+                ));
+            }
+        }
+        let all_hosts = hosts.clone();
+        let hosts: Vec<String> = hosts
+            .into_iter()
+            .filter(|h| !self.dead.contains(h))
+            .collect();
+        if hosts.is_empty() {
+            self.reporter.no_hosts();
+            return true;
+        }
+        self.ended.clear();
+        let body = play_body(play);
+        for (i, batch) in batches(&hosts, &play.serial).into_iter().enumerate() {
+            if i > 0 {
+                // Ansible announces the play again for every serial batch
+                self.reporter.play_start(&play.name, &play.origin);
+            }
+            let mut active = batch.clone();
+            let mut run = PlayRun::new(&all_hosts, &batch);
+            let flow = self.run_items(play, &body, &mut active, &mut run).await;
+            // hosts failed by another host's run_once task stay failed for the run
+            for h in &run.collateral_all {
+                self.dead.insert(h.clone());
+                self.any_failed = true;
+            }
+            match flow {
+                Flow::Continue => {}
+                Flow::EndPlay => return true,
+                Flow::Abort => return false,
+            }
+            if batch.iter().all(|h| self.dead.contains(h)) {
+                self.reporter.no_more_hosts();
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The items a play runs: "Gathering Facts" first when `gather_facts` is on, then its body.
+fn play_body(play: &Play) -> Vec<Item> {
+    let mut body: Vec<Item> = Vec::new();
+    if play.gather_facts {
+        body.push(Item::Task(Step {
+            task: Arc::new(Task::synthetic(
+                "setup",
+                "Gathering Facts",
+                play.origin.clone(),
+            )),
+            extra: Default::default(),
+        }));
+    }
+    body.extend(play.body.iter().cloned());
+    body
+}

@@ -1,0 +1,119 @@
+//! What a task's outcomes change in the run's state: the last statuses and failed results
+//! (for `notify`, includes and `rescue`), roles made public, facts (also `delegate_facts`),
+//! registered variables, and hosts that failed or became unreachable.
+
+use super::host_job::HostOutcome;
+use super::Engine;
+use crate::output::Status;
+use crate::playbook::Task;
+use serde_json::{Map, Value};
+
+impl Engine {
+    /// Records the outcomes of `task` (in host order) in the run state; a failed or
+    /// unreachable host leaves `active`. `run_once`: the one outcome applies to every active
+    /// host. Returns how many hosts newly failed.
+    pub(super) fn record(
+        &mut self,
+        task: &Task,
+        outcomes: &[HostOutcome],
+        active: &mut Vec<String>,
+        run_once: bool,
+    ) -> usize {
+        let mut newly_failed = 0;
+        self.last = outcomes
+            .iter()
+            .map(|o| (o.host.clone(), o.status))
+            .collect();
+        self.last_results.clear();
+        for o in outcomes {
+            if o.status == Status::Failed && !o.ignored {
+                self.last_results.insert(o.host.clone(), o.result.clone());
+            }
+        }
+        for o in outcomes {
+            let apply_to: Vec<String> = if run_once {
+                active.clone()
+            } else {
+                vec![o.host.clone()]
+            };
+            if !matches!(
+                o.status,
+                Status::Failed | Status::Unreachable | Status::Skipped
+            ) {
+                if let Some(role) = &task.exposes {
+                    if !self.public_roles.iter().any(|r| r.path == role.path) {
+                        self.public_roles.push(role.clone());
+                    }
+                }
+                // a loop's facts come item by item (set_fact in a loop), each to its own
+                // delegated host under `delegate_facts`
+                let items: Vec<(&Map<String, Value>, Option<&String>)> =
+                    match o.result.get("results") {
+                        Some(Value::Array(list)) if !o.item_delegates.is_empty() => list
+                            .iter()
+                            .zip(&o.item_delegates)
+                            .filter_map(|(r, d)| Some((r.as_object()?, d.as_ref())))
+                            .collect(),
+                        _ => vec![(&o.result, o.delegated_to.as_ref())],
+                    };
+                for (item, delegate) in items {
+                    let Some(Value::Object(f)) = item.get("ansible_facts") else {
+                        continue;
+                    };
+                    let targets = match delegate {
+                        Some(d) if task.delegate_facts => std::slice::from_ref(d),
+                        _ => &apply_to[..],
+                    };
+                    for h in targets {
+                        self.add_facts(h, f);
+                    }
+                }
+            }
+            for h in &apply_to {
+                let facts = self.facts.entry(h.clone()).or_default();
+                if let Some(name) = &task.register {
+                    let mut reg = o.result.clone();
+                    reg.retain(|k, _| !k.starts_with("_ansible"));
+                    if o.status != Status::Skipped && !reg.contains_key("failed") {
+                        reg.insert("failed".into(), Value::Bool(false));
+                    }
+                    facts.insert(name.clone(), Value::Object(reg));
+                }
+            }
+            match o.status {
+                Status::Failed if !o.ignored => {
+                    newly_failed += 1;
+                    self.any_failed = true;
+                    self.dead.insert(o.host.clone());
+                    active.retain(|h| h != &o.host);
+                }
+                Status::Unreachable if !task.ignore_unreachable => {
+                    newly_failed += 1;
+                    self.any_unreachable = true;
+                    self.dead.insert(o.host.clone());
+                    active.retain(|h| h != &o.host);
+                }
+                _ => {}
+            }
+        }
+        newly_failed
+    }
+
+    /// Adds facts an action returned to `host`'s, also under `ansible_facts` without the
+    /// `ansible_` prefix.
+    fn add_facts(&mut self, host: &str, new: &Map<String, Value>) {
+        let facts = self.facts.entry(host.to_string()).or_default();
+        let mut af = match facts.get("ansible_facts") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        for (k, v) in new {
+            facts.insert(k.clone(), v.clone());
+            af.insert(
+                k.strip_prefix("ansible_").unwrap_or(k).to_string(),
+                v.clone(),
+            );
+        }
+        facts.insert("ansible_facts".into(), Value::Object(af));
+    }
+}

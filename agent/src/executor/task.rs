@@ -1,0 +1,153 @@
+//! Running one task on a play's active hosts: its displayed name, its fork limit
+//! (`--forks`, `throttle`), one host job per host, and reporting each host's outcome in host
+//! order as soon as every earlier host's is in.
+
+use super::host_job::HostOutcome;
+use super::job_vars::Scope;
+use super::{host_task, loops, Engine};
+use crate::output::TaskInfo;
+use crate::playbook::blocks::Extra;
+use crate::playbook::{Play, Task};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+impl Engine {
+    /// Runs a task on the active hosts; returns how many hosts newly failed.
+    pub(super) async fn run_task(
+        &mut self,
+        play: &Play,
+        task: &Arc<Task>,
+        active: &mut Vec<String>,
+        play_hosts: &[String],
+        extra: Option<&Extra>,
+    ) -> usize {
+        let run_once = task.run_once || task.module() == "pause";
+        let targets: Vec<String> = if run_once {
+            active.iter().take(1).cloned().collect()
+        } else {
+            active.clone()
+        };
+        let hostvars = self.hostvars();
+        let scope = Scope {
+            play_hosts,
+            active,
+            hostvars: &hostvars,
+        };
+        let info = self.task_info(play, task, extra, targets.first(), &scope);
+        self.reporter.task_start(&info, targets.len());
+        let outcomes = self
+            .run_hosts(play, task, extra, &targets, &scope, &info)
+            .await;
+        self.record(task, &outcomes, active, run_once)
+    }
+
+    /// The task as announced: its name, templated (when it is a template) with the variables
+    /// of the first host it runs on.
+    fn task_info(
+        &self,
+        play: &Play,
+        task: &Arc<Task>,
+        extra: Option<&Extra>,
+        first: Option<&String>,
+        scope: &Scope<'_>,
+    ) -> TaskInfo {
+        let mut info = TaskInfo {
+            name: task.display_name(),
+            origin: Some(task.origin.clone()),
+            handler: extra.is_some_and(|x| x.handler),
+        };
+        if let (Some(first), true) = (first, crate::jinja::value::is_template(&info.name)) {
+            // Ansible templates task names with the variables it has (not host facts)
+            let job = self.job(play, task, first, scope);
+            if let Ok(v) = self.shared.templar.render_str(&info.name, &job.ctx.value()) {
+                info.name = crate::jinja::value::scalar_string(&v);
+            }
+        }
+        info
+    }
+
+    /// How many hosts run the task at once: `--forks`, lowered by a positive `throttle`.
+    fn task_forks(&self, extra: Option<&Extra>) -> usize {
+        let mut forks = self.shared.opts.forks.max(1);
+        if let Some(t) = extra.and_then(|x| x.throttle.as_ref()) {
+            let n = match t {
+                Value::Number(n) => n.as_u64(),
+                other => crate::jinja::value::scalar_string(other)
+                    .trim()
+                    .parse()
+                    .ok(),
+            };
+            if let Some(n) = n.filter(|n| *n > 0) {
+                forks = forks.min(n as usize);
+            }
+        }
+        forks
+    }
+
+    /// Runs one host job per target, at most `task_forks` at a time, settles `group_by` and
+    /// reports each outcome in host order; returns the outcomes in host order.
+    async fn run_hosts(
+        &mut self,
+        play: &Play,
+        task: &Arc<Task>,
+        extra: Option<&Extra>,
+        targets: &[String],
+        scope: &Scope<'_>,
+        info: &TaskInfo,
+    ) -> Vec<HostOutcome> {
+        let forks = self.task_forks(extra);
+        let looped = extra.filter(|x| x.loop_items.is_some()).cloned();
+        let sem = Arc::new(tokio::sync::Semaphore::new(forks));
+        let mut set = tokio::task::JoinSet::new();
+        let mut order = HashMap::new();
+        for (i, host) in targets.iter().enumerate() {
+            order.insert(host.clone(), i);
+            let job = self.job(play, task, host, scope);
+            let shared = self.shared.clone();
+            let sem = sem.clone();
+            let looped = looped.clone();
+            set.spawn(async move {
+                match looped {
+                    Some(extra) => {
+                        let _permit = sem.acquire_owned().await;
+                        loops::run(shared, job, extra).await
+                    }
+                    // takes its fork slot once its connection is open
+                    None => host_task::run(shared, job, Some(sem)).await,
+                }
+            });
+        }
+        // Results are reported in host order as soon as all earlier hosts are done, so output
+        // is deterministic yet streams.
+        let mut pending: HashMap<usize, HostOutcome> = HashMap::new();
+        let mut next = 0usize;
+        let mut outcomes: Vec<HostOutcome> = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            let outcome = match joined {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!("host job crashed: {e}");
+                    continue;
+                }
+            };
+            let idx = order.get(&outcome.host).copied().unwrap_or(usize::MAX);
+            pending.insert(idx, outcome);
+            while let Some(mut o) = pending.remove(&next) {
+                self.settle_groups(&mut o);
+                self.report(info, task, &o);
+                outcomes.push(o);
+                next += 1;
+            }
+        }
+        let mut rest: Vec<(usize, HostOutcome)> = pending.into_iter().collect();
+        rest.sort_by_key(|(i, _)| *i);
+        for (_, mut o) in rest {
+            self.settle_groups(&mut o);
+            self.report(info, task, &o);
+            outcomes.push(o);
+        }
+        outcomes.sort_by_key(|o| order.get(&o.host).copied().unwrap_or(usize::MAX));
+        outcomes
+    }
+}

@@ -1,0 +1,37 @@
+//! A task's `when` conditions for one host: run, skip, or fail on a condition that cannot
+//! be evaluated.
+
+use super::outcome::skipped;
+use crate::builtins::ResultMap;
+use crate::jinja::value::scalar_string;
+use crate::jinja::Templar;
+use crate::playbook::Task;
+use minijinja::Value as JValue;
+
+/// What a task's `when` conditions say for a host.
+pub enum Gate {
+    /// Every condition holds (or there is none).
+    Run,
+    /// A condition is false: the skipped result.
+    Skip(ResultMap),
+    /// A condition could not be evaluated: the failure message.
+    Fail(String),
+}
+
+/// Evaluates the task's `when` conditions in order, in the host's variables `vars`; the first
+/// false or broken one decides.
+pub fn gate(templar: &Templar, task: &Task, vars: &JValue) -> Gate {
+    for cond in &task.when {
+        match templar.condition(cond, vars) {
+            Ok(true) => {}
+            Ok(false) => return Gate::Skip(skipped(cond)),
+            Err(e) => {
+                return Gate::Fail(format!(
+                    "Task failed: Conditional evaluation failed: {e:#} (in when: {})",
+                    scalar_string(cond)
+                ))
+            }
+        }
+    }
+    Gate::Run
+}
