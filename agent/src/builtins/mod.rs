@@ -145,12 +145,3 @@ pub fn failed(msg: impl Into<String>) -> ResultMap {
 pub fn lines(s: &str) -> Value {
     Value::Array(s.lines().map(|l| Value::String(l.to_string())).collect())
 }
-
-/// Arguments of builtin `name` that are not templated before it runs (`debug: var`, `assert: that`).
-pub fn untemplated_args(name: &str) -> &'static [&'static str] {
-    match name {
-        "debug" => &["var"],
-        "assert" => &["that"],
-        _ => &[],
-    }
-}
