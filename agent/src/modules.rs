@@ -34,11 +34,6 @@ impl ModuleFinder {
         }
     }
 
-    /// The directories searched.
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
     /// Resolves a task's module name.
     pub fn resolve(&self, action: &str) -> Result<Action, String> {
         if let Ok(cache) = self.cache.lock() {
