@@ -3,68 +3,38 @@
 //!
 //! The binary is built once per test process with `cargo build -p etcd-agent`.
 
-use harness::agent_command;
+use harness::clean_env::remove_ansible_env;
+use harness::{run, run_with_stdin, write_executable, write_file, Agent, RunOutput, NO_CONFIG};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-/// Runs the agent in `dir` with no inherited `ANSIBLE_*` settings.
-fn agent(dir: &Path, args: &[&str]) -> Output {
-    agent_command(dir, &dir.join("no-such-ansible.cfg"))
-        .args(args)
-        .output()
-        .expect("run etcd-agent")
-}
-
-/// Runs `etcd-agent playbook --json -i inventory playbook` in `dir`.
-fn agent_json(dir: &Path, inventory: &Path, playbook: &Path) -> Output {
-    agent(
-        dir,
-        &[
-            "playbook",
-            "--json",
-            "-i",
-            inventory.to_str().unwrap(),
-            playbook.to_str().unwrap(),
-        ],
-    )
+/// Runs `etcd-agent playbook -i inventory playbook --json` in `dir`.
+fn agent_json(dir: &Path, inventory: &Path, playbook: &Path) -> RunOutput {
+    Agent::in_dir(dir)
+        .playbook(inventory, playbook)
+        .arg("--json")
+        .run()
 }
 
 /// Runs the real `ansible-inventory` sandboxed in `dir`.
-fn ansible_inventory(dir: &Path, args: &[&str]) -> Output {
+fn ansible_inventory(dir: &Path, args: &[&str]) -> RunOutput {
     let mut cmd = Command::new("ansible-inventory");
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ANSIBLE_") {
-            cmd.env_remove(k);
-        }
-    }
+    remove_ansible_env(&mut cmd);
     let home = dir.join(".ansible-home");
-    cmd.args(args)
+    run(cmd
+        .args(args)
         .current_dir(dir)
-        .env("ANSIBLE_CONFIG", dir.join("no-such-ansible.cfg"))
+        .env("ANSIBLE_CONFIG", dir.join(NO_CONFIG))
         .env("ANSIBLE_HOME", &home)
         .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
         .env("ANSIBLE_REMOTE_TEMP", home.join("rtmp"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ansible-inventory")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn write(dir: &Path, rel: &str, body: &str) -> PathBuf {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, body).unwrap();
-    p
+        .env("ANSIBLE_NOCOLOR", "1"))
 }
 
 /// An inventory tree with both formats, group_vars/host_vars (files and dirs), ranges.
 fn inventory_fixture(dir: &Path) {
-    write(
+    write_file(
         dir,
         "inv/hosts.ini",
         "loose1 ansible_host=127.0.0.1\n\
@@ -82,53 +52,41 @@ fn inventory_fixture(dir: &Path) {
          [all:vars]\n\
          top=1\n",
     );
-    write(
+    write_file(
         dir,
         "inv/group_vars/etcd.yml",
         "gv: 1\ncluster: from_file\nlayered: inv-etcd\n",
     );
-    write(dir, "inv/group_vars/all/a.yml", "all_a: [1, 2]\ntop: 2\n");
-    write(
+    write_file(dir, "inv/group_vars/all/a.yml", "all_a: [1, 2]\ntop: 2\n");
+    write_file(
         dir,
         "inv/host_vars/etcd02.yml",
         "hv: two\nnested: {k: v, l: [1, yes, 'no']}\n",
     );
-    write(
+    write_file(
         dir,
         "yinv/hosts.yml",
         "all:\n  vars:\n    top: 1\n  hosts:\n    solo:\n      ansible_host: 127.0.0.2\n  children:\n    etcd:\n      hosts:\n        etcd[1:3]:\n          ansible_port: 2222\n      vars:\n        cluster: prod\n        flag: yes\n    web:\n      hosts:\n        web1:\n        etcd1:\n          extra: [a, b]\n      children:\n        edge:\n          hosts:\n            edge1:\n    sites:\n      hosts:\n        etcd01:\n",
     );
-    write(dir, "yinv/group_vars/web.yml", "w: 1\n");
+    write_file(dir, "yinv/group_vars/web.yml", "w: 1\n");
     // a later source's shallower group beats an earlier source's deeper one for etcd01
-    write(dir, "yinv/group_vars/sites.yml", "layered: yinv-sites\n");
-    write(dir, "yinv/host_vars/etcd1", "hv: 9\ncluster: override\n");
-    write(dir, "yinv/host_vars/web1.json", "{\"j\": 1}\n");
+    write_file(dir, "yinv/group_vars/sites.yml", "layered: yinv-sites\n");
+    write_file(dir, "yinv/host_vars/etcd1", "hv: 9\ncluster: override\n");
+    write_file(dir, "yinv/host_vars/web1.json", "{\"j\": 1}\n");
 }
 
 fn assert_same(dir: &Path, args: &[&str]) {
     let theirs = ansible_inventory(dir, args);
-    assert!(
-        theirs.status.success(),
-        "ansible-inventory {args:?}: {}",
-        text(&theirs.stderr)
-    );
-    let mine = agent(dir, &[&["inventory"], args].concat());
-    assert!(
-        mine.status.success(),
-        "etcd-agent inventory {args:?}: {}",
-        text(&mine.stderr)
-    );
+    theirs.expect_exit(0);
+    let mine = Agent::in_dir(dir).arg("inventory").args(args).run();
+    mine.expect_exit(0);
     if args.contains(&"--graph") {
-        assert_eq!(text(&mine.stdout), text(&theirs.stdout), "--graph {args:?}");
+        assert_eq!(mine.stdout, theirs.stdout, "--graph {args:?}");
     } else {
-        let a: Value = serde_json::from_slice(&theirs.stdout).unwrap();
-        let b: Value = serde_json::from_slice(&mine.stdout).unwrap();
+        let a: Value = serde_json::from_str(&theirs.stdout).unwrap();
+        let b: Value = serde_json::from_str(&mine.stdout).unwrap();
         assert_eq!(b, a, "inventory {args:?}");
-        assert_eq!(
-            text(&mine.stdout),
-            text(&theirs.stdout),
-            "byte-identical {args:?}"
-        );
+        assert_eq!(mine.stdout, theirs.stdout, "byte-identical {args:?}");
     }
 }
 
@@ -162,7 +120,7 @@ fn inventory_matches_ansible_inventory() {
 }
 
 fn local_inventory(dir: &Path) -> PathBuf {
-    write(
+    write_file(
         dir,
         "hosts.ini",
         "[g]\nh1 ansible_connection=local\nh2 ansible_connection=local\n[g:vars]\ngreeting=hello\n",
@@ -192,7 +150,7 @@ fn local_playbook_output_recap_and_exit_code() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let inv = local_inventory(dir);
-    let pb = write(
+    let pb = write_file(
         dir,
         "play.yml",
         r#"- name: First play
@@ -214,17 +172,9 @@ fn local_playbook_output_recap_and_exit_code() {
       debug: msg="{{ inventory_hostname }} {{ r.rc }} {{ group_names | join(',') }}"
 "#,
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let stdout = normalize(&text(&out.stdout));
+    let out = Agent::in_dir(dir).playbook(&inv, &pb).run();
+    out.expect_exit(2);
+    let stdout = normalize(&out.stdout);
     assert!(stdout.starts_with("\nPLAY [First play] *****"), "{stdout}");
     for needle in [
         "TASK [echo] ********************************************************************\nchanged: [h1]\nchanged: [h2]\n",
@@ -247,14 +197,14 @@ fn json_output_has_ansible_posix_json_shape() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let inv = local_inventory(dir);
-    let pb = write(
+    let pb = write_file(
         dir,
         "play.yml",
         "- hosts: g\n  gather_facts: false\n  tasks:\n    - name: one\n      command: echo {{ inventory_hostname }}\n    - name: two\n      set_fact: {x: 1}\n",
     );
     let out = agent_json(dir, &inv, &pb);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    out.expect_exit(0);
+    let doc: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
     let play = &doc["plays"][0];
     assert_eq!(play["play"]["name"], "g");
     assert!(play["play"]["duration"]["start"].is_string());
@@ -272,9 +222,9 @@ fn json_output_has_ansible_posix_json_shape() {
 fn engine_keywords_over_local_connection() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let inv = write(dir, "hosts.ini", "[g]\nh[1:4] ansible_connection=local\n");
+    let inv = write_file(dir, "hosts.ini", "[g]\nh[1:4] ansible_connection=local\n");
     let counter = dir.join("counter");
-    let pb = write(
+    let pb = write_file(
         dir,
         "play.yml",
         &format!(
@@ -319,22 +269,9 @@ fn engine_keywords_over_local_connection() {
             c = counter.display()
         ),
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ],
-    );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let out = Agent::in_dir(dir).playbook(&inv, &pb).run();
+    out.expect_exit(0);
+    let stdout = &out.stdout;
     assert_eq!(
         stdout.matches("FAILED - RETRYING: [h1]: until").count(),
         2,
@@ -366,7 +303,7 @@ fn check_mode_skips_commands_and_any_errors_fatal_stops_the_run() {
     let dir = tmp.path();
     let inv = local_inventory(dir);
     let marker = dir.join("marker");
-    let pb = write(
+    let pb = write_file(
         dir,
         "check.yml",
         &format!(
@@ -374,36 +311,19 @@ fn check_mode_skips_commands_and_any_errors_fatal_stops_the_run() {
             m = marker.display()
         ),
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "-C",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = Agent::in_dir(dir).playbook(&inv, &pb).arg("-C").run();
+    out.expect_exit(0);
     assert!(!marker.exists());
-    assert!(text(&out.stdout).contains("skipping: [h1]"));
+    assert!(out.stdout.contains("skipping: [h1]"));
 
-    let pb = write(
+    let pb = write_file(
         dir,
         "fatal.yml",
         "- hosts: g\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n    - command: /bin/false\n      when: inventory_hostname == 'h1'\n    - debug: msg=never\n- hosts: g\n  gather_facts: false\n  tasks:\n    - debug: msg=never-either\n",
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ],
-    );
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    let out = Agent::in_dir(dir).playbook(&inv, &pb).run();
+    out.expect_exit(2);
+    let stdout = &out.stdout;
     assert!(!stdout.contains("never"), "{stdout}");
 }
 
@@ -458,15 +378,17 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
         ),
     ];
     for (file, body, code, needle) in cases {
-        let pb = write(dir, file, body);
-        let out = agent(dir, &["playbook", "-i", inv, pb.to_str().unwrap()]);
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(*code), "{file}: {err}");
+        let pb = write_file(dir, file, body);
+        let out = Agent::in_dir(dir)
+            .args(["playbook", "-i", inv, pb.to_str().unwrap()])
+            .run();
+        out.expect_exit(*code);
+        let err = &out.stderr;
         assert!(err.contains(needle), "{file}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{file}: one line: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
-    let ok = write(
+    let ok = write_file(
         dir,
         "ok.yml",
         "- hosts: g\n  gather_facts: false\n  tasks:\n    - debug: msg=1\n",
@@ -500,47 +422,31 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
         ),
         (vec!["inventory", "-i", inv, "--host", "nope"], 1, "nope"),
     ] {
-        let out = agent(dir, &args);
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        let out = Agent::in_dir(dir).args(&args).run();
+        out.expect_exit(code);
+        let err = &out.stderr;
         assert!(err.contains(needle), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
     // an undefined variable fails the task and names the variable
-    let und = write(
+    let und = write_file(
         dir,
         "und.yml",
         "- hosts: g\n  gather_facts: false\n  tasks:\n    - debug: msg=\"{{ nope }}\"\n",
     );
-    let out = agent(dir, &["playbook", "-i", inv, und.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stdout).contains("'nope' is undefined"),
-        "{}",
-        text(&out.stdout)
-    );
+    let out = Agent::in_dir(dir)
+        .args(["playbook", "-i", inv, und.to_str().unwrap()])
+        .run();
+    out.expect_exit(2);
+    assert!(out.stdout.contains("'nope' is undefined"), "{}", out.stdout);
 }
 
 /// Runs both engines on the same command line in the harness's sandbox; returns
-/// (ansible-playbook's exit code and stderr, the agent's exit code and stderr).
-fn both_engines(
-    a: &harness::Ansible,
-    args: &[&str],
-) -> ((Option<i32>, String), (Option<i32>, String)) {
-    let theirs = a
-        .command("ansible-playbook")
-        .args(args)
-        .output()
-        .expect("run ansible-playbook");
-    let mine = agent_command(a.dir(), &a.dir().join("ansible.cfg"))
-        .arg("playbook")
-        .args(args)
-        .output()
-        .expect("run etcd-agent");
-    (
-        (theirs.status.code(), text(&theirs.stderr)),
-        (mine.status.code(), text(&mine.stderr)),
-    )
+/// (ansible-playbook's run, the agent's run).
+fn both_engines(a: &harness::Ansible, args: &[&str]) -> (RunOutput, RunOutput) {
+    let theirs = run(a.command("ansible-playbook").args(args));
+    let mine = Agent::in_sandbox(a).arg("playbook").args(args).run();
+    (theirs, mine)
 }
 
 #[test]
@@ -616,13 +522,10 @@ fn empty_playbooks_and_bad_extra_vars_exit_as_ansible_playbook_does() {
         if let Some(e) = extra {
             args.extend(["-e", e]);
         }
-        let ((their_code, their_err), (my_code, my_err)) = both_engines(&a, &args);
-        assert_eq!(
-            their_code,
-            Some(*code),
-            "ansible-playbook {args:?}: {their_err}"
-        );
-        assert_eq!(my_code, their_code, "etcd-agent {args:?}: {my_err}");
+        let (theirs, mine) = both_engines(&a, &args);
+        theirs.expect_exit(*code);
+        mine.expect_exit(*code);
+        let my_err = &mine.stderr;
         assert!(my_err.contains(words), "etcd-agent {args:?}: {my_err}");
         assert!(!my_err.contains("panicked"), "{my_err}");
         if *code != 0 {
@@ -636,42 +539,27 @@ fn list_hosts_tasks_and_syntax_check() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let inv = local_inventory(dir);
-    let pb = write(
+    let pb = write_file(
         dir,
         "p.yml",
         "- hosts: g\n  tasks:\n    - name: t\n      command: echo\n    - shell: echo 2\n",
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-            "--list-hosts",
-            "--list-tasks",
-            "-l",
-            "h2",
-        ],
-    );
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0));
+    let out = Agent::in_dir(dir)
+        .playbook(&inv, &pb)
+        .args(["--list-hosts", "--list-tasks", "-l", "h2"])
+        .run();
+    out.expect_exit(0);
+    let stdout = &out.stdout;
     assert!(stdout.contains("    hosts (1):\n      h2\n"), "{stdout}");
     assert!(
         stdout.contains("      t\tTAGS: []\n      shell\tTAGS: []"),
         "{stdout}"
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "--syntax-check",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0));
+    Agent::in_dir(dir)
+        .playbook(&inv, &pb)
+        .arg("--syntax-check")
+        .run()
+        .expect_exit(0);
 }
 
 #[test]
@@ -679,33 +567,25 @@ fn python_modules_are_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let inv = local_inventory(dir);
-    write(
+    write_file(
         dir,
         "library/pymod.py",
         "#!/usr/bin/python\nfrom ansible.module_utils.basic import AnsibleModule\n",
     );
-    write(
+    write_file(
         dir,
         "library/pymod2",
         "#!/usr/bin/env python3\nprint('{}')\n",
     );
     for m in ["pymod", "pymod2"] {
-        let pb = write(
+        let pb = write_file(
             dir,
             "p.yml",
             &format!("- hosts: g\n  tasks:\n    - {m}: {{}}\n"),
         );
-        let out = agent(
-            dir,
-            &[
-                "playbook",
-                "-i",
-                inv.to_str().unwrap(),
-                pb.to_str().unwrap(),
-            ],
-        );
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(4), "{err}");
+        let out = Agent::in_dir(dir).playbook(&inv, &pb).run();
+        out.expect_exit(4);
+        let err = &out.stderr;
         assert!(err.contains("not supported"), "{err}");
     }
 }
@@ -714,19 +594,14 @@ fn python_modules_are_refused_clearly() {
 fn wait_for_pause_facts_and_ansible_cfg() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(dir, "inv/hosts.ini", "[g]\nh1 ansible_connection=local\n");
-    write(
+    write_file(dir, "inv/hosts.ini", "[g]\nh1 ansible_connection=local\n");
+    write_executable(
         dir,
         "mods/echo_mod",
         "#!/bin/sh\nprintf '{\"changed\": true, \"got\": %s}' \"$(cat \"$1\")\"\n",
     );
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(dir.join("mods/echo_mod"))
-        .status()
-        .unwrap();
     // ansible.cfg in the working directory supplies inventory and library
-    write(
+    write_file(
         dir,
         "ansible.cfg",
         "[defaults]\ninventory = inv/hosts.ini\nlibrary = mods\nforks = 3\n",
@@ -734,7 +609,7 @@ fn wait_for_pause_facts_and_ansible_cfg() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let file = dir.join("appears");
-    let pb = write(
+    let pb = write_file(
         dir,
         "p.yml",
         &format!(
@@ -766,18 +641,12 @@ fn wait_for_pause_facts_and_ansible_cfg() {
             f = file.display()
         ),
     );
-    let out = agent_command(dir, &dir.join("ansible.cfg"))
+    let out = Agent::with_config(dir)
         .args(["playbook", pb.to_str().unwrap()])
-        .output()
-        .unwrap();
+        .run();
     drop(listener);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    out.expect_exit(0);
+    let stdout = &out.stdout;
     assert!(stdout.contains("TASK [Gathering Facts]"), "{stdout}");
     assert!(stdout.contains("h1                         : ok=9    changed=2    unreachable=0    failed=0    skipped=0    rescued=0    ignored=1"), "{stdout}");
 }
@@ -785,16 +654,11 @@ fn wait_for_pause_facts_and_ansible_cfg() {
 #[test]
 fn default_output_is_identical_to_ansible_playbook_for_binary_modules_and_diffs() {
     let ansible = harness::Ansible::new();
-    let dir = ansible.dir();
     let module = ansible.write_file(
         "library/dmod",
         "#!/bin/sh\ncat <<'J'\n{\"changed\": true, \"diff\": {\"before\": \"a\\nb\\nc\\nd\\ne\\nf\\ng\\nh\\n\", \"after\": \"a\\nB\\nc\\nd\\ne\\nf\\ng\\nH\\n\"}, \"value\": 1}\nJ\n",
     );
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(&module)
-        .status()
-        .unwrap();
+    harness::make_executable(&module);
     let inv = ansible.write_file(
         "hosts.ini",
         "[g]\nh1 ansible_connection=local\nh2 ansible_connection=local\n",
@@ -810,30 +674,18 @@ fn default_output_is_identical_to_ansible_playbook_for_binary_modules_and_diffs(
         vec!["-f", "1", "-v", "-D"],
     ] {
         let theirs = ansible.playbook(&inv, &pb, &extra);
-        let mut args = vec![
-            "playbook",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ];
-        args.extend(extra.iter().copied());
-        let mine = agent_command(dir, &dir.join("ansible.cfg"))
-            .args(&args)
-            .envs(ansible.env())
-            .output()
-            .unwrap();
+        let mine = Agent::in_sandbox(&ansible)
+            .playbook(&inv, &pb)
+            .args(&extra)
+            .sandbox_env(&ansible)
+            .run();
         let theirs_out: String = theirs
             .stdout
             .lines()
             .filter(|l| !l.starts_with("Using ") && !l.starts_with("No config file"))
             .map(|l| format!("{l}\n"))
             .collect();
-        assert_eq!(
-            text(&mine.stdout),
-            theirs_out,
-            "{extra:?}\n{}",
-            theirs.describe()
-        );
+        assert_eq!(mine.stdout, theirs_out, "{extra:?}\n{}", theirs.describe());
     }
 }
 
@@ -862,14 +714,9 @@ fn systemd_and_service_builtins_drive_systemctl_idempotently() {
     let dir = tmp.path();
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let bin = write(dir, "bin/systemctl", FAKE_SYSTEMCTL);
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(&bin)
-        .status()
-        .unwrap();
-    let inv = write(dir, "hosts.ini", "h1 ansible_connection=local\n");
-    let pb = write(
+    let bin = write_executable(dir, "bin/systemctl", FAKE_SYSTEMCTL);
+    let inv = write_file(dir, "hosts.ini", "h1 ansible_connection=local\n");
+    let pb = write_file(
         dir,
         "play.yml",
         &format!(
@@ -908,14 +755,8 @@ fn systemd_and_service_builtins_drive_systemctl_idempotently() {
         ),
     );
     let out = agent_json(dir, &inv, &pb);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    out.expect_exit(0);
+    let doc: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
     let outcome = |i: usize| {
         let r = &doc["plays"][0]["tasks"][i]["hosts"]["h1"];
         match (r["failed"].as_bool(), r["changed"].as_bool()) {
@@ -975,17 +816,9 @@ fn systemd_and_service_builtins_drive_systemctl_idempotently() {
 
 /// Runs the real `ansible-vault` in the sandbox; returns its stdout.
 fn ansible_vault(a: &harness::Ansible, args: &[&str]) -> String {
-    let out = a
-        .command("ansible-vault")
-        .args(args)
-        .output()
-        .expect("run ansible-vault");
-    assert!(
-        out.status.success(),
-        "ansible-vault {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    let out = run(a.command("ansible-vault").args(args));
+    out.expect_exit(0);
+    out.stdout
 }
 
 /// One run of each engine with extra environment and stdin; (exit code, stdout + stderr).
@@ -995,38 +828,15 @@ fn both_engines_env(
     env: &[(&str, &Path)],
     stdin: Option<&str>,
 ) -> ((Option<i32>, String), (Option<i32>, String)) {
-    use std::io::Write;
-    let run = |mut cmd: Command| {
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        if let Some(s) = stdin {
-            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-        }
-        let out = child.wait_with_output().expect("wait");
-        (
-            out.status.code(),
-            format!("{}{}", text(&out.stdout), text(&out.stderr)),
-        )
+    let run = |cmd: &mut Command| {
+        let out = run_with_stdin(cmd.envs(env.iter().copied()), stdin);
+        (out.code(), out.combined())
     };
     // setsid: no controlling terminal, so a password prompt reads stdin under both engines
     let mut theirs = a.command("setsid");
     theirs.arg("ansible-playbook").args(args);
-    let mut mine = agent_command(a.dir(), &a.dir().join("ansible.cfg"));
-    mine.arg("playbook").args(args);
-    let mut mine_setsid = Command::new("setsid");
-    mine_setsid
-        .arg(harness::agent_binary())
+    let mut mine = Command::new("setsid");
+    mine.arg(harness::agent_binary())
         .arg("playbook")
         .args(args)
         .current_dir(a.dir())
@@ -1034,7 +844,7 @@ fn both_engines_env(
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", std::env::var("HOME").unwrap_or_default())
         .env("ANSIBLE_CONFIG", a.dir().join("ansible.cfg"));
-    (run(theirs), run(mine_setsid))
+    (run(&mut theirs), run(&mut mine))
 }
 
 #[test]
@@ -1047,11 +857,7 @@ fn vault_encrypted_files_and_inline_values_decrypt_as_under_ansible_playbook() {
     a.write_file("prodpw", &format!("{PROD_PASSWORD}\n"));
     a.write_file("badpw", "wrong\n");
     let script = a.write_file("pw-script.sh", &format!("#!/bin/sh\necho '{PASSWORD}'\n"));
-    Command::new("chmod")
-        .arg("755")
-        .arg(&script)
-        .status()
-        .unwrap();
+    harness::make_executable(&script);
     // encrypted with the real ansible-vault: a vars file and an -e file (1.1, default id), a
     // group_vars file (1.2, vault id prod) and an inline value
     a.write_file("vf.yml", "vf_secret: from-vars-file\n");

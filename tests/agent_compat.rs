@@ -2,17 +2,9 @@
 //! `ansible-playbook` (over the harness sshd) give the same exit code, the same recap counters
 //! and the same per-task, per-host outcome.
 
-use harness::{agent_command, Ansible, Sshd};
+use harness::{Agent, Ansible, Sshd};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-fn agent(ansible: &Ansible, args: &[&str]) -> Output {
-    agent_command(ansible.dir(), &ansible.dir().join("ansible.cfg"))
-        .args(args)
-        .output()
-        .expect("run etcd-agent")
-}
 
 /// `ok`/`changed`/`failed`/`ignored`/`skipped`/`unreachable` of one host result.
 fn outcome(r: &Value) -> &'static str {
@@ -64,29 +56,20 @@ fn compare(ansible: &Ansible, inventory: &Path, playbook: &Path, extra: &[&str],
         .json
         .clone()
         .unwrap_or_else(|| panic!("no json:\n{}", theirs.describe()));
-    let mut args = vec![
-        "playbook",
-        "--json",
-        "-i",
-        inventory.to_str().unwrap(),
-        playbook.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let mine = agent(ansible, &args);
-    let mine_json: Value = serde_json::from_slice(&mine.stdout).unwrap_or_else(|e| {
-        panic!(
-            "agent json: {e}\n{}\n{}",
-            String::from_utf8_lossy(&mine.stdout),
-            String::from_utf8_lossy(&mine.stderr)
-        )
-    });
+    let mine = Agent::in_sandbox(ansible)
+        .playbook(inventory, playbook)
+        .arg("--json")
+        .args(extra)
+        .run();
+    let mine_json: Value = serde_json::from_str(&mine.stdout)
+        .unwrap_or_else(|e| panic!("agent json: {e}\n{}", mine.describe()));
     let ctx = format!(
         "{}\n--- ansible:\n{}\n--- agent:\n{}",
         playbook.display(),
         theirs.describe(),
         serde_json::to_string_pretty(&mine_json).unwrap()
     );
-    assert_eq!(mine.status.code(), theirs.status.code(), "exit code\n{ctx}");
+    assert_eq!(mine.code(), theirs.status.code(), "exit code\n{ctx}");
     assert!(!outcomes(&mine_json).is_empty(), "no results\n{ctx}");
     for h in hosts {
         assert!(theirs.stats(h).is_some(), "no ansible stats for {h}\n{ctx}");

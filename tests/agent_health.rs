@@ -2,19 +2,18 @@
 //! cluster, side by side with `ansible-playbook`: same exit codes and messages, the module
 //! uploaded once per host.
 
-use harness::{agent_command, module_binary, repo_root, Ansible, Cluster, Sshd};
-use std::path::PathBuf;
-use std::process::Output;
+use harness::{module_binary, repo_root, Agent, Ansible, Cluster, RunOutput, Sshd};
+use std::path::{Path, PathBuf};
 
-/// Runs the agent with the same environment the harness gives ansible-playbook
-/// (ANSIBLE_LIBRARY = playbooks/library, sandboxed config).
-fn agent(ansible: &Ansible, args: &[&str]) -> Output {
-    agent_command(ansible.dir(), &ansible.dir().join("ansible.cfg"))
-        .args(args)
-        .envs(ansible.env())
-        .env("RUST_LOG", "etcd_agent::transport=info")
-        .output()
-        .expect("run etcd-agent")
+/// Runs `playbook` under the agent with the same environment the harness gives
+/// ansible-playbook (ANSIBLE_LIBRARY = playbooks/library, sandboxed config), module uploads
+/// logged on stderr.
+fn agent(ansible: &Ansible, hosts: &Path, playbook: &Path) -> RunOutput {
+    Agent::in_sandbox(ansible)
+        .playbook(hosts, playbook)
+        .sandbox_env(ansible)
+        .log("etcd_agent::transport=info")
+        .run()
 }
 
 fn inventory(ansible: &Ansible, cluster: &Cluster, sshd: &Sshd) -> PathBuf {
@@ -41,19 +40,12 @@ fn shipped_healthy_playbook_under_the_agent_matches_ansible() {
     let ansible = Ansible::new();
     let hosts = inventory(&ansible, &cluster, &sshd);
     let playbook = repo_root().join("playbooks/db-operations/etcd_healthy.yml");
-    let args = [
-        "playbook",
-        "-i",
-        hosts.to_str().unwrap(),
-        playbook.to_str().unwrap(),
-    ];
 
     let theirs = ansible.playbook(&hosts, &playbook, &[]);
     theirs.assert_success();
-    let mine = agent(&ansible, &args);
-    let stdout = String::from_utf8_lossy(&mine.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&mine.stderr).into_owned();
-    assert_eq!(mine.status.code(), Some(0), "{stdout}\n{stderr}");
+    let mine = agent(&ansible, &hosts, &playbook);
+    mine.expect_exit(0);
+    let (stdout, stderr) = (&mine.stdout, &mine.stderr);
     assert!(stdout.contains("cluster is healthy"), "{stdout}");
     let uploads = stderr
         .lines()
@@ -75,15 +67,10 @@ fn shipped_healthy_playbook_under_the_agent_matches_ansible() {
         .id_hex;
     cluster.kill(2);
     let theirs = ansible.playbook(&hosts, &playbook, &[]);
-    let mine = agent(&ansible, &args);
-    let stdout = String::from_utf8_lossy(&mine.stdout).into_owned();
-    assert_eq!(
-        mine.status.code(),
-        theirs.status.code(),
-        "{stdout}\n{}",
-        theirs.describe()
-    );
-    assert_eq!(mine.status.code(), Some(2));
+    let mine = agent(&ansible, &hosts, &playbook);
+    let stdout = &mine.stdout;
+    theirs.expect_exit(2);
+    mine.expect_exit(2);
     let line = format!("member {dead_id} is unreachable");
     assert!(stdout.contains(&line), "{line:?} not in:\n{stdout}");
     assert!(stdout.contains("cluster is unhealthy"), "{stdout}");

@@ -10,7 +10,6 @@
 
 use harness::process::send_signal;
 use harness::{agent_command, poll_until, Sshd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
@@ -41,19 +40,7 @@ impl Run {
             .envs(env.iter().copied())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap());
-        // SAFETY: prctl is async-signal-safe; the agent dies with the test.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                );
-                Ok(())
-            });
-        }
+        // agent_command: the agent dies with the test
         Run {
             child: cmd.spawn().expect("spawn etcd-agent"),
             stdout,

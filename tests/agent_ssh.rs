@@ -6,38 +6,24 @@
 //!
 //! The binary is built once per test process with `cargo build -p etcd-agent`.
 
-use harness::{agent_command, Sshd};
+use harness::{run_with_stdin, write_executable, write_file, Agent, Sshd, NO_CONFIG};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-/// Runs the agent in `dir` with upload logging on (stderr) and no `ANSIBLE_*` settings.
-fn agent(dir: &Path, args: &[&str]) -> Output {
-    agent_command(dir, &dir.join("no-such-ansible.cfg"))
-        .args(args)
-        .env("RUST_LOG", "etcd_agent::transport=info")
-        .output()
-        .expect("run etcd-agent")
+/// The agent in `dir` (no `ansible.cfg`) with upload logging on (stderr).
+fn agent(dir: &Path) -> Agent {
+    Agent::in_dir(dir).log(UPLOAD_LOG)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn write(dir: &Path, rel: &str, body: &str) -> PathBuf {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, body).unwrap();
-    p
-}
+/// `RUST_LOG` that logs each module upload.
+const UPLOAD_LOG: &str = "etcd_agent::transport=info";
+/// `RUST_LOG` that also logs the transport's internals (persistent shell, fallbacks).
+const TRANSPORT_DEBUG: &str = "etcd_agent::transport=debug";
 
 /// Writes an executable module into `dir/library/`.
 fn write_module(dir: &Path, name: &str, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let p = write(dir, &format!("library/{name}"), body);
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
+    write_executable(dir, &format!("library/{name}"), body)
 }
 
 /// A binary-protocol module (a shell script: not Python) echoing its args file as JSON.
@@ -66,7 +52,7 @@ fn setup(dir: &Path, sshd: &Sshd, extra_hosts: &str) -> PathBuf {
         .collect();
     write_module(dir, "probe", PROBE);
     write_module(dir, "garbage", GARBAGE);
-    write(
+    write_file(
         dir,
         "hosts.ini",
         &format!(
@@ -110,7 +96,7 @@ fn ssh_rolling_playbook_with_engine_keywords_and_upload_once() {
     let inv = setup(dir, &sshd, "");
     let counters = dir.join("counters");
     std::fs::create_dir_all(&counters).unwrap();
-    let pb = write(
+    let pb = write_file(
         dir,
         "rolling.yml",
         &format!(
@@ -164,18 +150,9 @@ fn ssh_rolling_playbook_with_engine_keywords_and_upload_once() {
             user = sshd.user()
         ),
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ],
-    );
-    let stdout = text(&out.stdout);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let out = agent(dir).playbook(&inv, &pb).run();
+    out.expect_exit(0);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     // like ansible-playbook, one play banner per serial batch
     assert_eq!(stdout.matches("PLAY [rolling]").count(), 3, "{stdout}");
     assert_eq!(
@@ -185,7 +162,7 @@ fn ssh_rolling_playbook_with_engine_keywords_and_upload_once() {
     );
     assert!(stdout.contains("changed: [n1 -> localhost]"), "{stdout}");
     assert!(stdout.contains("skipping: [n1]"), "{stdout}");
-    let ups = uploads(&stderr);
+    let ups = uploads(stderr);
     assert_eq!(
         ups.len(),
         3,
@@ -215,19 +192,16 @@ fn ssh_failing_and_unreachable_hosts_exit_codes_and_check_mode() {
     let inv = inv.to_str().unwrap();
 
     // a failing host leaves the play; an unreachable host is reported; exit 4 wins over 2
-    let pb = write(
+    let pb = write_file(
         dir,
         "fail.yml",
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: first\n      command: echo hi\n    - name: n1 fails\n      command: /bin/false\n      when: inventory_hostname == 'n1'\n    - name: garbage\n      garbage: {}\n      when: inventory_hostname == 'n2'\n      ignore_errors: true\n      register: g\n    - name: after\n      assert:\n        that:\n          - inventory_hostname != 'n2' or g.module_stdout is search('not json')\n",
     );
-    let out = agent(dir, &["playbook", "-i", inv, pb.to_str().unwrap()]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let out = agent(dir)
+        .args(["playbook", "-i", inv, pb.to_str().unwrap()])
+        .run();
+    out.expect_exit(4);
+    let stdout = &out.stdout;
     assert!(stdout.contains("fatal: [gone]: UNREACHABLE! => {\"changed\": false, \"msg\": \"Task failed: Failed to connect to the host via ssh"), "{stdout}");
     assert!(stdout.contains("fatal: [n1]: FAILED! =>"), "{stdout}");
     assert!(
@@ -259,26 +233,27 @@ fn ssh_failing_and_unreachable_hosts_exit_codes_and_check_mode() {
     );
 
     // only a failure: exit 2
-    let out = agent(
-        dir,
-        &["playbook", "-i", inv, pb.to_str().unwrap(), "-l", "nodes"],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let out = agent(dir)
+        .args(["playbook", "-i", inv, pb.to_str().unwrap(), "-l", "nodes"])
+        .run();
+    out.expect_exit(2);
 
     // any_errors_fatal: nothing runs after the failing task
-    let pb = write(
+    let pb = write_file(
         dir,
         "fatal.yml",
         "- hosts: nodes\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n    - command: /bin/false\n      when: inventory_hostname == 'n3'\n    - command: echo never\n",
     );
-    let out = agent(dir, &["playbook", "-i", inv, pb.to_str().unwrap()]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    let out = agent(dir)
+        .args(["playbook", "-i", inv, pb.to_str().unwrap()])
+        .run();
+    out.expect_exit(2);
+    let stdout = &out.stdout;
     assert!(!stdout.contains("never"), "{stdout}");
 
     // check mode: command skipped remotely, binary modules told through _ansible_check_mode
     let marker = dir.join("marker");
-    let pb = write(
+    let pb = write_file(
         dir,
         "check.yml",
         &format!(
@@ -286,9 +261,11 @@ fn ssh_failing_and_unreachable_hosts_exit_codes_and_check_mode() {
             m = marker.display()
         ),
     );
-    let out = agent(dir, &["playbook", "-C", "-i", inv, pb.to_str().unwrap()]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let out = agent(dir)
+        .args(["playbook", "-C", "-i", inv, pb.to_str().unwrap()])
+        .run();
+    out.expect_exit(0);
+    let stdout = &out.stdout;
     assert!(!marker.exists());
     assert_eq!(stdout.matches("skipping: [n").count(), 3, "{stdout}");
 }
@@ -300,17 +277,16 @@ fn ssh_json_output_and_adhoc() {
     let dir = tmp.path();
     let inv = setup(dir, &sshd, "");
     let inv = inv.to_str().unwrap();
-    let pb = write(
+    let pb = write_file(
         dir,
         "j.yml",
         "- hosts: nodes\n  tasks:\n    - name: hostname\n      command: uname -n\n",
     );
-    let out = agent(
-        dir,
-        &["playbook", "--json", "-i", inv, pb.to_str().unwrap()],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = agent(dir)
+        .args(["playbook", "--json", "-i", inv, pb.to_str().unwrap()])
+        .run();
+    out.expect_exit(0);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
     let tasks = &doc["plays"][0]["tasks"];
     assert_eq!(tasks[0]["task"]["name"], "Gathering Facts");
     assert_eq!(
@@ -320,26 +296,12 @@ fn ssh_json_output_and_adhoc() {
     assert_eq!(tasks[1]["hosts"]["n3"]["rc"], 0);
     assert_eq!(doc["stats"]["n2"]["ok"], 2);
 
-    let out = agent(
-        dir,
-        &[
-            "adhoc",
-            "nodes[0]",
-            "-i",
-            inv,
-            "-m",
-            "shell",
-            "-a",
-            "echo adhoc-$((1+1))",
-        ],
-    );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let out = agent(dir)
+        .args(["adhoc", "nodes[0]", "-i", inv])
+        .args(["-m", "shell", "-a", "echo adhoc-$((1+1))"])
+        .run();
+    out.expect_exit(0);
+    let stdout = &out.stdout;
     assert!(
         stdout.contains("n1 | CHANGED | rc=0 >>\nadhoc-2\n"),
         "{stdout}"
@@ -358,8 +320,8 @@ fn ssh_host_keys_are_checked_by_default() {
         sshd.user(),
         sshd.client_key().display()
     );
-    let inv = write(dir, "hosts.ini", &host);
-    let pb = write(
+    let inv = write_file(dir, "hosts.ini", &host);
+    let pb = write_file(
         dir,
         "p.yml",
         "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: echo hi\n",
@@ -370,22 +332,18 @@ fn ssh_host_keys_are_checked_by_default() {
         inv.to_str().unwrap(),
         pb.to_str().unwrap(),
     ];
-    let out = agent(dir, &args);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(4), "unknown host key: {stdout}");
+    let out = agent(dir).args(args).run();
+    out.expect_exit(4); // unknown host key
+    let stdout = &out.stdout;
     assert!(stdout.contains("fatal: [n1]: UNREACHABLE!"), "{stdout}");
 
     // ansible.cfg host_key_checking = False accepts the unknown key
-    write(
+    write_file(
         dir,
         "ansible.cfg",
         "[defaults]\nhost_key_checking = False\n",
     );
-    let out = agent_command(dir, &dir.join("ansible.cfg"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    Agent::with_config(dir).args(args).run().expect_exit(0);
 }
 
 /// With `ControlPersist` in `ssh_args` (here `ANSIBLE_SSH_ARGS`) the masters outlive the run
@@ -396,7 +354,7 @@ fn ssh_control_persist_reuses_masters_between_runs() {
     let sshd = node_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let inv = write(
+    let inv = write_file(
         dir,
         "hosts.ini",
         &format!(
@@ -405,7 +363,7 @@ fn ssh_control_persist_reuses_masters_between_runs() {
             sshd.inventory_host_vars_at(NODE_IPS[1])
         ),
     );
-    let pb = write(
+    let pb = write_file(
         dir,
         "pb.yml",
         "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: echo hi\n      register: r\n    - assert:\n        that: r.stdout == 'hi'\n",
@@ -422,19 +380,19 @@ ANSIBLE_SSH_ARGS='-C -o ControlMaster=auto -o ControlPersist=10m' run persist2
 run fresh
 ANSIBLE_SSH_ARGS='-o ControlPersist=soon' run bad
 "#;
-    let status = harness::reaper::reaped_command(dir, "/bin/sh")
-        .args(["-c", series])
-        .current_dir(dir)
-        .env("AGENT", harness::agent_binary())
-        .env("INV", &inv)
-        .env("PB", &pb)
-        .env("SSHD_LOG", sshd.log_path())
-        .env("ANSIBLE_CONFIG", dir.join("no-such-ansible.cfg"))
-        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
-        .env_remove("ANSIBLE_SSH_ARGS")
-        .status()
-        .expect("run the series");
-    assert!(status.success());
+    harness::run(
+        harness::reaper::reaped_command(dir, "/bin/sh")
+            .args(["-c", series])
+            .current_dir(dir)
+            .env("AGENT", harness::agent_binary())
+            .env("INV", &inv)
+            .env("PB", &pb)
+            .env("SSHD_LOG", sshd.log_path())
+            .env("ANSIBLE_CONFIG", dir.join(NO_CONFIG))
+            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
+            .env_remove("ANSIBLE_SSH_ARGS"),
+    )
+    .expect_exit(0);
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
     let logins = |name: &str| -> usize { read(&format!("{name}.logins")).trim().parse().unwrap() };
     for run in ["persist1", "persist2", "fresh"] {
@@ -486,12 +444,12 @@ fn ssh_aliases_of_one_destination_share_a_connection() {
     let dir = tmp.path();
     setup(dir, &sshd, "");
     let vars = sshd.inventory_host_vars();
-    let inv = write(
+    let inv = write_file(
         dir,
         "aliases.ini",
         &format!("[nodes]\na1 {vars}\na2 {vars}\na3 {vars}\na4 {vars}\na5 {vars}\n"),
     );
-    let pb = write(
+    let pb = write_file(
         dir,
         "pb.yml",
         r#"- hosts: nodes
@@ -518,20 +476,18 @@ fn ssh_aliases_of_one_destination_share_a_connection() {
             .count()
     };
     let before = logins();
-    let out = agent(
-        dir,
-        &[
+    let out = agent(dir)
+        .args([
             "playbook",
             "-f",
             "5",
             "-i",
             inv.to_str().unwrap(),
             pb.to_str().unwrap(),
-        ],
-    );
-    let stdout = text(&out.stdout);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        ])
+        .run();
+    out.expect_exit(0);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     for host in ["a1", "a2", "a3", "a4", "a5"] {
         assert!(
             stdout.contains(&format!("{host:<26} : ok=3    changed=1 ")),
@@ -539,7 +495,7 @@ fn ssh_aliases_of_one_destination_share_a_connection() {
         );
     }
     assert_eq!(logins() - before, 1, "one login for all aliases");
-    let ups = uploads(&stderr);
+    let ups = uploads(stderr);
     assert_eq!(ups.len(), 1, "one upload for all aliases:\n{stderr}");
     assert_upload_dirs_gone(&ups);
 }
@@ -559,23 +515,19 @@ fn ssh_users_proxy_command_wins_over_the_relay() {
         "ansible_ssh_common_args='-o ProxyCommand=/bin/false ",
         1,
     );
-    let inv = write(
+    let inv = write_file(
         dir,
         "proxy.ini",
         &format!("[nodes]\nrelayed {vars}\nblocked {blocked}\n"),
     );
-    let run = |relay: &str| {
-        agent_command(dir, &dir.join("no-such-ansible.cfg"))
+    for relay in ["1", "0"] {
+        let out = Agent::in_dir(dir)
             .args(["adhoc", "nodes", "-i", inv.to_str().unwrap()])
             .args(["-m", "command", "-a", "echo reached"])
             .env("ETCD_AGENT_SSH_RELAY", relay)
-            .output()
-            .expect("run etcd-agent")
-    };
-    for relay in ["1", "0"] {
-        let out = run(relay);
-        let stdout = text(&out.stdout);
-        assert_eq!(out.status.code(), Some(4), "relay={relay}\n{stdout}");
+            .run();
+        out.expect_exit(4); // relay on and off alike
+        let stdout = &out.stdout;
         assert!(
             stdout.contains("relayed | CHANGED | rc=0 >>\nreached"),
             "relay={relay}\n{stdout}"
@@ -600,7 +552,7 @@ fn ssh_delegate_to_uses_the_delegated_hosts_templated_address() {
         "ansible_host=\"{{ jump_address }}\"",
         1,
     );
-    let inv = write(
+    let inv = write_file(
         dir,
         "delegate.ini",
         &format!(
@@ -608,7 +560,7 @@ fn ssh_delegate_to_uses_the_delegated_hosts_templated_address() {
             NODE_IPS[2]
         ),
     );
-    let pb = write(
+    let pb = write_file(
         dir,
         "pb.yml",
         r#"- hosts: nodes
@@ -623,22 +575,9 @@ fn ssh_delegate_to_uses_the_delegated_hosts_templated_address() {
         msg: "{{ own.stdout.split()[2] }} {{ delegated.stdout.split()[2] }}"
 "#,
     );
-    let out = agent(
-        dir,
-        &[
-            "playbook",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ],
-    );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let out = agent(dir).playbook(&inv, &pb).run();
+    out.expect_exit(0);
+    let stdout = &out.stdout;
     assert!(
         stdout.contains(&format!("\"msg\": \"{} {}\"", NODE_IPS[0], NODE_IPS[2])),
         "the delegated task ran over a connection to the delegate's address:\n{stdout}"
@@ -647,24 +586,9 @@ fn ssh_delegate_to_uses_the_delegated_hosts_templated_address() {
 
 /// Hex SHA-256 of `data`, by `sha256sum`.
 fn sha256_hex(data: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sha256sum");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(data.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().expect("sha256sum");
-    text(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+    let out = run_with_stdin(&mut std::process::Command::new("sha256sum"), Some(data));
+    out.expect_exit(0);
+    out.stdout.split_whitespace().next().unwrap().to_string()
 }
 
 /// Writes the module `big`: a 1.3 MB script that reports its own sha256. Returns that of the
@@ -708,7 +632,7 @@ fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
             &sha[..16]
         ),
     );
-    let pb = write(
+    let pb = write_file(
         dir,
         "pb.yml",
         r#"- hosts: n1,n2
@@ -730,22 +654,16 @@ fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
     );
     // with the persistent shell (chunked upload), and with a session per command
     for no_shell in [None, Some("1")] {
-        let mut cmd = agent_command(dir, &dir.join("no-such-ansible.cfg"));
-        cmd.args([
-            "playbook",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-            "-v",
-        ])
-        .env("RUST_LOG", "etcd_agent::transport=debug");
+        let mut agent = Agent::in_dir(dir)
+            .playbook(&inv, &pb)
+            .arg("-v")
+            .log(TRANSPORT_DEBUG);
         if let Some(v) = no_shell {
-            cmd.env("ETCD_AGENT_NO_SHELL", v);
+            agent = agent.env("ETCD_AGENT_NO_SHELL", v);
         }
-        let out = cmd.output().expect("run etcd-agent");
-        let stdout = text(&out.stdout);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        let out = agent.run();
+        out.expect_exit(0);
+        let (stdout, stderr) = (&out.stdout, &out.stderr);
         assert!(
             stdout.contains(&format!("\"sha256\": \"{sha}\"")),
             "n2 ran the module as uploaded:\n{stdout}"
@@ -778,7 +696,7 @@ fn ssh_large_module_arrives_intact_and_a_failed_upload_fails_only_its_task() {
 fn ssh_remote_shell_where_head_reads_past_its_count_uses_dd() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let head = write(
+    let head = write_file(
         dir,
         "overreading-bin/head",
         "#!/bin/sh\ndd bs=65536 count=1 2>/dev/null | /usr/bin/head \"$@\"\n",
@@ -801,8 +719,8 @@ fn ssh_remote_shell_where_head_reads_past_its_count_uses_dd() {
     let sha = write_big_module(dir);
     // stdin above the dd loop's limit (64 KiB) goes in a session of its own
     let big_stdin: String = (0..20_000).map(|i| format!("{i:05}\n")).collect();
-    write(dir, "big_stdin.txt", &big_stdin);
-    let pb = write(
+    write_file(dir, "big_stdin.txt", &big_stdin);
+    let pb = write_file(
         dir,
         "pb.yml",
         r#"- hosts: n1,n3
@@ -835,19 +753,12 @@ fn ssh_remote_shell_where_head_reads_past_its_count_uses_dd() {
         msg: "head={{ probe_head.stdout }} sha={{ b.sha256 }} word={{ p.args.word }} small={{ small.stdout_lines | join('|') }} large={{ large.stdout }} after={{ after.stdout }}"
 "#,
     );
-    let out = agent_command(dir, &dir.join("no-such-ansible.cfg"))
-        .args([
-            "playbook",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "etcd_agent::transport=debug")
-        .output()
-        .expect("run etcd-agent");
-    let stdout = text(&out.stdout);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let out = Agent::in_dir(dir)
+        .playbook(&inv, &pb)
+        .log(TRANSPORT_DEBUG)
+        .run();
+    out.expect_exit(0);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     // `lookup('file')` drops the final newline and `stdin_add_newline` puts it back
     let large_sha = sha256_hex(&big_stdin);
     for (host, head) in [("n1", "b"), ("n3", "")] {

@@ -79,7 +79,7 @@ fn shipped_healthy_playbook_names_the_dead_member() {
     cluster.kill(2);
     let out = ansible.playbook(&hosts, &playbook, &[]);
     out.assert_failure();
-    assert_eq!(out.status.code(), Some(2), "a failed host exits 2");
+    out.expect_exit(2); // a failed host exits 2
     let line = format!("member {dead_id} is unreachable");
     assert!(
         out.stdout.contains(&line),

@@ -10,35 +10,13 @@
 //! A summary (`name PASS|FAIL`) is printed and written to `target/compat-report.txt`; the README
 //! table check (`readme_table_names_passing_playbooks`) reads the corpus headers.
 
-use harness::{Ansible, Sshd};
+use harness::{repo_root, Agent, Ansible, Sshd};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Instant;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn agent_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "etcd-agent"])
-            .current_dir(root())
-            .status()
-            .expect("run cargo build -p etcd-agent");
-        assert!(status.success(), "cargo build -p etcd-agent failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("target"));
-        target.join("debug").join("etcd-agent")
-    })
-}
 
 /// One corpus playbook.
 #[derive(Debug, Clone)]
@@ -59,7 +37,7 @@ fn corpus() -> Vec<Case> {
 }
 
 fn all_cases() -> Vec<Case> {
-    let dir = root().join("tests/compat");
+    let dir = repo_root().join("tests/compat");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("read tests/compat") {
         let path = entry.expect("dir entry").path();
@@ -114,30 +92,18 @@ fn run_ansible(ansible: &Ansible, inv: &Path, case: &Case, scratch: &Path) -> Ru
 }
 
 fn run_agent(ansible: &Ansible, inv: &Path, case: &Case, scratch: &Path) -> Run {
-    let mut cmd = Command::new(agent_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ANSIBLE_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.arg("playbook")
-        .arg("--json")
-        .arg("-i")
+    let out = Agent::in_sandbox(ansible)
+        .args(["playbook", "--json", "-i"])
         .arg(inv)
         .arg(&case.path)
         .args(&case.args)
         .arg("-e")
         .arg(format!("scratch={}", scratch.display()))
-        .current_dir(ansible.dir())
-        .env("ANSIBLE_CONFIG", ansible.dir().join("ansible.cfg"))
-        .stdin(Stdio::null());
-    let out = cmd.output().expect("run etcd-agent");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        .run();
     Run {
-        code: out.status.code(),
-        json: serde_json::from_str(&stdout).ok(),
-        output: format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}"),
+        code: out.code(),
+        json: serde_json::from_str(&out.stdout).ok(),
+        output: out.describe(),
     }
 }
 
@@ -424,7 +390,8 @@ fn corpus_matches_ansible_playbook() {
     let started = Instant::now();
     let cases = corpus();
     assert!(!cases.is_empty(), "no corpus playbook selected");
-    let _ = agent_bin();
+    // build the agent once, before the worker threads start it
+    let _ = harness::agent_binary();
     let sshd = Sshd::start();
     let jobs: usize = std::env::var("COMPAT_JOBS")
         .ok()
@@ -540,7 +507,7 @@ fn corpus_matches_ansible_playbook() {
         started.elapsed().as_secs_f64()
     ));
     if std::env::var_os("COMPAT_ONLY").is_none() {
-        let _ = std::fs::write(root().join("target/compat-report.txt"), &summary);
+        let _ = std::fs::write(repo_root().join("target/compat-report.txt"), &summary);
     }
     for w in &wrong_claims {
         details.push_str(&format!("{w}\n"));
@@ -556,7 +523,7 @@ fn corpus_matches_ansible_playbook() {
 /// `(row, corpus playbooks it names)` for every table row of the README's
 /// "Ansible compatibility" section (agent/README.md).
 fn readme_rows() -> Vec<(String, Vec<String>)> {
-    let readme = std::fs::read_to_string(root().join("agent/README.md")).expect("read README");
+    let readme = std::fs::read_to_string(repo_root().join("agent/README.md")).expect("read README");
     let Some(start) = readme.find("## Ansible compatibility") else {
         panic!("agent/README.md has no 'Ansible compatibility' section");
     };
@@ -661,16 +628,12 @@ fn unsupported_features_fail_at_syntax_check() {
             format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n{task}"),
         )
         .expect("write playbook");
-        let out = Command::new(agent_bin())
-            .arg("playbook")
-            .arg("--syntax-check")
+        let out = Agent::in_dir(dir.path())
+            .args(["playbook", "--syntax-check"])
             .arg(&pb)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run etcd-agent");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(4), "{task}: {stderr}");
+            .run();
+        out.expect_exit(4);
+        let stderr = &out.stderr;
         assert!(
             stderr.contains(want) && stderr.contains(&format!("u{i}.yml:")),
             "{task}: expected {want:?} with file:line, got {stderr}"

@@ -329,3 +329,28 @@ fn slots_are_exclusive() {
     assert!((1..=4).contains(&s.number()));
     let _ = Duration::ZERO;
 }
+
+/// `RunOutput::expect_exit` passes on the expected code and fails on any other, showing
+/// both streams; stdin reaches the program.
+#[test]
+fn expect_exit_checks_the_code_and_shows_both_streams() {
+    let out = harness::run_with_stdin(
+        Command::new("/bin/sh").args(["-c", "read x; echo \"out-$x\"; echo err-line >&2; exit 3"]),
+        Some("fed\n"),
+    );
+    out.expect_exit(3);
+    assert_eq!(out.code(), Some(3));
+    assert_eq!(out.stdout, "out-fed\n");
+    assert_eq!(out.stderr, "err-line\n");
+    let failure = std::panic::catch_unwind(|| {
+        out.expect_exit(0);
+    })
+    .expect_err("exit 3 is not exit 0");
+    let message = failure
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    for needle in ["expected exit code 0", "out-fed", "err-line", "/bin/sh -c"] {
+        assert!(message.contains(needle), "{needle:?} not in {message}");
+    }
+}

@@ -10,16 +10,7 @@ fn health(cluster: &Cluster, extra: Value) -> Value {
     args.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    let run = run_module("etcd_health", &args);
-    let failed = run.result["failed"] == true;
-    assert_eq!(
-        run.status.success(),
-        !failed,
-        "exit code must follow `failed`: {}",
-        run.result
-    );
-    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
-    run.result
+    run_module("etcd_health", &args).checked()
 }
 
 fn member<'a>(result: &'a Value, name: &str) -> &'a Value {

@@ -5,7 +5,10 @@
 //! Local helper: etcd's JSON gateway, to write large values quickly and to
 //! raise a CORRUPT alarm (etcdctl has no command for that).
 
-use harness::{run_module, wait_until, Cluster, ClusterOptions, MemberStart, DEFAULT_TIMEOUT};
+use harness::{
+    expect_not_failed as ok, run_module, wait_until, Cluster, ClusterOptions, MemberStart,
+    DEFAULT_TIMEOUT,
+};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,20 +18,7 @@ fn maintenance(cluster: &Cluster, extra: Value) -> Value {
     args.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    let run = run_module("etcd_maintenance", &args);
-    assert_eq!(
-        run.status.success(),
-        run.result["failed"] != true,
-        "exit code must follow `failed`: {}",
-        run.result
-    );
-    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
-    run.result
-}
-
-fn ok(result: Value) -> Value {
-    assert_eq!(result["failed"], false, "{result}");
-    result
+    run_module("etcd_maintenance", &args).checked()
 }
 
 fn one_member() -> Cluster {

@@ -23,16 +23,7 @@ fn member(cluster: &Cluster, args: Value) -> Value {
     full.as_object_mut()
         .unwrap()
         .extend(args.as_object().unwrap().clone());
-    let run = run_module("etcd_member", &full);
-    let failed = run.result["failed"] == true;
-    assert_eq!(
-        run.status.success(),
-        !failed,
-        "exit code must follow `failed`: {}",
-        run.result
-    );
-    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
-    run.result
+    run_module("etcd_member", &full).checked()
 }
 
 /// Asserts a successful run and returns its result.

@@ -3,7 +3,9 @@
 //! data is read back with etcdctl. Refusals are checked by comparing a full
 //! listing + contents hash of the target before and after.
 
-use harness::{run_module, Ansible, Cluster, ClusterOptions, MemberStart, Sshd};
+use harness::{
+    expect_not_failed as ok, run_module, Ansible, Cluster, ClusterOptions, MemberStart, Sshd,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,45 +15,17 @@ use std::time::Duration;
 const KEYS: usize = 10_000;
 
 fn module(name: &str, args: Value) -> Value {
-    let run = run_module(name, &args);
-    assert_eq!(
-        run.status.success(),
-        run.result["failed"] != true,
-        "exit code must follow `failed`: {}",
-        run.result
-    );
-    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
-    run.result
+    run_module(name, &args).checked()
 }
 
-fn ok(result: Value) -> Value {
-    assert_eq!(result["failed"], false, "{result}");
-    result
+/// Runs a local `etcdctl` command (no cluster: `snapshot restore`) that must succeed.
+fn etcdctl(args: &[&str]) {
+    harness::run(Command::new("etcdctl").env("ETCDCTL_API", "3").args(args)).expect_exit(0);
 }
 
-fn etcdctl(args: &[&str]) -> String {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(args)
-        .output()
-        .expect("run etcdctl");
-    assert!(
-        out.status.success(),
-        "etcdctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
+/// `etcdctl snapshot status FILE -w json`.
 fn status(file: &Path) -> Value {
-    serde_json::from_str(&etcdctl(&[
-        "snapshot",
-        "status",
-        "-w",
-        "json",
-        file.to_str().unwrap(),
-    ]))
-    .unwrap()
+    harness::Etcdctl::default().snapshot_status(file)
 }
 
 /// Every file under `dir` (relative path -> size and sha256, or "dir"/"link"),

@@ -9,7 +9,10 @@
 //! module run to SIGKILL.
 
 use harness::process::guarded_command;
-use harness::{module_binary, run_module, wait_until, Cluster, ClusterOptions, DEFAULT_TIMEOUT};
+use harness::{
+    expect_not_failed as ok, module_binary, run_module, wait_until, Cluster, ClusterOptions,
+    DEFAULT_TIMEOUT,
+};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -29,37 +32,12 @@ fn one_member() -> Cluster {
 /// Runs etcd_snapshot with `args` (check mode etc. via `_ansible_*` keys)
 /// and checks the protocol basics.
 fn snapshot(args: Value) -> Value {
-    let run = run_module("etcd_snapshot", &args);
-    assert_eq!(
-        run.status.success(),
-        run.result["failed"] != true,
-        "exit code must follow `failed`: {}",
-        run.result
-    );
-    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
-    run.result
-}
-
-fn ok(result: Value) -> Value {
-    assert_eq!(result["failed"], false, "{result}");
-    result
+    run_module("etcd_snapshot", &args).checked()
 }
 
 /// `etcdctl snapshot status FILE -w json`.
 fn etcdctl_status(file: &Path) -> Value {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "status", "-w", "json"])
-        .arg(file)
-        .output()
-        .expect("run etcdctl");
-    assert!(
-        out.status.success(),
-        "etcdctl snapshot status {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status JSON")
+    harness::Etcdctl::default().snapshot_status(file)
 }
 
 fn sha256sum(file: &Path) -> String {

@@ -105,7 +105,7 @@ fn member_that_never_comes_back(engine: Engine) {
         &["-e", "etcd_health_wait_timeout=15"],
     );
     out.assert_failure();
-    assert_eq!(out.status.code(), Some(2), "{}", out.describe());
+    out.expect_exit(2);
     let name = &cluster.member(bad).name;
     let wait = out.result_ok("Wait for the cluster to be healthy again", name);
     assert_eq!(wait["failed"], true, "{wait}");

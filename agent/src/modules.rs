@@ -47,11 +47,6 @@ impl ModuleFinder {
         self
     }
 
-    /// The directories searched.
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
     /// Resolves a module name outside any `collections:` keyword.
     pub fn resolve(&self, action: &str) -> Result<Action, String> {
         self.resolve_in(action, &[])

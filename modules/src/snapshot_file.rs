@@ -20,11 +20,6 @@
 pub struct Sha256(sha2::Sha256);
 
 impl Sha256 {
-    /// A new hasher.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Hashes `data`.
     pub fn update(&mut self, data: &[u8]) {
         sha2::Digest::update(&mut self.0, data);
@@ -98,16 +93,6 @@ impl StreamHasher {
             }
             self.tail.extend_from_slice(data);
         }
-    }
-
-    /// Bytes seen so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether nothing was seen.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Finishes both digests.

@@ -24,10 +24,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::clean_env::remove_ansible_env;
+use crate::files::write_file;
 use crate::paths::module_library_dir;
 use crate::poll::poll_until;
 use crate::process::kill_and_reap;
 use crate::reaper::reaped_command;
+use crate::run::{describe_streams, expect_exit_of};
 use crate::scratch::scratch_dir;
 
 /// Source of the aggregate JSON callback plugin.
@@ -84,9 +87,21 @@ impl AnsibleOutput {
         self
     }
 
+    /// Panics with stdout and stderr unless the run exited with `code`.
+    pub fn expect_exit(&self, code: i32) -> &Self {
+        expect_exit_of(
+            "playbook run",
+            self.status,
+            code,
+            &self.stdout,
+            &self.stderr,
+        );
+        self
+    }
+
     /// stdout and stderr together, for assertion messages.
     pub fn describe(&self) -> String {
-        format!("--- stdout:\n{}\n--- stderr:\n{}", self.stdout, self.stderr)
+        describe_streams(&self.stdout, &self.stderr)
     }
 
     /// All recorded tasks (every play), each `{"task": {...}, "hosts": {...}}`.
@@ -162,13 +177,7 @@ impl Ansible {
 
     /// Writes `contents` to `<dir>/<rel>` (creating parent dirs); returns the path.
     pub fn write_file(&self, rel: &str, contents: &str) -> PathBuf {
-        let path = self.dir.path().join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
-        }
-        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        path
+        write_file(self.dir.path(), rel, contents)
     }
 
     /// The environment given to every Ansible command (besides the
@@ -204,11 +213,7 @@ impl Ansible {
     /// subreaper wrapper, in [`Ansible::dir`].
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = reaped_command(self.dir.path(), program);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("ANSIBLE_") {
-                cmd.env_remove(k);
-            }
-        }
+        remove_ansible_env(&mut cmd);
         cmd.envs(self.env())
             .current_dir(self.dir.path())
             .stdin(Stdio::null());

@@ -10,29 +10,34 @@
 
 pub mod agent;
 pub mod ansible;
+pub mod clean_env;
 pub mod cluster;
 pub mod etcdctl;
+pub mod files;
 pub mod member;
 pub mod module;
 pub mod paths;
 pub mod poll;
 pub mod process;
 pub mod reaper;
+pub mod run;
 pub mod scratch;
 pub mod service;
 pub mod slots;
 pub mod sshd;
 pub mod tls;
 
-pub use agent::{agent_binary, agent_command};
+pub use agent::{agent_binary, agent_command, Agent, NO_CONFIG};
 pub use ansible::{Ansible, AnsibleOutput};
 pub use cluster::{Cluster, ClusterOptions};
 pub use etcdctl::{Etcdctl, MemberInfo};
+pub use files::{make_executable, write_executable, write_file};
 pub use member::{Member, MemberStart, CLIENT_PORT, PEER_PORT};
-pub use module::{run_module, ModuleRun};
+pub use module::{expect_not_failed, run_module, ModuleRun};
 pub use paths::{log_tail, module_binary, module_library_dir, repo_root};
 pub use poll::{poll_until, wait_until, DEFAULT_TIMEOUT, POLL_INTERVAL};
 pub use process::pid_alive;
+pub use run::{run, run_with_stdin, RunOutput};
 pub use service::{
     process_start_ticks, Engine, ServiceCluster, ServiceOptions, SvcMember, Writer, WriterReport,
 };

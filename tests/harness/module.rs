@@ -1,5 +1,6 @@
 //! Running a module binary exactly as Ansible does: the arguments in a JSON
-//! file whose path is argv[1], one JSON object expected on stdout.
+//! file whose path is argv[1], one JSON object expected on stdout; and the
+//! protocol check every module test makes on a run ([`ModuleRun::checked`]).
 
 use serde_json::Value;
 use std::process::{Command, ExitStatus};
@@ -15,6 +16,27 @@ pub struct ModuleRun {
     pub status: ExitStatus,
     /// Everything on stderr (should be empty).
     pub stderr: String,
+}
+
+impl ModuleRun {
+    /// Checks the protocol basics (the exit code is 0 exactly when the result is not
+    /// `failed`; nothing on stderr) and returns the result.
+    pub fn checked(self) -> Value {
+        assert_eq!(
+            self.status.success(),
+            self.result["failed"] != true,
+            "exit code must follow `failed`: {}",
+            self.result
+        );
+        assert!(self.stderr.is_empty(), "stderr: {}", self.stderr);
+        self.result
+    }
+}
+
+/// Panics unless `result` says `"failed": false`; returns it.
+pub fn expect_not_failed(result: Value) -> Value {
+    assert_eq!(result["failed"], false, "{result}");
+    result
 }
 
 /// Runs `playbooks/library/<name>` with `args` (plus the `_ansible_*` keys

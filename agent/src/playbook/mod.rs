@@ -69,8 +69,6 @@ pub struct Play {
 /// A parsed playbook file.
 #[derive(Debug, Clone)]
 pub struct Playbook {
-    /// The playbook path as given.
-    pub path: PathBuf,
     /// Plays in order.
     pub plays: Vec<Play>,
 }
@@ -153,10 +151,7 @@ pub fn load_from(path: &Path, collection: Option<&str>) -> Result<Playbook> {
             plays.push(parse_play(item, &file, collection)?);
         }
     }
-    Ok(Playbook {
-        path: path.to_path_buf(),
-        plays,
-    })
+    Ok(Playbook { plays })
 }
 
 /// `- import_playbook: other.yml` (a literal file name, relative to the importing playbook).

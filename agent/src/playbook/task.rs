@@ -77,41 +77,6 @@ pub struct Task {
     pub origin: TaskOrigin,
 }
 
-/// Task keywords that etcd-agent implements.
-pub const SUPPORTED_KEYWORDS: &[&str] = &[
-    "name",
-    "action",
-    "local_action",
-    "args",
-    "register",
-    "when",
-    "until",
-    "retries",
-    "delay",
-    "changed_when",
-    "failed_when",
-    "ignore_errors",
-    "ignore_unreachable",
-    "no_log",
-    "run_once",
-    "delegate_to",
-    "vars",
-    "environment",
-    "become",
-    "become_user",
-    "become_method",
-    "check_mode",
-    "diff",
-    "tags",
-    "remote_user",
-    "connection",
-    "timeout",
-    "delegate_facts",
-    "collections",
-    "async",
-    "poll",
-];
-
 /// Ansible task keywords that are recognised but not supported yet: an error, never ignored.
 pub const UNSUPPORTED_KEYWORDS: &[&str] = &[
     "loop",
@@ -221,92 +186,6 @@ fn args_from(module: &str, v: Value) -> std::result::Result<Map<String, Value>, 
             RAW_MODULES.contains(&short_name(module)),
         )),
     }
-}
-
-/// Parses one task entry; a static `import_tasks` expands to the imported tasks (its `when`
-/// is added to each of them and its `vars` are under theirs).
-pub fn parse_all(node: &Node, file: &Arc<PathBuf>, depth: usize) -> Result<Vec<Task>> {
-    let Some(entries) = node.as_map() else {
-        return Ok(vec![parse(node, file)?]);
-    };
-    let import = entries
-        .iter()
-        .find(|(k, _)| matches!(k.as_str(), "import_tasks" | "ansible.builtin.import_tasks"));
-    let Some((_, target)) = import else {
-        return Ok(vec![parse(node, file)?]);
-    };
-    let at = format!("{}:{}:{}", file.display(), node.line, node.col);
-    let rel = match target.to_json() {
-        Value::String(s) => s,
-        Value::Object(m) => m.get("file").map(scalar_string).unwrap_or_default(),
-        _ => String::new(),
-    };
-    if rel.is_empty() || crate::jinja::value::is_template(&rel) {
-        return Err(syntax(format!(
-            "{at}: import_tasks needs a literal file name (templated names are not supported)"
-        )));
-    }
-    if depth > 20 {
-        return Err(syntax(format!(
-            "{at}: import_tasks nested too deeply (a cycle?)"
-        )));
-    }
-    let mut when = Vec::new();
-    let mut vars = Map::new();
-    for (k, v) in entries {
-        match k.as_str() {
-            "import_tasks" | "ansible.builtin.import_tasks" | "name" | "tags" => {}
-            "when" => when = conditions(&v.to_json()),
-            "vars" => {
-                if let Value::Object(m) = v.to_json() {
-                    vars = m;
-                }
-            }
-            other => {
-                return Err(syntax(format!(
-                    "{at}: keyword '{other}' on import_tasks is not supported by etcd-agent yet"
-                )))
-            }
-        }
-    }
-    let base = file.parent().map(PathBuf::from).unwrap_or_default();
-    let path = base.join(&rel);
-    if !path.is_file() {
-        return Err(syntax(format!(
-            "{at}: import_tasks: cannot find {}",
-            path.display()
-        )));
-    }
-    let path = std::fs::canonicalize(&path).unwrap_or(path);
-    let docs = crate::yaml::load_file(&path)?;
-    let inner_file = Arc::new(path.clone());
-    let mut out = Vec::new();
-    for doc in &docs {
-        if doc.is_null() {
-            continue;
-        }
-        let Some(items) = doc.as_seq() else {
-            return Err(syntax(format!(
-                "{}:{}: a tasks file must be a list of tasks",
-                path.display(),
-                doc.line
-            )));
-        };
-        for item in items {
-            for mut t in parse_all(item, &inner_file, depth + 1)? {
-                let mut w = when.clone();
-                w.extend(t.when);
-                t.when = w;
-                let mut v = vars.clone();
-                for (k, val) in t.vars {
-                    v.insert(k, val);
-                }
-                t.vars = v;
-                out.push(t);
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// A `connection` keyword's value: `ssh` or `local`, the connections etcd-agent has.

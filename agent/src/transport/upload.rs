@@ -108,24 +108,4 @@ impl Connection {
             }
         }
     }
-
-    /// Writes a small file (an args file) into the temp dir and returns its path.
-    pub async fn put_temp_file(&self, name: &str, data: &[u8]) -> Result<String, TransportError> {
-        let dir = self.tmpdir().await?;
-        let path = format!("{dir}/{name}");
-        let out = self
-            .exec(
-                &format!("(umask 077 && cat > {})", quote(&path)),
-                Some(data),
-                None,
-            )
-            .await?;
-        if out.rc != 0 {
-            return Err(TransportError::Failed(format!(
-                "writing {path} failed: {}",
-                out.stderr_text().trim()
-            )));
-        }
-        Ok(path)
-    }
 }
