@@ -452,7 +452,7 @@ fn bad_arguments_fail_clearly_before_contacting_etcd() {
         ),
         (
             json!({"state": "gone", "name": "x"}),
-            "argument 'state' is invalid: unknown variant `gone`",
+            "value of state must be one of: present, absent, promoted, leader, got: gone",
         ),
         (
             json!({"state": "absent"}),

@@ -9,7 +9,7 @@ use crate::modules::ModuleFinder;
 use crate::output::{AdhocReporter, JsonReporter, Reporter, TextReporter};
 use crate::playbook::Playbook;
 use anyhow::Result;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Inventory sources from `-i`, else ansible.cfg / `ANSIBLE_INVENTORY`.
 fn inventory_sources(cli: &[String], cfg: &crate::config::Config) -> Vec<String> {
@@ -124,7 +124,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn check_modules(pb: &Playbook, finder: &ModuleFinder) -> Result<()> {
     for play in &pb.plays {
         for task in &play.tasks {
-            if let Err(e) = finder.resolve(&task.action) {
+            if let Err(e) = finder.resolve_in(&task.action, &task.collections) {
                 let name = task
                     .name
                     .as_ref()
@@ -150,17 +150,33 @@ fn vault_setup(run: &RunOpts, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
+/// A playbook argument: a file, or else a collection's playbook named by FQCN
+/// (`etcd_agent.etcd.etcd_healthy`), with the collection it came from.
+fn playbook_path(arg: &Path, cfg: &Config) -> (PathBuf, Option<String>) {
+    if !arg.is_file() {
+        if let Some(name) = arg.to_str() {
+            let roots = crate::collections::roots(None, &cfg.collections_path);
+            if let Some((found, coll)) = crate::collections::find_playbook(&roots, name) {
+                return (found, Some(coll));
+            }
+        }
+    }
+    (arg.to_path_buf(), None)
+}
+
 /// `etcd-agent playbook`.
 pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     let cfg = crate::config::load()?;
     vault_setup(&args.run, &cfg)?;
     let mut books = Vec::new();
+    let mut paths = Vec::new();
     for path in &args.playbooks {
-        books.push(crate::playbook::load(path)?);
+        let (path, collection) = playbook_path(path, &cfg);
+        books.push(crate::playbook::load_from(&path, collection.as_deref())?);
+        paths.push(path);
     }
     crate::playbook::select_tags(&mut books, &args.tags, &args.skip_tags);
-    let first_dir = args
-        .playbooks
+    let first_dir = paths
         .first()
         .and_then(|p| p.parent())
         .map(|p| {
@@ -176,6 +192,10 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
         Some(&playbook_dir),
         &args.run.module_path,
         &cfg,
+    ))
+    .with_collections(crate::collections::roots(
+        Some(&playbook_dir),
+        &cfg.collections_path,
     ));
     for pb in &books {
         check_modules(pb, &finder)?;
@@ -282,7 +302,8 @@ pub fn adhoc(args: AdhocArgs) -> Result<i32> {
         Some(&cwd),
         &args.run.module_path,
         &cfg,
-    ));
+    ))
+    .with_collections(crate::collections::roots(Some(&cwd), &cfg.collections_path));
     finder.resolve(&args.module).map_err(syntax)?;
     let opts = run_options(&args.run, &cfg, cwd.clone())?;
     let inv = load_inventory(&args.run, &cfg)?;

@@ -15,6 +15,9 @@ pub struct Config {
     pub library: Vec<PathBuf>,
     /// `roles_path`: where roles are looked for after `roles/` beside the playbook.
     pub roles_path: Vec<PathBuf>,
+    /// `collections_path` (`ANSIBLE_COLLECTIONS_PATH`): where installed collections are
+    /// looked for after `collections/` beside the playbook.
+    pub collections_path: Vec<PathBuf>,
     /// `remote_user`.
     pub remote_user: Option<String>,
     /// `private_key_file`.
@@ -51,6 +54,10 @@ impl Default for Config {
             .iter()
             .map(|p| expand_path(p, Path::new("/")))
             .collect(),
+            collections_path: ["~/.ansible/collections", "/usr/share/ansible/collections"]
+                .iter()
+                .map(|p| expand_path(p, Path::new("/")))
+                .collect(),
             remote_user: None,
             private_key_file: None,
             forks: 5,
@@ -103,6 +110,9 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_INVENTORY", "inventory"),
         ("ANSIBLE_LIBRARY", "library"),
         ("ANSIBLE_ROLES_PATH", "roles_path"),
+        // the older plural name first, so that the current one wins when both are set
+        ("ANSIBLE_COLLECTIONS_PATHS", "collections_path"),
+        ("ANSIBLE_COLLECTIONS_PATH", "collections_path"),
         ("ANSIBLE_REMOTE_USER", "remote_user"),
         ("ANSIBLE_PRIVATE_KEY_FILE", "private_key_file"),
         ("ANSIBLE_FORKS", "forks"),
@@ -185,6 +195,7 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
         }
         "library" => cfg.library = path_list(v, base),
         "roles_path" => cfg.roles_path = path_list(v, base),
+        "collections_path" | "collections_paths" => cfg.collections_path = path_list(v, base),
         "remote_user" => cfg.remote_user = Some(v.to_string()),
         "private_key_file" => cfg.private_key_file = Some(expand_path(v, base)),
         "forks" => {
@@ -217,6 +228,11 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `collections_path` of the config in effect (its defaults when the config cannot be read).
+pub fn collections_path() -> Vec<PathBuf> {
+    load().unwrap_or_default().collections_path
 }
 
 /// `roles_path` of the config in effect (its defaults when the config cannot be read: a

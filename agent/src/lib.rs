@@ -8,6 +8,7 @@
 pub mod builtins;
 
 pub mod cli;
+pub mod collections;
 pub mod config;
 pub mod error;
 pub mod executor;

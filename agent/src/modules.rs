@@ -1,8 +1,10 @@
-//! Module lookup: builtins by short name or FQCN, else executables in `library/` beside the
-//! playbook, `--module-path`, `ANSIBLE_LIBRARY` or ansible.cfg `library`. Python modules are
-//! refused with a clear message.
+//! Module lookup: a fully qualified name in an installed collection (`ns.coll.etcd_health`); a
+//! short name in the collections the `collections:` keyword lists, then a builtin, then an
+//! executable in `library/` beside the playbook, `--module-path`, `ANSIBLE_LIBRARY` or
+//! ansible.cfg `library`. Python modules are refused with a clear message.
 
 use crate::builtins::BUILTINS;
+use crate::collections::{self, Content, BUILTIN_COLLECTIONS};
 use crate::playbook::task::short_name;
 use crate::transport::ModuleFile;
 use std::collections::HashMap;
@@ -18,20 +20,32 @@ pub enum Action {
     Binary(Arc<ModuleFile>),
 }
 
+/// A module name with the `collections` search list it was resolved under.
+type CacheKey = (String, Vec<String>);
+
 /// Finds and caches modules.
 #[derive(Debug, Default)]
 pub struct ModuleFinder {
     dirs: Vec<PathBuf>,
-    cache: Mutex<HashMap<String, Result<Action, String>>>,
+    /// Where collections are installed ([`collections::roots`]).
+    collection_roots: Vec<PathBuf>,
+    cache: Mutex<HashMap<CacheKey, Result<Action, String>>>,
 }
 
 impl ModuleFinder {
-    /// A finder searching `dirs` in order.
+    /// A finder searching `dirs` in order, and no collection.
     pub fn new(dirs: Vec<PathBuf>) -> Self {
         ModuleFinder {
             dirs,
+            collection_roots: Vec::new(),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same finder, also searching the collections installed under `roots`.
+    pub fn with_collections(mut self, roots: Vec<PathBuf>) -> Self {
+        self.collection_roots = roots;
+        self
     }
 
     /// The directories searched.
@@ -39,21 +53,52 @@ impl ModuleFinder {
         &self.dirs
     }
 
-    /// Resolves a task's module name.
+    /// Resolves a module name outside any `collections:` keyword.
     pub fn resolve(&self, action: &str) -> Result<Action, String> {
+        self.resolve_in(action, &[])
+    }
+
+    /// Resolves a task's module name; `search` is the task's `collections:` list in effect.
+    pub fn resolve_in(&self, action: &str, search: &[String]) -> Result<Action, String> {
+        let key = (action.to_string(), search.to_vec());
         if let Ok(cache) = self.cache.lock() {
-            if let Some(hit) = cache.get(action) {
+            if let Some(hit) = cache.get(&key) {
                 return hit.clone();
             }
         }
-        let result = self.lookup(action);
+        let result = self.lookup(action, search);
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(action.to_string(), result.clone());
+            cache.insert(key, result.clone());
         }
         result
     }
 
-    fn lookup(&self, action: &str) -> Result<Action, String> {
+    /// A module of collection `coll`, if the collection is installed and has it.
+    fn in_collection(&self, coll: &str, name: &str) -> Option<Result<Action, String>> {
+        let (dir, _) =
+            collections::content_dir(&self.collection_roots, coll, Content::Module, name)?;
+        find_in_dir(&dir, name, &format!("{coll}.{name}"))
+    }
+
+    fn lookup(&self, action: &str, search: &[String]) -> Result<Action, String> {
+        if let Some((coll, name)) = collections::split_fqcn(action) {
+            // a namespace the agent emulates (ansible.builtin, ansible.legacy, ansible.posix)
+            // goes on to the builtins and library below
+            if short_name(action) == action {
+                return self
+                    .in_collection(&coll, name)
+                    .unwrap_or_else(|| Err(not_found(action)));
+            }
+        } else {
+            let listed = search
+                .iter()
+                .filter(|c| !BUILTIN_COLLECTIONS.contains(&c.as_str()));
+            for coll in listed {
+                if let Some(found) = self.in_collection(coll, action) {
+                    return found;
+                }
+            }
+        }
         let short = short_name(action);
         let is_builtin_ns = short != action || !action.contains('.');
         if is_builtin_ns && BUILTINS.contains(&short) {
@@ -62,18 +107,8 @@ impl ModuleFinder {
         // library modules are found by their last name segment
         let name = action.rsplit('.').next().unwrap_or(action);
         for dir in &self.dirs {
-            let exact = dir.join(name);
-            if exact.is_file() {
-                return load(name, &exact).map(|m| Action::Binary(Arc::new(m)));
-            }
-            for ext in ["py", "ps1", "sh"] {
-                let p = dir.join(format!("{name}.{ext}"));
-                if p.is_file() {
-                    if ext == "sh" {
-                        return load(name, &p).map(|m| Action::Binary(Arc::new(m)));
-                    }
-                    return Err(unsupported(action, &p));
-                }
+            if let Some(found) = find_in_dir(dir, name, action) {
+                return found;
             }
         }
         if matches!(
@@ -88,10 +123,34 @@ impl ModuleFinder {
         ) {
             return Err(format!("'{action}' is not supported by etcd-agent yet"));
         }
-        Err(format!(
-            "couldn't resolve module/action '{action}'. This often indicates a misspelling, missing collection, or incorrect module path."
-        ))
+        Err(not_found(action))
     }
+}
+
+/// Module `name` in directory `dir`: the executable itself, or a `.sh` script; a Python or
+/// PowerShell module is refused (`action` names it in the message). `None` when absent.
+fn find_in_dir(dir: &Path, name: &str, action: &str) -> Option<Result<Action, String>> {
+    let exact = dir.join(name);
+    if exact.is_file() {
+        return Some(load(name, &exact).map(|m| Action::Binary(Arc::new(m))));
+    }
+    for ext in ["py", "ps1", "sh"] {
+        let p = dir.join(format!("{name}.{ext}"));
+        if p.is_file() {
+            if ext == "sh" {
+                return Some(load(name, &p).map(|m| Action::Binary(Arc::new(m))));
+            }
+            return Some(Err(unsupported(action, &p)));
+        }
+    }
+    None
+}
+
+/// ansible-playbook's words for a module it cannot find.
+fn not_found(action: &str) -> String {
+    format!(
+        "couldn't resolve module/action '{action}'. This often indicates a misspelling, missing collection, or incorrect module path."
+    )
 }
 
 fn unsupported(action: &str, path: &Path) -> String {

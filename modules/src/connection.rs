@@ -12,15 +12,15 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::protocol::lenient::{split_list, List, Seconds};
-use crate::protocol::{ArgType, Failure, OptionDoc, SharedOptions};
+use crate::protocol::{ArgType, Failure, OptionDoc, Rule, SharedOptions};
 
-/// etcdctl's defaults, so modules behave like the commands they replace.
+/// etcdctl's default endpoint, when neither `endpoints` nor
+/// `ETCDCTL_ENDPOINTS` is set. (The timeouts' defaults, etcdctl's too, are
+/// declared in [`ConnectionArgs`]' options and filled in by the protocol.)
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2379";
-const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
-const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connection options accepted by every module that talks to etcd.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionArgs {
     /// Client URLs; `ETCDCTL_ENDPOINTS` when absent.
@@ -36,9 +36,9 @@ pub struct ConnectionArgs {
     /// Password for `user` (secret).
     pub password: Option<String>,
     /// How long to wait for a connection.
-    pub dial_timeout: Option<Seconds>,
+    pub dial_timeout: Seconds,
     /// How long one request may take.
-    pub command_timeout: Option<Seconds>,
+    pub command_timeout: Seconds,
 }
 
 impl SharedOptions for ConnectionArgs {
@@ -86,6 +86,8 @@ impl SharedOptions for ConnectionArgs {
         .default("5"),
     ];
 
+    const RULES: &'static [Rule] = &[Rule::required_by("password", &["user"])];
+
     /// Checks what can be checked without the network or files, at
     /// argument-parsing time: endpoint URLs and ports, timeouts above zero.
     fn validate(&self) -> Result<(), String> {
@@ -102,7 +104,7 @@ impl SharedOptions for ConnectionArgs {
             ("dial_timeout", self.dial_timeout),
             ("command_timeout", self.command_timeout),
         ] {
-            if value.is_some_and(|s| s.0.is_zero()) {
+            if value.0.is_zero() {
                 return Err(format!(
                     "argument '{name}' is invalid: it must be more than 0 seconds"
                 ));
@@ -168,7 +170,12 @@ impl ConnectionArgs {
         let user = match (&self.user, &self.password) {
             (Some(user), Some(password)) => Some((user.clone(), password.clone())),
             (Some(user), None) => Some((user.clone(), String::new())),
-            (None, Some(_)) => return Err(Failure::new("password is given without user")),
+            // The declared rule (password requires user) refuses this first.
+            (None, Some(_)) => {
+                return Err(Failure::new(
+                    "missing parameter(s) required by 'password': user",
+                ))
+            }
             (None, None) => None,
         };
 
@@ -176,10 +183,8 @@ impl ConnectionArgs {
             endpoints,
             tls,
             user,
-            dial_timeout: self.dial_timeout.map_or(DEFAULT_DIAL_TIMEOUT, |s| s.0),
-            command_timeout: self
-                .command_timeout
-                .map_or(DEFAULT_COMMAND_TIMEOUT, |s| s.0),
+            dial_timeout: self.dial_timeout.0,
+            command_timeout: self.command_timeout.0,
         })
     }
 }

@@ -16,15 +16,14 @@ use crate::protocol::lenient::{Bool, Seconds};
 use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
 
 /// Arguments of `etcd_health` (plus the shared connection options).
+/// Defaults are filled in by the protocol from [`Health::OPTIONS`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthArgs {
     /// Fail the task when the cluster is unhealthy.
-    #[serde(default)]
-    pub fail_on_unhealthy: Option<Bool>,
+    pub fail_on_unhealthy: Bool,
     /// Poll until healthy for up to this long before reporting.
-    #[serde(default)]
-    pub wait_timeout: Option<Seconds>,
+    pub wait_timeout: Seconds,
 }
 
 /// The `etcd_health` module.
@@ -115,8 +114,8 @@ impl Module for Health {
 
     async fn run(args: HealthArgs, ctx: &Context<ConnectionArgs>) -> Result<Outcome, Failure> {
         let connection = ctx.shared.connect_settings()?;
-        let fail_on_unhealthy = args.fail_on_unhealthy.is_none_or(|b| b.0);
-        let deadline = Instant::now() + args.wait_timeout.map_or(Duration::ZERO, |s| s.0);
+        let fail_on_unhealthy = args.fail_on_unhealthy.0;
+        let deadline = Instant::now() + args.wait_timeout.0;
 
         let mut attempts = 0u64;
         let report = loop {

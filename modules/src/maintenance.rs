@@ -24,15 +24,45 @@ use std::time::{Duration, Instant};
 
 use crate::connection::{member_id_hex, ClusterView, Connection, ConnectionArgs};
 use crate::protocol::lenient::{Bool, Int};
-use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
+use crate::protocol::{
+    ArgType, Choice, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc, Rule,
+};
+
+crate::choices! {
+    /// What `etcd_maintenance` does.
+    pub enum State {
+        /// Report sizes, revisions and alarms; change nothing.
+        Status = "status",
+        /// Compact the key-value history.
+        Compacted = "compacted",
+        /// Defragment members above the thresholds.
+        Defragmented = "defragmented",
+        /// Disarm alarms.
+        Disarmed = "disarmed",
+        /// Compare HashKV of every member.
+        Consistent = "consistent",
+    }
+}
+
+crate::choices! {
+    /// Which alarms `state: disarmed` disarms.
+    pub enum AlarmChoice {
+        /// NOSPACE only.
+        Nospace = "NOSPACE",
+        /// CORRUPT only (needs `force`).
+        Corrupt = "CORRUPT",
+        /// Both.
+        All = "all",
+    }
+}
 
 /// Arguments of `etcd_maintenance` (plus the shared connection options).
+/// Defaults are filled in by the protocol from [`Maintenance::OPTIONS`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceArgs {
-    /// status, compacted, defragmented, disarmed, consistent.
-    #[serde(default)]
-    pub state: Option<String>,
+    /// What to do.
+    pub state: State,
     /// Compact to this revision.
     #[serde(default)]
     pub revision: Option<Int>,
@@ -40,36 +70,23 @@ pub struct MaintenanceArgs {
     #[serde(default)]
     pub keep_revisions: Option<Int>,
     /// Wait for the physical compaction.
-    #[serde(default)]
-    pub physical: Option<Bool>,
-    /// Defragment only when (db_size - db_size_in_use) / db_size reaches this.
-    #[serde(default)]
-    pub min_free_ratio: Option<Value>,
+    pub physical: Bool,
+    /// Defragment only when (db_size - db_size_in_use) / db_size reaches
+    /// this (a number, or a string holding one).
+    pub min_free_ratio: Value,
     /// Defragment only when db_size - db_size_in_use reaches this many bytes.
-    #[serde(default)]
-    pub min_free_bytes: Option<Int>,
+    pub min_free_bytes: Int,
     /// Act on every member of the cluster, not only the members at `endpoints`.
-    #[serde(default)]
-    pub cluster: Option<Bool>,
+    pub cluster: Bool,
     /// Which alarm `state: disarmed` disarms.
-    #[serde(default)]
-    pub alarm: Option<String>,
+    pub alarm: AlarmChoice,
     /// Allow disarming CORRUPT (after a passing hash check).
-    #[serde(default)]
-    pub force: Option<Bool>,
+    pub force: Bool,
 }
 
 /// The `etcd_maintenance` module.
 pub struct Maintenance;
 
-const STATES: &[&str] = &[
-    "status",
-    "compacted",
-    "defragmented",
-    "disarmed",
-    "consistent",
-];
-const ALARMS: &[&str] = &["NOSPACE", "CORRUPT", "all"];
 /// How long `consistent` waits for a lagging member to reach the revision.
 const CATCH_UP: Duration = Duration::from_secs(10);
 
@@ -88,11 +105,11 @@ impl Module for Maintenance {
     const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new("state", ArgType::Str, "What to do (see the description).")
             .default("\"status\"")
-            .choices(STATES),
+            .choices(State::NAMES),
         OptionDoc::new(
             "revision",
             ArgType::Int,
-            "O(state=compacted): compact to this revision (must not be in the future). Mutually exclusive with O(keep_revisions).",
+            "O(state=compacted): compact to this revision (must not be in the future).",
         ),
         OptionDoc::new(
             "keep_revisions",
@@ -129,13 +146,27 @@ impl Module for Maintenance {
             "O(state=disarmed): which alarms to disarm.",
         )
         .default("\"NOSPACE\"")
-        .choices(ALARMS),
+        .choices(AlarmChoice::NAMES),
         OptionDoc::new(
             "force",
             ArgType::Bool,
             "O(state=disarmed): allow disarming CORRUPT, which is done only after every member's HashKV agrees.",
         )
         .default("false"),
+    ];
+    const RULES: &'static [Rule] = &[
+        Rule::mutually_exclusive(&["revision", "keep_revisions"]),
+        Rule::only_if(
+            "state",
+            &["compacted"],
+            &["revision", "keep_revisions", "physical"],
+        ),
+        Rule::only_if(
+            "state",
+            &["defragmented"],
+            &["min_free_ratio", "min_free_bytes", "cluster"],
+        ),
+        Rule::only_if("state", &["disarmed"], &["alarm", "force"]),
     ];
     const EXAMPLES: &'static str = r#"
 - name: Compact to the current revision, then defragment this member if a fifth of it is free
@@ -302,94 +333,40 @@ pub enum Plan {
 }
 
 impl Plan {
-    /// Validates the arguments for the chosen state.
+    /// Checks what the protocol's declared rules cannot (revision and byte
+    /// counts in range, the ratio between 0 and 1) and builds the plan.
     pub fn from_args(args: &MaintenanceArgs) -> Result<Plan, Failure> {
-        let state = args.state.as_deref().unwrap_or("status");
-        if !STATES.contains(&state) {
-            return Err(Failure::new(format!(
-                "value of state must be one of: {}, got: {state}",
-                STATES.join(", ")
-            )));
-        }
-        let given = |name: &'static str, set: bool| set.then_some(name);
-        let misplaced: Vec<&str> = [
-            given("revision", args.revision.is_some()).filter(|_| state != "compacted"),
-            given("keep_revisions", args.keep_revisions.is_some()).filter(|_| state != "compacted"),
-            given("physical", args.physical.is_some()).filter(|_| state != "compacted"),
-            given("min_free_ratio", args.min_free_ratio.is_some())
-                .filter(|_| state != "defragmented"),
-            given("min_free_bytes", args.min_free_bytes.is_some())
-                .filter(|_| state != "defragmented"),
-            given("cluster", args.cluster.is_some()).filter(|_| state != "defragmented"),
-            given("alarm", args.alarm.is_some()).filter(|_| state != "disarmed"),
-            given("force", args.force.is_some()).filter(|_| state != "disarmed"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !misplaced.is_empty() {
-            return Err(Failure::new(format!(
-                "{} cannot be used with state={state}",
-                misplaced.join(", ")
-            )));
-        }
         let positive = |name: &str, v: u64| -> Result<i64, Failure> {
             i64::try_from(v).map_err(|_| Failure::new(format!("{name} {v} is too large")))
         };
-        Ok(match state {
-            "status" => Plan::Status,
-            "compacted" => {
+        Ok(match args.state {
+            State::Status => Plan::Status,
+            State::Compacted => {
                 let target = match (args.revision, args.keep_revisions) {
-                    (Some(_), Some(_)) => {
-                        return Err(Failure::new(
-                            "parameters are mutually exclusive: revision|keep_revisions",
-                        ))
-                    }
-                    (Some(Int(0)), None) => {
-                        return Err(Failure::new("revision must be at least 1"))
-                    }
-                    (Some(Int(r)), None) => CompactTarget::Revision(positive("revision", r)?),
+                    (Some(Int(0)), _) => return Err(Failure::new("revision must be at least 1")),
+                    (Some(Int(r)), _) => CompactTarget::Revision(positive("revision", r)?),
                     (None, Some(Int(k))) => CompactTarget::Keep(positive("keep_revisions", k)?),
                     (None, None) => CompactTarget::Current,
                 };
                 Plan::Compact {
                     target,
-                    physical: args.physical.is_some_and(|b| b.0),
+                    physical: args.physical.0,
                 }
             }
-            "defragmented" => {
-                let min_free_ratio = match &args.min_free_ratio {
-                    None => 0.1,
-                    Some(v) => parse_ratio(v)?,
-                };
-                Plan::Defrag {
-                    min_free_ratio,
-                    min_free_bytes: positive(
-                        "min_free_bytes",
-                        args.min_free_bytes.map_or(0, |i| i.0),
-                    )?,
-                    cluster: args.cluster.is_some_and(|b| b.0),
-                }
-            }
-            "disarmed" => {
-                let alarm = args.alarm.as_deref().unwrap_or("NOSPACE");
-                let alarm = match alarm {
-                    "NOSPACE" => Some(AlarmType::Nospace),
-                    "CORRUPT" => Some(AlarmType::Corrupt),
-                    "all" => None,
-                    other => {
-                        return Err(Failure::new(format!(
-                            "value of alarm must be one of: {}, got: {other}",
-                            ALARMS.join(", ")
-                        )))
-                    }
-                };
-                Plan::Disarm {
-                    alarm,
-                    force: args.force.is_some_and(|b| b.0),
-                }
-            }
-            _ => Plan::Consistent,
+            State::Defragmented => Plan::Defrag {
+                min_free_ratio: parse_ratio(&args.min_free_ratio)?,
+                min_free_bytes: positive("min_free_bytes", args.min_free_bytes.0)?,
+                cluster: args.cluster.0,
+            },
+            State::Disarmed => Plan::Disarm {
+                alarm: match args.alarm {
+                    AlarmChoice::Nospace => Some(AlarmType::Nospace),
+                    AlarmChoice::Corrupt => Some(AlarmType::Corrupt),
+                    AlarmChoice::All => None,
+                },
+                force: args.force.0,
+            },
+            State::Consistent => Plan::Consistent,
         })
     }
 }
@@ -1149,42 +1126,63 @@ async fn consistency_once(conn: &Connection) -> Result<Consistency, Failure> {
 mod tests {
     use super::*;
 
-    fn args(v: Value) -> MaintenanceArgs {
-        serde_json::from_value(v).unwrap()
+    /// The plan for these arguments, parsed as the protocol parses them
+    /// (conversions, declared defaults, choices and rules).
+    fn plan(v: Value) -> Result<Plan, String> {
+        let parsed = crate::protocol::parse_args::<Maintenance>(&v.to_string())
+            .map_err(|e| e.to_string())?;
+        Plan::from_args(&parsed.module_args).map_err(|e| e.msg)
     }
 
     #[test]
     fn plans_refuse_bad_input_before_contacting_etcd() {
-        assert_eq!(Plan::from_args(&args(json!({}))).unwrap(), Plan::Status);
+        assert_eq!(plan(json!({})).unwrap(), Plan::Status);
         assert_eq!(
-            Plan::from_args(&args(
-                json!({"state": "compacted", "keep_revisions": "100"})
-            ))
-            .unwrap(),
+            plan(json!({"state": "compacted", "keep_revisions": "100"})).unwrap(),
             Plan::Compact {
                 target: CompactTarget::Keep(100),
                 physical: false
             }
         );
-        let e = Plan::from_args(&args(
-            json!({"state": "compacted", "revision": 5, "keep_revisions": 1}),
-        ))
-        .unwrap_err();
-        assert!(e.msg.contains("mutually exclusive"), "{}", e.msg);
-        let e = Plan::from_args(&args(
-            json!({"state": "defragmented", "min_free_ratio": 1.5}),
-        ))
-        .unwrap_err();
-        assert!(e.msg.contains("min_free_ratio"), "{}", e.msg);
-        let e = Plan::from_args(&args(json!({"state": "status", "force": true}))).unwrap_err();
-        assert!(
-            e.msg.contains("force cannot be used with state=status"),
-            "{}",
-            e.msg
+        assert_eq!(
+            plan(json!({"state": "defragmented"})).unwrap(),
+            Plan::Defrag {
+                min_free_ratio: 0.1,
+                min_free_bytes: 0,
+                cluster: false
+            },
+            "the declared defaults"
         );
-        let e = Plan::from_args(&args(json!({"state": "disarmed", "alarm": "BOGUS"}))).unwrap_err();
-        assert!(e.msg.contains("value of alarm must be one of"), "{}", e.msg);
-        let e = Plan::from_args(&args(json!({"state": "gone"}))).unwrap_err();
-        assert!(e.msg.contains("value of state must be one of"), "{}", e.msg);
+        assert_eq!(
+            plan(json!({"state": "disarmed", "alarm": "all", "force": "yes"})).unwrap(),
+            Plan::Disarm {
+                alarm: None,
+                force: true
+            }
+        );
+        let e =
+            plan(json!({"state": "compacted", "revision": 5, "keep_revisions": 1})).unwrap_err();
+        assert_eq!(
+            e,
+            "parameters are mutually exclusive: revision|keep_revisions"
+        );
+        let e = plan(json!({"state": "compacted", "revision": 0})).unwrap_err();
+        assert_eq!(e, "revision must be at least 1");
+        let e = plan(json!({"state": "defragmented", "min_free_ratio": 1.5})).unwrap_err();
+        assert!(e.contains("min_free_ratio"), "{e}");
+        let e = plan(json!({"state": "status", "force": true})).unwrap_err();
+        assert_eq!(e, "force cannot be used with state=status");
+        let e = plan(json!({"force": false, "cluster": true, "physical": null})).unwrap_err();
+        assert_eq!(e, "cluster, force cannot be used with state=status");
+        let e = plan(json!({"state": "disarmed", "alarm": "BOGUS"})).unwrap_err();
+        assert_eq!(
+            e,
+            "value of alarm must be one of: NOSPACE, CORRUPT, all, got: BOGUS"
+        );
+        let e = plan(json!({"state": "gone"})).unwrap_err();
+        assert_eq!(
+            e,
+            "value of state must be one of: status, compacted, defragmented, disarmed, consistent, got: gone"
+        );
     }
 }

@@ -42,10 +42,9 @@ pub const LEGACY_MARKER: &str = ".etcd-restore.json";
 const MARKER_DIR_ID: &str = "data_dir_id";
 /// Lock file inside a temporary restore directory, held while it is in use.
 const TEMP_LOCK: &str = ".etcd-restore.lock";
-/// etcd's default `--initial-cluster-token`.
-const DEFAULT_TOKEN: &str = "etcd-cluster";
 
-/// Arguments of `etcd_restore`.
+/// Arguments of `etcd_restore`. Defaults are filled in by the protocol
+/// from [`Restore::OPTIONS`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreArgs {
@@ -57,15 +56,13 @@ pub struct RestoreArgs {
     pub name: String,
     /// `--initial-cluster`: a string or a name -> peer URL(s) mapping.
     pub initial_cluster: Value,
-    /// `--initial-cluster-token`.
-    #[serde(default)]
-    pub initial_cluster_token: Option<String>,
+    /// `--initial-cluster-token` (empty: etcd's default).
+    pub initial_cluster_token: String,
     /// `--initial-advertise-peer-urls`.
     #[serde(default)]
     pub initial_advertise_peer_urls: Option<List>,
     /// Accept a snapshot without (or with a wrong) sha256 trailer.
-    #[serde(default)]
-    pub skip_hash_check: Option<Bool>,
+    pub skip_hash_check: Bool,
     /// Owner of the restored data dir.
     #[serde(default)]
     pub owner: Option<Value>,
@@ -833,8 +830,18 @@ struct Plan {
     will_back_up: bool,
 }
 
+/// The declared default of `initial_cluster_token` (etcd's own default),
+/// also used for an empty token.
+fn declared_default_token() -> String {
+    Restore::OPTIONS
+        .iter()
+        .find(|o| o.name == "initial_cluster_token")
+        .and_then(|o| o.default_value().as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn plan(args: &RestoreArgs) -> Result<Plan, Failure> {
-    let skip_hash = args.skip_hash_check.is_some_and(|b| b.0);
+    let skip_hash = args.skip_hash_check.0;
     if args.name.trim().is_empty() {
         return Err(Failure::new("name must not be empty"));
     }
@@ -891,11 +898,10 @@ fn plan(args: &RestoreArgs) -> Result<Plan, Failure> {
             .map(|(n, u)| format!("{n}={u}"))
             .collect::<Vec<_>>()
             .join(","),
-        initial_cluster_token: args
-            .initial_cluster_token
-            .clone()
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| DEFAULT_TOKEN.into()),
+        initial_cluster_token: match args.initial_cluster_token.as_str() {
+            "" => declared_default_token(),
+            token => token.into(),
+        },
         initial_advertise_peer_urls: peer_urls.join(","),
     };
 

@@ -25,7 +25,9 @@ use crate::bbolt::db_stats;
 use crate::connection::{describe, member_id_hex, Connection, ConnectionArgs};
 use crate::fsutil::{id_text, lock_file, parse_mode, resolve_group, resolve_user, sync_dir};
 use crate::protocol::lenient::{Int, Seconds};
-use crate::protocol::{ArgType, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
+use crate::protocol::{
+    ArgType, Choice, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc, Rule,
+};
 use crate::snapshot_file::{inspect, parse_stamp, utc_stamp, Digests, StreamHasher, HASH_LEN};
 
 /// File names this module writes in `dir`: `etcd-snapshot-<stamp>.db`.
@@ -37,14 +39,25 @@ const TEMP_SUFFIX: &str = ".part";
 /// Snapshot chunks buffered between the receiver and the writer thread.
 const IN_FLIGHT: usize = 32;
 
+crate::choices! {
+    /// What `etcd_snapshot` does.
+    pub enum State {
+        /// Take a snapshot.
+        Present = "present",
+        /// Check an existing snapshot file.
+        Verified = "verified",
+        /// Apply `keep` to `dir` without taking a snapshot.
+        Pruned = "pruned",
+    }
+}
+
 /// Arguments of `etcd_snapshot` (plus the shared connection options).
+/// Defaults are filled in by the protocol from [`Snapshot::OPTIONS`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotArgs {
-    /// `present` (take a snapshot), `verified` (check an existing file) or
-    /// `pruned` (apply `keep` to `dir` without taking a snapshot).
-    #[serde(default)]
-    pub state: Option<String>,
+    /// What to do.
+    pub state: State,
     /// Exact destination file.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -57,15 +70,27 @@ pub struct SnapshotArgs {
     /// Skip when the newest snapshot is younger than this.
     #[serde(default)]
     pub max_age: Option<Seconds>,
-    /// File mode (octal string or number).
-    #[serde(default)]
-    pub mode: Option<Value>,
+    /// File mode of the written file.
+    pub mode: FileMode,
     /// Owner of the written file.
     #[serde(default)]
     pub owner: Option<Value>,
     /// Group of the written file.
     #[serde(default)]
     pub group: Option<Value>,
+}
+
+/// A file mode given as an octal string (`"0600"`) or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        parse_mode(&value)
+            .map(FileMode)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// The `etcd_snapshot` module.
@@ -91,16 +116,16 @@ impl Module for Snapshot {
             "C(present) takes a snapshot; C(verified) only checks the existing snapshot at O(path) (or the newest in O(dir)) and fails if it is truncated or corrupt; C(pruned) only applies O(keep) to O(dir).",
         )
         .default("\"present\"")
-        .choices(&["present", "verified", "pruned"]),
+        .choices(State::NAMES),
         OptionDoc::new(
             "path",
             ArgType::Path,
-            "Destination file (replaced atomically if it exists). Exactly one of O(path) and O(dir).",
+            "Destination file (replaced atomically if it exists). With O(state=present) or O(state=verified), exactly one of O(path) and O(dir).",
         ),
         OptionDoc::new(
             "dir",
             ArgType::Path,
-            "Directory receiving C(etcd-snapshot-<UTC timestamp>.db) files (created with mode 0700 if missing). Exactly one of O(path) and O(dir).",
+            "Directory receiving C(etcd-snapshot-<UTC timestamp>.db) files (created with mode 0700 if missing). With O(state=present) or O(state=verified), exactly one of O(path) and O(dir).",
         ),
         OptionDoc::new(
             "keep",
@@ -127,6 +152,16 @@ impl Module for Snapshot {
             "group",
             ArgType::Str,
             "Group (name or gid) of the written file; default the user's group.",
+        ),
+    ];
+    const RULES: &'static [Rule] = &[
+        Rule::required_if_any("state", "present", &["path", "dir"]),
+        Rule::required_if_any("state", "verified", &["path", "dir"]),
+        Rule::required_if("state", "pruned", &["dir", "keep"]),
+        Rule::only_if(
+            "state",
+            &["present", "verified"],
+            &["max_age", "mode", "owner", "group"],
         ),
     ];
     const EXAMPLES: &'static str = r#"
@@ -217,13 +252,10 @@ impl Module for Snapshot {
     type Shared = ConnectionArgs;
 
     async fn run(args: SnapshotArgs, ctx: &Context<ConnectionArgs>) -> Result<Outcome, Failure> {
-        match args.state.as_deref().unwrap_or("present") {
-            "present" => take(Target::from_args(&args)?, args, ctx).await,
-            "verified" => verify(Target::from_args(&args)?),
-            "pruned" => prune_only(&args, ctx.check_mode),
-            other => Err(Failure::new(format!(
-                "state must be one of present, verified, pruned; got {other:?}"
-            ))),
+        match args.state {
+            State::Present => take(Target::from_args(&args)?, args, ctx).await,
+            State::Verified => verify(Target::from_args(&args)?),
+            State::Pruned => prune_only(&args, ctx.check_mode),
         }
     }
 }
@@ -241,7 +273,8 @@ impl Target {
         match (&args.path, &args.dir) {
             (Some(p), None) => Ok(Target::Path(p.clone())),
             (None, Some(d)) => Ok(Target::Dir(d.clone())),
-            _ => Err(Failure::new("exactly one of path and dir is required")),
+            // The declared rules require one of them for these states.
+            _ => Err(Failure::new("parameters are mutually exclusive: path|dir")),
         }
     }
 
@@ -351,10 +384,7 @@ struct FileAttrs {
 
 impl FileAttrs {
     fn from_args(args: &SnapshotArgs) -> Result<FileAttrs, Failure> {
-        let mode = match &args.mode {
-            Some(v) => parse_mode(v)?,
-            None => 0o600,
-        };
+        let mode = args.mode.0;
         let uid = match args.owner.as_ref().and_then(id_text) {
             Some(o) => Some(resolve_user(&o)?),
             None => None,
@@ -847,6 +877,7 @@ async fn take(
 /// say), must verify; it counts as the newest good copy and is never removed,
 /// whatever its stamp says.
 fn prune_only(args: &SnapshotArgs, check_mode: bool) -> Result<Outcome, Failure> {
+    // The declared rule (required_if state=pruned) has checked both already.
     let Some(dir) = &args.dir else {
         return Err(Failure::new("state=pruned needs dir"));
     };
@@ -857,18 +888,6 @@ fn prune_only(args: &SnapshotArgs, check_mode: bool) -> Result<Outcome, Failure>
         return Err(Failure::new(
             "keep must be at least 1 (it counts the newest snapshot)",
         ));
-    }
-    for (given, name) in [
-        (args.max_age.is_some(), "max_age"),
-        (args.mode.is_some(), "mode"),
-        (args.owner.is_some(), "owner"),
-        (args.group.is_some(), "group"),
-    ] {
-        if given {
-            return Err(Failure::new(format!(
-                "{name} does not apply to state=pruned (it writes no file)"
-            )));
-        }
     }
     if !dir.is_dir() {
         return Err(Failure::new(format!(

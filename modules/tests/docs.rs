@@ -1,5 +1,9 @@
 //! Each module's documentation is generated from its declaration; these
-//! tests keep the committed ansible-doc sidecar files in step with it.
+//! tests keep the declaration in step with the argument structs (names;
+//! every default deserializes into its field; every choice deserializes
+//! into its enum and a non-choice is refused; rules name declared options:
+//! see `doc_drift`) and the committed ansible-doc sidecar files in step
+//! with the declaration.
 
 use etcd_modules::protocol::{doc_drift, sidecar_yaml, Module};
 use std::path::PathBuf;

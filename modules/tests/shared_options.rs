@@ -203,3 +203,99 @@ fn the_real_modules_convert_and_refuse_like_ansible() {
     assert!(!msg.starts_with("argument"), "{msg}");
     assert!(!tmp.path().join("data").exists(), "nothing created");
 }
+
+#[test]
+fn password_without_user_is_refused_by_the_declared_rule() {
+    let (result, code) = conn_with(r#"{"password":"Lone-s3cret"}"#);
+    assert_eq!(code, 1, "{result}");
+    assert_eq!(
+        result["msg"],
+        "missing parameter(s) required by 'password': user"
+    );
+    assert!(!result.to_string().contains("Lone-s3cret"), "{result}");
+    // The timeouts' declared defaults reach the module and the invocation.
+    let (result, code) = conn_with(r#"{"endpoints":"127.0.0.1:2379"}"#);
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(result["invocation"]["module_args"]["dial_timeout"], 2);
+    assert_eq!(result["invocation"]["module_args"]["command_timeout"], 5);
+}
+
+#[test]
+fn snapshot_rules_and_choices_refuse_before_anything_is_touched() {
+    use serde_json::json;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snaps");
+    let file = tmp.path().join("s.db");
+    let closed = "127.0.0.1:1";
+    for (args, msg) in [
+        (
+            json!({"endpoints": closed}),
+            "state is present but any of the following are missing: path, dir".to_string(),
+        ),
+        (
+            json!({"state": "verified"}),
+            "state is verified but any of the following are missing: path, dir".into(),
+        ),
+        (
+            json!({"state": "pruned", "dir": dir}),
+            "state is pruned but all of the following are missing: keep".into(),
+        ),
+        (
+            json!({"state": "pruned", "dir": dir, "keep": 2, "mode": "0644", "owner": "root"}),
+            "mode, owner cannot be used with state=pruned".into(),
+        ),
+        (
+            json!({"path": file, "dir": dir, "endpoints": closed}),
+            "parameters are mutually exclusive: path|dir".into(),
+        ),
+        (
+            json!({"state": "taken", "path": file}),
+            "value of state must be one of: present, verified, pruned, got: taken".into(),
+        ),
+        (
+            json!({"path": file, "mode": "0999", "endpoints": closed}),
+            "argument 'mode' is invalid: mode \"0999\" is not an octal file mode such as \"0600\""
+                .into(),
+        ),
+    ] {
+        let (result, code) = invoke_real::<etcd_modules::snapshot::Snapshot>(args.clone());
+        assert_eq!(code, 1, "{args}: {result}");
+        assert_eq!(result["msg"], msg, "{args}");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "{args}: nothing created"
+        );
+    }
+}
+
+#[test]
+fn maintenance_and_health_take_their_declared_defaults() {
+    use serde_json::json;
+    let (result, code) = invoke_real::<etcd_modules::maintenance::Maintenance>(json!({
+        "endpoints": "127.0.0.1:1", "dial_timeout": 0.2,
+    }));
+    assert_eq!(code, 1, "{result}");
+    let args = &result["invocation"]["module_args"];
+    assert_eq!(
+        (&args["state"], &args["alarm"], &args["min_free_ratio"]),
+        (&json!("status"), &json!("NOSPACE"), &json!(0.1))
+    );
+    let (result, code) = invoke_real::<etcd_modules::maintenance::Maintenance>(json!({
+        "state": "status", "alarm": "all", "keep_revisions": 3,
+    }));
+    assert_eq!(code, 1);
+    assert_eq!(
+        result["msg"],
+        "keep_revisions, alarm cannot be used with state=status"
+    );
+    let (result, code) = invoke_real::<etcd_modules::health::Health>(json!({
+        "endpoints": "127.0.0.1:1", "dial_timeout": 0.2,
+    }));
+    assert_eq!(code, 1, "{result}");
+    assert_eq!(
+        result["invocation"]["module_args"]["fail_on_unhealthy"],
+        true
+    );
+    assert_eq!(result["invocation"]["module_args"]["wait_timeout"], 0);
+}

@@ -114,7 +114,7 @@ fn prepare(
 
 /// What runs the task, and the module's short name.
 fn resolve_action(shared: &Shared, task: &Task) -> Result<(Action, String), String> {
-    let action = shared.modules.resolve(&task.action)?;
+    let action = shared.modules.resolve_in(&task.action, &task.collections)?;
     let module = match &action {
         Action::Builtin(name) => name.clone(),
         Action::Binary(m) => m.name.clone(),

@@ -101,6 +101,12 @@ const PLAY_KEYS: &[&str] = &[
 
 /// Reads and parses a playbook file.
 pub fn load(path: &Path) -> Result<Playbook> {
+    load_from(path, None)
+}
+
+/// Reads and parses a playbook file; `collection` is the collection it belongs to when it was
+/// named by FQCN (`etcd_agent.etcd.etcd_healthy`): its modules and roles are found first.
+pub fn load_from(path: &Path, collection: Option<&str>) -> Result<Playbook> {
     if !path.is_file() {
         return Err(crate::error::Fatal::Other(format!(
             "the playbook: {} could not be found",
@@ -140,11 +146,11 @@ pub fn load(path: &Path) -> Result<Playbook> {
             )));
         };
         for item in items {
-            if let Some(imported) = import_playbook(item, path)? {
+            if let Some(imported) = import_playbook(item, path, collection)? {
                 plays.extend(imported.plays);
                 continue;
             }
-            plays.push(parse_play(item, &file)?);
+            plays.push(parse_play(item, &file, collection)?);
         }
     }
     Ok(Playbook {
@@ -154,7 +160,7 @@ pub fn load(path: &Path) -> Result<Playbook> {
 }
 
 /// `- import_playbook: other.yml` (a literal file name, relative to the importing playbook).
-fn import_playbook(node: &Node, path: &Path) -> Result<Option<Playbook>> {
+fn import_playbook(node: &Node, path: &Path, collection: Option<&str>) -> Result<Option<Playbook>> {
     let Some(entries) = node.as_map() else {
         return Ok(None);
     };
@@ -186,12 +192,17 @@ fn import_playbook(node: &Node, path: &Path) -> Result<Option<Playbook>> {
     let base = path.parent().map(PathBuf::from).unwrap_or_default();
     let target = base.join(&rel);
     if !target.is_file() {
+        // a collection's playbook by its fully qualified name
+        let roots = crate::collections::roots(Some(&base), &crate::config::collections_path());
+        if let Some((found, coll)) = crate::collections::find_playbook(&roots, &rel) {
+            return load_from(&found, Some(&coll)).map(Some);
+        }
         return Err(syntax(format!(
             "{at}: import_playbook: cannot find {}",
             target.display()
         )));
     }
-    load(&target).map(Some)
+    load_from(&target, collection).map(Some)
 }
 
 /// `vars_files`: each file's mapping, in order (literal paths relative to the playbook).
@@ -233,7 +244,7 @@ fn vars_files(v: &Value, file: &Path, line: usize) -> Result<Map<String, Value>>
     Ok(out)
 }
 
-fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
+fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>) -> Result<Play> {
     let origin = TaskOrigin {
         file: file.clone(),
         line: node.line,
@@ -267,6 +278,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     let mut handlers = None;
     let mut roles_node = None;
     let mut inherited = Vec::new();
+    let mut play_collections = Vec::new();
     let mut files_vars = Map::new();
     let mut play_tags = Vec::new();
     let mut play_become_user = None;
@@ -324,8 +336,10 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
             "handlers" => handlers = Some(value),
             "roles" => roles_node = Some(value),
             "vars_files" => files_vars = vars_files(&v, file, value.line)?,
-            // modules are found by their short name whatever collection says it
-            "collections" => {}
+            "collections" => {
+                play_collections =
+                    crate::collections::keyword_list(&v).map_err(|e| err(value.line, e))?;
+            }
             "connection" => {
                 play.connection =
                     Some(task::connection_keyword(&v).map_err(|e| err(value.line, e))?);
@@ -382,7 +396,12 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>) -> Result<Play> {
     let collector = Arc::new(std::sync::Mutex::new(blocks::roles::PlayRoles::new(
         playbook_dir,
     )));
-    let inherit = blocks::Inherit::from_play(inherited, collector.clone());
+    let inherit = blocks::Inherit::from_play(
+        inherited,
+        collector.clone(),
+        play_collections,
+        default_collection.map(str::to_string),
+    );
     for (i, section) in section_nodes.into_iter().enumerate() {
         if i == 1 {
             // roles run after pre_tasks (and their handlers), before tasks

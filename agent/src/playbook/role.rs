@@ -1,12 +1,15 @@
-//! A role on disk: found as Ansible finds it (`roles/<name>` beside the playbook, then
-//! `roles_path` (`ANSIBLE_ROLES_PATH`, `ansible.cfg`), then `<name>` beside the playbook, or a
-//! path) and loaded: `defaults/main.yml`, `vars/main.yml`, `meta/main.yml` (`dependencies`),
+//! A role on disk: found as Ansible finds it (a fully qualified `ns.coll.role`, or a short name
+//! in the collections the `collections` keyword lists, in `roles/` of an installed collection;
+//! else `roles/<name>` beside the playbook, then `roles_path` (`ANSIBLE_ROLES_PATH`,
+//! `ansible.cfg`), then `<name>` beside the playbook, or a path) and loaded:
+//! `defaults/main.yml`, `vars/main.yml`, `meta/main.yml` (`dependencies`, `collections`),
 //! and where its `tasks/` and `handlers/main.yml` files are. `files/` and `templates/` are
 //! searched first by `copy`/`template` of the role's tasks.
 //!
 //! A leaf of the playbook parser: tasks name their role with this type; expanding a role into
 //! tasks is the block parser's ([`super::blocks::roles`]).
 
+use crate::collections;
 use crate::error::syntax;
 use anyhow::Result;
 use serde_json::{Map, Value};
@@ -26,12 +29,30 @@ pub struct Role {
     pub vars: Map<String, Value>,
     /// `meta/main.yml` `dependencies`, as written.
     pub dependencies: Vec<Value>,
+    /// The collection the role was found in (`roles/` of an installed collection).
+    pub collection: Option<String>,
+    /// `meta/main.yml` `collections`.
+    pub meta_collections: Vec<String>,
 }
 
 impl Role {
-    /// Finds and loads the role `name` for a playbook in `playbook_dir`; `at` locates the
-    /// reference for errors.
-    pub fn load(name: &str, playbook_dir: &Path, at: &str) -> Result<Arc<Role>> {
+    /// Finds and loads the role `name` for a playbook in `playbook_dir`; `search` is the
+    /// `collections` list in effect, `at` locates the reference for errors.
+    pub fn load(name: &str, playbook_dir: &Path, search: &[String], at: &str) -> Result<Arc<Role>> {
+        let roots = collections::roots(Some(playbook_dir), &crate::config::collections_path());
+        if let Some((path, coll)) = collections::find_role(&roots, name, search) {
+            return Role::load_dir(name, path, Some(coll));
+        }
+        if collections::split_fqcn(name).is_some() {
+            return Err(syntax(format!(
+                "{at}: the role '{name}' was not found: no installed collection has it (searched {})",
+                roots
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            )));
+        }
         let path = find(name, playbook_dir).ok_or_else(|| {
             syntax(format!(
                 "{at}: the role '{name}' was not found in {}",
@@ -43,11 +64,18 @@ impl Role {
                     .join(":")
             ))
         })?;
+        Role::load_dir(name, path, None)
+    }
+
+    /// Loads the role in directory `path`, found in `collection` if any.
+    fn load_dir(name: &str, path: PathBuf, collection: Option<String>) -> Result<Arc<Role>> {
         let defaults = vars_file(&path, "defaults")?;
         let vars = vars_file(&path, "vars")?;
-        let dependencies = match main_file(&path, "meta") {
-            Some(meta) => match crate::yaml::load_value(&meta)? {
-                Value::Object(m) => match m.get("dependencies") {
+        let mut dependencies = Vec::new();
+        let mut meta_collections = Vec::new();
+        if let Some(meta) = main_file(&path, "meta") {
+            if let Value::Object(m) = crate::yaml::load_value(&meta)? {
+                dependencies = match m.get("dependencies") {
                     Some(Value::Array(deps)) => deps.clone(),
                     Some(Value::Null) | None => Vec::new(),
                     Some(_) => {
@@ -56,18 +84,50 @@ impl Role {
                             meta.display()
                         )))
                     }
-                },
-                _ => Vec::new(),
-            },
-            None => Vec::new(),
-        };
+                };
+                if let Some(v) = m.get("collections") {
+                    meta_collections = crate::collections::keyword_list(v)
+                        .map_err(|e| syntax(format!("{}: {e}", meta.display())))?;
+                }
+            }
+        }
         Ok(Arc::new(Role {
             name: name.to_string(),
             path,
             defaults,
             vars,
             dependencies,
+            collection,
+            meta_collections,
         }))
+    }
+
+    /// The `collections` search list of the role's tasks, as Ansible builds it: the role's own
+    /// collection (or, for a role outside collections, the playbook's), then `meta/main.yml`
+    /// `collections`; with any of those, Ansible's own content last.
+    pub fn search_list(&self, default_collection: Option<&str>) -> Vec<String> {
+        let mut list: Vec<String> = self
+            .collection
+            .as_deref()
+            .or(default_collection)
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        for c in &self.meta_collections {
+            if !list.contains(c) {
+                list.push(c.clone());
+            }
+        }
+        let builtin = ["ansible.builtin", "ansible.legacy"];
+        if !list.is_empty() && !list.iter().any(|c| builtin.contains(&c.as_str())) {
+            let last = if self.collection.is_some() {
+                "ansible.builtin"
+            } else {
+                "ansible.legacy"
+            };
+            list.push(last.to_string());
+        }
+        list
     }
 
     /// The role's `tasks/<file>` (`main` unless `tasks_from` says otherwise).
@@ -145,7 +205,7 @@ mod tests {
     #[test]
     fn a_missing_role_names_where_it_was_looked_for() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Role::load("nope", dir.path(), "site.yml:4:7")
+        let err = Role::load("nope", dir.path(), &[], "site.yml:4:7")
             .unwrap_err()
             .to_string();
         assert!(
@@ -166,11 +226,11 @@ mod tests {
         std::fs::create_dir_all(role.join("meta")).unwrap();
         std::fs::write(role.join("defaults/main.yml"), "port: 2379\n").unwrap();
         std::fs::write(role.join("meta/main.yml"), "dependencies: [other]\n").unwrap();
-        let loaded = Role::load("r", dir.path(), "x").unwrap();
+        let loaded = Role::load("r", dir.path(), &[], "x").unwrap();
         assert_eq!(loaded.defaults["port"], 2379);
         assert_eq!(loaded.dependencies, vec![Value::from("other")]);
         assert!(loaded.tasks_file(None).is_none());
         std::fs::write(role.join("meta/main.yml"), "dependencies: other\n").unwrap();
-        assert!(Role::load("r", dir.path(), "x").is_err());
+        assert!(Role::load("r", dir.path(), &[], "x").is_err());
     }
 }

@@ -65,6 +65,9 @@ pub struct Task {
     pub async_secs: Option<Value>,
     /// `poll`: 0 would leave the action running in the background, which is not supported.
     pub poll: Option<Value>,
+    /// `collections`: the collections a short module name is looked up in first (the
+    /// task's own list, else its block's, role's or play's).
+    pub collections: Vec<String>,
     /// The role the task belongs to.
     pub role: Option<Arc<super::role::Role>>,
     /// For `include_role` with `public: true`: the role whose defaults and vars become the
@@ -173,6 +176,7 @@ impl Task {
             become_user: None,
             check_mode: None,
             diff: None,
+            collections: Vec::new(),
             connection: None,
             timeout: None,
             delegate_facts: false,
@@ -344,8 +348,9 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
         }
         match key {
             "name" => task.name = Some(scalar_string(&v)),
-            // modules are found by their short name whatever collection says it
-            "collections" => {}
+            "collections" => {
+                task.collections = crate::collections::keyword_list(&v).map_err(err)?
+            }
             "args" => match v {
                 Value::Object(m) => extra_args = m,
                 Value::Null => {}

@@ -5,8 +5,9 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 use super::convert;
-use super::doc::OptionDoc;
+use super::doc::{all_rules, OptionDoc};
 use super::fields::struct_fields;
+use super::rules;
 use super::{Context, Module, SharedOptions};
 
 /// Why the arguments were refused. The `Display` text is the `msg` of the
@@ -63,7 +64,13 @@ impl<A, S> ParsedArgs<A, S> {
     pub fn masked_module_args(&self) -> Value {
         let mut args = Map::new();
         for (name, default) in &self.defaults {
-            let value = self.supplied.get(*name).cloned().unwrap_or(default.clone());
+            // A null was treated as omitted: the module got the default.
+            let value = self
+                .supplied
+                .get(*name)
+                .filter(|v| !v.is_null())
+                .cloned()
+                .unwrap_or(default.clone());
             let value = if self.secret_names.contains(name) && !value.is_null() {
                 Value::String(super::mask::NO_LOG_PLACEHOLDER.into())
             } else {
@@ -83,13 +90,13 @@ pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args, M::Shared>
         return Err(ArgsError("module arguments must be a JSON object".into()));
     };
 
-    let mut context = Context::<M::Shared>::default();
+    let (mut check_mode, mut diff, mut verbosity) = (false, false, 0);
     let mut supplied = Map::new();
     for (key, value) in all {
         match key.strip_prefix("_ansible_") {
-            Some("check_mode") => context.check_mode = lenient::truthy(&value),
-            Some("diff") => context.diff = lenient::truthy(&value),
-            Some("verbosity") => context.verbosity = value.as_u64().unwrap_or(0),
+            Some("check_mode") => check_mode = lenient::truthy(&value),
+            Some("diff") => diff = lenient::truthy(&value),
+            Some("verbosity") => verbosity = value.as_u64().unwrap_or(0),
             // Ansible sends ~17 internal keys; the rest do not concern a module.
             Some(_) => {}
             None => {
@@ -134,23 +141,38 @@ pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args, M::Shared>
     M::Shared::prepare(&mut supplied).map_err(ArgsError)?;
 
     // Ansible treats an explicit null like an omitted option.
-    let mut module_part = Map::new();
-    let mut shared_part = Map::new();
-    for (key, value) in &supplied {
-        if value.is_null() {
-            continue;
-        }
-        if module_fields.contains(&key.as_str()) {
-            module_part.insert(key.clone(), value.clone());
-        } else {
-            shared_part.insert(key.clone(), value.clone());
+    let given: Map<String, Value> = supplied
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let rules = all_rules::<M>();
+    rules::check_given(&rules, &given).map_err(ArgsError)?;
+    check_required(&docs, &given)?;
+    check_choices(&docs, &given)?;
+    // Each option's declared default, filled in before the structs are typed.
+    let mut filled = given.clone();
+    for doc in &docs {
+        if doc.default.is_some() && !filled.contains_key(doc.name) {
+            filled.insert(doc.name.to_string(), doc.default_value());
         }
     }
+    rules::check_filled(&rules, &given, &filled).map_err(ArgsError)?;
+
+    let (module_part, shared_part): (Map<String, Value>, Map<String, Value>) = filled
+        .into_iter()
+        .partition(|(key, _)| module_fields.contains(&key.as_str()));
     let secret_names: Vec<&'static str> =
         docs.iter().filter(|o| o.no_log).map(|o| o.name).collect();
     let module_args = typed::<M::Args>(module_part, &secret_names)?;
-    context.shared = typed::<M::Shared>(shared_part, &secret_names)?;
-    context.shared.validate().map_err(ArgsError)?;
+    let shared = typed::<M::Shared>(shared_part, &secret_names)?;
+    shared.validate().map_err(ArgsError)?;
+    let context = Context {
+        check_mode,
+        diff,
+        verbosity,
+        shared,
+    };
 
     let defaults = docs.iter().map(|o| (o.name, o.default_value())).collect();
     Ok(ParsedArgs {
@@ -166,6 +188,63 @@ pub fn parse_args<M: Module>(raw: &str) -> Result<ParsedArgs<M::Args, M::Shared>
 /// The module's options followed by the shared options it takes.
 fn all_options<M: Module>() -> impl Iterator<Item = &'static OptionDoc> + Clone {
     M::OPTIONS.iter().chain(M::Shared::OPTIONS)
+}
+
+/// AnsibleModule's `check_required_arguments`: every missing one, sorted.
+fn check_required(docs: &[&OptionDoc], given: &Map<String, Value>) -> Result<(), ArgsError> {
+    let mut missing: Vec<&str> = docs
+        .iter()
+        .filter(|o| o.required && !given.contains_key(o.name))
+        .map(|o| o.name)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    missing.sort_unstable();
+    Err(ArgsError(format!(
+        "missing required arguments: {}",
+        missing.join(", ")
+    )))
+}
+
+/// AnsibleModule's choice check on the given (converted) values, in its words.
+fn check_choices(docs: &[&OptionDoc], given: &Map<String, Value>) -> Result<(), ArgsError> {
+    for doc in docs.iter().filter(|o| !o.choices.is_empty()) {
+        let Some(value) = given.get(doc.name) else {
+            continue;
+        };
+        let allowed = doc.choices.join(", ");
+        let shown = |v: &Value| {
+            if doc.no_log {
+                "********".to_string()
+            } else {
+                convert::py_str(v)
+            }
+        };
+        let is_choice = |v: &Value| doc.choices.contains(&convert::py_str(v).as_str());
+        match value {
+            Value::Array(items) => {
+                let wrong: Vec<String> =
+                    items.iter().filter(|v| !is_choice(v)).map(shown).collect();
+                if !wrong.is_empty() {
+                    return Err(ArgsError(format!(
+                        "value of {} must be one or more of: {allowed}. Got no match for: {}",
+                        doc.name,
+                        wrong.join(", ")
+                    )));
+                }
+            }
+            other if !is_choice(other) => {
+                return Err(ArgsError(format!(
+                    "value of {} must be one of: {allowed}, got: {}",
+                    doc.name,
+                    shown(other)
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Every value of a `no_log` option in the raw args text, whatever its type

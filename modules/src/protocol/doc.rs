@@ -1,9 +1,12 @@
 //! Module documentation, declared beside each argument struct and rendered
-//! as `--help` text and as the ansible-doc sidecar file (`etcd_health.yml`).
+//! as `--help` text and as the ansible-doc sidecar file (`etcd_health.yml`):
+//! types, required, defaults and choices per option, and the module's
+//! rules across options (as `notes`).
 
 use serde_json::Value;
 use std::fmt::Write;
 
+use super::rules::Rule;
 use super::{Module, SharedOptions};
 
 /// Ansible's option types, as ansible-doc names them.
@@ -120,6 +123,11 @@ pub struct ReturnDoc {
     pub ty: &'static str,
 }
 
+/// All rules of module `M`, those of the shared options it takes included.
+pub fn all_rules<M: Module>() -> Vec<Rule> {
+    M::RULES.iter().chain(M::Shared::RULES).copied().collect()
+}
+
 /// All options of module `M`, the shared options it takes included.
 pub fn all_options<M: Module>() -> Vec<OptionDoc> {
     let mut options = M::OPTIONS.to_vec();
@@ -155,6 +163,13 @@ pub fn usage<M: Module>() -> String {
             flags.join(", "),
             o.description
         );
+    }
+    let rules = all_rules::<M>();
+    if !rules.is_empty() {
+        out.push_str("\nRules:\n");
+        for rule in rules {
+            let _ = writeln!(out, "  {}", rule.describe());
+        }
     }
     out
 }
@@ -194,6 +209,13 @@ pub fn sidecar_yaml<M: Module>() -> String {
             let _ = writeln!(y, "      no_log: true");
         }
     }
+    let rules = all_rules::<M>();
+    if !rules.is_empty() {
+        let _ = writeln!(y, "  notes:");
+        for rule in rules {
+            let _ = writeln!(y, "    - {}", q(&rule.describe()));
+        }
+    }
     let _ = writeln!(y, "  attributes:");
     let _ = writeln!(y, "    check_mode:\n      support: full");
     let _ = writeln!(y, "    diff_mode:\n      support: full");
@@ -216,36 +238,4 @@ pub fn sidecar_yaml<M: Module>() -> String {
         let _ = writeln!(y, "    type: {}", r.ty);
     }
     y
-}
-
-/// Differences between module `M`'s documented options and the fields of
-/// its argument structs (empty when they agree), so docs cannot drift.
-pub fn doc_drift<M: Module>() -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut compare = |what: &str, fields: &[&str], docs: &[OptionDoc]| {
-        for f in fields {
-            if !docs.iter().any(|o| o.name == *f) {
-                problems.push(format!("{what}: field `{f}` is not documented"));
-            }
-        }
-        for o in docs {
-            if !fields.contains(&o.name) {
-                problems.push(format!(
-                    "{what}: documented option `{}` is not a field",
-                    o.name
-                ));
-            }
-        }
-    };
-    compare(
-        M::NAME,
-        super::fields::struct_fields::<M::Args>(),
-        M::OPTIONS,
-    );
-    compare(
-        M::Shared::GROUP,
-        super::fields::struct_fields::<M::Shared>(),
-        M::Shared::OPTIONS,
-    );
-    problems
 }

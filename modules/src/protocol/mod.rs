@@ -8,15 +8,24 @@
 //! into a failed result.
 
 mod args;
+mod choice;
 mod convert;
 mod doc;
+mod drift;
 mod fields;
 mod mask;
+mod rules;
 #[cfg(test)]
 mod tests;
 
 pub use args::{lenient, parse_args, raw_secret_values, ArgsError, ParsedArgs};
-pub use doc::{doc_drift, sidecar_yaml, ArgType, OptionDoc, ReturnDoc};
+pub use choice::{deserialize_choice, Choice};
+pub use doc::{sidecar_yaml, ArgType, OptionDoc, ReturnDoc};
+pub use drift::doc_drift;
+pub use rules::Rule;
+/// serde, for the `Deserialize` impl that [`choices!`](crate::choices) writes.
+#[doc(hidden)]
+pub use serde as serde_for_choices;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -27,9 +36,13 @@ use std::panic::AssertUnwindSafe;
 
 /// One Ansible module: its argument struct, its documentation, its work.
 ///
-/// The argument struct (`Args`) is the single declaration of the module's
-/// parameters: unknown-key checks read its field names, and a unit test
-/// checks that [`Module::OPTIONS`] documents exactly those fields.
+/// Like AnsibleModule's `argument_spec`, [`Module::OPTIONS`] declares each
+/// option once: its type (conversions), whether it is required, its default
+/// (filled in before `Args` is deserialized, so a field with a default is a
+/// plain typed value), its choices (from a [`choices!`](crate::choices) enum),
+/// and whether it is secret; [`Module::RULES`] declares the rules across
+/// options. The docs are rendered from the same declaration, and
+/// [`doc_drift`] checks it against the fields of `Args`.
 pub trait Module {
     /// The module name Ansible uses (`etcd_health`).
     const NAME: &'static str;
@@ -39,6 +52,9 @@ pub trait Module {
     const DESCRIPTION: &'static [&'static str];
     /// Documentation of every field of `Args`.
     const OPTIONS: &'static [OptionDoc];
+    /// Rules across options (mutually exclusive, required if, ...),
+    /// enforced before `run`; none by default.
+    const RULES: &'static [Rule] = &[];
     /// YAML examples, as in an Ansible module's EXAMPLES.
     const EXAMPLES: &'static str;
     /// Documentation of the result keys.
@@ -59,11 +75,13 @@ pub trait Module {
 /// that uses them (the etcd connection options, say) and taken by a module
 /// through [`Module::Shared`]. The protocol treats them like the module's own
 /// options: the same unknown-key check, conversions, masking and docs.
-pub trait SharedOptions: DeserializeOwned + Default + Clone + std::fmt::Debug {
+pub trait SharedOptions: DeserializeOwned + Clone + std::fmt::Debug {
     /// What documentation-drift reports call this group.
     const GROUP: &'static str;
     /// Documentation of every field, merged into each module's docs.
     const OPTIONS: &'static [OptionDoc];
+    /// Rules across these options, enforced like [`Module::RULES`].
+    const RULES: &'static [Rule] = &[];
 
     /// Rewrites the supplied values (already converted by declared type)
     /// before they are typed: e.g. one option that carries two.

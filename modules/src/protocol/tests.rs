@@ -4,11 +4,22 @@ use super::*;
 use serde::Deserialize;
 use std::io::Write as _;
 
+crate::choices! {
+    /// A test choice.
+    enum Color {
+        /// The default.
+        Red = "red",
+        /// Needs a token.
+        Green = "green",
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EchoArgs {
     name: String,
-    count: Option<lenient::Int>,
+    count: lenient::Int,
+    color: Color,
     enabled: Option<lenient::Bool>,
     token: Option<String>,
     panic: Option<lenient::Bool>,
@@ -26,12 +37,19 @@ impl Module for Echo {
     const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new("name", ArgType::Str, "a name").required(),
         OptionDoc::new("count", ArgType::Int, "a count").default("1"),
+        OptionDoc::new("color", ArgType::Str, "a choice")
+            .default("\"red\"")
+            .choices(Color::NAMES),
         OptionDoc::new("enabled", ArgType::Bool, "a flag"),
         OptionDoc::new("token", ArgType::Str, "a secret").no_log(),
         OptionDoc::new("panic", ArgType::Bool, "panic when true"),
         OptionDoc::new("path", ArgType::Path, "a path"),
         OptionDoc::new("items", ArgType::List, "a list"),
         OptionDoc::new("anything", ArgType::Raw, "any value"),
+    ];
+    const RULES: &'static [Rule] = &[
+        Rule::mutually_exclusive(&["path", "items"]),
+        Rule::required_if("color", "green", &["token"]),
     ];
     const EXAMPLES: &'static str = "- echo:\n    name: x\n";
     const RETURNS: &'static [ReturnDoc] = &[];
@@ -44,7 +62,8 @@ impl Module for Echo {
         }
         let changed = !ctx.check_mode;
         let mut outcome = Outcome::new(changed, format!("hello {}", args.name))
-            .with("count", args.count.map_or(1, |c| c.0))
+            .with("count", args.count.0)
+            .with("color", args.color.to_string())
             .with("enabled", args.enabled.is_some_and(|b| b.0))
             .with("check_mode", ctx.check_mode)
             .with(
@@ -72,7 +91,7 @@ fn unknown_parameters_fail_in_ansibles_words() {
     assert_eq!(result["failed"], true);
     assert_eq!(
         result["msg"],
-        "Unsupported parameters for (echo) module: alpha, zeta. Supported parameters include: anything, count, enabled, items, name, panic, path, token."
+        "Unsupported parameters for (echo) module: alpha, zeta. Supported parameters include: anything, color, count, enabled, items, name, panic, path, token."
     );
 }
 
@@ -354,5 +373,153 @@ fn paths_expand_home_and_variables_and_raw_takes_anything() {
             .unwrap()
             .starts_with("argument 'path' is of type list and we were unable to convert to path"),
         "{result}"
+    );
+}
+
+#[test]
+fn declared_defaults_are_filled_before_the_args_are_typed() {
+    let (result, code) = run_with(r#"{"name":"x","count":null}"#);
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(result["count"], 1);
+    assert_eq!(result["color"], "red");
+    assert_eq!(result["invocation"]["module_args"]["color"], "red");
+    assert_eq!(result["invocation"]["module_args"]["count"], 1);
+    let (result, _) = run_with(r#"{"name":"x","count":"4","color":"green","token":"t0k"}"#);
+    assert_eq!(
+        (result["count"].clone(), result["color"].clone()),
+        (4.into(), "green".into())
+    );
+}
+
+#[test]
+fn choices_are_checked_in_ansibles_words() {
+    let (result, code) = run_with(r#"{"name":"x","color":"blue"}"#);
+    assert_eq!(code, 1);
+    assert_eq!(
+        result["msg"],
+        "value of color must be one of: red, green, got: blue"
+    );
+    assert!(result.get("invocation").is_none(), "refused before the run");
+    // A number is converted to text first, as for any str option.
+    let (result, code) = run_with(r#"{"name":"x","color":5}"#);
+    assert_eq!(code, 1);
+    assert_eq!(
+        result["msg"],
+        "value of color must be one of: red, green, got: 5"
+    );
+    // Choices are exact, as in Ansible.
+    let (result, code) = run_with(r#"{"name":"x","color":"Red"}"#);
+    assert_eq!(code, 1, "{result}");
+}
+
+#[test]
+fn declared_rules_are_enforced_in_ansibles_words() {
+    let (result, code) = run_with(r#"{"name":"x","path":"/a","items":"b"}"#);
+    assert_eq!(code, 1);
+    assert_eq!(
+        result["msg"],
+        "parameters are mutually exclusive: path|items"
+    );
+    let (result, code) = run_with(r#"{"name":"x","path":"/a","items":null}"#);
+    assert_eq!(code, 0, "a null is not given: {result}");
+    let (result, code) = run_with(r#"{"name":"x","color":"green"}"#);
+    assert_eq!(code, 1);
+    assert_eq!(
+        result["msg"],
+        "color is green but all of the following are missing: token"
+    );
+}
+
+#[test]
+fn the_docs_render_defaults_choices_and_rules_from_the_declaration() {
+    assert_eq!(doc_drift::<Echo>(), Vec::<String>::new());
+    let yaml = sidecar_yaml::<Echo>();
+    assert!(
+        yaml.contains("    color:\n      description: \"a choice\"\n      type: str\n      required: false\n      default: \"red\"\n      choices: [\"red\", \"green\"]\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("  notes:\n    - \"At most one of path, items may be given.\"\n    - \"With color=green, all of token are required.\"\n"),
+        "{yaml}"
+    );
+    let help = doc::usage::<Echo>();
+    assert!(help.contains("default \"red\", one of red|green"), "{help}");
+    assert!(
+        help.contains("Rules:\n  At most one of path, items may be given."),
+        "{help}"
+    );
+}
+
+/// A module whose declaration disagrees with its struct in every way drift
+/// detection knows.
+struct Drifty;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DriftyArgs {
+    /// Declared with choices, but any string deserializes.
+    state: String,
+    /// Declared optional without default, but not an `Option`.
+    #[allow(dead_code)]
+    level: lenient::Int,
+    /// Undocumented.
+    #[allow(dead_code)]
+    extra: Option<String>,
+}
+
+impl Module for Drifty {
+    const NAME: &'static str = "drifty";
+    const SHORT_DESCRIPTION: &'static str = "test module";
+    const DESCRIPTION: &'static [&'static str] = &["Drifts."];
+    const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("state", ArgType::Str, "a state")
+            .default("\"gone\"")
+            .choices(&["on", "off"]),
+        OptionDoc::new("level", ArgType::Int, "a level"),
+        OptionDoc::new("ghost", ArgType::Str, "not a field"),
+    ];
+    const RULES: &'static [Rule] = &[Rule::required_by("state", &["nothing"])];
+    const EXAMPLES: &'static str = "";
+    const RETURNS: &'static [ReturnDoc] = &[];
+    type Args = DriftyArgs;
+    type Shared = super::NoSharedOptions;
+
+    async fn run(args: DriftyArgs, _: &Context) -> Result<Outcome, Failure> {
+        Ok(Outcome::new(false, args.state))
+    }
+}
+
+#[test]
+fn drift_in_names_defaults_choices_and_rules_is_reported() {
+    let drift = doc_drift::<Drifty>();
+    let has = |part: &str| drift.iter().any(|p| p.contains(part));
+    assert!(has("field `extra` is not documented"), "{drift:#?}");
+    assert!(
+        has("documented option `ghost` is not a field"),
+        "{drift:#?}"
+    );
+    assert!(
+        has("do not deserialize: missing field `level`"),
+        "{drift:#?}"
+    );
+    assert!(
+        has("rule `state requires nothing.` names `nothing`"),
+        "{drift:#?}"
+    );
+
+    // With the struct fixed up to `level`, the choice checks run.
+    #[derive(Debug, Deserialize)]
+    struct Fixed {
+        #[allow(dead_code)]
+        state: String,
+    }
+    let mut problems = Vec::new();
+    drift::values::<Fixed>("fixed", &Drifty::OPTIONS[..1], &mut problems);
+    assert_eq!(
+        problems,
+        [
+            "fixed: `state` accepts a value that is not one of its choices",
+            "fixed: the default \"gone\" of `state` is not one of its choices",
+        ]
     );
 }

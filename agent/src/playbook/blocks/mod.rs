@@ -159,17 +159,39 @@ pub struct Inherit {
     pub(super) role: Option<Arc<Role>>,
     /// The play's roles, shared by everything parsed for the play (`import_role` adds to it).
     pub(super) play_roles: Option<Arc<Mutex<PlayRoles>>>,
+    /// The `collections` search list in effect.
+    pub(super) collections: Vec<String>,
+    /// The collection the playbook was run from (`ansible-playbook ns.coll.playbook`): first
+    /// in every search list.
+    pub(super) default_collection: Option<String>,
 }
 
 impl Inherit {
     /// What a play hands down to its tasks and handlers: the keywords of
     /// [`PLAY_INHERITED`] it sets.
-    pub fn from_play(keywords: Vec<(String, Value)>, play_roles: Arc<Mutex<PlayRoles>>) -> Self {
+    /// `collections` is the play's search list, `default_collection` the collection the
+    /// playbook came from.
+    pub fn from_play(
+        keywords: Vec<(String, Value)>,
+        play_roles: Arc<Mutex<PlayRoles>>,
+        collections: Vec<String>,
+        default_collection: Option<String>,
+    ) -> Self {
         Inherit {
             keywords,
             play_roles: Some(play_roles),
+            collections: crate::collections::with_default(
+                default_collection.as_deref(),
+                collections,
+            ),
+            default_collection,
             ..Inherit::default()
         }
+    }
+
+    /// A search list written on a block or task, with the playbook's collection first.
+    pub(super) fn own_collections(&self, listed: Vec<String>) -> Vec<String> {
+        crate::collections::with_default(self.default_collection.as_deref(), listed)
     }
 }
 
@@ -304,7 +326,12 @@ fn parse_block(
             "block" => sections[0] = Some(v),
             "rescue" => sections[1] = Some(v),
             "always" => sections[2] = Some(v),
-            "name" | "collections" => {}
+            "name" => {}
+            "collections" => {
+                let listed = crate::collections::keyword_list(&val)
+                    .map_err(|e| syntax(format!("{}: {e}", at(file, v))))?;
+                inner.collections = inherit.own_collections(listed);
+            }
             "when" => inner.when.extend(list_of(&val)),
             "vars" => match val {
                 Value::Object(m) => inner.vars.extend(m),
@@ -638,6 +665,11 @@ fn parse_step(
 
 fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
     t.role = inherit.role.clone();
+    t.collections = if own.iter().any(|(k, _)| k == "collections") {
+        inherit.own_collections(std::mem::take(&mut t.collections))
+    } else {
+        inherit.collections.clone()
+    };
     let mut when = inherit.when.clone();
     when.append(&mut t.when);
     t.when = when;

@@ -213,7 +213,9 @@ fn expand(
         .clone()
         .ok_or_else(|| syntax(format!("{at}: roles are only known inside a play")))?;
     let playbook_dir = lock(&collector).playbook_dir.clone();
-    let role = Role::load(&name, &playbook_dir, at)?;
+    let role = Role::load(&name, &playbook_dir, &inner.collections, at)?;
+    // the role's tasks and dependencies search the role's own collections (Ansible's rule)
+    inner.collections = role.search_list(inherit.default_collection.as_deref());
     let mut params = match entry {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
