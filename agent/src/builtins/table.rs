@@ -360,4 +360,55 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn real_specs_refuse_what_the_agent_does_not_do() {
+        let check = |name: &str, args: serde_json::Value| {
+            let b = lookup(name).expect("builtin");
+            Params::validate(name, b.check, args.as_object().expect("object"))
+        };
+        let e = check("stat", serde_json::json!({"path": "/x", "follow": true})).unwrap_err();
+        assert!(e.contains("'follow' is not supported by etcd-agent"), "{e}");
+        assert!(check("stat", serde_json::json!({"path": "/x", "follow": "no"})).is_ok());
+        let e = check(
+            "copy",
+            serde_json::json!({"dest": "/x", "content": "a", "backup": "yes"}),
+        )
+        .unwrap_err();
+        assert!(e.contains("'backup' is not supported by etcd-agent"), "{e}");
+        let e = check(
+            "template",
+            serde_json::json!({"src": "a", "dest": "b", "foo": 1}),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("Unsupported parameters for (ansible.legacy.copy) module: foo."),
+            "{e}"
+        );
+        assert!(
+            !e.contains("trim_blocks"),
+            "action options are not listed: {e}"
+        );
+        assert!(check(
+            "fetch",
+            serde_json::json!({"src": "a", "dest": "b", "foo": 1})
+        )
+        .is_ok());
+        let p = check(
+            "systemd_service",
+            serde_json::json!({"unit": "u", "daemon-reload": "yes"}),
+        )
+        .expect("aliases");
+        assert_eq!(p.str("name").as_deref(), Some("u"));
+        assert!(p.bool("daemon_reload"));
+        let e = check(
+            "service",
+            serde_json::json!({"name": "u", "use": "sysvinit"}),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("'use' with value 'sysvinit' is not supported"),
+            "{e}"
+        );
+    }
 }
