@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::args::State;
 use super::request::Request;
 use super::view::{label, View};
-use crate::protocol::Failure;
+use crate::protocol::{EtcdError, Failure, FailureKind};
 
 /// How an attempt at a change failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,21 +40,17 @@ impl CallError {
     }
 }
 
-/// The kind of an etcd client error: by gRPC status (etcd's error
-/// descriptions are its wire contract, matched whole), by the I/O error
-/// kind under a transport error, by variant otherwise.
-pub(super) fn classify(e: &etcd_client::Error) -> Kind {
-    use etcd_client::Error as E;
-    match e {
-        E::GRpcStatus(status) => {
-            match classify_status(i32::from(status.code()), status.message()) {
-                Some(kind) => kind,
-                None => io_kind(status).unwrap_or(Kind::NoAnswer),
-            }
-        }
-        E::TransportError(t) => io_kind(t).unwrap_or(Kind::NoAnswer),
-        E::IoError(io) => classify_io(io.kind()),
-        _ => Kind::Permanent,
+/// The kind of a failed call, from the kind of error under it: etcd's
+/// answer, the gRPC status code, the I/O error under a transport failure.
+pub(super) fn classify(kind: &FailureKind) -> Kind {
+    match *kind {
+        FailureKind::Grpc { code, etcd, io } => classify_status(code, etcd)
+            .or_else(|| io.map(classify_io))
+            .unwrap_or(Kind::NoAnswer),
+        FailureKind::Transport(io) => io.map_or(Kind::NoAnswer, classify_io),
+        FailureKind::Io(io) => classify_io(io),
+        FailureKind::Timeout => Kind::NoAnswer,
+        FailureKind::Other => Kind::Permanent,
     }
 }
 
@@ -68,30 +64,30 @@ mod code {
     pub const UNAVAILABLE: i32 = 14;
 }
 
-/// etcd 3.4's answers (rpctypes) that mean "not now": nothing changed.
-const ETCD_NOT_NOW: &[&str] = &[
-    "etcdserver: unhealthy cluster",
-    "etcdserver: re-configuration failed due to not enough started members",
-    "etcdserver: can only promote a learner member which is in sync with leader",
-    "etcdserver: no leader",
-    "etcdserver: not leader",
-    "etcdserver: leader changed",
-    "etcdserver: too many requests",
-    // Someone else changed the membership meanwhile: observe and plan again.
-    "etcdserver: member not found",
-    "etcdserver: Peer URLs already exists",
-    "etcdserver: ID removed",
-];
-
 /// The kind of a gRPC status, or `None` to look at its transport cause.
-fn classify_status(code: i32, message: &str) -> Option<Kind> {
-    if ETCD_NOT_NOW.contains(&message) {
-        return Some(Kind::Refused);
-    }
-    // "request timed out", "...possibly due to previous leader failure",
-    // "...leader transfer took too long": proposed, fate unknown.
-    if message.starts_with("etcdserver: request timed out") {
-        return Some(Kind::NoAnswer);
+fn classify_status(code: i32, etcd: Option<EtcdError>) -> Option<Kind> {
+    use EtcdError as E;
+    match etcd {
+        // etcd 3.4's answers that mean "not now": nothing changed.
+        Some(
+            E::UnhealthyCluster
+            | E::NotEnoughStartedMembers
+            | E::LearnerNotInSync
+            | E::NoLeader
+            | E::NotLeader
+            | E::LeaderChanged
+            | E::TooManyRequests
+            // Someone else changed the membership meanwhile: observe and
+            // plan again.
+            | E::MemberNotFound
+            | E::PeerUrlsExist
+            | E::MemberRemoved,
+        ) => return Some(Kind::Refused),
+        // "request timed out", "...possibly due to previous leader
+        // failure", "...leader transfer took too long": proposed, fate
+        // unknown.
+        Some(E::RequestTimedOut) => return Some(Kind::NoAnswer),
+        _ => {}
     }
     match code {
         // Transport failures come as Unavailable/Unknown with a cause.
@@ -100,18 +96,6 @@ fn classify_status(code: i32, message: &str) -> Option<Kind> {
         code::RESOURCE_EXHAUSTED => Some(Kind::Refused),
         _ => Some(Kind::Permanent),
     }
-}
-
-/// The kind of the first I/O error among `e`'s causes.
-fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return Some(classify_io(io.kind()));
-        }
-        source = cause.source();
-    }
-    None
 }
 
 /// The kind of an I/O failure: refused when nothing reached etcd.
@@ -149,9 +133,9 @@ pub(super) fn promote_hint(
     request: &Request,
     view: &View,
     target: Option<u64>,
-    msg: &str,
+    failure: &Failure,
 ) -> Option<String> {
-    if request.state != State::Promoted || !msg.contains("in sync with leader") {
+    if request.state != State::Promoted || failure.etcd() != Some(EtcdError::LearnerNotInSync) {
         return None;
     }
     let member = target.and_then(|id| view.member(id))?;
@@ -172,6 +156,11 @@ pub(super) fn promote_hint(
 mod tests {
     use super::*;
 
+    /// A gRPC status as etcd sends it, classified.
+    fn status(code: i32, message: &str) -> Option<Kind> {
+        classify_status(code, EtcdError::parse(message))
+    }
+
     #[test]
     fn etcd_refusals_are_retried_and_timeouts_are_ambiguous() {
         // FailedPrecondition (9) and Unavailable (14), as etcd 3.4 sends them.
@@ -188,27 +177,41 @@ mod tests {
             (9, "etcdserver: not leader"),
             (5, "etcdserver: member not found"),
         ] {
-            assert_eq!(classify_status(code, msg), Some(Kind::Refused), "{msg}");
+            assert_eq!(status(code, msg), Some(Kind::Refused), "{msg}");
         }
         assert_eq!(
-            classify_status(14, "etcdserver: request timed out"),
+            status(14, "etcdserver: request timed out"),
             Some(Kind::NoAnswer)
         );
-        assert_eq!(classify_status(4, "deadline"), Some(Kind::NoAnswer));
+        assert_eq!(status(4, "deadline"), Some(Kind::NoAnswer));
         // A transport failure: decided by the I/O error under it.
-        assert_eq!(classify_status(14, "tcp connect error"), None);
+        assert_eq!(status(14, "tcp connect error"), None);
         assert_eq!(
-            classify_status(9, "etcdserver: can only promote a learner member"),
+            status(9, "etcdserver: can only promote a learner member"),
             Some(Kind::Permanent)
         );
         assert_eq!(
-            classify_status(7, "etcdserver: permission denied"),
+            status(7, "etcdserver: permission denied"),
             Some(Kind::Permanent)
         );
         assert_eq!(
             classify_io(std::io::ErrorKind::ConnectionRefused),
             Kind::Refused
         );
+        // The whole decision, from the kind of the failure.
+        let grpc = |code, io| FailureKind::Grpc {
+            code,
+            etcd: None,
+            io,
+        };
+        let refused = Some(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(classify(&grpc(14, refused)), Kind::Refused);
+        assert_eq!(classify(&grpc(14, None)), Kind::NoAnswer);
+        assert_eq!(classify(&grpc(7, refused)), Kind::Permanent);
+        assert_eq!(classify(&FailureKind::Transport(refused)), Kind::Refused);
+        assert_eq!(classify(&FailureKind::Transport(None)), Kind::NoAnswer);
+        assert_eq!(classify(&FailureKind::Timeout), Kind::NoAnswer);
+        assert_eq!(classify(&FailureKind::Other), Kind::Permanent);
         assert_eq!(
             classify_io(std::io::ErrorKind::ConnectionReset),
             Kind::NoAnswer
@@ -221,5 +224,38 @@ mod tests {
         assert!(!m.contains("refused"), "{m}");
         assert!(gave_up(3, 1, 2, t)
             .contains("1 refused (etcd said not now, or nothing listened), 2 without an answer"));
+    }
+
+    #[test]
+    fn promotion_hints_follow_etcds_answer_not_the_text() {
+        use crate::member::view::Member;
+        let args = serde_json::json!({"state": "promoted", "name": "m4"});
+        let request = Request::from_args(serde_json::from_value(args).unwrap()).unwrap();
+        let learner = |name: &str| View {
+            members: vec![Member {
+                id: 4,
+                name: name.into(),
+                is_learner: true,
+                ..Member::default()
+            }],
+            ..View::default()
+        };
+        let not_in_sync = Failure::new("promoting member 4: not yet").of_kind(FailureKind::Grpc {
+            code: 9,
+            etcd: EtcdError::parse(
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            io: None,
+        });
+        let hint = promote_hint(&request, &learner("m4"), Some(4), &not_in_sync).unwrap();
+        assert!(hint.contains("learner m4 (4) has not caught up"), "{hint}");
+        let hint = promote_hint(&request, &learner(""), Some(4), &not_in_sync).unwrap();
+        assert!(hint.contains("has not started"), "{hint}");
+        // The same words from something else than etcd decide nothing.
+        let text_only = Failure::new("in sync with leader");
+        assert_eq!(
+            promote_hint(&request, &learner("m4"), Some(4), &text_only),
+            None
+        );
     }
 }

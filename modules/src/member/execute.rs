@@ -10,7 +10,7 @@ use super::probe::status_at;
 use super::request::Request;
 use super::view::{label_id, Member, View};
 use crate::connection::{describe, is_permission_denied, member_id_hex, Connection};
-use crate::protocol::Failure;
+use crate::protocol::{Failure, FailureKind};
 
 /// What an executed action did.
 pub(super) struct Done {
@@ -255,8 +255,6 @@ pub(super) async fn settle(conn: &Connection, done: &Done, deadline: Instant) ->
 /// refusal to retry, unless the credentials were refused.
 async fn connect(conn: &Connection, endpoint: &str) -> Result<etcd_client::Client, CallError> {
     conn.client_for(endpoint).await.map_err(|f| CallError {
-        // connection.rs reports failures as text only; its own test for
-        // refused credentials is the one place the text decides.
         kind: if is_permission_denied(&f) {
             Kind::Permanent
         } else {
@@ -276,10 +274,14 @@ async fn call<T>(
     let limit = conn.dial_timeout + conn.command_timeout;
     match tokio::time::timeout(limit, request).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(CallError::new(
-            classify(&e),
-            format!("{what}: {}", describe(&e)),
-        )),
+        Ok(Err(e)) => {
+            let failure =
+                Failure::new(format!("{what}: {}", describe(&e))).of_kind(FailureKind::of_etcd(&e));
+            Err(CallError {
+                kind: classify(&failure.kind),
+                failure,
+            })
+        }
         Err(_) => Err(CallError::new(
             Kind::NoAnswer,
             format!("{what}: no answer within {:.1}s", limit.as_secs_f64()),

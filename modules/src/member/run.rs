@@ -95,8 +95,7 @@ pub(super) async fn run(
                             gave_up(attempts, refused, unanswered, started.elapsed())
                         );
                     }
-                    if let Some(hint) = promote_hint(&request, &observed.view, target, &failure.msg)
-                    {
+                    if let Some(hint) = promote_hint(&request, &observed.view, target, &failure) {
                         failure.msg.push_str(&hint);
                     }
                     let failure = failure
