@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::protocol::lenient::{split_list, List, Seconds};
-use crate::protocol::{ArgType, Failure, OptionDoc, Rule, SharedOptions};
+use crate::protocol::{ArgType, EtcdError, Failure, FailureKind, OptionDoc, Rule, SharedOptions};
 
 /// etcdctl's default endpoint, when neither `endpoints` nor
 /// `ETCDCTL_ENDPOINTS` is set. (The timeouts' defaults, etcdctl's too, are
@@ -512,11 +512,15 @@ impl Connection {
         let limit = self.dial_timeout + self.command_timeout;
         match tokio::time::timeout(limit, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(Failure::new(format!("{what}: {}", describe(&e)))),
+            Ok(Err(e)) => {
+                Err(Failure::new(format!("{what}: {}", describe(&e)))
+                    .of_kind(FailureKind::of_etcd(&e)))
+            }
             Err(_) => Err(Failure::new(format!(
                 "{what}: timed out after {:.1}s",
                 limit.as_secs_f64()
-            ))),
+            ))
+            .of_kind(FailureKind::Timeout)),
         }
     }
 
@@ -536,10 +540,14 @@ impl Connection {
             tasks.spawn(async move { (endpoint, attempt.await) });
         }
         let mut errors = Vec::new();
+        let mut kinds = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok((endpoint, Ok(value))) => return Ok((endpoint, value)),
-                Ok((_, Err(e))) => errors.push(e.msg),
+                Ok((_, Err(e))) => {
+                    kinds.push(e.kind);
+                    errors.push(e.msg);
+                }
                 Err(e) => errors.push(format!("internal error: {e}")),
             }
         }
@@ -547,7 +555,8 @@ impl Connection {
             "no etcd endpoint answered ({}): {}",
             self.endpoints.join(", "),
             errors.join("; ")
-        )))
+        ))
+        .of_kind(FailureKind::combined(&kinds)))
     }
 }
 
@@ -591,7 +600,7 @@ pub fn describe(e: &etcd_client::Error) -> String {
 /// Whether the error is etcd's "permission denied" (auth enabled, user
 /// lacks rights): the member answered, so for health it counts as healthy.
 pub fn is_permission_denied(e: &Failure) -> bool {
-    e.msg.contains("permission denied")
+    e.etcd() == Some(EtcdError::PermissionDenied)
 }
 
 /// etcd member ids as etcdctl prints them (`%x`).

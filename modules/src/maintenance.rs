@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::connection::{member_id_hex, ClusterView, Connection, ConnectionArgs};
 use crate::protocol::lenient::{Bool, Int};
+use crate::protocol::EtcdError;
 use crate::protocol::{
     ArgType, Choice, Context, Failure, Module, OptionDoc, Outcome, ReturnDoc, Rule,
 };
@@ -462,7 +463,7 @@ async fn current_revision(conn: &Connection, client: &mut Client) -> Result<i64,
 }
 
 fn is_compacted(e: &Failure) -> bool {
-    e.msg.contains("required revision has been compacted")
+    e.etcd() == Some(EtcdError::Compacted)
 }
 
 /// Whether revision `r` can still be read (not compacted away).
@@ -954,6 +955,8 @@ struct Consistency {
     revision: i64,
     hashes: Vec<Value>,
     mismatched: Vec<String>,
+    /// A member's hash revision was compacted away while hashing.
+    moved: bool,
 }
 
 impl Consistency {
@@ -1007,7 +1010,7 @@ async fn hash_member(conn: &Connection, url: &str, revision: i64) -> Result<(u32
         match attempt {
             Ok(r) => return Ok((r.hash(), r.compact_version())),
             // A follower that has not applied the revision yet.
-            Err(e) if e.msg.contains("future revision") && Instant::now() < deadline => {
+            Err(e) if e.etcd() == Some(EtcdError::FutureRevision) && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             // etcd 3.4 refuses HashKV at the compaction revision itself (the
@@ -1020,9 +1023,11 @@ async fn hash_member(conn: &Connection, url: &str, revision: i64) -> Result<(u32
                     .await?;
                 let at = r.header().map_or(0, |h| h.revision());
                 if at != revision {
+                    // Keeps etcd's "compacted" kind: the check is redone.
                     return Err(Failure::new(format!(
                         "{REVISION_MOVED}: {url} is at revision {at}, not {revision}"
-                    )));
+                    ))
+                    .of_kind(e.kind));
                 }
                 return Ok((r.hash(), r.compact_version()));
             }
@@ -1040,12 +1045,7 @@ async fn consistency(conn: &Connection) -> Result<Consistency, Failure> {
     let mut attempt = 1;
     loop {
         let check = consistency_once(conn).await?;
-        let moved = check.hashes.iter().any(|h| {
-            h["error"]
-                .as_str()
-                .is_some_and(|e| e.contains(REVISION_MOVED))
-        });
-        if !moved || attempt >= HASH_ATTEMPTS {
+        if !check.moved || attempt >= HASH_ATTEMPTS {
             return Ok(check);
         }
         attempt += 1;
@@ -1115,10 +1115,14 @@ async fn consistency_once(conn: &Connection) -> Result<Consistency, Failure> {
             }
         }
     }
+    let moved = results
+        .iter()
+        .any(|(_, _, r)| r.as_ref().is_err_and(is_compacted));
     Ok(Consistency {
         revision,
         hashes,
         mismatched,
+        moved,
     })
 }
 

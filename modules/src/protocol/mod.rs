@@ -12,6 +12,7 @@ mod choice;
 mod convert;
 mod doc;
 mod drift;
+mod failure;
 mod fields;
 mod mask;
 mod rules;
@@ -22,6 +23,7 @@ pub use args::{lenient, parse_args, raw_secret_values, ArgsError, ParsedArgs};
 pub use choice::{deserialize_choice, Choice};
 pub use doc::{sidecar_yaml, ArgType, OptionDoc, ReturnDoc};
 pub use drift::doc_drift;
+pub use failure::{EtcdError, Failure, FailureKind};
 pub use rules::Rule;
 /// serde, for the `Deserialize` impl that [`choices!`](crate::choices) writes.
 #[doc(hidden)]
@@ -153,37 +155,6 @@ impl Outcome {
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.data.insert(key.to_string(), value.into());
         self
-    }
-}
-
-/// A module failure: a clear message plus whatever data helps the operator.
-#[derive(Debug)]
-pub struct Failure {
-    /// What went wrong, in one or a few lines.
-    pub msg: String,
-    /// Extra result keys.
-    pub data: Map<String, Value>,
-}
-
-impl Failure {
-    /// A failure with only a message.
-    pub fn new(msg: impl Into<String>) -> Self {
-        Failure {
-            msg: msg.into(),
-            data: Map::new(),
-        }
-    }
-
-    /// Adds a result key.
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.data.insert(key.to_string(), value.into());
-        self
-    }
-}
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure::new(e.to_string())
     }
 }
 
