@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod bbolt;
 pub mod connection;
+pub mod doctor;
 pub mod fsutil;
 pub mod health;
 pub mod maintenance;
