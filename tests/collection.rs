@@ -80,6 +80,7 @@ fn collection_holds_the_modules_playbooks_and_role_and_ansible_doc_reads_it() {
         "etcd_snapshot",
         "etcd_restore",
         "etcd_maintenance",
+        "etcd_doctor",
     ] {
         let bin = std::fs::read(root.join("plugins/modules").join(m)).expect("module installed");
         assert!(bin.starts_with(b"\x7fELF"), "{m} is not an ELF binary");

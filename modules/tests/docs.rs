@@ -56,3 +56,8 @@ fn etcd_restore_docs_match_its_declaration() {
 fn etcd_maintenance_docs_match_its_declaration() {
     check::<etcd_modules::maintenance::Maintenance>();
 }
+
+#[test]
+fn etcd_doctor_docs_match_its_declaration() {
+    check::<etcd_modules::doctor::Doctor>();
+}

@@ -276,22 +276,3 @@ fn members_json(cluster: &gather::ClusterState) -> Value {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::{doc_drift, sidecar_yaml};
-
-    #[test]
-    fn docs_match_the_declaration_and_the_sidecar() {
-        let drift = doc_drift::<Doctor>();
-        assert!(drift.is_empty(), "documentation drift: {drift:#?}");
-        let sidecar = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../playbooks/library/etcd_doctor.yml");
-        let committed = std::fs::read_to_string(&sidecar).unwrap_or_default();
-        assert!(
-            committed == sidecar_yaml::<Doctor>(),
-            "{} is stale: run scripts/update-module-docs",
-            sidecar.display()
-        );
-    }
-}
