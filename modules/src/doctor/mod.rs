@@ -275,4 +275,3 @@ fn members_json(cluster: &gather::ClusterState) -> Value {
             .collect(),
     )
 }
-
