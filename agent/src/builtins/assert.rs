@@ -16,6 +16,7 @@ pub const ARGS: Check = Check::Spec {
         Arg::bool("quiet", false),
         Arg::new("that", Kind::ListStrict).required(),
     ],
+    common: &[],
     exclusive: &[],
 };
 

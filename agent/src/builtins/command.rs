@@ -24,6 +24,7 @@ pub const ARGS: Check = Check::Spec {
         Arg::bool("stdin_add_newline", true),
         Arg::bool("strip_empty_ends", true).unimplemented(),
     ],
+    common: &[],
     exclusive: &[&["_raw_params", "cmd", "argv"]],
 };
 

@@ -13,6 +13,7 @@ pub const ARGS: Check = Check::Spec {
         Arg::new("var", Kind::StrStrict),
         Arg::int("verbosity").default_int(0),
     ],
+    common: &[],
     exclusive: &[&["msg", "var"]],
 };
 

@@ -36,6 +36,7 @@ pub const ARGS: Check = Check::Spec {
             .unimplemented(),
         Arg::int("gather_timeout").default_int(10).unimplemented(),
     ],
+    common: &[],
     exclusive: &[],
 };
 

@@ -2,7 +2,7 @@
 //! recurse, with plain POSIX tools on the target and Ansible's result fields and messages.
 
 use super::files::{add_path_info, fail, info, mode_arg, set_attrs, sh, Info, R};
-use super::spec::{Arg, Check};
+use super::spec::{Arg, Check, FILE_COMMON};
 use super::Params;
 use super::{ActionCtx, ResultMap};
 use crate::transport::{quote, TransportError};
@@ -21,24 +21,16 @@ pub const ARGS: Check = Check::Spec {
             .unimplemented(),
         Arg::bool("follow", true),
         Arg::bool("force", false),
-        Arg::str("group"),
-        Arg::raw("mode"),
         Arg::str("modification_time").unimplemented(),
         Arg::str("modification_time_format")
             .default_str("%Y%m%d%H%M.%S")
             .unimplemented(),
-        Arg::str("owner"),
         Arg::path("path").aliases(&["dest", "name"]).required(),
         Arg::bool("recurse", false),
         Arg::path("src"),
         Arg::str("state").choices(&["absent", "directory", "file", "hard", "link", "touch"]),
-        Arg::str("selevel").unimplemented(),
-        Arg::str("serole").unimplemented(),
-        Arg::str("setype").unimplemented(),
-        Arg::str("seuser").unimplemented(),
-        Arg::bool("unsafe_writes", false).unimplemented(),
-        Arg::str("attributes").aliases(&["attr"]).unimplemented(),
     ],
+    common: FILE_COMMON,
     exclusive: &[],
 };
 

@@ -4,7 +4,7 @@
 //! endings, as the module's `readlines` does. Regexes are Rust's `regex` (no look-around).
 
 use super::files::{fail, info, mode_arg, set_attrs, sh, write_remote, Info, R};
-use super::spec::{Arg, Check};
+use super::spec::{Arg, Check, FILE_COMMON};
 use super::ActionCtx;
 use super::Params;
 use crate::transport::{quote, TransportError};
@@ -19,12 +19,9 @@ pub const ARGS: Check = Check::Spec {
         Arg::bool("backup", false).unimplemented(),
         Arg::bool("create", false),
         Arg::bool("firstmatch", false),
-        Arg::str("group"),
         Arg::str("insertafter"),
         Arg::str("insertbefore"),
         Arg::str("line").aliases(&["value"]),
-        Arg::raw("mode"),
-        Arg::str("owner"),
         Arg::path("path")
             .aliases(&["dest", "destfile", "name"])
             .required(),
@@ -34,13 +31,8 @@ pub const ARGS: Check = Check::Spec {
             .default_str("present")
             .choices(&["absent", "present"]),
         Arg::str("validate").unimplemented(),
-        Arg::str("selevel").unimplemented(),
-        Arg::str("serole").unimplemented(),
-        Arg::str("setype").unimplemented(),
-        Arg::str("seuser").unimplemented(),
-        Arg::bool("unsafe_writes", false).unimplemented(),
-        Arg::str("attributes").aliases(&["attr"]).unimplemented(),
     ],
+    common: FILE_COMMON,
     exclusive: &[],
 };
 

@@ -149,8 +149,12 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 /// `Unsupported parameters` text: the unknown keys, then the declared names and aliases.
-fn unsupported(module: &str, keys: &[String], args: &[Arg]) -> String {
-    let listed = || args.iter().filter(|a| !a.hidden);
+fn unsupported<'a>(
+    module: &str,
+    keys: &[String],
+    args: impl Iterator<Item = &'a Arg> + Clone,
+) -> String {
+    let listed = || args.clone().filter(|a| !a.hidden);
     let mut names: Vec<&str> = listed().map(|a| a.name).collect();
     names.sort_unstable();
     let mut aliases: Vec<&str> = listed().flat_map(|a| a.aliases.iter().copied()).collect();
@@ -224,7 +228,6 @@ impl Params {
         }
         let missing: Vec<&str> = check
             .args()
-            .iter()
             .filter(|a| a.required && !given.contains_key(a.name))
             .map(|a| a.name)
             .collect();
@@ -252,7 +255,7 @@ impl Params {
                 }
             }
         }
-        for arg in check.args().iter().filter(|a| !a.choices.is_empty()) {
+        for arg in check.args().filter(|a| !a.choices.is_empty()) {
             if let Some(v) = given.get(arg.name) {
                 let text = py_str(v);
                 if !arg.choices.contains(&text.as_str()) {
@@ -264,9 +267,9 @@ impl Params {
                 }
             }
         }
-        if let Check::Spec { name, args, .. } = check {
+        if let Check::Spec { name, .. } = check {
             if !unknown.is_empty() {
-                return Err(unsupported(name.unwrap_or(module), &unknown, args));
+                return Err(unsupported(name.unwrap_or(module), &unknown, check.args()));
             }
         }
         for arg in check.args() {
@@ -377,6 +380,7 @@ mod tests {
     const SPEC: Check = Check::Spec {
         name: None,
         args: ARGS,
+        common: &[],
         exclusive: &[],
     };
 

@@ -15,6 +15,7 @@ pub const ARGS: Check = Check::Spec {
         Arg::new("seconds", Kind::Float),
         Arg::str("prompt").unimplemented(),
     ],
+    common: &[],
     exclusive: &[&["minutes", "seconds"]],
 };
 

@@ -20,6 +20,7 @@ pub const GROUP_BY_ARGS: Check = Check::ValidArgs(&[Arg::raw("key"), Arg::raw("p
 pub const PING_ARGS: Check = Check::Spec {
     name: None,
     args: &[Arg::str("data").default(Default::Str("pong"))],
+    common: &[],
     exclusive: &[],
 };
 

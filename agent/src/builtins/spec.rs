@@ -181,6 +181,20 @@ impl Arg {
     }
 }
 
+/// The options every file-handling module shares (Ansible's `FILE_COMMON_ARGUMENTS`):
+/// ownership and mode are implemented, SELinux context and attributes only at their defaults.
+pub const FILE_COMMON: &[Arg] = &[
+    Arg::str("group"),
+    Arg::raw("mode"),
+    Arg::str("owner"),
+    Arg::str("selevel").unimplemented(),
+    Arg::str("serole").unimplemented(),
+    Arg::str("setype").unimplemented(),
+    Arg::str("seuser").unimplemented(),
+    Arg::bool("unsafe_writes", false).unimplemented(),
+    Arg::str("attributes").aliases(&["attr"]).unimplemented(),
+];
+
 /// Which of Ansible's rules a builtin's keys follow.
 #[derive(Debug, Clone, Copy)]
 pub enum Check {
@@ -190,8 +204,10 @@ pub enum Check {
     Spec {
         /// The module name in the message.
         name: Option<&'static str>,
-        /// The arguments.
+        /// The module's own arguments.
         args: &'static [Arg],
+        /// Arguments it shares with other modules ([`FILE_COMMON`], or none).
+        common: &'static [Arg],
         /// Groups of which at most one may be given.
         exclusive: &'static [&'static [&'static str]],
     },
@@ -203,17 +219,18 @@ pub enum Check {
 }
 
 impl Check {
-    /// The declared arguments.
-    pub fn args(&self) -> &'static [Arg] {
-        match self {
-            Check::Spec { args, .. } | Check::ValidArgs(args) | Check::Any(args) => args,
-        }
+    /// The declared arguments: the builtin's own, then those it shares.
+    pub fn args(&self) -> impl Iterator<Item = &'static Arg> + Clone {
+        let (own, common): (&'static [Arg], &'static [Arg]) = match *self {
+            Check::Spec { args, common, .. } => (args, common),
+            Check::ValidArgs(args) | Check::Any(args) => (args, &[]),
+        };
+        own.iter().chain(common)
     }
 
     /// The argument named `name` or with the alias `name`.
     pub fn find(&self, name: &str) -> Option<&'static Arg> {
         self.args()
-            .iter()
             .find(|a| a.name == name || a.aliases.contains(&name))
     }
 }

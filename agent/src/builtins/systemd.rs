@@ -25,6 +25,7 @@ pub const SYSTEMD_ARGS: Check = Check::Spec {
             .unimplemented(),
         Arg::str("state").choices(&["reloaded", "restarted", "started", "stopped"]),
     ],
+    common: &[],
     exclusive: &[],
 };
 
@@ -48,6 +49,7 @@ pub const SERVICE_ARGS: Check = Check::Spec {
             .only(&["auto", "systemd"])
             .action_only(),
     ],
+    common: &[],
     exclusive: &[],
 };
 

@@ -341,9 +341,9 @@ mod tests {
     fn declarations_are_consistent() {
         for b in TABLE {
             let args = b.check.args();
-            for a in args {
+            for a in args.clone() {
                 let clash = args
-                    .iter()
+                    .clone()
                     .filter(|o| o.name == a.name || o.aliases.contains(&a.name))
                     .count();
                 assert_eq!(clash, 1, "{}: {} declared twice", b.names[0], a.name);

@@ -36,6 +36,7 @@ pub const ARGS: Check = Check::Spec {
             .only(&["absent", "present", "started", "stopped"]),
         Arg::int("timeout").default_int(300),
     ],
+    common: &[],
     exclusive: &[],
 };
 

@@ -5,7 +5,7 @@ use super::content::{local_source, put_content};
 use super::remote::{
     add_path_info, fail, info, mode_arg, remote_digest, set_attrs_mode, sh, Info, R,
 };
-use crate::builtins::spec::{Arg, Check};
+use crate::builtins::spec::{Arg, Check, FILE_COMMON};
 use crate::builtins::ActionCtx;
 use crate::builtins::Params;
 use crate::transport::{quote, TransportError};
@@ -25,22 +25,14 @@ pub const ARGS: Check = Check::Spec {
         Arg::raw("directory_mode").unimplemented(),
         Arg::bool("follow", false).unimplemented(),
         Arg::bool("force", true).unimplemented(),
-        Arg::str("group"),
-        Arg::raw("mode"),
-        Arg::str("owner"),
         Arg::str("validate").unimplemented(),
-        Arg::str("selevel").unimplemented(),
-        Arg::str("serole").unimplemented(),
-        Arg::str("setype").unimplemented(),
-        Arg::str("seuser").unimplemented(),
-        Arg::bool("unsafe_writes", false).unimplemented(),
-        Arg::str("attributes").aliases(&["attr"]).unimplemented(),
         Arg::raw("content"),
         Arg::bool("local_follow", true).unimplemented(),
         Arg::bool("remote_src", false),
         Arg::path("src"),
         Arg::bool("decrypt", true).unimplemented().action_only(),
     ],
+    common: FILE_COMMON,
     exclusive: &[],
 };
 

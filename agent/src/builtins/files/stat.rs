@@ -24,6 +24,7 @@ pub const ARGS: Check = Check::Spec {
         Arg::bool("get_mime", true).aliases(&["mime", "mime_type", "mime-type"]),
         Arg::path("path").aliases(&["dest", "name"]).required(),
     ],
+    common: &[],
     exclusive: &[],
 };
 

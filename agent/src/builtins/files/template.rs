@@ -3,7 +3,7 @@
 
 use super::content::{local_source, put_content};
 use super::remote::{fail, R};
-use crate::builtins::spec::{Arg, Check, Default, Kind};
+use crate::builtins::spec::{Arg, Check, Default, Kind, FILE_COMMON};
 use crate::builtins::ActionCtx;
 use crate::builtins::Params;
 
@@ -19,16 +19,7 @@ pub const ARGS: Check = Check::Spec {
         Arg::raw("directory_mode").unimplemented(),
         Arg::bool("follow", false).unimplemented(),
         Arg::bool("force", true).unimplemented(),
-        Arg::str("group"),
-        Arg::raw("mode"),
-        Arg::str("owner"),
         Arg::str("validate").unimplemented(),
-        Arg::str("selevel").unimplemented(),
-        Arg::str("serole").unimplemented(),
-        Arg::str("setype").unimplemented(),
-        Arg::str("seuser").unimplemented(),
-        Arg::bool("unsafe_writes", false).unimplemented(),
-        Arg::str("attributes").aliases(&["attr"]).unimplemented(),
         Arg::raw("content").unimplemented(),
         Arg::bool("local_follow", true).unimplemented(),
         Arg::bool("remote_src", false).unimplemented(),
@@ -68,6 +59,7 @@ pub const ARGS: Check = Check::Spec {
             .action_only(),
         Arg::new("state", Kind::Raw).unimplemented().action_only(),
     ],
+    common: FILE_COMMON,
     exclusive: &[],
 };
 
