@@ -639,6 +639,26 @@ impl ClusterView {
 }
 
 impl Connection {
+    /// The alarms raised in the cluster (`etcdctl alarm list`): member id and alarm type.
+    pub async fn alarms(
+        &self,
+        client: &mut Client,
+    ) -> Result<Vec<(u64, etcd_client::AlarmType)>, Failure> {
+        use etcd_client::{AlarmAction, AlarmType};
+        let response = self
+            .bounded(
+                "listing alarms",
+                client.alarm(AlarmAction::Get, AlarmType::None, None),
+            )
+            .await?;
+        Ok(response
+            .alarms()
+            .iter()
+            .filter(|a| a.alarm() != AlarmType::None)
+            .map(|a| (a.member_id(), a.alarm()))
+            .collect())
+    }
+
     /// Member list and leader from the first endpoint that answers both.
     pub async fn cluster_view(&self) -> Result<ClusterView, Failure> {
         let (_, view) = self

@@ -5,7 +5,7 @@
 //! does: a linearizable read, which needs a raft leader ("permission
 //! denied" still proves the member answers). Never changes anything.
 
-use etcd_client::{AlarmAction, AlarmType, Client, GetOptions, Member};
+use etcd_client::{Client, GetOptions, Member};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -303,23 +303,13 @@ async fn list_alarms(conn: &Connection, member: &MemberHealth) -> Vec<Value> {
     let Ok(mut client) = conn.client_for(url).await else {
         return Vec::new();
     };
-    let Ok(response) = conn
-        .bounded(
-            "listing alarms",
-            client.alarm(AlarmAction::Get, AlarmType::None, None),
-        )
-        .await
-    else {
-        return Vec::new();
-    };
-    response
-        .alarms()
+    let alarms = conn.alarms(&mut client).await.unwrap_or_default();
+    alarms
         .iter()
-        .filter(|a| a.alarm() != AlarmType::None)
-        .map(|a| {
+        .map(|(id, alarm)| {
             json!({
-                "member_id": member_id_hex(a.member_id()),
-                "alarm": a.alarm().as_str_name(),
+                "member_id": member_id_hex(*id),
+                "alarm": alarm.as_str_name(),
             })
         })
         .collect()

@@ -511,18 +511,7 @@ async fn active_alarms(
     conn: &Connection,
     client: &mut Client,
 ) -> Result<Vec<(u64, AlarmType)>, Failure> {
-    let response = conn
-        .bounded(
-            "listing alarms",
-            client.alarm(AlarmAction::Get, AlarmType::None, None),
-        )
-        .await?;
-    Ok(response
-        .alarms()
-        .iter()
-        .filter(|a| a.alarm() != AlarmType::None)
-        .map(|a| (a.member_id(), a.alarm()))
-        .collect())
+    conn.alarms(client).await
 }
 
 fn alarms_json(alarms: &[(u64, AlarmType)], view: Option<&ClusterView>) -> Value {

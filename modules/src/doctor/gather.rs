@@ -2,7 +2,7 @@
 //! status and health as its own client URL answers, the alarms, and the
 //! HashKV of every member at one revision when all of them answer.
 
-use etcd_client::{AlarmAction, AlarmType, GetOptions, Member};
+use etcd_client::{GetOptions, Member};
 use tokio::task::JoinSet;
 
 use crate::connection::{is_permission_denied, member_id_hex, Connection};
@@ -224,22 +224,12 @@ async fn alarms(conn: &Connection, url: &str) -> Vec<Alarm> {
     let Ok(mut client) = conn.client_for(url).await else {
         return Vec::new();
     };
-    let Ok(response) = conn
-        .bounded(
-            "listing alarms",
-            client.alarm(AlarmAction::Get, AlarmType::None, None),
-        )
-        .await
-    else {
-        return Vec::new();
-    };
-    response
-        .alarms()
-        .iter()
-        .filter(|a| a.alarm() != AlarmType::None)
-        .map(|a| Alarm {
-            member_id: a.member_id(),
-            alarm: a.alarm().as_str_name().to_string(),
+    let alarms = conn.alarms(&mut client).await.unwrap_or_default();
+    alarms
+        .into_iter()
+        .map(|(member_id, alarm)| Alarm {
+            member_id,
+            alarm: alarm.as_str_name().to_string(),
         })
         .collect()
 }
