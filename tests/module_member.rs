@@ -462,6 +462,10 @@ fn bad_arguments_fail_clearly_before_contacting_etcd() {
             "force is only used with state=absent",
         ),
         (
+            json!({"name": "x", "peer_urls": "http://127.0.0.1:2380", "id": "1"}),
+            "id cannot be used with state=present",
+        ),
+        (
             json!({"nmae": "x"}),
             "Unsupported parameters for (etcd_member) module: nmae",
         ),

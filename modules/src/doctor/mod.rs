@@ -26,6 +26,7 @@ use history::{MemberRecord, Observation, State};
 use host::HostFacts;
 
 /// Arguments of `etcd_doctor` (plus the shared connection options).
+/// Defaults are filled in by the protocol from [`Doctor::OPTIONS`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DoctorArgs {
@@ -38,14 +39,11 @@ pub struct DoctorArgs {
     #[serde(default)]
     pub previous_state: Option<Value>,
     /// The inventory path written into the fix commands.
-    #[serde(default)]
-    pub fix_inventory: Option<String>,
+    pub fix_inventory: String,
     /// The playbook directory written into the fix commands.
-    #[serde(default)]
-    pub fix_playbook_dir: Option<String>,
+    pub fix_playbook_dir: String,
     /// Where etcd_backup.yml keeps snapshots (for the restore fix).
-    #[serde(default)]
-    pub backup_dir: Option<String>,
+    pub backup_dir: String,
 }
 
 /// The `etcd_doctor` module.
@@ -175,12 +173,10 @@ impl Module for Doctor {
         let connection = ctx.shared.connect_settings()?;
         let unreachable = args.unreachable_hosts.map(|l| l.0).unwrap_or_default();
         let fix_ctx = FixContext {
-            inventory: args.fix_inventory.unwrap_or_else(|| "INVENTORY".into()),
-            playbook_dir: args
-                .fix_playbook_dir
-                .unwrap_or_else(|| "playbooks/db-operations".into()),
+            inventory: args.fix_inventory,
+            playbook_dir: args.fix_playbook_dir,
         };
-        let backup_dir = args.backup_dir.unwrap_or_else(|| "backups/etcd".into());
+        let backup_dir = args.backup_dir;
 
         let cluster = gather::gather(&connection).await;
         let observed: Vec<Observation> = cluster

@@ -4,30 +4,29 @@
 use serde::Deserialize;
 
 use crate::protocol::lenient::{Bool, List, Seconds};
-use crate::protocol::{ArgType, OptionDoc, ReturnDoc};
+use crate::protocol::{ArgType, Choice, OptionDoc, ReturnDoc, Rule};
 
-/// What the member should be.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// A member with `name` and `peer_urls` (added or updated).
-    #[default]
-    Present,
-    /// Not a member (removed).
-    Absent,
-    /// A voting member (a learner is promoted).
-    Promoted,
-    /// The raft leader (leadership is moved to it).
-    Leader,
+crate::choices! {
+    /// What the member should be.
+    pub enum State {
+        /// A member with `name` and `peer_urls` (added or updated).
+        Present = "present",
+        /// Not a member (removed).
+        Absent = "absent",
+        /// A voting member (a learner is promoted).
+        Promoted = "promoted",
+        /// The raft leader (leadership is moved to it).
+        Leader = "leader",
+    }
 }
 
 /// Arguments of `etcd_member` (plus the shared connection options).
+/// Defaults are filled in by the protocol from [`OPTIONS`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberArgs {
     /// Desired state.
-    #[serde(default)]
-    pub state: Option<State>,
+    pub state: State,
     /// Member name (etcd's `--name`); numbers are converted as Ansible does.
     #[serde(default)]
     pub name: Option<Text>,
@@ -39,14 +38,11 @@ pub struct MemberArgs {
     #[serde(default)]
     pub peer_urls: Option<List>,
     /// Add the member as a non-voting learner.
-    #[serde(default)]
-    pub learner: Option<Bool>,
+    pub learner: Bool,
     /// Remove even when the cluster would lose quorum.
-    #[serde(default)]
-    pub force: Option<Bool>,
+    pub force: Bool,
     /// How long to keep retrying what etcd refuses for now.
-    #[serde(default)]
-    pub wait_timeout: Option<Seconds>,
+    pub wait_timeout: Seconds,
     /// Members (names, hex ids or peer URLs) that must not receive
     /// leadership when the member to remove leads: those leaving next.
     #[serde(default)]
@@ -145,7 +141,7 @@ pub(super) const DESCRIPTION: &[&str] = &[
 pub(super) const OPTIONS: &[OptionDoc] = &[
     OptionDoc::new("state", ArgType::Str, "What the member should be.")
         .default("\"present\"")
-        .choices(&["present", "absent", "promoted", "leader"]),
+        .choices(State::NAMES),
     OptionDoc::new(
         "name",
         ArgType::Str,
@@ -184,6 +180,17 @@ pub(super) const OPTIONS: &[OptionDoc] = &[
         "Seconds to keep retrying while etcd refuses a change for now (unhealthy cluster just after a start or removal, learner not caught up yet, leader election).",
     )
     .default("60"),
+];
+/// The rules across options of `etcd_member`, checked before it runs;
+/// the value checks (empty name, id, URL schemes) and the options ignored
+/// when false (`learner`, `force`, an empty `avoid`) stay in the request.
+pub(super) const RULES: &[Rule] = &[
+    Rule::required_if("state", "present", &["name", "peer_urls"]),
+    Rule::required_if_any("state", "absent", &["name", "id", "peer_urls"]),
+    Rule::required_if_any("state", "promoted", &["name", "id", "peer_urls"]),
+    Rule::required_if_any("state", "leader", &["name", "id", "peer_urls"]),
+    // etcd assigns the id when it adds the member.
+    Rule::only_if("state", &["absent", "promoted", "leader"], &["id"]),
 ];
 /// YAML examples.
 pub(super) const EXAMPLES: &str = r#"

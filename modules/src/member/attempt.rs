@@ -230,7 +230,7 @@ mod tests {
     fn promotion_hints_follow_etcds_answer_not_the_text() {
         use crate::member::view::Member;
         let args = serde_json::json!({"state": "promoted", "name": "m4"});
-        let request = Request::from_args(serde_json::from_value(args).unwrap()).unwrap();
+        let request = crate::member::request::parsed(&args).unwrap();
         let learner = |name: &str| View {
             members: vec![Member {
                 id: 4,

@@ -28,7 +28,7 @@ pub use args::{IdArg, MemberArgs, State, Text};
 use std::time::Duration;
 
 use crate::connection::ConnectionArgs;
-use crate::protocol::{Context, Failure, Module, OptionDoc, Outcome, ReturnDoc};
+use crate::protocol::{Context, Failure, Module, OptionDoc, Outcome, ReturnDoc, Rule};
 use request::Request;
 
 /// Pause between two attempts; etcd's own health window is 5 s.
@@ -42,6 +42,7 @@ impl Module for EtcdMember {
     const SHORT_DESCRIPTION: &'static str = args::SHORT_DESCRIPTION;
     const DESCRIPTION: &'static [&'static str] = args::DESCRIPTION;
     const OPTIONS: &'static [OptionDoc] = args::OPTIONS;
+    const RULES: &'static [Rule] = args::RULES;
     const EXAMPLES: &'static str = args::EXAMPLES;
     const RETURNS: &'static [ReturnDoc] = args::RETURNS;
     type Args = MemberArgs;

@@ -405,12 +405,10 @@ fn successor(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::args::MemberArgs;
     use serde_json::{json, Value};
 
     fn request(args: Value) -> Request {
-        let args: MemberArgs = serde_json::from_value(args).unwrap();
-        Request::from_args(args).unwrap()
+        crate::member::request::parsed(&args).unwrap()
     }
 
     fn member(id: u64, name: &str, learner: bool) -> Member {

@@ -1,5 +1,5 @@
 //! The validated request of `etcd_member`: which member, what state, and
-//! the checks across arguments that serde cannot make.
+//! the value checks that serde and the declared rules cannot make.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -7,10 +7,7 @@ use std::time::Duration;
 use super::args::{IdArg, MemberArgs, State};
 use crate::connection::member_id_hex;
 use crate::protocol::lenient::List;
-use crate::protocol::Failure;
-
-/// How long to wait for a reconfiguration etcd refuses for now.
-pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+use crate::protocol::{Choice, Failure};
 
 /// The validated request.
 #[derive(Debug)]
@@ -37,15 +34,11 @@ pub(super) struct Request {
 }
 
 impl Request {
-    /// Validates the arguments: what each state needs and allows.
+    /// Validates the argument values, after the protocol has checked the
+    /// declared rules (which options each state needs, `id` only to select).
     pub fn from_args(args: MemberArgs) -> Result<Request, Failure> {
-        let state = args.state.unwrap_or_default();
-        let state_name = match state {
-            State::Present => "present",
-            State::Absent => "absent",
-            State::Promoted => "promoted",
-            State::Leader => "leader",
-        };
+        let state = args.state;
+        let state_name = state.name();
         let name = args.name.map(|n| n.0.trim().to_string());
         if name.as_deref() == Some("") {
             return Err(Failure::new("argument 'name' is invalid: it is empty"));
@@ -85,8 +78,8 @@ impl Request {
                     .collect::<Result<_, _>>()?
             }
         };
-        let learner = args.learner.is_some_and(|b| b.0);
-        let force = args.force.is_some_and(|b| b.0);
+        let learner = args.learner.0;
+        let force = args.force.0;
         let avoid: Vec<String> = args
             .avoid
             .map(|List(v)| {
@@ -102,35 +95,6 @@ impl Request {
             )));
         }
 
-        match state {
-            State::Present => {
-                let missing: Vec<&str> = [
-                    ("name", name.is_none()),
-                    ("peer_urls", peer_urls.is_empty()),
-                ]
-                .into_iter()
-                .filter_map(|(n, m)| m.then_some(n))
-                .collect();
-                if !missing.is_empty() {
-                    return Err(Failure::new(format!(
-                        "state is present but all of the following are missing: {}",
-                        missing.join(", ")
-                    )));
-                }
-                if id.is_some() {
-                    return Err(Failure::new(
-                        "id cannot be used with state=present: etcd assigns the id when it adds the member",
-                    ));
-                }
-            }
-            _ => {
-                if name.is_none() && id.is_none() && peer_urls.is_empty() {
-                    return Err(Failure::new(format!(
-                        "state is {state_name} but any of the following are missing: name, id, peer_urls"
-                    )));
-                }
-            }
-        }
         if learner && state != State::Present {
             return Err(Failure::new(format!(
                 "learner is only used with state=present, not state={state_name}"
@@ -149,7 +113,7 @@ impl Request {
             peer_urls,
             learner,
             force,
-            wait_timeout: args.wait_timeout.map_or(DEFAULT_WAIT, |s| s.0),
+            wait_timeout: args.wait_timeout.0,
             avoid,
         })
     }
@@ -203,14 +167,22 @@ pub(super) fn url_set(urls: &[String]) -> BTreeSet<String> {
     urls.iter().map(|u| normalize_url(u)).collect()
 }
 
+/// The request for these arguments, parsed as the protocol parses them
+/// (conversions, declared defaults, choices and rules), for tests.
+#[cfg(test)]
+pub(super) fn parsed(args: &serde_json::Value) -> Result<Request, String> {
+    let parsed = crate::protocol::parse_args::<super::EtcdMember>(&args.to_string())
+        .map_err(|e| e.to_string())?;
+    Request::from_args(parsed.module_args).map_err(|f| f.msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
 
     fn request(args: Value) -> Result<Request, String> {
-        let args: MemberArgs = serde_json::from_value(args).map_err(|e| e.to_string())?;
-        Request::from_args(args).map_err(|f| f.msg)
+        parsed(&args)
     }
 
     #[test]
@@ -218,7 +190,8 @@ mod tests {
         let r = request(json!({"name": "m3", "peer_urls": "http://10.0.0.4:2380/"})).unwrap();
         assert_eq!(r.state, State::Present);
         assert_eq!(r.peer_urls, vec!["http://10.0.0.4:2380"]);
-        assert_eq!(r.wait_timeout, DEFAULT_WAIT);
+        assert_eq!(r.wait_timeout, Duration::from_secs(60));
+        assert!(!r.learner && !r.force);
         let r = request(json!({"state": "absent", "id": "8e9e05c52164694d"})).unwrap();
         assert_eq!(r.id, Some(0x8e9e05c52164694d));
         assert!(
@@ -239,6 +212,19 @@ mod tests {
                 .unwrap_err()
                 .contains("learner is only used with state=present")
         );
+        // Options that change nothing when false stay accepted with any state.
+        let r = request(json!({"state": "absent", "name": "m", "learner": false})).unwrap();
+        assert!(!r.learner);
+        let r =
+            request(json!({"state": "leader", "name": "m", "force": "no", "avoid": []})).unwrap();
+        assert!(!r.force && r.avoid.is_empty());
+        // An explicit null is an omitted option.
+        let r = request(json!({"state": null, "name": "m", "peer_urls": "http://a:1", "id": null}))
+            .unwrap();
+        assert_eq!((r.state, r.id), (State::Present, None));
+        assert!(request(json!({"state": "gone", "name": "m"}))
+            .unwrap_err()
+            .contains("value of state must be one of: present, absent, promoted, leader"));
         assert!(request(json!({"state": "absent", "id": "xyz"}))
             .unwrap_err()
             .contains("is not a member id"));
