@@ -58,7 +58,8 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
     let name = p.str("name");
     let state = p.str("state");
     let enabled = p.opt_bool("enabled");
-    let reload = p.bool("daemon_reload");
+    // `service` has no daemon_reload (its spec does not declare it)
+    let reload = p.has("daemon_reload") && p.bool("daemon_reload");
     let conn = ctx.connection().await?;
     let run = |cmd: String| {
         let conn = conn.clone();
