@@ -85,6 +85,15 @@ fn collection_holds_the_modules_playbooks_and_role_and_ansible_doc_reads_it() {
         let bin = std::fs::read(root.join("plugins/modules").join(m)).expect("module installed");
         assert!(bin.starts_with(b"\x7fELF"), "{m} is not an ELF binary");
         assert!(root.join(format!("plugins/modules/{m}.yml")).is_file());
+        let arm = std::fs::read(root.join(format!("plugins/modules/{m}_aarch64")))
+            .expect("aarch64 build installed");
+        assert!(
+            arm.starts_with(b"\x7fELF") && arm.get(18..20) == Some(&[183, 0][..]),
+            "{m}_aarch64 is not an aarch64 ELF binary"
+        );
+        let plugin = root.join(format!("plugins/action/{m}.py"));
+        let text = std::fs::read_to_string(&plugin).expect("action plugin installed");
+        assert!(text.contains("class ActionModule"), "{}", plugin.display());
     }
     for p in [
         "playbooks/etcd_healthy.yml",

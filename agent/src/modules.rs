@@ -1,9 +1,14 @@
 //! Module lookup: a fully qualified name in an installed collection (`ns.coll.etcd_health`); a
 //! short name in the collections the `collections:` keyword lists, then a builtin, then an
 //! executable in `library/` beside the playbook, `--module-path`, `ANSIBLE_LIBRARY` or
-//! ansible.cfg `library`. Python modules are refused with a clear message.
+//! ansible.cfg `library`; then, where ansible-core is installed on the controller, any module
+//! ansible-core finds, run through its own packaging ([`crate::ansible_modules`]). Python
+//! modules in `library/` are refused with a clear message. A module's builds for other CPUs
+//! (`NAME_<arch>` beside it) come along; see [`crate::module_arch`].
 
+use crate::ansible_modules::{AnsibleCore, AnsibleModule, Missing};
 use crate::collections::{self, Content, BUILTIN_COLLECTIONS};
+use crate::module_arch::ArchModule;
 use crate::playbook::task::short_name;
 use crate::transport::ModuleFile;
 use std::collections::HashMap;
@@ -15,8 +20,10 @@ use std::sync::{Arc, Mutex};
 pub enum Action {
     /// A builtin, by short name.
     Builtin(String),
-    /// An executable module file.
-    Binary(Arc<ModuleFile>),
+    /// An executable module, with its builds for each CPU (see [`crate::module_arch`]).
+    Binary(Arc<ArchModule>),
+    /// A module packaged by ansible-core (the fallback for modules the agent lacks).
+    Ansible(Arc<AnsibleModule>),
 }
 
 /// A module name with the `collections` search list it was resolved under.
@@ -29,6 +36,8 @@ pub struct ModuleFinder {
     /// Where collections are installed ([`collections::roots`]).
     collection_roots: Vec<PathBuf>,
     cache: Mutex<HashMap<CacheKey, Result<Action, String>>>,
+    /// ansible-core, asked about modules found nowhere else.
+    ansible: AnsibleCore,
 }
 
 impl ModuleFinder {
@@ -38,6 +47,7 @@ impl ModuleFinder {
             dirs,
             collection_roots: Vec::new(),
             cache: Mutex::new(HashMap::new()),
+            ansible: AnsibleCore::default(),
         }
     }
 
@@ -107,17 +117,19 @@ impl ModuleFinder {
         }
         if matches!(
             short,
-            "include_tasks"
-                | "import_tasks"
-                | "include_role"
-                | "import_role"
-                | "meta"
-                | "include_vars"
-                | "block"
+            "include_tasks" | "import_tasks" | "include_role" | "import_role" | "meta" | "block"
         ) {
             return Err(format!("'{action}' is not supported by etcd-agent yet"));
         }
-        Err(not_found(action))
+        match self.ansible.resolve(action, search) {
+            Ok(m) => Ok(Action::Ansible(Arc::new(m))),
+            Err(Missing::NotFound) => Err(not_found(action)),
+            Err(Missing::Refused(msg)) => Err(msg),
+            Err(Missing::NoAnsibleCore(why)) => Err(format!(
+                "{} (etcd-agent runs modules it does not implement through ansible-core, which is not available: {why})",
+                not_found(action)
+            )),
+        }
     }
 }
 
@@ -126,13 +138,15 @@ impl ModuleFinder {
 fn find_in_dir(dir: &Path, name: &str, action: &str) -> Option<Result<Action, String>> {
     let exact = dir.join(name);
     if exact.is_file() {
-        return Some(load(name, &exact).map(|m| Action::Binary(Arc::new(m))));
+        let found = load(name, &exact).and_then(|m| ArchModule::collect(name, &exact, m));
+        return Some(found.map(|m| Action::Binary(Arc::new(m))));
     }
     for ext in ["py", "ps1", "sh"] {
         let p = dir.join(format!("{name}.{ext}"));
         if p.is_file() {
             if ext == "sh" {
-                return Some(load(name, &p).map(|m| Action::Binary(Arc::new(m))));
+                let found = load(name, &p).and_then(|m| ArchModule::collect(name, &p, m));
+                return Some(found.map(|m| Action::Binary(Arc::new(m))));
             }
             return Some(Err(unsupported(action, &p)));
         }
