@@ -1,8 +1,10 @@
-//! etcd_health against real etcd 3.4 clusters. Every claim of the module is
-//! checked against what etcdctl sees.
+//! etcd_health against real etcd clusters (the version under test). Every claim of the module is
+//! checked against what etcdctl and etcd's /version endpoint see.
 
 use harness::{run_module, Cluster};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn health(cluster: &Cluster, extra: Value) -> Value {
@@ -22,9 +24,50 @@ fn member<'a>(result: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("member {name} not in {result}"))
 }
 
+/// What member `client_url`'s `/version` endpoint says (`etcdserver`,
+/// `etcdcluster` and, from etcd 3.6 on, `storage`), read with curl.
+fn version_endpoint(client_url: &str) -> Option<Value> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", &format!("{client_url}/version")])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Waits until every member's /version shows a decided cluster version and,
+/// where there is one, a storage version of the server's own series (etcd
+/// 3.6 starts at storage 3.5.0 and moves it up a few seconds later); returns
+/// each member's /version by client URL.
+fn settled_versions(cluster: &Cluster) -> BTreeMap<String, Value> {
+    let (major, minor) = harness::etcd_under_test().minor;
+    let own = format!("{major}.{minor}.0");
+    harness::poll_until(harness::DEFAULT_TIMEOUT, || {
+        let mut seen = BTreeMap::new();
+        for url in cluster.endpoints() {
+            let v = version_endpoint(&url)?;
+            let decided = v["etcdcluster"] == own.as_str();
+            let storage_ok = v.get("storage").is_none_or(|s| s == own.as_str());
+            if !(decided && storage_ok) {
+                return None;
+            }
+            seen.insert(url, v);
+        }
+        Some(seen)
+    })
+    .unwrap_or_else(|| {
+        let now: Vec<Option<Value>> = cluster
+            .endpoints()
+            .iter()
+            .map(|u| version_endpoint(u))
+            .collect();
+        panic!("cluster and storage versions never settled at {own}: {now:?}")
+    })
+}
+
 #[test]
 fn healthy_cluster_reports_every_member_and_the_leader() {
     let cluster = Cluster::start3();
+    let settled = settled_versions(&cluster);
     let result = health(&cluster, json!({}));
     assert_eq!(result["healthy"], true, "{result}");
     assert_eq!(result["failed"], false);
@@ -37,11 +80,36 @@ fn healthy_cluster_reports_every_member_and_the_leader() {
         let m = member(&result, &info.name);
         assert_eq!(m["id"], info.id_hex.as_str(), "ids as etcdctl prints them");
         assert_eq!(m["healthy"], true);
-        assert_eq!(m["version"], "3.4.23");
+        // The server's own version (`etcd --version` of the binary under
+        // test), and the storage version as the member's /version says
+        // (etcd 3.6 and later; absent before).
+        let under_test = harness::etcd_under_test();
+        assert_eq!(m["version"], under_test.version.as_str(), "{m}");
+        let seen = &settled[&info.client_urls[0]];
+        assert_eq!(
+            m["storage_version"], seen["storage"],
+            "{m} vs /version {seen}"
+        );
+        if harness::etcd_at_least(3, 6) {
+            let (major, minor) = under_test.minor;
+            assert_eq!(m["storage_version"], format!("{major}.{minor}.0"), "{m}");
+        } else {
+            assert_eq!(m["storage_version"], Value::Null, "{m}");
+        }
         assert!(m["db_size"].as_i64().unwrap() > 0);
         assert!(m["raft_index"].as_u64().unwrap() > 0);
         assert_eq!(m["is_learner"], false);
     }
+    // The cluster version the members report on /version.
+    for seen in settled.values() {
+        assert_eq!(result["cluster_version"], seen["etcdcluster"], "{result}");
+    }
+    let (major, minor) = harness::etcd_under_test().minor;
+    assert_eq!(
+        result["cluster_version"],
+        format!("{major}.{minor}.0"),
+        "{result}"
+    );
     let leader = cluster
         .member(cluster.wait_leader(Duration::from_secs(60)))
         .name

@@ -18,9 +18,11 @@ fn module(name: &str, args: Value) -> Value {
     run_module(name, &args).checked()
 }
 
-/// Runs a local `etcdctl` command (no cluster: `snapshot restore`) that must succeed.
+/// Runs the etcd under test's local restore tool (no cluster: `snapshot
+/// restore`): etcdutl from 3.5 on, etcdctl on 3.4; it must succeed.
 fn etcdctl(args: &[&str]) {
-    harness::run(Command::new("etcdctl").env("ETCDCTL_API", "3").args(args)).expect_exit(0);
+    let tool = harness::etcdutl_bin().unwrap_or(harness::etcdctl_bin());
+    harness::run(Command::new(tool).env("ETCDCTL_API", "3").args(args)).expect_exit(0);
 }
 
 /// `etcdctl snapshot status FILE -w json`.
@@ -468,11 +470,12 @@ fn snapshot_and_restore_under_ansible_playbook_over_ssh() {
     let hosts = ansible.write_file(
         "hosts.ini",
         &format!(
-            "[etcd]\n{} ip={} peer_url={} work={} {}\n",
+            "[etcd]\n{} ip={} peer_url={} work={} {} {}\n",
             m0.name,
             m0.ip,
             m0.peer_url(),
             work.display(),
+            harness::etcd_inventory_vars().join(" "),
             sshd.inventory_host_vars()
         ),
     );
@@ -496,6 +499,8 @@ fn snapshot_and_restore_under_ansible_playbook_over_ssh() {
         initial_cluster:
           MEMBER_NAME: "{{ peer_url }}"
         initial_cluster_token: restored
+        etcd_path: "{{ etcd_path }}"
+        etcdutl_path: "{{ etcdutl_path | default(omit) }}"
       register: restored
     - name: restore again
       etcd_restore:
@@ -504,6 +509,8 @@ fn snapshot_and_restore_under_ansible_playbook_over_ssh() {
         name: "{{ inventory_hostname }}"
         initial_cluster: "{{ inventory_hostname }}={{ peer_url }}"
         initial_cluster_token: restored
+        etcd_path: "{{ etcd_path }}"
+        etcdutl_path: "{{ etcdutl_path | default(omit) }}"
       register: again
     - name: assert
       assert:
@@ -543,13 +550,15 @@ fn etcdutl_is_used_when_given() {
     let tmp = tempfile::tempdir().unwrap();
     let (snapshot, cluster) = small_snapshot(tmp.path());
     // A stand-in etcdutl (none is installed with etcd 3.4): records its
-    // arguments, then restores with etcdctl, whose flags etcdutl shares.
+    // arguments, then restores with the etcd under test's real tool
+    // (etcdctl on 3.4, whose flags etcdutl shares).
     let recorded = tmp.path().join("etcdutl.args");
     let fake = tmp.path().join("etcdutl");
+    let real = harness::etcdutl_bin().unwrap_or(harness::etcdctl_bin());
     std::fs::write(
         &fake,
         format!(
-            "#!/bin/sh\necho \"$@\" > {}\nETCDCTL_API=3 exec etcdctl \"$@\"\n",
+            "#!/bin/sh\necho \"$@\" > {}\nETCDCTL_API=3 exec {real} \"$@\"\n",
             recorded.display()
         ),
     )
@@ -633,8 +642,21 @@ fn check_mode_refuses_what_the_real_run_refuses() {
         ),
         (
             "a restore tool that does not exist",
-            with(&fresh, json!({ "etcdctl_path": "/nonexistent/etcdctl" })),
+            with(&fresh, json!({ "etcdutl_path": "/nonexistent/etcdutl" })),
             "not an executable file",
+        ),
+        (
+            "an etcdctl that does not exist, for etcd 3.4",
+            with(
+                &fresh,
+                json!({ "etcdctl_path": "/nonexistent/etcdctl", "etcd_path": "/usr/bin/etcd" }),
+            ),
+            "not an executable file",
+        ),
+        (
+            "a server that does not exist",
+            with(&fresh, json!({ "etcd_path": "/nonexistent/etcd" })),
+            "etcd_path /nonexistent/etcd is not an executable file",
         ),
     ];
     let before = tree(tmp.path());
@@ -765,6 +787,8 @@ fn a_killed_restore_takes_its_restore_tool_with_it() {
     let mut module_process =
         harness::process::guarded_command(harness::module_binary("etcd_restore"))
             .arg(&args_file)
+            // The etcd under test's tools, as run_module gives them.
+            .env("PATH", harness::etcd_tools_path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -837,6 +861,12 @@ fn a_failing_restore_tool_shows_its_error_line_not_its_stack() {
     let data_dir = tmp.path().join("etcd/data");
     let mut args = restore_args(&corrupt, &data_dir, &cluster, 0);
     args["skip_hash_check"] = json!(true);
+    // etcd 3.4's etcdctl decodes every value while restoring (etcdutl
+    // 3.5 copies the database and does not): this test is about that
+    // tool's output, so it names it, and its server, whatever the etcd
+    // under test.
+    args["etcdctl_path"] = json!("/usr/bin/etcdctl");
+    args["etcd_path"] = json!("/usr/bin/etcd");
     let before = tree(tmp.path());
     let r = module("etcd_restore", args);
     assert_eq!(r["failed"], true, "{r}");
@@ -903,4 +933,150 @@ fn an_old_marker_inside_the_data_dir_is_recognised_and_moved_out() {
     let r = ok(module("etcd_restore", args));
     assert_eq!(r["changed"], true, "{r}");
     assert!(data_dir.join("member/snap/db").is_file());
+}
+
+/// A stand-in program in `dir` that prints `output` whatever it is asked
+/// (e.g. `etcd Version: 3.6.15` for `etcd --version`).
+fn version_stub(dir: &Path, name: &str, output: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\necho '{output}'\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Version awareness, in check mode as in a real run and before anything
+/// changes: a 3.6 server without etcdutl is refused with the reason; a tool
+/// newer than the server is refused; etcdutl 3.5 for a 3.6 server restores
+/// a data dir that etcd 3.6 starts on (the pinned 3.6.15 server, whatever
+/// the etcd under test), and both versions are returned.
+#[test]
+fn restore_tools_must_fit_the_server_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snapshot, cluster) = small_snapshot(tmp.path());
+    let stubs = tmp.path().join("stubs");
+    std::fs::create_dir_all(&stubs).unwrap();
+    // `etcd` on PATH in case 1.
+    version_stub(&stubs, "etcd", "etcd Version: 3.6.15");
+    let etcd35 = version_stub(&stubs, "etcd-3.5", "etcd Version: 3.5.30");
+    let etcdutl36 = version_stub(&stubs, "etcdutl-3.6", "etcdutl version: 3.6.15");
+    let data_dir = tmp.path().join("restored/data");
+    let before = tree(tmp.path());
+
+    // 1. etcd 3.6 on PATH, no etcdutl anywhere on PATH, etcdctl given.
+    let mut args = restore_args(&snapshot, &data_dir, &cluster, 0);
+    args["etcdctl_path"] = json!("/usr/bin/etcdctl");
+    let path = format!("{}:/usr/bin:/bin", stubs.display());
+    for check in [true, false] {
+        args["_ansible_check_mode"] = json!(check);
+        let r = harness::run_module_with_path("etcd_restore", &args, &path).checked();
+        assert_eq!(r["failed"], true, "{r}");
+        let msg = r["msg"].as_str().unwrap();
+        assert!(
+            msg.contains("etcdutl is required")
+                && msg.contains("etcd 3.6.15")
+                && msg.contains("no etcdutl was found on PATH")
+                && msg.contains("nothing was changed"),
+            "{msg}"
+        );
+        assert_eq!(r["server_version"], "3.6.15", "{r}");
+    }
+    assert_eq!(
+        tree(tmp.path()),
+        before,
+        "a refused restore changed something"
+    );
+
+    // 2. A tool newer than the server: etcdutl 3.6 for etcd 3.5.
+    let mut args = restore_args(&snapshot, &data_dir, &cluster, 0);
+    args["etcd_path"] = json!(etcd35);
+    args["etcdutl_path"] = json!(etcdutl36);
+    for check in [true, false] {
+        args["_ansible_check_mode"] = json!(check);
+        let r = module("etcd_restore", args.clone());
+        assert_eq!(r["failed"], true, "{r}");
+        let msg = r["msg"].as_str().unwrap();
+        assert!(
+            msg.contains("etcdutl 3.6.15 is newer than the server etcd 3.5.30")
+                && msg.contains("refuses to start on data written by a newer version")
+                && msg.contains("nothing was changed"),
+            "{msg}"
+        );
+        assert_eq!(
+            (r["server_version"].as_str(), r["tool_version"].as_str()),
+            (Some("3.5.30"), Some("3.6.15")),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        tree(tmp.path()),
+        before,
+        "a refused restore changed something"
+    );
+
+    // 3. etcd 3.6.15 named by etcd_path, etcdutl 3.5.30 found on PATH: the
+    //    restore runs, and the real etcd 3.6.15 starts on the result.
+    let real36 = harness::repo_root().join(".deps/etcd/3.6.15/bin");
+    let etcdutl35 = harness::repo_root().join(".deps/etcd/3.5.30/bin");
+    if !real36.join("etcd").is_file() || !etcdutl35.join("etcdutl").is_file() {
+        panic!("etcd 3.6.15 / etcdutl 3.5.30 not installed: run scripts/install-etcd-versions");
+    }
+    let mut args = restore_args(&snapshot, &data_dir, &cluster, 0);
+    args["etcd_path"] = json!(real36.join("etcd"));
+    let path = format!("{}:/usr/bin:/bin", etcdutl35.display());
+    let r = harness::run_module_with_path("etcd_restore", &args, &path).checked();
+    let r = ok(r);
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(
+        r["tool"][0],
+        etcdutl35.join("etcdutl").display().to_string()
+    );
+    assert_eq!(
+        (r["server_version"].as_str(), r["tool_version"].as_str()),
+        (Some("3.6.15"), Some("3.5.30")),
+        "{r}"
+    );
+    // The restored dir is a working member of etcd 3.6.15, with every key:
+    // the member's own command line, run by that binary.
+    let mut argv = cluster.member_command_line_with(
+        0,
+        &MemberStart {
+            data_dir: Some(data_dir.clone()),
+            ..MemberStart::default()
+        },
+    );
+    argv[0] = real36.join("etcd").display().to_string();
+    let log = std::fs::File::create(tmp.path().join("etcd36.log")).unwrap();
+    let mut etcd = harness::process::guarded_command(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let endpoints = vec![cluster.member(0).client_url()];
+    let count = harness::poll_until(harness::DEFAULT_TIMEOUT, || {
+        let out = cluster.etcdctl_at(
+            &endpoints,
+            &[
+                "get",
+                "k/",
+                "--prefix",
+                "--keys-only",
+                "--limit=1",
+                "-w",
+                "json",
+            ],
+            None,
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["count"].as_u64()
+    });
+    harness::process::kill_and_reap(&mut etcd);
+    assert_eq!(
+        count,
+        Some(300),
+        "etcd 3.6.15 on the restored dir: {}",
+        harness::log_tail(&tmp.path().join("etcd36.log"), 20)
+    );
 }

@@ -27,11 +27,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
+use crate::etcd_version::{query_version, EtcdVersion};
 use crate::fsutil::{id_text, lock_file, resolve_group, resolve_user, sync_dir};
 use crate::protocol::lenient::{Bool, List};
 use crate::protocol::{
     ArgType, Context, Failure, Module, NoSharedOptions, OptionDoc, Outcome, ReturnDoc,
 };
+use crate::restore_versions::refusal;
 use crate::snapshot_file::{inspect, utc_stamp, SnapshotInfo};
 
 /// Suffix of the marker file beside a restored data dir: `<data_dir>.etcd-restore.json`.
@@ -75,6 +77,9 @@ pub struct RestoreArgs {
     /// Path of etcdutl (the restore tool from etcd 3.5 on).
     #[serde(default)]
     pub etcdutl_path: Option<PathBuf>,
+    /// Path of the etcd server that will run on the restored data dir.
+    #[serde(default)]
+    pub etcd_path: Option<PathBuf>,
 }
 
 /// The `etcd_restore` module.
@@ -91,6 +96,7 @@ impl Module for Restore {
         "Idempotent: the restore is recorded beside the data directory in C(<data_dir>.etcd-restore.json) (snapshot sha256, name, initial cluster, token, peer URLs, and the directory's device and inode), not inside it, where etcd would log C(found invalid file/dir) at every start; a data dir already restored with the same values is left alone, even after etcd has run on it. A marker left inside the data dir by earlier versions is recognised and moved out.",
         "Refuses, in check mode as in a real run and before changing anything, a O(data_dir) that names no replaceable directory (C(/), C(.), C(..)), an existing O(data_dir) that is not a directory or holds anything etcd does not keep there (only C(member/) is expected), a parent it cannot write in, and a restore tool that is not an executable file.",
         "The restore tool is killed with the module (a killed module leaves no tool writing into its temporary directory). When the tool fails, the message shows its panic and error lines first, not its goroutine stack.",
+        "Version aware: the etcd server that will run on the restored directory (O(etcd_path), default C(etcd) on PATH) is asked its version. With etcd 3.6 or later, etcdutl is required (etcd 3.6 removed C(etcdctl snapshot restore), and a directory restored by etcdctl does not start under it): without etcdutl the module fails and says so. A restore tool newer (major.minor) than the server is refused, since etcd refuses data written by a newer version. Both checks run before anything is changed, in check mode too; the versions are returned as C(server_version) and C(tool_version).",
         "Does not contact etcd.",
     ];
     const OPTIONS: &'static [OptionDoc] = &[
@@ -148,7 +154,12 @@ impl Module for Restore {
         OptionDoc::new(
             "etcdutl_path",
             ArgType::Path,
-            "etcdutl to use for the restore (etcd 3.5 and later); default: etcdutl on PATH if present. Takes precedence over etcdctl_path.",
+            "etcdutl to use for the restore (etcd 3.5 and later); default: etcdutl on PATH if present. Takes precedence over etcdctl_path. Required (given or on PATH) when the server is etcd 3.6 or later.",
+        ),
+        OptionDoc::new(
+            "etcd_path",
+            ArgType::Path,
+            "The etcd server binary the member runs; its C(etcd --version) decides which restore tool fits. Default: etcd on PATH; when none is found the versions are not checked.",
         ),
     ];
     const EXAMPLES: &'static str = r#"
@@ -234,6 +245,18 @@ impl Module for Restore {
             description: "Whether a marker left inside the data dir by an earlier version was moved out (would be, in check mode).",
             returned: "when the data dir was already restored",
             ty: "bool",
+        },
+        ReturnDoc {
+            name: "server_version",
+            description: "Version of the etcd server (O(etcd_path) or etcd on PATH); null if none was found.",
+            returned: "when a restore ran or would run",
+            ty: "str",
+        },
+        ReturnDoc {
+            name: "tool_version",
+            description: "Version the restore tool reports (C(etcdutl version) / C(etcdctl version)); null if it printed none.",
+            returned: "when a restore ran or would run",
+            ty: "str",
         },
         ReturnDoc {
             name: "stderr_lines",
@@ -353,12 +376,30 @@ fn find_program(name: &str) -> Option<PathBuf> {
         })
 }
 
-fn choose_tool(args: &RestoreArgs) -> Result<Tool, Failure> {
+/// The restore tool: O(etcdutl_path), O(etcdctl_path), etcdutl on PATH,
+/// etcdctl on PATH, in that order; for a server of 3.6 or later only
+/// etcdutl (given or on PATH) qualifies.
+fn choose_tool(args: &RestoreArgs, server: Option<&Server>) -> Result<Tool, Failure> {
     if let Some(p) = &args.etcdutl_path {
         return Ok(Tool {
             program: p.clone(),
             is_etcdutl: true,
         });
+    }
+    if let Some(server) = server.filter(|s| s.version.needs_etcdutl()) {
+        return find_program("etcdutl")
+            .map(|p| Tool {
+                program: p,
+                is_etcdutl: true,
+            })
+            .ok_or_else(|| {
+                Failure::new(format!(
+                    "etcdutl is required: the server {} is etcd {}, which has no `etcdctl snapshot restore` (removed in 3.6; a data dir restored by etcdctl does not start under it), and no etcdutl was found on PATH; install etcdutl or set etcdutl_path; nothing was changed",
+                    server.path.display(),
+                    server.version
+                ))
+                .with("server_version", server.version.to_string())
+            });
     }
     if let Some(p) = &args.etcdctl_path {
         return Ok(Tool {
@@ -411,6 +452,11 @@ fn tool_argv(
         argv.push("--skip-hash-check".into());
     }
     argv
+}
+
+/// A version as returned to the user (null when unknown).
+fn version_text(version: &Option<EtcdVersion>) -> Option<String> {
+    version.as_ref().map(ToString::to_string)
 }
 
 /// A JSON file, if it exists and parses.
@@ -751,6 +797,45 @@ fn foreign_entries(data_dir: &Path) -> Result<Vec<String>, Failure> {
     Ok(foreign)
 }
 
+/// The etcd server that will run on the restored data dir.
+#[derive(Debug, Clone)]
+struct Server {
+    path: PathBuf,
+    version: EtcdVersion,
+}
+
+/// O(etcd_path) (which must answer `--version`), else `etcd` on PATH if it
+/// answers; `None` when there is no server to ask.
+fn find_server(args: &RestoreArgs) -> Result<Option<Server>, Failure> {
+    match &args.etcd_path {
+        Some(path) => {
+            let runnable = path
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            if !runnable {
+                return Err(Failure::new(format!(
+                    "etcd_path {} is not an executable file; nothing was changed",
+                    path.display()
+                )));
+            }
+            let version = query_version(path, &["--version"], "etcd").map_err(|e| {
+                Failure::new(format!(
+                    "cannot tell the version of etcd_path: {e}; nothing was changed"
+                ))
+            })?;
+            Ok(Some(Server {
+                path: path.clone(),
+                version,
+            }))
+        }
+        None => Ok(find_program("etcd").and_then(|path| {
+            query_version(&path, &["--version"], "etcd")
+                .ok()
+                .map(|version| Server { path, version })
+        })),
+    }
+}
+
 fn check_tool(tool: &Tool) -> Result<(), Failure> {
     let ok = tool
         .program
@@ -826,6 +911,10 @@ struct Plan {
     up_to_date: bool,
     /// The restore tool (None when up to date: not needed).
     tool: Option<Tool>,
+    /// Version of the etcd server, if one was found.
+    server_version: Option<EtcdVersion>,
+    /// Version the restore tool reports, if it did.
+    tool_version: Option<EtcdVersion>,
     data_dir_exists: bool,
     will_back_up: bool,
 }
@@ -921,6 +1010,8 @@ fn plan(args: &RestoreArgs) -> Result<Plan, Failure> {
         before,
         up_to_date,
         tool: None,
+        server_version: None,
+        tool_version: None,
         data_dir_exists,
         will_back_up: false,
     };
@@ -929,8 +1020,31 @@ fn plan(args: &RestoreArgs) -> Result<Plan, Failure> {
     }
 
     check_parent_writable(&plan.parent)?;
-    let tool = choose_tool(args)?;
+    let server = find_server(args)?;
+    let tool = choose_tool(args, server.as_ref())?;
     check_tool(&tool)?;
+    let tool_version = query_version(
+        &tool.program,
+        &["version"],
+        if tool.is_etcdutl {
+            "etcdutl"
+        } else {
+            "etcdctl"
+        },
+    )
+    .ok();
+    if let Some(server) = &server {
+        if let Some(why) = refusal(&server.version, tool.is_etcdutl, tool_version.as_ref()) {
+            return Err(Failure::new(format!(
+                "refusing to restore with {}: {why}; nothing was changed",
+                tool.program.display()
+            ))
+            .with("server_version", server.version.to_string())
+            .with("tool_version", tool_version.map(|v| v.to_string())));
+        }
+    }
+    plan.server_version = server.map(|s| s.version);
+    plan.tool_version = tool_version;
     plan.tool = Some(tool);
     if data_dir_exists {
         let dir = &plan.data_dir;
@@ -1049,6 +1163,8 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
         .with("backup_dir", backup)
         .with("marker_file", marker_file.display().to_string())
         .with("marker", before_value.unwrap_or(Value::Null))
+        .with("server_version", version_text(&plan.server_version))
+        .with("tool_version", version_text(&plan.tool_version))
         .with(
             "tool",
             tool_argv(
@@ -1197,6 +1313,8 @@ fn restore(args: RestoreArgs, ctx: &Context) -> Result<Outcome, Failure> {
         ),
     ))
     .with("backup_dir", backup_dir.map(|b| b.display().to_string()))
+    .with("server_version", version_text(&plan.server_version))
+    .with("tool_version", version_text(&plan.tool_version))
     .with("tool", argv)
     .with("marker_file", marker_file.display().to_string())
     .with("marker", marker);

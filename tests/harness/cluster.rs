@@ -9,7 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::member::{Member, MemberStart};
-use crate::paths::ETCD_BIN;
+use crate::paths::etcd_bin;
 use crate::poll::{poll_until, DEFAULT_TIMEOUT};
 use crate::process::{guarded_command, kill_and_reap, send_signal, terminate_and_reap};
 use crate::scratch::scratch_dir;
@@ -235,7 +235,7 @@ impl Cluster {
             .clone()
             .unwrap_or_else(|| self.initial_cluster());
         let mut argv: Vec<String> = vec![
-            ETCD_BIN.into(),
+            etcd_bin().into(),
             format!("--name={}", m.name),
             format!("--data-dir={}", data_dir.display()),
             format!("--listen-client-urls={}", m.client_url()),
@@ -296,6 +296,10 @@ impl Cluster {
         use std::io::Write;
         let _ = writeln!(&log, "=== harness: starting {}", argv.join(" "));
         let child = guarded_command(&argv[0])
+            // etcd reads every ETCD_* variable as a flag: ETCD_VERSION=3.4
+            // (the harness's selector) is `--version=3.4` to etcd 3.4.
+            .env_remove("ETCD_VERSION")
+            .env_remove("ETCD_BIN_DIR")
             .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log fd"))

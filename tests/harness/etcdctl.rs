@@ -6,7 +6,7 @@ use std::process::{Output, Stdio};
 use serde_json::Value;
 
 use crate::cluster::Cluster;
-use crate::paths::ETCDCTL_BIN;
+use crate::paths::etcdctl_bin;
 use crate::poll::{poll_until, DEFAULT_TIMEOUT};
 use crate::process::guarded_command;
 use crate::tls::TlsFiles;
@@ -39,7 +39,7 @@ pub struct Etcdctl {
 impl Etcdctl {
     /// `etcdctl --endpoints=.. [tls] args...`, feeding `stdin` if given.
     pub fn run(&self, endpoints: &[String], args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = guarded_command(ETCDCTL_BIN);
+        let mut cmd = guarded_command(etcdctl_bin());
         for var in [
             "ETCDCTL_ENDPOINTS",
             "ETCDCTL_CACERT",
@@ -65,7 +65,7 @@ impl Etcdctl {
             .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {ETCDCTL_BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", etcdctl_bin()));
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().expect("etcdctl stdin");
             pipe.write_all(input.as_bytes())

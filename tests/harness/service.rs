@@ -26,7 +26,7 @@ use tempfile::TempDir;
 use crate::ansible::{Ansible, AnsibleOutput, PLAYBOOK_TIMEOUT};
 use crate::etcdctl::{Etcdctl, MemberInfo, TRANSIENT_ERRORS, TXN_BATCH};
 use crate::member::{CLIENT_PORT, PEER_PORT};
-use crate::paths::{log_tail, repo_root, ETCDCTL_BIN, ETCD_BIN};
+use crate::paths::{etcd_bin, etcd_inventory_vars, etcdctl_bin, etcdutl_bin, log_tail, repo_root};
 use crate::poll::{poll_until, DEFAULT_TIMEOUT};
 use crate::process::{guarded_command, kill_and_reap, pid_alive, send_signal, terminate_and_reap};
 use crate::reaper::reaped_command;
@@ -80,10 +80,11 @@ impl Etcdctl {
             .unwrap_or_else(|e| panic!("etcdctl {full:?}: bad JSON ({e}): {text}"))
     }
 
-    /// `etcdctl snapshot status -w json` of a snapshot file (`hash`,
-    /// `revision`, `totalKey`, `totalSize`); panics if etcdctl rejects it.
+    /// `snapshot status -w json` of a snapshot file (`hash`, `revision`,
+    /// `totalKey`, `totalSize`) by the etcd under test's etcdutl (etcdctl
+    /// on 3.4, which has no etcdutl); panics if the tool rejects it.
     pub fn snapshot_status(&self, path: &Path) -> Value {
-        let out = guarded_command(ETCDCTL_BIN)
+        let out = guarded_command(etcdutl_bin().unwrap_or(etcdctl_bin()))
             .env("ETCDCTL_API", "3")
             .args(["snapshot", "status", "-w", "json"])
             .arg(path)
@@ -380,7 +381,11 @@ impl ServiceCluster {
             .arg("--dir")
             .arg(&svc)
             .arg("daemon")
-            .env("ETCD_BIN", ETCD_BIN)
+            .env("ETCD_BIN", etcd_bin())
+            // Not for the members: etcd reads ETCD_* as flags (ETCD_VERSION
+            // is --version to etcd 3.4).
+            .env_remove("ETCD_VERSION")
+            .env_remove("ETCD_BIN_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(
@@ -947,6 +952,9 @@ impl ServiceCluster {
             format!("etcd_cluster_token={}", self.token),
             "etcd_health_wait_timeout=120".into(),
         ];
+        // The binaries of the etcd under test (ETCD_VERSION), for playbooks
+        // that run etcdctl or restore with etcdutl.
+        vars.extend(etcd_inventory_vars());
         if let Some(tls) = &self.tls {
             vars.push(format!("etcd_ca_cert={}", tls.ca_cert.display()));
             vars.push(format!("etcd_client_cert={}", tls.client_cert.display()));
