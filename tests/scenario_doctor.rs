@@ -5,16 +5,31 @@
 //! etcd-svc) must agree. Where the fix is cheap it is run, and the doctor
 //! must come back clean.
 //!
-//! Order: healthy (no findings); inventory drift both ways; a member stopped
+//! Order: healthy (no findings); inventory drift both ways (the printed
+//! `member remove` and etcd_add_member.yml are run, each inventory comes
+//! back clean, the cluster is put back to three); a member stopped
 //! (its start command fixes it); quorum lost (starting the stopped members
 //! fixes it); a member restored from an old copy that panics with
 //! `tocommit(N) is out of range` (etcd_replace_member.yml fixes it); a
 //! regression against the state file (the silent form, made by raising the
 //! recorded figures); an added member never started.
+//!
+//! On a second cluster (`doctor_more_*`, its configuration is changed):
+//! NOSPACE under a small quota (etcd_nospace_recovery.yml fixes it: no
+//! alarm, writes succeed); a data dir put back from an older copy that
+//! catches up without a panic because the leader changed, named from its
+//! WAL and snapshot files recorded by an earlier run (etcd_replace_member.yml
+//! fixes it); a learner never promoted (the etcd_member command fixes it).
+//!
+//! On a TLS cluster with client-certificate auth (`doctor_tls_*`): a member
+//! restarted with a certificate from another CA, named from its log line
+//! (etcd_reissue_cert.yml fixes it).
 
 use std::path::{Path, PathBuf};
 
-use harness::{repo_root, wait_until, Ansible, Engine, ServiceCluster, Sshd, DEFAULT_TIMEOUT};
+use harness::{
+    repo_root, wait_until, Ansible, Engine, ServiceCluster, Sshd, TlsFiles, DEFAULT_TIMEOUT,
+};
 use serde_json::Value;
 
 const ALL: [usize; 3] = [0, 1, 2];
@@ -35,10 +50,14 @@ struct Fixture {
 }
 
 /// The doctor's inventory variables: service state and log through
-/// etcd-svc; the inventory's own path for the fix commands.
+/// etcd-svc; the inventory's own path for the fix commands; on a TLS
+/// cluster, the CA's key on the controller (for etcd_reissue_cert.yml).
 fn doctor_vars(cluster: &ServiceCluster, ansible: &Ansible, file: &str) -> Vec<String> {
     let svc = cluster.svc_dir();
-    vec![
+    let ca_key = cluster
+        .tls()
+        .map(|tls| format!("etcd_ca_key={}", tls.ca_key.display()));
+    let vars = vec![
         format!(
             "etcd_doctor_inventory={}",
             ansible.dir().join(file).display()
@@ -56,12 +75,17 @@ fn doctor_vars(cluster: &ServiceCluster, ansible: &Ansible, file: &str) -> Vec<S
             "etcd_doctor_report={}",
             ansible.dir().join("reports/doctor.json").display()
         ),
-    ]
+    ];
+    vars.into_iter().chain(ca_key).collect()
 }
 
 impl Fixture {
     fn new(engine: Engine) -> Fixture {
-        let cluster = ServiceCluster::start3();
+        Fixture::on(engine, ServiceCluster::start3())
+    }
+
+    /// The fixture on a given cluster (a TLS one).
+    fn on(engine: Engine, cluster: ServiceCluster) -> Fixture {
         let sshd = Sshd::start();
         let ansible = Ansible::new();
         let vars = doctor_vars(&cluster, &ansible, "hosts.ini");
@@ -226,6 +250,25 @@ fn inventory_drift(f: &Fixture) {
         .unwrap()
         .to_string();
     assert!(fix.contains(&format!("member remove {id}")), "{fix}");
+    // The named fix: m2 leaves the cluster; the two-host inventory is clean.
+    f.run_fix(&fix);
+    let listed = f.cluster.member_list();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|m| m.name != "m2"), "{listed:?}");
+    f.cluster.wait_healthy(&[0, 1], DEFAULT_TIMEOUT);
+    let report = f.doctor_on(&two, &[]);
+    assert!(report.findings().is_empty(), "{}", report.json);
+    // Back to three for what follows: m2 added again (a new member).
+    f.engine
+        .playbook(
+            &f.ansible,
+            &f.hosts,
+            &playbook("etcd_add_member.yml"),
+            &["-e", "etcd_add_hosts=m2"],
+        )
+        .assert_success();
+    assert_ne!(f.cluster.member_info(2).map(|m| m.id_hex), Some(id));
+    f.clean();
     // The inventory has m3, the cluster does not.
     let four = f.inventory("four.ini", &[0, 1, 2, 3]);
     std::fs::write(&f.cluster.member(3).log, "").unwrap();
@@ -246,6 +289,30 @@ fn inventory_drift(f: &Fixture) {
         3,
         "the doctor changed nothing"
     );
+    // The named fix, under the engine of this test: m3 joins.
+    f.engine
+        .playbook(
+            &f.ansible,
+            &four,
+            &playbook("etcd_add_member.yml"),
+            &["-e", "etcd_add_hosts=m3"],
+        )
+        .assert_success();
+    assert_eq!(f.cluster.member_list().len(), 4);
+    f.cluster.wait_healthy(&[0, 1, 2, 3], DEFAULT_TIMEOUT);
+    let report = f.doctor_on(&four, &[]);
+    assert!(report.findings().is_empty(), "{}", report.json);
+    // Back to three for what follows.
+    f.engine
+        .playbook(
+            &f.ansible,
+            &four,
+            &playbook("etcd_remove_member.yml"),
+            &["-e", "etcd_remove_hosts=m3"],
+        )
+        .assert_success();
+    assert_eq!(f.cluster.member_list().len(), 3);
+    f.clean();
 }
 
 fn member_stopped(f: &Fixture) {
@@ -443,6 +510,418 @@ fn added_never_started(f: &Fixture) {
     f.run_fix(&fix);
     assert_eq!(c.member_list().len(), 3);
     f.clean();
+}
+
+/// Restarts every member, one at a time, with a backend quota added to its
+/// configuration file.
+fn restart_with_quota(c: &ServiceCluster, quota: u64) {
+    for i in ALL {
+        c.stop_member(i);
+        let env = &c.member(i).env_file;
+        let text = std::fs::read_to_string(env).unwrap();
+        std::fs::write(env, format!("{text}ETCD_QUOTA_BACKEND_BYTES={quota}\n")).unwrap();
+        c.start_member(i);
+        c.wait_healthy(&ALL, DEFAULT_TIMEOUT);
+    }
+}
+
+fn alarm_list(c: &ServiceCluster) -> String {
+    c.etcdctl()
+        .retry(&c.endpoints(&ALL), &["alarm", "list"], None)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn nospace(f: &Fixture) {
+    let c = &f.cluster;
+    restart_with_quota(c, 2 * 1024 * 1024);
+    // 100 kB values over the same few keys: the history fills the quota.
+    let value = "x".repeat(100_000);
+    let refused = (0..400).find_map(|n| {
+        let key = format!("/fill/{}", n % 5);
+        let out = c
+            .etcdctl()
+            .run(&c.endpoints(&ALL), &["put", &key], Some(&value));
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (!out.status.success()).then_some(stderr)
+    });
+    let refused = refused.expect("the quota was never reached");
+    assert!(refused.contains("database space exceeded"), "{refused}");
+    wait_until("NOSPACE in etcdctl alarm list", DEFAULT_TIMEOUT, || {
+        alarm_list(c).contains("NOSPACE").then_some(())
+    });
+    let report = f.doctor();
+    assert_eq!(
+        report.codes(),
+        pairs(&[("nospace", "cluster")]),
+        "{}",
+        report.json
+    );
+    let finding = report.finding("nospace", "cluster");
+    assert_eq!(finding["severity"], "critical");
+    assert!(
+        finding["evidence"].as_str().unwrap().contains("NOSPACE"),
+        "{finding}"
+    );
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(
+        fix.starts_with(&format!("ansible-playbook -i {}", f.hosts.display()))
+            && fix.ends_with("/etcd_nospace_recovery.yml"),
+        "{fix}"
+    );
+    assert!(alarm_list(c).contains("NOSPACE"), "the doctor disarmed");
+    // The named fix, under the engine of this test.
+    f.engine
+        .playbook(
+            &f.ansible,
+            &f.hosts,
+            &playbook("etcd_nospace_recovery.yml"),
+            &[],
+        )
+        .assert_success();
+    assert_eq!(alarm_list(c).trim(), "", "alarms left");
+    let write = c
+        .etcdctl()
+        .run(&c.endpoints(&ALL), &["put", "/after-nospace", "v"], None);
+    assert!(
+        write.status.success(),
+        "{}",
+        String::from_utf8_lossy(&write.stderr)
+    );
+    f.clean();
+}
+
+fn learner_not_promoted(f: &Fixture) {
+    let c = &f.cluster;
+    let peer = format!("--peer-urls={}", c.member(3).peer_url());
+    wait_until("etcd to accept the learner add", DEFAULT_TIMEOUT, || {
+        let out = c.etcdctl().run(
+            &c.endpoints(&ALL),
+            &["member", "add", "m3", "--learner", &peer],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || stderr.contains("unhealthy cluster"),
+            "{stderr}"
+        );
+        out.status.success().then_some(())
+    });
+    c.write_env(3, &c.initial_cluster_for(&[0, 1, 2, 3]), "existing");
+    c.start_member(3);
+    c.wait_healthy(&ALL, DEFAULT_TIMEOUT);
+    wait_until("the learner to publish its name", DEFAULT_TIMEOUT, || {
+        c.member_info(3)
+            .filter(|m| m.is_learner && !m.client_urls.is_empty())
+            .map(|_| ())
+    });
+    let four = f.inventory("four.ini", &[0, 1, 2, 3]);
+    let report = wait_until("the learner to catch up", DEFAULT_TIMEOUT, || {
+        let r = f.doctor_on(&four, &[]);
+        (r.codes() == pairs(&[("learner_not_promoted", "m3")])).then_some(r)
+    });
+    let finding = report.finding("learner_not_promoted", "m3");
+    assert_eq!(finding["severity"], "warning");
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(
+        fix.starts_with(&format!("ansible -i {} m3 -m etcd_member", four.display()))
+            && fix.contains("state=promoted name=m3"),
+        "{fix}"
+    );
+    assert!(c.member_info(3).unwrap().is_learner, "the doctor promoted");
+    f.run_fix(fix);
+    let listed = c.member_list();
+    assert_eq!(listed.len(), 4);
+    assert!(listed.iter().all(|m| !m.is_learner), "{listed:?}");
+    c.wait_healthy(&[0, 1, 2, 3], DEFAULT_TIMEOUT);
+    let report = f.doctor_on(&four, &[]);
+    assert!(report.findings().is_empty(), "{}", report.json);
+}
+
+/// `n` puts, one raft entry each, through etcd's JSON gateway (one etcdctl
+/// process per put would be slow).
+fn put_entries(endpoint: &str, prefix: &str, n: usize) {
+    use base64::Engine as _;
+    use std::io::{Read, Write};
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let host = endpoint.trim_start_matches("http://");
+    for k in 0..n {
+        let body =
+            serde_json::json!({"key": b64(&format!("{prefix}{k}")), "value": b64("v")}).to_string();
+        wait_until("the JSON gateway to take a put", DEFAULT_TIMEOUT, || {
+            let mut s = std::net::TcpStream::connect(host).ok()?;
+            write!(
+                s,
+                "POST /v3/kv/put HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .ok()?;
+            let mut response = String::new();
+            s.read_to_string(&mut response).ok()?;
+            response.lines().next()?.contains(" 200").then_some(())
+        });
+    }
+}
+
+/// Every member restarted with a small snapshot count, so that snapshot
+/// files come every few hundred entries, as they do on a busy cluster.
+fn restart_with_snapshot_count(c: &ServiceCluster, count: u64) {
+    for i in ALL {
+        c.stop_member(i);
+        let env = &c.member(i).env_file;
+        let text = std::fs::read_to_string(env).unwrap();
+        std::fs::write(env, format!("{text}ETCD_SNAPSHOT_COUNT={count}\n")).unwrap();
+        c.start_member(i);
+        c.wait_healthy(&ALL, DEFAULT_TIMEOUT);
+    }
+}
+
+fn snap_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join("member/snap"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.ends_with(".snap"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn silent_time_travel(f: &Fixture) {
+    let c = &f.cluster;
+    restart_with_snapshot_count(c, 100);
+    let leader = c.wait_leader();
+    let t = (0..3).find(|&i| i != leader).unwrap();
+    let m = c.member(t).clone();
+    let old_id = c.member_info(t).expect("listed").id;
+    // The copy, taken early.
+    c.stop_member(t);
+    let copy = m.data_dir.with_extension("old-copy");
+    copy_dir(&m.data_dir, &copy);
+    c.start_member(t);
+    c.wait_healthy(&ALL, DEFAULT_TIMEOUT);
+    let endpoint = c.member(leader).client_url();
+    put_entries(&endpoint, "/tt/a/", 600);
+    c.wait_agree(&ALL, "");
+    // A doctor run records the data dir as it is now.
+    f.clean();
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(&f.state).unwrap()).unwrap();
+    let recorded_snap = recorded["members"][&m.name]["files"]["snap"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no snapshot recorded for {}: {recorded}", m.name))
+        .to_string();
+    assert!(!snap_files(&copy).contains(&recorded_snap));
+    put_entries(&endpoint, "/tt/b/", 50);
+    c.wait_agree(&ALL, "");
+    // The member's data dir put back from the copy, the current one moved aside.
+    c.stop_member(t);
+    std::fs::rename(&m.data_dir, m.data_dir.with_extension("newer")).unwrap();
+    std::fs::rename(&copy, &m.data_dir).unwrap();
+    // A new leader that never saw the member's match index.
+    let other = (0..3).find(|&i| i != leader && i != t).unwrap();
+    let to = c.member_info(other).expect("listed").id_hex;
+    let moved = c
+        .etcdctl()
+        .run(&c.endpoints(&[leader]), &["move-leader", &to], None);
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    wait_until("the leader to move", DEFAULT_TIMEOUT, || {
+        (c.leader() == Some(other)).then_some(())
+    });
+    c.start_member(t);
+    c.wait_healthy(&ALL, DEFAULT_TIMEOUT);
+    c.wait_agree(&ALL, "");
+    assert_eq!(c.local_key_count(t, "/tt/"), 650, "caught up");
+    let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+    assert!(!log.contains("is out of range [lastIndex("), "it panicked");
+    assert!(c.pid(t).is_some());
+    assert_eq!(c.member_info(t).map(|i| i.id), Some(old_id));
+    eprintln!(
+        "recorded {recorded_snap}; {} now has {:?}",
+        m.name,
+        snap_files(&m.data_dir)
+    );
+    let report = f.doctor();
+    assert_eq!(
+        report.codes(),
+        pairs(&[("went_back_in_time", &m.name)]),
+        "{}",
+        report.json
+    );
+    let finding = report.finding("went_back_in_time", &m.name);
+    assert!(
+        finding["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(&recorded_snap),
+        "{finding}"
+    );
+    let fix = finding["fix"].as_str().unwrap();
+    assert!(
+        fix.contains(&format!(
+            "etcd_replace_member.yml -e etcd_replace_host={} -e etcd_replace_force=true",
+            m.name
+        )),
+        "{fix}"
+    );
+    f.engine
+        .playbook(
+            &f.ansible,
+            &f.hosts,
+            &playbook("etcd_replace_member.yml"),
+            &[
+                "-e",
+                &format!("etcd_replace_host={}", m.name),
+                "-e",
+                "etcd_replace_force=true",
+            ],
+        )
+        .assert_success();
+    assert_ne!(c.member_info(t).map(|i| i.id), Some(old_id));
+    f.clean();
+}
+
+/// A member restarted with a certificate (and key) from another CA, with
+/// the right address: the others refuse it, it cannot serve. The doctor
+/// names it from its log line; etcd_reissue_cert.yml (check mode first,
+/// which changes nothing) re-issues the certificate from the cluster's CA,
+/// the foreign one is copied aside, and the doctor comes back clean.
+fn certificate_from_another_ca(f: &Fixture) {
+    let c = &f.cluster;
+    let tls = c.tls().expect("a TLS cluster").clone();
+    f.clean();
+    let t = 2;
+    let m = c.member(t).clone();
+    let ips: Vec<std::net::Ipv4Addr> = (0..3).map(|i| c.member(i).ip).collect();
+    let other = TlsFiles::generate(&f.ansible.dir().join("other-ca"), &ips);
+    c.stop_member(t);
+    let from = std::fs::read_to_string(&m.log).unwrap_or_default().len();
+    std::fs::copy(other.member_cert(t), tls.member_cert(t)).unwrap();
+    std::fs::copy(other.member_key(t), tls.member_key(t)).unwrap();
+    let foreign = std::fs::read(tls.member_cert(t)).unwrap();
+    c.start_member(t);
+    let new_lines = || {
+        let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+        log.get(from..).unwrap_or_default().to_string()
+    };
+    wait_until("a TLS error in m2's log", DEFAULT_TIMEOUT, || {
+        let log = new_lines().to_ascii_lowercase();
+        (log.contains("x509:") || log.contains("remote error: tls")).then_some(())
+    });
+    assert!(c.pid(t).is_some(), "it runs");
+    assert!(!c.healthy(&[t]), "etcdctl with the cluster's CA refuses it");
+    let report = f.doctor();
+    assert_eq!(
+        report.codes(),
+        pairs(&[("tls_failure", "m2")]),
+        "{}",
+        report.json
+    );
+    let finding = report.finding("tls_failure", "m2");
+    assert_eq!(finding["severity"], "critical");
+    let evidence = finding["evidence"].as_str().unwrap();
+    let log = new_lines();
+    assert!(
+        log.lines().any(|l| l.trim() == evidence),
+        "evidence {evidence:?} is not a line of m2's log:\n{log}"
+    );
+    let fix = finding["fix"].as_str().unwrap();
+    assert_eq!(
+        fix,
+        format!(
+            "ansible-playbook -i {} {}/etcd_reissue_cert.yml -e etcd_cert_host=m2",
+            f.hosts.display(),
+            repo_root().join("playbooks/db-operations").display()
+        )
+    );
+    let reissue = |extra: &[&str]| {
+        let mut args = vec!["-e", "etcd_cert_host=m2"];
+        args.extend_from_slice(extra);
+        f.engine
+            .playbook(
+                &f.ansible,
+                &f.hosts,
+                &playbook("etcd_reissue_cert.yml"),
+                &args,
+            )
+            .assert_success();
+    };
+    let pid = c.pid(t);
+    reissue(&["--check"]);
+    assert_eq!(std::fs::read(tls.member_cert(t)).unwrap(), foreign);
+    assert_eq!(c.pid(t), pid, "check mode restarted nothing");
+    // The named fix, under the engine of this test.
+    reissue(&[]);
+    let verify = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&tls.ca_cert)
+        .args(["-verify_ip", &m.ip.to_string()])
+        .arg(tls.member_cert(t))
+        .output()
+        .expect("run openssl");
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let pki = tls.ca_cert.parent().unwrap();
+    let aside: Vec<PathBuf> = std::fs::read_dir(pki)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("member2.pem.before-"))
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), foreign, "copied aside");
+    assert_ne!(c.pid(t), pid, "restarted");
+    f.clean();
+    // Run again, it verifies and does nothing.
+    let pid = c.pid(t);
+    reissue(&[]);
+    assert_eq!(c.pid(t), pid);
+}
+
+#[test]
+fn doctor_tls_ansible_playbook() {
+    certificate_from_another_ca(&Fixture::on(
+        Engine::AnsiblePlaybook,
+        ServiceCluster::start_tls3(),
+    ));
+}
+
+#[test]
+fn doctor_tls_etcd_agent() {
+    certificate_from_another_ca(&Fixture::on(
+        Engine::agent_required(),
+        ServiceCluster::start_tls3(),
+    ));
+}
+
+/// Faults proven on a cluster of their own (they change its configuration).
+fn doctor_more_faults(engine: Engine) {
+    let f = Fixture::new(engine);
+    nospace(&f);
+    silent_time_travel(&f);
+    learner_not_promoted(&f);
+}
+
+#[test]
+fn doctor_more_ansible_playbook() {
+    doctor_more_faults(Engine::AnsiblePlaybook);
+}
+
+#[test]
+fn doctor_more_etcd_agent() {
+    doctor_more_faults(Engine::agent_required());
 }
 
 fn doctor_scenario(engine: Engine) {

@@ -34,7 +34,7 @@ impl Module for Health {
     const SHORT_DESCRIPTION: &'static str = "Check the health of every member of an etcd cluster";
     const DESCRIPTION: &'static [&'static str] = &[
         "Discovers the members of the cluster from the given endpoints and checks each member's client URL concurrently, like C(etcdctl endpoint health --cluster).",
-        "Reports per member its id, name, health, latency, version, database size, raft term and index, and whether it is the leader or a learner; plus the leader and active alarms (NOSPACE, CORRUPT).",
+        "Reports per member its id, name, health, latency, server version, storage version (etcd 3.6 and later), database size, raft term and index, and whether it is the leader or a learner; plus the leader, the cluster version the members allow, and active alarms (NOSPACE, CORRUPT).",
         "Never changes anything; check mode runs the same checks.",
     ];
     const OPTIONS: &'static [OptionDoc] = &[
@@ -74,9 +74,15 @@ impl Module for Health {
         },
         ReturnDoc {
             name: "members",
-            description: "One entry per member: id, name, client_url, peer_urls, healthy, error, took_ms, version, db_size, db_size_in_use, raft_term, raft_index, is_leader, is_learner.",
+            description: "One entry per member: id, name, client_url, peer_urls, healthy, error, took_ms, version (the server's), storage_version (etcd 3.6 and later; null before), db_size, db_size_in_use, raft_term, raft_index, is_leader, is_learner.",
             returned: "success",
             ty: "list",
+        },
+        ReturnDoc {
+            name: "cluster_version",
+            description: "The cluster version the members' server versions allow: the lowest major.minor among the members that answered, as C(X.Y.0) (what etcd's leader sets the cluster version to); null if none answered. Derived from the members' versions, not read from etcd.",
+            returned: "success",
+            ty: "str",
         },
         ReturnDoc {
             name: "leader",
@@ -134,6 +140,7 @@ impl Module for Health {
         let mut outcome = Outcome::new(false, lines.join("\n"))
             .with("healthy", report.healthy)
             .with("members", report.members_json())
+            .with("cluster_version", report.cluster_version())
             .with("leader", report.leader_json())
             .with("alarms", Value::Array(report.alarms.clone()))
             .with("cluster_id", report.cluster_id.clone())
@@ -357,6 +364,18 @@ impl ClusterReport {
         lines
     }
 
+    /// The lowest `major.minor` of the answering members' server versions,
+    /// as `X.Y.0`: the cluster version etcd's leader settles on.
+    fn cluster_version(&self) -> Option<String> {
+        self.members
+            .iter()
+            .filter_map(|m| m.status.as_ref())
+            .filter_map(|s| crate::etcd_version::EtcdVersion::parse(s.version()))
+            .map(|v| v.series())
+            .min()
+            .map(|(major, minor)| format!("{major}.{minor}.0"))
+    }
+
     fn members_json(&self) -> Value {
         Value::Array(
             self.members
@@ -372,6 +391,9 @@ impl ClusterReport {
                         "error": m.error,
                         "took_ms": m.took_ms,
                         "version": status.map(|s| s.version().to_string()),
+                        "storage_version": status
+                            .map(|s| s.storage_version())
+                            .filter(|v| !v.is_empty()),
                         "db_size": status.map(|s| s.db_size()),
                         "db_size_in_use": status.map(|s| s.raft_used_db_size()),
                         "raft_term": status.map(|s| s.raft_term()),

@@ -72,7 +72,7 @@ pub fn diagnose(ev: &Evidence) -> Vec<Finding> {
             code: "went_back_in_time",
             member: r.name.clone(),
             host: host_of(ev, &r.name),
-            finding: "raft index, term or revision went backwards: restored from an old copy (silent time travel); its data may lack acknowledged writes".into(),
+            finding: "its data dir went back in time since the last doctor run (raft figures or WAL/snapshot files): restored from an old copy (silent time travel); it may have lost acknowledged entries and voted twice".into(),
             evidence: r.evidence.clone(),
             fix: Some(replace(ev, &r.name, true)),
         });
@@ -348,16 +348,13 @@ fn is_tls_error(error: &str) -> bool {
     e.contains("x509") || e.contains("certificate") || e.contains("tls handshake")
 }
 
+/// A certificate the others do not trust is re-issued from the cluster's CA
+/// (the playbook first verifies it, and does nothing when it verifies).
 fn tls_fix(host: &HostFacts) -> Option<Fix> {
-    let known = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && s != "None");
-    match (known(&host.ca_cert), known(&host.server_cert)) {
-        (Some(ca), Some(cert)) => Some(Fix::OnHost {
-            host: host.host.clone(),
-            module: "ansible.builtin.command",
-            args: format!("openssl verify -CAfile {ca} {cert}"),
-        }),
-        _ => None,
-    }
+    Some(Fix::Playbook {
+        file: "etcd_reissue_cert.yml",
+        vars: vec![("etcd_cert_host", host.host.clone())],
+    })
 }
 
 fn stray_member(ev: &Evidence, m: &MemberState) -> Finding {
@@ -698,5 +695,47 @@ mod tests {
                 ("m5".into(), "no_member"),
             ]
         );
+    }
+
+    #[test]
+    fn a_certificate_from_another_ca_is_reissued_from_the_log_line_or_the_client_error() {
+        let mut refused = member(3, false);
+        refused.reachable = true;
+        refused.error = Some("x509: certificate signed by unknown authority".into());
+        let cluster = ClusterState {
+            members: vec![member(1, true), member(2, true), refused],
+            ..ClusterState::default()
+        };
+        let line = r#"{"level":"warn","msg":"rejected connection","error":"remote error: tls: bad certificate"}"#;
+        for log in [line, ""] {
+            let hosts = [host(1, 0, ""), host(2, 0, ""), host(3, 0, log)];
+            let ev = Evidence {
+                cluster: &cluster,
+                hosts: &hosts,
+                unreachable: &[],
+                regressions: &[],
+                endpoints: &[],
+                backup_dir: "/b",
+            };
+            let found = diagnose(&ev);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(
+                (found[0].member.as_str(), found[0].code),
+                ("m3", "tls_failure")
+            );
+            let evidence = if log.is_empty() {
+                "x509: certificate signed by unknown authority"
+            } else {
+                line
+            };
+            assert_eq!(found[0].evidence, evidence);
+            assert_eq!(
+                found[0].fix,
+                Some(Fix::Playbook {
+                    file: "etcd_reissue_cert.yml",
+                    vars: vec![("etcd_cert_host", "m3".into())],
+                })
+            );
+        }
     }
 }

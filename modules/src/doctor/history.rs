@@ -1,10 +1,14 @@
 //! The doctor's memory between runs: per member, the highest raft term,
 //! raft index and revision seen, kept by the playbook in a state file on the
 //! controller. A member whose figures went backwards since the last run was
-//! restored from an old copy, even if it looks healthy now.
+//! restored from an old copy, even if it looks healthy now; and the newest
+//! WAL and snapshot file names of its data dir, which tell the same even
+//! after it caught up ([`super::datadir`]).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+use super::datadir::{went_back, DirFiles, DirMarks};
 
 /// Version of the state file layout.
 pub const STATE_VERSION: u64 = 1;
@@ -20,6 +24,9 @@ pub struct MemberRecord {
     pub raft_index: u64,
     /// MVCC revision.
     pub revision: i64,
+    /// The newest WAL and snapshot names of its data dir, when listed.
+    #[serde(default, skip_serializing_if = "DirMarks::is_empty")]
+    pub files: DirMarks,
 }
 
 /// The state file's content.
@@ -41,8 +48,10 @@ pub struct State {
 pub struct Observation {
     /// Member name.
     pub name: String,
-    /// Its record now.
+    /// Its record now (`files` is filled from `dir`).
     pub record: MemberRecord,
+    /// Its data dir's WAL and snapshot files, when its host listed them.
+    pub dir: Option<DirFiles>,
 }
 
 /// A figure that went backwards.
@@ -124,8 +133,13 @@ pub fn compare(
             .then(|| previous.members.get(&obs.name))
             .flatten()
             .filter(|old| old.id == obs.record.id);
+        let seen = obs.dir.as_ref().map(DirFiles::marks).unwrap_or_default();
         let Some(old) = old else {
-            next.members.insert(obs.name.clone(), obs.record.clone());
+            let record = MemberRecord {
+                files: seen,
+                ..obs.record.clone()
+            };
+            next.members.insert(obs.name.clone(), record);
             continue;
         };
         let mut back = Vec::new();
@@ -147,8 +161,15 @@ pub fn compare(
                 old.revision, obs.record.revision
             ));
         }
+        if let Some(dir) = &obs.dir {
+            back.extend(went_back(&old.files, dir));
+        }
         if back.is_empty() {
-            next.members.insert(obs.name.clone(), obs.record.clone());
+            let record = MemberRecord {
+                files: old.files.updated(&seen),
+                ..obs.record.clone()
+            };
+            next.members.insert(obs.name.clone(), record);
         } else {
             regressions.push(Regression {
                 name: obs.name.clone(),
@@ -172,8 +193,65 @@ mod tests {
                 raft_term: term,
                 raft_index: index,
                 revision,
+                files: DirMarks::default(),
             },
+            dir: None,
         }
+    }
+
+    fn with_files(mut o: Observation, listing: &str) -> Observation {
+        o.dir = Some(DirFiles::from_listing(listing));
+        o
+    }
+
+    #[test]
+    fn a_data_dir_put_back_after_catching_up_is_a_regression_until_replaced() {
+        let before =
+            "0000000000000000-0000000000000000.wal\n0000000000000002-0000000000000190.snap";
+        let (_, first) = compare(
+            &State::default(),
+            Some("c1"),
+            &[with_files(obs("m1", "b", 2, 500, 400), before)],
+        );
+        assert_eq!(
+            first.members["m1"].files.snap.as_deref(),
+            Some("0000000000000002-0000000000000190.snap")
+        );
+        // Caught up (figures higher) but snapshotted at other indexes.
+        let after = "0000000000000000-0000000000000000.wal\n0000000000000002-0000000000000100.snap\n0000000000000003-00000000000001a0.snap";
+        let (reg, next) = compare(
+            &first,
+            Some("c1"),
+            &[with_files(obs("m1", "b", 3, 900, 700), after)],
+        );
+        assert_eq!(reg.len(), 1, "{reg:?}");
+        assert!(
+            reg[0].evidence.contains("snapshot file"),
+            "{}",
+            reg[0].evidence
+        );
+        assert_eq!(next.members["m1"], first.members["m1"], "high mark kept");
+        // A listing that could not be made changes nothing.
+        let (reg, _) = compare(&next, Some("c1"), &[obs("m1", "b", 3, 950, 750)]);
+        assert!(reg.is_empty());
+        // A healthy dir moving on updates the marks; a replaced member starts over.
+        let moved = "0000000000000000-0000000000000000.wal\n0000000000000002-0000000000000190.snap\n0000000000000003-0000000000000300.snap";
+        let (reg, next) = compare(
+            &first,
+            Some("c1"),
+            &[with_files(obs("m1", "b", 3, 900, 700), moved)],
+        );
+        assert!(reg.is_empty(), "{reg:?}");
+        assert_eq!(
+            next.members["m1"].files.snap.as_deref(),
+            Some("0000000000000003-0000000000000300.snap")
+        );
+        let (reg, _) = compare(
+            &first,
+            Some("c1"),
+            &[with_files(obs("m1", "new", 1, 10, 700), after)],
+        );
+        assert!(reg.is_empty(), "{reg:?}");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::datadir::DirFiles;
+
 /// One inventory host, as the playbook describes it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,12 +33,20 @@ pub struct HostFacts {
     /// The member's data dir (`etcd_data_dir`).
     #[serde(default)]
     pub data_dir: Option<String>,
-    /// The member's server certificate, for TLS fixes.
+    /// The member's server certificate (`etcd_server_cert`); taken for the
+    /// record: the TLS fix, etcd_reissue_cert.yml, reads it from the inventory.
     #[serde(default)]
     pub server_cert: Option<String>,
-    /// The CA bundle, for TLS fixes.
+    /// The CA bundle (`etcd_ca_cert`); taken for the record, as `server_cert`.
     #[serde(default)]
     pub ca_cert: Option<String>,
+    /// The WAL and snapshot files of the data dir, one path a line
+    /// (`find <data_dir>/member/wal <data_dir>/member/snap`).
+    #[serde(default)]
+    pub data_files: Option<String>,
+    /// Exit code of that listing; the listing counts only when it is 0.
+    #[serde(default)]
+    pub data_files_rc: Option<Value>,
 }
 
 impl HostFacts {
@@ -51,17 +61,29 @@ impl HostFacts {
     /// Whether the status command said the service runs: `None` when it
     /// did not say (no exit code).
     pub fn service_active(&self) -> Option<bool> {
-        let rc = match self.service_rc.as_ref()? {
-            Value::Number(n) => n.as_i64()?,
-            Value::String(s) => s.trim().parse().ok()?,
-            _ => return None,
-        };
-        Some(rc == 0)
+        Some(exit_code(self.service_rc.as_ref()?)? == 0)
+    }
+
+    /// The data dir's WAL and snapshot files, when the listing succeeded.
+    pub fn dir_files(&self) -> Option<DirFiles> {
+        if exit_code(self.data_files_rc.as_ref()?)? != 0 {
+            return None;
+        }
+        Some(DirFiles::from_listing(self.data_files.as_deref()?))
     }
 
     /// The log tail (empty when none was gathered).
     pub fn log_text(&self) -> &str {
         self.log.as_deref().unwrap_or("")
+    }
+}
+
+/// An exit code given as a number or a numeric string.
+fn exit_code(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 

@@ -8,6 +8,7 @@
 //! the previous run's state ([`history`]) and turns all of it into findings
 //! ([`diagnose`], [`findings`]). It never changes the cluster.
 
+pub mod datadir;
 pub mod diagnose;
 pub mod findings;
 pub mod gather;
@@ -55,14 +56,14 @@ impl Module for Doctor {
         "Diagnose an etcd cluster: what is wrong, the evidence, and the playbook that fixes it";
     const DESCRIPTION: &'static [&'static str] = &[
         "Runs once per cluster (run_once). Reads the member list, each member's status and health from its own client URL, the alarms, and HashKV of every member at one revision when all answer.",
-        "Compares the members with the inventory hosts given in C(hosts) (drift both ways, members added but never started, learners not promoted), matches each host's log tail against known fatal signatures (time travel, cluster ID mismatch, already bootstrapped, initial cluster mismatch, database space exceeded, TLS failures, data dir permissions), and compares raft term, index and revision with C(previous_state) (a member that went backwards was restored from an old copy).",
+        "Compares the members with the inventory hosts given in C(hosts) (drift both ways, members added but never started, learners not promoted), matches each host's log tail against known fatal signatures (time travel, cluster ID mismatch, already bootstrapped, initial cluster mismatch, database space exceeded, TLS failures, data dir permissions), and compares raft term, index and revision, and the newest WAL and snapshot file names of each data dir, with C(previous_state) (a member whose figures went backwards, or whose recorded newest WAL or snapshot file is gone while older ones remain, was restored from an old copy, even after it caught up).",
         "Returns the findings (severity, member, finding, evidence, fix command), a table of them, and the C(state) to keep for the next run. Never changes anything; check mode runs the same checks.",
     ];
     const OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new(
             "hosts",
             ArgType::Raw,
-            "One dict per inventory host that was reached: host, name (etcd member name), peer_url, service_rc and service_output (of the status command), log (the log tail), start_command, data_dir, server_cert, ca_cert.",
+            "One dict per inventory host that was reached: host, name (etcd member name), peer_url, service_rc and service_output (of the status command), log (the log tail), start_command, data_dir, server_cert, ca_cert, data_files and data_files_rc (the listing of the data dir's member/wal and member/snap, one path a line, and its exit code).",
         )
         .required(),
         OptionDoc::new(
@@ -142,7 +143,7 @@ impl Module for Doctor {
         },
         ReturnDoc {
             name: "state",
-            description: "What to keep for the next run (previous_state): per member id, raft term, raft index and revision.",
+            description: "What to keep for the next run (previous_state): per member id, raft term, raft index, revision and the newest WAL and snapshot file names.",
             returned: "success",
             ty: "dict",
         },
@@ -192,7 +193,12 @@ impl Module for Doctor {
                         raft_term: s.raft_term,
                         raft_index: s.raft_index,
                         revision: s.revision,
+                        files: Default::default(),
                     },
+                    dir: hosts
+                        .iter()
+                        .find(|h| h.member_name() == m.name)
+                        .and_then(HostFacts::dir_files),
                 })
             })
             .collect();

@@ -7,6 +7,7 @@
 //! Ansible's words, check/diff mode, `no_log` masking, and turning a panic
 //! into a failed result.
 
+mod abort_hook;
 mod args;
 mod choice;
 mod convert;
@@ -163,7 +164,12 @@ impl Outcome {
 pub fn run_module<M: Module>() -> ! {
     // A panic anywhere (also on a runtime thread) is reported in the JSON
     // result, never as text on stderr that could carry a value.
-    std::panic::set_hook(Box::new(|_| {}));
+    // Built with `panic = "abort"`, the hook itself reports the failure.
+    if cfg!(panic = "abort") {
+        abort_hook::install();
+    } else {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     let argv: Vec<String> = std::env::args().collect();
     let code = match argv.get(1).map(String::as_str) {
         None | Some("-h") | Some("--help") => {
@@ -203,11 +209,13 @@ pub fn invoke<M: Module>(args_path: &std::path::Path) -> (Value, i32) {
         }
     };
     let mut secrets = raw_secret_values::<M>(&raw);
+    abort_hook::remember_secrets(&secrets);
     let mut result = Map::new();
     let mut invocation = None;
     let ran = catch_panics(|| {
         let parsed = parse_args::<M>(&raw).map_err(|e| Failure::new(e.to_string()))?;
         secrets.extend(parsed.secret_values());
+        abort_hook::remember_secrets(&secrets);
         invocation = Some(json!({ "module_args": parsed.masked_module_args() }));
         if !parsed.warnings().is_empty() {
             result.insert("warnings".into(), parsed.warnings().to_vec().into());
@@ -275,6 +283,10 @@ fn failed(msg: String) -> (Value, i32) {
 fn catch_panics<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
     // The default hook would print a backtrace note on stderr; keep stderr quiet
     // and report the panic in the JSON result instead.
+    // Under `panic = "abort"` nothing is caught: keep the hook that reports it.
+    if cfg!(panic = "abort") {
+        return f();
+    }
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(f));
