@@ -346,11 +346,14 @@ fn ssh_host_keys_are_checked_by_default() {
     Agent::with_config(dir).args(args).run().expect_exit(0);
 }
 
-/// With `ControlPersist` in `ssh_args` (here `ANSIBLE_SSH_ARGS`) the masters outlive the run
-/// and the next run reuses them: the sshd sees no new login. Without it, every run logs in
-/// afresh and leaves no master. A bad value is a clear per-host failure.
+/// Ansible's connection habits: by default (no `ssh_args`) the masters outlive the run for
+/// 60 s idle and the next run reuses them: the sshd sees no new login. Another persist time
+/// is the same master; `ControlPersist=no` logs in afresh. With a short idle time
+/// (`ControlPersist=2s` in `ANSIBLE_SSH_ARGS`) the masters exit by themselves (socket and
+/// process gone) and the next run logs in again. A bad value is a clear per-host failure.
+/// Judged by the sshd's log of logins, not by timing.
 #[test]
-fn ssh_control_persist_reuses_masters_between_runs() {
+fn ssh_masters_persist_by_default_are_reused_and_expire_when_idle() {
     let sshd = node_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -368,16 +371,33 @@ fn ssh_control_persist_reuses_masters_between_runs() {
         "pb.yml",
         "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: echo hi\n      register: r\n    - assert:\n        that: r.stdout == 'hi'\n",
     );
-    // one subreaper wrapper around the whole series: the masters live from run to run and
-    // are killed and reaped when the series ends
+    // one subreaper wrapper around the whole series: the masters live from run to run (and
+    // are reaped by it as they exit); what is left is killed and reaped when the series ends
     let series = r#"set -u
-run() { "$AGENT" playbook -i "$INV" "$PB" > "$1.out" 2>&1; echo $? > "$1.rc"; grep -c '^Accepted publickey' "$SSHD_LOG" > "$1.logins"; }
-grep -c '^Accepted publickey' "$SSHD_LOG" > start.logins
-ANSIBLE_SSH_ARGS='-C -o ControlMaster=auto -o ControlPersist=60s' run persist1
-ls cp > persist1.sockets
+logins() { grep -c '^Accepted publickey' "$SSHD_LOG"; }
+run() { "$AGENT" playbook -i "$INV" "$PB" > "$1.out" 2>&1; echo $? > "$1.rc"; logins > "$1.logins"; }
+masters() { for s in "$1"/ea-*/.ssh-connection*/master; do [ -S "$s" ] && ssh -S "$s" -O check x 2>&1; done | sed -n 's/.*pid=\([0-9]*\).*/\1/p'; }
+logins > start.logins
+run default1
+ls cp > default1.sockets
+masters cp > default1.pids
+run default2
 # another persist time is the same master
 ANSIBLE_SSH_ARGS='-C -o ControlMaster=auto -o ControlPersist=10m' run persist2
-run fresh
+ANSIBLE_SSH_ARGS='-o ControlPersist=no' run fresh
+# a short idle time, in a control path dir of its own
+export ANSIBLE_SSH_CONTROL_PATH_DIR="$PWD/cp2"
+ANSIBLE_SSH_ARGS='-o ControlPersist=2s' run short1
+masters cp2 > short1.pids
+# wait (generously) until the masters have exited and been reaped: sockets and processes gone
+i=0
+while [ $i -lt 600 ]; do
+  left=$(ls cp2/ea-*/.ssh-connection*/master 2>/dev/null; for p in $(cat short1.pids); do [ -d /proc/$p ] && echo $p; done)
+  [ -z "$left" ] && break
+  sleep 0.1; i=$((i + 1))
+done
+echo "$left" > short1.left
+ANSIBLE_SSH_ARGS='-o ControlPersist=2s' run short2
 ANSIBLE_SSH_ARGS='-o ControlPersist=soon' run bad
 "#;
     harness::run(
@@ -395,7 +415,9 @@ ANSIBLE_SSH_ARGS='-o ControlPersist=soon' run bad
     .expect_exit(0);
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
     let logins = |name: &str| -> usize { read(&format!("{name}.logins")).trim().parse().unwrap() };
-    for run in ["persist1", "persist2", "fresh"] {
+    for run in [
+        "default1", "default2", "persist2", "fresh", "short1", "short2",
+    ] {
         assert_eq!(
             read(&format!("{run}.rc")).trim(),
             "0",
@@ -404,12 +426,12 @@ ANSIBLE_SSH_ARGS='-o ControlPersist=soon' run bad
         );
     }
     assert_eq!(
-        logins("persist1") - logins("start"),
+        logins("default1") - logins("start"),
         2,
         "one login per host"
     );
     assert_eq!(
-        read("persist1.sockets")
+        read("default1.sockets")
             .lines()
             .filter(|l| l.starts_with("ea-"))
             .count(),
@@ -417,20 +439,116 @@ ANSIBLE_SSH_ARGS='-o ControlPersist=soon' run bad
         "a control socket dir per host"
     );
     assert_eq!(
-        logins("persist2"),
-        logins("persist1"),
+        read("default1.pids").lines().count(),
+        2,
+        "both masters outlived the first run"
+    );
+    assert_eq!(
+        logins("default2"),
+        logins("default1"),
         "the second run reused both masters"
+    );
+    assert_eq!(
+        logins("persist2"),
+        logins("default2"),
+        "another persist time reused them too"
     );
     assert_eq!(
         logins("fresh") - logins("persist2"),
         2,
-        "no ControlPersist: fresh logins"
+        "ControlPersist=no: fresh logins"
+    );
+    assert_eq!(
+        logins("short1") - logins("fresh"),
+        2,
+        "a new control path dir"
+    );
+    assert_eq!(
+        read("short1.pids").lines().count(),
+        2,
+        "two short-lived masters"
+    );
+    assert_eq!(
+        read("short1.left").trim(),
+        "",
+        "the idle masters exited: sockets and processes gone"
+    );
+    assert_eq!(
+        logins("short2") - logins("short1"),
+        2,
+        "after the masters expired, the next run logs in again"
     );
     assert_eq!(read("bad.rc").trim(), "2", "{}", read("bad.out"));
     assert!(
         read("bad.out").contains("unsupported ControlPersist value \"soon\""),
         "{}",
         read("bad.out")
+    );
+}
+
+/// With kept masters (the default), a module uploaded by one run stays in the host's module
+/// cache (`$TMPDIR/etcd-agent-modules-<uid>`, the sshd being on this machine and its sessions'
+/// `TMPDIR` in its scratch dir) as
+/// `<name>-<sha256>` with the module's bytes, and the next run runs it from there instead of
+/// uploading it: judged by replacing the cached copy, whose output the next run then shows.
+/// `ETCD_AGENT_MODULE_CACHE=0` uploads again.
+#[test]
+fn ssh_kept_masters_keep_modules_in_the_hosts_cache() {
+    let sshd = node_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = setup(dir, &sshd, "");
+    // content of its own (so a hash of its own) for this test process and time
+    let nonce = format!("{:?} {}", std::time::SystemTime::now(), std::process::id());
+    let said = |what: &str| {
+        format!("#!/bin/sh\n# {nonce}\necho '{{\"changed\": false, \"msg\": \"{what}\"}}'\n")
+    };
+    let module = write_module(dir, "cachetest", &said("uploaded"));
+    let pb = write_file(
+        dir,
+        "pb.yml",
+        "- hosts: n1\n  gather_facts: false\n  tasks:\n    - cachetest:\n      register: r\n    - debug:\n        msg: \"said {{ r.msg }}\"\n",
+    );
+    let run = |cache: &str| {
+        let out = Agent::in_dir(dir)
+            .playbook(&inv, &pb)
+            .env("ETCD_AGENT_MODULE_CACHE", cache)
+            .run();
+        out.expect_exit(0);
+        out.stdout.clone()
+    };
+    let first = run("1");
+    assert!(first.contains("said uploaded"), "{first}");
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&module)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let cached = sshd
+        .session_tmpdir()
+        .join(format!("etcd-agent-modules-{uid}/cachetest-{sha}"));
+    let kept = std::fs::read(&cached);
+    assert_eq!(
+        kept.as_deref().ok(),
+        Some(said("uploaded").as_bytes()),
+        "{} holds the module",
+        cached.display()
+    );
+    std::fs::write(&cached, said("from the cache")).unwrap();
+    let second = run("1");
+    let third = run("0");
+    // this test's module only: its name holds a hash of its own
+    let _ = std::fs::remove_file(&cached);
+    assert!(second.contains("said from the cache"), "{second}");
+    assert!(
+        third.contains("said uploaded"),
+        "cache off: uploaded\n{third}"
     );
 }
 

@@ -220,6 +220,10 @@ impl Sshd {
         // lock: every ssh command would pay ~0.1 s and all of them would queue behind each
         // other, which no real etcd host does and which would swamp what tests and benches
         // measure. Both engines see the same sshd.
+        // `TMPDIR`: a module killed mid-run (a task `timeout`) leaves its AnsiballZ payload
+        // directory behind; it lands in this sshd's scratch dir, removed with it, not in /tmp.
+        let tmp = d.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("create the sessions' TMPDIR");
         format!(
             "ListenAddress 127.0.0.1:{port}\n\
              {extra_listen}\
@@ -240,10 +244,11 @@ impl Sshd {
              MaxSessions 100\n\
              LogLevel INFO\n\
              Subsystem sftp internal-sftp\n\
-             SetEnv SHLVL=1\n\
+             SetEnv SHLVL=1 TMPDIR={}\n\
              # scratch dir: {}\n",
             host_key.display(),
             authorized.display(),
+            tmp.display(),
             d.display()
         )
     }
@@ -277,6 +282,11 @@ impl Sshd {
     /// The sshd scratch directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// `TMPDIR` of this sshd's sessions (`SetEnv`), inside its scratch directory.
+    pub fn session_tmpdir(&self) -> PathBuf {
+        self.dir.path().join("tmp")
     }
 
     /// Pid of the listening sshd process (child of the reaper wrapper).

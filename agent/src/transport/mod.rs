@@ -3,8 +3,10 @@
 //!
 //! Everything runs as a `/bin/sh` command line, optionally with stdin. Each connection owns a
 //! private remote temp dir (created on first need, removed at the end) where binary modules are
-//! uploaded once per run, named by content hash.
+//! uploaded once per run, named by content hash. A connection also learns its host's CPU
+//! (`uname -m`) once, to pick the module build that runs there.
 
+mod cache;
 mod local;
 mod pool;
 pub mod relay;
@@ -67,6 +69,8 @@ pub struct Connection {
     pub label: String,
     link: Link,
     tmpdir: OnceCell<RemoteTmp>,
+    /// The host's `uname -m`, learned once (see [`Connection::arch`]).
+    arch: OnceCell<String>,
     uploads: Mutex<std::collections::HashMap<String, String>>,
     upload_count: std::sync::atomic::AtomicUsize,
     shell: Mutex<ShellState>,
@@ -127,6 +131,7 @@ impl Connection {
             label,
             link,
             tmpdir: OnceCell::new(),
+            arch: OnceCell::new(),
             uploads: Mutex::new(Default::default()),
             upload_count: Default::default(),
             shell: Mutex::new(ShellState::NotStarted),
@@ -348,6 +353,36 @@ impl Connection {
             })
             .await
             .map(|t| t.path.clone())
+    }
+
+    /// The host's CPU as its `uname -m` prints it, learned once per connection: from the
+    /// persistent shell's greeting when there is one (no round trip of its own), else by
+    /// running `uname -m`.
+    pub async fn arch(&self) -> Result<String, TransportError> {
+        self.arch
+            .get_or_try_init(|| async {
+                if let (Link::Ssh(session), false) = (&self.link, shell_disabled()) {
+                    let mut state = self.shell.lock().await;
+                    self.start_shell(&mut state, session).await?;
+                    if let ShellState::Running(sh) = &*state {
+                        if sh.arch != "unknown" {
+                            return Ok(sh.arch.clone());
+                        }
+                    }
+                }
+                let out = self.exec("uname -m", None, None).await?;
+                let arch = out.stdout_text().trim().to_string();
+                if out.rc != 0 || arch.is_empty() || arch.contains(char::is_whitespace) {
+                    return Err(TransportError::Failed(format!(
+                        "cannot learn the host's architecture with uname -m (rc {}): {}",
+                        out.rc,
+                        out.stderr_text().trim()
+                    )));
+                }
+                Ok(arch)
+            })
+            .await
+            .cloned()
     }
 
     /// How many module files were uploaded on this connection.

@@ -64,7 +64,7 @@ if [ "$(printf ab | { head -c 1 >/dev/null 2>&1; cat; })" = b ]; then
 else
   take() { dd bs=1 count="$1" 2>/dev/null; }; mode=dd
 fi
-echo "ETCD_AGENT_SHELL_READY $mode $d"
+echo "ETCD_AGENT_SHELL_READY $mode $(uname -m 2>/dev/null || echo unknown) $d"
 while read -r cl il f; do
   n=$((n+1))
   if [ "$cl" = put ]; then
@@ -139,6 +139,8 @@ pub struct Shell {
     pub max_stdin: usize,
     /// The loop's private remote temp dir (removed when the loop exits).
     pub dir: String,
+    /// What `uname -m` printed on the host when the loop started (`unknown` if it failed).
+    pub arch: String,
     child: Child<Arc<Session>>,
     stdin: openssh::ChildStdin,
     stdout: BufReader<openssh::ChildStdout>,
@@ -159,6 +161,7 @@ impl Shell {
         marker: &str,
         clean: bool,
     ) -> Result<Shell, TransportError> {
+        let _timed = crate::timing::span(crate::timing::Phase::ShellStart);
         let mut cmd = session.arc_raw_command(format!(
             "/bin/sh -c {} {} {}",
             super::quote(LOOP),
@@ -177,6 +180,7 @@ impl Shell {
         let mut shell = Shell {
             max_stdin: MAX_STDIN_DD,
             dir: String::new(),
+            arch: String::new(),
             child,
             stdin,
             stdout: BufReader::new(stdout),
@@ -184,13 +188,16 @@ impl Shell {
         };
         let mut line = String::new();
         shell.stdout.read_line(&mut line).await.map_err(broken)?;
-        let greeting: Vec<&str> = line.trim_end_matches('\n').splitn(3, ' ').collect();
+        let greeting: Vec<&str> = line.trim_end_matches('\n').splitn(4, ' ').collect();
         match greeting[..] {
-            ["ETCD_AGENT_SHELL_READY", mode @ ("head" | "dd"), dir] if dir.starts_with('/') => {
+            ["ETCD_AGENT_SHELL_READY", mode @ ("head" | "dd"), arch, dir]
+                if dir.starts_with('/') =>
+            {
                 if mode == "head" {
                     shell.max_stdin = usize::MAX;
                 }
                 shell.dir = dir.to_string();
+                shell.arch = arch.to_string();
             }
             _ => return Err(broken(format!("unexpected greeting {line:?}"))),
         }

@@ -277,7 +277,17 @@ pub async fn connect(
     b.control_persist(ControlPersist::IdleFor(
         std::num::NonZeroUsize::new(NON_PERSISTENT_IDLE_SECS).expect("non-zero"),
     ));
-    let Some(Some(persist)) = parsed.persist else {
+    let dir = persist_dir.join(format!("ea-{}", spec.socket_key()));
+    let persist = match parsed.persist {
+        Some(Some(persist)) if socket_path_fits(&dir) => Some(persist),
+        Some(Some(_)) => {
+            tracing::warn!(target: "etcd_agent::transport", target_host = %spec.label(), dir = %dir.display(), "control_path_dir is too long for a control socket: this master ends with the run");
+            None
+        }
+        _ => None,
+    };
+    let Some(persist) = persist else {
+        let _timed = crate::timing::span(crate::timing::Phase::Handshake);
         #[cfg(feature = "native-mux")]
         let session = b.connect_mux(&spec.host).await;
         #[cfg(not(feature = "native-mux"))]
@@ -289,7 +299,6 @@ pub async fn connect(
             })
             .map_err(unreachable);
     };
-    let dir = persist_dir.join(format!("ea-{}", spec.socket_key()));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -300,7 +309,9 @@ pub async fn connect(
                 dir.display()
             ))
         })?;
+    let reusing = std::time::Instant::now();
     if let Some(session) = resume_live_master(&dir).await {
+        crate::timing::record(crate::timing::Phase::Reuse, reusing);
         tracing::debug!(target: "etcd_agent::transport", target_host = %spec.label(), "reusing persistent ssh connection");
         return Ok(Opened {
             session,
@@ -309,12 +320,24 @@ pub async fn connect(
     }
     b.control_directory(&dir);
     b.control_persist(persist);
+    let _timed = crate::timing::span(crate::timing::Phase::Handshake);
     let master = b.launch_master(&spec.host).await.map_err(unreachable)?;
     let master = master.keep();
     Ok(Opened {
         session: resume(&master),
         persistent: true,
     })
+}
+
+/// Longest control socket path ssh accepts: `sun_path` holds 108 bytes with the final NUL,
+/// and ssh first binds a temp name 17 bytes longer than `master`.
+const SOCKET_PATH_MAX: usize = 107;
+
+/// Whether the sockets of a master kept in `dir` (`<dir>/.ssh-connectionXXXXXX/master`, bound
+/// first as `master.XXXXXXXXXXXXXXXX`) fit in a Unix socket address.
+fn socket_path_fits(dir: &Path) -> bool {
+    dir.as_os_str().len() + "/.ssh-connectionXXXXXX/master.XXXXXXXXXXXXXXXX".len()
+        <= SOCKET_PATH_MAX
 }
 
 /// A session over the master whose control socket is `<dir>/master` (it is not stopped when
@@ -434,7 +457,9 @@ pub async fn exec(
 
 #[cfg(test)]
 mod tests {
-    use super::{config_text, parse_args, parse_control_persist, valid_hostname, SshSpec};
+    use super::{
+        config_text, parse_args, parse_control_persist, socket_path_fits, valid_hostname, SshSpec,
+    };
     use openssh::ControlPersist;
 
     #[test]
@@ -493,6 +518,15 @@ mod tests {
             base
         );
         assert_ne!(spec(&["-o", "ServerAliveInterval=6"]).socket_key(), base);
+    }
+
+    #[test]
+    fn long_control_path_dirs_do_not_fit() {
+        assert!(socket_path_fits(std::path::Path::new(
+            "/root/.ansible/cp/ea-0123456789abcdef"
+        )));
+        let long = format!("/tmp/{}/cp/ea-0123456789abcdef", "x".repeat(40));
+        assert!(!socket_path_fits(std::path::Path::new(&long)));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Binary module upload: once per connection per run, named by content hash.
+//! Binary module upload: once per connection per run, named by content hash (or once per
+//! host while its master is kept, see [`super::cache`]).
 
 use super::{quote, Connection, ExecOutput, Link, ShellState, TransportError};
 use sha2::{Digest, Sha256};
@@ -47,6 +48,13 @@ impl Connection {
         if let Some(path) = uploads.get(&module.hash) {
             return Ok(path.clone());
         }
+        let cached = self.persistent && super::cache::enabled();
+        if cached {
+            if let Some(path) = self.cached_module(module).await? {
+                uploads.insert(module.hash.clone(), path.clone());
+                return Ok(path);
+            }
+        }
         let dir = self.tmpdir().await?;
         let path = format!("{dir}/{}-{}", module.name, &module.hash[..16]);
         tracing::info!(
@@ -57,7 +65,9 @@ impl Connection {
             "uploading module"
         );
         let name = format!("{}-{}", module.name, &module.hash[..16]);
+        let uploading = crate::timing::span(crate::timing::Phase::Upload);
         let out = self.write_executable(&dir, &name, &module.bytes).await?;
+        drop(uploading);
         if out.rc != 0 {
             return Err(TransportError::Failed(format!(
                 "uploading module {} failed: {}",
@@ -67,6 +77,10 @@ impl Connection {
         }
         self.upload_count
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = match cached {
+            true => self.keep_in_cache(module, &path).await?.unwrap_or(path),
+            false => path,
+        };
         uploads.insert(module.hash.clone(), path.clone());
         Ok(path)
     }

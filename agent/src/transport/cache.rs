@@ -1,0 +1,166 @@
+//! The remote module cache of kept masters: with `ControlPersist` (the default), a module
+//! uploaded by one run stays on the host for the next runs, as the master does, so a warm
+//! run sends no module bytes at all.
+//!
+//! The cache is `${TMPDIR:-/tmp}/etcd-agent-modules-<uid>` on the host: a directory of the
+//! login user's own (mode 0700, not a symlink, checked at every use), holding each module
+//! as `<name>-<full sha256>`. A file gets there only by a rename inside the directory of a
+//! complete copy of the run's verified upload, so a name always holds exactly its content.
+//! A run that finds its module there uses it (and touches it); a run that uploads removes the
+//! entries nobody used for [`IDLE_MINUTES`]. `ETCD_AGENT_MODULE_CACHE=0` turns it off:
+//! uploads then live in the connection's temp dir and go with it, as without kept masters.
+
+use super::{quote, Connection, ModuleFile, TransportError};
+
+/// Entries unused for this long are removed by the next upload to the host.
+pub const IDLE_MINUTES: u32 = 60;
+
+/// The cache dir, as a `/bin/sh` assignment to `c`, and the checks that it is the login
+/// user's own real directory.
+const CACHE_DIR: &str = r#"c="${TMPDIR:-/tmp}/etcd-agent-modules-$(id -u)""#;
+const CACHE_IS_OURS: &str = r#"[ -d "$c" ] && [ ! -h "$c" ] && [ -O "$c" ]"#;
+
+/// Whether the cache is on (`ETCD_AGENT_MODULE_CACHE` unset or not `0`).
+pub fn enabled() -> bool {
+    std::env::var_os("ETCD_AGENT_MODULE_CACHE").is_none_or(|v| v != "0")
+}
+
+/// The cache's file name of `module`.
+fn entry_name(module: &ModuleFile) -> String {
+    format!("{}-{}", module.name, module.hash)
+}
+
+/// The command that prints the cached path of `module` when the cache has it.
+fn lookup_command(module: &ModuleFile) -> String {
+    let n = quote(&entry_name(module));
+    format!(
+        r#"{CACHE_DIR}; f="$c"/{n}; {CACHE_IS_OURS} && [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ] && [ -x "$f" ] && touch -c "$f" && printf '%s' "$f""#
+    )
+}
+
+/// The command that copies the uploaded file `uploaded` into the cache (creating it), prints
+/// the cached path, and removes entries unused for [`IDLE_MINUTES`].
+fn store_command(module: &ModuleFile, uploaded: &str) -> String {
+    let n = quote(&entry_name(module));
+    let tmp = quote(&format!(".{}.tmp", entry_name(module)));
+    format!(
+        r#"{CACHE_DIR}; umask 077; [ -e "$c" ] || mkdir -m 700 "$c" 2>/dev/null; {CACHE_IS_OURS} && chmod 700 "$c" && cp {u} "$c"/{tmp}.$$ && chmod 700 "$c"/{tmp}.$$ && mv -f "$c"/{tmp}.$$ "$c"/{n} && printf '%s' "$c"/{n}; rc=$?; {CACHE_IS_OURS} && find "$c" -maxdepth 1 -type f -mmin +{IDLE_MINUTES} -exec rm -f {{}} + 2>/dev/null; exit $rc"#,
+        u = quote(uploaded),
+    )
+}
+
+/// A printed path, when the command succeeded and printed an absolute one.
+fn printed_path(out: &super::ExecOutput) -> Option<String> {
+    let path = out.stdout_text();
+    (out.rc == 0 && path.starts_with('/') && !path.contains('\n')).then_some(path)
+}
+
+impl Connection {
+    /// The cached path of `module` on this connection's host, if a run before left it there.
+    pub(super) async fn cached_module(
+        &self,
+        module: &ModuleFile,
+    ) -> Result<Option<String>, TransportError> {
+        let _timed = crate::timing::span(crate::timing::Phase::CacheCheck);
+        let out = self.exec(&lookup_command(module), None, None).await?;
+        Ok(printed_path(&out))
+    }
+
+    /// Keeps the uploaded copy of `module` at `uploaded` in the cache; the cached path, or
+    /// `None` when the host's cache cannot be used (the upload is used as it is).
+    pub(super) async fn keep_in_cache(
+        &self,
+        module: &ModuleFile,
+        uploaded: &str,
+    ) -> Result<Option<String>, TransportError> {
+        let out = self
+            .exec(&store_command(module, uploaded), None, None)
+            .await?;
+        let kept = printed_path(&out);
+        if kept.is_none() {
+            tracing::debug!(target: "etcd_agent::transport", conn = %self.label, rc = out.rc, stderr = %out.stderr_text().trim(), "module cache unusable on this host");
+        }
+        Ok(kept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(script: &str, tmpdir: &std::path::Path) -> (i32, String) {
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", script])
+            .env("TMPDIR", tmpdir)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    #[test]
+    fn store_then_lookup_in_a_private_dir_and_stale_entries_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let module = ModuleFile::new("etcd_health", b"#!/bin/sh\necho hi\n".to_vec());
+        let (rc, missing) = run(&lookup_command(&module), tmp.path());
+        assert!(rc != 0 && missing.is_empty(), "empty cache: a miss");
+        let uploaded = tmp.path().join("upload");
+        std::fs::write(&uploaded, &*module.bytes).unwrap();
+        let (rc, kept) = run(
+            &store_command(&module, uploaded.to_str().unwrap()),
+            tmp.path(),
+        );
+        assert_eq!(rc, 0);
+        assert!(kept.ends_with(&entry_name(&module)), "{kept}");
+        assert_eq!(std::fs::read(&kept).unwrap(), *module.bytes);
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::path::Path::new(&kept).parent().unwrap();
+        assert_eq!(
+            std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert!(uploaded.exists(), "the upload itself stays");
+        let (rc, found) = run(&lookup_command(&module), tmp.path());
+        assert_eq!((rc, found.as_str()), (0, kept.as_str()));
+        // an entry unused for longer than IDLE_MINUTES goes with the next store
+        let stale = dir.join("etcd_member-old");
+        std::fs::write(&stale, b"x").unwrap();
+        let old = std::process::Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(&stale)
+            .status()
+            .unwrap();
+        assert!(old.success());
+        let (rc, _) = run(
+            &store_command(&module, uploaded.to_str().unwrap()),
+            tmp.path(),
+        );
+        assert_eq!(rc, 0);
+        assert!(!stale.exists() && std::path::Path::new(&kept).exists());
+    }
+
+    #[test]
+    fn a_cache_dir_that_is_a_symlink_is_not_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let module = ModuleFile::new("m", b"x".to_vec());
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let uid = unsafe { libc::getuid() };
+        std::os::unix::fs::symlink(
+            &elsewhere,
+            tmp.path().join(format!("etcd-agent-modules-{uid}")),
+        )
+        .unwrap();
+        let uploaded = tmp.path().join("upload");
+        std::fs::write(&uploaded, b"x").unwrap();
+        let (rc, kept) = run(
+            &store_command(&module, uploaded.to_str().unwrap()),
+            tmp.path(),
+        );
+        assert!(rc != 0 && kept.is_empty());
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert!(run(&lookup_command(&module), tmp.path()).1.is_empty());
+    }
+}
