@@ -605,6 +605,18 @@ fn unsupported_features_fail_at_syntax_check() {
             "include_role option 'apply' is not supported",
         ),
         (
+            "    - include_tasks: {file: x.yml, apply: {tags: [a]}}\n",
+            "option 'apply' of include_tasks is not supported",
+        ),
+        (
+            "    - name: t\n      debug: msg=x\n      diff: yes.\n",
+            "Error processing keyword 'diff': The value 'yes.' could not be converted to 'bool'.",
+        ),
+        (
+            "    - name: t\n      debug: {msg: x, _ansible_foo: 1}\n",
+            "The prefix '_ansible_' is reserved for internal use only.",
+        ),
+        (
             "    - import_role: {name: no_such_role}\n",
             "the role 'no_such_role' was not found",
         ),

@@ -159,7 +159,7 @@ fn tls_cluster_requires_client_cert() {
     assert_eq!(c.member_list().len(), 3);
 
     // Same endpoint, CA but no client certificate: must be refused.
-    let out = Command::new("/usr/bin/etcdctl")
+    let out = Command::new(harness::etcdctl_bin())
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", c.endpoints()[0]))
         .arg(format!("--cacert={}", tls.ca_cert.display()))
@@ -171,7 +171,7 @@ fn tls_cluster_requires_client_cert() {
         "etcdctl without client cert succeeded: {out:?}"
     );
     // With the client certificate it works.
-    let out = Command::new("/usr/bin/etcdctl")
+    let out = Command::new(harness::etcdctl_bin())
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", c.endpoints()[0]))
         .args(tls.etcdctl_args())

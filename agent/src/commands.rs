@@ -175,7 +175,6 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
         books.push(crate::playbook::load_from(&path, collection.as_deref())?);
         paths.push(path);
     }
-    crate::playbook::select_tags(&mut books, &args.tags, &args.skip_tags);
     let first_dir = paths
         .first()
         .and_then(|p| p.parent())
@@ -201,6 +200,7 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
         check_modules(pb, &finder)?;
     }
     let opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
+    crate::playbook::select_tags(&mut books, &args.tags, &args.skip_tags, &opts.extra_vars);
     if args.syntax_check {
         for path in &args.playbooks {
             println!("\nplaybook: {}", path.display());

@@ -28,8 +28,9 @@ pub struct Config {
     pub host_key_checking: bool,
     /// `timeout`: SSH connect timeout in seconds (default 10).
     pub timeout: u64,
-    /// `[ssh_connection] ssh_args`, split into words (none by default: unlike Ansible, the
-    /// agent keeps no connection after the run unless these ask for `ControlPersist`).
+    /// `[ssh_connection] ssh_args`, split into words. Ansible's default
+    /// ([`DEFAULT_SSH_ARGS`]: masters persist for 60 s idle) unless the file or
+    /// `ANSIBLE_SSH_ARGS` sets them; any setting replaces the default, as in Ansible.
     pub ssh_args: Vec<String>,
     /// `[ssh_connection] control_path_dir` (default `~/.ansible/cp`): where persistent
     /// connections keep their control sockets.
@@ -39,6 +40,12 @@ pub struct Config {
     /// `vault_identity_list` (`ANSIBLE_VAULT_IDENTITY_LIST`): `label@source`, comma-separated.
     pub vault_identity_list: Vec<String>,
 }
+
+/// Ansible's default `ssh_args`: one master per target that outlives the run and exits
+/// after 60 s idle, found again by the next run under `control_path_dir`. `-C` is kept for
+/// the same words as Ansible; the agent does not compress (see agent/README "Speed").
+pub const DEFAULT_SSH_ARGS: [&str; 5] =
+    ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"];
 
 impl Default for Config {
     fn default() -> Self {
@@ -63,7 +70,7 @@ impl Default for Config {
             forks: 5,
             host_key_checking: true,
             timeout: 10,
-            ssh_args: Vec::new(),
+            ssh_args: DEFAULT_SSH_ARGS.iter().map(|w| w.to_string()).collect(),
             control_path_dir: PathBuf::from(std::env::var("HOME").unwrap_or_default())
                 .join(".ansible/cp"),
             vault_password_file: None,
@@ -121,6 +128,9 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_SSH_ARGS", "ssh_connection.ssh_args"),
         ("ANSIBLE_VAULT_PASSWORD_FILE", "vault_password_file"),
         ("ANSIBLE_VAULT_IDENTITY_LIST", "vault_identity_list"),
+        ("ANSIBLE_HASH_BEHAVIOUR", "hash_behaviour"),
+        ("ANSIBLE_GATHERING", "gathering"),
+        ("ANSIBLE_FORCE_HANDLERS", "force_handlers"),
         (
             "ANSIBLE_SSH_CONTROL_PATH_DIR",
             "ssh_connection.control_path_dir",
@@ -225,6 +235,16 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
                 .map(String::from)
                 .collect()
         }
+        // settings that change results: refused unless at Ansible's default, never ignored
+        "hash_behaviour" if v != "replace" => {
+            anyhow::bail!("hash_behaviour = {v} is not supported by etcd-agent (replace only)")
+        }
+        "gathering" if v != "implicit" => {
+            anyhow::bail!("gathering = {v} is not supported by etcd-agent (implicit only)")
+        }
+        "force_handlers" if crate::jinja::value::boolean_text(v) => {
+            anyhow::bail!("force_handlers = {v} is not supported by etcd-agent")
+        }
         _ => {}
     }
     Ok(())
@@ -256,6 +276,19 @@ mod tests {
             ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s"]
         );
         assert_eq!(cfg.control_path_dir, Path::new("/etc/x/cp"));
+        assert_eq!(
+            Config::default().ssh_args,
+            DEFAULT_SSH_ARGS,
+            "Ansible's default"
+        );
+        let mut empty = Config::default();
+        apply_file(
+            &mut empty,
+            "[ssh_connection]\nssh_args =\n",
+            Path::new("/a.cfg"),
+        )
+        .unwrap();
+        assert!(empty.ssh_args.is_empty(), "a setting replaces the default");
         let mut v = Config::default();
         apply_file(
             &mut v,
@@ -277,5 +310,20 @@ mod tests {
             format!("{:#}", err.unwrap_err()),
             "/a.cfg:2: cannot split ssh_args \"-o 'open\""
         );
+    }
+
+    #[test]
+    fn settings_that_change_results_are_refused_not_ignored() {
+        let base = Path::new("/");
+        for (key, bad, good) in [
+            ("hash_behaviour", "merge", "replace"),
+            ("gathering", "explicit", "implicit"),
+            ("force_handlers", "True", "False"),
+        ] {
+            let mut cfg = Config::default();
+            let err = apply(&mut cfg, key, bad, base).unwrap_err().to_string();
+            assert!(err.contains("not supported by etcd-agent"), "{err}");
+            apply(&mut cfg, key, good, base).unwrap();
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ansible_modules;
 pub mod builtins;
 
 pub mod cli;
@@ -14,11 +15,13 @@ pub mod error;
 pub mod executor;
 pub mod inventory;
 pub mod jinja;
+pub mod module_arch;
 pub mod modules;
 pub mod output;
 pub mod playbook;
 pub mod signals;
 pub mod terminal;
+pub mod timing;
 pub mod transport;
 pub mod vault;
 pub mod yaml;
@@ -30,6 +33,7 @@ use cli::{Cli, Command};
 
 /// Runs the command line and returns the process exit code; errors print one line to stderr.
 pub fn run(cli: Cli) -> i32 {
+    let started = std::time::Instant::now();
     let verbose = match &cli.command {
         Command::Playbook(a) => a.run.verbose,
         Command::Adhoc(a) => a.run.verbose,
@@ -44,6 +48,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Playbook(args) => commands::playbook(args),
         Command::Adhoc(args) => commands::adhoc(args),
     });
+    if let Some(table) = timing::summary(started.elapsed()) {
+        eprint!("{table}");
+    }
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(err)) => {

@@ -1,6 +1,13 @@
 //! The `etcd-agent` binary for end-to-end tests: built once per test
 //! process, run with a clean environment ([`agent_command`]), and [`Agent`],
 //! one run set up and run to the end.
+//!
+//! The agent keeps its SSH masters for 60 s after a run by default (Ansible's
+//! `ControlPersist=60s`). An [`Agent`] run therefore goes through the subreaper
+//! wrapper, which kills and reaps whatever the run leaves behind when it ends, and
+//! keeps the control sockets in the run's own scratch dir unless the test sets
+//! `ANSIBLE_SSH_CONTROL_PATH_DIR` or `control_path_dir` itself: nothing outlives the
+//! run and nothing lands in `~/.ansible`.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -11,7 +18,9 @@ use crate::ansible::Ansible;
 use crate::clean_env::remove_ansible_env;
 use crate::paths::repo_root;
 use crate::process::guarded_command;
+use crate::reaper::reaped_command;
 use crate::run::{run_with_stdin, RunOutput};
+use crate::scratch::scratch_dir;
 
 /// Name of the `ansible.cfg` that [`Agent::in_dir`] points at and that no test writes:
 /// the run has no configuration file.
@@ -61,21 +70,43 @@ pub fn agent_command(dir: &Path, ansible_config: &Path) -> Command {
 #[derive(Debug)]
 pub struct Agent {
     cmd: Command,
+    /// The run's `ANSIBLE_CONFIG`.
+    config: PathBuf,
+    /// Holds the subreaper script and the default control path dir; removed after the run.
+    _scratch: tempfile::TempDir,
 }
 
 impl Agent {
+    /// The agent in `dir` under the subreaper wrapper, like [`agent_command`], with its
+    /// control sockets in a scratch dir of its own.
+    fn reaped(dir: &Path, ansible_config: &Path) -> Agent {
+        // a short name: control socket paths are limited to 107 bytes
+        let scratch = scratch_dir("a");
+        let mut cmd = reaped_command(scratch.path(), agent_binary());
+        remove_ansible_env(&mut cmd);
+        cmd.current_dir(dir)
+            .env("ANSIBLE_CONFIG", ansible_config)
+            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", scratch.path().join("cp"))
+            // the hosts' module cache is this machine's /tmp, shared by every test running
+            // at once: tests count and break uploads, so it is on only where a test asks
+            .env("ETCD_AGENT_MODULE_CACHE", "0")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        Agent {
+            cmd,
+            config: ansible_config.to_path_buf(),
+            _scratch: scratch,
+        }
+    }
+
     /// In `dir`, with no `ansible.cfg` (`ANSIBLE_CONFIG` is `dir/`[`NO_CONFIG`]).
     pub fn in_dir(dir: &Path) -> Agent {
-        Agent {
-            cmd: agent_command(dir, &dir.join(NO_CONFIG)),
-        }
+        Agent::reaped(dir, &dir.join(NO_CONFIG))
     }
 
     /// In `dir`, with `dir/ansible.cfg` as `ANSIBLE_CONFIG` (whether or not it exists).
     pub fn with_config(dir: &Path) -> Agent {
-        Agent {
-            cmd: agent_command(dir, &dir.join("ansible.cfg")),
-        }
+        Agent::reaped(dir, &dir.join("ansible.cfg"))
     }
 
     /// In the sandbox of `ansible` (its directory and its `ansible.cfg`), without the rest of
@@ -130,6 +161,17 @@ impl Agent {
 
     /// Runs the agent to the end, feeding it `stdin` (none if `None`).
     pub fn run_with_stdin(mut self, stdin: Option<&str>) -> RunOutput {
+        let default_cp = self._scratch.path().join("cp");
+        let ours = self
+            .cmd
+            .get_envs()
+            .any(|(k, v)| k == "ANSIBLE_SSH_CONTROL_PATH_DIR" && v == Some(default_cp.as_os_str()));
+        let configured = std::fs::read_to_string(&self.config)
+            .is_ok_and(|text| text.contains("control_path_dir"));
+        if ours && configured {
+            // the test's own `control_path_dir` wins
+            self.cmd.env_remove("ANSIBLE_SSH_CONTROL_PATH_DIR");
+        }
         run_with_stdin(&mut self.cmd, stdin)
     }
 }

@@ -205,6 +205,9 @@ impl Ansible {
             ("ANSIBLE_PYTHON_INTERPRETER".into(), "auto_silent".into()),
             ("ANSIBLE_TIMEOUT".into(), "60".into()),
             ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+            // Temp files of local runs (a module killed mid-run leaves its AnsiballZ
+            // payload dir) go to the scratch dir, removed with it, not to /tmp.
+            ("TMPDIR".into(), p("tmp")),
         ]
     }
 

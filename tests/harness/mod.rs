@@ -33,8 +33,11 @@ pub use cluster::{Cluster, ClusterOptions};
 pub use etcdctl::{Etcdctl, MemberInfo};
 pub use files::{make_executable, write_executable, write_file};
 pub use member::{Member, MemberStart, CLIENT_PORT, PEER_PORT};
-pub use module::{expect_not_failed, run_module, ModuleRun};
-pub use paths::{log_tail, module_binary, module_library_dir, repo_root};
+pub use module::{expect_not_failed, run_module, run_module_with_path, ModuleRun};
+pub use paths::{
+    etcd_at_least, etcd_bin, etcd_inventory_vars, etcd_tools_path, etcd_under_test, etcdctl_bin,
+    etcdutl_bin, log_tail, module_binary, module_library_dir, repo_root, EtcdUnderTest,
+};
 pub use poll::{poll_until, wait_until, DEFAULT_TIMEOUT, POLL_INTERVAL};
 pub use process::pid_alive;
 pub use run::{run, run_with_stdin, RunOutput};

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::process::{Command, ExitStatus};
 
-use crate::paths::module_binary;
+use crate::paths::{etcd_tools_path, module_binary};
 
 /// What one module run printed and how it exited.
 #[derive(Debug)]
@@ -40,8 +40,21 @@ pub fn expect_not_failed(result: Value) -> Value {
 }
 
 /// Runs `playbooks/library/<name>` with `args` (plus the `_ansible_*` keys
-/// Ansible always sends) and parses its result.
+/// Ansible always sends) and parses its result. The etcd under test's
+/// binaries come first on the module's PATH.
 pub fn run_module(name: &str, args: &Value) -> ModuleRun {
+    // The etcd under test's tools come first on PATH, as on a host where
+    // that version is installed (modules look etcdutl / etcdctl up there).
+    let path = match std::env::var("PATH") {
+        Ok(rest) if !rest.is_empty() => format!("{}:{rest}", etcd_tools_path()),
+        _ => etcd_tools_path(),
+    };
+    run_module_with_path(name, args, &path)
+}
+
+/// [`run_module`] with an explicit `PATH` for the module (e.g. one without
+/// any etcdutl, to see what a module does on a host that lacks it).
+pub fn run_module_with_path(name: &str, args: &Value, path: &str) -> ModuleRun {
     let mut full = args.clone();
     let object = full
         .as_object_mut()
@@ -61,6 +74,7 @@ pub fn run_module(name: &str, args: &Value) -> ModuleRun {
     std::fs::write(&args_path, serde_json::to_vec(&full).unwrap()).expect("write module args");
     let output = Command::new(module_binary(name))
         .arg(&args_path)
+        .env("PATH", path)
         .output()
         .unwrap_or_else(|e| panic!("cannot run module {name}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -45,6 +45,9 @@ pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
                 m.insert("msg".into(), msg);
                 return m;
             }
+            Err(e) if e.is::<crate::jinja::Untrusted>() => {
+                return super::failed(format!("Task failed: {e}"))
+            }
             Err(e) => {
                 return super::failed(format!(
                     "The conditional check '{}' failed. The error was: {e:#}",

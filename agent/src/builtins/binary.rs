@@ -1,8 +1,9 @@
-//! Binary (and other executable) modules from `library/`: uploaded once per host, run with an
-//! args file written as Ansible writes it, result parsed as Ansible parses it.
+//! Binary (and other executable) modules from `library/`: the build for the host's CPU
+//! uploaded once per host, run with an args file written as Ansible writes it, result parsed as Ansible parses it.
 
 use super::{lines, ActionCtx, ResultMap};
-use crate::transport::{quote, Connection, ModuleFile, TransportError};
+use crate::module_arch::ArchModule;
+use crate::transport::{quote, Connection, ExecOutput, TransportError};
 use serde_json::{Map, Value};
 
 /// The `ansible-core` version advertised in `_ansible_version`.
@@ -68,12 +69,23 @@ pub fn parse_module_output(stdout: &str) -> Option<Map<String, Value>> {
     }
 }
 
-/// Uploads (once) and runs a binary module on the target.
+/// Picks the build of `module` for the target's CPU, then uploads it (once) and runs it; a
+/// target with no build for its CPU fails the task before anything is uploaded.
 pub async fn run_binary(
     ctx: &ActionCtx<'_>,
-    module: &ModuleFile,
+    module: &ArchModule,
 ) -> Result<ResultMap, TransportError> {
     let conn = ctx.connection().await?;
+    let arch = conn.arch().await?;
+    let module = match module.pick(&arch) {
+        Ok(m) => m,
+        Err(e) => {
+            let mut m = Map::new();
+            m.insert("failed".into(), Value::Bool(true));
+            m.insert("msg".into(), format!("host {}: {e}", conn.label).into());
+            return Ok(m);
+        }
+    };
     let path = conn.ensure_module(module).await?;
     let tmpdir = conn.tmpdir().await?;
     let out = match ctx.become_user.as_deref().filter(|u| *u != "root") {
@@ -109,9 +121,17 @@ pub async fn run_binary(
                 m = quote(&path),
             );
             let full = ctx.wrap(&cmd);
+            let _timed = crate::timing::span(crate::timing::Phase::ModuleRun);
             conn.exec(&full, Some(&args_text), None).await?
         }
     };
+    Ok(module_result(&out))
+}
+
+/// A module's result as Ansible reads it from the module's output: the JSON object (junk
+/// around it ignored), internal `_ansible_*` keys removed, `stdout_lines`/`stderr_lines`
+/// added; output without JSON is a failure carrying the module's stdout, stderr and rc.
+pub fn module_result(out: &ExecOutput) -> ResultMap {
     let stdout = out.stdout_text();
     let mut data = match parse_module_output(&stdout) {
         Some(d) => d,
@@ -126,7 +146,7 @@ pub async fn run_binary(
             m.insert("module_stderr".into(), out.stderr_text().into());
             m.insert("rc".into(), out.rc.into());
             m.insert("_ansible_parsed".into(), Value::Bool(false));
-            return Ok(m);
+            return m;
         }
     };
     // remove internal keys, split stdout/stderr lines as Ansible does
@@ -144,14 +164,14 @@ pub async fn run_binary(
             data.insert(lines_key, lines(&text));
         }
     }
-    Ok(data)
+    data
 }
 
 /// Becoming an unprivileged user: the module and its args file go into a directory of their own
 /// inside the connection's temp dir, owned by that user, as Ansible chowns its temp files for
 /// the become user. The caller removes the directory; if the run dies first, the temp dir's
 /// removal takes it along.
-async fn become_files(
+pub async fn become_files(
     conn: &Connection,
     module_path: &str,
     dir: &str,

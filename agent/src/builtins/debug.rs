@@ -38,17 +38,12 @@ pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
             .trim_end_matches("}}")
             .trim()
             .to_string();
-        let value = match ctx.templar.eval(&expr, ctx.vars) {
-            Ok(v) => match v {
-                // a variable holding a template is shown templated, as Ansible does
-                Value::String(s) if crate::jinja::value::is_template(&s) => ctx
-                    .templar
-                    .render_str(&s, ctx.vars)
-                    .unwrap_or(Value::String(s)),
-                other => other,
-            },
-            Err(_) => Value::String("VARIABLE IS NOT DEFINED!".into()),
-        };
+        // the value is shown as it is: text in it that looks like a template is data (it may
+        // come from a host), never templated again, as in ansible-core 2.19
+        let value = ctx
+            .templar
+            .eval(&expr, ctx.vars)
+            .unwrap_or_else(|_| Value::String("VARIABLE IS NOT DEFINED!".into()));
         m.insert(name, value);
     } else {
         let msg = p

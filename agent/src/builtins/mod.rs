@@ -9,20 +9,22 @@ mod digest;
 mod facts;
 mod file;
 mod files;
+mod include_vars;
 mod lineinfile;
 mod params;
 mod pause;
+mod raw;
 mod simple;
 pub mod spec;
 mod systemd;
 mod table;
 mod wait_for;
 
-pub use binary::{run_binary, ANSIBLE_VERSION};
+pub use binary::{args_file, become_files, module_result, run_binary, ANSIBLE_VERSION};
 pub use params::Params;
 pub use table::{
-    is_builtin, is_controller_only, lookup, names, run_builtin, untemplated_args, uses_target,
-    Builtin, Runs,
+    is_builtin, is_controller_only, lookup, names, run_builtin, takes_raw_params, untemplated_args,
+    uses_target, Builtin, Runs,
 };
 
 use crate::jinja::Templar;
@@ -119,6 +121,12 @@ impl<'a> ActionCtx<'a> {
 /// The result of an `include_tasks` on a host (the included tasks follow it).
 fn include_result(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     let mut m = Map::new();
+    // an include_tasks whose file could not be loaded fails where it runs, as in Ansible
+    if let Some(Value::String(why)) = p.raw("_load_error") {
+        m.insert("failed".into(), Value::Bool(true));
+        m.insert("reason".into(), Value::String(why.clone()));
+        return m;
+    }
     m.insert("changed".into(), Value::Bool(false));
     m.insert(
         "include".into(),
@@ -144,4 +152,10 @@ pub fn failed(msg: impl Into<String>) -> ResultMap {
 /// Splits text into lines as Python's `splitlines()` does.
 pub fn lines(s: &str) -> Value {
     Value::Array(s.lines().map(|l| Value::String(l.to_string())).collect())
+}
+
+/// Actions Ansible runs once per task whatever the hosts (`BYPASS_HOST_LOOP`), as if
+/// `run_once` were set: `pause` and `add_host`.
+pub fn bypasses_host_loop(module: &str) -> bool {
+    matches!(module, "pause" | "add_host")
 }

@@ -1,4 +1,4 @@
-//! Small builtins: `fail`, `set_fact`, `group_by`, `ping`.
+//! Small builtins: `fail`, `set_fact`, `group_by`, `add_host`, `ping`.
 
 use super::spec::{Arg, Check, Default};
 use super::Params;
@@ -15,6 +15,9 @@ pub const SET_FACT_ARGS: Check = Check::Any(&[Arg::bool("cacheable", false)]);
 
 /// `group_by`'s valid arguments (`_VALID_ARGS`).
 pub const GROUP_BY_ARGS: Check = Check::ValidArgs(&[Arg::raw("key"), Arg::raw("parents")]);
+
+/// `add_host` takes any key: besides the name and groups, every argument is a host variable.
+pub const ADD_HOST_ARGS: Check = Check::Any(&[]);
 
 /// `ping`'s argument spec.
 pub const PING_ARGS: Check = Check::Spec {
@@ -36,8 +39,10 @@ pub fn fail(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     m
 }
 
-/// `set_fact`: the templated arguments become host facts (`cacheable` is accepted).
-pub fn set_fact(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
+/// `set_fact`: the templated arguments become host facts (`cacheable` is accepted). Keys are
+/// templated too (Ansible allows it here, for dynamic names) and must then be valid variable
+/// names.
+pub fn set_fact(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     let mut facts = Map::new();
     for (k, v) in p.given() {
         if k == "cacheable" {
@@ -46,12 +51,35 @@ pub fn set_fact(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
         if k == "_raw_params" {
             continue;
         }
-        facts.insert(k.clone(), v.clone());
+        let name = match ctx.templar.render_str(k, ctx.vars) {
+            Ok(v) => crate::jinja::value::scalar_string(&v),
+            Err(e) => return refused(format!("Task failed: {e:#}")),
+        };
+        if !is_identifier(&name) {
+            return refused(format!("Task failed: Invalid variable name '{name}'."));
+        }
+        facts.insert(name, v.clone());
     }
     let mut m = Map::new();
     m.insert("ansible_facts".into(), Value::Object(facts));
     m.insert("changed".into(), Value::Bool(false));
     m
+}
+
+/// A failed, unchanged result.
+fn refused(msg: String) -> ResultMap {
+    let mut m = super::failed(msg);
+    m.insert("changed".into(), Value::Bool(false));
+    m
+}
+
+/// Python's `str.isidentifier()` for ASCII names (a letter or `_`, then letters, digits, `_`).
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `group_by`: names the group (`key`) and its parents (`parents`, default `all`) the host
@@ -73,6 +101,66 @@ pub fn group_by(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     m.insert("changed".into(), Value::Bool(false));
     m.insert("add_group".into(), Value::String(name(key)));
     m.insert("parent_groups".into(), Value::Array(parents));
+    m
+}
+
+/// `add_host`: names a host (`name`, or `host`/`hostname`; `name:port` sets
+/// `ansible_ssh_port`), the groups it joins (`groups`, or `group`/`groupname`: a list or a
+/// comma-separated string) and its variables (every other argument); the executor adds it to
+/// the run's inventory from the `add_host` key, as Ansible's strategy does. Like Ansible's
+/// action (`BYPASS_HOST_LOOP`), it runs once per task, not once per host.
+pub fn add_host(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
+    let given = p.given();
+    let name_keys = ["name", "host", "hostname"];
+    let group_keys = ["groups", "group", "groupname"];
+    let Some(name) = name_keys
+        .iter()
+        .find_map(|k| given.get(*k))
+        .map(crate::jinja::value::scalar_string)
+        .filter(|n| !n.trim().is_empty())
+    else {
+        let mut m = super::failed("name, host or hostname needs to be provided");
+        m.insert("changed".into(), Value::Bool(false));
+        return m;
+    };
+    let mut host_vars = Map::new();
+    for (k, v) in given {
+        if !name_keys.contains(&k.as_str()) && !group_keys.contains(&k.as_str()) {
+            host_vars.insert(k.clone(), v.clone());
+        }
+    }
+    // `host:port` (not an IPv6 address, which has more than one colon)
+    let (name, port) = match name.rsplit_once(':') {
+        Some((h, port))
+            if !h.contains(':') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (h.to_string(), Some(port.to_string()))
+        }
+        _ => (name, None),
+    };
+    if let Some(port) = port {
+        let port = port.parse::<u64>().map_or(Value::String(port), Value::from);
+        host_vars.insert("ansible_ssh_port".into(), port);
+    }
+    let groups: Vec<Value> = match group_keys.iter().find_map(|k| given.get(*k)) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|g| Value::String(crate::jinja::value::scalar_string(g).trim().to_string()))
+            .collect(),
+        Some(v) => crate::jinja::value::scalar_string(v)
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(|g| Value::String(g.to_string()))
+            .collect(),
+    };
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(false));
+    m.insert(
+        "add_host".into(),
+        json!({"host_name": name, "groups": groups, "host_vars": host_vars}),
+    );
     m
 }
 

@@ -219,6 +219,17 @@ pub enum Check {
 }
 
 impl Check {
+    /// Whether the declaration names the argument `name` (its own or shared arguments).
+    pub fn declares(&self, name: &str) -> bool {
+        let has = |args: &[Arg]| args.iter().any(|a| a.name == name);
+        match self {
+            Check::Spec { args, common, .. } => has(args) || has(common),
+            Check::ValidArgs(args) | Check::Any(args) => has(args),
+        }
+    }
+}
+
+impl Check {
     /// The declared arguments: the builtin's own, then those it shares.
     pub fn args(&self) -> impl Iterator<Item = &'static Arg> + Clone {
         let (own, common): (&'static [Arg], &'static [Arg]) = match *self {

@@ -5,8 +5,8 @@
 
 use super::spec::Check;
 use super::{
-    assert, command, debug, facts, file, files, lineinfile, pause, simple, systemd, wait_for,
-    ActionCtx, Params, ResultMap,
+    assert, command, debug, facts, file, files, include_vars, lineinfile, pause, raw, simple,
+    systemd, wait_for, ActionCtx, Params, ResultMap,
 };
 use crate::transport::TransportError;
 use serde_json::Value;
@@ -124,6 +124,14 @@ pub static TABLE: &[Builtin] = &[
         run: later!(pause::run),
     },
     Builtin {
+        names: &["add_host"],
+        runs: Runs::OnController,
+        untemplated: &[],
+        check: simple::ADD_HOST_ARGS,
+        bad_args_changed: true,
+        run: now!(simple::add_host),
+    },
+    Builtin {
         names: &["group_by"],
         runs: Runs::OnController,
         untemplated: &[],
@@ -162,6 +170,22 @@ pub static TABLE: &[Builtin] = &[
         check: facts::ARGS,
         bad_args_changed: true,
         run: later!(facts::run),
+    },
+    Builtin {
+        names: &["include_vars"],
+        runs: Runs::OnController,
+        untemplated: &[],
+        check: include_vars::ARGS,
+        bad_args_changed: true,
+        run: now!(include_vars::run),
+    },
+    Builtin {
+        names: &["raw"],
+        runs: Runs::OnTarget,
+        untemplated: &[],
+        check: raw::ARGS,
+        bad_args_changed: true,
+        run: later!(raw::run),
     },
     Builtin {
         names: &["ping"],
@@ -267,6 +291,13 @@ pub fn is_controller_only(name: &str) -> bool {
 /// it before the task takes a fork slot).
 pub fn uses_target(name: &str) -> bool {
     lookup(name).is_some_and(|b| b.runs == Runs::OnTarget)
+}
+
+/// Whether the action takes free-form text (`_raw_params`), as `command` does; for any other
+/// action (and every module that is not a builtin) a free-form value that is one template is
+/// its arguments as a mapping (`add_host: "{{ host_data }}"`), as in ansible-core 2.19.
+pub fn takes_raw_params(name: &str) -> bool {
+    lookup(name).is_some_and(|b| b.check.declares("_raw_params"))
 }
 
 /// The arguments of builtin `name` passed as written, not templated before the run.

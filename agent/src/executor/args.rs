@@ -9,6 +9,15 @@ use crate::playbook::Task;
 use minijinja::Value as JValue;
 use serde_json::{Map, Value};
 
+/// Where the parser keeps a task's `args:` given as one template (`args: "{{ mapping }}"`).
+pub const VARIABLE_PARAMS: &str = "_variable_params";
+
+/// Whether `s` is one template expression and nothing else (`"{{ data }}"`).
+fn is_all_template(s: &str) -> bool {
+    let t = s.trim();
+    t.starts_with("{{") && t.ends_with("}}")
+}
+
 /// A task's arguments, ready for its action.
 pub struct TaskArgs {
     /// Templated arguments, without those that rendered to `omit`.
@@ -26,11 +35,48 @@ pub fn template(
 ) -> Result<TaskArgs, String> {
     let untemplated = builtins::untemplated_args(module);
     let mut raw_args = task.args.clone();
+    let fq = || {
+        if task.action.contains('.') {
+            task.action.clone()
+        } else {
+            format!("ansible.builtin.{}", task.action)
+        }
+    };
+    // ansible-core 2.19's task-args finalizer: `args: "{{ mapping }}"`, then a free-form value
+    // that is one template for an action without raw params, render to mappings under the
+    // arguments written out
+    let mut layers = vec![raw_args.remove(VARIABLE_PARAMS)];
+    if !builtins::takes_raw_params(module)
+        && raw_args
+            .get("_raw_params")
+            .and_then(Value::as_str)
+            .is_some_and(is_all_template)
+    {
+        layers.push(raw_args.remove("_raw_params"));
+    }
+    let mut args = Map::new();
+    for layer in layers.into_iter().flatten() {
+        match templar.render_value(&layer, vars) {
+            Ok(Value::Object(m)) => args.extend(m),
+            Ok(other) => {
+                return Err(format!(
+                    "Task failed: Finalization of task args for '{}' failed: Task args must resolve to a 'dict' not '{}'.",
+                    fq(),
+                    crate::jinja::value::python_type(&JValue::from_serialize(&other))
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Task failed: Finalization of task args for '{}' failed: {e:#}",
+                    fq()
+                ))
+            }
+        }
+    }
     let mut to_template = raw_args.clone();
     for key in untemplated {
         to_template.remove(*key);
     }
-    let mut args = Map::new();
     for (key, value) in to_template {
         match templar.render_value(&value, vars) {
             Ok(v) if v.as_str() == Some(OMIT) => {}
@@ -38,13 +84,9 @@ pub fn template(
                 args.insert(key, v);
             }
             Err(e) => {
-                let fq = if task.action.contains('.') {
-                    task.action.clone()
-                } else {
-                    format!("ansible.builtin.{}", task.action)
-                };
                 return Err(format!(
-                    "Task failed: Finalization of task args for '{fq}' failed: Error while resolving value for '{key}': {e:#}"
+                    "Task failed: Finalization of task args for '{}' failed: Error while resolving value for '{key}': {e:#}",
+                    fq()
                 ));
             }
         }

@@ -104,6 +104,7 @@ pub async fn run(shared: &Shared, task: &Task, plan: &ActionPlan, vars: &JValue)
         match &plan.action {
             Action::Builtin(_) => builtins::run_builtin(&actx).await,
             Action::Binary(m) => builtins::run_binary(&actx, m).await,
+            Action::Ansible(m) => crate::ansible_modules::run(&actx, m).await,
         }
     };
     // `async` is a limit like `timeout`, but the command is killed on the target

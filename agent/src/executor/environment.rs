@@ -7,7 +7,8 @@ use minijinja::Value as JValue;
 use serde_json::Value;
 
 /// The environment from `play_env` and `task_env` (a later key replaces an earlier one and
-/// moves to the end); a value that is not a dict adds nothing.
+/// moves to the end; one set to `{{ omit }}` is left out); a value that is not a dict adds
+/// nothing.
 pub fn render(
     templar: &Templar,
     play_env: Option<&Value>,
@@ -19,6 +20,10 @@ pub fn render(
         match templar.render_value(source, vars) {
             Ok(Value::Object(m)) => {
                 for (k, v) in m {
+                    // `{{ omit }}` drops the variable from this dict, as for module arguments
+                    if v.as_str() == Some(super::vars::OMIT) {
+                        continue;
+                    }
                     env.retain(|(ek, _): &(String, String)| ek != &k);
                     env.push((k, scalar_string(&v)));
                 }

@@ -131,7 +131,8 @@ impl Engine {
         let mut failed_now = self
             .run_task(play, &step.task, active, run.all_hosts, Some(&step.extra))
             .await;
-        let run_once = step.task.run_once || step.task.module() == "pause";
+        let run_once =
+            step.task.run_once || crate::builtins::bypasses_host_loop(step.task.module());
         let once_failed = self
             .last
             .iter()
@@ -181,20 +182,28 @@ impl Engine {
         &mut self,
         play: &Play,
         failed_now: usize,
-        active: &[String],
+        active: &mut Vec<String>,
         run: &mut PlayRun<'_>,
     ) -> Flow {
-        if failed_now == 0 || run.rescuable > 0 {
+        if failed_now == 0 {
+            return Flow::Continue;
+        }
+        if play.any_errors_fatal {
+            // ansible-core marks every other host failed at this task: each goes on as a failed
+            // host does (its block's `rescue`, else its `always`, then nothing more); they
+            // count among the run's failed hosts (exit 2, no later plays), not in the recap
+            for h in active.drain(..) {
+                if self.dead.insert(h.clone()) {
+                    run.collateral_all.insert(h);
+                }
+            }
+            self.any_failed = true;
+            return Flow::Continue;
+        }
+        if run.rescuable > 0 {
             return Flow::Continue;
         }
         run.batch_failed += failed_now;
-        if play.any_errors_fatal {
-            for h in active {
-                self.dead.insert(h.clone());
-            }
-            self.any_failed = true;
-            return Flow::Abort;
-        }
         if let Some(pct) = play.max_fail_percentage {
             let ratio = 100.0 * run.batch_failed as f64 / run.batch.len().max(1) as f64;
             if ratio > pct {
@@ -448,46 +457,51 @@ impl Engine {
         self.reporter.host_result(info, &hr);
     }
 
-    /// Runs notified handlers (in the order they are defined) on the notified active hosts.
+    /// Runs notified handlers on the notified active hosts: one pass over the handlers in the
+    /// order they are defined, as Ansible flushes. A handler notified during the pass runs in it
+    /// when it is defined after the one that notified it; otherwise (itself or an earlier one)
+    /// it stays notified for the next flush, so handlers notifying each other cannot loop.
     pub(super) async fn flush_handlers(
         &mut self,
         play: &Play,
         active: &mut Vec<String>,
         run: &mut PlayRun<'_>,
     ) -> Flow {
-        // a handler may notify other handlers: repeat until nothing is pending
-        let mut rounds = 0;
-        while !run.notified.is_empty() && rounds < 100 {
-            rounds += 1;
-            let notified = std::mem::take(&mut run.notified);
-            let flow = self.flush_once(play, notified, active, run).await;
-            if flow != Flow::Continue {
-                return flow;
-            }
+        if run.notified.is_empty() {
+            return Flow::Continue;
         }
-        Flow::Continue
-    }
-
-    async fn flush_once(
-        &mut self,
-        play: &Play,
-        notified: Vec<(String, Vec<String>)>,
-        active: &mut Vec<String>,
-        run: &mut PlayRun<'_>,
-    ) -> Flow {
-        for item in &play.handlers {
-            let Item::Task(step) = item else { continue };
-            let name = step.task.name.clone().unwrap_or_default();
-            let mut hosts: Vec<String> = Vec::new();
-            for (n, hs) in &notified {
-                if n == &name || step.extra.listen.contains(n) {
-                    for h in hs {
-                        if !hosts.contains(h) {
-                            hosts.push(h.clone());
-                        }
+        // each handler, with the tasks of its file when it is an `include_tasks`
+        let (handlers, included): (Vec<&Step>, Vec<Option<&[Item]>>) = play
+            .handlers
+            .iter()
+            .filter_map(|item| match item {
+                Item::Task(step) => Some((step, None)),
+                Item::Include { step, items } => Some((step, Some(items.as_slice()))),
+                _ => None,
+            })
+            .unzip();
+        let matches = |step: &Step, n: &str| {
+            step.task.name.as_deref() == Some(n) || step.extra.listen.iter().any(|l| l == n)
+        };
+        let add = |list: &mut Vec<String>, host: &str| {
+            if !list.iter().any(|h| h == host) {
+                list.push(host.to_string());
+            }
+        };
+        let mut pending: Vec<Vec<String>> = vec![Vec::new(); handlers.len()];
+        for (n, hosts) in std::mem::take(&mut run.notified) {
+            for (j, step) in handlers.iter().enumerate() {
+                if matches(step, &n) {
+                    for h in &hosts {
+                        add(&mut pending[j], h);
                     }
                 }
             }
+        }
+        let mut carry: Vec<Vec<String>> = vec![Vec::new(); handlers.len()];
+        let mut flow = Flow::Continue;
+        for (i, step) in handlers.iter().enumerate() {
+            let hosts = std::mem::take(&mut pending[i]);
             let mut targets: Vec<String> = active
                 .iter()
                 .filter(|h| hosts.contains(h))
@@ -506,23 +520,71 @@ impl Engine {
                     Some(&step.extra),
                 )
                 .await;
-            for (host, status) in &self.last {
-                if *status == Status::Changed {
-                    for n in &step.extra.notify {
-                        match run.notified.iter_mut().find(|(x, _)| x == n) {
-                            Some((_, hs)) if !hs.contains(host) => hs.push(host.clone()),
-                            Some(_) => {}
-                            None => run.notified.push((n.clone(), vec![host.clone()])),
+            let notifying: Vec<(String, Status)> = self.last.clone();
+            if let Some(items) = included[i] {
+                let ok: Vec<String> = notifying
+                    .iter()
+                    .filter(|(_, s)| matches!(s, Status::Ok | Status::Changed))
+                    .map(|(h, _)| h.clone())
+                    .collect();
+                let mut inner: Vec<String> = targets
+                    .iter()
+                    .filter(|h| ok.contains(h) && !self.dead.contains(*h))
+                    .cloned()
+                    .collect();
+                // the included tasks record their own failures (`run_step`)
+                let inner_flow = Box::pin(self.run_items(play, items, &mut inner, run)).await;
+                if inner_flow != Flow::Continue {
+                    active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
+                    return inner_flow;
+                }
+            }
+            for (host, status) in &notifying {
+                if *status != Status::Changed {
+                    continue;
+                }
+                for n in &step.extra.notify {
+                    for (j, other) in handlers.iter().enumerate() {
+                        if matches(other, n) {
+                            let list = if j > i {
+                                &mut pending[j]
+                            } else {
+                                &mut carry[j]
+                            };
+                            add(list, host);
                         }
                     }
                 }
             }
             active.retain(|h| !self.dead.contains(h));
-            let flow = self.after_failures(play, failed_now, active, run);
+            flow = self.after_failures(play, failed_now, active, run);
             if flow != Flow::Continue {
-                return flow;
+                break;
             }
         }
-        Flow::Continue
+        // handlers notified for a later flush, by name (or their first `listen` topic)
+        for (j, hosts) in carry.into_iter().enumerate() {
+            if hosts.is_empty() {
+                continue;
+            }
+            let step = handlers[j];
+            let Some(key) = step
+                .task
+                .name
+                .clone()
+                .or_else(|| step.extra.listen.first().cloned())
+            else {
+                continue;
+            };
+            match run.notified.iter_mut().find(|(x, _)| *x == key) {
+                Some((_, list)) => {
+                    for h in &hosts {
+                        add(list, h);
+                    }
+                }
+                None => run.notified.push((key, hosts)),
+            }
+        }
+        flow
     }
 }

@@ -9,9 +9,12 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 impl Engine {
-    /// Applies the `group_by` results of a host (also per loop item) to the inventory before
-    /// they are reported; like Ansible, `changed` then says whether the inventory changed.
-    pub(super) fn settle_groups(&mut self, o: &mut HostOutcome) {
+    /// Applies the `group_by` and `add_host` results of a host (also per loop item) to the
+    /// inventory before they are reported; like Ansible, `changed` then says whether the
+    /// inventory changed, unless the task has `changed_when`, which Ansible evaluates again
+    /// after the change (the value evaluated before is kept: the same unless the condition
+    /// reads the result's own `changed`).
+    pub(super) fn settle_groups(&mut self, o: &mut HostOutcome, changed_when: bool) {
         if matches!(
             o.status,
             Status::Failed | Status::Unreachable | Status::Skipped
@@ -19,9 +22,20 @@ impl Engine {
             return;
         }
         let mut any = false;
+        let keep = |r: &Map<String, Value>| r.get("changed").cloned();
+        let restore = |r: &mut Map<String, Value>, kept: Option<Value>| {
+            if let (true, Some(v)) = (changed_when, kept) {
+                r.insert("changed".into(), v);
+            }
+        };
+        let kept = keep(&o.result);
         if o.result.contains_key("add_group") {
             any |= self.add_group(&o.host, &mut o.result);
         }
+        if o.result.contains_key("add_host") {
+            any |= self.add_dynamic_host(&mut o.result);
+        }
+        restore(&mut o.result, kept);
         if let Some(Value::Array(items)) = o.result.get_mut("results") {
             let mut items = std::mem::take(items);
             for item in items.iter_mut().filter_map(Value::as_object_mut) {
@@ -31,13 +45,18 @@ impl Engine {
                     || item
                         .get("skipped")
                         .is_some_and(crate::jinja::value::python_truth);
+                let kept = keep(item);
                 if !bad && item.contains_key("add_group") {
                     any |= self.add_group(&o.host, item);
                 }
+                if !bad && item.contains_key("add_host") {
+                    any |= self.add_dynamic_host(item);
+                }
+                restore(item, kept);
             }
             o.result.insert("results".into(), Value::Array(items));
         }
-        if any {
+        if any && !changed_when {
             o.result.insert("changed".into(), Value::Bool(true));
             if o.status == Status::Ok {
                 o.status = Status::Changed;
@@ -84,12 +103,58 @@ impl Engine {
                 inv_vars.insert(h.clone(), self.inv.host_vars_for_tasks(&h));
             }
         }
+        self.refresh_groups();
+        changed
+    }
+}
+
+impl Engine {
+    /// Applies an `add_host` result (`host_name`, `groups`, `host_vars`) to the run's
+    /// inventory, as Ansible's strategy does: later tasks and plays see the host, its groups
+    /// and its variables; sets and returns the result's `changed` (whether the inventory
+    /// changed).
+    fn add_dynamic_host(&mut self, result: &mut Map<String, Value>) -> bool {
+        let Some(Value::Object(spec)) = result.get("add_host").cloned() else {
+            return false;
+        };
+        let Some(name) = spec.get("host_name").and_then(Value::as_str) else {
+            return false;
+        };
+        let groups: Vec<String> = match spec.get("groups") {
+            Some(Value::Array(a)) => a.iter().map(crate::jinja::value::scalar_string).collect(),
+            _ => Vec::new(),
+        };
+        let vars = match spec.get("host_vars") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        let changed = Arc::make_mut(&mut self.inv).add_dynamic_host(name, &groups, &vars);
+        result.insert("changed".into(), Value::Bool(changed));
+        if changed {
+            let mut inv_vars = self
+                .shared
+                .inv_vars
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for g in &groups {
+                for h in self.inv.group_hosts(g) {
+                    inv_vars.insert(h.clone(), self.inv.host_vars_for_tasks(&h));
+                }
+            }
+            inv_vars.insert(name.to_string(), self.inv.host_vars_for_tasks(name));
+            drop(inv_vars);
+            self.refresh_groups();
+        }
+        changed
+    }
+
+    /// `groups` as templates read it, from the run's inventory.
+    fn refresh_groups(&mut self) {
         let mut groups = Map::new();
         for g in self.inv.groups() {
             groups.insert(g.name.clone(), Value::from(self.inv.group_hosts(&g.name)));
         }
         self.groups = JValue::from_serialize(&groups);
-        changed
     }
 }
 

@@ -27,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// host's connection is open: SSH handshakes of all hosts overlap, as Ansible's forks would
 /// not let them, while no more than `forks` actions run at a time.
 pub async fn run(shared: Arc<Shared>, job: HostJob, forks: Option<Arc<Semaphore>>) -> HostOutcome {
+    let _timed = crate::timing::span(crate::timing::Phase::HostTask);
     let task = job.task.clone();
     let ctx = job.ctx.clone();
     let mut out = run_task(shared.clone(), job, forks).await;
@@ -118,6 +119,8 @@ fn resolve_action(shared: &Shared, task: &Task) -> Result<(Action, String), Stri
     let module = match &action {
         Action::Builtin(name) => name.clone(),
         Action::Binary(m) => m.name.clone(),
+        // `_ansible_module_name` is the action as written, as Ansible sends it
+        Action::Ansible(_) => task.action.clone(),
     };
     Ok((action, module))
 }
@@ -130,13 +133,15 @@ async fn take_fork_slot(
     forks: Option<Arc<Semaphore>>,
 ) -> Option<OwnedSemaphorePermit> {
     let uses_target = match &plan.action {
-        Action::Binary(_) => true,
+        Action::Binary(_) | Action::Ansible(_) => true,
         Action::Builtin(name) => builtins::uses_target(name),
     };
     if forks.is_some() && uses_target {
+        let _timed = crate::timing::span(crate::timing::Phase::ConnectWait);
         // an open failure is remembered by the pool and reported by the action itself
         let _ = shared.pool.get(&plan.conn_spec).await;
     }
+    let _timed = crate::timing::span(crate::timing::Phase::ForkWait);
     match forks {
         Some(sem) => sem.acquire_owned().await.ok(),
         None => None,

@@ -94,7 +94,22 @@ impl Engine {
             .chain(&self.public_roles)
             .chain(task.role.iter())
             .collect();
-        let role_defaults: Vec<&Vars> = roles.iter().map(|r| &r.defaults).collect();
+        // the connection's address: the host's name unless a variable sets `ansible_host`
+        // (Ansible defines it for the task's host, not in `hostvars`); an inventory
+        // `ansible_ssh_host` stays the address
+        let mut connection = Vars::new();
+        if !inventory.contains_key("ansible_ssh_host") {
+            // the implicit localhost's address is 127.0.0.1, as in Ansible
+            let address = if host == "localhost" {
+                "127.0.0.1"
+            } else {
+                host
+            };
+            connection.insert("ansible_host".into(), Value::String(address.to_string()));
+        }
+        let role_defaults: Vec<&Vars> = std::iter::once(&connection)
+            .chain(roles.iter().map(|r| &r.defaults))
+            .collect();
         let role_vars: Vec<&Vars> = roles.iter().map(|r| &r.vars).collect();
         let layers = vars::Layers {
             role_defaults: &role_defaults,

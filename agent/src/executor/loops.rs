@@ -101,8 +101,10 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         (false, false, true, false);
     let mut delegated_to = None;
     let mut item_delegates = Vec::new();
+    // facts an item sets are seen by the next items (Ansible updates the loop's variables)
+    let mut running = job.ctx.clone();
     for (i, item) in list.iter().enumerate() {
-        let mut ctx = job.ctx.clone();
+        let mut ctx = running.clone();
         ctx.set(&var, item);
         ctx.set("ansible_loop_var", &Value::String(var.clone()));
         if let Some(iv) = &extra.index_var {
@@ -129,6 +131,13 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         delegated_to = o.delegated_to.clone();
         item_delegates.push(o.delegated_to);
         let mut r = o.result;
+        if let Some(Value::Object(facts)) = r.get("ansible_facts") {
+            if o.status != Status::Failed {
+                for (k, v) in facts {
+                    running.set(k, v);
+                }
+            }
+        }
         r.insert(var.clone(), item.clone());
         r.insert("ansible_loop_var".into(), Value::String(var.clone()));
         if let Some(iv) = &extra.index_var {

@@ -24,6 +24,7 @@ mod loops;
 mod options;
 mod outcome;
 mod play;
+mod play_pattern;
 mod privilege;
 mod record;
 mod report;
@@ -71,6 +72,9 @@ pub struct Engine {
     /// Roles run with `include_role` `public: true` in the current play (for any host):
     /// their defaults and vars are every host's from then on, as in Ansible.
     public_roles: Vec<Arc<Role>>,
+    /// Background opening of the next `serial` batch's connections (awaited before the
+    /// pool closes).
+    opening_next: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Engine {
@@ -118,6 +122,7 @@ impl Engine {
             last_results: HashMap::new(),
             ended: HashSet::new(),
             public_roles: Vec::new(),
+            opening_next: Vec::new(),
         })
     }
 
@@ -133,16 +138,41 @@ impl Engine {
 
     /// Runs every play, prints the recap, closes connections; returns the exit code.
     pub async fn run(&mut self, playbook: &Playbook) -> i32 {
+        let mut pattern_error = false;
         for play in &playbook.plays {
-            if !self.run_play(play).await {
+            let play = match play_pattern::templated(
+                play,
+                &self.shared.opts.extra_vars,
+                &self.groups,
+                &self.shared.templar,
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Ansible stops the run here, before the play starts
+                    eprintln!("[ERROR]: {e}");
+                    pattern_error = true;
+                    break;
+                }
+            };
+            if let Err(e) = self.check_strategy(&play) {
+                eprintln!("[ERROR]: {e}");
+                pattern_error = true;
+                break;
+            }
+            if !self.run_play(&play).await {
                 break;
             }
         }
         self.reporter.recap(&self.stats);
         let uploads = self.shared.pool.upload_count().await;
         tracing::info!(target: "etcd_agent::transport", uploads, "module uploads this run");
+        for opening in std::mem::take(&mut self.opening_next) {
+            let _ = opening.await;
+        }
+        let closing = crate::timing::span(crate::timing::Phase::Close);
         self.shared.pool.close_all().await;
-        if self.any_unreachable {
+        drop(closing);
+        if self.any_unreachable || pattern_error {
             4
         } else if self.any_failed {
             2

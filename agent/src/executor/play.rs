@@ -10,6 +10,38 @@ use crate::playbook::{Play, Task};
 use std::sync::Arc;
 
 impl Engine {
+    /// Checks the play's (templated) `strategy`: `linear`, Ansible's default, is how the agent
+    /// runs every play. `free` and `host_pinned` differ from it only when a batch has more
+    /// than one host (each host then goes at its own pace), so they run when every `serial`
+    /// batch holds one host and are refused otherwise; any other name is Ansible's error.
+    pub(super) fn check_strategy(&self, play: &Play) -> Result<(), String> {
+        let Some(written) = play.strategy.as_deref() else {
+            return Ok(());
+        };
+        let short = written.strip_prefix("ansible.builtin.").unwrap_or(written);
+        match short {
+            "linear" => Ok(()),
+            "free" | "host_pinned" => {
+                let hosts: Vec<String> = self
+                    .play_hosts(play)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|h| !self.dead.contains(h))
+                    .collect();
+                if batches(&hosts, &play.serial).iter().any(|b| b.len() > 1) {
+                    Err(format!(
+                        "play strategy '{written}' with more than one host in a batch is not \
+                         supported by etcd-agent (only 'linear'; with one host per batch they \
+                         are the same)"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(format!("Invalid play strategy specified: {written}")),
+        }
+    }
+
     /// Runs one play; false stops the playbook.
     pub(super) async fn run_play(&mut self, play: &Play) -> bool {
         self.reporter.play_start(&play.name, &play.origin);
@@ -39,7 +71,12 @@ impl Engine {
         }
         self.ended.clear();
         let body = play_body(play);
-        for (i, batch) in batches(&hosts, &play.serial).into_iter().enumerate() {
+        let all_batches = batches(&hosts, &play.serial);
+        for (i, batch) in all_batches.iter().cloned().enumerate() {
+            if let Some(next) = all_batches.get(i + 1) {
+                let opening = super::batches::open_next_batch(&self.shared, play, &batch, next);
+                self.opening_next.extend(opening);
+            }
             if i > 0 {
                 // Ansible announces the play again for every serial batch
                 self.reporter.play_start(&play.name, &play.origin);

@@ -5,9 +5,10 @@
 use super::host_job::HostOutcome;
 use super::job_vars::Scope;
 use super::{host_task, loops, Engine};
-use crate::output::TaskInfo;
+use crate::output::{Status, TaskInfo};
 use crate::playbook::blocks::Extra;
 use crate::playbook::{Play, Task};
+use minijinja::Value as JValue;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ impl Engine {
         play_hosts: &[String],
         extra: Option<&Extra>,
     ) -> usize {
-        let run_once = task.run_once || task.module() == "pause";
+        let run_once = task.run_once || crate::builtins::bypasses_host_loop(task.module());
         let targets: Vec<String> = if run_once {
             active.iter().take(1).cloned().collect()
         } else {
@@ -39,7 +40,10 @@ impl Engine {
         let outcomes = self
             .run_hosts(play, task, extra, &targets, &scope, &info)
             .await;
-        self.record(task, &outcomes, active, run_once)
+        // a register reaches every host only under `run_once`; an action that bypasses the
+        // host loop (`pause`, `add_host`) runs once but registers on its host alone, as
+        // Ansible's `get_task_hosts` has it
+        self.record(task, &outcomes, active, task.run_once)
     }
 
     /// The task as announced: its name, templated (when it is a template) with the variables
@@ -67,22 +71,41 @@ impl Engine {
         info
     }
 
-    /// How many hosts run the task at once: `--forks`, lowered by a positive `throttle`.
-    fn task_forks(&self, extra: Option<&Extra>) -> usize {
+    /// How many hosts run the task at once: `--forks`, lowered by a positive `throttle`
+    /// (templated with `vars`, the first host's). A throttle that is not an integer is an error,
+    /// as in Ansible ("Failed to convert the throttle value to an integer").
+    fn task_forks(&self, extra: Option<&Extra>, vars: Option<&JValue>) -> Result<usize, String> {
         let mut forks = self.shared.opts.forks.max(1);
-        if let Some(t) = extra.and_then(|x| x.throttle.as_ref()) {
-            let n = match t {
-                Value::Number(n) => n.as_u64(),
-                other => crate::jinja::value::scalar_string(other)
-                    .trim()
-                    .parse()
-                    .ok(),
-            };
-            if let Some(n) = n.filter(|n| *n > 0) {
-                forks = forks.min(n as usize);
-            }
+        let Some(t) = extra.and_then(|x| x.throttle.as_ref()) else {
+            return Ok(forks);
+        };
+        let value = match (t, vars) {
+            (Value::String(s), Some(vars)) if crate::jinja::value::is_template(s) => self
+                .shared
+                .templar
+                .render_str(s, vars)
+                .map_err(|e| format!("Error processing keyword 'throttle': {e:#}"))?,
+            (other, _) => other.clone(),
+        };
+        let n = match &value {
+            Value::Number(n) => n.as_i64(),
+            Value::Bool(b) => Some(i64::from(*b)),
+            other => crate::jinja::value::scalar_string(other)
+                .trim()
+                .parse()
+                .ok(),
         }
-        forks
+        .ok_or_else(|| {
+            format!(
+                "Failed to convert the throttle value to an integer: invalid literal for int() \
+                 with base 10: '{}'",
+                crate::jinja::value::scalar_string(&value)
+            )
+        })?;
+        if n > 0 {
+            forks = forks.min(n as usize);
+        }
+        Ok(forks)
     }
 
     /// Runs one host job per target, at most `task_forks` at a time, settles `group_by` and
@@ -96,7 +119,26 @@ impl Engine {
         scope: &Scope<'_>,
         info: &TaskInfo,
     ) -> Vec<HostOutcome> {
-        let forks = self.task_forks(extra);
+        let first_vars = targets
+            .first()
+            .map(|h| self.job(play, task, h, scope).ctx.value());
+        let forks = match self.task_forks(extra, first_vars.as_ref()) {
+            Ok(f) => f,
+            Err(msg) => {
+                // every host fails the task, loudly (Ansible stops the run here)
+                let mut outcomes = Vec::new();
+                for host in targets {
+                    let job = self.job(play, task, host, scope);
+                    let mut result = crate::builtins::failed(format!("Task failed: {msg}"));
+                    result.insert("changed".into(), Value::Bool(false));
+                    let mut o = HostOutcome::new(&job, Status::Failed, result, None);
+                    o.ignored = super::outcome::ignores_errors(&self.shared, task, &job.ctx);
+                    self.report(info, task, &o);
+                    outcomes.push(o);
+                }
+                return outcomes;
+            }
+        };
         let looped = extra.filter(|x| x.loop_items.is_some()).cloned();
         let sem = Arc::new(tokio::sync::Semaphore::new(forks));
         let mut set = tokio::task::JoinSet::new();
@@ -134,8 +176,10 @@ impl Engine {
             let idx = order.get(&outcome.host).copied().unwrap_or(usize::MAX);
             pending.insert(idx, outcome);
             while let Some(mut o) = pending.remove(&next) {
-                self.settle_groups(&mut o);
+                self.settle_groups(&mut o, task.changed_when.is_some());
+                let reporting = crate::timing::span(crate::timing::Phase::Report);
                 self.report(info, task, &o);
+                drop(reporting);
                 outcomes.push(o);
                 next += 1;
             }
@@ -143,7 +187,7 @@ impl Engine {
         let mut rest: Vec<(usize, HostOutcome)> = pending.into_iter().collect();
         rest.sort_by_key(|(i, _)| *i);
         for (_, mut o) in rest {
-            self.settle_groups(&mut o);
+            self.settle_groups(&mut o, task.changed_when.is_some());
             self.report(info, task, &o);
             outcomes.push(o);
         }

@@ -77,9 +77,15 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
             (layers.facts, false),
             (layers.extra, true),
         ]);
+    let mut untrusted: BTreeMap<String, bool> = BTreeMap::new();
     for (layer, trusted) in ordered {
         for (k, v) in layer {
             merged.insert(k.clone(), v.clone());
+            if trusted {
+                untrusted.remove(k);
+            } else {
+                untrusted.insert(k.clone(), true);
+            }
             if trusted && has_template(v) {
                 templated_keys.push(k.clone());
             } else {
@@ -130,6 +136,10 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
             break;
         }
     }
+    ctx.set_value(
+        crate::jinja::UNTRUSTED_VARS_KEY,
+        JValue::from_serialize(&untrusted),
+    );
     if !failed.is_empty() {
         for k in failed.keys() {
             ctx.map.remove(k);

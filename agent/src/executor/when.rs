@@ -4,7 +4,7 @@
 use super::outcome::skipped;
 use crate::builtins::ResultMap;
 use crate::jinja::value::scalar_string;
-use crate::jinja::Templar;
+use crate::jinja::{Templar, Untrusted};
 use crate::playbook::Task;
 use minijinja::Value as JValue;
 
@@ -25,6 +25,7 @@ pub fn gate(templar: &Templar, task: &Task, vars: &JValue) -> Gate {
         match templar.condition(cond, vars) {
             Ok(true) => {}
             Ok(false) => return Gate::Skip(skipped(cond)),
+            Err(e) if e.is::<Untrusted>() => return Gate::Fail(format!("Task failed: {e}")),
             Err(e) => {
                 return Gate::Fail(format!(
                     "Task failed: Conditional evaluation failed: {e:#} (in when: {})",

@@ -310,6 +310,32 @@ impl Inventory {
         Ok((created, changed))
     }
 
+    /// `add_host` during a run: `name` (created if new) joins `groups` (created if new, under
+    /// `all`) and gets `vars` over its own; true when the inventory changed, as Ansible's
+    /// strategy reports it.
+    pub fn add_dynamic_host(&mut self, name: &str, groups: &[String], vars: &Vars) -> bool {
+        let mut changed = self.host(name).is_none_or(|h| h.implicit);
+        self.add_host(name).implicit = false;
+        for g in groups {
+            if !self
+                .group(g)
+                .is_some_and(|group| group.hosts.iter().any(|h| h == name))
+            {
+                changed = true;
+            }
+            self.add_host_to_group(name, g);
+        }
+        let h = self.add_host(name);
+        for (k, v) in vars {
+            if h.vars.get(k) != Some(v) {
+                h.vars.insert(k.clone(), v.clone());
+                changed = true;
+            }
+        }
+        self.reconcile();
+        changed
+    }
+
     /// Applies Ansible's rules after loading: parentless groups go under `all`, hosts with no
     /// group go to `ungrouped` (and leave it when they have another group).
     fn reconcile(&mut self) {

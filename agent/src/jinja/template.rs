@@ -20,6 +20,31 @@ impl Default for Templar {
     }
 }
 
+/// Context key of the names of variables whose values came from hosts (registered results,
+/// facts): data that a condition never evaluates as an expression.
+pub const UNTRUSTED_VARS_KEY: &str = "__etcd_agent_untrusted_vars";
+
+/// A condition's template gave text that is not trusted to be evaluated as an expression
+/// (ansible-core 2.19's data tagging refuses it the same way).
+#[derive(Debug, thiserror::Error)]
+#[error("Encountered untrusted template or expression.")]
+pub struct Untrusted;
+
+/// True when `expr` is a bare variable name whose value is trusted (not from a host).
+fn trusted_variable(expr: &str, vars: &JValue) -> bool {
+    let mut chars = expr.chars();
+    let is_name = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    is_name
+        && vars
+            .get_attr(UNTRUSTED_VARS_KEY)
+            .and_then(|names| names.get_attr(expr))
+            .map(|v| v.is_undefined())
+            .unwrap_or(true)
+}
+
 /// Context key of the variables whose own template failed, with why: they are left undefined,
 /// and a template that needs one fails with its error instead of "'name' is undefined".
 pub const FAILED_VARS_KEY: &str = "__etcd_agent_failed_vars";
@@ -139,6 +164,13 @@ impl Templar {
 
     /// Evaluates a condition (`when`, `until`, `changed_when`, `failed_when`): a raw expression
     /// (braces allowed) or a boolean.
+    ///
+    /// As in ansible-core 2.19, a condition that is one `{{ expr }}` whose result is text
+    /// evaluates that text as an expression only when it is trusted: the value of a variable
+    /// named by `expr` that comes from the playbook or inventory, not from a host (registered
+    /// results, facts; listed under [`UNTRUSTED_VARS_KEY`]). Any other text result fails with
+    /// [`Untrusted`]. Template markup mixed with other text is refused (Ansible: "Template
+    /// delimiters are not supported in expressions"), so text from a host is never evaluated.
     pub fn condition(&self, cond: &Value, vars: &JValue) -> Result<bool> {
         match cond {
             Value::Bool(b) => Ok(*b),
@@ -147,13 +179,25 @@ impl Templar {
             Value::String(s) => {
                 let s = s.trim();
                 let v = if let Some(expr) = single_expression(s) {
-                    self.eval(expr, vars)?
-                } else if is_template(s) {
-                    let rendered = self.render_str(s, vars)?;
-                    match rendered {
-                        Value::String(text) => self.eval(&text, vars)?,
+                    match self.eval(expr, vars)? {
+                        Value::String(text) if trusted_variable(expr, vars) => {
+                            let text = text.trim().to_string();
+                            if is_template(&text) {
+                                return Err(anyhow!(
+                                    "Syntax error in expression. Template delimiters are not \
+                                     supported in expressions"
+                                ));
+                            }
+                            self.eval(&text, vars)?
+                        }
+                        Value::String(_) => return Err(Untrusted.into()),
                         other => other,
                     }
+                } else if is_template(s) {
+                    return Err(anyhow!(
+                        "Syntax error in expression. Template delimiters are not supported in \
+                         expressions"
+                    ));
                 } else {
                     self.eval(s, vars)?
                 };

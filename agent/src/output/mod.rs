@@ -4,7 +4,7 @@ mod adhoc;
 mod diff;
 mod json;
 mod progress;
-mod text;
+pub(crate) mod text;
 
 pub use adhoc::AdhocReporter;
 pub use json::JsonReporter;

@@ -113,7 +113,7 @@ impl TextReporter {
 }
 
 /// The three source lines ending at the origin, with a caret under the column.
-fn snippet(o: &TaskOrigin) -> Option<String> {
+pub(crate) fn snippet(o: &TaskOrigin) -> Option<String> {
     let text = std::fs::read_to_string(&*o.file).ok()?;
     let lines: Vec<&str> = text.lines().collect();
     if o.line == 0 || o.line > lines.len() {

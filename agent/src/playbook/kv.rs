@@ -82,8 +82,10 @@ pub fn parse_kv(text: &str, check_raw: bool) -> Map<String, Value> {
     for word in split_args(text) {
         let kv = word.find('=').and_then(|pos| {
             let key = &word[..pos];
-            let valid =
-                !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            // a key may also be one whole `{{ expr }}` (set_fact templates its keys)
+            let whole_template = key.starts_with("{{") && key.ends_with("}}") && key.len() > 4;
+            let valid = whole_template
+                || (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
             valid.then(|| (key.to_string(), word[pos + 1..].to_string()))
         });
         match kv {

@@ -3,6 +3,7 @@
 pub mod blocks;
 pub mod kv;
 pub mod role;
+pub mod tag_template;
 pub mod task;
 
 pub use task::Task;
@@ -49,6 +50,8 @@ pub struct Play {
     pub remote_user: Option<String>,
     /// `connection` (`ssh` or `local`): a host's `ansible_connection` variable wins over it.
     pub connection: Option<String>,
+    /// `strategy` as written (templated before the play runs; see `executor/play.rs`).
+    pub strategy: Option<String>,
     /// The play's roles (`roles:`, `import_role`): their defaults and vars are the play's.
     pub roles: Vec<Arc<role::Role>>,
     /// `environment` for all tasks.
@@ -95,6 +98,7 @@ const PLAY_KEYS: &[&str] = &[
     "vars_files",
     "roles",
     "collections",
+    "strategy",
 ];
 
 /// Reads and parses a playbook file.
@@ -261,6 +265,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
         r#become: None,
         remote_user: None,
         connection: None,
+        strategy: None,
         roles: Vec::new(),
         environment: None,
         tasks: Vec::new(),
@@ -335,6 +340,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
                 play_collections =
                     crate::collections::keyword_list(&v).map_err(|e| err(value.line, e))?;
             }
+            "strategy" => play.strategy = Some(scalar_string(&v)),
             "connection" => {
                 play.connection =
                     Some(task::connection_keyword(&v).map_err(|e| err(value.line, e))?);
@@ -436,7 +442,12 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
 }
 
 /// Applies `--tags`/`--skip-tags` (comma-separated values allowed) to every play's tasks.
-pub fn select_tags(books: &mut [Playbook], only: &[String], skip: &[String]) {
+pub fn select_tags(
+    books: &mut [Playbook],
+    only: &[String],
+    skip: &[String],
+    extra_vars: &Map<String, Value>,
+) {
     let split = |v: &[String]| -> Vec<String> {
         v.iter()
             .flat_map(|t| t.split(',').map(|x| x.trim().to_string()))
@@ -444,7 +455,9 @@ pub fn select_tags(books: &mut [Playbook], only: &[String], skip: &[String]) {
             .collect()
     };
     let (only, skip) = (split(only), split(skip));
+    let templar = crate::jinja::Templar::new();
     for play in books.iter_mut().flat_map(|b| b.plays.iter_mut()) {
+        play.tags = tag_template::render(&play.tags, &[&play.vars, extra_vars], &templar);
         // Ansible tags its Gathering Facts task `always` unless the play has tags, which
         // it then inherits; it is selected like any task (`--skip-tags always` drops it)
         let gather_tags = if play.tags.is_empty() {
@@ -455,8 +468,10 @@ pub fn select_tags(books: &mut [Playbook], only: &[String], skip: &[String]) {
         if play.gather_facts && !blocks::selected(&gather_tags, &only, &skip) {
             play.gather_facts = false;
         }
+        let play_vars = &play.vars;
         blocks::Item::retain(&mut play.body, &|s: &blocks::Step| {
-            blocks::selected(&s.extra.tags, &only, &skip)
+            let tags = tag_template::render(&s.extra.tags, &[play_vars, extra_vars], &templar);
+            blocks::selected(&tags, &only, &skip)
         });
         play.tasks.clear();
         blocks::Item::flatten(&play.body, &mut play.tasks);

@@ -31,6 +31,9 @@ pub struct Role {
     pub dependencies: Vec<Value>,
     /// The collection the role was found in (`roles/` of an installed collection).
     pub collection: Option<String>,
+    /// `meta/main.yml` `allow_duplicates`: the role runs again when listed again with the same
+    /// parameters.
+    pub allow_duplicates: bool,
     /// `meta/main.yml` `collections`.
     pub meta_collections: Vec<String>,
 }
@@ -73,6 +76,7 @@ impl Role {
         let vars = vars_file(&path, "vars")?;
         let mut dependencies = Vec::new();
         let mut meta_collections = Vec::new();
+        let mut allow_duplicates = false;
         if let Some(meta) = main_file(&path, "meta") {
             if let Value::Object(m) = crate::yaml::load_value(&meta)? {
                 dependencies = match m.get("dependencies") {
@@ -85,6 +89,9 @@ impl Role {
                         )))
                     }
                 };
+                allow_duplicates = m
+                    .get("allow_duplicates")
+                    .is_some_and(crate::jinja::value::ansible_boolean);
                 if let Some(v) = m.get("collections") {
                     meta_collections = crate::collections::keyword_list(v)
                         .map_err(|e| syntax(format!("{}: {e}", meta.display())))?;
@@ -97,6 +104,7 @@ impl Role {
             defaults,
             vars,
             dependencies,
+            allow_duplicates,
             collection,
             meta_collections,
         }))

@@ -230,11 +230,21 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
             "collections" => {
                 task.collections = crate::collections::keyword_list(&v).map_err(err)?
             }
-            "args" => match v {
-                Value::Object(m) => extra_args = m,
-                Value::Null => {}
-                _ => return Err(err("'args' must be a mapping".into())),
-            },
+            "args" => {
+                match v {
+                    Value::Object(m) => extra_args = m,
+                    Value::Null => {}
+                    // one template that gives the mapping at run time (ansible-core 2.19)
+                    Value::String(s) if s.trim().starts_with("{{") && s.trim().ends_with("}}") => {
+                        extra_args.insert("_variable_params".into(), Value::String(s));
+                    }
+                    _ => return Err(err(
+                        "The value of the task `args` keyword is invalid: a mapping or a template \
+                         which resolves to a mapping is required"
+                            .into(),
+                    )),
+                }
+            }
             "action" | "local_action" => {
                 let (module, args) = match v {
                     Value::String(s) => {
@@ -299,7 +309,15 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
                 }
             }
             "check_mode" => task.check_mode = Some(ansible_boolean(&v)),
-            "diff" => task.diff = Some(ansible_boolean(&v)),
+            "diff" => {
+                task.diff = Some(strict_boolean(&v).ok_or_else(|| {
+                    err(format!(
+                        "Error processing keyword 'diff': The value '{}' could not be \
+                         converted to 'bool'.",
+                        scalar_string(&v)
+                    ))
+                })?)
+            }
             "tags" | "remote_user" => {
                 if key == "remote_user" {
                     task.vars.insert("ansible_user".into(), v);
@@ -337,7 +355,32 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
     for (k, v) in extra_args {
         task.args.insert(k, v);
     }
+    if let Some(k) = task.args.keys().find(|k| k.starts_with("_ansible_")) {
+        return Err(err(format!(
+            "Invalid parameter specified beginning with keyword '_ansible_' for action '{}': \
+             '{k}'. The prefix '_ansible_' is reserved for internal use only.",
+            task.action
+        )));
+    }
     Ok(task)
+}
+
+/// Ansible's strict `boolean()` for a keyword: its true and false spellings (any case), 0, 1
+/// and booleans; anything else (`yes.`, `maybe`, a template) is `None`.
+fn strict_boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => {
+            let f = n.as_f64()?;
+            (f == 1.0 || f == 0.0).then_some(f == 1.0)
+        }
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
+            "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A `register` name: a Python identifier that is not a keyword, as Ansible requires (so

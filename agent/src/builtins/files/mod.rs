@@ -3,7 +3,7 @@
 //! transfer (`transfer.rs`) that `file` and `lineinfile` share. Results carry the fields
 //! Ansible's modules return.
 
-mod content;
+pub(crate) mod content;
 pub mod copy;
 pub mod fetch;
 pub(crate) mod remote;

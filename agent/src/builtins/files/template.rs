@@ -79,12 +79,59 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
     };
     // trim_blocks: the newline right after a block tag goes
     let trimmed = text.replace("%}\r\n", "%}").replace("%}\n", "%}");
-    let rendered = match ctx
-        .templar
-        .render_str(&format!("{trimmed}{{# #}}"), ctx.vars)
-    {
+    // the variables Ansible's template action adds for the file being rendered (they win over
+    // the task's own, as in Ansible)
+    let full = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    let vars = minijinja::context! {
+        ansible_managed => "Ansible managed",
+        template_path => path.display().to_string(),
+        template_fullpath => full.display().to_string(),
+        template_destpath => dest.clone(),
+        template_host => controller_hostname(),
+        template_mtime => std::fs::metadata(&path).ok().and_then(|m| m.modified().ok()).map(python_datetime),
+        template_uid => file_owner(&path),
+        template_run_date => python_datetime(std::time::SystemTime::now()),
+        ..ctx.vars.clone()
+    };
+    let rendered = match ctx.templar.render_str(&format!("{trimmed}{{# #}}"), &vars) {
         Ok(v) => crate::jinja::value::scalar_string(&v),
         Err(e) => return fail(format!("{}: {e:#}", path.display())),
     };
     put_content(ctx, p, &dest, rendered.as_bytes(), Some(&path)).await
+}
+
+/// The controller's host name, as `template_host` (`platform.node()` in Ansible).
+fn controller_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A time as Python's `str(datetime)` in local time (`2026-12-04 00:31:07.123456`), the
+/// form Ansible's `template_mtime` and `template_run_date` render as.
+fn python_datetime(t: std::time::SystemTime) -> String {
+    let local: chrono::DateTime<chrono::Local> = t.into();
+    if local.timestamp_subsec_micros() == 0 {
+        local.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        local.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    }
+}
+
+/// The user name owning `path` on the controller (`template_uid`), else its numeric uid.
+fn file_owner(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(path).map(|m| m.uid()) else {
+        return String::new();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|pw| {
+            pw.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
 }

@@ -139,9 +139,11 @@ impl Item {
                 Item::retain(&mut b.always, keep);
                 !(b.block.is_empty() && b.rescue.is_empty() && b.always.is_empty())
             }
+            // a dynamic include runs only when its own tags select it (they are not its
+            // tasks' tags, and its tasks' tags do not select it), as in Ansible
             Item::Include { step, items } => {
                 Item::retain(items, keep);
-                keep(step) || !items.is_empty()
+                keep(step)
             }
             Item::Flush => true,
         });
@@ -238,8 +240,12 @@ pub fn tag_list(v: &Value) -> Vec<String> {
     list_of(v)
         .iter()
         .flat_map(|t| {
-            scalar_string(t)
-                .split(',')
+            let text = scalar_string(t);
+            // a template is one tag until it is rendered (see `tag_template`)
+            if crate::jinja::value::is_template(&text) {
+                return vec![text.trim().to_string()];
+            }
+            text.split(',')
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
@@ -394,6 +400,7 @@ fn load_tasks_file(
     file: &Path,
     node: &Node,
     what: &str,
+    role: Option<&Role>,
 ) -> Result<(Arc<PathBuf>, Vec<Node>)> {
     if rel.is_empty() || crate::jinja::value::is_template(rel) {
         return Err(syntax(format!(
@@ -401,8 +408,15 @@ fn load_tasks_file(
             at(file, node)
         )));
     }
-    let base = file.parent().map(PathBuf::from).unwrap_or_default();
-    let path = base.join(rel);
+    let path = include_candidates(rel, file, role)
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            file.parent()
+                .map(PathBuf::from)
+                .unwrap_or_default()
+                .join(rel)
+        });
     if !path.is_file() {
         return Err(syntax(format!(
             "{}: {what}: cannot find {}",
@@ -415,6 +429,36 @@ fn load_tasks_file(
     Ok((Arc::new(path), nodes))
 }
 
+/// Where an `import_tasks`/`include_tasks` of `rel` written in `file` may be, in the order
+/// Ansible searches (`DataLoader.path_dwim_relative` with `is_role`): in a role, the role's
+/// `handlers/` (for a file under `handlers/`) or `tasks/` directory, the including file's
+/// directory, the role's `tasks/`, the role's directory, then the playbook's; elsewhere the
+/// including file's directory.
+fn include_candidates(rel: &str, file: &Path, role: Option<&Role>) -> Vec<PathBuf> {
+    let own_dir = file.parent().map(PathBuf::from).unwrap_or_default();
+    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let Some(role_dir) = role
+        .map(|r| std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone()))
+        .filter(|dir| file.starts_with(dir))
+    else {
+        return vec![own_dir.join(rel)];
+    };
+    if Path::new(rel).is_absolute() {
+        return vec![PathBuf::from(rel)];
+    }
+    let dirname = if file.starts_with(role_dir.join("handlers")) {
+        "handlers"
+    } else {
+        "tasks"
+    };
+    let mut out = vec![role_dir.join(dirname).join(rel), own_dir.join(rel)];
+    if !rel.ends_with(dirname) {
+        out.push(role_dir.join("tasks").join(rel));
+    }
+    out.push(role_dir.join(rel));
+    out
+}
+
 /// A tasks file's list of tasks (an import's, a role's `tasks/` or `handlers/` file).
 pub(super) fn task_nodes(path: &Path) -> Result<Vec<Node>> {
     let mut nodes = Vec::new();
@@ -423,11 +467,20 @@ pub(super) fn task_nodes(path: &Path) -> Result<Vec<Node>> {
             NodeKind::Seq(items) => nodes.extend(items),
             _ if doc.is_null() => {}
             _ => {
+                // Ansible's words, and the offending line as its error shows it
+                let origin = crate::yaml::TaskOrigin {
+                    file: Arc::new(path.to_path_buf()),
+                    line: doc.line,
+                    col: doc.col,
+                };
+                let shown = crate::output::text::snippet(&origin)
+                    .map(|s| format!("\n\n{s}"))
+                    .unwrap_or_default();
                 return Err(syntax(format!(
-                    "{}:{}: a tasks file must be a list of tasks",
+                    "{}:{}: included task files must contain a list of tasks{shown}",
                     path.display(),
                     doc.line
-                )))
+                )));
             }
         }
     }
@@ -462,7 +515,17 @@ fn parse_import(
             | "include"
             | "ansible.builtin.include" => {
                 rel = match &val {
-                    Value::Object(m) => m.get("file").map(scalar_string).unwrap_or_default(),
+                    Value::Object(m) => {
+                        // `apply` (keywords for the included tasks) and any other option would
+                        // otherwise be dropped without a word
+                        if let Some(other) = m.keys().find(|k| *k != "file") {
+                            return Err(syntax(format!(
+                                "{}: option '{other}' of {what} is not supported by etcd-agent",
+                                at(file, v)
+                            )));
+                        }
+                        m.get("file").map(scalar_string).unwrap_or_default()
+                    }
                     other => scalar_string(other),
                 }
             }
@@ -482,24 +545,39 @@ fn parse_import(
             }
         }
     }
-    let (inner_file, nodes) = load_tasks_file(&rel, file, node, what)?;
+    let loaded = load_tasks_file(&rel, file, node, what, inherit.role.as_deref());
     let mut inner = inherit.clone();
     inner.vars.extend(vars.clone());
     inner.tags.extend(tags.clone());
     if is_import {
+        let (inner_file, nodes) = loaded?;
         inner.when.extend(when);
         return parse_items(&nodes, &inner_file, &inner, depth + 1);
     }
-    // the include itself runs as a task; its `when` gates the included tasks
-    let items = parse_items(&nodes, &inner_file, &inner, depth + 1)?;
+    // the include itself runs as a task; its `when` gates the included tasks. Its file is
+    // Ansible's to load when a host reaches it: a literal name that cannot be loaded (missing,
+    // not a list of tasks) fails the include on the hosts that run it, not the whole playbook
+    let (items, load_error) = match loaded {
+        Ok((inner_file, nodes)) => (parse_items(&nodes, &inner_file, &inner, depth + 1)?, None),
+        Err(e) if !rel.is_empty() && !crate::jinja::value::is_template(&rel) => {
+            (Vec::new(), Some(format!("{e:#}")))
+        }
+        Err(e) => return Err(e),
+    };
     let name = name.unwrap_or_else(|| "include_tasks".into());
-    Ok(vec![include_item(
+    let mut item = include_item(
         ("include_tasks", &name, &rel),
         (node, file),
         inherit,
         (when, vars, tags),
         items,
-    )])
+    );
+    if let (Some(why), Item::Include { step, .. }) = (load_error, &mut item) {
+        Arc::make_mut(&mut step.task)
+            .args
+            .insert("_load_error".into(), Value::String(why));
+    }
+    Ok(vec![item])
 }
 
 /// The item of an `include_tasks` or `include_role`: the include itself, a task whose `when`
@@ -722,7 +800,8 @@ pub fn parse_handlers(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Re
 pub fn handler_items(seq: &[Node], file: &Arc<PathBuf>, inherit: &Inherit) -> Result<Vec<Item>> {
     let mut items = parse_items(seq, file, inherit, 0)?;
     for (i, node) in items.iter_mut().zip(seq) {
-        if let Item::Task(step) = i {
+        if let Item::Task(step) | Item::Include { step, .. } = i {
+            // an `include_tasks` handler runs its file's tasks when notified
             step.extra.handler = true;
         } else {
             return Err(syntax(format!(

@@ -83,11 +83,18 @@ pub fn import_role(
         match k.as_str() {
             "import_role" | "ansible.builtin.import_role" | "include_role"
             | "ansible.builtin.include_role" => {
-                let Value::Object(args) = val else {
-                    return Err(syntax(format!(
-                        "{}: {what} needs a mapping with `name`",
-                        at(file, v)
-                    )));
+                let args = match val {
+                    Value::Object(args) => args,
+                    // free-form `name=x tasks_from=y`, as Ansible splits it
+                    Value::String(text) if text.contains('=') => {
+                        crate::playbook::kv::parse_kv(&text, false)
+                    }
+                    _ => {
+                        return Err(syntax(format!(
+                            "{}: {what} needs a mapping with `name`",
+                            at(file, v)
+                        )))
+                    }
                 };
                 include_args = args.clone();
                 for (arg, value) in args {
@@ -168,7 +175,8 @@ pub fn import_role(
 }
 
 /// One role reference (a name, or a mapping with `role` and keywords or parameters).
-/// `once`: not again if already run with the same parameters (`roles:`, dependencies);
+/// `once`: not again if already run with the same parameters (`roles:`, dependencies), unless
+/// the role's `meta/main.yml` sets `allow_duplicates`;
 /// `expose`: its defaults and vars become the play's.
 fn expand(
     entry: &Value,
@@ -225,7 +233,7 @@ fn expand(
     let instance = (role.path.clone(), Value::Object(params));
     let first_time = {
         let mut roles = lock(&collector);
-        if once && roles.run.contains(&instance) {
+        if once && !role.allow_duplicates && roles.run.contains(&instance) {
             return Ok((Vec::new(), role));
         }
         roles.run.push(instance);

@@ -1,0 +1,44 @@
+//! `raw`: a command line handed to the target's shell as it is (no module, no Python), as
+//! Ansible's `raw` action runs it through the connection.
+
+use super::spec::{Arg, Check};
+use super::Params;
+use super::{lines, ActionCtx, ResultMap};
+use crate::transport::{quote, TransportError};
+use serde_json::{Map, Value};
+
+/// `raw`'s valid arguments (its action's `_VALID_ARGS`).
+pub const ARGS: Check = Check::ValidArgs(&[Arg::raw("_raw_params"), Arg::raw("executable")]);
+
+/// Runs `raw`: skipped in check mode; `changed` always; a non-zero rc fails the task with
+/// "non-zero return code".
+pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, TransportError> {
+    let mut m = Map::new();
+    if ctx.check {
+        m.insert("skipped".into(), Value::Bool(true));
+        return Ok(m);
+    }
+    let cmd = p.str("_raw_params").unwrap_or_default();
+    let line = match p.str("executable").filter(|e| !e.is_empty()) {
+        Some(exe) => format!("{} -c {}", quote(&exe), quote(&cmd)),
+        None => cmd,
+    };
+    let line = match &ctx.become_user {
+        Some(u) => crate::transport::become_wrap(&line, u),
+        None => line,
+    };
+    let conn = ctx.connection().await?;
+    let out = conn.exec(&line, None, None).await?;
+    let (stdout, stderr) = (out.stdout_text(), out.stderr_text());
+    m.insert("rc".into(), out.rc.into());
+    m.insert("stdout".into(), stdout.clone().into());
+    m.insert("stdout_lines".into(), lines(&stdout));
+    m.insert("stderr".into(), stderr.clone().into());
+    m.insert("stderr_lines".into(), lines(&stderr));
+    m.insert("changed".into(), Value::Bool(true));
+    if out.rc != 0 {
+        m.insert("failed".into(), Value::Bool(true));
+        m.insert("msg".into(), "non-zero return code".into());
+    }
+    Ok(m)
+}
