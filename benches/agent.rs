@@ -1,24 +1,20 @@
-//! Agent vs ansible-playbook: wall time of the shipped health playbook over
-//! a real sshd on 3 and on 30 inventory hosts (the hosts share the one test
-//! sshd), and the agent's default build (openssh's native mux) vs its process-mux build.
+//! Agent vs ansible-playbook vs the SSH floor: wall time of the shipped health playbook over
+//! real sshds on 3, 30 and 100 inventory hosts, each host on a loopback address of its own
+//! (as in a fleet: each host needs a connection and an SSH handshake of its own under both
+//! engines). An sshd listens on at most 16 addresses, so 100 hosts take 7 sshds.
 //!
-//! Two inventory layouts:
-//! - one address: every host is `127.0.0.1` (aliases of one destination). Both engines
-//!   share one SSH connection among them (ansible-playbook through its default
-//!   `ControlPath`, a hash of host, port and user), so this measures the engines;
-//! - own addresses: each host has a loopback address of its own, as in a fleet, so each
-//!   needs a connection (and an SSH handshake) of its own under both engines.
+//! Two settings, both engines with their defaults, measured in the same run:
+//! - cold: every run opens fresh SSH connections (leftover masters are killed after each
+//!   run), what a run after more than a minute's pause sees. Beside it the SSH floor: fresh
+//!   `ssh host true` logins to the same hosts with the same options, [`FLOOR_PARALLEL`] at
+//!   a time (the agent's own bound on handshakes in flight at the default 5 forks);
+//! - warm: runs back to back, reusing the masters of the run before (`ControlPersist=60s`,
+//!   the default of both engines).
 //!
-//! Two settings, each engine against ansible-playbook in the same one:
-//! - cold: every run opens fresh SSH connections (leftover masters are
-//!   killed after each run), what a run after more than a minute's pause sees;
-//! - warm: runs back to back with `ControlPersist=60s`, reusing the masters
-//!   of the run before. That is ansible-playbook's default; the agent does it
-//!   when `ssh_args` (here `ANSIBLE_SSH_ARGS`) asks for `ControlPersist`.
-//!
-//! Run with `bench/agent.sh` (it builds what this needs). Prints a table.
-//! `BENCH_HOSTS=3` runs only the 3-host rows; `BENCH_SSH_ARGS` adds ssh options to every
-//! host, for both engines (e.g. `-o KexAlgorithms=curve25519-sha256`).
+//! Run with `bench/agent.sh` (it builds what this needs). Prints a table, then the agent's
+//! per-phase timing (`ETCD_AGENT_TIMING=1`) of one more cold and one more warm run. `BENCH_HOSTS=3,30`
+//! picks the host counts; `BENCH_SSH_ARGS` adds ssh options to every host, for both engines
+//! and the floor (e.g. `-o KexAlgorithms=curve25519-sha256`).
 
 use harness::{repo_root, Ansible, Cluster, Sshd};
 use std::net::Ipv4Addr;
@@ -26,25 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const PERSIST_ARGS: &str = "-C -o ControlMaster=auto -o ControlPersist=60s";
+/// Fresh SSH logins in flight at once for the floor: the agent's bound (twice `forks`).
+const FLOOR_PARALLEL: usize = 10;
 
-/// Where the inventory hosts point.
-#[derive(Clone, Copy)]
-enum Layout {
-    OneAddress,
-    OwnAddresses,
-}
-
-impl Layout {
-    fn label(self) -> &'static str {
-        match self {
-            Layout::OneAddress => "one address",
-            Layout::OwnAddresses => "own addresses",
-        }
-    }
-}
-
-/// The address of inventory host `h` in the own-addresses layout.
+/// The address of inventory host `h`.
 fn own_address(h: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 2, h as u8 + 1)
 }
@@ -52,14 +33,13 @@ fn own_address(h: usize) -> Ipv4Addr {
 /// An sshd listens on at most 16 addresses (its `MAX_LISTEN_SOCKS`): 127.0.0.1 and 15 more.
 const ADDRESSES_PER_SSHD: usize = 15;
 
-/// The sshds for 30 hosts with addresses of their own; the first also serves the
-/// one-address layout.
-fn start_sshds() -> Vec<Sshd> {
-    (0..30)
+/// The sshds for `hosts` hosts with addresses of their own.
+fn start_sshds(hosts: usize) -> Vec<Sshd> {
+    (0..hosts)
         .step_by(ADDRESSES_PER_SSHD)
         .map(|first| {
             Sshd::start_on(
-                &(first..first + ADDRESSES_PER_SSHD)
+                &(first..(first + ADDRESSES_PER_SSHD).min(hosts))
                     .map(own_address)
                     .collect::<Vec<_>>(),
             )
@@ -67,41 +47,59 @@ fn start_sshds() -> Vec<Sshd> {
         .collect()
 }
 
-fn inventory(
-    ansible: &Ansible,
-    cluster: &Cluster,
-    sshds: &[Sshd],
-    hosts: usize,
-    layout: Layout,
-) -> PathBuf {
+/// `BENCH_SSH_ARGS`, split into words (none if unset).
+fn bench_ssh_args() -> String {
+    std::env::var("BENCH_SSH_ARGS").unwrap_or_default()
+}
+
+fn inventory(ansible: &Ansible, cluster: &Cluster, sshds: &[Sshd], hosts: usize) -> PathBuf {
     let mut ini = String::from("[etcd]\n");
     for h in 0..hosts {
         let member = cluster.member(h % cluster.len());
-        let vars = match layout {
-            Layout::OneAddress => sshds[0].inventory_host_vars(),
-            Layout::OwnAddresses => {
-                sshds[h / ADDRESSES_PER_SSHD].inventory_host_vars_at(own_address(h))
-            }
-        };
-        let vars = match std::env::var("BENCH_SSH_ARGS") {
-            Ok(extra) if !extra.is_empty() => vars.replacen(
+        let vars = sshds[h / ADDRESSES_PER_SSHD].inventory_host_vars_at(own_address(h));
+        let extra = bench_ssh_args();
+        let vars = if extra.is_empty() {
+            vars
+        } else {
+            vars.replacen(
                 "ansible_ssh_common_args='",
                 &format!("ansible_ssh_common_args='{extra} "),
                 1,
-            ),
-            _ => vars,
+            )
         };
         ini.push_str(&format!(
-            "host{h:02} etcd_member_name={} ip={} {vars}\n",
+            "host{h:03} etcd_member_name={} ip={} {vars}\n",
             member.name, member.ip,
         ));
     }
     ini.push_str("\n[etcd:vars]\netcd_client_scheme=http\n");
-    let name = match layout {
-        Layout::OneAddress => format!("hosts-{hosts}.ini"),
-        Layout::OwnAddresses => format!("hosts-{hosts}-own.ini"),
-    };
-    ansible.write_file(&name, &ini)
+    ansible.write_file(&format!("hosts-{hosts}.ini"), &ini)
+}
+
+/// A shell script of one fresh `ssh <host> true` login per host with the inventory's
+/// options (no multiplexing), [`FLOOR_PARALLEL`] at a time.
+fn floor_script(ansible: &Ansible, sshds: &[Sshd], hosts: usize) -> PathBuf {
+    let mut lines = String::new();
+    for h in 0..hosts {
+        let sshd = &sshds[h / ADDRESSES_PER_SSHD];
+        lines.push_str(&format!(
+            "ssh -o ControlMaster=no -o ControlPath=none {} {} -i {} -p {} -l {} {} true\n",
+            sshd.ssh_common_args(),
+            bench_ssh_args(),
+            sshd.client_key().display(),
+            sshd.port(),
+            sshd.user(),
+            own_address(h),
+        ));
+    }
+    let list = ansible.write_file(&format!("floor-{hosts}.txt"), &lines);
+    ansible.write_file(
+        &format!("floor-{hosts}.sh"),
+        &format!(
+            "xargs -P {FLOOR_PARALLEL} -I CMD sh -c 'CMD || exit 255' < {}\n",
+            list.display()
+        ),
+    )
 }
 
 fn median(mut times: Vec<f64>) -> f64 {
@@ -110,11 +108,15 @@ fn median(mut times: Vec<f64>) -> f64 {
 }
 
 /// Median wall time in seconds of `runs` cold runs of `command`: each run goes through the
-/// subreaper wrapper, which kills any SSH master the run leaves behind.
-fn cold(runs: usize, mut command: impl FnMut() -> Command) -> f64 {
+/// subreaper wrapper, which kills any SSH master the run leaves behind, and starts with no
+/// control sockets.
+fn cold(ansible: &Ansible, runs: usize, mut command: impl FnMut() -> Command) -> f64 {
+    let cp = ansible.dir().join("cp");
     median(
         (0..runs)
             .map(|_| {
+                let _ = std::fs::remove_dir_all(&cp);
+                std::fs::create_dir_all(&cp).expect("create control path dir");
                 let mut cmd = command();
                 let start = Instant::now();
                 let status = cmd
@@ -131,19 +133,22 @@ fn cold(runs: usize, mut command: impl FnMut() -> Command) -> f64 {
 
 /// Median wall time of `runs` warm runs: one extra run opens the masters, then the timed
 /// runs follow back to back inside one subreaper wrapper (which kills the masters at the end).
-fn warm(ansible: &Ansible, runs: usize, argv: &[String], env: &[(&str, &str)]) -> f64 {
-    let script = r#"n=$1; shift
+/// With `trace`, one more warm run follows with `ETCD_AGENT_TIMING=1`, its stderr (the
+/// agent's per-phase table) written to `trace`.
+fn warm(ansible: &Ansible, runs: usize, argv: &[String], trace: Option<&Path>) -> f64 {
+    let script = r#"n=$1; trace=$2; shift 2
 for i in $(seq 0 "$n"); do
   s=$(date +%s%N)
   "$@" > /dev/null || exit 1
   e=$(date +%s%N)
   [ "$i" -gt 0 ] && echo $(( (e - s) / 1000 ))
-done"#;
+done
+if [ -n "$trace" ]; then ETCD_AGENT_TIMING=1 "$@" > /dev/null 2> "$trace" || exit 1; fi"#;
+    let trace = trace.map(|t| t.display().to_string()).unwrap_or_default();
     let out = ansible
         .command("/bin/sh")
-        .args(["-c", script, "warm", &runs.to_string()])
+        .args(["-c", script, "warm", &runs.to_string(), &trace])
         .args(argv)
-        .envs(env.iter().copied())
         .output()
         .expect("run warm series");
     assert!(
@@ -173,109 +178,80 @@ fn agent_argv(agent: &Path, inventory: &Path, playbook: &Path) -> Vec<String> {
 
 fn main() {
     let root = repo_root();
-    // the default build uses openssh's native mux; the other one its process mux
-    let agent_native = root.join("target/release/etcd-agent");
-    let agent = root.join("target/process-mux/release/etcd-agent");
-    for bin in [&agent, &agent_native] {
-        assert!(
-            bin.exists(),
-            "{} is missing: run bench/agent.sh",
-            bin.display()
-        );
-    }
+    let agent = root.join("target/release/etcd-agent");
+    assert!(
+        agent.exists(),
+        "{} is missing: run bench/agent.sh",
+        agent.display()
+    );
     let runs: usize = std::env::var("RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
+    let host_counts: Vec<usize> = std::env::var("BENCH_HOSTS")
+        .unwrap_or_else(|_| "3,30,100".into())
+        .split(',')
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
     let cluster = Cluster::start3();
-    let sshds = start_sshds();
+    let sshds = start_sshds(host_counts.iter().copied().max().unwrap_or(3));
     let ansible = Ansible::new();
     let playbook = root.join("playbooks/db-operations/etcd_healthy.yml");
 
     println!(
-        "| hosts | addresses | connections | engine | median wall time (s), {runs} runs | speed-up vs ansible-playbook defaults |"
+        "| hosts | connections | SSH floor (s) | ansible-playbook (s) | etcd-agent (s) | agent vs ansible-playbook | agent vs SSH floor |"
     );
-    println!("|---|---|---|---|---|---|");
-    let only_hosts: Option<usize> = std::env::var("BENCH_HOSTS")
-        .ok()
-        .and_then(|h| h.parse().ok());
-    for (hosts, layout) in [
-        (3usize, Layout::OneAddress),
-        (3, Layout::OwnAddresses),
-        (30, Layout::OneAddress),
-        (30, Layout::OwnAddresses),
-    ] {
-        if only_hosts.is_some_and(|only| only != hosts) {
-            continue;
-        }
-        let inv = inventory(&ansible, &cluster, &sshds, hosts, layout);
-        let at = layout.label();
+    println!("|---|---|---|---|---|---|---|");
+    let mut traces = Vec::new();
+    for &hosts in &host_counts {
+        let inv = inventory(&ansible, &cluster, &sshds, hosts);
+        let floor = floor_script(&ansible, &sshds, hosts);
         let ansible_argv = vec![
             "ansible-playbook".to_string(),
             "-i".into(),
             inv.display().to_string(),
             playbook.display().to_string(),
         ];
-        let pipelining: &[(&str, &str)] = &[("ANSIBLE_PIPELINING", "true")];
-        let persist: &[(&str, &str)] = &[("ANSIBLE_SSH_ARGS", PERSIST_ARGS)];
-        let argv_command = |argv: &[String], env: &[(&str, &str)]| {
+        let agent_argv = agent_argv(&agent, &inv, &playbook);
+        let argv_command = |argv: &[String]| {
             let mut cmd = ansible.command(&argv[0]);
-            cmd.args(&argv[1..]).envs(env.iter().copied());
+            cmd.args(&argv[1..]);
             cmd
         };
-        let cold_rows = [
-            ("ansible-playbook (defaults)", ansible_argv.clone(), &[][..]),
-            (
-                "ansible-playbook (pipelining)",
-                ansible_argv.clone(),
-                pipelining,
-            ),
-            (
-                "etcd-agent (openssh process mux)",
-                agent_argv(&agent, &inv, &playbook),
-                &[][..],
-            ),
-            (
-                "etcd-agent (openssh native-mux)",
-                agent_argv(&agent_native, &inv, &playbook),
-                &[][..],
-            ),
-        ];
-        let mut baseline = None;
-        for (engine, argv, env) in &cold_rows {
-            let secs = cold(runs, || argv_command(argv, env));
-            let base = *baseline.get_or_insert(secs);
-            println!(
-                "| {hosts} | {at} | cold | {engine} | {secs:.2} | {:.1}x |",
-                base / secs
-            );
-        }
-        let warm_rows = [
-            ("ansible-playbook (defaults)", ansible_argv.clone(), &[][..]),
-            (
-                "ansible-playbook (pipelining)",
-                ansible_argv.clone(),
-                pipelining,
-            ),
-            (
-                "etcd-agent (process mux, ControlPersist=60s)",
-                agent_argv(&agent, &inv, &playbook),
-                persist,
-            ),
-            (
-                "etcd-agent (native-mux, ControlPersist=60s)",
-                agent_argv(&agent_native, &inv, &playbook),
-                persist,
-            ),
-        ];
-        let mut baseline = None;
-        for (engine, argv, env) in &warm_rows {
-            let secs = warm(&ansible, runs, argv, env);
-            let base = *baseline.get_or_insert(secs);
-            println!(
-                "| {hosts} | {at} | warm | {engine} | {secs:.2} | {:.1}x |",
-                base / secs
-            );
-        }
+        let floor_secs = cold(&ansible, runs, || {
+            let mut cmd = ansible.command("/bin/sh");
+            cmd.arg(&floor);
+            cmd
+        });
+        let theirs = cold(&ansible, runs, || argv_command(&ansible_argv));
+        let mine = cold(&ansible, runs, || argv_command(&agent_argv));
+        println!(
+            "| {hosts} | cold | {floor_secs:.2} | {theirs:.2} | {mine:.2} | {:.1}x | {:.2}x |",
+            theirs / mine,
+            mine / floor_secs
+        );
+        // one more cold run of the agent with its per-phase timing
+        let cold_trace = ansible.dir().join(format!("trace-cold-{hosts}.txt"));
+        cold(&ansible, 1, || {
+            let mut cmd = argv_command(&agent_argv);
+            cmd.env("ETCD_AGENT_TIMING", "1")
+                .stderr(std::fs::File::create(&cold_trace).expect("trace file"));
+            cmd
+        });
+        traces.push((format!("{hosts} hosts, cold"), cold_trace));
+        let theirs = warm(&ansible, runs, &ansible_argv, None);
+        let warm_trace = ansible.dir().join(format!("trace-warm-{hosts}.txt"));
+        let mine = warm(&ansible, runs, &agent_argv, Some(&warm_trace));
+        traces.push((format!("{hosts} hosts, warm"), warm_trace));
+        println!(
+            "| {hosts} | warm | — | {theirs:.2} | {mine:.2} | {:.1}x | — |",
+            theirs / mine
+        );
+    }
+    for (what, trace) in traces {
+        println!(
+            "\netcd-agent phases, {what} (ETCD_AGENT_TIMING=1, one more run):\n{}",
+            std::fs::read_to_string(&trace).unwrap_or_default()
+        );
     }
 }
