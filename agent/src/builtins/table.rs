@@ -3,7 +3,7 @@
 //! question about builtins (`is_builtin`, `is_controller_only`, `uses_target`,
 //! `untemplated_args`) and [`run_builtin`] are answered from [`TABLE`].
 
-use super::spec::Check;
+use super::spec::{Arg, Check};
 use super::{
     assert, command, debug, facts, file, files, include_vars, lineinfile, pause, raw, simple,
     systemd, wait_for, ActionCtx, Params, ResultMap,
@@ -207,7 +207,8 @@ pub static TABLE: &[Builtin] = &[
         names: &["include_tasks", "include_role"],
         runs: Runs::ByExecutor,
         untemplated: &[],
-        check: Check::Any(&[]),
+        // the file name is raw params: a template there names the file, not the arguments
+        check: Check::Any(&[Arg::raw("_raw_params")]),
         bad_args_changed: true,
         run: now!(super::include_result),
     },

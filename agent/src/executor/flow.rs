@@ -64,6 +64,14 @@ impl<'a> PlayRun<'a> {
     }
 }
 
+/// The tasks of a handler that is an `include_tasks`.
+enum Included<'p> {
+    /// Parsed with the play.
+    Parsed(&'p [Item]),
+    /// Parsed when notified hosts name their file.
+    Deferred(&'p crate::playbook::blocks::Deferred),
+}
+
 fn meta_action(task: &Task) -> String {
     task.args
         .get("_raw_params")
@@ -111,6 +119,26 @@ impl Engine {
                     active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
                     flow
                 }
+                Item::Deferred { step, deferred } => {
+                    let mut included = active.clone();
+                    let flow = self.run_step(play, step, &mut included, run).await;
+                    if flow != Flow::Continue {
+                        return flow;
+                    }
+                    let groups = self.load_included(step, deferred, run);
+                    active.retain(|h| !self.dead.contains(h));
+                    let mut flow = Flow::Continue;
+                    for (hosts, items) in groups {
+                        let mut inner: Vec<String> =
+                            active.iter().filter(|h| hosts.contains(h)).cloned().collect();
+                        flow = Box::pin(self.run_items(play, &items, &mut inner, run)).await;
+                        if flow != Flow::Continue {
+                            break;
+                        }
+                    }
+                    active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
+                    flow
+                }
                 Item::Flush => self.flush_handlers(play, active, run).await,
             };
             if flow != Flow::Continue {
@@ -118,6 +146,98 @@ impl Engine {
             }
         }
         Flow::Continue
+    }
+
+    /// The files a deferred include's hosts named (its last results): per distinct file and
+    /// loop item, in the order first named, the hosts that included it and its parsed tasks,
+    /// the loop variables set for them, as ansible-core groups its IncludedFiles. A file that
+    /// cannot be loaded fails the hosts that named it.
+    fn load_included(
+        &mut self,
+        step: &Step,
+        deferred: &crate::playbook::blocks::Deferred,
+        run: &mut PlayRun<'_>,
+    ) -> Vec<(Vec<String>, Vec<Item>)> {
+        let includes = std::mem::take(&mut self.last_includes);
+        let mut named: Vec<(String, Map<String, Value>, Vec<String>)> = Vec::new();
+        for (host, result) in &includes {
+            let entries: Vec<&Map<String, Value>> = match result.get("results") {
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .filter(|r| r.contains_key("include"))
+                    .collect(),
+                _ => vec![result],
+            };
+            for r in entries {
+                let Some(file) = r.get("include").map(crate::jinja::value::scalar_string) else {
+                    continue;
+                };
+                let mut vars = Map::new();
+                if let Some(var) = r.get("ansible_loop_var").and_then(Value::as_str) {
+                    for key in [var, "ansible_loop_var"] {
+                        if let Some(v) = r.get(key) {
+                            vars.insert(key.to_string(), v.clone());
+                        }
+                    }
+                    if let Some(index) = r.get("ansible_index_var").and_then(Value::as_str) {
+                        if let Some(v) = r.get(index) {
+                            vars.insert(index.to_string(), v.clone());
+                        }
+                    }
+                    if let Some(v) = r.get("ansible_loop") {
+                        vars.insert("ansible_loop".into(), v.clone());
+                    }
+                }
+                match named.iter_mut().find(|(f, v, _)| *f == file && *v == vars) {
+                    Some((_, _, hosts)) => {
+                        if !hosts.contains(host) {
+                            hosts.push(host.clone());
+                        }
+                    }
+                    None => named.push((file, vars, vec![host.clone()])),
+                }
+            }
+        }
+        let info = TaskInfo {
+            name: step.task.display_name(),
+            origin: Some(step.task.origin.clone()),
+            handler: step.extra.handler,
+        };
+        // ansible-core counts one `ok` per file a host included (not one for the include
+        // task): the include's own count is corrected to that
+        let mut loaded: HashMap<String, i64> = includes.iter().map(|(h, _)| (h.clone(), -1)).collect();
+        let mut out = Vec::new();
+        for (file, vars, hosts) in named {
+            match deferred.load(&file, vars) {
+                Ok(items) => {
+                    for h in &hosts {
+                        *loaded.entry(h.clone()).or_default() += 1;
+                    }
+                    out.push((hosts, items))
+                }
+                Err(e) => {
+                    for h in hosts {
+                        if self.dead.contains(&h) {
+                            continue;
+                        }
+                        let mut m = Map::new();
+                        m.insert("failed".into(), Value::Bool(true));
+                        m.insert("reason".into(), Value::String(format!("{e:#}")));
+                        m.insert("msg".into(), Value::String(format!("{e:#}")));
+                        self.report_meta(&info, &step.task, &h, Status::Failed, m.clone());
+                        self.dead.insert(h.clone());
+                        self.any_failed = true;
+                        run.failed_task.insert(h, (step.task.display_name(), m));
+                    }
+                }
+            }
+        }
+        for (h, delta) in loaded {
+            let stats = self.stats.entry(h).or_default();
+            stats.ok = (i64::from(stats.ok) + delta).max(0) as u32;
+        }
+        out
     }
 
     /// One task (maybe looped) on `active`; records notifications and failures.
@@ -471,12 +591,15 @@ impl Engine {
             return Flow::Continue;
         }
         // each handler, with the tasks of its file when it is an `include_tasks`
-        let (handlers, included): (Vec<&Step>, Vec<Option<&[Item]>>) = play
+        let (handlers, included): (Vec<&Step>, Vec<Option<Included<'_>>>) = play
             .handlers
             .iter()
             .filter_map(|item| match item {
                 Item::Task(step) => Some((step, None)),
-                Item::Include { step, items } => Some((step, Some(items.as_slice()))),
+                Item::Include { step, items } => Some((step, Some(Included::Parsed(items)))),
+                Item::Deferred { step, deferred } => {
+                    Some((step, Some(Included::Deferred(deferred))))
+                }
                 _ => None,
             })
             .unzip();
@@ -521,22 +644,29 @@ impl Engine {
                 )
                 .await;
             let notifying: Vec<(String, Status)> = self.last.clone();
-            if let Some(items) = included[i] {
+            if let Some(included) = &included[i] {
                 let ok: Vec<String> = notifying
                     .iter()
                     .filter(|(_, s)| matches!(s, Status::Ok | Status::Changed))
                     .map(|(h, _)| h.clone())
                     .collect();
-                let mut inner: Vec<String> = targets
-                    .iter()
-                    .filter(|h| ok.contains(h) && !self.dead.contains(*h))
-                    .cloned()
-                    .collect();
-                // the included tasks record their own failures (`run_step`)
-                let inner_flow = Box::pin(self.run_items(play, items, &mut inner, run)).await;
-                if inner_flow != Flow::Continue {
-                    active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
-                    return inner_flow;
+                let groups = match included {
+                    Included::Parsed(items) => vec![(ok, items.to_vec())],
+                    Included::Deferred(deferred) => self.load_included(step, deferred, run),
+                };
+                for (hosts, items) in groups {
+                    let mut inner: Vec<String> = targets
+                        .iter()
+                        .filter(|h| hosts.contains(h) && !self.dead.contains(*h))
+                        .cloned()
+                        .collect();
+                    // the included tasks record their own failures (`run_step`)
+                    let inner_flow =
+                        Box::pin(self.run_items(play, &items, &mut inner, run)).await;
+                    if inner_flow != Flow::Continue {
+                        active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
+                        return inner_flow;
+                    }
                 }
             }
             for (host, status) in &notifying {

@@ -86,6 +86,28 @@ impl Engine {
             magic.push(("role_name", JValue::from(role.name.clone())));
             magic.push(("role_path", JValue::from(role.path.display().to_string())));
         }
+        // where lookups of this task look for files (Task.get_search_path): its role's
+        // directory, then the directory of the file the task is written in
+        let mut search_path: Vec<String> = task
+            .role
+            .iter()
+            .map(|r| r.path.display().to_string())
+            .collect();
+        if let Some(dir) = task.origin.file.parent() {
+            let dir = dir.display().to_string();
+            if !search_path.contains(&dir) {
+                search_path.push(dir);
+            }
+        }
+        magic.push(("ansible_search_path", JValue::from_serialize(search_path)));
+        let (play_role_names, dependent_role_names, all_role_names) = role_names(play);
+        magic.push(("role_names", JValue::from_serialize(&play_role_names)));
+        magic.push(("ansible_play_role_names", JValue::from_serialize(play_role_names)));
+        magic.push((
+            "ansible_dependent_role_names",
+            JValue::from_serialize(dependent_role_names),
+        ));
+        magic.push(("ansible_role_names", JValue::from_serialize(all_role_names)));
         // role defaults and vars: every role's of the play (and those made public so far),
         // then the task's own role's on top
         let roles: Vec<&Arc<Role>> = play
@@ -174,4 +196,42 @@ impl Engine {
         .collect();
         hostvars::HostVars::value(hosts, shared, &self.shared.templar)
     }
+}
+
+/// The play's role names as Ansible's magic variables list them: the roles the play names
+/// (`ansible_play_role_names`, `role_names`), those only pulled in as another role's
+/// dependency (`ansible_dependent_role_names`), and both (`ansible_role_names`).
+fn role_names(play: &Play) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let dependency_name = |d: &Value| -> Option<String> {
+        match d {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(m) => m
+                .get("role")
+                .or_else(|| m.get("name"))
+                .map(crate::jinja::value::scalar_string),
+            _ => None,
+        }
+    };
+    let dependencies: Vec<String> = play
+        .roles
+        .iter()
+        .flat_map(|r| r.dependencies.iter().filter_map(dependency_name))
+        .collect();
+    let mut own = Vec::new();
+    let mut dependent = Vec::new();
+    let mut all = Vec::new();
+    for r in &play.roles {
+        let list = if dependencies.contains(&r.name) {
+            &mut dependent
+        } else {
+            &mut own
+        };
+        if !list.contains(&r.name) {
+            list.push(r.name.clone());
+        }
+        if !all.contains(&r.name) {
+            all.push(r.name.clone());
+        }
+    }
+    (own, dependent, all)
 }

@@ -96,6 +96,27 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         Err(e) => return failed(&shared, &job, e),
     };
     let var = extra.loop_var.clone();
+    let control = |v: &Option<Value>| -> Result<Option<Value>, String> {
+        v.as_ref()
+            .map(|v| shared.templar.render_value(v, &job.ctx.value()))
+            .transpose()
+            .map_err(|e| format!("{e:#}"))
+    };
+    let (pause, extended, allitems) = match (
+        control(&extra.pause),
+        control(&extra.extended),
+        control(&extra.extended_allitems),
+    ) {
+        (Ok(p), Ok(e), Ok(a)) => (p, e, a),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failed(&shared, &job, e),
+    };
+    let pause = match pause.as_ref().map(seconds) {
+        Some(Err(e)) => return failed(&shared, &job, e),
+        Some(Ok(p)) => p,
+        None => 0.0,
+    };
+    let extended = extended.as_ref().is_some_and(crate::jinja::value::python_truth);
+    let allitems = allitems.as_ref().is_none_or(crate::jinja::value::python_truth);
     let mut results = Vec::new();
     let (mut any_changed, mut any_failed, mut all_skipped, mut ignored) =
         (false, false, true, false);
@@ -104,11 +125,18 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
     // facts an item sets are seen by the next items (Ansible updates the loop's variables)
     let mut running = job.ctx.clone();
     for (i, item) in list.iter().enumerate() {
+        if pause > 0.0 && i > 0 {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(pause)).await;
+        }
         let mut ctx = running.clone();
         ctx.set(&var, item);
         ctx.set("ansible_loop_var", &Value::String(var.clone()));
         if let Some(iv) = &extra.index_var {
             ctx.set(iv, &Value::from(i));
+        }
+        let place = extended.then(|| loop_place(&list, i, allitems));
+        if let Some(place) = &place {
+            ctx.set("ansible_loop", place);
         }
         let label = extra
             .label
@@ -148,6 +176,30 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             "_ansible_item_label".into(),
             label.unwrap_or_else(|| item.clone()),
         );
+        if let Some(place) = place {
+            r.insert("ansible_loop".into(), place);
+        }
+        let stop = if extra.break_when.is_empty() || o.status == Status::Skipped {
+            Ok(false)
+        } else {
+            let mut seen = running.clone();
+            seen.set(&var, item);
+            if let Some(name) = &job.task.register {
+                seen.set(name, &Value::Object(r.clone()));
+            }
+            let vars = seen.value();
+            extra
+                .break_when
+                .iter()
+                .try_fold(false, |any, c| {
+                    Ok::<bool, String>(
+                        any || shared
+                            .templar
+                            .condition(c, &vars)
+                            .map_err(|e| format!("{e:#}"))?,
+                    )
+                })
+        };
         match o.status {
             Status::Skipped => {}
             Status::Failed => {
@@ -162,6 +214,11 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             _ => all_skipped = false,
         }
         results.push(Value::Object(r));
+        match stop {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => return failed(&shared, &job, e),
+        }
     }
     let mut m = Map::new();
     m.insert("changed".into(), Value::Bool(any_changed));
@@ -201,4 +258,38 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         retries: Vec::new(),
         item_delegates,
     }
+}
+
+/// `loop_control.pause` in seconds (an int or a float, maybe as text).
+fn seconds(v: &Value) -> Result<f64, String> {
+    let text = crate::jinja::value::scalar_string(v);
+    match text.trim().parse::<f64>() {
+        Ok(s) if s >= 0.0 && s.is_finite() => Ok(s),
+        _ => Err(format!(
+            "loop_control.pause must be a number of seconds, not {text:?}"
+        )),
+    }
+}
+
+/// `ansible_loop` for item `i` of `list` (`loop_control.extended`).
+fn loop_place(list: &[Value], i: usize, allitems: bool) -> Value {
+    let n = list.len();
+    let mut m = Map::new();
+    if allitems {
+        m.insert("allitems".into(), Value::Array(list.to_vec()));
+    }
+    m.insert("index".into(), Value::from(i + 1));
+    m.insert("index0".into(), Value::from(i));
+    m.insert("first".into(), Value::Bool(i == 0));
+    m.insert("last".into(), Value::Bool(i + 1 == n));
+    m.insert("length".into(), Value::from(n));
+    m.insert("revindex".into(), Value::from(n - i));
+    m.insert("revindex0".into(), Value::from(n - i - 1));
+    if i > 0 {
+        m.insert("previtem".into(), list[i - 1].clone());
+    }
+    if i + 1 < n {
+        m.insert("nextitem".into(), list[i + 1].clone());
+    }
+    Value::Object(m)
 }

@@ -67,6 +67,8 @@ pub struct Engine {
     last: Vec<(String, Status)>,
     /// Result per host of the last task run, for hosts that failed it.
     last_results: HashMap<String, Map<String, Value>>,
+    /// Result per host of the last `include_tasks` run (the files each host includes).
+    last_includes: Vec<(String, Map<String, Value>)>,
     /// Hosts ended by `meta: end_host`/`end_play` in the current play.
     ended: HashSet<String>,
     /// Roles run with `include_role` `public: true` in the current play (for any host):
@@ -120,6 +122,7 @@ impl Engine {
             groups: JValue::from_serialize(&groups),
             last: Vec::new(),
             last_results: HashMap::new(),
+            last_includes: Vec::new(),
             ended: HashSet::new(),
             public_roles: Vec::new(),
             opening_next: Vec::new(),

@@ -25,6 +25,14 @@ impl Engine {
             .map(|o| (o.host.clone(), o.status))
             .collect();
         self.last_results.clear();
+        self.last_includes.clear();
+        if task.module() == "include_tasks" {
+            self.last_includes = outcomes
+                .iter()
+                .filter(|o| matches!(o.status, Status::Ok | Status::Changed))
+                .map(|o| (o.host.clone(), o.result.clone()))
+                .collect();
+        }
         for o in outcomes {
             if o.status == Status::Failed && !o.ignored {
                 self.last_results.insert(o.host.clone(), o.result.clone());

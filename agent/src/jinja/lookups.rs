@@ -1,5 +1,5 @@
-//! Ansible's lookups for templates: `lookup()`, `query()`/`q()` with the `env` and `file`
-//! plugins. (`with_sequence`'s own parser is [`super::sequence`].)
+//! Ansible's lookups for templates: `lookup()`, `query()`/`q()` with the `env`, `file` and
+//! `first_found` plugins. (`with_sequence`'s own parser is [`super::sequence`].)
 
 use minijinja::value::Rest;
 use minijinja::{Environment, Error, ErrorKind, State, Value as JValue};
@@ -20,6 +20,9 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
     let Some(kind) = args.first().and_then(|a| a.as_str()) else {
         return Err(op_err("lookup needs a plugin name"));
     };
+    if matches!(kind, "first_found" | "ansible.builtin.first_found") {
+        return first_found(state, &args[1..]);
+    }
     let terms: Vec<String> = args[1..]
         .iter()
         .filter_map(|a| a.as_str().map(str::to_string))
@@ -55,7 +58,7 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
         }
         other => {
             return Err(op_err(format!(
-                "lookup plugin '{other}' is not supported by etcd-agent (env, file)"
+                "lookup plugin '{other}' is not supported by etcd-agent (env, file, first_found)"
             )))
         }
     }
@@ -78,4 +81,121 @@ fn lookup(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
 
 fn query(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
     Ok(JValue::from_serialize(lookup_values(state, &args)?))
+}
+
+/// A variable of the template's context as JSON, if it is defined.
+fn var(state: &State, name: &str) -> Option<Value> {
+    let v = state.lookup(name)?;
+    if v.is_undefined() || v.is_none() {
+        return None;
+    }
+    serde_json::to_value(&v).ok()
+}
+
+/// Ansible's `first_found`: the first of the files (terms, or a mapping's `files` with its
+/// `paths`) that exists, searched where the task's `files` lookups search
+/// ([`search_candidates`]); with `skip` an empty result instead of an error.
+fn first_found(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
+    let split = |v: &Value, seps: &[char]| -> Vec<String> {
+        let texts: Vec<String> = match v {
+            Value::Array(a) => a.iter().map(super::value::scalar_string).collect(),
+            Value::Null => Vec::new(),
+            other => vec![super::value::scalar_string(other)],
+        };
+        texts
+            .iter()
+            .flat_map(|t| t.split(seps).map(str::trim).map(String::from))
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    let (mut files, mut paths, mut skip) = (Vec::<String>::new(), Vec::<String>::new(), false);
+    let mut add_options = |m: &serde_json::Map<String, Value>, files: &mut Vec<String>| {
+        if let Some(f) = m.get("files") {
+            files.extend(split(f, &[',', ';']));
+        }
+        if let Some(p) = m.get("paths") {
+            paths.extend(split(p, &[',', ';', ':']));
+        }
+        if let Some(s) = m.get("skip") {
+            skip = super::value::python_truth(s);
+        }
+    };
+    for arg in args {
+        let v = serde_json::to_value(arg).map_err(|e| op_err(e.to_string()))?;
+        match v {
+            Value::Object(m) => add_options(&m, &mut files),
+            Value::Array(list) => {
+                for item in list {
+                    match item {
+                        Value::Object(m) => add_options(&m, &mut files),
+                        Value::Null => {}
+                        other => files.push(super::value::scalar_string(&other)),
+                    }
+                }
+            }
+            Value::Null => {}
+            other => files.push(super::value::scalar_string(&other)),
+        }
+    }
+    let wanted: Vec<String> = if paths.is_empty() {
+        files
+    } else {
+        paths
+            .iter()
+            .flat_map(|p| files.iter().map(move |f| format!("{}/{f}", p.trim_end_matches('/'))))
+            .collect()
+    };
+    for name in &wanted {
+        if let Some(found) = search_candidates(state, "files", name)
+            .into_iter()
+            .find(|c| c.exists())
+        {
+            return Ok(vec![Value::String(found.display().to_string())]);
+        }
+    }
+    if skip {
+        return Ok(Vec::new());
+    }
+    Err(op_err(
+        "No file was found when using first_found.".to_string(),
+    ))
+}
+
+/// Where a lookup of `name` looks, in order (Ansible's `path_dwim_relative_stack` over the
+/// task's `ansible_search_path`, the playbook's directory last): for each search path its
+/// `subdir/name` and `name`, and in a role, beside a `tasks/` directory its role's
+/// `subdir/name`.
+pub fn search_candidates(state: &State, subdir: &str, name: &str) -> Vec<std::path::PathBuf> {
+    use std::path::{Path, PathBuf};
+    if name.starts_with('/') {
+        return vec![PathBuf::from(name)];
+    }
+    let base = var(state, "playbook_dir")
+        .map(|v| super::value::scalar_string(&v))
+        .unwrap_or_else(|| ".".into());
+    let paths: Vec<String> = match var(state, "ansible_search_path") {
+        Some(Value::Array(a)) => a.iter().map(super::value::scalar_string).collect(),
+        _ => vec![base.clone()],
+    };
+    let in_role = var(state, "role_path").is_some();
+    let names_subdir = name.split('/').next() == Some(subdir);
+    let mut out = Vec::new();
+    for path in &paths {
+        let path = Path::new(path);
+        if let Some(parent) = path.parent().filter(|p| in_role && p.ends_with("tasks")) {
+            if let Some(role) = parent.parent() {
+                out.push(role.join(subdir).join(name));
+            }
+            out.push(parent.join(name));
+        }
+        if !names_subdir {
+            out.push(path.join(subdir).join(name));
+        }
+        out.push(path.join(name));
+    }
+    if !names_subdir {
+        out.push(Path::new(&base).join(subdir).join(name));
+    }
+    out.push(Path::new(&base).join(name));
+    out
 }

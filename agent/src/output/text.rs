@@ -15,7 +15,7 @@ pub struct TextReporter {
     progress: Option<Progress>,
     out: Box<dyn Write + Send>,
     errors_shown: std::collections::HashSet<String>,
-    pending_include: Option<items::PendingInclude>,
+    pending_include: Vec<items::PendingInclude>,
 }
 
 impl TextReporter {
@@ -26,7 +26,7 @@ impl TextReporter {
             progress: Progress::if_terminal(),
             out: Box::new(std::io::stdout()),
             errors_shown: Default::default(),
-            pending_include: None,
+            pending_include: Vec::new(),
         }
     }
 

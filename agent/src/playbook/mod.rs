@@ -473,8 +473,55 @@ pub fn select_tags(
             let tags = tag_template::render(&s.extra.tags, &[play_vars, extra_vars], &templar);
             blocks::selected(&tags, &only, &skip)
         });
+        if !only.is_empty() || !skip.is_empty() {
+            let mut vars = extra_vars.clone();
+            for (k, v) in play_vars {
+                vars.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            for_each_deferred(&play.body, &mut |d| {
+                d.after(|a| a.select = Some((only.clone(), skip.clone(), vars.clone())))
+            });
+        }
         play.tasks.clear();
         blocks::Item::flatten(&play.body, &mut play.tasks);
+    }
+}
+
+/// Calls `f` on every deferred include of the tree (not those inside one: they are parsed
+/// later, with what their include recorded).
+fn for_each_deferred(items: &[blocks::Item], f: &mut dyn FnMut(&blocks::Deferred)) {
+    for i in items {
+        match i {
+            blocks::Item::Deferred { deferred, .. } => f(deferred),
+            blocks::Item::Block(b) => {
+                for_each_deferred(&b.block, f);
+                for_each_deferred(&b.rescue, f);
+                for_each_deferred(&b.always, f);
+            }
+            blocks::Item::Include { items, .. } => for_each_deferred(items, f),
+            blocks::Item::Task(_) | blocks::Item::Flush => {}
+        }
+    }
+}
+
+/// What the play applied to its own tasks ([`blocks::After`]), applied to the tasks a deferred
+/// include loaded: the play's tags, its `become_user`, then `--tags`/`--skip-tags`.
+pub(crate) fn finish_loaded(items: &mut Vec<blocks::Item>, after: &blocks::After) {
+    if !after.tags.is_empty() {
+        add_tags(items, &after.tags);
+    }
+    if let Some(user) = &after.become_user {
+        default_become_user(items, user);
+    }
+    if let Some((only, skip, vars)) = &after.select {
+        let templar = crate::jinja::Templar::new();
+        blocks::Item::retain(items, &|s: &blocks::Step| {
+            let tags = tag_template::render(&s.extra.tags, &[vars], &templar);
+            blocks::selected(&tags, only, skip)
+        });
+        for_each_deferred(items, &mut |d| {
+            d.after(|a| a.select = Some((only.clone(), skip.clone(), vars.clone())))
+        });
     }
 }
 
@@ -504,7 +551,8 @@ fn check_notify(items: &[blocks::Item], handlers: &[blocks::Item]) -> Result<()>
                 check_notify(&b.always, handlers)?;
             }
             blocks::Item::Include { items, .. } => check_notify(items, handlers)?,
-            blocks::Item::Flush => {}
+            // its tasks are known when a host includes them
+            blocks::Item::Deferred { .. } | blocks::Item::Flush => {}
         }
     }
     Ok(())
@@ -530,6 +578,12 @@ fn default_become_user(items: &mut [blocks::Item], user: &str) {
                 }
                 default_become_user(items, user);
             }
+            blocks::Item::Deferred { step, deferred } => {
+                if step.task.become_user.is_none() {
+                    Arc::make_mut(&mut step.task).become_user = Some(user.to_string());
+                }
+                deferred.after(|a| a.become_user = Some(user.to_string()));
+            }
             blocks::Item::Flush => {}
         }
     }
@@ -547,6 +601,10 @@ fn add_tags(items: &mut [blocks::Item], tags: &[String]) {
             blocks::Item::Include { step, items } => {
                 step.extra.tags.extend(tags.iter().cloned());
                 add_tags(items, tags);
+            }
+            blocks::Item::Deferred { step, deferred } => {
+                step.extra.tags.extend(tags.iter().cloned());
+                deferred.after(|a| a.tags.extend(tags.iter().cloned()));
             }
             blocks::Item::Flush => {}
         }

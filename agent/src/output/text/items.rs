@@ -9,6 +9,8 @@ use serde_json::Value;
 #[derive(Default)]
 pub(super) struct PendingInclude {
     file: String,
+    /// ` => (item=...)` for a looped include.
+    item: String,
     hosts: Vec<String>,
 }
 
@@ -20,41 +22,71 @@ fn label_text(v: &Value) -> String {
 }
 
 impl TextReporter {
-    /// Prints the pending `included:` line, if any.
+    /// Prints the pending `included:` lines, if any.
     pub(super) fn flush_include(&mut self) {
-        if let Some(p) = self.pending_include.take() {
-            self.line(&format!("included: {} for {}", p.file, p.hosts.join(", ")));
+        for p in std::mem::take(&mut self.pending_include) {
+            self.line(&format!(
+                "included: {} for {}{}",
+                p.file,
+                p.hosts.join(", "),
+                p.item
+            ));
         }
     }
 
-    /// Handles an `include_tasks` result; true when it was one.
+    /// Handles an `include_tasks` result; true when it was one. A looped include names each
+    /// item's file, hosts that included the same file for the same item on one line.
     pub(super) fn include_result(&mut self, task: &TaskInfo, r: &HostResult) -> bool {
         let role = r.action == "include_role";
         if !(r.action == "include_tasks" || role) || r.status != Status::Ok {
             return false;
         }
-        let rel = r
-            .result
-            .get("include")
-            .map(crate::jinja::value::scalar_string)
-            .unwrap_or_default();
-        // `included: ROLE for HOSTS`, or the tasks file's full path
-        let file = match task.origin.as_ref().and_then(|o| o.file.parent()) {
-            _ if role => rel,
-            Some(dir) if !rel.starts_with('/') => {
-                let p = dir.join(&rel);
-                std::fs::canonicalize(&p).unwrap_or(p).display().to_string()
-            }
-            _ => rel,
+        let entries: Vec<(&serde_json::Map<String, Value>, String)> = match r.result.get("results")
+        {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_object)
+                .filter(|m| m.contains_key("include"))
+                .map(|m| {
+                    let var = m
+                        .get("ansible_loop_var")
+                        .and_then(Value::as_str)
+                        .unwrap_or("item");
+                    let label = m
+                        .get("_ansible_item_label")
+                        .or_else(|| m.get(var))
+                        .map(label_text)
+                        .unwrap_or_default();
+                    (m, format!(" => (item={label})"))
+                })
+                .collect(),
+            _ => vec![(&r.result, String::new())],
         };
-        match &mut self.pending_include {
-            Some(p) if p.file == file => p.hosts.push(r.host.clone()),
-            _ => {
-                self.flush_include();
-                self.pending_include = Some(PendingInclude {
+        for (m, item) in entries {
+            let rel = m
+                .get("include")
+                .map(crate::jinja::value::scalar_string)
+                .unwrap_or_default();
+            // `included: ROLE for HOSTS`, or the tasks file's full path
+            let file = match task.origin.as_ref().and_then(|o| o.file.parent()) {
+                _ if role => rel,
+                Some(dir) if !rel.starts_with('/') => {
+                    let p = dir.join(&rel);
+                    std::fs::canonicalize(&p).unwrap_or(p).display().to_string()
+                }
+                _ => rel,
+            };
+            match self
+                .pending_include
+                .iter_mut()
+                .find(|p| p.file == file && p.item == item && !p.hosts.contains(&r.host))
+            {
+                Some(p) => p.hosts.push(r.host.clone()),
+                None => self.pending_include.push(PendingInclude {
                     file,
+                    item,
                     hosts: vec![r.host.clone()],
-                });
+                }),
             }
         }
         true

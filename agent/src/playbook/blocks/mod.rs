@@ -42,6 +42,14 @@ pub struct Extra {
     pub index_var: Option<String>,
     /// `loop_control.label`.
     pub label: Option<Value>,
+    /// `loop_control.pause`: seconds to wait between items.
+    pub pause: Option<Value>,
+    /// `loop_control.extended`: `ansible_loop` describes the item's place in the loop.
+    pub extended: Option<Value>,
+    /// `loop_control.extended_allitems`: whether `ansible_loop.allitems` is set.
+    pub extended_allitems: Option<Value>,
+    /// `loop_control.break_when`: conditions that end the loop after an item.
+    pub break_when: Vec<Value>,
     /// `throttle`.
     pub throttle: Option<Value>,
     /// True for tasks of the `handlers:` section.
@@ -83,8 +91,70 @@ pub enum Item {
         /// The included items.
         items: Vec<Item>,
     },
+    /// An `include_tasks` whose file name is a template or which loops: the include itself,
+    /// then, per host, the file it names for each item, parsed when the host reaches it.
+    Deferred {
+        /// The include pseudo-task (module `include_tasks`, with the loop keywords).
+        step: Step,
+        /// What parsing the file later needs.
+        deferred: Arc<Deferred>,
+    },
     /// Handlers are flushed here (between `pre_tasks`, `tasks` and `post_tasks`).
     Flush,
+}
+
+/// The parse of an [`Item::Deferred`] include, kept until a host names its file.
+#[derive(Debug)]
+pub struct Deferred {
+    /// The file the include is written in (relative names are found from it).
+    file: Arc<PathBuf>,
+    /// What the included tasks inherit (the include's own `vars` and `tags` included).
+    inherit: Inherit,
+    /// Nesting depth of the included file.
+    depth: usize,
+    /// What the play applies to its parsed tasks afterwards, applied to these too.
+    after: Mutex<After>,
+}
+
+/// What a play applies to its whole task tree once parsed ([`super::parse_play`] and
+/// `--tags`): recorded on a [`Deferred`] include for the tasks it loads later.
+#[derive(Debug, Default, Clone)]
+pub struct After {
+    /// The play's `tags`.
+    pub tags: Vec<String>,
+    /// The play's `become_user`.
+    pub become_user: Option<String>,
+    /// `--tags`/`--skip-tags` and the variables their templates see.
+    pub select: Option<(Vec<String>, Vec<String>, Map<String, Value>)>,
+}
+
+impl Deferred {
+    /// Records what the play applies afterwards (see [`After`]).
+    pub fn after(&self, change: impl FnOnce(&mut After)) {
+        change(&mut self.after.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Parses the file `rel` (as rendered for a host) with `vars` (the loop variables) on top
+    /// of what the include passes down; errors are Ansible's for a file it cannot include.
+    pub fn load(&self, rel: &str, vars: Map<String, Value>) -> Result<Vec<Item>> {
+        let role = self.inherit.role.as_deref();
+        let path = include_candidates(rel, &self.file, role)
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                syntax(format!(
+                    "Could not find or access '{rel}' on the Ansible Controller."
+                ))
+            })?;
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let nodes = task_nodes(&path)?;
+        let mut inner = self.inherit.clone();
+        inner.vars.extend(vars);
+        let mut items = parse_items(&nodes, &Arc::new(path), &inner, self.depth)?;
+        let after = self.after.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        super::finish_loaded(&mut items, &after);
+        Ok(items)
+    }
 }
 
 impl Item {
@@ -102,6 +172,7 @@ impl Item {
                     out.push((*step.task).clone());
                     Item::flatten(items, out);
                 }
+                Item::Deferred { step, .. } => out.push((*step.task).clone()),
                 Item::Flush => {}
             }
         }
@@ -118,7 +189,7 @@ impl Item {
         for i in items {
             match i {
                 Item::Task(s) => out.push(entry(s)),
-                Item::Include { step, .. } => out.push(entry(step)),
+                Item::Include { step, .. } | Item::Deferred { step, .. } => out.push(entry(step)),
                 Item::Block(b) => {
                     Item::tagged_tasks(&b.block, out);
                     Item::tagged_tasks(&b.rescue, out);
@@ -145,6 +216,7 @@ impl Item {
                 Item::retain(items, keep);
                 keep(step)
             }
+            Item::Deferred { step, .. } => keep(step),
             Item::Flush => true,
         });
     }
@@ -505,6 +577,12 @@ fn parse_import(
     let mut vars = Map::new();
     let mut tags = Vec::new();
     let mut name = None;
+    let mut looping = Extra {
+        loop_var: "item".into(),
+        ..Extra::default()
+    };
+    // keywords of the include task itself
+    let mut own: Vec<(String, Value)> = Vec::new();
     for (k, v) in entries {
         let val = v.to_json();
         match k.as_str() {
@@ -537,6 +615,16 @@ fn parse_import(
                     vars = m
                 }
             }
+            "ignore_errors" | "no_log" | "register" | "timeout" if !is_import => {
+                own.push((k.clone(), val))
+            }
+            other if !is_import && loop_key(other, &val, v, file, &mut looping)? => {}
+            other if is_import && (other == "loop" || other.starts_with("with_")) => {
+                return Err(syntax(format!(
+                    "{}: You cannot use loops on 'import_tasks' statements. You should use 'include_tasks' instead.",
+                    at(file, v)
+                )))
+            }
             other => {
                 return Err(syntax(format!(
                     "{}: keyword '{other}' on {what} is not supported by etcd-agent",
@@ -545,10 +633,45 @@ fn parse_import(
             }
         }
     }
-    let loaded = load_tasks_file(&rel, file, node, what, inherit.role.as_deref());
     let mut inner = inherit.clone();
     inner.vars.extend(vars.clone());
     inner.tags.extend(tags.clone());
+    // a templated file name or a loop: the file is found and parsed when a host reaches the
+    // include, once per distinct file and item (Ansible's IncludedFile)
+    if !is_import && (crate::jinja::value::is_template(&rel) || looping.loop_items.is_some()) {
+        let vars_passed = vars.clone();
+        let name = name.unwrap_or_else(|| "include_tasks".into());
+        let item = include_item(
+            ("include_tasks", &name, &rel),
+            (node, file),
+            inherit,
+            (when, vars, tags),
+            Vec::new(),
+        );
+        let Item::Include { mut step, .. } = item else {
+            unreachable!("include_item makes an include")
+        };
+        set_own_keywords(&mut step, &own);
+        step.extra = Extra {
+            tags: step.extra.tags,
+            ..looping
+        };
+        // a dynamic include hands its tasks its vars, not its own tags or `when` (they
+        // select and gate the include), as ansible-core's parent lookup skips it
+        let mut passed = inherit.clone();
+        passed.vars.extend(vars_passed);
+        let deferred = Deferred {
+            file: file.clone(),
+            inherit: passed,
+            depth: depth + 1,
+            after: Mutex::new(After::default()),
+        };
+        return Ok(vec![Item::Deferred {
+            step,
+            deferred: Arc::new(deferred),
+        }]);
+    }
+    let loaded = load_tasks_file(&rel, file, node, what, inherit.role.as_deref());
     if is_import {
         let (inner_file, nodes) = loaded?;
         inner.when.extend(when);
@@ -572,12 +695,30 @@ fn parse_import(
         (when, vars, tags),
         items,
     );
+    if let Item::Include { step, .. } = &mut item {
+        set_own_keywords(step, &own);
+    }
     if let (Some(why), Item::Include { step, .. }) = (load_error, &mut item) {
         Arc::make_mut(&mut step.task)
             .args
             .insert("_load_error".into(), Value::String(why));
     }
     Ok(vec![item])
+}
+
+/// The keywords an `include_tasks` takes for itself (`ignore_errors`, `no_log`, `register`,
+/// `timeout`).
+fn set_own_keywords(step: &mut Step, own: &[(String, Value)]) {
+    let task = Arc::make_mut(&mut step.task);
+    for (k, v) in own {
+        match k.as_str() {
+            "ignore_errors" => task.ignore_errors = v.clone(),
+            "no_log" => task.no_log = ansible_boolean(v),
+            "register" => task.register = Some(scalar_string(v)),
+            "timeout" => task.timeout = Some(v.clone()),
+            _ => {}
+        }
+    }
 }
 
 /// The item of an `include_tasks` or `include_role`: the include itself, a task whose `when`
@@ -621,6 +762,54 @@ pub(super) fn include_item(
     }
 }
 
+/// Reads a loop keyword (`loop`, `with_items`, `with_list`, `with_dict`, `with_sequence`,
+/// `loop_control`) into `extra`; false for any other key.
+fn loop_key(k: &str, val: &Value, v: &Node, file: &Path, extra: &mut Extra) -> Result<bool> {
+    let val = val.clone();
+    match k {
+        "loop" | "with_list" => extra.loop_items = Some(val),
+        "with_items" => {
+            extra.loop_items = Some(val);
+            extra.flatten_items = true;
+        }
+        "with_dict" => {
+            extra.loop_items = Some(val);
+            extra.dict_items = true;
+        }
+        "with_sequence" => {
+            extra.loop_items = Some(val);
+            extra.sequence_items = true;
+        }
+        "loop_control" => {
+            let Value::Object(m) = val else {
+                return Err(syntax(format!(
+                    "{}: loop_control must be a mapping",
+                    at(file, v)
+                )));
+            };
+            for (ck, cv) in m {
+                match ck.as_str() {
+                    "loop_var" => extra.loop_var = scalar_string(&cv),
+                    "index_var" => extra.index_var = Some(scalar_string(&cv)),
+                    "label" => extra.label = Some(cv),
+                    "pause" => extra.pause = Some(cv),
+                    "extended" => extra.extended = Some(cv),
+                    "extended_allitems" => extra.extended_allitems = Some(cv),
+                    "break_when" => extra.break_when = list_of(&cv),
+                    other => {
+                        return Err(syntax(format!(
+                            "{}: loop_control '{other}' is not supported by etcd-agent (loop_var, index_var, label, pause, extended, extended_allitems, break_when)",
+                            at(file, v)
+                        )))
+                    }
+                }
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Keys taken off the task before [`task::parse`] sees it.
 fn is_extra_key(k: &str) -> bool {
     matches!(
@@ -656,41 +845,10 @@ fn parse_step(
             continue;
         }
         let val = v.to_json();
+        if loop_key(k, &val, v, file, &mut extra)? {
+            continue;
+        }
         match k.as_str() {
-            "loop" | "with_list" => extra.loop_items = Some(val),
-            "with_items" => {
-                extra.loop_items = Some(val);
-                extra.flatten_items = true;
-            }
-            "with_dict" => {
-                extra.loop_items = Some(val);
-                extra.dict_items = true;
-            }
-            "with_sequence" => {
-                extra.loop_items = Some(val);
-                extra.sequence_items = true;
-            }
-            "loop_control" => {
-                let Value::Object(m) = val else {
-                    return Err(syntax(format!(
-                        "{}: loop_control must be a mapping",
-                        at(file, v)
-                    )));
-                };
-                for (ck, cv) in m {
-                    match ck.as_str() {
-                        "loop_var" => extra.loop_var = scalar_string(&cv),
-                        "index_var" => extra.index_var = Some(scalar_string(&cv)),
-                        "label" => extra.label = Some(cv),
-                        other => {
-                            return Err(syntax(format!(
-                                "{}: loop_control '{other}' is not supported by etcd-agent (loop_var, index_var, label)",
-                                at(file, v)
-                            )))
-                        }
-                    }
-                }
-            }
             "notify" => extra.notify = tag_list(&val),
             "listen" => extra.listen = tag_list(&val),
             "tags" => extra.tags.extend(tag_list(&val)),
@@ -800,7 +958,7 @@ pub fn parse_handlers(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Re
 pub fn handler_items(seq: &[Node], file: &Arc<PathBuf>, inherit: &Inherit) -> Result<Vec<Item>> {
     let mut items = parse_items(seq, file, inherit, 0)?;
     for (i, node) in items.iter_mut().zip(seq) {
-        if let Item::Task(step) | Item::Include { step, .. } = i {
+        if let Item::Task(step) | Item::Include { step, .. } | Item::Deferred { step, .. } = i {
             // an `include_tasks` handler runs its file's tasks when notified
             step.extra.handler = true;
         } else {
