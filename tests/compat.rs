@@ -597,8 +597,8 @@ fn unsupported_features_fail_at_syntax_check() {
             "meta: clear_facts is not supported",
         ),
         (
-            "    - include_tasks: '{{ f }}.yml'\n",
-            "templated names are not supported",
+            "    - meta: refresh_inventory\n",
+            "meta: refresh_inventory is not supported",
         ),
         (
             "    - include_role: {name: r, apply: {become: true}}\n",
@@ -625,8 +625,8 @@ fn unsupported_features_fail_at_syntax_check() {
             "handler 'nobody' was not found",
         ),
         (
-            "    - name: t\n      debug: msg=x\n      loop_control: {pause: 1}\n      loop: [1]\n",
-            "loop_control 'pause' is not supported",
+            "    - name: t\n      debug: msg=x\n      loop_control: {bogus: 1}\n      loop: [1]\n",
+            "loop_control 'bogus' is not supported",
         ),
         (
             "    - name: t\n      command: id\n      become: true\n      become_method: su\n",

@@ -123,7 +123,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Checks that every task's module can be found (unknown modules are syntax errors, exit 4).
 fn check_modules(pb: &Playbook, finder: &ModuleFinder) -> Result<()> {
     for play in &pb.plays {
-        for task in &play.tasks {
+        // a templated action name is resolved per host when the task runs
+        for task in play
+            .tasks
+            .iter()
+            .filter(|t| !crate::jinja::value::is_template(&t.action))
+        {
             if let Err(e) = finder.resolve_in(&task.action, &task.collections) {
                 let name = task
                     .name
@@ -200,6 +205,7 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
         check_modules(pb, &finder)?;
     }
     let opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
+    crate::playbook::default_gathering(&mut books, cfg.gather_by_default);
     crate::playbook::select_tags(&mut books, &args.tags, &args.skip_tags, &opts.extra_vars);
     if args.syntax_check {
         for path in &args.playbooks {

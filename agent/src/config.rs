@@ -39,6 +39,9 @@ pub struct Config {
     pub vault_password_file: Option<PathBuf>,
     /// `vault_identity_list` (`ANSIBLE_VAULT_IDENTITY_LIST`): `label@source`, comma-separated.
     pub vault_identity_list: Vec<String>,
+    /// `gathering` (`ANSIBLE_GATHERING`): `implicit` (default, a play gathers facts unless it
+    /// says `gather_facts: false`) or `explicit` (only when it says `gather_facts: true`).
+    pub gather_by_default: bool,
 }
 
 /// Ansible's default `ssh_args`: one master per target that outlives the run and exits
@@ -73,6 +76,7 @@ impl Default for Config {
             ssh_args: DEFAULT_SSH_ARGS.iter().map(|w| w.to_string()).collect(),
             control_path_dir: PathBuf::from(std::env::var("HOME").unwrap_or_default())
                 .join(".ansible/cp"),
+            gather_by_default: true,
             vault_password_file: None,
             vault_identity_list: Vec::new(),
         }
@@ -239,9 +243,13 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
         "hash_behaviour" if v != "replace" => {
             anyhow::bail!("hash_behaviour = {v} is not supported by etcd-agent (replace only)")
         }
-        "gathering" if v != "implicit" => {
-            anyhow::bail!("gathering = {v} is not supported by etcd-agent (implicit only)")
-        }
+        "gathering" => match v {
+            "implicit" => cfg.gather_by_default = true,
+            "explicit" => cfg.gather_by_default = false,
+            other => anyhow::bail!(
+                "gathering = {other} is not supported by etcd-agent (implicit, explicit)"
+            ),
+        },
         "force_handlers" if crate::jinja::value::boolean_text(v) => {
             anyhow::bail!("force_handlers = {v} is not supported by etcd-agent")
         }
@@ -317,7 +325,7 @@ mod tests {
         let base = Path::new("/");
         for (key, bad, good) in [
             ("hash_behaviour", "merge", "replace"),
-            ("gathering", "explicit", "implicit"),
+            ("gathering", "smart", "explicit"),
             ("force_handlers", "True", "False"),
         ] {
             let mut cfg = Config::default();

@@ -129,8 +129,11 @@ impl Engine {
                     active.retain(|h| !self.dead.contains(h));
                     let mut flow = Flow::Continue;
                     for (hosts, items) in groups {
-                        let mut inner: Vec<String> =
-                            active.iter().filter(|h| hosts.contains(h)).cloned().collect();
+                        let mut inner: Vec<String> = active
+                            .iter()
+                            .filter(|h| hosts.contains(h))
+                            .cloned()
+                            .collect();
                         flow = Box::pin(self.run_items(play, &items, &mut inner, run)).await;
                         if flow != Flow::Continue {
                             break;
@@ -206,7 +209,8 @@ impl Engine {
         };
         // ansible-core counts one `ok` per file a host included (not one for the include
         // task): the include's own count is corrected to that
-        let mut loaded: HashMap<String, i64> = includes.iter().map(|(h, _)| (h.clone(), -1)).collect();
+        let mut loaded: HashMap<String, i64> =
+            includes.iter().map(|(h, _)| (h.clone(), -1)).collect();
         let mut out = Vec::new();
         for (file, vars, hosts) in named {
             match deferred.load(&file, vars) {
@@ -422,10 +426,16 @@ impl Engine {
             for h in &before_dead {
                 self.dead.remove(h);
             }
+            let outer_cleared = std::mem::take(&mut self.cleared);
             flow = self.run_items(play, &b.always, &mut always, run).await;
+            // a failed host whose errors `always` cleared goes on after the block
+            let cleared_here = std::mem::take(&mut self.cleared);
             for h in before_dead {
-                self.dead.insert(h);
+                if !cleared_here.contains(&h) {
+                    self.dead.insert(h);
+                }
             }
+            self.cleared = outer_cleared.union(&cleared_here).cloned().collect();
         }
         let order = start.clone();
         active.retain(|h| {
@@ -483,6 +493,31 @@ impl Engine {
                 .collect()
         };
         self.reporter.task_start(&info, active.len());
+        // the linear strategy runs these once, for the first host, whose condition decides;
+        // a false one is reported as that host's skip, in ansible-core's words
+        let once = |suffix: &str| -> (bool, Option<(String, String)>) {
+            match conditions.first() {
+                Some((_, Ok(true))) | None => (true, None),
+                Some((h, _)) => (
+                    false,
+                    Some((
+                        h.clone(),
+                        format!("{action} conditional evaluated to False{suffix}"),
+                    )),
+                ),
+            }
+        };
+        let decide = |engine: &mut Engine, (go, skip): (bool, Option<(String, String)>)| {
+            if let Some((h, reason)) = skip {
+                let mut m = Map::new();
+                m.insert("changed".into(), Value::Bool(false));
+                m.insert("msg".into(), Value::String(action.clone()));
+                m.insert("skipped".into(), Value::Bool(true));
+                m.insert("skip_reason".into(), Value::String(reason));
+                engine.report_meta(&info, task, &h, Status::Skipped, m);
+            }
+            go
+        };
         match action.as_str() {
             "noop" => Flow::Continue,
             "flush_handlers" => {
@@ -493,7 +528,7 @@ impl Engine {
                 }
             }
             "end_play" => {
-                if conditions.iter().any(|(_, c)| matches!(c, Ok(true))) {
+                if decide(self, once(", continuing play")) {
                     for h in active.iter() {
                         self.ended.insert(h.clone());
                     }
@@ -502,6 +537,64 @@ impl Engine {
                 } else {
                     Flow::Continue
                 }
+            }
+            "clear_host_errors" => {
+                // ansible-core: every host of the play is no longer failed or unreachable
+                // (the recap keeps its counts); a host already out of this play's task list
+                // stays out of it, but later plays and the exit code see it as good
+                let first = conditions
+                    .first()
+                    .map(|(h, _)| h.clone())
+                    .unwrap_or_default();
+                let suffix = format!(", not clearing host error state for {first}");
+                if decide(self, once(&suffix)) {
+                    for h in run.all_hosts {
+                        // a host failed before an `always` running this is out of `dead`
+                        // only while the `always` runs: `cleared` keeps it out after
+                        self.dead.remove(h);
+                        self.cleared.insert(h.clone());
+                        run.collateral.remove(h);
+                        run.collateral_all.remove(h);
+                    }
+                    run.batch_failed = 0;
+                    self.any_failed = !self.dead.is_empty();
+                    self.any_unreachable = false;
+                }
+                Flow::Continue
+            }
+            "reset_connection" => {
+                for (h, c) in &conditions {
+                    if !matches!(c, Ok(true)) {
+                        continue;
+                    }
+                    let hostvars = self.hostvars();
+                    let snapshot = active.clone();
+                    let scope = Scope {
+                        play_hosts: run.all_hosts,
+                        active: &snapshot,
+                        hostvars: &hostvars,
+                    };
+                    let job = self.job(play, task, h, &scope);
+                    if let Ok(spec) = super::conn::spec_for(
+                        h,
+                        &job.vars,
+                        play.remote_user.as_deref(),
+                        &self.shared.opts,
+                    ) {
+                        self.shared.pool.reset(&spec).await;
+                    }
+                }
+                Flow::Continue
+            }
+            "end_batch" => {
+                // the batch ends for every host; the play goes on with the next batch
+                if decide(self, once(", continuing current batch")) {
+                    for h in active.iter() {
+                        self.ended.insert(h.clone());
+                    }
+                    active.clear();
+                }
+                Flow::Continue
             }
             "end_host" => {
                 for (h, c) in conditions {
@@ -661,8 +754,7 @@ impl Engine {
                         .cloned()
                         .collect();
                     // the included tasks record their own failures (`run_step`)
-                    let inner_flow =
-                        Box::pin(self.run_items(play, &items, &mut inner, run)).await;
+                    let inner_flow = Box::pin(self.run_items(play, &items, &mut inner, run)).await;
                     if inner_flow != Flow::Continue {
                         active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
                         return inner_flow;

@@ -77,7 +77,7 @@ fn prepare(
         msg,
         delegated_to: None,
     };
-    let (action, module) = resolve_action(shared, task).map_err(before_delegation)?;
+    let (action, module) = resolve_action(shared, task, vars).map_err(before_delegation)?;
     let delegated_to = delegation::target(templar, task, vars).map_err(before_delegation)?;
     let stop = |msg| Stopped {
         msg,
@@ -114,13 +114,30 @@ fn prepare(
 }
 
 /// What runs the task, and the module's short name.
-fn resolve_action(shared: &Shared, task: &Task) -> Result<(Action, String), String> {
-    let action = shared.modules.resolve_in(&task.action, &task.collections)?;
+/// A templated action name (`action: {module: "{{ m }}"}`) is rendered for the host first.
+fn resolve_action(shared: &Shared, task: &Task, vars: &JValue) -> Result<(Action, String), String> {
+    let written = if crate::jinja::value::is_template(&task.action) {
+        let name = shared
+            .templar
+            .render_str(&task.action, vars)
+            .map(|v| crate::jinja::value::scalar_string(&v))
+            .map_err(|e| format!("Task failed: the action name {:?}: {e:#}", task.action))?;
+        if crate::jinja::value::is_template(&name) || name.trim().is_empty() {
+            return Err(format!(
+                "the action name {:?} must name a module",
+                task.action
+            ));
+        }
+        name.trim().to_string()
+    } else {
+        task.action.clone()
+    };
+    let action = shared.modules.resolve_in(&written, &task.collections)?;
     let module = match &action {
         Action::Builtin(name) => name.clone(),
         Action::Binary(m) => m.name.clone(),
         // `_ansible_module_name` is the action as written, as Ansible sends it
-        Action::Ansible(_) => task.action.clone(),
+        Action::Ansible(_) => written.clone(),
     };
     Ok((action, module))
 }

@@ -102,7 +102,10 @@ impl Engine {
         magic.push(("ansible_search_path", JValue::from_serialize(search_path)));
         let (play_role_names, dependent_role_names, all_role_names) = role_names(play);
         magic.push(("role_names", JValue::from_serialize(&play_role_names)));
-        magic.push(("ansible_play_role_names", JValue::from_serialize(play_role_names)));
+        magic.push((
+            "ansible_play_role_names",
+            JValue::from_serialize(play_role_names),
+        ));
         magic.push((
             "ansible_dependent_role_names",
             JValue::from_serialize(dependent_role_names),
@@ -133,10 +136,21 @@ impl Engine {
             .chain(roles.iter().map(|r| &r.defaults))
             .collect();
         let role_vars: Vec<&Vars> = roles.iter().map(|r| &r.vars).collect();
+        // templated `vars_files`, read for this host when the play started
+        let with_files;
+        let play_vars = match self.vars_files.get(host) {
+            Some(files) if !files.is_empty() => {
+                let mut v = play.vars.clone();
+                v.extend(files.iter().map(|(k, v)| (k.clone(), v.clone())));
+                with_files = v;
+                &with_files
+            }
+            _ => &play.vars,
+        };
         let layers = vars::Layers {
             role_defaults: &role_defaults,
             inventory,
-            play: &play.vars,
+            play: play_vars,
             role_vars: &role_vars,
             task: &task.vars,
             facts,

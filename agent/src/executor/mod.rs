@@ -71,6 +71,10 @@ pub struct Engine {
     last_includes: Vec<(String, Map<String, Value>)>,
     /// Hosts ended by `meta: end_host`/`end_play` in the current play.
     ended: HashSet<String>,
+    /// Hosts whose failure `meta: clear_host_errors` cleared (see `run_block`'s `always`).
+    cleared: HashSet<String>,
+    /// The current play's templated `vars_files`, read per host when it started.
+    vars_files: HashMap<String, Map<String, Value>>,
     /// Roles run with `include_role` `public: true` in the current play (for any host):
     /// their defaults and vars are every host's from then on, as in Ansible.
     public_roles: Vec<Arc<Role>>,
@@ -124,6 +128,8 @@ impl Engine {
             last_results: HashMap::new(),
             last_includes: Vec::new(),
             ended: HashSet::new(),
+            cleared: HashSet::new(),
+            vars_files: HashMap::new(),
             public_roles: Vec::new(),
             opening_next: Vec::new(),
         })

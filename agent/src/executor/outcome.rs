@@ -5,7 +5,6 @@
 use super::shared::Shared;
 use super::vars::Context;
 use crate::builtins::{self, ResultMap};
-use crate::jinja::value::scalar_string;
 use crate::jinja::Templar;
 use crate::output::Status;
 use crate::playbook::Task;
@@ -75,45 +74,64 @@ pub fn normalize(result: &mut ResultMap) {
 }
 
 /// Applies `changed_when` and `failed_when` (in `ctx`, which holds the registered result) to
-/// a result that was not skipped; an error names the condition that could not be evaluated.
-pub fn apply_overrides(
-    task: &Task,
-    result: &mut ResultMap,
-    ctx: &Context,
-    templar: &Templar,
-) -> Result<(), String> {
+/// a result that was not skipped. A condition that cannot be evaluated fails the task and
+/// keeps the module's result, its error under `changed_when_result`/`failed_when_result`,
+/// as ansible-core 2.19 does. Every failed result then carries `exception` (the module's, or
+/// 2.19's "(traceback unavailable)"), moved to `failed_when_suppressed_exception` when
+/// `failed_when` turned the failure off.
+pub fn apply_overrides(task: &Task, result: &mut ResultMap, ctx: &Context, templar: &Templar) {
     if flag(result, "skipped") {
-        return Ok(());
+        return;
     }
     let jv = ctx.value();
     let all = |conds: &Vec<Value>| -> Result<bool, String> {
         for c in conds {
-            if !templar.condition(c, &jv).map_err(|e| {
-                format!(
-                    "Task failed: conditional check '{}' failed: {e:#}",
-                    scalar_string(c)
-                )
-            })? {
+            if !templar
+                .condition(c, &jv)
+                .map_err(|e| format!("Error while evaluating conditional: {e:#}"))?
+            {
                 return Ok(false);
             }
         }
         Ok(true)
     };
+    let broken = |result: &mut ResultMap, key: &str, why: String| {
+        result.insert(key.into(), Value::String(why));
+        result.insert("failed".into(), Value::Bool(true));
+        result
+            .entry("msg")
+            .or_insert_with(|| Value::String(String::new()));
+        result.insert("exception".into(), TRACEBACK_UNAVAILABLE.into());
+    };
     if let Some(conds) = &task.changed_when {
-        let changed = all(conds)?;
-        result.insert("changed".into(), Value::Bool(changed));
+        match all(conds) {
+            Ok(changed) => {
+                result.insert("changed".into(), Value::Bool(changed));
+            }
+            Err(why) => return broken(result, "changed_when_result", why),
+        }
+    }
+    let was_failed = flag(result, "failed");
+    if was_failed && !result.contains_key("exception") {
+        result.insert("exception".into(), TRACEBACK_UNAVAILABLE.into());
     }
     if let Some(conds) = &task.failed_when {
-        let failed = all(conds)?;
-        if !failed && flag(result, "failed") {
+        let failed = match all(conds) {
+            Ok(failed) => failed,
+            Err(why) => return broken(result, "failed_when_result", why),
+        };
+        if !failed {
             // Ansible 2.19 notes the failure it suppressed (tracebacks are off by default)
-            result.insert(
-                "failed_when_suppressed_exception".into(),
-                "(traceback unavailable)".into(),
-            );
+            if let Some(e) = result.remove("exception") {
+                result.insert("failed_when_suppressed_exception".into(), e);
+            }
+        } else if !result.contains_key("exception") {
+            result.insert("exception".into(), TRACEBACK_UNAVAILABLE.into());
         }
         result.insert("failed_when_result".into(), Value::Bool(failed));
         result.insert("failed".into(), Value::Bool(failed));
     }
-    Ok(())
 }
+
+/// ansible-core 2.19's `exception` of a failed result when tracebacks are not displayed.
+pub const TRACEBACK_UNAVAILABLE: &str = "(traceback unavailable)";

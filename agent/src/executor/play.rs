@@ -7,6 +7,7 @@ use super::hosts::unmatched_terms;
 use super::Engine;
 use crate::playbook::blocks::{Item, Step};
 use crate::playbook::{Play, Task};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Engine {
@@ -70,6 +71,11 @@ impl Engine {
             return true;
         }
         self.ended.clear();
+        if let Err(e) = self.read_vars_files(play, &all_hosts, &hosts) {
+            self.reporter.warning(&e);
+            self.any_failed = true;
+            return false;
+        }
         let body = play_body(play);
         let all_batches = batches(&hosts, &play.serial);
         for (i, batch) in all_batches.iter().cloned().enumerate() {
@@ -100,6 +106,45 @@ impl Engine {
             }
         }
         true
+    }
+}
+
+impl Engine {
+    /// Reads the play's templated `vars_files` for each of `hosts` (see
+    /// [`crate::playbook::vars_files_for`]); a file none of whose names exists is an error.
+    fn read_vars_files(
+        &mut self,
+        play: &Play,
+        all_hosts: &[String],
+        hosts: &[String],
+    ) -> Result<(), String> {
+        self.vars_files.clear();
+        if play.vars_files.is_empty() {
+            return Ok(());
+        }
+        let task = Arc::new(Task::synthetic(
+            "vars_files",
+            "vars_files",
+            play.origin.clone(),
+        ));
+        let hostvars = self.hostvars();
+        let scope = super::job_vars::Scope {
+            play_hosts: all_hosts,
+            active: hosts,
+            hostvars: &hostvars,
+        };
+        let mut read = HashMap::new();
+        for h in hosts {
+            let job = self.job(play, &task, h, &scope);
+            let vars = job.ctx.value();
+            let templar = &self.shared.templar;
+            let files = crate::playbook::vars_files_for(play, &|v| {
+                templar.render_value(v, &vars).map_err(|e| format!("{e:#}"))
+            })?;
+            read.insert(h.clone(), files);
+        }
+        self.vars_files = read;
+        Ok(())
     }
 }
 

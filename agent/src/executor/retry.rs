@@ -65,9 +65,7 @@ pub async fn run(shared: &Shared, task: &Task, ctx: &Context, plan: &ActionPlan)
         if let Some(name) = &task.register {
             ctx_template.set(name, &Value::Object(result.clone()));
         }
-        if let Err(e) = apply_overrides(task, &mut result, &ctx_template, templar) {
-            result = failed(e);
-        }
+        apply_overrides(task, &mut result, &ctx_template, templar);
         if !limits.until {
             break;
         }

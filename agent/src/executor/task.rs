@@ -80,11 +80,11 @@ impl Engine {
             return Ok(forks);
         };
         let value = match (t, vars) {
-            (Value::String(s), Some(vars)) if crate::jinja::value::is_template(s) => self
-                .shared
-                .templar
-                .render_str(s, vars)
-                .map_err(|e| format!("Error processing keyword 'throttle': {e:#}"))?,
+            (Value::String(s), Some(vars)) if crate::jinja::value::is_template(s) => {
+                self.shared.templar.render_str(s, vars).map_err(|e| {
+                    format!("Failed to convert the throttle value to an integer: {e:#}")
+                })?
+            }
             (other, _) => other.clone(),
         };
         let n = match &value {
@@ -106,6 +106,47 @@ impl Engine {
             forks = forks.min(n as usize);
         }
         Ok(forks)
+    }
+
+    /// Applies an add_host/group_by result to the inventory; then, as ansible-core does after
+    /// changing it, evaluates the task's `changed_when` again with the result (its `changed`
+    /// now saying whether the inventory changed) registered. Loop results keep the values
+    /// their items evaluated.
+    fn settle_and_reevaluate(
+        &mut self,
+        task: &Task,
+        o: &mut HostOutcome,
+        ctx: Option<&super::vars::Context>,
+    ) {
+        let inventory_result =
+            o.result.contains_key("add_host") || o.result.contains_key("add_group");
+        let (Some(conds), Some(ctx), true) = (&task.changed_when, ctx, inventory_result) else {
+            self.settle_groups(o, task.changed_when.is_some());
+            return;
+        };
+        self.settle_groups(o, false);
+        if !matches!(o.status, Status::Ok | Status::Changed) {
+            return;
+        }
+        let mut seen = ctx.clone();
+        if let Some(name) = &task.register {
+            seen.set(name, &Value::Object(o.result.clone()));
+        }
+        let vars = seen.value();
+        let mut changed = true;
+        for c in conds {
+            match self.shared.templar.condition(c, &vars) {
+                Ok(true) => {}
+                Ok(false) => {
+                    changed = false;
+                    break;
+                }
+                // the first evaluation already judged it; keep what it said
+                Err(_) => return,
+            }
+        }
+        o.result.insert("changed".into(), Value::Bool(changed));
+        o.status = if changed { Status::Changed } else { Status::Ok };
     }
 
     /// Runs one host job per target, at most `task_forks` at a time, settles `group_by` and
@@ -143,9 +184,14 @@ impl Engine {
         let sem = Arc::new(tokio::sync::Semaphore::new(forks));
         let mut set = tokio::task::JoinSet::new();
         let mut order = HashMap::new();
+        // `changed_when` on add_host/group_by is evaluated again once the inventory changed
+        let mut contexts = HashMap::new();
         for (i, host) in targets.iter().enumerate() {
             order.insert(host.clone(), i);
             let job = self.job(play, task, host, scope);
+            if task.changed_when.is_some() && looped.is_none() {
+                contexts.insert(host.clone(), job.ctx.clone());
+            }
             let shared = self.shared.clone();
             let sem = sem.clone();
             let looped = looped.clone();
@@ -176,7 +222,8 @@ impl Engine {
             let idx = order.get(&outcome.host).copied().unwrap_or(usize::MAX);
             pending.insert(idx, outcome);
             while let Some(mut o) = pending.remove(&next) {
-                self.settle_groups(&mut o, task.changed_when.is_some());
+                let ctx = contexts.get(&o.host).cloned();
+                self.settle_and_reevaluate(task, &mut o, ctx.as_ref());
                 let reporting = crate::timing::span(crate::timing::Phase::Report);
                 self.report(info, task, &o);
                 drop(reporting);
@@ -187,7 +234,8 @@ impl Engine {
         let mut rest: Vec<(usize, HostOutcome)> = pending.into_iter().collect();
         rest.sort_by_key(|(i, _)| *i);
         for (_, mut o) in rest {
-            self.settle_groups(&mut o, task.changed_when.is_some());
+            let ctx = contexts.get(&o.host).cloned();
+            self.settle_and_reevaluate(task, &mut o, ctx.as_ref());
             self.report(info, task, &o);
             outcomes.push(o);
         }

@@ -36,6 +36,12 @@ pub struct Play {
     pub hosts: String,
     /// `gather_facts` (defaults to true; a small fact set is gathered).
     pub gather_facts: bool,
+    /// Whether the play sets `gather_facts` itself (else `gathering` in ansible.cfg decides).
+    pub gather_facts_set: bool,
+    /// `vars_files` with a templated entry or a list of alternatives: every entry, in order,
+    /// each host's files found when the play starts ([`vars_files_for`]). Empty when every
+    /// entry is a literal file name (those are read into `vars` at parse time).
+    pub vars_files: Vec<Value>,
     /// `serial` batch sizes; the last one repeats.
     pub serial: Vec<Serial>,
     /// `any_errors_fatal`.
@@ -204,6 +210,78 @@ fn import_playbook(node: &Node, path: &Path, collection: Option<&str>) -> Result
     load_from(&target, collection).map(Some)
 }
 
+fn list_of_values(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// A play's templated `vars_files` for one host, as Ansible reads them: each entry rendered
+/// with `render` (the host's variables), a list entry being the first of its files that
+/// exists; relative names are found beside the playbook. A missing file is Ansible's error.
+pub fn vars_files_for(
+    play: &Play,
+    render: &dyn Fn(&Value) -> std::result::Result<Value, String>,
+) -> std::result::Result<Map<String, Value>, String> {
+    let base = play
+        .origin
+        .file
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let mut out = Map::new();
+    for entry in &play.vars_files {
+        let choices: Vec<Value> = match entry {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        };
+        let mut found = None;
+        let mut tried = Vec::new();
+        for choice in &choices {
+            let name = scalar_string(&render(choice)?);
+            let p = base.join(&name);
+            if p.is_file() {
+                found = Some(p);
+                break;
+            }
+            tried.push(name);
+        }
+        let Some(p) = found else {
+            return Err(format!("vars file {} was not found", tried.join(", ")));
+        };
+        let data = crate::yaml::load_value(&p).map_err(|e| format!("{e:#}"))?;
+        out.extend(vars_file_data(data, &p)?);
+    }
+    Ok(out)
+}
+
+/// A vars file's variables, as Ansible's `preprocess_vars` takes them: a mapping, or a list
+/// of mappings merged in order.
+fn vars_file_data(data: Value, path: &Path) -> std::result::Result<Map<String, Value>, String> {
+    let parts = match data {
+        Value::Null => Vec::new(),
+        Value::Object(m) => vec![Value::Object(m)],
+        Value::Array(a) => a,
+        other => vec![other],
+    };
+    let mut out = Map::new();
+    for part in parts {
+        match part {
+            Value::Object(m) => out.extend(m),
+            other => {
+                return Err(format!(
+                    "{}: variable files must contain either a dictionary of variables, or a list of dictionaries. Got: {}",
+                    path.display(),
+                    crate::jinja::value::python_repr(&other)
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `vars_files`: each file's mapping, in order (literal paths relative to the playbook).
 fn vars_files(v: &Value, file: &Path, line: usize) -> Result<Map<String, Value>> {
     let mut out = Map::new();
@@ -229,16 +307,7 @@ fn vars_files(v: &Value, file: &Path, line: usize) -> Result<Map<String, Value>>
                 p.display()
             )));
         }
-        match crate::yaml::load_value(&p)? {
-            Value::Object(m) => out.extend(m),
-            Value::Null => {}
-            _ => {
-                return Err(syntax(format!(
-                    "{}: a vars file must be a mapping",
-                    p.display()
-                )))
-            }
-        }
+        out.extend(vars_file_data(crate::yaml::load_value(&p)?, &p).map_err(syntax)?);
     }
     Ok(out)
 }
@@ -258,6 +327,8 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
         named: false,
         hosts: String::new(),
         gather_facts: true,
+        gather_facts_set: false,
+        vars_files: Vec::new(),
         serial: Vec::new(),
         any_errors_fatal: false,
         max_fail_percentage: None,
@@ -301,7 +372,10 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
                     other => scalar_string(other),
                 };
             }
-            "gather_facts" => play.gather_facts = ansible_boolean(&v),
+            "gather_facts" => {
+                play.gather_facts = ansible_boolean(&v);
+                play.gather_facts_set = true;
+            }
             "serial" => play.serial = parse_serial(&v).map_err(|m| err(value.line, m))?,
             "any_errors_fatal" => play.any_errors_fatal = ansible_boolean(&v),
             "max_fail_percentage" => {
@@ -335,7 +409,17 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
             "tags" => play_tags = blocks::tag_list(&v),
             "handlers" => handlers = Some(value),
             "roles" => roles_node = Some(value),
-            "vars_files" => files_vars = vars_files(&v, file, value.line)?,
+            "vars_files" => {
+                let entries = list_of_values(&v);
+                let dynamic = entries
+                    .iter()
+                    .any(|e| e.is_array() || crate::jinja::value::is_template(&scalar_string(e)));
+                if dynamic {
+                    play.vars_files = entries;
+                } else {
+                    files_vars = vars_files(&v, file, value.line)?
+                }
+            }
             "collections" => {
                 play_collections =
                     crate::collections::keyword_list(&v).map_err(|e| err(value.line, e))?;
@@ -441,6 +525,15 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
     Ok(play)
 }
 
+/// `gathering` of ansible.cfg: whether plays that do not say `gather_facts` gather facts.
+pub fn default_gathering(books: &mut [Playbook], gather_by_default: bool) {
+    for play in books.iter_mut().flat_map(|b| b.plays.iter_mut()) {
+        if !play.gather_facts_set {
+            play.gather_facts = gather_by_default;
+        }
+    }
+}
+
 /// Applies `--tags`/`--skip-tags` (comma-separated values allowed) to every play's tasks.
 pub fn select_tags(
     books: &mut [Playbook],
@@ -478,8 +571,13 @@ pub fn select_tags(
             for (k, v) in play_vars {
                 vars.entry(k.clone()).or_insert_with(|| v.clone());
             }
+            let selection = blocks::TagSelection {
+                only: only.clone(),
+                skip: skip.clone(),
+                vars,
+            };
             for_each_deferred(&play.body, &mut |d| {
-                d.after(|a| a.select = Some((only.clone(), skip.clone(), vars.clone())))
+                d.after(|a| a.select = Some(selection.clone()))
             });
         }
         play.tasks.clear();
@@ -513,14 +611,14 @@ pub(crate) fn finish_loaded(items: &mut Vec<blocks::Item>, after: &blocks::After
     if let Some(user) = &after.become_user {
         default_become_user(items, user);
     }
-    if let Some((only, skip, vars)) = &after.select {
+    if let Some(selection) = &after.select {
         let templar = crate::jinja::Templar::new();
         blocks::Item::retain(items, &|s: &blocks::Step| {
-            let tags = tag_template::render(&s.extra.tags, &[vars], &templar);
-            blocks::selected(&tags, only, skip)
+            let tags = tag_template::render(&s.extra.tags, &[&selection.vars], &templar);
+            blocks::selected(&tags, &selection.only, &selection.skip)
         });
         for_each_deferred(items, &mut |d| {
-            d.after(|a| a.select = Some((only.clone(), skip.clone(), vars.clone())))
+            d.after(|a| a.select = Some(selection.clone()))
         });
     }
 }

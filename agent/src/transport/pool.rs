@@ -131,6 +131,15 @@ impl ConnectionPool {
         .clone()
     }
 
+    /// `meta: reset_connection`: closes the connection for `spec` (its shells and temp dir;
+    /// a master kept for later runs stays), so the next task opens a new one.
+    pub async fn reset(&self, spec: &ConnSpec) {
+        let slot = self.slots.lock().await.remove(spec);
+        if let Some(Ok(conn)) = slot.and_then(|s| s.get().cloned()) {
+            conn.close().await;
+        }
+    }
+
     /// Total module uploads over all connections (for tests and logs).
     pub async fn upload_count(&self) -> usize {
         let slots = self.slots.lock().await;

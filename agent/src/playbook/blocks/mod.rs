@@ -125,7 +125,18 @@ pub struct After {
     /// The play's `become_user`.
     pub become_user: Option<String>,
     /// `--tags`/`--skip-tags` and the variables their templates see.
-    pub select: Option<(Vec<String>, Vec<String>, Map<String, Value>)>,
+    pub select: Option<TagSelection>,
+}
+
+/// `--tags`/`--skip-tags` as a play applied them.
+#[derive(Debug, Default, Clone)]
+pub struct TagSelection {
+    /// `--tags`.
+    pub only: Vec<String>,
+    /// `--skip-tags`.
+    pub skip: Vec<String>,
+    /// The variables templated tags are rendered with (extra vars over play vars).
+    pub vars: Map<String, Value>,
 }
 
 impl Deferred {
@@ -235,6 +246,8 @@ pub struct Inherit {
     pub(super) play_roles: Option<Arc<Mutex<PlayRoles>>>,
     /// The `collections` search list in effect.
     pub(super) collections: Vec<String>,
+    /// `notify` of an enclosing `import_tasks`: for the tasks that notify nothing themselves.
+    pub(super) notify: Vec<String>,
     /// The collection the playbook was run from (`ansible-playbook ns.coll.playbook`): first
     /// in every search list.
     pub(super) default_collection: Option<String>,
@@ -583,6 +596,8 @@ fn parse_import(
     };
     // keywords of the include task itself
     let mut own: Vec<(String, Value)> = Vec::new();
+    let mut imported: Vec<(String, Value)> = Vec::new();
+    let mut imported_notify: Vec<String> = Vec::new();
     for (k, v) in entries {
         let val = v.to_json();
         match k.as_str() {
@@ -618,6 +633,9 @@ fn parse_import(
             "ignore_errors" | "no_log" | "register" | "timeout" if !is_import => {
                 own.push((k.clone(), val))
             }
+            // an import's keywords are its tasks', as a block's
+            "notify" if is_import => imported_notify = tag_list(&val),
+            k if is_import && INHERITED.contains(&k) => imported.push((k.to_string(), val)),
             other if !is_import && loop_key(other, &val, v, file, &mut looping)? => {}
             other if is_import && (other == "loop" || other.starts_with("with_")) => {
                 return Err(syntax(format!(
@@ -675,6 +693,13 @@ fn parse_import(
     if is_import {
         let (inner_file, nodes) = loaded?;
         inner.when.extend(when);
+        for (k, v) in imported {
+            inner.keywords.retain(|(x, _)| *x != k);
+            inner.keywords.push((k, v));
+        }
+        if !imported_notify.is_empty() {
+            inner.notify = imported_notify;
+        }
         return parse_items(&nodes, &inner_file, &inner, depth + 1);
     }
     // the include itself runs as a task; its `when` gates the included tasks. Its file is
@@ -864,6 +889,9 @@ fn parse_step(
             )));
         }
     }
+    if extra.notify.is_empty() {
+        extra.notify = inherit.notify.clone();
+    }
     let stripped = Node {
         line: node.line,
         col: node.col,
@@ -878,10 +906,16 @@ fn parse_step(
             .unwrap_or_default();
         if !matches!(
             action.trim(),
-            "noop" | "flush_handlers" | "end_play" | "end_host"
+            "noop"
+                | "flush_handlers"
+                | "end_play"
+                | "end_host"
+                | "end_batch"
+                | "clear_host_errors"
+                | "reset_connection"
         ) {
             return Err(syntax(format!(
-                "{}: meta: {action} is not supported by etcd-agent (noop, flush_handlers, end_play, end_host)",
+                "{}: meta: {action} is not supported by etcd-agent (noop, flush_handlers, end_play, end_host, end_batch, clear_host_errors, reset_connection)",
                 at(file, node)
             )));
         }
