@@ -232,7 +232,8 @@ impl Engine {
                         self.report_meta(&info, &step.task, &h, Status::Failed, m.clone());
                         self.dead.insert(h.clone());
                         self.any_failed = true;
-                        run.failed_task.insert(h, (step.task.display_name(), m));
+                        run.failed_task
+                            .insert(h, (step.task.name.clone().unwrap_or_default(), m));
                     }
                 }
             }
@@ -294,8 +295,10 @@ impl Engine {
             }
             if *status == Status::Failed && self.dead.contains(host) {
                 let result = self.last_results.remove(host).unwrap_or_default();
-                run.failed_task
-                    .insert(host.clone(), (step.task.display_name(), result));
+                // `ansible_failed_task.name` is the task's own name ("" when unnamed), not
+                // the "role : name" the output shows
+                let name = step.task.name.clone().unwrap_or_default();
+                run.failed_task.insert(host.clone(), (name, result));
             }
         }
         self.last = last;

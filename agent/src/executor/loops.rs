@@ -27,15 +27,39 @@ fn failed(shared: &Shared, job: &HostJob, msg: String) -> HostOutcome {
     }
 }
 
+/// Why a host's loop items could not be made.
+enum ItemsError {
+    /// An undefined value in them: the task fails unless its `when` skips it.
+    Undefined(String),
+    /// Anything else: the task fails.
+    Other(String),
+}
+
+impl From<String> for ItemsError {
+    fn from(msg: String) -> Self {
+        ItemsError::Other(msg)
+    }
+}
+
 /// The loop items for this host (templated; `with_items` flattens one level).
-fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, String> {
+fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, ItemsError> {
     let Some(spec) = &extra.loop_items else {
         return Ok(Vec::new());
     };
     let rendered = shared
         .templar
         .render_value(spec, &job.ctx.value())
-        .map_err(|e| format!("Task failed: Error while resolving loop items: {e:#}"))?;
+        .map_err(|e| {
+            let undefined = e
+                .chain()
+                .any(|c| c.is::<crate::jinja::undefined::UndefinedVariable>());
+            let msg = format!("Task failed: Error while resolving loop items: {e:#}");
+            if undefined {
+                ItemsError::Undefined(msg)
+            } else {
+                ItemsError::Other(msg)
+            }
+        })?;
     if extra.sequence_items {
         let terms = match rendered {
             Value::Array(terms) => terms,
@@ -52,7 +76,9 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, St
     }
     if extra.dict_items {
         let Value::Object(map) = rendered else {
-            return Err("Task failed: with_dict expects a dict".into());
+            return Err(ItemsError::Other(
+                "Task failed: with_dict expects a dict".into(),
+            ));
         };
         return Ok(map
             .into_iter()
@@ -72,9 +98,9 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, St
                 Value::Number(n) if n.is_f64() => "float",
                 _ => "int",
             };
-            return Err(format!(
+            return Err(ItemsError::Other(format!(
                 "The `loop` value must resolve to a 'list', not '{kind}'."
-            ));
+            )));
         }
     };
     if !extra.flatten_items {
@@ -93,7 +119,18 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, St
 pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome {
     let list = match items(&shared, &job, &extra) {
         Ok(l) => l,
-        Err(e) => return failed(&shared, &job, e),
+        // ansible-core keeps an undefined value in the loop items for after `when`: a task its
+        // condition skips is skipped, not failed
+        Err(ItemsError::Undefined(msg)) => {
+            let vars = job.ctx.value();
+            return match super::when::gate(&shared.templar, &job.task, &vars) {
+                super::when::Gate::Skip(result) => {
+                    HostOutcome::new(&job, Status::Skipped, result, None)
+                }
+                _ => failed(&shared, &job, msg),
+            };
+        }
+        Err(ItemsError::Other(msg)) => return failed(&shared, &job, msg),
     };
     let var = extra.loop_var.clone();
     let control = |v: &Option<Value>| -> Result<Option<Value>, String> {

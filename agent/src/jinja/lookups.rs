@@ -1,5 +1,5 @@
-//! Ansible's lookups for templates: `lookup()`, `query()`/`q()` with the `env`, `file` and
-//! `first_found` plugins. (`with_sequence`'s own parser is [`super::sequence`].)
+//! Ansible's lookups for templates: `lookup()`, `query()`/`q()` with the `env`, `file`,
+//! `first_found` and `sequence` plugins. (`with_sequence`'s own parser is [`super::sequence`].)
 
 use minijinja::value::Rest;
 use minijinja::{Environment, Error, ErrorKind, State, Value as JValue};
@@ -22,6 +22,9 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
     };
     if matches!(kind, "first_found" | "ansible.builtin.first_found") {
         return first_found(state, &args[1..]);
+    }
+    if matches!(kind, "sequence" | "ansible.builtin.sequence") {
+        return sequence(&args[1..]);
     }
     let terms: Vec<String> = args[1..]
         .iter()
@@ -58,7 +61,7 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
         }
         other => {
             return Err(op_err(format!(
-                "lookup plugin '{other}' is not supported by etcd-agent (env, file, first_found)"
+                "lookup plugin '{other}' is not supported by etcd-agent (env, file, first_found, sequence)"
             )))
         }
     }
@@ -202,4 +205,43 @@ pub fn search_candidates(state: &State, subdir: &str, name: &str) -> Vec<std::pa
     }
     out.push(Path::new(&base).join(name));
     out
+}
+
+/// Ansible's `sequence` lookup: each term (`start=1 end=3`, or `1-3/1:%d`) with the keyword
+/// arguments as its defaults; keyword arguments alone make one sequence.
+fn sequence(args: &[JValue]) -> Result<Vec<Value>, Error> {
+    let mut terms = Vec::new();
+    let mut options = Vec::new();
+    for arg in args {
+        match serde_json::to_value(arg).map_err(|e| op_err(e.to_string()))? {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    options.push(format!("{k}={}", super::value::scalar_string(&v)));
+                }
+            }
+            Value::Array(list) => terms.extend(list.iter().map(super::value::scalar_string)),
+            Value::Null => {}
+            other => terms.push(super::value::scalar_string(&other)),
+        }
+    }
+    if terms.is_empty() {
+        if options.is_empty() {
+            return Ok(Vec::new());
+        }
+        terms.push(String::new());
+    }
+    let defaults = options.join(" ");
+    let mut out = Vec::new();
+    for term in terms {
+        // the keyword arguments first: a term's own options override them
+        let full = if defaults.is_empty() || super::sequence::is_shortcut(&term) {
+            term
+        } else {
+            format!("{defaults} {term}")
+        };
+        let numbers = super::sequence::items(&full)
+            .map_err(|e| op_err(format!("The lookup plugin 'sequence' failed: {e}")))?;
+        out.extend(numbers.into_iter().map(Value::String));
+    }
+    Ok(out)
 }

@@ -76,6 +76,11 @@ fn number(key: &str, text: &str) -> Result<i64, String> {
     })
 }
 
+/// Whether `term` is the shortcut form `[start-]end[/stride][:format]`.
+pub fn is_shortcut(term: &str) -> bool {
+    shortcut(term).is_some()
+}
+
 /// `[start-]end[/stride][:format]`.
 fn shortcut(term: &str) -> Option<Result<Spec, String>> {
     let (range, format) = match term.split_once(':') {
@@ -90,13 +95,16 @@ fn shortcut(term: &str) -> Option<Result<Spec, String>> {
         Some((s, e)) => (Some(s), e),
         None => (None, bounds),
     };
-    // Ansible's shortcut pattern also takes 0x.. numbers, which the conversion then refuses
+    // Ansible's shortcut number pattern, `0?x?[0-9a-f]+` (any case): it takes hex digits
+    // and 0x.. numbers, which the conversion then refuses ("has an invalid value")
     let plain = |t: &str| {
         let t = t.to_ascii_lowercase();
-        !t.is_empty()
-            && (t.bytes().all(|c| c.is_ascii_digit())
-                || t.strip_prefix("0x")
-                    .is_some_and(|h| !h.is_empty() && h.bytes().all(|c| c.is_ascii_hexdigit())))
+        let t = t
+            .strip_prefix('0')
+            .filter(|r| r.starts_with('x'))
+            .unwrap_or(&t);
+        let t = t.strip_prefix('x').unwrap_or(t);
+        !t.is_empty() && t.bytes().all(|c| c.is_ascii_hexdigit())
     };
     if !plain(end) || !start.is_none_or(plain) || !stride.is_none_or(plain) {
         return None;

@@ -228,18 +228,19 @@ impl Templar {
                         .ok()
                         .and_then(|why| why.as_str().map(str::to_string))
                     {
-                        return anyhow!("{why}");
+                        return undefined::UndefinedVariable(why).into();
                     }
-                    return anyhow!("{missing}");
+                    return undefined::UndefinedVariable(missing).into();
                 }
             }
             if let Some(why) = undefined::take_lazy_failure() {
-                return anyhow!("{why}");
+                return undefined::UndefinedVariable(why).into();
             }
             let paths = undefined::subscript_paths(source, bare_expression, vars);
             if let Some(why) = paths.iter().find_map(|p| undefined::first_missing(vars, p)) {
-                return anyhow!("{why}");
+                return undefined::UndefinedVariable(why).into();
             }
+            return undefined::UndefinedVariable(describe(&err)).into();
         }
         anyhow!("{}", describe(&err))
     }

@@ -26,6 +26,20 @@ pub fn take_lazy_failure() -> Option<String> {
     LAZY_FAILURE.with(|f| f.borrow_mut().take())
 }
 
+/// A template failed on an undefined value (Ansible's `AnsibleUndefinedVariable`); the text
+/// says which, in Ansible's words. Callers that treat undefined values specially (a loop
+/// whose items are undefined on a task its `when` skips) find it with `downcast_ref`.
+#[derive(Debug, Clone)]
+pub struct UndefinedVariable(pub String);
+
+impl std::fmt::Display for UndefinedVariable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UndefinedVariable {}
+
 /// One step of a lookup path.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
