@@ -1,5 +1,5 @@
 //! `stat`: what Ansible's stat module reports about a path (mode bits, owner, type, link
-//! target, SHA-1 checksum).
+//! target, inode, device, times, SHA-1 checksum).
 
 use super::remote::{fail, info_checked, remote_digest, sh, R};
 use crate::builtins::spec::{Arg, Check};
@@ -8,8 +8,8 @@ use crate::builtins::Params;
 use crate::transport::quote;
 use serde_json::{Map, Value};
 
-/// `stat`'s argument spec (the agent computes SHA-1 checksums; attributes and MIME types are
-/// not reported, which `get_attributes`/`get_mime` only ask for).
+/// `stat`'s argument spec (the agent computes SHA-1 checksums; file attributes are not
+/// reported, which `get_attributes` only asks for).
 pub const ARGS: Check = Check::Spec {
     name: None,
     args: &[
@@ -18,7 +18,7 @@ pub const ARGS: Check = Check::Spec {
             .default_str("sha1")
             .choices(&["md5", "sha1", "sha224", "sha256", "sha384", "sha512"])
             .only(&["sha1"]),
-        Arg::bool("follow", false).unimplemented(),
+        Arg::bool("follow", false),
         Arg::bool("get_attributes", true).aliases(&["attr", "attributes"]),
         Arg::bool("get_checksum", true),
         Arg::bool("get_mime", true).aliases(&["mime", "mime_type", "mime-type"]),
@@ -34,7 +34,19 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
         return fail("path is required");
     };
     let mut st = Map::new();
-    let found = match info_checked(ctx, &path).await? {
+    // `follow`: what a symlink points to is described (os.stat), under the name given
+    let looked_at = if p.bool("follow") {
+        let out = sh(ctx, &format!("readlink -m {}", quote(&path)), None).await?;
+        let real = out.stdout_text().trim_end_matches('\n').to_string();
+        if out.rc == 0 && !real.is_empty() {
+            real
+        } else {
+            path.clone()
+        }
+    } else {
+        path.clone()
+    };
+    let found = match info_checked(ctx, &looked_at).await? {
         Ok(found) => found,
         Err(e) => return fail(e),
     };
@@ -75,6 +87,36 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
             ] {
                 st.insert(k.into(), b(bit));
             }
+            // inode, device and times (lstat's, as Ansible's with follow off): seconds as
+            // floats, with the fractional part Python's os.stat gives
+            let times = sh(
+                ctx,
+                &format!(
+                    "stat -c '%i|%d|%.9X|%.9Y|%.9Z|%b|%B|%r' {}",
+                    quote(&looked_at)
+                ),
+                None,
+            )
+            .await?;
+            let text = times.stdout_text();
+            let f: Vec<&str> = text.trim_end().split('|').collect();
+            if times.rc == 0 && f.len() == 8 {
+                let int = |s: &str| s.parse::<u64>().map(Value::from).unwrap_or(Value::Null);
+                let float = |s: &str| {
+                    s.parse::<f64>()
+                        .ok()
+                        .and_then(|x| serde_json::Number::from_f64(x).map(Value::Number))
+                        .unwrap_or(Value::Null)
+                };
+                st.insert("inode".into(), int(f[0]));
+                st.insert("dev".into(), int(f[1]));
+                st.insert("atime".into(), float(f[2]));
+                st.insert("mtime".into(), float(f[3]));
+                st.insert("ctime".into(), float(f[4]));
+                st.insert("blocks".into(), int(f[5]));
+                st.insert("block_size".into(), int(f[6]));
+                st.insert("device_type".into(), int(f[7]));
+            }
             st.insert("readable".into(), Value::Bool(i.readable));
             st.insert("writeable".into(), Value::Bool(i.writeable));
             st.insert("executable".into(), Value::Bool(i.executable));
@@ -87,9 +129,27 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
                     st.insert("lnk_target".into(), t.clone().into());
                 }
             }
+            // `get_mime`: what the `file` utility says, "unknown" without it (as Ansible)
+            if p.bool("get_mime") {
+                let q = quote(&looked_at);
+                let out = sh(
+                    ctx,
+                    &format!("file -b --mime-type {q} && file -b --mime-encoding {q}"),
+                    None,
+                )
+                .await?;
+                let text = out.stdout_text();
+                let mut lines = text.lines();
+                let (mime, charset) = match (out.rc, lines.next(), lines.next()) {
+                    (0, Some(m), Some(c)) => (m.to_string(), c.to_string()),
+                    _ => ("unknown".to_string(), "unknown".to_string()),
+                };
+                st.insert("mimetype".into(), mime.into());
+                st.insert("charset".into(), charset.into());
+            }
             let want_checksum = p.bool("get_checksum");
             if i.is_reg() && want_checksum {
-                if let Some(c) = remote_digest(ctx, "sha1sum", &path).await? {
+                if let Some(c) = remote_digest(ctx, "sha1sum", &looked_at).await? {
                     st.insert("checksum".into(), c.into());
                 }
             }
