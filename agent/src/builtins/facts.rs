@@ -6,7 +6,8 @@
 //! `ansible_distribution`, `ansible_distribution_version`,
 //! `ansible_distribution_major_version`, `ansible_distribution_release`, `ansible_os_family`,
 //! `ansible_pkg_mgr`, `ansible_processor_vcpus`, `ansible_memtotal_mb`, `ansible_date_time`,
-//! `ansible_user_id`, `ansible_user_dir`, `ansible_env` (`HOME`, `PATH`, `USER`, `SHELL`), and
+//! `ansible_user_id`, `ansible_user_dir`, `ansible_env` (`HOME`, `PATH`, `USER`, `SHELL`),
+//! `ansible_python` and `ansible_python_version` (the target's `python3`, when it has one), and
 //! the network facts of [`network`]: `ansible_interfaces`, `ansible_<interface>`,
 //! `ansible_default_ipv4`/`_ipv6`, `ansible_all_ipv4_addresses`/`_ipv6_addresses`,
 //! `ansible_locally_reachable_ips`.
@@ -69,6 +70,12 @@ echo "memtotal_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
 echo "date=$(date '+%s|%N|%Y|%m|%d|%H|%M|%S|%z|%A|%w|%W|%Z')"
 echo "tz_jan=$(date -d "$(date +%Y)-01-01 12:00" '+%z %Z' 2>/dev/null)"
 echo "tz_jul=$(date -d "$(date +%Y)-07-01 12:00" '+%z %Z' 2>/dev/null)"
+for py in python3 /usr/bin/python3 python; do
+  if command -v "$py" >/dev/null 2>&1; then
+    echo "python=$("$py" -c 'import sys, json; v = sys.version_info; print(json.dumps({"executable": sys.executable, "type": sys.implementation.name.capitalize() if sys.implementation.name != "cpython" else "CPython", "version": {"major": v[0], "minor": v[1], "micro": v[2], "releaselevel": v[3], "serial": v[4]}, "version_info": list(v), "has_sslcontext": True}))' 2>/dev/null)"
+    break
+  fi
+done
 "#;
 
 /// Runs `setup`.
@@ -170,11 +177,29 @@ fn parse(stdout: &str) -> Map<String, Value> {
         facts.insert("date_time".into(), dt);
     }
     facts.insert("env".into(), Value::Object(env));
+    // the target's Python, as the setup module reports the interpreter it ran under
+    if let Some(Ok(Value::Object(py))) = raw.get("python").map(serde_json::from_str::<Value>) {
+        if py.contains_key("executable") {
+            facts.insert("python_version".into(), python_version(&py).into());
+            facts.insert("python".into(), Value::Object(py));
+        }
+    }
     // an interface named like another fact does not replace it
     for (k, v) in network::facts(&raw.lines) {
         facts.entry(k).or_insert(v);
     }
     facts
+}
+
+/// `ansible_python_version`: `major.minor.micro`.
+fn python_version(py: &Map<String, Value>) -> String {
+    let part = |k: &str| {
+        py.get("version")
+            .and_then(|v| v.get(k))
+            .map(crate::jinja::value::scalar_string)
+            .unwrap_or_default()
+    };
+    format!("{}.{}.{}", part("major"), part("minor"), part("micro"))
 }
 
 fn distribution(raw: &Raw, facts: &mut Map<String, Value>) {

@@ -399,8 +399,15 @@ mod tests {
             let b = lookup(name).expect("builtin");
             Params::validate(name, b.check, args.as_object().expect("object"))
         };
-        let e = check("stat", serde_json::json!({"path": "/x", "follow": true})).unwrap_err();
-        assert!(e.contains("'follow' is not supported by etcd-agent"), "{e}");
+        let e = check(
+            "stat",
+            serde_json::json!({"path": "/x", "checksum_algorithm": "md5"}),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("'checksum_algorithm' is not supported by etcd-agent"),
+            "{e}"
+        );
         assert!(check("stat", serde_json::json!({"path": "/x", "follow": "no"})).is_ok());
         let e = check(
             "copy",

@@ -60,17 +60,84 @@ pub async fn exec(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Transpo
         }
         (_, pipe) => pipe,
     };
-    let out = child
-        .wait_with_output()
+    let stdout = Collector::start(child.stdout.take());
+    let stderr = Collector::start(child.stderr.take());
+    let status = child
+        .wait()
         .await
         .map_err(|e| TransportError::Failed(format!("waiting for /bin/sh: {e}")))?;
+    // a process the command left running in the background may hold its output open: as
+    // Ansible's run_command, stop reading once the command has exited and the output has
+    // been quiet for a moment
+    let (stdout, stderr) = Collector::finish(stdout, stderr).await;
     std::mem::forget(group);
     drop(held);
     Ok(ExecOutput {
-        rc: super::watch::exit_code(&out.status),
-        stdout: out.stdout,
-        stderr: out.stderr,
+        rc: super::watch::exit_code(&status),
+        stdout,
+        stderr,
     })
+}
+
+/// Reads one output pipe of a command into a buffer, in the background.
+struct Collector {
+    data: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Collector {
+    fn start<R: tokio::io::AsyncRead + Unpin + Send + 'static>(pipe: Option<R>) -> Self {
+        let data = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let task = pipe.map(|mut pipe| {
+            let data = data.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut d) = data.lock() {
+                        d.extend_from_slice(&buf[..n]);
+                    }
+                }
+            })
+        });
+        Collector { data, task }
+    }
+
+    fn len(&self) -> usize {
+        self.data.lock().map(|d| d.len()).unwrap_or(0)
+    }
+
+    fn done(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    fn take(self) -> Vec<u8> {
+        if let Some(t) = self.task {
+            t.abort();
+        }
+        std::mem::take(&mut *self.data.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Both pipes' output once they closed, or once neither grew for [`QUIET`].
+    async fn finish(out: Collector, err: Collector) -> (Vec<u8>, Vec<u8>) {
+        const QUIET: std::time::Duration = std::time::Duration::from_millis(500);
+        let mut seen = (out.len(), err.len());
+        let mut quiet_since = std::time::Instant::now();
+        while !(out.done() && err.done()) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            let now = (out.len(), err.len());
+            if now != seen {
+                seen = now;
+                quiet_since = std::time::Instant::now();
+            } else if quiet_since.elapsed() >= QUIET {
+                break;
+            }
+        }
+        (out.take(), err.take())
+    }
 }
 
 /// Kills the process group of a command whose wait was dropped (an interrupted run): tokio's
