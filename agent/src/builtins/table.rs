@@ -405,7 +405,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.contains("'checksum_algorithm' is not supported by etcd-agent"),
+            e.contains("'checksum_algorithm' with value 'md5' is not supported by etcd-agent"),
             "{e}"
         );
         assert!(check("stat", serde_json::json!({"path": "/x", "follow": "no"})).is_ok());
