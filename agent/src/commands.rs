@@ -277,7 +277,8 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     let code = rt.block_on(async {
         let run = async {
             let mut code = 0;
-            for pb in &books {
+            for (pb, path) in books.iter().zip(&args.playbooks) {
+                engine.playbook_start(&path.display().to_string(), pb.plays.len());
                 code = engine.run(pb).await;
                 if code != 0 {
                     break;

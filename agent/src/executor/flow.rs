@@ -22,6 +22,10 @@ pub(super) enum Flow {
     Abort,
 }
 
+/// A host's last failed task and its result: `ansible_failed_task` and
+/// `ansible_failed_result` in a `rescue`.
+pub(super) type FailedTask = (Map<String, Value>, Map<String, Value>);
+
 /// Per-batch state.
 pub(super) struct PlayRun<'a> {
     /// Every host of the play (`ansible_play_hosts_all`).
@@ -33,7 +37,7 @@ pub(super) struct PlayRun<'a> {
     /// Handler name or topic -> hosts notified, in notification order.
     pub notified: Vec<(String, Vec<String>)>,
     /// Last failed task (name, result) per host, for `rescue`.
-    pub failed_task: HashMap<String, (String, Map<String, Value>)>,
+    pub failed_task: HashMap<String, FailedTask>,
     /// Depth of blocks that have a `rescue` (failures there do not abort the play).
     pub rescuable: usize,
     /// Hosts failed because another host's `run_once` task failed. ansible-core marks them
@@ -70,6 +74,26 @@ enum Included<'p> {
     Parsed(&'p [Item]),
     /// Parsed when notified hosts name their file.
     Deferred(&'p crate::playbook::blocks::Deferred),
+}
+
+/// `ansible_failed_task`: the failed task as Ansible serializes it, in part: its own `name`
+/// ("" when unnamed, not the "role : name" the output shows), its `action` as written and its
+/// arguments.
+fn failed_task_fields(task: &Task) -> Map<String, Value> {
+    let mut t = Map::new();
+    t.insert(
+        "name".into(),
+        Value::String(task.name.clone().unwrap_or_default()),
+    );
+    t.insert("action".into(), Value::String(task.action.clone()));
+    let args: Map<String, Value> = task
+        .args
+        .iter()
+        .filter(|(k, _)| !k.starts_with("_load"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    t.insert("args".into(), Value::Object(args));
+    t
 }
 
 fn meta_action(task: &Task) -> String {
@@ -233,7 +257,7 @@ impl Engine {
                         self.dead.insert(h.clone());
                         self.any_failed = true;
                         run.failed_task
-                            .insert(h, (step.task.name.clone().unwrap_or_default(), m));
+                            .insert(h, (failed_task_fields(&step.task), m));
                     }
                 }
             }
@@ -295,19 +319,20 @@ impl Engine {
             }
             if *status == Status::Failed && self.dead.contains(host) {
                 let result = self.last_results.remove(host).unwrap_or_default();
-                // `ansible_failed_task.name` is the task's own name ("" when unnamed), not
-                // the "role : name" the output shows
-                let name = step.task.name.clone().unwrap_or_default();
-                run.failed_task.insert(host.clone(), (name, result));
+                run.failed_task
+                    .insert(host.clone(), (failed_task_fields(&step.task), result));
             }
         }
         self.last = last;
-        self.after_failures(play, failed_now, active, run)
+        let fatal = step.task.any_errors_fatal.unwrap_or(play.any_errors_fatal);
+        self.after_failures(play, fatal, failed_now, active, run)
     }
 
+    /// `fatal`: the task's `any_errors_fatal` (its own, a block's, else the play's).
     fn after_failures(
         &mut self,
         play: &Play,
+        fatal: bool,
         failed_now: usize,
         active: &mut Vec<String>,
         run: &mut PlayRun<'_>,
@@ -315,7 +340,7 @@ impl Engine {
         if failed_now == 0 {
             return Flow::Continue;
         }
-        if play.any_errors_fatal {
+        if fatal {
             // ansible-core marks every other host failed at this task: each goes on as a failed
             // host does (its block's `rescue`, else its `always`, then nothing more); they
             // count among the run's failed hosts (exit 2, no later plays), not in the recap
@@ -398,11 +423,9 @@ impl Engine {
                     s.failed = s.failed.saturating_sub(1);
                     s.rescued += 1;
                 }
-                if let Some((name, result)) = run.failed_task.get(h) {
+                if let Some((task, result)) = run.failed_task.get(h) {
                     let facts = self.facts.entry(h.clone()).or_default();
-                    let mut t = Map::new();
-                    t.insert("name".into(), Value::String(name.clone()));
-                    facts.insert("ansible_failed_task".into(), Value::Object(t));
+                    facts.insert("ansible_failed_task".into(), Value::Object(task.clone()));
                     facts.insert(
                         "ansible_failed_result".into(),
                         Value::Object(result.clone()),
@@ -782,7 +805,8 @@ impl Engine {
                 }
             }
             active.retain(|h| !self.dead.contains(h));
-            flow = self.after_failures(play, failed_now, active, run);
+            let fatal = step.task.any_errors_fatal.unwrap_or(play.any_errors_fatal);
+            flow = self.after_failures(play, fatal, failed_now, active, run);
             if flow != Flow::Continue {
                 break;
             }

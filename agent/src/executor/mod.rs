@@ -145,6 +145,11 @@ impl Engine {
         play_hosts(&self.inv, &play.hosts, self.shared.opts.limit.as_deref())
     }
 
+    /// Announces a playbook (`path` as given) before [`Engine::run`] runs it.
+    pub fn playbook_start(&mut self, path: &str, plays: usize) {
+        self.reporter.playbook_start(path, plays);
+    }
+
     /// Runs every play, prints the recap, closes connections; returns the exit code.
     pub async fn run(&mut self, playbook: &Playbook) -> i32 {
         let mut pattern_error = false;

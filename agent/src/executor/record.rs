@@ -26,7 +26,7 @@ impl Engine {
             .collect();
         self.last_results.clear();
         self.last_includes.clear();
-        if task.module() == "include_tasks" {
+        if matches!(task.module(), "include_tasks" | "include_role") {
             self.last_includes = outcomes
                 .iter()
                 .filter(|o| matches!(o.status, Status::Ok | Status::Changed))

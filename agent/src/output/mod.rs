@@ -79,6 +79,8 @@ pub struct HostStats {
 
 /// Receives run events in order.
 pub trait Reporter: Send {
+    /// A playbook with `plays` plays starts (`path` as given on the command line).
+    fn playbook_start(&mut self, _path: &str, _plays: usize) {}
     /// A play starts.
     fn play_start(&mut self, name: &str, origin: &TaskOrigin);
     /// The play's pattern matched no host.

@@ -130,6 +130,17 @@ pub(crate) fn snippet(o: &TaskOrigin) -> Option<String> {
 }
 
 impl Reporter for TextReporter {
+    fn playbook_start(&mut self, path: &str, plays: usize) {
+        // ansible-playbook's -vv header
+        if self.verbosity >= 2 {
+            self.banner(&format!(
+                "PLAYBOOK: {}",
+                path.rsplit('/').next().unwrap_or(path)
+            ));
+            self.line(&format!("{plays} plays in {path}"));
+        }
+    }
+
     fn play_start(&mut self, name: &str, _origin: &TaskOrigin) {
         self.flush_include();
         self.banner(&format!("PLAY [{name}]"));

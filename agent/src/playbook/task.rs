@@ -59,6 +59,8 @@ pub struct Task {
     pub connection: Option<String>,
     /// `timeout`: seconds an attempt of the action may take (templated; 0 or none: no limit).
     pub timeout: Option<Value>,
+    /// `any_errors_fatal` set on the task or an enclosing block (else the play's applies).
+    pub any_errors_fatal: Option<bool>,
     /// `delegate_facts`: facts the action returns go to the delegated host.
     pub delegate_facts: bool,
     /// `async`: seconds the action may run (with `poll` above 0: the task waits for it).
@@ -144,6 +146,7 @@ impl Task {
             collections: Vec::new(),
             connection: None,
             timeout: None,
+            any_errors_fatal: None,
             delegate_facts: false,
             async_secs: None,
             poll: None,
@@ -282,6 +285,7 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
             "delegate_to" => task.delegate_to = Some(scalar_string(&v)),
             "connection" => task.connection = Some(connection_keyword(&v).map_err(err)?),
             "timeout" => task.timeout = Some(v),
+            "any_errors_fatal" => task.any_errors_fatal = Some(ansible_boolean(&v)),
             "delegate_facts" => task.delegate_facts = ansible_boolean(&v),
             "async" => task.async_secs = Some(v),
             "poll" => {

@@ -114,6 +114,17 @@ pub struct Deferred {
     depth: usize,
     /// What the play applies to its parsed tasks afterwards, applied to these too.
     after: Mutex<After>,
+    /// An `include_role` (the role named by the host's rendered name) instead of a file.
+    pub(super) role: Option<RoleInclude>,
+}
+
+/// What a deferred `include_role` needs to expand the role a host names.
+#[derive(Debug, Clone)]
+pub(super) struct RoleInclude {
+    /// `tasks_from`.
+    pub(super) tasks_from: Option<String>,
+    /// Where the include is written, for errors.
+    pub(super) at: String,
 }
 
 /// What a play applies to its whole task tree once parsed ([`super::parse_play`] and
@@ -148,6 +159,14 @@ impl Deferred {
     /// Parses the file `rel` (as rendered for a host) with `vars` (the loop variables) on top
     /// of what the include passes down; errors are Ansible's for a file it cannot include.
     pub fn load(&self, rel: &str, vars: Map<String, Value>) -> Result<Vec<Item>> {
+        if let Some(include) = &self.role {
+            let mut inner = self.inherit.clone();
+            inner.vars.extend(vars);
+            let mut items = roles::expand_included(rel, include, &inner)?;
+            let after = self.after.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            super::finish_loaded(&mut items, &after);
+            return Ok(items);
+        }
         let role = self.inherit.role.as_deref();
         let path = include_candidates(rel, &self.file, role)
             .into_iter()
@@ -296,6 +315,7 @@ pub const PLAY_INHERITED: &[&str] = &[
 
 /// Block keywords inherited by tasks (applied when the task does not set them itself).
 pub(super) const INHERITED: &[&str] = &[
+    "any_errors_fatal",
     "become",
     "become_user",
     "ignore_errors",
@@ -435,6 +455,8 @@ fn parse_block(
                 }
             },
             "tags" => inner.tags.extend(tag_list(&val)),
+            // tasks that notify nothing themselves notify the block's handlers
+            "notify" => inner.notify = tag_list(&val),
             "become_method" => {
                 let m = scalar_string(&val);
                 if m != "sudo" {
@@ -683,6 +705,7 @@ fn parse_import(
             inherit: passed,
             depth: depth + 1,
             after: Mutex::new(After::default()),
+            role: None,
         };
         return Ok(vec![Item::Deferred {
             step,
@@ -733,7 +756,7 @@ fn parse_import(
 
 /// The keywords an `include_tasks` takes for itself (`ignore_errors`, `no_log`, `register`,
 /// `timeout`).
-fn set_own_keywords(step: &mut Step, own: &[(String, Value)]) {
+pub(super) fn set_own_keywords(step: &mut Step, own: &[(String, Value)]) {
     let task = Arc::make_mut(&mut step.task);
     for (k, v) in own {
         match k.as_str() {
@@ -789,7 +812,13 @@ pub(super) fn include_item(
 
 /// Reads a loop keyword (`loop`, `with_items`, `with_list`, `with_dict`, `with_sequence`,
 /// `loop_control`) into `extra`; false for any other key.
-fn loop_key(k: &str, val: &Value, v: &Node, file: &Path, extra: &mut Extra) -> Result<bool> {
+pub(super) fn loop_key(
+    k: &str,
+    val: &Value,
+    v: &Node,
+    file: &Path,
+    extra: &mut Extra,
+) -> Result<bool> {
     let val = val.clone();
     match k {
         "loop" | "with_list" => extra.loop_items = Some(val),
@@ -965,6 +994,7 @@ fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
             "ignore_unreachable" => t.ignore_unreachable = ansible_boolean(v),
             "connection" => t.connection = Some(scalar_string(v)),
             "timeout" => t.timeout = Some(v.clone()),
+            "any_errors_fatal" => t.any_errors_fatal = Some(ansible_boolean(v)),
             "delegate_facts" => t.delegate_facts = ansible_boolean(v),
             "remote_user" => {
                 t.vars.entry("ansible_user").or_insert(v.clone());

@@ -78,6 +78,11 @@ pub fn import_role(
     let mut public = false;
     let mut include_args = Map::new();
     let (mut when, mut vars, mut tags, mut task_name) = (Vec::new(), Map::new(), Vec::new(), None);
+    let mut looping = super::Extra {
+        loop_var: "item".into(),
+        ..super::Extra::default()
+    };
+    let mut own: Vec<(String, Value)> = Vec::new();
     for (k, v) in entries {
         let val = v.to_json();
         match k.as_str() {
@@ -122,6 +127,10 @@ pub fn import_role(
                 }
             }
             "tags" if include => tags = tag_list(&val),
+            "ignore_errors" | "no_log" | "register" | "timeout" if include => {
+                own.push((k.clone(), val))
+            }
+            other if include && super::loop_key(other, &val, v, file, &mut looping)? => {}
             other if include => {
                 return Err(syntax(format!(
                     "{}: keyword '{other}' on include_role is not supported by etcd-agent (name, when, vars, tags)",
@@ -148,6 +157,50 @@ pub fn import_role(
     }
     let mut inner = inherit.clone();
     inner.vars.extend(vars.clone());
+    // a templated role name or a loop: the role is found and expanded when a host reaches
+    // the include, once per distinct name and item
+    if crate::jinja::value::is_template(&role_name) || looping.loop_items.is_some() {
+        if public {
+            return Err(syntax(format!(
+                "{}: include_role with public: true and a loop or a templated name is not supported by etcd-agent",
+                at(file, node)
+            )));
+        }
+        let name = task_name.unwrap_or_else(|| format!("include_role : {role_name}"));
+        let item = include_item(
+            ("include_role", &name, &role_name),
+            (node, file),
+            inherit,
+            (when, vars, tags),
+            Vec::new(),
+        );
+        let Item::Include { mut step, .. } = item else {
+            unreachable!("include_item makes an include")
+        };
+        super::set_own_keywords(&mut step, &own);
+        if let Some(task) = Arc::get_mut(&mut step.task) {
+            task.args
+                .insert("_include_args".into(), Value::Object(include_args));
+        }
+        step.extra = super::Extra {
+            tags: step.extra.tags,
+            ..looping
+        };
+        let deferred = super::Deferred {
+            file: file.clone(),
+            inherit: inner,
+            depth: 0,
+            after: std::sync::Mutex::new(super::After::default()),
+            role: Some(super::RoleInclude {
+                tasks_from,
+                at: at(file, node),
+            }),
+        };
+        return Ok(vec![Item::Deferred {
+            step,
+            deferred: Arc::new(deferred),
+        }]);
+    }
     let (items, role) = expand(
         &entry,
         &at(file, node),
@@ -165,6 +218,7 @@ pub fn import_role(
         items,
     );
     if let Item::Include { step, .. } = &mut item {
+        super::set_own_keywords(step, &own);
         if let Some(task) = Arc::get_mut(&mut step.task) {
             task.exposes = public.then_some(role);
             task.args
@@ -172,6 +226,42 @@ pub fn import_role(
         }
     }
     Ok(vec![item])
+}
+
+/// The items of an `include_role` deferred to run time ([`super::Deferred`]): the role `name`
+/// (as rendered for the host) with `inherit` (the include's vars and the loop variables).
+/// A role with handlers is refused: they would not be known to the play's handler list.
+pub(super) fn expand_included(
+    name: &str,
+    include: &super::RoleInclude,
+    inherit: &Inherit,
+) -> Result<Vec<Item>> {
+    let entry = serde_json::json!({ "role": name });
+    let handlers_before = inherit
+        .play_roles
+        .as_ref()
+        .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).handlers.len())
+        .unwrap_or(0);
+    let (items, _) = expand(
+        &entry,
+        &include.at,
+        inherit,
+        include.tasks_from.as_deref(),
+        false,
+        false,
+    )?;
+    let handlers_after = inherit
+        .play_roles
+        .as_ref()
+        .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).handlers.len())
+        .unwrap_or(0);
+    if handlers_after != handlers_before {
+        return Err(syntax(format!(
+            "{}: the role '{name}' has handlers: an include_role with a loop or a templated name cannot bring handlers in etcd-agent",
+            include.at
+        )));
+    }
+    Ok(items)
 }
 
 /// One role reference (a name, or a mapping with `role` and keywords or parameters).
