@@ -82,16 +82,27 @@ pub fn run(cmd: &mut Command) -> RunOutput {
 /// streams; panics only if it cannot be started.
 pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&str>) -> RunOutput {
     let program = command_line(cmd);
-    let mut child = cmd
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // a program the test has just written can be "busy" for a moment: another test thread
+    // forking while the file was open for writing holds a copy of that descriptor until it
+    // execs (ETXTBSY); that passes, so it is retried
+    let mut attempts = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(child) => break child,
+            Err(e) if e.raw_os_error() == Some(26) && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot run {program}: {e}"),
+        }
+    };
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().expect("piped stdin");
         pipe.write_all(text.as_bytes())
