@@ -605,8 +605,8 @@ fn unsupported_features_fail_at_syntax_check() {
             "include_role option 'apply' is not supported",
         ),
         (
-            "    - include_tasks: {file: x.yml, apply: {tags: [a]}}\n",
-            "option 'apply' of include_tasks is not supported",
+            "    - include_tasks: {file: x.yml, apply: {bogus: 1}}\n",
+            "keyword 'bogus' in include_tasks apply is not supported",
         ),
         (
             "    - name: t\n      debug: msg=x\n      diff: yes.\n",

@@ -72,7 +72,7 @@ echo "tz_jan=$(date -d "$(date +%Y)-01-01 12:00" '+%z %Z' 2>/dev/null)"
 echo "tz_jul=$(date -d "$(date +%Y)-07-01 12:00" '+%z %Z' 2>/dev/null)"
 for py in python3 /usr/bin/python3 python; do
   if command -v "$py" >/dev/null 2>&1; then
-    echo "python=$("$py" -c 'import sys, json; v = sys.version_info; print(json.dumps({"executable": sys.executable, "type": sys.implementation.name.capitalize() if sys.implementation.name != "cpython" else "CPython", "version": {"major": v[0], "minor": v[1], "micro": v[2], "releaselevel": v[3], "serial": v[4]}, "version_info": list(v), "has_sslcontext": True}))' 2>/dev/null)"
+    echo "python=$("$py" -c 'import sys, json; v = sys.version_info; print(json.dumps({"executable": sys.executable, "type": sys.implementation.name, "version": {"major": v[0], "minor": v[1], "micro": v[2], "releaselevel": v[3], "serial": v[4]}, "version_info": list(v), "has_sslcontext": True}))' 2>/dev/null)"
     break
   fi
 done

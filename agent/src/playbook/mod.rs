@@ -164,50 +164,115 @@ pub fn load_from(path: &Path, collection: Option<&str>) -> Result<Playbook> {
     Ok(Playbook { plays })
 }
 
-/// `- import_playbook: other.yml` (a literal file name, relative to the importing playbook).
+/// `- import_playbook: other.yml`, relative to the importing playbook (or a collection's
+/// playbook by name); the name may be a template of the import's own `vars`. The import's
+/// `vars` override the imported plays' own, its `tags` join theirs and its `when` gates
+/// every task of them, as ansible-core's PlaybookInclude applies them.
 fn import_playbook(node: &Node, path: &Path, collection: Option<&str>) -> Result<Option<Playbook>> {
     let Some(entries) = node.as_map() else {
         return Ok(None);
     };
-    let Some((_, target)) = entries.iter().find(|(k, _)| {
-        matches!(
-            k.as_str(),
-            "import_playbook" | "ansible.builtin.import_playbook"
-        )
-    }) else {
+    let names = [
+        "import_playbook",
+        "ansible.builtin.import_playbook",
+        "ansible.legacy.import_playbook",
+    ];
+    let Some((_, target)) = entries.iter().find(|(k, _)| names.contains(&k.as_str())) else {
         return Ok(None);
     };
     let at = format!("{}:{}", path.display(), node.line);
-    for (k, _) in entries {
-        if !matches!(
-            k.as_str(),
-            "import_playbook" | "ansible.builtin.import_playbook" | "name"
-        ) {
-            return Err(syntax(format!(
-                "{at}: '{k}' on import_playbook is not supported by etcd-agent"
-            )));
+    let (mut vars, mut tags, mut when) = (Map::new(), Vec::new(), Vec::new());
+    for (k, v) in entries {
+        match k.as_str() {
+            k if names.contains(&k) => {}
+            "name" => {}
+            "vars" => match v.to_json() {
+                Value::Object(m) => vars = m,
+                Value::Null => {}
+                _ => {
+                    return Err(syntax(format!(
+                        "{at}: import_playbook vars must be a mapping"
+                    )))
+                }
+            },
+            "tags" => tags = blocks::tag_list(&v.to_json()),
+            "when" => when = list_of_values(&v.to_json()),
+            other => {
+                return Err(syntax(format!(
+                    "{at}: '{other}' on import_playbook is not supported by etcd-agent"
+                )))
+            }
         }
     }
-    let rel = node_str(target).unwrap_or_default();
+    let mut rel = node_str(target).unwrap_or_default();
+    if crate::jinja::value::is_template(&rel) {
+        let templar = crate::jinja::Templar::new();
+        let context = minijinja::Value::from_serialize(&vars);
+        rel = templar
+            .render_str(&rel, &context)
+            .map(|v| scalar_string(&v))
+            .map_err(|e| syntax(format!("{at}: import_playbook name {rel:?}: {e:#}")))?;
+    }
     if rel.is_empty() || crate::jinja::value::is_template(&rel) {
-        return Err(syntax(format!(
-            "{at}: import_playbook needs a literal file name"
-        )));
+        return Err(syntax(format!("{at}: import_playbook needs a file name")));
     }
     let base = path.parent().map(PathBuf::from).unwrap_or_default();
     let target = base.join(&rel);
-    if !target.is_file() {
+    let mut book = if target.is_file() {
+        load_from(&target, collection)?
+    } else {
         // a collection's playbook by its fully qualified name
         let roots = crate::collections::roots(Some(&base), &crate::config::collections_path());
-        if let Some((found, coll)) = crate::collections::find_playbook(&roots, &rel) {
-            return load_from(&found, Some(&coll)).map(Some);
+        match crate::collections::find_playbook(&roots, &rel) {
+            Some((found, coll)) => load_from(&found, Some(&coll))?,
+            None => {
+                return Err(syntax(format!(
+                    "{at}: import_playbook: cannot find {}",
+                    target.display()
+                )))
+            }
         }
-        return Err(syntax(format!(
-            "{at}: import_playbook: cannot find {}",
-            target.display()
-        )));
+    };
+    for play in &mut book.plays {
+        play.vars.extend(vars.clone());
+        if !tags.is_empty() {
+            add_tags(&mut play.body, &tags);
+            play.tags.extend(tags.iter().cloned());
+        }
+        if !when.is_empty() {
+            add_when(&mut play.body, &when);
+        }
     }
-    load_from(&target, collection).map(Some)
+    Ok(Some(book))
+}
+
+/// Puts `when` before every task's own conditions (an import's `when`).
+fn add_when(items: &mut [blocks::Item], when: &[Value]) {
+    let gate = |task: &mut Arc<Task>| {
+        let t = Arc::make_mut(task);
+        let mut all = when.to_vec();
+        all.append(&mut t.when);
+        t.when = all;
+    };
+    for i in items {
+        match i {
+            blocks::Item::Task(s) => gate(&mut s.task),
+            blocks::Item::Block(b) => {
+                add_when(&mut b.block, when);
+                add_when(&mut b.rescue, when);
+                add_when(&mut b.always, when);
+            }
+            blocks::Item::Include { step, items } => {
+                gate(&mut step.task);
+                add_when(items, when);
+            }
+            blocks::Item::Deferred { step, deferred } => {
+                gate(&mut step.task);
+                deferred.after(|a| a.when.extend(when.iter().cloned()));
+            }
+            blocks::Item::Flush => {}
+        }
+    }
 }
 
 fn list_of_values(v: &Value) -> Vec<Value> {
@@ -605,6 +670,9 @@ fn for_each_deferred(items: &[blocks::Item], f: &mut dyn FnMut(&blocks::Deferred
 /// What the play applied to its own tasks ([`blocks::After`]), applied to the tasks a deferred
 /// include loaded: the play's tags, its `become_user`, then `--tags`/`--skip-tags`.
 pub(crate) fn finish_loaded(items: &mut Vec<blocks::Item>, after: &blocks::After) {
+    if !after.when.is_empty() {
+        add_when(items, &after.when);
+    }
     if !after.tags.is_empty() {
         add_tags(items, &after.tags);
     }

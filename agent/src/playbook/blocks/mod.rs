@@ -137,6 +137,8 @@ pub struct After {
     pub become_user: Option<String>,
     /// `--tags`/`--skip-tags` and the variables their templates see.
     pub select: Option<TagSelection>,
+    /// An `import_playbook`'s `when`, before the tasks' own conditions.
+    pub when: Vec<Value>,
 }
 
 /// `--tags`/`--skip-tags` as a play applied them.
@@ -620,6 +622,7 @@ fn parse_import(
     let mut own: Vec<(String, Value)> = Vec::new();
     let mut imported: Vec<(String, Value)> = Vec::new();
     let mut imported_notify: Vec<String> = Vec::new();
+    let mut apply: Option<Map<String, Value>> = None;
     for (k, v) in entries {
         let val = v.to_json();
         match k.as_str() {
@@ -631,9 +634,15 @@ fn parse_import(
             | "ansible.builtin.include" => {
                 rel = match &val {
                     Value::Object(m) => {
-                        // `apply` (keywords for the included tasks) and any other option would
-                        // otherwise be dropped without a word
-                        if let Some(other) = m.keys().find(|k| *k != "file") {
+                        // `apply` (keywords for the included tasks, include_tasks only); any
+                        // other option would otherwise be dropped without a word
+                        if let (false, Some(Value::Object(a))) = (is_import, m.get("apply")) {
+                            apply = Some(a.clone());
+                        }
+                        if let Some(other) = m
+                            .keys()
+                            .find(|k| *k != "file" && (is_import || *k != "apply"))
+                        {
                             return Err(syntax(format!(
                                 "{}: option '{other}' of {what} is not supported by etcd-agent",
                                 at(file, v)
@@ -678,7 +687,11 @@ fn parse_import(
     inner.tags.extend(tags.clone());
     // a templated file name or a loop: the file is found and parsed when a host reaches the
     // include, once per distinct file and item (Ansible's IncludedFile)
-    if !is_import && (crate::jinja::value::is_template(&rel) || looping.loop_items.is_some()) {
+    if !is_import
+        && (crate::jinja::value::is_template(&rel)
+            || looping.loop_items.is_some()
+            || apply.is_some())
+    {
         let vars_passed = vars.clone();
         let name = name.unwrap_or_else(|| "include_tasks".into());
         let item = include_item(
@@ -700,6 +713,9 @@ fn parse_import(
         // select and gate the include), as ansible-core's parent lookup skips it
         let mut passed = inherit.clone();
         passed.vars.extend(vars_passed);
+        if let Some(apply) = &apply {
+            passed = applied(passed, apply, file, node)?;
+        }
         let deferred = Deferred {
             file: file.clone(),
             inherit: passed,
@@ -752,6 +768,39 @@ fn parse_import(
             .insert("_load_error".into(), Value::String(why));
     }
     Ok(vec![item])
+}
+
+/// `include_tasks`' `apply`: keywords its tasks get as if a block around them set them
+/// (`when`, `vars`, `tags`, `notify` and the keywords blocks hand down).
+fn applied(
+    mut inner: Inherit,
+    apply: &Map<String, Value>,
+    file: &Path,
+    node: &Node,
+) -> Result<Inherit> {
+    for (k, val) in apply {
+        match k.as_str() {
+            "when" => inner.when.extend(list_of(val)),
+            "vars" => {
+                if let Value::Object(m) = val {
+                    inner.vars.extend(m.clone());
+                }
+            }
+            "tags" => inner.tags.extend(tag_list(val)),
+            "notify" => inner.notify = tag_list(val),
+            k if INHERITED.contains(&k) => {
+                inner.keywords.retain(|(x, _)| x != k);
+                inner.keywords.push((k.to_string(), val.clone()));
+            }
+            other => {
+                return Err(syntax(format!(
+                    "{}: keyword '{other}' in include_tasks apply is not supported by etcd-agent",
+                    at(file, node)
+                )))
+            }
+        }
+    }
+    Ok(inner)
 }
 
 /// The keywords an `include_tasks` takes for itself (`ignore_errors`, `no_log`, `register`,
