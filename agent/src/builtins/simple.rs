@@ -52,7 +52,26 @@ pub fn set_fact(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
             continue;
         }
         let name = match ctx.templar.render_str(k, ctx.vars) {
-            Ok(v) => crate::jinja::value::scalar_string(&v),
+            Ok(Value::String(name)) => name,
+            // a key templated to another type is named with its type, as Ansible does
+            Ok(other) => {
+                let kind = match &other {
+                    Value::Bool(_) => "bool",
+                    Value::Number(n) if n.is_f64() => "float",
+                    Value::Number(_) => "int",
+                    Value::Null => "NoneType",
+                    Value::Array(_) => "list",
+                    Value::Object(_) => "dict",
+                    Value::String(_) => "str",
+                };
+                let shown = match &other {
+                    Value::Array(_) | Value::Object(_) => String::new(),
+                    v => format!(" '{}'", crate::jinja::value::scalar_string(v)),
+                };
+                return refused(format!(
+                    "Task failed: Invalid variable name{shown} of type '{kind}'."
+                ));
+            }
             Err(e) => return refused(format!("Task failed: {e:#}")),
         };
         if !is_identifier(&name) {
@@ -74,12 +93,16 @@ fn refused(msg: String) -> ResultMap {
 }
 
 /// Python's `str.isidentifier()` for ASCII names (a letter or `_`, then letters, digits, `_`).
+/// ansible-core's `validate_variable_name`: an ASCII identifier that is not one of the names
+/// Jinja gives a meaning (`true`, `false`, `none` in either case, `not`).
 fn is_identifier(name: &str) -> bool {
+    const JINJA_KEYWORDS: &[&str] = &["true", "false", "none", "True", "False", "None", "not"];
     let mut chars = name.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !JINJA_KEYWORDS.contains(&name)
 }
 
 /// `group_by`: names the group (`key`) and its parents (`parents`, default `all`) the host
