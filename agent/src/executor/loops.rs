@@ -60,6 +60,15 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, It
                 ItemsError::Other(msg)
             }
         })?;
+    if let Some(name) = &extra.lookup {
+        // `with_<lookup>: terms`: a list is the lookup's terms, anything else one term
+        let terms = match rendered {
+            Value::Array(terms) => terms,
+            one => vec![one],
+        };
+        return crate::jinja::list_lookups::run(name, &terms, &Map::new())
+            .map_err(|e| ItemsError::Other(format!("Task failed: {e}")));
+    }
     if extra.sequence_items {
         let terms = match rendered {
             Value::Array(terms) => terms,
@@ -75,15 +84,9 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, It
         return Ok(out);
     }
     if extra.dict_items {
-        let Value::Object(map) = rendered else {
-            return Err(ItemsError::Other(
-                "Task failed: with_dict expects a dict".into(),
-            ));
-        };
-        return Ok(map
-            .into_iter()
-            .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
-            .collect());
+        // with_dict: the dict lookup over the one term
+        return crate::jinja::list_lookups::run("dict", &[rendered], &Map::new())
+            .map_err(|e| ItemsError::Other(format!("Task failed: {e}")));
     }
     let list = match rendered {
         Value::Array(a) => a,
@@ -132,7 +135,25 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         }
         Err(ItemsError::Other(msg)) => return failed(&shared, &job, msg),
     };
-    let var = extra.loop_var.clone();
+    // `loop_var`/`index_var` may be templates of the task's variables
+    let name = |written: &str| -> Result<String, String> {
+        if !crate::jinja::value::is_template(written) {
+            return Ok(written.to_string());
+        }
+        shared
+            .templar
+            .render_str(written, &job.ctx.value())
+            .map(|v| crate::jinja::value::scalar_string(&v))
+            .map_err(|e| format!("Task failed: loop_control: {e:#}"))
+    };
+    let var = match name(&extra.loop_var) {
+        Ok(v) => v,
+        Err(e) => return failed(&shared, &job, e),
+    };
+    let index_var = match extra.index_var.as_deref().map(name).transpose() {
+        Ok(v) => v,
+        Err(e) => return failed(&shared, &job, e),
+    };
     let control = |v: &Option<Value>| -> Result<Option<Value>, String> {
         v.as_ref()
             .map(|v| shared.templar.render_value(v, &job.ctx.value()))
@@ -172,7 +193,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         let mut ctx = running.clone();
         ctx.set(&var, item);
         ctx.set("ansible_loop_var", &Value::String(var.clone()));
-        if let Some(iv) = &extra.index_var {
+        if let Some(iv) = &index_var {
             ctx.set(iv, &Value::from(i));
         }
         let place = extended.then(|| loop_place(&list, i, allitems));
@@ -209,7 +230,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         }
         r.insert(var.clone(), item.clone());
         r.insert("ansible_loop_var".into(), Value::String(var.clone()));
-        if let Some(iv) = &extra.index_var {
+        if let Some(iv) = &index_var {
             r.insert("ansible_index_var".into(), Value::String(iv.clone()));
             r.insert(iv.clone(), Value::from(i));
         }

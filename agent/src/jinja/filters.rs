@@ -93,8 +93,9 @@ fn ansible_formatter(out: &mut Output, state: &State, value: &JValue) -> Result<
     }
 }
 
-/// `'a,b'.split(',')`, `.strip()`, `.lower()`... on strings, `.items()`/`.keys()`/`.values()`/
-/// `.get()` on dicts, as Python objects offer them to Ansible templates.
+/// `'a,b'.split(',')`, `.strip()`, `.lower()`... on strings, `.index()`/`.count()` on lists,
+/// `.items()`/`.keys()`/`.values()`/`.get()` on dicts, as Python objects offer them to
+/// Ansible templates.
 fn python_method(
     _state: &State,
     value: &JValue,
@@ -128,6 +129,25 @@ fn python_method(
             _ => return Err(Error::from(ErrorKind::UnknownMethod)),
         };
         return Ok(out);
+    }
+    if value.kind() == ValueKind::Seq {
+        // `list.index(x)` and `list.count(x)`, as Python lists offer them
+        let items: Vec<JValue> = value.try_iter()?.collect();
+        let wanted = args.first().cloned().unwrap_or(JValue::UNDEFINED);
+        return match method {
+            "index" => items
+                .iter()
+                .position(|x| *x == wanted)
+                .map(JValue::from)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("{wanted} is not in list"),
+                    )
+                }),
+            "count" => Ok(JValue::from(items.iter().filter(|x| **x == wanted).count())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        };
     }
     if value.kind() == ValueKind::Map {
         let data = to_data(value)?;

@@ -9,11 +9,37 @@ fn op_err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
-/// Registers `lookup`, `query` and `q` into `env`.
+/// Registers `lookup`, `query` and `q` into `env`, and Ansible's `now()`.
 pub fn register(env: &mut Environment<'static>) {
     env.add_function("lookup", lookup);
     env.add_function("query", query);
     env.add_function("q", query);
+    env.add_function("now", now);
+}
+
+/// Ansible's `now(utc=False, fmt=None)`: the controller's time, local or UTC, as Python's
+/// `str(datetime)` or `strftime(fmt)` (`%f` is microseconds, as in Python).
+fn now(kwargs: minijinja::value::Kwargs) -> Result<JValue, Error> {
+    let utc: Option<bool> = kwargs.get("utc")?;
+    let fmt: Option<String> = kwargs.get("fmt")?;
+    kwargs.assert_all_used()?;
+    let local = chrono::Local::now();
+    let (naive, micros) = if utc.unwrap_or(false) {
+        let t = local.naive_utc();
+        (t, t.and_utc().timestamp_subsec_micros())
+    } else {
+        let t = local.naive_local();
+        (t, local.timestamp_subsec_micros())
+    };
+    Ok(JValue::from(match fmt {
+        Some(fmt) => {
+            let fmt = fmt.replace("%f", &format!("{micros:06}"));
+            // %s is the epoch seconds of the real instant, whatever the zone shown
+            let fmt = fmt.replace("%s", &local.timestamp().to_string());
+            naive.format(&fmt).to_string()
+        }
+        None => naive.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+    }))
 }
 
 fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
@@ -25,6 +51,17 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
     }
     if matches!(kind, "sequence" | "ansible.builtin.sequence") {
         return sequence(&args[1..]);
+    }
+    if let Some(short) = super::list_lookups::short(kind) {
+        let mut terms = Vec::new();
+        let mut options = serde_json::Map::new();
+        for a in &args[1..] {
+            match serde_json::to_value(a).map_err(|e| op_err(e.to_string()))? {
+                Value::Object(m) if a.is_kwargs() => options.extend(m),
+                v => terms.push(v),
+            }
+        }
+        return super::list_lookups::run(short, &terms, &options).map_err(op_err);
     }
     let terms: Vec<String> = args[1..]
         .iter()
@@ -38,17 +75,18 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
             }
         }
         "file" | "ansible.builtin.file" => {
-            let base = state
-                .lookup("playbook_dir")
-                .and_then(|v| v.as_str().map(std::path::PathBuf::from))
-                .unwrap_or_else(|| std::path::PathBuf::from("."));
+            // `lstrip`/`rstrip` (default: only trailing whitespace goes)
+            let option = |name: &str, default: bool| {
+                args.iter()
+                    .filter(|a| a.is_kwargs())
+                    .find_map(|a| a.get_attr(name).ok().filter(|v| !v.is_undefined()))
+                    .map_or(default, |v| v.is_true())
+            };
+            let (lstrip, rstrip) = (option("lstrip", false), option("rstrip", true));
             for t in terms {
-                let p = std::path::Path::new(&t);
-                let candidates = if p.is_absolute() {
-                    vec![p.to_path_buf()]
-                } else {
-                    vec![base.join("files").join(p), base.join(p)]
-                };
+                // the task's search path: its role's files/, the role, the task file's
+                // directory, then the playbook's files/ and directory
+                let candidates = search_candidates(state, "files", &t);
                 let found = candidates.iter().find(|c| c.is_file()).ok_or_else(|| {
                     op_err(format!(
                         "The 'file' lookup had an issue accessing the file '{t}'"
@@ -56,7 +94,9 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
                 })?;
                 let text = std::fs::read_to_string(found)
                     .map_err(|e| op_err(format!("lookup('file', '{t}'): {e}")))?;
-                out.push(Value::String(text.trim_end().to_string()));
+                let text = if rstrip { text.trim_end() } else { &text };
+                let text = if lstrip { text.trim_start() } else { text };
+                out.push(Value::String(text.to_string()));
             }
         }
         other => {
@@ -69,7 +109,15 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
 }
 
 fn lookup(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
+    // `wantlist=True`: the list, as `query()` gives it
+    let wantlist = args
+        .iter()
+        .filter(|a| a.is_kwargs())
+        .any(|a| a.get_attr("wantlist").is_ok_and(|w| w.is_true()));
     let values = lookup_values(state, &args)?;
+    if wantlist {
+        return Ok(JValue::from_serialize(values));
+    }
     Ok(match values.len() {
         1 => JValue::from_serialize(&values[0]),
         _ => JValue::from(

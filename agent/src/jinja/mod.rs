@@ -6,6 +6,7 @@
 //! output.
 
 pub mod filters;
+pub mod list_lookups;
 pub mod lookups;
 pub mod sequence;
 pub mod template;

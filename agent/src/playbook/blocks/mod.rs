@@ -34,6 +34,9 @@ pub struct Extra {
     pub flatten_items: bool,
     /// `with_dict`: the items are the dict's `{key, value}` pairs.
     pub dict_items: bool,
+    /// `with_<lookup>` for the list lookups of [`crate::jinja::list_lookups`] (`nested`,
+    /// `together`, `subelements`, `indexed_items`): the items are that lookup's result.
+    pub lookup: Option<String>,
     /// `with_sequence`: the items are the numbers the text describes ([`crate::sequence`]).
     pub sequence_items: bool,
     /// `loop_control.loop_var` (default `item`).
@@ -870,7 +873,12 @@ pub(super) fn loop_key(
 ) -> Result<bool> {
     let val = val.clone();
     match k {
-        "loop" | "with_list" => extra.loop_items = Some(val),
+        "loop" => extra.loop_items = Some(val),
+        // the list lookup: a value that is not a list is one item, unlike `loop`
+        "with_list" => {
+            extra.loop_items = Some(val);
+            extra.lookup = Some("list".into());
+        }
         "with_items" => {
             extra.loop_items = Some(val);
             extra.flatten_items = true;
@@ -882,6 +890,14 @@ pub(super) fn loop_key(
         "with_sequence" => {
             extra.loop_items = Some(val);
             extra.sequence_items = true;
+        }
+        k if k
+            .strip_prefix("with_")
+            .and_then(crate::jinja::list_lookups::short)
+            .is_some() =>
+        {
+            extra.loop_items = Some(val);
+            extra.lookup = k.strip_prefix("with_").map(str::to_string);
         }
         "loop_control" => {
             let Value::Object(m) = val else {
@@ -927,7 +943,10 @@ fn is_extra_key(k: &str) -> bool {
             | "listen"
             | "tags"
             | "throttle"
-    )
+    ) || k
+        .strip_prefix("with_")
+        .and_then(crate::jinja::list_lookups::short)
+        .is_some()
 }
 
 fn parse_step(
@@ -962,7 +981,7 @@ fn parse_step(
     for (k, _) in &kept {
         if k.starts_with("with_") {
             return Err(syntax(format!(
-                "{}: '{k}' is not supported by etcd-agent (loop, with_items, with_list)",
+                "{}: '{k}' is not supported by etcd-agent (loop, with_items, with_list, with_dict, with_sequence, with_indexed_items, with_together, with_nested, with_subelements)",
                 at(file, node)
             )));
         }
