@@ -555,10 +555,7 @@ impl Engine {
             }
             "end_play" => {
                 if decide(self, once(", continuing play")) {
-                    for h in active.iter() {
-                        self.ended.insert(h.clone());
-                    }
-                    active.clear();
+                    self.end_all(active);
                     Flow::EndPlay
                 } else {
                     Flow::Continue
@@ -615,10 +612,7 @@ impl Engine {
             "end_batch" => {
                 // the batch ends for every host; the play goes on with the next batch
                 if decide(self, once(", continuing current batch")) {
-                    for h in active.iter() {
-                        self.ended.insert(h.clone());
-                    }
-                    active.clear();
+                    self.end_all(active);
                 }
                 Flow::Continue
             }
@@ -670,6 +664,13 @@ impl Engine {
                     .warning(&format!("meta: {other} is not supported by etcd-agent"));
                 Flow::Continue
             }
+        }
+    }
+
+    /// Ends every host of `active` for this play (`end_play`, `end_batch`).
+    fn end_all(&mut self, active: &mut Vec<String>) {
+        for h in active.drain(..) {
+            self.ended.insert(h);
         }
     }
 

@@ -21,6 +21,18 @@ fn label_text(v: &Value) -> String {
     }
 }
 
+/// How a loop item's result is named in `(item=...)`: its label, else its loop variable.
+fn item_label(m: &serde_json::Map<String, Value>) -> String {
+    let var = m
+        .get("ansible_loop_var")
+        .and_then(Value::as_str)
+        .unwrap_or("item");
+    m.get("_ansible_item_label")
+        .or_else(|| m.get(var))
+        .map(label_text)
+        .unwrap_or_default()
+}
+
 impl TextReporter {
     /// Prints the pending `included:` lines, if any.
     pub(super) fn flush_include(&mut self) {
@@ -48,15 +60,7 @@ impl TextReporter {
                 .filter_map(Value::as_object)
                 .filter(|m| m.contains_key("include"))
                 .map(|m| {
-                    let var = m
-                        .get("ansible_loop_var")
-                        .and_then(Value::as_str)
-                        .unwrap_or("item");
-                    let label = m
-                        .get("_ansible_item_label")
-                        .or_else(|| m.get(var))
-                        .map(label_text)
-                        .unwrap_or_default();
+                    let label = item_label(m);
                     (m, format!(" => (item={label})"))
                 })
                 .collect(),
@@ -103,15 +107,7 @@ impl TextReporter {
         for item in items {
             let Value::Object(m) = item else { continue };
             let flag = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
-            let var = m
-                .get("ansible_loop_var")
-                .and_then(Value::as_str)
-                .unwrap_or("item");
-            let label = m
-                .get("_ansible_item_label")
-                .or_else(|| m.get(var))
-                .map(label_text)
-                .unwrap_or_default();
+            let label = item_label(m);
             let status = if flag("failed") {
                 Status::Failed
             } else if flag("skipped") {

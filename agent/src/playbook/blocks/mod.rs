@@ -697,21 +697,6 @@ fn parse_import(
     {
         let vars_passed = vars.clone();
         let name = name.unwrap_or_else(|| "include_tasks".into());
-        let item = include_item(
-            ("include_tasks", &name, &rel),
-            (node, file),
-            inherit,
-            (when, vars, tags),
-            Vec::new(),
-        );
-        let Item::Include { mut step, .. } = item else {
-            unreachable!("include_item makes an include")
-        };
-        set_own_keywords(&mut step, &own);
-        step.extra = Extra {
-            tags: step.extra.tags,
-            ..looping
-        };
         // a dynamic include hands its tasks its vars, not its own tags or `when` (they
         // select and gate the include), as ansible-core's parent lookup skips it
         let mut passed = inherit.clone();
@@ -726,10 +711,14 @@ fn parse_import(
             after: Mutex::new(After::default()),
             role: None,
         };
-        return Ok(vec![Item::Deferred {
-            step,
-            deferred: Arc::new(deferred),
-        }]);
+        return Ok(vec![deferred_item(
+            ("include_tasks", &name, &rel),
+            (node, file),
+            inherit,
+            (when, vars, tags),
+            (&own, looping),
+            deferred,
+        )]);
     }
     let loaded = load_tasks_file(&rel, file, node, what, inherit.role.as_deref());
     if is_import {
@@ -830,6 +819,52 @@ pub(super) fn include_item(
     (when, vars, tags): (Vec<Value>, Map<String, Value>, Vec<String>),
     items: Vec<Item>,
 ) -> Item {
+    Item::Include {
+        step: include_step(
+            (action, name, what),
+            (node, file),
+            inherit,
+            (when, vars, tags),
+        ),
+        items,
+    }
+}
+
+/// The deferred item of an `include_tasks`/`include_role` with a loop or a templated name:
+/// the include step with its own keywords (`own`) and loop keywords (`looping`), and what
+/// parsing its file or role later needs.
+pub(super) fn deferred_item(
+    (action, name, what): (&str, &str, &str),
+    (node, file): (&Node, &Arc<PathBuf>),
+    inherit: &Inherit,
+    (when, vars, tags): (Vec<Value>, Map<String, Value>, Vec<String>),
+    (own, looping): (&[(String, Value)], Extra),
+    deferred: Deferred,
+) -> Item {
+    let mut step = include_step(
+        (action, name, what),
+        (node, file),
+        inherit,
+        (when, vars, tags),
+    );
+    set_own_keywords(&mut step, own);
+    step.extra = Extra {
+        tags: step.extra.tags,
+        ..looping
+    };
+    Item::Deferred {
+        step,
+        deferred: Arc::new(deferred),
+    }
+}
+
+/// The include pseudo-task of [`include_item`] and [`deferred_item`].
+fn include_step(
+    (action, name, what): (&str, &str, &str),
+    (node, file): (&Node, &Arc<PathBuf>),
+    inherit: &Inherit,
+    (when, vars, tags): (Vec<Value>, Map<String, Value>, Vec<String>),
+) -> Step {
     let mut task = Task::synthetic(
         action,
         name,
@@ -849,16 +884,13 @@ pub(super) fn include_item(
     task.vars = v;
     let mut all_tags = inherit.tags.clone();
     all_tags.extend(tags);
-    Item::Include {
-        step: Step {
-            task: Arc::new(task),
-            extra: Extra {
-                tags: all_tags,
-                loop_var: "item".into(),
-                ..Extra::default()
-            },
+    Step {
+        task: Arc::new(task),
+        extra: Extra {
+            tags: all_tags,
+            loop_var: "item".into(),
+            ..Extra::default()
         },
-        items,
     }
 }
 

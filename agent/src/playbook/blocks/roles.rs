@@ -167,25 +167,6 @@ pub fn import_role(
             )));
         }
         let name = task_name.unwrap_or_else(|| format!("include_role : {role_name}"));
-        let item = include_item(
-            ("include_role", &name, &role_name),
-            (node, file),
-            inherit,
-            (when, vars, tags),
-            Vec::new(),
-        );
-        let Item::Include { mut step, .. } = item else {
-            unreachable!("include_item makes an include")
-        };
-        super::set_own_keywords(&mut step, &own);
-        if let Some(task) = Arc::get_mut(&mut step.task) {
-            task.args
-                .insert("_include_args".into(), Value::Object(include_args));
-        }
-        step.extra = super::Extra {
-            tags: step.extra.tags,
-            ..looping
-        };
         let deferred = super::Deferred {
             file: file.clone(),
             inherit: inner,
@@ -196,10 +177,21 @@ pub fn import_role(
                 at: at(file, node),
             }),
         };
-        return Ok(vec![Item::Deferred {
-            step,
-            deferred: Arc::new(deferred),
-        }]);
+        let mut item = super::deferred_item(
+            ("include_role", &name, &role_name),
+            (node, file),
+            inherit,
+            (when, vars, tags),
+            (&own, looping),
+            deferred,
+        );
+        if let Item::Deferred { step, .. } = &mut item {
+            if let Some(task) = Arc::get_mut(&mut step.task) {
+                task.args
+                    .insert("_include_args".into(), Value::Object(include_args));
+            }
+        }
+        return Ok(vec![item]);
     }
     let (items, role) = expand(
         &entry,
