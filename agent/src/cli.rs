@@ -120,6 +120,19 @@ pub struct InventoryArgs {
     /// Limit the hosts listed.
     #[arg(short = 'l', long = "limit")]
     pub limit: Option<String>,
+    /// YAML instead of JSON (`--list`, `--host`).
+    #[arg(short = 'y', long = "yaml")]
+    pub yaml: bool,
+    /// Show variables in the `--graph` output.
+    #[arg(long = "vars")]
+    pub vars: bool,
+    /// `--list`: variables where they are set (group variables in their groups) rather than
+    /// flattened per host.
+    #[arg(long = "export")]
+    pub export: bool,
+    /// Write the `--list`/`--host` document to this file instead of stdout.
+    #[arg(long = "output")]
+    pub output: Option<PathBuf>,
 }
 
 /// `etcd-agent adhoc`.

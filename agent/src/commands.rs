@@ -32,29 +32,60 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
     // like ansible-inventory, the current directory is the "playbook dir" for group_vars/host_vars
     inv.add_playbook_dir(std::path::Path::new("."))?;
     if let Some(limit) = &args.limit {
+        // ansible-inventory warns and lists nothing
         if pattern::resolve(&inv, limit)?.is_empty() {
-            return Err(Fatal::Other(format!("limit {limit:?} matches no host")).into());
+            for bare in crate::executor::unmatched_terms(&inv, limit) {
+                eprintln!("[WARNING]: Could not match supplied host pattern, ignoring: {bare}");
+            }
         }
     }
-    if args.list {
-        println!(
-            "{}",
-            crate::jinja::value::python_indented(&inventory::list_json(&inv))
-        );
+    // as ansible-inventory writes it: YAML ends with a line end, JSON and the graph do not
+    // (stdout gets one)
+    let document = |v: &serde_json::Value| {
+        if args.yaml {
+            inventory::host_yaml(v)
+        } else {
+            crate::jinja::value::python_indented(v)
+        }
+    };
+    let text = if args.list {
+        if args.yaml {
+            inventory::list_yaml(&inv, args.limit.as_deref(), args.export)?
+        } else {
+            let doc = inventory::list_document(&inv, args.limit.as_deref(), args.export)?;
+            document(&doc)
+        }
     } else if let Some(group) = &args.graph {
-        let text = inventory::graph(&inv, group).ok_or_else(|| {
+        let graph = if args.vars {
+            inventory::graph_with_vars(&inv, group)
+        } else {
+            inventory::graph(&inv, group)
+        };
+        graph.ok_or_else(|| {
             usage(format!(
                 "pattern must be a valid group name when using --graph: {group}"
             ))
-        })?;
-        println!("{text}");
+        })?
     } else if let Some(host) = &args.host {
+        // ansible-inventory's words and exit code (5); its warning names the host
         let v = inventory::host_json(&inv, host).ok_or_else(|| {
-            Fatal::Other(format!("could not match supplied host pattern: {host}"))
+            usage(format!(
+                "You must pass a single valid host to --host parameter (no host {host:?})"
+            ))
         })?;
-        println!("{}", crate::jinja::value::python_indented(&v));
+        document(&v)
     } else {
         return Err(usage("one of --list, --graph or --host is required"));
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, &text).map_err(|e| {
+            Fatal::Other(format!(
+                "Unable to write to destination file '{}': {e}",
+                path.display()
+            ))
+        })?,
+        None if text.ends_with('\n') => print!("{text}"),
+        None => println!("{text}"),
     }
     Ok(0)
 }

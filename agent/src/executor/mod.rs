@@ -35,7 +35,7 @@ mod vars;
 mod when;
 
 pub use batches::batches;
-pub use hosts::play_hosts;
+pub use hosts::{play_hosts, unmatched_terms};
 pub use options::RunOptions;
 pub use shared::Shared;
 pub use vars::OMIT;
