@@ -50,9 +50,22 @@ pub struct RunOpts {
     /// SSH private key file.
     #[arg(long = "private-key", alias = "key-file")]
     pub private_key: Option<PathBuf>,
-    /// Run operations with become (sudo -n).
+    /// Run operations with become.
     #[arg(short = 'b', long = "become")]
     pub r#become: bool,
+    /// Privilege escalation method (`sudo`, `su`).
+    #[arg(long = "become-method")]
+    pub become_method: Option<String>,
+    /// Run operations as this user (default `root`).
+    #[arg(long = "become-user")]
+    pub become_user: Option<String>,
+    /// Ask for the privilege escalation password.
+    #[arg(short = 'K', long = "ask-become-pass")]
+    pub ask_become_pass: bool,
+    /// A file holding the privilege escalation password (run when executable: its stdout is
+    /// the password; `-` reads it from stdin).
+    #[arg(long = "become-password-file", alias = "become-pass-file")]
+    pub become_password_file: Option<PathBuf>,
     /// More output (-v results, -vvv logs).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -99,6 +99,10 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
     if run.forks == Some(0) {
         return Err(usage("forks must be at least 1"));
     }
+    let become_method = match &run.become_method {
+        Some(m) => crate::transport::BecomeMethod::parse(m).map_err(|e| usage(e.to_string()))?,
+        None => Default::default(),
+    };
     Ok(RunOptions {
         check: run.check,
         diff: run.diff,
@@ -112,12 +116,33 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
             .clone()
             .or_else(|| cfg.private_key_file.clone()),
         r#become: run.r#become,
+        become_user: run.become_user.clone(),
+        become_method,
+        become_password: become_password(run)?,
         timeout: run.timeout.unwrap_or(cfg.timeout),
         host_key_checking: cfg.host_key_checking,
         playbook_dir,
         ssh_args: cfg.ssh_args.clone(),
         control_path_dir: cfg.control_path_dir.clone(),
     })
+}
+
+/// The escalation password of `--become-password-file` or `-K` (`BECOME password: `); an
+/// answer ended by EOF is no password, as in Ansible.
+fn become_password(run: &RunOpts) -> Result<Option<crate::secret::Secret>> {
+    if run.ask_become_pass {
+        return match crate::secret::ask("BECOME password: ") {
+            Ok(s) if s.expose().is_empty() => Ok(None),
+            Ok(s) => Ok(Some(s)),
+            Err(e) => Err(Fatal::Other(e.to_string()).into()),
+        };
+    }
+    match &run.become_password_file {
+        Some(path) => crate::secret::from_file(path)
+            .map(Some)
+            .map_err(|e| Fatal::Other(e.to_string()).into()),
+        None => Ok(None),
+    }
 }
 
 fn read_limit(l: &str) -> Result<String> {

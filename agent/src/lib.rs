@@ -19,6 +19,7 @@ pub mod module_arch;
 pub mod modules;
 pub mod output;
 pub mod playbook;
+pub mod secret;
 pub mod signals;
 pub mod terminal;
 pub mod timing;

@@ -133,7 +133,7 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
     });
     let conn = ctx.connection().await?;
     let start = chrono::Local::now();
-    let out = conn.exec(&ctx.wrap(&full), stdin.as_deref(), None).await?;
+    let out = ctx.exec(&conn, &full, stdin.as_deref()).await?;
     let end = chrono::Local::now();
     let stdout = strip_ends(out.stdout_text());
     let stderr = strip_ends(out.stderr_text());
@@ -164,8 +164,8 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
 
 async fn path_exists(ctx: &ActionCtx<'_>, path: &str) -> Result<bool, TransportError> {
     let conn = ctx.connection().await?;
-    let out = conn
-        .exec(&ctx.wrap(&format!("test -e {}", quote(path))), None, None)
+    let out = ctx
+        .exec(&conn, &format!("test -e {}", quote(path)), None)
         .await?;
     Ok(out.rc == 0)
 }

@@ -102,7 +102,10 @@ impl Engine {
         magic.push(("ansible_search_path", JValue::from_serialize(search_path)));
         let (play_role_names, dependent_role_names, all_role_names) = role_names(play);
         magic.push(("role_names", JValue::from_serialize(&play_role_names)));
-        magic.push(("ansible_play_role_names", JValue::from_serialize(play_role_names)));
+        magic.push((
+            "ansible_play_role_names",
+            JValue::from_serialize(play_role_names),
+        ));
         magic.push((
             "ansible_dependent_role_names",
             JValue::from_serialize(dependent_role_names),
@@ -149,6 +152,7 @@ impl Engine {
             vars: merged,
             ctx,
             play_become: play.r#become,
+            play_become_method: play.become_method.clone(),
             play_user: play.remote_user.clone(),
             connection_keyword,
             play_env: play.environment.clone(),

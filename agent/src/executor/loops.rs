@@ -115,8 +115,12 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         Some(Ok(p)) => p,
         None => 0.0,
     };
-    let extended = extended.as_ref().is_some_and(crate::jinja::value::python_truth);
-    let allitems = allitems.as_ref().is_none_or(crate::jinja::value::python_truth);
+    let extended = extended
+        .as_ref()
+        .is_some_and(crate::jinja::value::python_truth);
+    let allitems = allitems
+        .as_ref()
+        .is_none_or(crate::jinja::value::python_truth);
     let mut results = Vec::new();
     let (mut any_changed, mut any_failed, mut all_skipped, mut ignored) =
         (false, false, true, false);
@@ -148,6 +152,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             vars: job.vars.clone(),
             ctx,
             play_become: job.play_become,
+            play_become_method: job.play_become_method.clone(),
             play_user: job.play_user.clone(),
             connection_keyword: job.connection_keyword.clone(),
             play_env: job.play_env.clone(),
@@ -188,17 +193,14 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
                 seen.set(name, &Value::Object(r.clone()));
             }
             let vars = seen.value();
-            extra
-                .break_when
-                .iter()
-                .try_fold(false, |any, c| {
-                    Ok::<bool, String>(
-                        any || shared
-                            .templar
-                            .condition(c, &vars)
-                            .map_err(|e| format!("{e:#}"))?,
-                    )
-                })
+            extra.break_when.iter().try_fold(false, |any, c| {
+                Ok::<bool, String>(
+                    any || shared
+                        .templar
+                        .condition(c, &vars)
+                        .map_err(|e| format!("{e:#}"))?,
+                )
+            })
         };
         match o.status {
             Status::Skipped => {}

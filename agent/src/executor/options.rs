@@ -1,6 +1,8 @@
 //! Run-wide options: the command line merged with ansible.cfg.
 
 use crate::inventory::Vars;
+use crate::secret::Secret;
+use crate::transport::BecomeMethod;
 use std::path::PathBuf;
 
 /// Run-wide options (command line merged with ansible.cfg).
@@ -24,6 +26,12 @@ pub struct RunOptions {
     pub private_key: Option<PathBuf>,
     /// `--become`.
     pub r#become: bool,
+    /// `--become-user`: the user to become unless the play, task or variables say (`root`).
+    pub become_user: Option<String>,
+    /// `--become-method`: unless the play, task or variables say.
+    pub become_method: BecomeMethod,
+    /// `--become-password-file` / `-K`: unless `ansible_become_password` says.
+    pub become_password: Option<Secret>,
     /// SSH connect timeout (seconds).
     pub timeout: u64,
     /// `host_key_checking`.
