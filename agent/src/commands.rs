@@ -99,6 +99,13 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
     if run.forks == Some(0) {
         return Err(usage("forks must be at least 1"));
     }
+    if let Some(c) = &run.connection {
+        if !matches!(c.as_str(), "ssh" | "smart" | "local") {
+            return Err(usage(format!(
+                "connection type '{c}' is not supported by etcd-agent (ssh, smart, local)"
+            )));
+        }
+    }
     let become_method = match &run.become_method {
         Some(m) => crate::transport::BecomeMethod::parse(m).map_err(|e| usage(e.to_string()))?,
         None => Default::default(),
@@ -119,6 +126,9 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
         become_user: run.become_user.clone(),
         become_method,
         become_password: become_password(run)?,
+        connection: run.connection.clone(),
+        ssh_common_args: run.ssh_common_args.clone(),
+        ssh_extra_args: run.ssh_extra_args.clone(),
         timeout: run.timeout.unwrap_or(cfg.timeout),
         host_key_checking: cfg.host_key_checking,
         playbook_dir,
@@ -256,6 +266,8 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
         check_modules(pb, &finder)?;
     }
     let opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
+    // `--flush-cache` is accepted: the agent keeps no fact cache between runs
+    let _ = args.flush_cache;
     crate::playbook::select_tags(&mut books, &args.tags, &args.skip_tags, &opts.extra_vars);
     if args.syntax_check {
         for path in &args.playbooks {
@@ -275,45 +287,20 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
             .into());
         }
     }
-    if args.list_hosts || args.list_tasks {
+    let lists = crate::listing::Lists {
+        hosts: args.list_hosts,
+        tasks: args.list_tasks,
+        tags: args.list_tags,
+    };
+    if lists.hosts || lists.tasks || lists.tags {
         let mut probe = inv.clone();
         probe.ensure_implicit_localhost();
-        for (pb, path) in books.iter().zip(&args.playbooks) {
-            println!("\nplaybook: {}", path.display());
-            for (i, play) in pb.plays.iter().enumerate() {
-                let mut play_tags = play.tags.clone();
-                play_tags.sort();
-                play_tags.dedup();
-                println!(
-                    "\n  play #{} ({}): {}\tTAGS: [{}]",
-                    i + 1,
-                    play.hosts,
-                    play.name,
-                    play_tags.join(", ")
-                );
-                if args.list_hosts {
-                    let hosts =
-                        crate::executor::play_hosts(&probe, &play.hosts, opts.limit.as_deref())?;
-                    let terms: Vec<String> = crate::inventory::pattern::split(&play.hosts)
-                        .iter()
-                        .map(|t| format!("'{t}'"))
-                        .collect();
-                    println!("    pattern: [{}]", terms.join(", "));
-                    println!("    hosts ({}):", hosts.len());
-                    for h in hosts {
-                        println!("      {h}");
-                    }
-                }
-                if args.list_tasks {
-                    println!("    tasks:");
-                    let mut tasks = Vec::new();
-                    crate::playbook::blocks::Item::tagged_tasks(&play.body, &mut tasks);
-                    for (name, tags) in tasks {
-                        println!("      {name}\tTAGS: [{}]", tags.join(", "));
-                    }
-                }
-            }
-        }
+        let named: Vec<(crate::playbook::Playbook, PathBuf)> = books
+            .into_iter()
+            .zip(args.playbooks.iter().cloned())
+            .collect();
+        let text = crate::listing::playbooks(&named, &probe, opts.limit.as_deref(), lists)?;
+        print!("{text}");
         return Ok(0);
     }
     let reporter: Box<dyn Reporter> = if args.json {
@@ -363,6 +350,19 @@ pub fn adhoc(args: AdhocArgs) -> Result<i32> {
     finder.resolve(&args.module).map_err(syntax)?;
     let opts = run_options(&args.run, &cfg, cwd.clone())?;
     let inv = load_inventory(&args.run, &cfg)?;
+    if args.list_hosts {
+        let mut probe = inv.clone();
+        probe.ensure_implicit_localhost();
+        let hosts = crate::executor::play_hosts(&probe, &args.pattern, opts.limit.as_deref())?;
+        if hosts.is_empty() {
+            for bare in crate::executor::unmatched_terms(&probe, &args.pattern) {
+                eprintln!("[WARNING]: Could not match supplied host pattern, ignoring: {bare}");
+            }
+            eprintln!("[WARNING]: No hosts matched, nothing to do");
+        }
+        print!("{}", crate::listing::adhoc_hosts(&hosts));
+        return Ok(0);
+    }
     let text = format!(
         "- hosts: {pattern:?}\n  gather_facts: false\n  name: {title:?}\n  tasks:\n    - name: {module:?}\n      {module}: {margs}\n",
         pattern = args.pattern,

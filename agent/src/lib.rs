@@ -15,6 +15,7 @@ pub mod error;
 pub mod executor;
 pub mod inventory;
 pub mod jinja;
+pub mod listing;
 pub mod module_arch;
 pub mod modules;
 pub mod output;

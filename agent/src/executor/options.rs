@@ -32,6 +32,12 @@ pub struct RunOptions {
     pub become_method: BecomeMethod,
     /// `--become-password-file` / `-K`: unless `ansible_become_password` says.
     pub become_password: Option<Secret>,
+    /// `-c`: the connection of hosts whose variables and play do not set one (`ssh`).
+    pub connection: Option<String>,
+    /// `--ssh-common-args`, unless a host's `ansible_ssh_common_args` says.
+    pub ssh_common_args: Option<String>,
+    /// `--ssh-extra-args`, unless a host's `ansible_ssh_extra_args` says.
+    pub ssh_extra_args: Option<String>,
     /// SSH connect timeout (seconds).
     pub timeout: u64,
     /// `host_key_checking`.
