@@ -134,6 +134,15 @@ pub struct PlaybookArgs {
     /// List the tags of each play and its tasks, and stop.
     #[arg(long = "list-tags")]
     pub list_tags: bool,
+    /// Start the playbook at the first task whose name matches (a glob).
+    #[arg(long = "start-at-task")]
+    pub start_at_task: Option<String>,
+    /// Ask before each task (`(N)o/(y)es/(c)ontinue`, read from stdin).
+    #[arg(long = "step")]
+    pub step: bool,
+    /// Run handlers even on hosts that failed after they were notified.
+    #[arg(long = "force-handlers")]
+    pub force_handlers: bool,
     /// Clear the fact cache (accepted: the agent keeps no fact cache).
     #[arg(long = "flush-cache")]
     pub flush_cache: bool,

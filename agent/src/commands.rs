@@ -129,6 +129,9 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
         connection: run.connection.clone(),
         ssh_common_args: run.ssh_common_args.clone(),
         ssh_extra_args: run.ssh_extra_args.clone(),
+        force_handlers: cfg.force_handlers,
+        start_at_task: None,
+        step: false,
         timeout: run.timeout.unwrap_or(cfg.timeout),
         host_key_checking: cfg.host_key_checking,
         playbook_dir,
@@ -265,7 +268,10 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     for pb in &books {
         check_modules(pb, &finder)?;
     }
-    let opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
+    let mut opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
+    opts.force_handlers |= args.force_handlers;
+    opts.start_at_task = args.start_at_task.clone();
+    opts.step = args.step;
     // `--flush-cache` is accepted: the agent keeps no fact cache between runs
     let _ = args.flush_cache;
     crate::playbook::select_tags(&mut books, &args.tags, &args.skip_tags, &opts.extra_vars);
@@ -319,6 +325,12 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
                 if code != 0 {
                     break;
                 }
+            }
+            if let Some(name) = engine.start_at_unmatched() {
+                // ansible-playbook's words; the exit code is the run's
+                eprintln!(
+                    "[ERROR]: No matching task \"{name}\" found. Note: --start-at-task can only follow static includes."
+                );
             }
             code
         };

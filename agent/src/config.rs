@@ -39,6 +39,8 @@ pub struct Config {
     pub vault_password_file: Option<PathBuf>,
     /// `vault_identity_list` (`ANSIBLE_VAULT_IDENTITY_LIST`): `label@source`, comma-separated.
     pub vault_identity_list: Vec<String>,
+    /// `force_handlers` (`ANSIBLE_FORCE_HANDLERS`): the default of `--force-handlers`.
+    pub force_handlers: bool,
 }
 
 /// Ansible's default `ssh_args`: one master per target that outlives the run and exits
@@ -75,6 +77,7 @@ impl Default for Config {
                 .join(".ansible/cp"),
             vault_password_file: None,
             vault_identity_list: Vec::new(),
+            force_handlers: false,
         }
     }
 }
@@ -242,9 +245,7 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
         "gathering" if v != "implicit" => {
             anyhow::bail!("gathering = {v} is not supported by etcd-agent (implicit only)")
         }
-        "force_handlers" if crate::jinja::value::boolean_text(v) => {
-            anyhow::bail!("force_handlers = {v} is not supported by etcd-agent")
-        }
+        "force_handlers" => cfg.force_handlers = crate::jinja::value::boolean_text(v),
         _ => {}
     }
     Ok(())
@@ -318,7 +319,6 @@ mod tests {
         for (key, bad, good) in [
             ("hash_behaviour", "merge", "replace"),
             ("gathering", "explicit", "implicit"),
-            ("force_handlers", "True", "False"),
         ] {
             let mut cfg = Config::default();
             let err = apply(&mut cfg, key, bad, base).unwrap_err().to_string();

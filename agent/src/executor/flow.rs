@@ -92,7 +92,19 @@ impl Engine {
     ) -> Flow {
         for item in items {
             if active.is_empty() {
-                break;
+                // with forced handlers, failed hosts still reach the section's flush
+                if !self.forcing_handlers(play) {
+                    break;
+                }
+                if !matches!(item, Item::Flush) {
+                    continue;
+                }
+            }
+            if let Some(flow) = self.step_gate(item).await {
+                if flow == Flow::Continue {
+                    continue;
+                }
+                return flow;
             }
             let flow = match item {
                 Item::Task(step) if step.task.module() == "meta" => {
@@ -129,8 +141,11 @@ impl Engine {
                     active.retain(|h| !self.dead.contains(h));
                     let mut flow = Flow::Continue;
                     for (hosts, items) in groups {
-                        let mut inner: Vec<String> =
-                            active.iter().filter(|h| hosts.contains(h)).cloned().collect();
+                        let mut inner: Vec<String> = active
+                            .iter()
+                            .filter(|h| hosts.contains(h))
+                            .cloned()
+                            .collect();
                         flow = Box::pin(self.run_items(play, &items, &mut inner, run)).await;
                         if flow != Flow::Continue {
                             break;
@@ -139,7 +154,7 @@ impl Engine {
                     active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
                     flow
                 }
-                Item::Flush => self.flush_handlers(play, active, run).await,
+                Item::Flush => self.flush_section(play, active, run).await,
             };
             if flow != Flow::Continue {
                 return flow;
@@ -206,7 +221,8 @@ impl Engine {
         };
         // ansible-core counts one `ok` per file a host included (not one for the include
         // task): the include's own count is corrected to that
-        let mut loaded: HashMap<String, i64> = includes.iter().map(|(h, _)| (h.clone(), -1)).collect();
+        let mut loaded: HashMap<String, i64> =
+            includes.iter().map(|(h, _)| (h.clone(), -1)).collect();
         let mut out = Vec::new();
         for (file, vars, hosts) in named {
             match deferred.load(&file, vars) {
@@ -633,6 +649,12 @@ impl Engine {
             if targets.is_empty() {
                 continue;
             }
+            if let Some(flow) = self.step_gate_for(step, true).await {
+                if flow == Flow::Continue {
+                    continue;
+                }
+                return flow;
+            }
             let handler = Arc::new((*step.task).clone());
             let failed_now = self
                 .run_task(
@@ -661,8 +683,7 @@ impl Engine {
                         .cloned()
                         .collect();
                     // the included tasks record their own failures (`run_step`)
-                    let inner_flow =
-                        Box::pin(self.run_items(play, &items, &mut inner, run)).await;
+                    let inner_flow = Box::pin(self.run_items(play, &items, &mut inner, run)).await;
                     if inner_flow != Flow::Continue {
                         active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
                         return inner_flow;

@@ -38,6 +38,13 @@ pub struct RunOptions {
     pub ssh_common_args: Option<String>,
     /// `--ssh-extra-args`, unless a host's `ansible_ssh_extra_args` says.
     pub ssh_extra_args: Option<String>,
+    /// `--force-handlers` (or `force_handlers` in ansible.cfg): notified handlers run on
+    /// hosts that failed later in the play, unless the play's keyword says otherwise.
+    pub force_handlers: bool,
+    /// `--start-at-task`: tasks before the first one whose name matches are not run.
+    pub start_at_task: Option<String>,
+    /// `--step`: each task is confirmed on the terminal first.
+    pub step: bool,
     /// SSH connect timeout (seconds).
     pub timeout: u64,
     /// `host_key_checking`.

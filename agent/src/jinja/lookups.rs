@@ -142,7 +142,11 @@ fn first_found(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
     } else {
         paths
             .iter()
-            .flat_map(|p| files.iter().map(move |f| format!("{}/{f}", p.trim_end_matches('/'))))
+            .flat_map(|p| {
+                files
+                    .iter()
+                    .map(move |f| format!("{}/{f}", p.trim_end_matches('/')))
+            })
             .collect()
     };
     for name in &wanted {

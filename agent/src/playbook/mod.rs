@@ -48,6 +48,8 @@ pub struct Play {
     pub r#become: Option<bool>,
     /// `become_method` (templated when used).
     pub become_method: Option<String>,
+    /// `force_handlers` (above `--force-handlers`).
+    pub force_handlers: Option<bool>,
     /// `remote_user` for all tasks.
     pub remote_user: Option<String>,
     /// `connection` (`ssh` or `local`): a host's `ansible_connection` variable wins over it.
@@ -89,6 +91,7 @@ const PLAY_KEYS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "force_handlers",
     "remote_user",
     "environment",
     "pre_tasks",
@@ -266,6 +269,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
         vars: Map::new(),
         r#become: None,
         become_method: None,
+        force_handlers: None,
         remote_user: None,
         connection: None,
         strategy: None,
@@ -323,6 +327,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
                 _ => return Err(err(value.line, "play vars must be a mapping".into())),
             },
             "become" => play.r#become = Some(ansible_boolean(&v)),
+            "force_handlers" => play.force_handlers = Some(ansible_boolean(&v)),
             "become_user" => play_become_user = Some(scalar_string(&v)),
             "become_method" => {
                 let m = scalar_string(&v);

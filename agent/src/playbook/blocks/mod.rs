@@ -125,6 +125,7 @@ pub struct After {
     /// The play's `become_user`.
     pub become_user: Option<String>,
     /// `--tags`/`--skip-tags` and the variables their templates see.
+    #[allow(clippy::type_complexity)]
     pub select: Option<(Vec<String>, Vec<String>, Map<String, Value>)>,
 }
 
