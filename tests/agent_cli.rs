@@ -1826,6 +1826,39 @@ fn become_password_reaches_sudo_and_su_on_stdin_only() {
             mine.combined()
         );
     }
+    // -K: the password asked for (no terminal here: the prompt goes to stderr and the answer
+    // comes from stdin, under both engines)
+    for f in ["log", "auth"] {
+        let _ = std::fs::remove_file(fake.join(f));
+    }
+    let ask_out = format!("out={}", dir.join("ask-out").display());
+    let ask_args = ["-i", inv, pb, "-K", "-e", &ask_out];
+    let answer = format!("{password}\n");
+    let theirs = run_with_stdin(
+        a.command("setsid")
+            .arg("ansible-playbook")
+            .args(ask_args)
+            .envs(env),
+        Some(&answer),
+    );
+    let mut cmd = Command::new("setsid");
+    remove_ansible_env(&mut cmd);
+    cmd.arg(harness::agent_binary())
+        .arg("playbook")
+        .args(ask_args)
+        .current_dir(a.dir())
+        .envs(a.env())
+        .env("PATH", &path);
+    let mine = run_with_stdin(&mut cmd, Some(&answer));
+    theirs.expect_exit(0);
+    mine.expect_exit(0);
+    assert!(mine.stderr.contains("BECOME password: "), "{}", mine.stderr);
+    assert!(!mine.combined().contains(&password), "{}", mine.combined());
+    let auths = std::fs::read_to_string(fake.join("auth")).unwrap_or_default();
+    assert!(
+        auths.lines().count() >= 12,
+        "both runs escalated with it: {auths}"
+    );
     // sudo that wants no password: the password line never reaches the command
     std::fs::write(fake.join("nopass"), "").unwrap();
     let nopass_out = format!("out={}", dir.join("nopass-out").display());
