@@ -186,30 +186,43 @@ mod tests {
         }
     }
 
-    /// Runs `wrapped` with `sh -c` and `stdin`, with `dir` (holding fakes) first in PATH.
-    fn run(dir: &std::path::Path, wrapped: &str, stdin: &[u8]) -> ExecOutput {
+    /// Runs `wrapped` with `sh -c` and `stdin` (a pipe, or a file as the persistent remote
+    /// shell gives it), with `dir` (holding fakes) first in PATH.
+    fn run_with(dir: &std::path::Path, wrapped: &str, stdin: &[u8], file: bool) -> ExecOutput {
         use std::io::Write;
         let path = format!(
             "{}:{}",
             dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
+        let input = dir.join("stdin");
+        std::fs::write(&input, stdin).unwrap();
         let mut child = Command::new("/bin/sh")
             .arg("-c")
             .arg(wrapped)
             .env("PATH", path)
-            .stdin(Stdio::piped())
+            .stdin(if file {
+                Stdio::from(std::fs::File::open(&input).unwrap())
+            } else {
+                Stdio::piped()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        if let Some(mut pipe) = child.stdin.take() {
+            pipe.write_all(stdin).unwrap();
+        }
         let out = child.wait_with_output().unwrap();
         ExecOutput {
             rc: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
             stderr: out.stderr,
         }
+    }
+
+    fn run(dir: &std::path::Path, wrapped: &str, stdin: &[u8]) -> ExecOutput {
+        run_with(dir, wrapped, stdin, false)
     }
 
     /// A `sudo` and an `su` that want the password `pw` (unless `$NOPASS` exists), read it
@@ -254,7 +267,13 @@ exec /bin/sh -c "$2"
     fn the_password_goes_on_stdin_and_the_command_keeps_its_own_input() {
         let dir = tempfile::tempdir().unwrap();
         fakes(dir.path());
-        for method in [BecomeMethod::Sudo, BecomeMethod::Su] {
+        // stdin as a pipe (local commands) and as a file (the persistent remote shell's)
+        for (method, file) in [
+            (BecomeMethod::Sudo, false),
+            (BecomeMethod::Su, false),
+            (BecomeMethod::Sudo, true),
+            (BecomeMethod::Su, true),
+        ] {
             let e = escalation(method, Some("pw"));
             let wrapped = e.wrap("cat; echo err >&2; exit 3");
             assert!(
@@ -262,7 +281,7 @@ exec /bin/sh -c "$2"
                 "{wrapped}"
             );
             let stdin = e.stdin(Some(b"line1\nline2\n")).unwrap();
-            let out = run(dir.path(), &wrapped, &stdin);
+            let out = run_with(dir.path(), &wrapped, &stdin, file);
             assert_eq!(out.stdout_text(), "line1\nline2\n", "{method:?} {out:?}");
             assert_eq!(out.stderr_text(), "err\n", "{method:?}");
             assert_eq!(out.rc, 3, "{method:?}");
