@@ -420,7 +420,7 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
             1,
             "no hosts",
         ),
-        (vec!["inventory", "-i", inv, "--host", "nope"], 1, "nope"),
+        (vec!["inventory", "-i", inv, "--host", "nope"], 5, "nope"),
     ] {
         let out = Agent::in_dir(dir).args(&args).run();
         out.expect_exit(code);
@@ -1125,5 +1125,889 @@ fn vault_encrypted_files_and_inline_values_decrypt_as_under_ansible_playbook() {
         assert!(mine.1.contains(words), "etcd-agent: {}", mine.1);
         assert!(mine.1.contains("ok=1 ") && mine.1.contains("failed=1 "), "{}", mine.1);
         assert!(!mine.1.contains("inline-value"), "{}", mine.1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Command-line flags of ansible-playbook, ansible and ansible-inventory (issue #14), each
+// compared with the real program where it has one.
+
+/// Runs the same command line (`program` is `ansible-playbook` or `ansible`; the agent gets
+/// `playbook`/`adhoc` in front) under both engines in `a`'s sandbox, the agent with the
+/// sandbox's whole environment, both with `env` and `stdin`; (theirs, mine).
+fn both_engines_with(
+    a: &harness::Ansible,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> (RunOutput, RunOutput) {
+    let theirs = run_with_stdin(
+        a.command(program).args(args).envs(env.iter().copied()),
+        stdin,
+    );
+    let sub = if program == "ansible" {
+        "adhoc"
+    } else {
+        "playbook"
+    };
+    let mut mine = Agent::in_sandbox(a).sandbox_env(a).arg(sub).args(args);
+    for (k, v) in env {
+        mine = mine.env(k, v);
+    }
+    (theirs, mine.run_with_stdin(stdin))
+}
+
+/// stdout without the lines only ansible-playbook prints about its config file.
+fn without_config_lines(stdout: &str) -> String {
+    stdout
+        .lines()
+        .filter(|l| !l.starts_with("Using ") && !l.starts_with("No config file"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Asserts both runs exited alike and printed the same stdout.
+fn assert_same_run(what: &str, theirs: &RunOutput, mine: &RunOutput) {
+    assert_eq!(
+        mine.code(),
+        theirs.code(),
+        "{what}: exit codes\n--- ansible:\n{}\n--- etcd-agent:\n{}",
+        theirs.describe(),
+        mine.describe()
+    );
+    assert_eq!(
+        mine.stdout,
+        without_config_lines(&theirs.stdout),
+        "{what}: stdout\n--- ansible stderr:\n{}\n--- etcd-agent stderr:\n{}",
+        theirs.stderr,
+        mine.stderr
+    );
+    assert!(!mine.stderr.contains("panicked"), "{what}: {}", mine.stderr);
+}
+
+#[test]
+fn version_prints_a_line_and_unknown_flags_fail_as_clap_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    for sub in [&[][..], &["playbook"], &["inventory"], &["adhoc"]] {
+        let out = Agent::in_dir(tmp.path()).args(sub).arg("--version").run();
+        out.expect_exit(0);
+        let line = out.stdout.trim_end();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            line.starts_with("etcd-agent") && line.contains(env!("CARGO_PKG_VERSION")),
+            "{line}"
+        );
+    }
+    for bad in [
+        &["playbook", "--no-such-flag", "p.yml"][..],
+        &["adhoc", "all", "--step"],
+        &["inventory", "--list", "--start-at-task", "x"],
+    ] {
+        let out = Agent::in_dir(tmp.path()).args(bad).run();
+        out.expect_exit(2);
+        assert!(out.stderr.contains("unexpected argument"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn connection_flag_is_the_default_below_host_variables_and_the_play_keyword() {
+    let a = harness::Ansible::new();
+    // nothing listens on port 1: a host that goes over ssh is unreachable
+    let inv = a.write_file(
+        "hosts.ini",
+        "[g]\nh1 ansible_port=1\nh2 ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=1\nh3 ansible_host=127.0.0.1 ansible_port=1\n",
+    );
+    let pb = a.write_file(
+        "c.yml",
+        "- name: cli connection\n  hosts: h1,h2\n  gather_facts: false\n  tasks:\n    - name: where\n      raw: echo here\n- name: keyword\n  hosts: h3\n  gather_facts: false\n  connection: ssh\n  tasks:\n    - name: where\n      raw: echo there\n",
+    );
+    let (inv, pb) = (inv.to_str().unwrap(), pb.to_str().unwrap());
+    for flag in ["-c", "--connection"] {
+        let (theirs, mine) = both_engines_with(
+            &a,
+            "ansible-playbook",
+            &["-i", inv, pb, flag, "local", "-f", "1"],
+            &[],
+            None,
+        );
+        theirs.expect_exit(4);
+        mine.expect_exit(4);
+        let status = |o: &RunOutput| -> Vec<String> {
+            o.stdout
+                .lines()
+                .filter(|l| {
+                    l.starts_with("changed: [") || l.starts_with("fatal: [") || l.contains(" : ok=")
+                })
+                .map(|l| l.split(" => ").next().unwrap_or(l).trim_end().to_string())
+                .collect()
+        };
+        assert_eq!(
+            status(&mine),
+            status(&theirs),
+            "{}\n{}",
+            theirs.stdout,
+            mine.stdout
+        );
+        assert!(mine.stdout.contains("changed: [h1]"), "{}", mine.stdout);
+        assert!(
+            mine.stdout.contains("fatal: [h2]: UNREACHABLE!"),
+            "{}",
+            mine.stdout
+        );
+        assert!(
+            mine.stdout.contains("fatal: [h3]: UNREACHABLE!"),
+            "{}",
+            mine.stdout
+        );
+    }
+    // a connection the agent does not have is refused before anything runs
+    let out = Agent::in_sandbox(&a)
+        .args(["playbook", "-i", inv, pb, "-c", "paramiko"])
+        .run();
+    out.expect_exit(5);
+    assert!(out.stderr.contains("paramiko"), "{}", out.stderr);
+}
+
+/// A playbook with blocks, a role, several plays and `serial`, for `--start-at-task`,
+/// `--step` and `--list-tags`.
+fn flags_playbook(a: &harness::Ansible) -> (PathBuf, PathBuf) {
+    a.write_file(
+        "roles/r1/tasks/main.yml",
+        "- name: r1 first\n  debug: msg=r1a\n  tags: [rt]\n- name: r1 second\n  debug: msg=r1b\n",
+    );
+    let inv = a.write_file(
+        "hosts.ini",
+        "[g]\nh1 ansible_connection=local ansible_python_interpreter=/usr/bin/python3\nh2 ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    );
+    let pb = a.write_file(
+        "p.yml",
+        r#"- name: play one
+  hosts: g
+  gather_facts: false
+  tags: [ptag]
+  tasks:
+    - name: one a
+      debug: msg=1a
+      tags: [x, y]
+    - block:
+        - name: in block
+          debug: msg=blk
+          notify: hh
+          changed_when: true
+        - name: block second
+          debug: msg=b2
+      rescue:
+        - name: resc
+          debug: msg=r
+      always:
+        - name: alw
+          debug: msg=a
+      tags: [btag]
+  handlers:
+    - name: hh
+      debug: msg=handler
+- name: play two
+  hosts: g
+  roles:
+    - r1
+  tasks:
+    - name: two a
+      debug: msg=2a
+      tags: [z]
+- name: play three
+  hosts: g
+  serial: 1
+  gather_facts: false
+  tasks:
+    - name: s1
+      debug: msg=s1
+    - name: s2
+      debug: msg=s2
+"#,
+    );
+    (inv, pb)
+}
+
+#[test]
+fn start_at_task_starts_where_ansible_playbook_starts() {
+    let a = harness::Ansible::new();
+    let (inv, pb) = flags_playbook(&a);
+    let (inv, pb) = (inv.to_str().unwrap(), pb.to_str().unwrap());
+    // inside a block, in a role (with and without its prefix), a glob, a play's first task
+    // (facts gathered even without gather_facts), an `always` task, the facts task itself,
+    // a task of a serial play (later batches run whole), nothing
+    for name in [
+        "block second",
+        "r1 : r1 second",
+        "r1 first",
+        "two*",
+        "one a",
+        "alw",
+        "Gathering Facts",
+        "s2",
+        "no such task",
+    ] {
+        let (theirs, mine) = both_engines_with(
+            &a,
+            "ansible-playbook",
+            &[
+                "-i",
+                inv,
+                pb,
+                "-f",
+                "1",
+                "--start-at-task",
+                name,
+                "--flush-cache",
+            ],
+            &[],
+            None,
+        );
+        assert_same_run(name, &theirs, &mine);
+        let error = |o: &RunOutput| {
+            o.stderr
+                .lines()
+                .find(|l| l.contains("No matching task"))
+                .map(str::to_string)
+        };
+        assert_eq!(error(&mine), error(&theirs), "{name}: {}", mine.stderr);
+        if name == "no such task" {
+            assert!(error(&mine).is_some(), "{}", mine.stderr);
+        }
+    }
+}
+
+#[test]
+fn step_asks_before_each_task_and_reads_the_answers_from_stdin() {
+    let a = harness::Ansible::new();
+    let (inv, pb) = flags_playbook(&a);
+    let (inv, pb) = (inv.to_str().unwrap(), pb.to_str().unwrap());
+    // no, yes, continue (stops asking in that play; the next play asks again); yes to
+    // everything (handlers are asked as HANDLER); no to everything; the answers run out
+    // (ansible-playbook stops with 250, and so does the agent)
+    for answers in [
+        "n\ny\nc\ny\nn\ny\nc\nY\n",
+        &"y\n".repeat(20),
+        &"n\n".repeat(20),
+        "yes\ncontinue\n",
+    ] {
+        let (theirs, mine) = both_engines_with(
+            &a,
+            "ansible-playbook",
+            &["-i", inv, pb, "-f", "1", "--step"],
+            &[],
+            Some(answers),
+        );
+        assert_same_run(&format!("answers {answers:?}"), &theirs, &mine);
+        assert!(mine
+            .stdout
+            .contains("Perform task: TASK: one a (N)o/(y)es/(c)ontinue: "));
+    }
+}
+
+#[test]
+fn list_tags_lists_play_and_task_tags_as_ansible_playbook_does() {
+    let a = harness::Ansible::new();
+    let (inv, pb) = flags_playbook(&a);
+    let (inv, pb) = (inv.to_str().unwrap(), pb.to_str().unwrap());
+    for extra in [
+        &["--list-tags"][..],
+        &["--list-tags", "--list-tasks"],
+        &["--list-tags", "--list-tasks", "--list-hosts", "-l", "h2"],
+        &["--list-tags", "-t", "x,rt"],
+        &["--list-tags", "--skip-tags", "btag"],
+        &["--list-tasks"],
+    ] {
+        let mut args = vec!["-i", inv, pb];
+        args.extend(extra);
+        let (theirs, mine) = both_engines_with(&a, "ansible-playbook", &args, &[], None);
+        assert_same_run(&format!("{extra:?}"), &theirs, &mine);
+    }
+}
+
+#[test]
+fn force_handlers_run_handlers_on_hosts_that_failed_after_the_notification() {
+    let a = harness::Ansible::new();
+    let inv = a.write_file(
+        "hosts.ini",
+        "[g]\nh1 ansible_connection=local\nh2 ansible_connection=local\n",
+    );
+    // a host fails after being notified; all hosts fail in one play (handlers of pre_tasks
+    // and tasks still run); the play keyword turns it off again
+    let many = a.write_file(
+        "many.yml",
+        r#"- name: f
+  hosts: g
+  gather_facts: false
+  tasks:
+    - name: notify
+      debug: msg=n
+      changed_when: true
+      notify: [h_a, h_b]
+    - name: fail h1
+      fail: msg=boom
+      when: inventory_hostname == 'h1'
+    - name: after
+      debug: msg=after
+  handlers:
+    - name: h_a
+      debug: msg=ha
+    - name: h_b
+      fail: msg=hb
+      when: inventory_hostname == 'h2'
+"#,
+    );
+    let all_fail = a.write_file(
+        "all_fail.yml",
+        r#"- name: single host
+  hosts: h1
+  gather_facts: false
+  pre_tasks:
+    - name: pre notify
+      debug: msg=p
+      changed_when: true
+      notify: hp
+  tasks:
+    - name: notify
+      debug: msg=n
+      changed_when: true
+      notify: h_a
+    - name: fail
+      fail: msg=boom
+    - name: never
+      debug: msg=never
+  post_tasks:
+    - name: post
+      debug: msg=post
+  handlers:
+    - name: h_a
+      debug: msg=ha
+    - name: hp
+      debug: msg=hp
+"#,
+    );
+    let keyword = a.write_file(
+        "keyword.yml",
+        r#"- name: keyword off
+  hosts: g
+  gather_facts: false
+  force_handlers: false
+  tasks:
+    - name: notify
+      debug: msg=n
+      changed_when: true
+      notify: h_a
+    - name: fail h1
+      fail: msg=boom
+      when: inventory_hostname == 'h1'
+  handlers:
+    - name: h_a
+      debug: msg=ha
+"#,
+    );
+    let inv = inv.to_str().unwrap();
+    for pb in [&many, &all_fail, &keyword] {
+        let pb = pb.to_str().unwrap();
+        for (extra, env) in [
+            (&[][..], &[][..]),
+            (&["--force-handlers"][..], &[][..]),
+            (&[][..], &[("ANSIBLE_FORCE_HANDLERS", "1")][..]),
+        ] {
+            let mut args = vec!["-i", inv, pb, "-f", "1"];
+            args.extend(extra);
+            let (theirs, mine) = both_engines_with(&a, "ansible-playbook", &args, env, None);
+            assert_same_run(&format!("{pb} {extra:?} {env:?}"), &theirs, &mine);
+        }
+    }
+    let (_, mine) = both_engines_with(
+        &a,
+        "ansible-playbook",
+        &[
+            "-i",
+            inv,
+            many.to_str().unwrap(),
+            "-f",
+            "1",
+            "--force-handlers",
+        ],
+        &[],
+        None,
+    );
+    // h1 failed after the notification and still ran the handler
+    let lines: Vec<&str> = mine.stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("RUNNING HANDLER [h_a]"))
+        .expect("handler ran");
+    assert!(lines[at + 1].starts_with("ok: [h1]"), "{}", mine.stdout);
+}
+
+#[test]
+fn adhoc_list_hosts_lists_what_ansible_lists() {
+    let a = harness::Ansible::new();
+    let inv = a.write_file(
+        "hosts.ini",
+        "[g]\nh1 ansible_connection=local\nh2 ansible_connection=local\n[k]\nh3\n",
+    );
+    let inv = inv.to_str().unwrap();
+    for args in [
+        &["g", "-i", inv, "--list-hosts"][..],
+        &["all", "-i", inv, "--list-hosts", "-l", "h2:h3"],
+        &["nomatch", "-i", inv, "--list-hosts"],
+    ] {
+        let (theirs, mine) = both_engines_with(&a, "ansible", args, &[], None);
+        assert_same_run(&format!("{args:?}"), &theirs, &mine);
+    }
+}
+
+/// A stand-in `sudo` first in PATH: it wants the password in `{dir}/expected` (unless
+/// `{dir}/nopass` exists), reads it from stdin as `sudo -S` does, prints the `-p` prompt,
+/// answers a wrong one as sudo does (asking again, three times at most), then runs the
+/// command. Every call logs its arguments,
+/// its environment, its parent's command line, and the command line and environment of
+/// every process on the machine at that moment.
+const FAKE_SUDO: &str = r#"#!/bin/sh
+dir=@DIR@
+{
+  echo "CALL sudo $*"
+  echo "PARENT $(tr '\0' ' ' < /proc/$PPID/cmdline)"
+  env | sed 's/^/ENV /'
+  for p in /proc/[0-9]*; do
+    echo "PROC $(tr '\0' ' ' < $p/cmdline 2>/dev/null)"
+    echo "PENV $(tr '\0' ' ' < $p/environ 2>/dev/null)"
+  done
+} >> "$dir/log" 2>/dev/null
+n=; prompt='Password: '
+while [ $# -gt 0 ]; do
+  case $1 in
+    -n) n=1; shift;;
+    -p|-u) [ "$1" = -p ] && prompt=$2; shift 2;;
+    -*) shift;;
+    *) break;;
+  esac
+done
+if [ ! -e "$dir/nopass" ]; then
+  if [ -n "$n" ]; then echo "sudo: a password is required" >&2; exit 1; fi
+  tries=0
+  while :; do
+    printf '%s' "$prompt" >&2
+    IFS= read -r got || { echo "sudo: $tries incorrect password attempt(s)" >&2; exit 1; }
+    [ "$got" = "$(cat "$dir/expected")" ] && break
+    echo "Sorry, try again." >&2
+    tries=$((tries+1))
+    [ $tries -lt 3 ] || { echo "sudo: 3 incorrect password attempts" >&2; exit 1; }
+  done
+  echo ok >> "$dir/auth"
+fi
+exec "$@"
+"#;
+
+/// A stand-in `su USER -c CMD` first in PATH, as [`FAKE_SUDO`] for `su`: it always wants the
+/// password (prompting `Password: `), reads it from stdin, then runs `CMD` with `/bin/sh`.
+const FAKE_SU: &str = r#"#!/bin/sh
+dir=@DIR@
+{
+  echo "CALL su $*"
+  echo "PARENT $(tr '\0' ' ' < /proc/$PPID/cmdline)"
+  env | sed 's/^/ENV /'
+  for p in /proc/[0-9]*; do
+    echo "PROC $(tr '\0' ' ' < $p/cmdline 2>/dev/null)"
+    echo "PENV $(tr '\0' ' ' < $p/environ 2>/dev/null)"
+  done
+} >> "$dir/log" 2>/dev/null
+while [ $# -gt 0 ] && [ "$1" != -c ]; do shift; done
+[ "$1" = -c ] || { echo "su: no command" >&2; exit 2; }
+printf 'Password: ' >&2
+IFS= read -r got || got=
+if [ "$got" != "$(cat "$dir/expected")" ]; then
+  echo "su: Authentication failure" >&2
+  exit 1
+fi
+echo ok >> "$dir/auth"
+exec /bin/sh -c "$2"
+"#;
+
+#[test]
+fn become_password_reaches_sudo_and_su_on_stdin_only() {
+    let a = harness::Ansible::new();
+    let dir = a.dir().to_path_buf();
+    let fake = dir.join("fake");
+    std::fs::create_dir_all(&fake).unwrap();
+    let fake_dir = fake.display().to_string();
+    write_executable(&dir, "fakebin/sudo", &FAKE_SUDO.replace("@DIR@", &fake_dir));
+    write_executable(&dir, "fakebin/su", &FAKE_SU.replace("@DIR@", &fake_dir));
+    // a password that is nowhere else on this machine
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let password = format!("pw-{nanos:x}-{}", std::process::id());
+    std::fs::write(fake.join("expected"), format!("{password}\n")).unwrap();
+    let pw_file = a.write_file("become-pw", &format!("{password}\n"));
+    let bad_file = a.write_file("bad-pw", "not-the-password\n");
+    let module = a.write_file(
+        "library/whoami_mod",
+        "#!/bin/sh\nprintf '{\"changed\": false, \"user\": \"%s\"}\\n' \"$(id -un)\"\n",
+    );
+    harness::make_executable(&module);
+    let inv = a.write_file(
+        "hosts.ini",
+        "[g]\nh1 ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    );
+    // builtins (command with its own stdin, copy, raw), a binary module from library/, and
+    // a module run through ansible-core (slurp: its arguments come on stdin after the
+    // password); each task's result shows what it saw. The tests run as root, and
+    // ansible-playbook does not escalate to the user it already is: the plays become
+    // `nobody` (the fakes run everything as root whatever the user).
+    let pb = a.write_file(
+        "become.yml",
+        r#"- hosts: g
+  gather_facts: false
+  become: true
+  become_user: nobody
+  tasks:
+    - name: user
+      command: id -un
+    - name: own stdin
+      command: cat
+      args:
+        stdin: "the command's own input"
+    - name: copy
+      copy:
+        content: "copied\n"
+        dest: "{{ out }}"
+    - name: raw
+      raw: echo raw-ran
+    - name: library module
+      whoami_mod:
+    - name: through ansible-core
+      slurp:
+        src: "{{ out }}"
+"#,
+    );
+    let path = format!(
+        "{}:{}",
+        dir.join("fakebin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (inv, pb) = (inv.to_str().unwrap(), pb.to_str().unwrap());
+    let (pw, bad) = (pw_file.to_str().unwrap(), bad_file.to_str().unwrap());
+    let env = [("PATH", path.as_str())];
+    let lines_with = |o: &RunOutput, prefix: &str| -> Vec<String> {
+        o.stdout
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
+    };
+    let agent = |args: &[&str]| {
+        Agent::in_sandbox(&a)
+            .sandbox_env(&a)
+            .env("PATH", &path)
+            .arg("playbook")
+            .args(args)
+            .run()
+    };
+    for method in ["sudo", "su"] {
+        // each run copies to a file of its own
+        let out =
+            |engine: &str| format!("out={}", dir.join(format!("{method}-{engine}")).display());
+        let args = [
+            "-i",
+            inv,
+            pb,
+            "--become-method",
+            method,
+            "--become-password-file",
+            pw,
+            "-v",
+        ];
+        let theirs_out = out("theirs");
+        let theirs = run(a
+            .command("ansible-playbook")
+            .args(args)
+            .args(["-e", &theirs_out])
+            .envs(env));
+        for f in ["log", "auth"] {
+            let _ = std::fs::remove_file(fake.join(f));
+        }
+        let mine_out = out("mine");
+        let mine = agent(&[&args[..], &["-e", &mine_out]].concat());
+        theirs.expect_exit(0);
+        mine.expect_exit(0);
+        assert_eq!(
+            lines_with(&mine, "h1 "),
+            lines_with(&theirs, "h1 "),
+            "{method}: recap\n{}\n{}",
+            theirs.stdout,
+            mine.stdout
+        );
+        for o in [&theirs, &mine] {
+            assert!(
+                o.stdout.contains(r#""stdout": "the command's own input""#),
+                "{method}: {}",
+                o.stdout
+            );
+            assert!(
+                o.stdout.contains(r#""stdout": "raw-ran"#),
+                "{method}: {}",
+                o.stdout
+            );
+            assert!(
+                o.stdout.contains(r#""user": "root""#),
+                "{method}: {}",
+                o.stdout
+            );
+            assert!(
+                o.stdout.contains(r#""content": "Y29waWVkCg==""#),
+                "{method}: {}",
+                o.stdout
+            );
+        }
+        // the agent's escalations went through the fake and its password check (each task's
+        // command at least once)
+        let log = std::fs::read_to_string(fake.join("log")).unwrap_or_default();
+        let auths = std::fs::read_to_string(fake.join("auth")).unwrap_or_default();
+        assert!(auths.lines().count() >= 6, "{method}: {auths}\n{log}");
+        assert!(log.contains(&format!("CALL {method} ")), "{method}: {log}");
+        // ... and the password was in no process's arguments or environment, nor in the
+        // output (also at -vvv, where the agent logs every command it runs)
+        assert!(
+            !log.contains(&password),
+            "{method}: the password is in argv or environ"
+        );
+        let loud_out = out("loud");
+        let loud = agent(&[&args[..], &["-vvv", "-e", &loud_out]].concat());
+        loud.expect_exit(0);
+        assert!(
+            loud.stderr.contains("exec"),
+            "-vvv logs commands: {}",
+            loud.stderr
+        );
+        for o in [&mine, &loud] {
+            assert!(
+                !o.combined().contains(&password),
+                "{method}: printed:\n{}",
+                o.combined()
+            );
+        }
+        // a wrong password fails the task in Ansible's words, and the command never runs
+        let bad_out = out("bad");
+        let bad_args = [
+            "-i",
+            inv,
+            pb,
+            "--become-method",
+            method,
+            "--become-password-file",
+            bad,
+            "-e",
+            &bad_out,
+        ];
+        let (theirs, mine) = both_engines_with(&a, "ansible-playbook", &bad_args, &env, None);
+        theirs.expect_exit(2);
+        mine.expect_exit(2);
+        // both stop at the first task; the agent says it in ansible-core's words over ssh
+        // (its local connection says "Duplicate become password prompt" for sudo and
+        // "Premature end of stream" for su)
+        assert_eq!(
+            lines_with(&mine, "h1 "),
+            lines_with(&theirs, "h1 "),
+            "{}",
+            mine.stdout
+        );
+        assert!(mine.stdout.contains("ok=0 "), "{}", mine.stdout);
+        let words = format!("Incorrect {method} password");
+        assert!(mine.stdout.contains(&words), "{}", mine.stdout);
+        assert!(
+            !mine.combined().contains("not-the-password"),
+            "{}",
+            mine.combined()
+        );
+    }
+    // -K: the password asked for (no terminal here: the prompt goes to stderr and the answer
+    // comes from stdin, under both engines)
+    for f in ["log", "auth"] {
+        let _ = std::fs::remove_file(fake.join(f));
+    }
+    let ask_out = format!("out={}", dir.join("ask-out").display());
+    let ask_args = ["-i", inv, pb, "-K", "-e", &ask_out];
+    let answer = format!("{password}\n");
+    let theirs = run_with_stdin(
+        a.command("setsid")
+            .arg("ansible-playbook")
+            .args(ask_args)
+            .envs(env),
+        Some(&answer),
+    );
+    let mut cmd = Command::new("setsid");
+    remove_ansible_env(&mut cmd);
+    cmd.arg(harness::agent_binary())
+        .arg("playbook")
+        .args(ask_args)
+        .current_dir(a.dir())
+        .envs(a.env())
+        .env("PATH", &path);
+    let mine = run_with_stdin(&mut cmd, Some(&answer));
+    theirs.expect_exit(0);
+    mine.expect_exit(0);
+    assert!(mine.stderr.contains("BECOME password: "), "{}", mine.stderr);
+    assert!(!mine.combined().contains(&password), "{}", mine.combined());
+    let auths = std::fs::read_to_string(fake.join("auth")).unwrap_or_default();
+    assert!(
+        auths.lines().count() >= 12,
+        "both runs escalated with it: {auths}"
+    );
+    // sudo that wants no password: the password line never reaches the command
+    std::fs::write(fake.join("nopass"), "").unwrap();
+    let nopass_out = format!("out={}", dir.join("nopass-out").display());
+    let (theirs, mine) = both_engines_with(
+        &a,
+        "ansible-playbook",
+        &[
+            "-i",
+            inv,
+            pb,
+            "--become-password-file",
+            pw,
+            "-v",
+            "-e",
+            &nopass_out,
+        ],
+        &env,
+        None,
+    );
+    theirs.expect_exit(0);
+    mine.expect_exit(0);
+    assert!(
+        mine.stdout
+            .contains(r#""stdout": "the command's own input""#),
+        "{}",
+        mine.stdout
+    );
+    // sudo that wants a password the run does not have: Ansible's "Missing sudo password"
+    // (over ssh; its local connection says "Premature end of stream")
+    std::fs::remove_file(fake.join("nopass")).unwrap();
+    let (theirs, mine) = both_engines_with(
+        &a,
+        "ansible-playbook",
+        &["-i", inv, pb, "-e", &nopass_out],
+        &env,
+        None,
+    );
+    theirs.expect_exit(2);
+    mine.expect_exit(2);
+    assert_eq!(
+        lines_with(&mine, "h1 "),
+        lines_with(&theirs, "h1 "),
+        "{}",
+        mine.stdout
+    );
+    assert!(
+        mine.stdout.contains("Missing sudo password"),
+        "{}",
+        mine.stdout
+    );
+    // a missing password file stops the run before anything, as under ansible-playbook
+    let (theirs, mine) = both_engines_with(
+        &a,
+        "ansible-playbook",
+        &[
+            "-i",
+            inv,
+            pb,
+            "--become-password-file",
+            "/no/such/file",
+            "-e",
+            &nopass_out,
+        ],
+        &env,
+        None,
+    );
+    theirs.expect_exit(1);
+    mine.expect_exit(1);
+    assert!(
+        mine.stderr
+            .contains("The password file /no/such/file was not found"),
+        "{}",
+        mine.stderr
+    );
+}
+
+#[test]
+fn inventory_yaml_export_vars_and_output_are_byte_identical_to_ansible_inventory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    inventory_fixture(dir);
+    // group variables that are lists and dicts: ansible-inventory's YAML writes the object
+    // every host of the group shares once, with an anchor
+    write_file(
+        dir,
+        "shared/hosts.ini",
+        "[g]\nh[1:2] hl=[1,2]\nh3 addr=10.0.0.3\n[g:vars]\ngl=[3,4]\ngd={\"a\": 1}\n[k]\nh3\n[k:vars]\nkl=[5]\n",
+    );
+    let sources: [&[&str]; 5] = [
+        &["-i", "inv/hosts.ini"],
+        &["-i", "yinv/hosts.yml"],
+        &["-i", "yinv"],
+        &["-i", "inv/hosts.ini", "-i", "yinv/hosts.yml"],
+        &["-i", "shared/hosts.ini"],
+    ];
+    let actions: [&[&str]; 9] = [
+        &["--list", "--yaml"],
+        &["--list", "-y", "--export"],
+        &["--list", "--export"],
+        &["--graph", "--vars"],
+        &["--graph", "prod", "--vars"],
+        &["--host", "etcd02", "--yaml"],
+        &["--host", "h1", "--yaml"],
+        &["--list", "--yaml", "-l", "etcd0*:h1"],
+        &["--list", "-l", "nomatch"],
+    ];
+    for src in sources {
+        for action in actions {
+            let args: Vec<&str> = src.iter().chain(action.iter()).copied().collect();
+            let theirs = ansible_inventory(dir, &args);
+            let mine = Agent::in_dir(dir).arg("inventory").args(&args).run();
+            assert_eq!(
+                mine.code(),
+                theirs.code(),
+                "{args:?}\n{}\n{}",
+                theirs.describe(),
+                mine.describe()
+            );
+            assert_eq!(mine.stdout, theirs.stdout, "{args:?}");
+        }
+        // --output: the same bytes in the file (JSON and the graph without a line end)
+        for action in [
+            &["--list"][..],
+            &["--list", "--yaml", "--export"],
+            &["--graph", "--vars"],
+            &["--host", "etcd02"],
+        ] {
+            let args: Vec<&str> = src.iter().chain(action.iter()).copied().collect();
+            let theirs_file = dir.join("theirs.out");
+            let mine_file = dir.join("mine.out");
+            let theirs = ansible_inventory(
+                dir,
+                &[&args[..], &["--output", theirs_file.to_str().unwrap()]].concat(),
+            );
+            let mine = Agent::in_dir(dir)
+                .arg("inventory")
+                .args(&args)
+                .arg("--output")
+                .arg(&mine_file)
+                .run();
+            assert_eq!(mine.code(), theirs.code(), "{args:?} --output");
+            assert_eq!(mine.stdout, theirs.stdout, "{args:?} --output");
+            assert_eq!(
+                std::fs::read(&mine_file).ok(),
+                std::fs::read(&theirs_file).ok(),
+                "{args:?} --output"
+            );
+            let _ = std::fs::remove_file(&mine_file);
+            let _ = std::fs::remove_file(&theirs_file);
+        }
     }
 }

@@ -902,3 +902,88 @@ fn ssh_remote_shell_where_head_reads_past_its_count_uses_dd() {
         "the persistent shells kept working:\n{stderr}"
     );
 }
+
+/// `--ssh-common-args` and `--ssh-extra-args` go to every ssh connection whose host does not
+/// set `ansible_ssh_common_args`/`ansible_ssh_extra_args` (a host variable replaces the
+/// command line's value, as in Ansible), compared with ansible-playbook over the same sshd.
+/// The sshd's host key is known only to the known_hosts file the extra args name, and host
+/// key checking is strict: a host reached without those args is unreachable.
+#[test]
+fn ssh_common_and_extra_args_reach_every_host_unless_its_variables_say() {
+    let sshd = node_sshd();
+    let ansible = harness::Ansible::new();
+    let base = |ip: Ipv4Addr| {
+        format!(
+            "ansible_host={ip} ansible_port={} ansible_user={} ansible_ssh_private_key_file={}",
+            sshd.port(),
+            sshd.user(),
+            sshd.client_key().display()
+        )
+    };
+    let inv = ansible.write_file(
+        "hosts.ini",
+        &format!(
+            "[nodes]\nn1 {}\nn2 {} ansible_ssh_common_args='-o BatchMode=yes'\nn3 {} ansible_ssh_extra_args='-o UserKnownHostsFile=/dev/null'\n",
+            base(NODE_IPS[0]),
+            base(NODE_IPS[1]),
+            base(NODE_IPS[2])
+        ),
+    );
+    let pb = ansible.write_file(
+        "p.yml",
+        "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - name: reach\n      raw: echo reached\n",
+    );
+    let common = "-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o PasswordAuthentication=no";
+    let extra = format!("-o UserKnownHostsFile={}", sshd.known_hosts().display());
+    let args = [
+        "-i",
+        inv.to_str().unwrap(),
+        pb.to_str().unwrap(),
+        "-f",
+        "1",
+        "--ssh-common-args",
+        common,
+        "--ssh-extra-args",
+        &extra,
+    ];
+    let theirs = ansible.playbook(&inv, &pb, &args[3..]);
+    let mine = Agent::in_sandbox(&ansible)
+        .sandbox_env(&ansible)
+        .arg("playbook")
+        .args(args)
+        .run();
+    let outcome = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| {
+                l.starts_with("changed: [") || l.starts_with("fatal: [") || l.contains(" : ok=")
+            })
+            .map(|l| l.split(" => ").next().unwrap_or(l).trim_end().to_string())
+            .collect()
+    };
+    assert_eq!(theirs.status.code(), Some(4), "{}", theirs.describe());
+    mine.expect_exit(4);
+    assert_eq!(
+        outcome(&mine.stdout),
+        outcome(&theirs.stdout),
+        "{}\n{}",
+        theirs.stdout,
+        mine.stdout
+    );
+    let stdout = &mine.stdout;
+    assert!(stdout.contains("changed: [n1]"), "{stdout}");
+    assert!(stdout.contains("changed: [n2]"), "{stdout}");
+    assert!(stdout.contains("fatal: [n3]: UNREACHABLE!"), "{stdout}");
+    // without the extra args no host's key is known
+    let without = Agent::in_sandbox(&ansible)
+        .sandbox_env(&ansible)
+        .arg("playbook")
+        .args(&args[..7])
+        .run();
+    without.expect_exit(4);
+    assert!(
+        without.stdout.contains("fatal: [n1]: UNREACHABLE!"),
+        "{}",
+        without.stdout
+    );
+}

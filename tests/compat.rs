@@ -629,8 +629,8 @@ fn unsupported_features_fail_at_syntax_check() {
             "loop_control 'bogus' is not supported",
         ),
         (
-            "    - name: t\n      command: id\n      become: true\n      become_method: su\n",
-            "become_method \"su\" is not supported",
+            "    - name: t\n      command: id\n      become: true\n      become_method: doas\n",
+            "become_method \"doas\" is not supported",
         ),
     ];
     for (i, (task, want)) in cases.iter().enumerate() {

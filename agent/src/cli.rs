@@ -3,9 +3,16 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// The version line `--version` prints (every subcommand takes it too, as `ansible-playbook`,
+/// `ansible` and `ansible-inventory` do).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (Ansible-compatible runner, ansible-core 2.19 playbooks)"
+);
+
 /// Runs Ansible playbooks over multiplexed OpenSSH.
 #[derive(Debug, Parser)]
-#[command(name = "etcd-agent", version, about)]
+#[command(name = "etcd-agent", version = VERSION, propagate_version = true, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -16,10 +23,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a playbook (like `ansible-playbook`).
+    #[command(display_name = "etcd-agent playbook")]
     Playbook(PlaybookArgs),
     /// Show the inventory (like `ansible-inventory`).
+    #[command(display_name = "etcd-agent inventory")]
     Inventory(InventoryArgs),
     /// Run one module on hosts matching a pattern (like `ansible`).
+    #[command(display_name = "etcd-agent adhoc")]
     Adhoc(AdhocArgs),
 }
 
@@ -50,9 +60,33 @@ pub struct RunOpts {
     /// SSH private key file.
     #[arg(long = "private-key", alias = "key-file")]
     pub private_key: Option<PathBuf>,
-    /// Run operations with become (sudo -n).
+    /// Connection type for every host whose variables do not set `ansible_connection`
+    /// (`ssh`, `smart`, `local`).
+    #[arg(short = 'c', long = "connection")]
+    pub connection: Option<String>,
+    /// Run operations with become.
     #[arg(short = 'b', long = "become")]
     pub r#become: bool,
+    /// Privilege escalation method (`sudo`, `su`).
+    #[arg(long = "become-method")]
+    pub become_method: Option<String>,
+    /// Run operations as this user (default `root`).
+    #[arg(long = "become-user")]
+    pub become_user: Option<String>,
+    /// Ask for the privilege escalation password.
+    #[arg(short = 'K', long = "ask-become-pass")]
+    pub ask_become_pass: bool,
+    /// A file holding the privilege escalation password (run when executable: its stdout is
+    /// the password; `-` reads it from stdin).
+    #[arg(long = "become-password-file", alias = "become-pass-file")]
+    pub become_password_file: Option<PathBuf>,
+    /// Arguments for every ssh invocation (`sftp`, `scp` and `ssh` in Ansible), unless a
+    /// host's `ansible_ssh_common_args` sets them.
+    #[arg(long = "ssh-common-args", allow_hyphen_values = true)]
+    pub ssh_common_args: Option<String>,
+    /// Extra arguments for ssh, unless a host's `ansible_ssh_extra_args` sets them.
+    #[arg(long = "ssh-extra-args", allow_hyphen_values = true)]
+    pub ssh_extra_args: Option<String>,
     /// More output (-v results, -vvv logs).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -97,6 +131,21 @@ pub struct PlaybookArgs {
     /// Skip tasks tagged with these tags (comma-separated, repeatable).
     #[arg(long = "skip-tags")]
     pub skip_tags: Vec<String>,
+    /// List the tags of each play and its tasks, and stop.
+    #[arg(long = "list-tags")]
+    pub list_tags: bool,
+    /// Start the playbook at the first task whose name matches (a glob).
+    #[arg(long = "start-at-task")]
+    pub start_at_task: Option<String>,
+    /// Ask before each task (`(N)o/(y)es/(c)ontinue`, read from stdin).
+    #[arg(long = "step")]
+    pub step: bool,
+    /// Run handlers even on hosts that failed after they were notified.
+    #[arg(long = "force-handlers")]
+    pub force_handlers: bool,
+    /// Clear the fact cache (accepted: the agent keeps no fact cache).
+    #[arg(long = "flush-cache")]
+    pub flush_cache: bool,
     /// The playbook file(s).
     #[arg(required = true)]
     pub playbooks: Vec<PathBuf>,
@@ -120,6 +169,19 @@ pub struct InventoryArgs {
     /// Limit the hosts listed.
     #[arg(short = 'l', long = "limit")]
     pub limit: Option<String>,
+    /// YAML instead of JSON (`--list`, `--host`).
+    #[arg(short = 'y', long = "yaml")]
+    pub yaml: bool,
+    /// Show variables in the `--graph` output.
+    #[arg(long = "vars")]
+    pub vars: bool,
+    /// `--list`: variables where they are set (group variables in their groups) rather than
+    /// flattened per host.
+    #[arg(long = "export")]
+    pub export: bool,
+    /// Write the `--list`/`--host` document to this file instead of stdout.
+    #[arg(long = "output")]
+    pub output: Option<PathBuf>,
 }
 
 /// `etcd-agent adhoc`.
@@ -139,4 +201,7 @@ pub struct AdhocArgs {
     /// Print one JSON document instead of text.
     #[arg(long = "json")]
     pub json: bool,
+    /// List the hosts the pattern matches, and stop.
+    #[arg(long = "list-hosts")]
+    pub list_hosts: bool,
 }

@@ -32,29 +32,60 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
     // like ansible-inventory, the current directory is the "playbook dir" for group_vars/host_vars
     inv.add_playbook_dir(std::path::Path::new("."))?;
     if let Some(limit) = &args.limit {
+        // ansible-inventory warns and lists nothing
         if pattern::resolve(&inv, limit)?.is_empty() {
-            return Err(Fatal::Other(format!("limit {limit:?} matches no host")).into());
+            for bare in crate::executor::unmatched_terms(&inv, limit) {
+                eprintln!("[WARNING]: Could not match supplied host pattern, ignoring: {bare}");
+            }
         }
     }
-    if args.list {
-        println!(
-            "{}",
-            crate::jinja::value::python_indented(&inventory::list_json(&inv))
-        );
+    // as ansible-inventory writes it: YAML ends with a line end, JSON and the graph do not
+    // (stdout gets one)
+    let document = |v: &serde_json::Value| {
+        if args.yaml {
+            inventory::host_yaml(v)
+        } else {
+            crate::jinja::value::python_indented(v)
+        }
+    };
+    let text = if args.list {
+        if args.yaml {
+            inventory::list_yaml(&inv, args.limit.as_deref(), args.export)?
+        } else {
+            let doc = inventory::list_document(&inv, args.limit.as_deref(), args.export)?;
+            document(&doc)
+        }
     } else if let Some(group) = &args.graph {
-        let text = inventory::graph(&inv, group).ok_or_else(|| {
+        let graph = if args.vars {
+            inventory::graph_with_vars(&inv, group)
+        } else {
+            inventory::graph(&inv, group)
+        };
+        graph.ok_or_else(|| {
             usage(format!(
                 "pattern must be a valid group name when using --graph: {group}"
             ))
-        })?;
-        println!("{text}");
+        })?
     } else if let Some(host) = &args.host {
+        // ansible-inventory's words and exit code (5); its warning names the host
         let v = inventory::host_json(&inv, host).ok_or_else(|| {
-            Fatal::Other(format!("could not match supplied host pattern: {host}"))
+            usage(format!(
+                "You must pass a single valid host to --host parameter (no host {host:?})"
+            ))
         })?;
-        println!("{}", crate::jinja::value::python_indented(&v));
+        document(&v)
     } else {
         return Err(usage("one of --list, --graph or --host is required"));
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, &text).map_err(|e| {
+            Fatal::Other(format!(
+                "Unable to write to destination file '{}': {e}",
+                path.display()
+            ))
+        })?,
+        None if text.ends_with('\n') => print!("{text}"),
+        None => println!("{text}"),
     }
     Ok(0)
 }
@@ -68,6 +99,17 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
     if run.forks == Some(0) {
         return Err(usage("forks must be at least 1"));
     }
+    if let Some(c) = &run.connection {
+        if !matches!(c.as_str(), "ssh" | "smart" | "local") {
+            return Err(usage(format!(
+                "connection type '{c}' is not supported by etcd-agent (ssh, smart, local)"
+            )));
+        }
+    }
+    let become_method = match &run.become_method {
+        Some(m) => crate::transport::BecomeMethod::parse(m).map_err(|e| usage(e.to_string()))?,
+        None => Default::default(),
+    };
     Ok(RunOptions {
         check: run.check,
         diff: run.diff,
@@ -81,12 +123,39 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
             .clone()
             .or_else(|| cfg.private_key_file.clone()),
         r#become: run.r#become,
+        become_user: run.become_user.clone(),
+        become_method,
+        become_password: become_password(run)?,
+        connection: run.connection.clone(),
+        ssh_common_args: run.ssh_common_args.clone(),
+        ssh_extra_args: run.ssh_extra_args.clone(),
+        force_handlers: cfg.force_handlers,
+        start_at_task: None,
+        step: false,
         timeout: run.timeout.unwrap_or(cfg.timeout),
         host_key_checking: cfg.host_key_checking,
         playbook_dir,
         ssh_args: cfg.ssh_args.clone(),
         control_path_dir: cfg.control_path_dir.clone(),
     })
+}
+
+/// The escalation password of `--become-password-file` or `-K` (`BECOME password: `); an
+/// answer ended by EOF is no password, as in Ansible.
+fn become_password(run: &RunOpts) -> Result<Option<crate::secret::Secret>> {
+    if run.ask_become_pass {
+        return match crate::secret::ask("BECOME password: ") {
+            Ok(s) if s.expose().is_empty() => Ok(None),
+            Ok(s) => Ok(Some(s)),
+            Err(e) => Err(Fatal::Other(e.to_string()).into()),
+        };
+    }
+    match &run.become_password_file {
+        Some(path) => crate::secret::from_file(path)
+            .map(Some)
+            .map_err(|e| Fatal::Other(e.to_string()).into()),
+        None => Ok(None),
+    }
 }
 
 fn read_limit(l: &str) -> Result<String> {
@@ -204,7 +273,12 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     for pb in &books {
         check_modules(pb, &finder)?;
     }
-    let opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
+    let mut opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
+    opts.force_handlers |= args.force_handlers;
+    opts.start_at_task = args.start_at_task.clone();
+    opts.step = args.step;
+    // `--flush-cache` is accepted: the agent keeps no fact cache between runs
+    let _ = args.flush_cache;
     crate::playbook::default_gathering(&mut books, cfg.gather_by_default);
     crate::playbook::select_tags(&mut books, &args.tags, &args.skip_tags, &opts.extra_vars);
     if args.syntax_check {
@@ -225,45 +299,20 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
             .into());
         }
     }
-    if args.list_hosts || args.list_tasks {
+    let lists = crate::listing::Lists {
+        hosts: args.list_hosts,
+        tasks: args.list_tasks,
+        tags: args.list_tags,
+    };
+    if lists.hosts || lists.tasks || lists.tags {
         let mut probe = inv.clone();
         probe.ensure_implicit_localhost();
-        for (pb, path) in books.iter().zip(&args.playbooks) {
-            println!("\nplaybook: {}", path.display());
-            for (i, play) in pb.plays.iter().enumerate() {
-                let mut play_tags = play.tags.clone();
-                play_tags.sort();
-                play_tags.dedup();
-                println!(
-                    "\n  play #{} ({}): {}\tTAGS: [{}]",
-                    i + 1,
-                    play.hosts,
-                    play.name,
-                    play_tags.join(", ")
-                );
-                if args.list_hosts {
-                    let hosts =
-                        crate::executor::play_hosts(&probe, &play.hosts, opts.limit.as_deref())?;
-                    let terms: Vec<String> = crate::inventory::pattern::split(&play.hosts)
-                        .iter()
-                        .map(|t| format!("'{t}'"))
-                        .collect();
-                    println!("    pattern: [{}]", terms.join(", "));
-                    println!("    hosts ({}):", hosts.len());
-                    for h in hosts {
-                        println!("      {h}");
-                    }
-                }
-                if args.list_tasks {
-                    println!("    tasks:");
-                    let mut tasks = Vec::new();
-                    crate::playbook::blocks::Item::tagged_tasks(&play.body, &mut tasks);
-                    for (name, tags) in tasks {
-                        println!("      {name}\tTAGS: [{}]", tags.join(", "));
-                    }
-                }
-            }
-        }
+        let named: Vec<(crate::playbook::Playbook, PathBuf)> = books
+            .into_iter()
+            .zip(args.playbooks.iter().cloned())
+            .collect();
+        let text = crate::listing::playbooks(&named, &probe, opts.limit.as_deref(), lists)?;
+        print!("{text}");
         return Ok(0);
     }
     let reporter: Box<dyn Reporter> = if args.json {
@@ -283,6 +332,12 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
                 if code != 0 {
                     break;
                 }
+            }
+            if let Some(name) = engine.start_at_unmatched() {
+                // ansible-playbook's words; the exit code is the run's
+                eprintln!(
+                    "[ERROR]: No matching task \"{name}\" found. Note: --start-at-task can only follow static includes."
+                );
             }
             code
         };
@@ -314,6 +369,19 @@ pub fn adhoc(args: AdhocArgs) -> Result<i32> {
     finder.resolve(&args.module).map_err(syntax)?;
     let opts = run_options(&args.run, &cfg, cwd.clone())?;
     let inv = load_inventory(&args.run, &cfg)?;
+    if args.list_hosts {
+        let mut probe = inv.clone();
+        probe.ensure_implicit_localhost();
+        let hosts = crate::executor::play_hosts(&probe, &args.pattern, opts.limit.as_deref())?;
+        if hosts.is_empty() {
+            for bare in crate::executor::unmatched_terms(&probe, &args.pattern) {
+                eprintln!("[WARNING]: Could not match supplied host pattern, ignoring: {bare}");
+            }
+            eprintln!("[WARNING]: No hosts matched, nothing to do");
+        }
+        print!("{}", crate::listing::adhoc_hosts(&hosts));
+        return Ok(0);
+    }
     let text = format!(
         "- hosts: {pattern:?}\n  gather_facts: false\n  name: {title:?}\n  tasks:\n    - name: {module:?}\n      {module}: {margs}\n",
         pattern = args.pattern,

@@ -42,6 +42,8 @@ pub struct Config {
     /// `gathering` (`ANSIBLE_GATHERING`): `implicit` (default, a play gathers facts unless it
     /// says `gather_facts: false`) or `explicit` (only when it says `gather_facts: true`).
     pub gather_by_default: bool,
+    /// `force_handlers` (`ANSIBLE_FORCE_HANDLERS`): the default of `--force-handlers`.
+    pub force_handlers: bool,
 }
 
 /// Ansible's default `ssh_args`: one master per target that outlives the run and exits
@@ -79,6 +81,7 @@ impl Default for Config {
             gather_by_default: true,
             vault_password_file: None,
             vault_identity_list: Vec::new(),
+            force_handlers: false,
         }
     }
 }
@@ -250,9 +253,7 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
                 "gathering = {other} is not supported by etcd-agent (implicit, explicit)"
             ),
         },
-        "force_handlers" if crate::jinja::value::boolean_text(v) => {
-            anyhow::bail!("force_handlers = {v} is not supported by etcd-agent")
-        }
+        "force_handlers" => cfg.force_handlers = crate::jinja::value::boolean_text(v),
         _ => {}
     }
     Ok(())
@@ -326,7 +327,6 @@ mod tests {
         for (key, bad, good) in [
             ("hash_behaviour", "merge", "replace"),
             ("gathering", "smart", "explicit"),
-            ("force_handlers", "True", "False"),
         ] {
             let mut cfg = Config::default();
             let err = apply(&mut cfg, key, bad, base).unwrap_err().to_string();

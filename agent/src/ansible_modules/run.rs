@@ -32,7 +32,7 @@ pub async fn run(ctx: &ActionCtx<'_>, module: &AnsibleModule) -> Result<ResultMa
         None => (discover_python(&conn).await?, true),
     };
     let tmpdir = conn.tmpdir().await?;
-    let out = match ctx.become_user.as_deref().filter(|u| *u != "root") {
+    let out = match ctx.become_user().filter(|u| *u != "root") {
         Some(user) => {
             let params = params(ctx, module, None);
             // the payload and its arguments go to a directory of the become user's own
@@ -47,17 +47,14 @@ pub async fn run(ctx: &ActionCtx<'_>, module: &AnsibleModule) -> Result<ResultMa
                 m = quote(&format!("{dir}/{name}")),
                 a = quote(&format!("{dir}/args")),
             );
-            let full = format!(
-                "{}; rc=$?; rm -rf {d}; exit $rc",
-                ctx.wrap(&cmd),
-                d = quote(&dir)
-            );
-            conn.exec(&full, None, None).await?
+            let cleanup = format!("rm -rf {}", quote(&dir));
+            ctx.exec_then(&conn, &cmd, Some(&cleanup), None, None)
+                .await?
         }
         None => {
             let params = params(ctx, module, Some(&tmpdir));
             let cmd = format!("{} {}", quote(&python), quote(&path));
-            conn.exec(&ctx.wrap(&cmd), Some(&params), None).await?
+            ctx.exec(&conn, &cmd, Some(&params)).await?
         }
     };
     let mut result = module_result(&out);

@@ -88,7 +88,7 @@ pub async fn run_binary(
     };
     let path = conn.ensure_module(module).await?;
     let tmpdir = conn.tmpdir().await?;
-    let out = match ctx.become_user.as_deref().filter(|u| *u != "root") {
+    let out = match ctx.become_user().filter(|u| *u != "root") {
         Some(user) => {
             let args = args_file(ctx, None);
             let args_text = serde_json::to_vec(&args).unwrap_or_default();
@@ -104,12 +104,9 @@ pub async fn run_binary(
                 m = quote(&format!("{dir}/{name}")),
                 a = quote(&format!("{dir}/args")),
             );
-            let full = format!(
-                "{}; rc=$?; rm -rf {d}; exit $rc",
-                ctx.wrap(&cmd),
-                d = quote(&dir)
-            );
-            conn.exec(&full, None, None).await?
+            let cleanup = format!("rm -rf {}", quote(&dir));
+            ctx.exec_then(&conn, &cmd, Some(&cleanup), None, None)
+                .await?
         }
         None => {
             let args = args_file(ctx, Some(&tmpdir));
@@ -120,9 +117,8 @@ pub async fn run_binary(
                 a = quote(&args_path),
                 m = quote(&path),
             );
-            let full = ctx.wrap(&cmd);
             let _timed = crate::timing::span(crate::timing::Phase::ModuleRun);
-            conn.exec(&full, Some(&args_text), None).await?
+            ctx.exec(&conn, &cmd, Some(&args_text)).await?
         }
     };
     Ok(module_result(&out))

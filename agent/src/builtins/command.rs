@@ -192,7 +192,7 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
     });
     let conn = ctx.connection().await?;
     let start = chrono::Local::now();
-    let out = conn.exec(&ctx.wrap(&full), stdin.as_deref(), None).await?;
+    let out = ctx.exec(&conn, &full, stdin.as_deref()).await?;
     let end = chrono::Local::now();
     if !shell && out.rc == 127 {
         // the module runs the program itself: one that cannot be found is its own error,
@@ -206,7 +206,7 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
         if let Some(dir) = p.str("chdir") {
             probe = format!("cd -P {} && {probe}", quote(&dir));
         }
-        if conn.exec(&ctx.wrap(&probe), None, None).await?.rc != 0 {
+        if ctx.exec(&conn, &probe, None).await?.rc != 0 {
             let mut r = Map::new();
             r.insert("changed".into(), Value::Bool(false));
             r.insert("cmd".into(), raw.clone().unwrap_or(program).into());
@@ -303,12 +303,8 @@ fn expanded_word(word: &str) -> String {
 /// Whether the command could `cd` into `dir` on the target (as the become user).
 async fn can_enter(ctx: &ActionCtx<'_>, dir: &str) -> Result<bool, TransportError> {
     let conn = ctx.connection().await?;
-    let out = conn
-        .exec(
-            &ctx.wrap(&format!("cd {} 2>/dev/null", quote(dir))),
-            None,
-            None,
-        )
+    let out = ctx
+        .exec(&conn, &format!("cd {} 2>/dev/null", quote(dir)), None)
         .await?;
     Ok(out.rc == 0)
 }
@@ -321,7 +317,7 @@ async fn path_exists(ctx: &ActionCtx<'_>, path: &str) -> Result<bool, TransportE
         "for f in {}; do if [ -e \"$f\" ] || [ -L \"$f\" ]; then exit 0; fi; done; exit 1",
         glob_word(path)
     );
-    let out = conn.exec(&ctx.wrap(&cmd), None, None).await?;
+    let out = ctx.exec(&conn, &cmd, None).await?;
     Ok(out.rc == 0)
 }
 

@@ -28,7 +28,9 @@ pub use table::{
 };
 
 use crate::jinja::Templar;
-use crate::transport::{ConnSpec, Connection, ConnectionPool, TransportError};
+use crate::transport::{
+    ConnSpec, Connection, ConnectionPool, Escalation, ExecOutput, TransportError,
+};
 use minijinja::Value as JValue;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -56,8 +58,8 @@ pub struct ActionCtx<'a> {
     pub no_log: bool,
     /// `-v` count.
     pub verbosity: u8,
-    /// Become user when `become` is on.
-    pub become_user: Option<String>,
+    /// How commands become another user, when `become` is on.
+    pub escalation: Option<Escalation>,
     /// `environment` for commands.
     pub env: Vec<(String, String)>,
     /// How to reach the target.
@@ -81,7 +83,7 @@ impl<'a> ActionCtx<'a> {
             diff: self.diff,
             no_log: self.no_log,
             verbosity: self.verbosity,
-            become_user: self.become_user.clone(),
+            escalation: self.escalation.clone(),
             env: self.env.clone(),
             conn_spec: self.conn_spec.clone(),
             kill_after: self.kill_after,
@@ -94,8 +96,56 @@ impl<'a> ActionCtx<'a> {
         self.pool.get(&self.conn_spec).await
     }
 
-    /// Wraps a command with the environment and become.
-    pub fn wrap(&self, cmd: &str) -> String {
+    /// The user commands become, when `become` is on.
+    pub fn become_user(&self) -> Option<&str> {
+        self.escalation.as_ref().map(|e| e.user.as_str())
+    }
+
+    /// Runs `cmd` on `conn` with the environment, `async` and become ([`ActionCtx::wrap`]),
+    /// feeding `stdin` (after the escalation password, when there is one). A failed
+    /// escalation (wrong or missing password) is an error in Ansible's words.
+    pub async fn exec(
+        &self,
+        conn: &Connection,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, TransportError> {
+        self.exec_then(conn, cmd, None, stdin, None).await
+    }
+
+    /// As [`ActionCtx::exec`], then `after` (a command line run as the login user whatever
+    /// `cmd` did; the exit code stays `cmd`'s), within `timeout` if given.
+    pub async fn exec_then(
+        &self,
+        conn: &Connection,
+        cmd: &str,
+        after: Option<&str>,
+        stdin: Option<&[u8]>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<ExecOutput, TransportError> {
+        let wrapped = self.wrap(cmd);
+        let full = match after {
+            // the wrapped command runs in a subshell of its own: a wrapper's `exit` ends that
+            Some(after) => format!(
+                "( {wrapped}
+); rc=$?; {after}; exit $rc"
+            ),
+            None => wrapped,
+        };
+        let stdin = match &self.escalation {
+            Some(e) => e.stdin(stdin),
+            None => stdin.map(std::borrow::Cow::Borrowed),
+        };
+        let out = conn.exec(&full, stdin.as_deref(), timeout).await?;
+        match self.escalation.as_ref().and_then(|e| e.failure(&out)) {
+            Some(msg) => Err(TransportError::Failed(msg)),
+            None => Ok(out),
+        }
+    }
+
+    /// Wraps a command with the environment and become (see [`ActionCtx::exec`], which also
+    /// sends the escalation password).
+    fn wrap(&self, cmd: &str) -> String {
         let mut full = String::new();
         for (k, v) in &self.env {
             full.push_str(&format!("{}={} ", k, crate::transport::quote(v)));
@@ -111,8 +161,8 @@ impl<'a> ActionCtx<'a> {
                 crate::transport::quote(&full)
             );
         }
-        match &self.become_user {
-            Some(u) => crate::transport::become_wrap(&full, u),
+        match &self.escalation {
+            Some(e) => e.wrap(&full),
             None => full,
         }
     }

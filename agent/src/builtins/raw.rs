@@ -23,12 +23,19 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
         Some(exe) => format!("{} -c {}", quote(&exe), quote(&cmd)),
         None => cmd,
     };
-    let line = match &ctx.become_user {
-        Some(u) => crate::transport::become_wrap(&line, u),
-        None => line,
-    };
     let conn = ctx.connection().await?;
-    let out = conn.exec(&line, None, None).await?;
+    // the line as it is, with become but not the task's environment or `async`
+    let out = match &ctx.escalation {
+        Some(e) => {
+            let stdin = e.stdin(None);
+            let out = conn.exec(&e.wrap(&line), stdin.as_deref(), None).await?;
+            if let Some(msg) = e.failure(&out) {
+                return Err(TransportError::Failed(msg));
+            }
+            out
+        }
+        None => conn.exec(&line, None, None).await?,
+    };
     let (stdout, stderr) = (out.stdout_text(), out.stderr_text());
     m.insert("rc".into(), out.rc.into());
     m.insert("stdout".into(), stdout.clone().into());

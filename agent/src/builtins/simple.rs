@@ -190,7 +190,7 @@ pub fn add_host(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
 /// `ping`: checks the target answers a trivial command.
 pub async fn ping(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, TransportError> {
     let conn = ctx.connection().await?;
-    let out = conn.exec(&ctx.wrap("true"), None, None).await?;
+    let out = ctx.exec(&conn, "true", None).await?;
     if out.rc != 0 {
         return Ok(super::failed(format!(
             "ping failed: {}",

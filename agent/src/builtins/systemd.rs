@@ -63,8 +63,7 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
     let conn = ctx.connection().await?;
     let run = |cmd: String| {
         let conn = conn.clone();
-        let full = ctx.wrap(&cmd);
-        async move { conn.exec(&full, None, None).await }
+        async move { ctx.exec(&conn, &cmd, None).await }
     };
     let mut m = Map::new();
     let mut changed = false;

@@ -94,9 +94,11 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
     );
     let conn = ctx.connection().await?;
     let start = std::time::Instant::now();
-    let out = conn
-        .exec(
-            &ctx.wrap(&script),
+    let out = ctx
+        .exec_then(
+            &conn,
+            &script,
+            None,
             None,
             Some(std::time::Duration::from_secs_f64(
                 timeout as f64 + delay + 30.0,

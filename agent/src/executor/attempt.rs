@@ -27,8 +27,8 @@ pub struct ActionPlan {
     pub check: bool,
     /// Diff mode.
     pub diff: bool,
-    /// The user to become, when `become` is on.
-    pub become_user: Option<String>,
+    /// How commands become another user, when `become` is on.
+    pub escalation: Option<crate::transport::Escalation>,
     /// `environment`.
     pub env: Vec<(String, String)>,
     /// How to reach the host the action runs on.
@@ -94,7 +94,7 @@ pub async fn run(shared: &Shared, task: &Task, plan: &ActionPlan, vars: &JValue)
         diff: plan.diff,
         no_log: task.no_log,
         verbosity: shared.opts.verbosity,
-        become_user: plan.become_user.clone(),
+        escalation: plan.escalation.clone(),
         env: plan.env.clone(),
         conn_spec: plan.conn_spec.clone(),
         kill_after: async_secs,

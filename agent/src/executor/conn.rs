@@ -1,4 +1,7 @@
-//! Connection settings for a host from its variables (Ansible's connection variables).
+//! Connection settings for a host from its variables (Ansible's connection variables), with
+//! the command line's as defaults: `-c` below `ansible_connection` (and the `connection`
+//! keyword, which the caller puts in as that variable when the host has none),
+//! `--ssh-common-args`/`--ssh-extra-args` below `ansible_ssh_common_args`/`_extra_args`.
 
 use super::options::RunOptions;
 use crate::jinja::value::{ansible_boolean, scalar_string};
@@ -20,6 +23,7 @@ pub fn spec_for(
 ) -> Result<ConnSpec, String> {
     let connection = var(vars, &["ansible_connection"])
         .map(scalar_string)
+        .or_else(|| opts.connection.clone())
         .unwrap_or_else(|| "ssh".into());
     match connection.as_str() {
         "local" => return Ok(ConnSpec::Local),
@@ -52,10 +56,18 @@ pub fn spec_for(
     )
     .map(|v| std::path::PathBuf::from(scalar_string(v)))
     .or_else(|| opts.private_key.clone());
+    // as ssh.py builds the command line: `ssh_args`, then the common args, then the extra
+    // args; a host variable replaces the command line's value
     let mut extra_args = opts.ssh_args.clone();
-    for name in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
-        if let Some(v) = vars.get(name) {
-            let text = scalar_string(v);
+    for (name, cli) in [
+        ("ansible_ssh_common_args", &opts.ssh_common_args),
+        ("ansible_ssh_extra_args", &opts.ssh_extra_args),
+    ] {
+        let text = match vars.get(name) {
+            Some(v) => Some(scalar_string(v)),
+            None => cli.clone(),
+        };
+        if let Some(text) = text {
             let words = shlex::split(&text)
                 .ok_or_else(|| format!("cannot split {name} {text:?} for host {host}"))?;
             extra_args.extend(words);

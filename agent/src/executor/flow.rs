@@ -116,7 +116,19 @@ impl Engine {
     ) -> Flow {
         for item in items {
             if active.is_empty() {
-                break;
+                // with forced handlers, failed hosts still reach the section's flush
+                if !self.forcing_handlers(play) {
+                    break;
+                }
+                if !matches!(item, Item::Flush) {
+                    continue;
+                }
+            }
+            if let Some(flow) = self.step_gate(item).await {
+                if flow == Flow::Continue {
+                    continue;
+                }
+                return flow;
             }
             let flow = match item {
                 Item::Task(step) if step.task.module() == "meta" => {
@@ -166,7 +178,7 @@ impl Engine {
                     active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
                     flow
                 }
-                Item::Flush => self.flush_handlers(play, active, run).await,
+                Item::Flush => self.flush_section(play, active, run).await,
             };
             if flow != Flow::Continue {
                 return flow;
@@ -752,6 +764,12 @@ impl Engine {
                 .collect();
             if targets.is_empty() {
                 continue;
+            }
+            if let Some(flow) = self.step_gate_for(step, true).await {
+                if flow == Flow::Continue {
+                    continue;
+                }
+                return flow;
             }
             let handler = Arc::new((*step.task).clone());
             let failed_now = self

@@ -20,6 +20,8 @@ pub struct HostJob {
     pub ctx: Context,
     /// Play `become`.
     pub play_become: Option<bool>,
+    /// Play `become_method`.
+    pub play_become_method: Option<String>,
     /// Play `remote_user`.
     pub play_user: Option<String>,
     /// The task's `connection` keyword, else the play's.

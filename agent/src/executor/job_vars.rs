@@ -163,6 +163,7 @@ impl Engine {
             vars: merged,
             ctx,
             play_become: play.r#become,
+            play_become_method: play.become_method.clone(),
             play_user: play.remote_user.clone(),
             connection_keyword,
             play_env: play.environment.clone(),

@@ -210,6 +210,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             vars: job.vars.clone(),
             ctx,
             play_become: job.play_become,
+            play_become_method: job.play_become_method.clone(),
             play_user: job.play_user.clone(),
             connection_keyword: job.connection_keyword.clone(),
             play_env: job.play_env.clone(),

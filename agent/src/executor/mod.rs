@@ -13,6 +13,7 @@ mod conn;
 mod delegation;
 mod environment;
 mod flow;
+mod force_handlers;
 mod groups;
 mod host_job;
 mod host_task;
@@ -30,12 +31,14 @@ mod record;
 mod report;
 mod retry;
 mod shared;
+mod start_at;
+mod step;
 mod task;
 mod vars;
 mod when;
 
 pub use batches::batches;
-pub use hosts::play_hosts;
+pub use hosts::{play_hosts, unmatched_terms};
 pub use options::RunOptions;
 pub use shared::Shared;
 pub use vars::OMIT;
@@ -81,6 +84,12 @@ pub struct Engine {
     /// Background opening of the next `serial` batch's connections (awaited before the
     /// pool closes).
     opening_next: Vec<tokio::task::JoinHandle<()>>,
+    /// `--start-at-task` until a task matched (see `start_at`).
+    start_at: Option<String>,
+    /// `--step` in the current play (see `step`).
+    step: step::StepMode,
+    /// The run ended before its end (stdin closed under `--step`): the exit code, no recap.
+    fatal: Option<i32>,
 }
 
 impl Engine {
@@ -93,6 +102,7 @@ impl Engine {
     ) -> anyhow::Result<Self> {
         let mut inv = inv;
         inv.ensure_implicit_localhost();
+        let opts_start_at = opts.start_at_task.clone();
         let mut inv_vars = HashMap::new();
         for h in inv.hosts() {
             inv_vars.insert(h.name.clone(), inv.host_vars_for_tasks(&h.name));
@@ -132,7 +142,15 @@ impl Engine {
             vars_files: HashMap::new(),
             public_roles: Vec::new(),
             opening_next: Vec::new(),
+            start_at: opts_start_at,
+            step: Default::default(),
+            fatal: None,
         })
+    }
+
+    /// The `--start-at-task` name when no task of the run matched it (yet).
+    pub fn start_at_unmatched(&self) -> Option<&str> {
+        self.start_at.as_deref()
     }
 
     /// The state shared with host jobs (for shutting connections down on interrupt).
@@ -177,7 +195,9 @@ impl Engine {
                 break;
             }
         }
-        self.reporter.recap(&self.stats);
+        if self.fatal.is_none() {
+            self.reporter.recap(&self.stats);
+        }
         let uploads = self.shared.pool.upload_count().await;
         tracing::info!(target: "etcd_agent::transport", uploads, "module uploads this run");
         for opening in std::mem::take(&mut self.opening_next) {
@@ -186,7 +206,9 @@ impl Engine {
         let closing = crate::timing::span(crate::timing::Phase::Close);
         self.shared.pool.close_all().await;
         drop(closing);
-        if self.any_unreachable || pattern_error {
+        if let Some(code) = self.fatal {
+            code
+        } else if self.any_unreachable || pattern_error {
             4
         } else if self.any_failed {
             2

@@ -1,6 +1,8 @@
 //! Run-wide options: the command line merged with ansible.cfg.
 
 use crate::inventory::Vars;
+use crate::secret::Secret;
+use crate::transport::BecomeMethod;
 use std::path::PathBuf;
 
 /// Run-wide options (command line merged with ansible.cfg).
@@ -24,6 +26,25 @@ pub struct RunOptions {
     pub private_key: Option<PathBuf>,
     /// `--become`.
     pub r#become: bool,
+    /// `--become-user`: the user to become unless the play, task or variables say (`root`).
+    pub become_user: Option<String>,
+    /// `--become-method`: unless the play, task or variables say.
+    pub become_method: BecomeMethod,
+    /// `--become-password-file` / `-K`: unless `ansible_become_password` says.
+    pub become_password: Option<Secret>,
+    /// `-c`: the connection of hosts whose variables and play do not set one (`ssh`).
+    pub connection: Option<String>,
+    /// `--ssh-common-args`, unless a host's `ansible_ssh_common_args` says.
+    pub ssh_common_args: Option<String>,
+    /// `--ssh-extra-args`, unless a host's `ansible_ssh_extra_args` says.
+    pub ssh_extra_args: Option<String>,
+    /// `--force-handlers` (or `force_handlers` in ansible.cfg): notified handlers run on
+    /// hosts that failed later in the play, unless the play's keyword says otherwise.
+    pub force_handlers: bool,
+    /// `--start-at-task`: tasks before the first one whose name matches are not run.
+    pub start_at_task: Option<String>,
+    /// `--step`: each task is confirmed on the terminal first.
+    pub step: bool,
     /// SSH connect timeout (seconds).
     pub timeout: u64,
     /// `host_key_checking`.

@@ -76,7 +76,8 @@ impl Engine {
             self.any_failed = true;
             return false;
         }
-        let body = play_body(play);
+        self.step.new_play(self.shared.opts.step);
+        let whole = play_body(play, usize::from(play.gather_facts), &play.body);
         let all_batches = batches(&hosts, &play.serial);
         for (i, batch) in all_batches.iter().cloned().enumerate() {
             if let Some(next) = all_batches.get(i + 1) {
@@ -87,9 +88,25 @@ impl Engine {
                 // Ansible announces the play again for every serial batch
                 self.reporter.play_start(&play.name, &play.origin);
             }
+            // `--start-at-task`: until a task matched, each batch looks for it (ansible-core
+            // builds a play iterator per batch) and runs nothing without it
+            let started;
+            let body = match self.start_at.clone() {
+                Some(name) => {
+                    let start = super::start_at::start(play, &name);
+                    if start.is_some() {
+                        self.start_at = None;
+                    }
+                    started = start
+                        .map(|s| play_body(play, s.gather, &s.body))
+                        .unwrap_or_default();
+                    &started
+                }
+                None => &whole,
+            };
             let mut active = batch.clone();
             let mut run = PlayRun::new(&all_hosts, &batch);
-            let flow = self.run_items(play, &body, &mut active, &mut run).await;
+            let flow = self.run_items(play, body, &mut active, &mut run).await;
             // hosts failed by another host's run_once task stay failed for the run
             for h in &run.collateral_all {
                 self.dead.insert(h.clone());
@@ -148,10 +165,11 @@ impl Engine {
     }
 }
 
-/// The items a play runs: "Gathering Facts" first when `gather_facts` is on, then its body.
-fn play_body(play: &Play) -> Vec<Item> {
+/// The items a play runs: "Gathering Facts" `gather` times (once when `gather_facts` is on),
+/// then `items` (its body, or what `--start-at-task` leaves of it).
+fn play_body(play: &Play, gather: usize, items: &[Item]) -> Vec<Item> {
     let mut body: Vec<Item> = Vec::new();
-    if play.gather_facts {
+    for _ in 0..gather {
         body.push(Item::Task(Step {
             task: Arc::new(Task::synthetic(
                 "setup",
@@ -161,6 +179,6 @@ fn play_body(play: &Play) -> Vec<Item> {
             extra: Default::default(),
         }));
     }
-    body.extend(play.body.iter().cloned());
+    body.extend(items.iter().cloned());
     body
 }

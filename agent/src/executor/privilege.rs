@@ -1,44 +1,82 @@
 //! `become` for a host job: as in Ansible, `ansible_become*` variables override the keywords
-//! (task, block, play), which override `--become`; all are templated. They are connection
+//! (task, block, play), which override the command line (`--become`, `--become-user`,
+//! `--become-method`, `--become-password-file`/`-K`); all are templated. They are connection
 //! variables, so a delegated task takes them from the delegated host.
 
 use super::host_job::HostJob;
 use super::shared::Shared;
 use crate::jinja::value::scalar_string;
+use crate::secret::Secret;
+use crate::transport::{BecomeMethod, Escalation};
 use minijinja::Value as JValue;
 use serde_json::{Map, Value};
 
-/// The user to become, `None` when `become` is off (`root` unless set otherwise);
+/// How the job's commands become another user, `None` when `become` is off;
 /// `conn_vars`: the connection variables of the host the action runs on.
-pub fn become_user(
+pub fn escalation(
     shared: &Shared,
     job: &HostJob,
     conn_vars: &Map<String, Value>,
     vars: &JValue,
-) -> Result<Option<String>, String> {
+) -> Result<Option<Escalation>, String> {
     let templar = &shared.templar;
     let task = &job.task;
-    let become_var = |name: &str| {
-        conn_vars
-            .get(name)
-            .map(|v| templar.render_value(v, vars).unwrap_or_else(|_| v.clone()))
+    let opts = &shared.opts;
+    let become_var = |names: &[&str]| {
+        names.iter().find_map(|name| {
+            conn_vars
+                .get(*name)
+                .map(|v| templar.render_value(v, vars).unwrap_or_else(|_| v.clone()))
+        })
     };
-    let become_on = become_var("ansible_become")
+    let keyword = |name: &str, value: &str| match templar
+        .render_value(&Value::String(value.to_string()), vars)
+    {
+        Ok(v) => Ok(scalar_string(&v)),
+        Err(e) => Err(format!("Task failed: {name}: {e:#}")),
+    };
+    let become_on = become_var(&["ansible_become"])
         .map(|v| crate::jinja::value::ansible_boolean(&v))
         .or(task.r#become)
         .or(job.play_become)
-        .unwrap_or(shared.opts.r#become);
+        .unwrap_or(opts.r#become);
     if !become_on {
         return Ok(None);
     }
-    match become_var("ansible_become_user") {
-        Some(v) => Ok(Some(scalar_string(&v))),
+    let user = match become_var(&["ansible_become_user"]) {
+        Some(v) => scalar_string(&v),
         None => match &task.become_user {
-            Some(u) => match templar.render_value(&Value::String(u.clone()), vars) {
-                Ok(v) => Ok(Some(scalar_string(&v))),
-                Err(e) => Err(format!("Task failed: become_user: {e:#}")),
-            },
-            None => Ok(Some("root".into())),
+            Some(u) => keyword("become_user", u)?,
+            None => opts.become_user.clone().unwrap_or_else(|| "root".into()),
         },
-    }
+    };
+    let method = match become_var(&["ansible_become_method"]) {
+        Some(v) => BecomeMethod::parse(&scalar_string(&v)).map_err(|e| e.to_string())?,
+        None => match task
+            .become_method
+            .as_deref()
+            .or(job.play_become_method.as_deref())
+        {
+            Some(m) => {
+                BecomeMethod::parse(&keyword("become_method", m)?).map_err(|e| e.to_string())?
+            }
+            None => opts.become_method,
+        },
+    };
+    let own_password = match method {
+        BecomeMethod::Sudo => "ansible_sudo_pass",
+        BecomeMethod::Su => "ansible_su_pass",
+    };
+    let password = become_var(&[
+        "ansible_become_password",
+        "ansible_become_pass",
+        own_password,
+    ])
+    .map(|v| Secret::new(scalar_string(&v)))
+    .or_else(|| opts.become_password.clone());
+    Ok(Some(Escalation {
+        user,
+        method,
+        password,
+    }))
 }

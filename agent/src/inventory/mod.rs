@@ -1,6 +1,7 @@
 //! The inventory: hosts, groups and their variables, read from INI or YAML sources as Ansible does.
 
 mod dump;
+mod export;
 mod ini;
 pub mod pattern;
 mod range;
@@ -8,6 +9,7 @@ mod vars_dirs;
 mod yaml_inv;
 
 pub use dump::{graph, host_json, list_json};
+pub use export::{graph_with_vars, host_yaml, list_document, list_yaml};
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::{Map, Value};

@@ -377,7 +377,9 @@ fn to_json(v: JValue, _kw: Kwargs) -> Result<String, Error> {
     Ok(json_dumps(&to_data(&v)?))
 }
 
-fn yaml_scalar(v: &Value) -> String {
+/// A scalar as PyYAML writes it in a document (`null`, `true`, numbers, strings plain when
+/// that reads back as the same string, else quoted); empty text for a list or dict.
+pub fn yaml_scalar(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => if *b { "true" } else { "false" }.into(),

@@ -103,4 +103,16 @@ pub trait Reporter: Send {
     fn recap(&mut self, stats: &BTreeMap<String, HostStats>);
     /// A warning.
     fn warning(&mut self, msg: &str);
+    /// `--step` asks `prompt` (shown without a line end; the answer is read from stdin).
+    /// Output that is a document (`--json`) keeps it on stderr.
+    fn step_prompt(&mut self, prompt: &str) {
+        eprint!("{prompt}");
+    }
+    /// `--step` got its answer to `prompt`: Ansible shows the question again as a banner.
+    fn step_answered(&mut self, prompt: &str) {
+        eprintln!();
+        let msg = prompt.trim();
+        let stars = 79usize.saturating_sub(msg.chars().count()).max(3);
+        eprintln!("{msg} {}", "*".repeat(stars));
+    }
 }

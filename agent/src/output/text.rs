@@ -141,6 +141,23 @@ impl Reporter for TextReporter {
         }
     }
 
+    fn step_prompt(&mut self, prompt: &str) {
+        self.flush_include();
+        let out = &mut self.out;
+        let mut write = || {
+            let _ = write!(out, "{prompt}");
+            let _ = out.flush();
+        };
+        match &self.progress {
+            Some(p) => p.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn step_answered(&mut self, prompt: &str) {
+        self.banner(prompt.trim());
+    }
+
     fn play_start(&mut self, name: &str, _origin: &TaskOrigin) {
         self.flush_include();
         self.banner(&format!("PLAY [{name}]"));

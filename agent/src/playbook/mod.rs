@@ -52,6 +52,10 @@ pub struct Play {
     pub vars: Map<String, Value>,
     /// `become` for all tasks.
     pub r#become: Option<bool>,
+    /// `become_method` (templated when used).
+    pub become_method: Option<String>,
+    /// `force_handlers` (above `--force-handlers`).
+    pub force_handlers: Option<bool>,
     /// `remote_user` for all tasks.
     pub remote_user: Option<String>,
     /// `connection` (`ssh` or `local`): a host's `ansible_connection` variable wins over it.
@@ -93,6 +97,7 @@ const PLAY_KEYS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "force_handlers",
     "remote_user",
     "environment",
     "pre_tasks",
@@ -399,6 +404,8 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
         max_fail_percentage: None,
         vars: Map::new(),
         r#become: None,
+        become_method: None,
+        force_handlers: None,
         remote_user: None,
         connection: None,
         strategy: None,
@@ -459,15 +466,12 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
                 _ => return Err(err(value.line, "play vars must be a mapping".into())),
             },
             "become" => play.r#become = Some(ansible_boolean(&v)),
+            "force_handlers" => play.force_handlers = Some(ansible_boolean(&v)),
             "become_user" => play_become_user = Some(scalar_string(&v)),
             "become_method" => {
                 let m = scalar_string(&v);
-                if m != "sudo" {
-                    return Err(err(
-                        value.line,
-                        format!("become_method {m:?} is not supported (sudo only)"),
-                    ));
-                }
+                task::check_become_method(&m).map_err(|e| err(value.line, e))?;
+                play.become_method = Some(m);
             }
             "remote_user" => play.remote_user = Some(scalar_string(&v)),
             "environment" => play.environment = Some(v),
@@ -865,16 +869,25 @@ mod tests {
         };
         assert_eq!(h.task.become_user.as_deref(), Some("nobody"));
         for bad in [
-            "- hosts: a\n  become_method: su\n  tasks: []\n",
-            "- hosts: a\n  tasks:\n    - block:\n        - command: id\n      become_method: su\n",
-            "- hosts: a\n  tasks:\n    - command: id\n      become_method: su\n",
+            "- hosts: a\n  become_method: doas\n  tasks: []\n",
+            "- hosts: a\n  tasks:\n    - block:\n        - command: id\n      become_method: doas\n",
+            "- hosts: a\n  tasks:\n    - command: id\n      become_method: doas\n",
         ] {
             std::fs::write(&pb, bad).unwrap();
             let e = format!("{:#}", load(&pb).unwrap_err());
             assert!(
-                e.contains("become_method \"su\" is not supported") && e.contains("site.yml:"),
+                e.contains("become_method \"doas\" is not supported") && e.contains("site.yml:"),
                 "{e}"
             );
         }
+        std::fs::write(
+            &pb,
+            "- hosts: a\n  become_method: su\n  tasks:\n    - block:\n        - command: id\n      become_method: sudo\n    - command: id\n      become_method: su\n",
+        )
+        .unwrap();
+        let play = &load(&pb).unwrap().plays[0];
+        assert_eq!(play.become_method.as_deref(), Some("su"));
+        let methods: Vec<_> = play.tasks.iter().map(|t| t.become_method.clone()).collect();
+        assert_eq!(methods, [Some("sudo".into()), Some("su".into())]);
     }
 }

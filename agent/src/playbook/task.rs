@@ -50,6 +50,8 @@ pub struct Task {
     pub r#become: Option<bool>,
     /// `become_user`.
     pub become_user: Option<String>,
+    /// `become_method` (`sudo`, `su`; templated when used).
+    pub become_method: Option<String>,
     /// `check_mode` override.
     pub check_mode: Option<bool>,
     /// `diff` override.
@@ -141,6 +143,7 @@ impl Task {
             environment: None,
             r#become: None,
             become_user: None,
+            become_method: None,
             check_mode: None,
             diff: None,
             collections: Vec::new(),
@@ -197,6 +200,17 @@ pub fn connection_keyword(v: &Value) -> std::result::Result<String, String> {
         c @ ("ssh" | "local") => Ok(c.to_string()),
         c => Err(format!("connection {c:?} is not supported (ssh, local)")),
     }
+}
+
+/// A `become_method` keyword's value: `sudo` or `su` (the methods etcd-agent has), or a
+/// template, checked when it is used.
+pub fn check_become_method(m: &str) -> std::result::Result<(), String> {
+    if crate::jinja::value::is_template(m) {
+        return Ok(());
+    }
+    crate::transport::BecomeMethod::parse(m)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Parses one task mapping.
@@ -306,11 +320,8 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
             "become_user" => task.become_user = Some(scalar_string(&v)),
             "become_method" => {
                 let m = scalar_string(&v);
-                if m != "sudo" {
-                    return Err(err(format!(
-                        "become_method {m:?} is not supported (sudo only)"
-                    )));
-                }
+                check_become_method(&m).map_err(err)?;
+                task.become_method = Some(m);
             }
             "check_mode" => task.check_mode = Some(ansible_boolean(&v)),
             "diff" => {

@@ -7,6 +7,7 @@
 //! (`uname -m`) once, to pick the module build that runs there.
 
 mod cache;
+pub mod escalation;
 mod local;
 mod pool;
 pub mod relay;
@@ -15,6 +16,7 @@ mod ssh;
 mod upload;
 mod watch;
 
+pub use escalation::{BecomeMethod, Escalation};
 pub use pool::{ConnSpec, ConnectionPool};
 pub use ssh::SshSpec;
 pub use upload::ModuleFile;
@@ -440,9 +442,4 @@ pub fn quote(s: &str) -> String {
         return s.to_string();
     }
     format!("'{}'", s.replace('\'', "'\"'\"'"))
-}
-
-/// Wraps a command with `sudo -n` for become.
-pub fn become_wrap(cmd: &str, user: &str) -> String {
-    format!("sudo -H -S -n -u {} /bin/sh -c {}", quote(user), quote(cmd))
 }

@@ -15,7 +15,7 @@ pub(crate) async fn sh(
     stdin: Option<&[u8]>,
 ) -> Result<ExecOutput, TransportError> {
     let conn = ctx.connection().await?;
-    conn.exec(&ctx.wrap(cmd), stdin, None).await
+    ctx.exec(&conn, cmd, stdin).await
 }
 
 pub(crate) fn fail(msg: impl Into<String>) -> R {

@@ -464,12 +464,10 @@ fn parse_block(
             "notify" => inner.notify = tag_list(&val),
             "become_method" => {
                 let m = scalar_string(&val);
-                if m != "sudo" {
-                    return Err(syntax(format!(
-                        "{}: become_method {m:?} is not supported (sudo only)",
-                        at(file, v)
-                    )));
-                }
+                crate::playbook::task::check_become_method(&m)
+                    .map_err(|e| syntax(format!("{}: {e}", at(file, v))))?;
+                inner.keywords.retain(|(x, _)| x != k);
+                inner.keywords.push((k.to_string(), val));
             }
             k if INHERITED.contains(&k) => {
                 inner.keywords.retain(|(x, _)| x != k);
@@ -1084,6 +1082,7 @@ fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
         match k.as_str() {
             "become" => t.r#become = Some(ansible_boolean(v)),
             "become_user" => t.become_user = Some(scalar_string(v)),
+            "become_method" => t.become_method = Some(scalar_string(v)),
             "ignore_errors" => t.ignore_errors = v.clone(),
             "environment" => t.environment = Some(v.clone()),
             "no_log" => t.no_log = ansible_boolean(v),
