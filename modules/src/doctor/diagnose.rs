@@ -29,6 +29,9 @@ pub struct Evidence<'a> {
     pub endpoints: &'a [String],
     /// Where `etcd_backup.yml` puts snapshots (for the restore fix).
     pub backup_dir: &'a str,
+    /// etcdctl's TLS flags for the fixes (`--cacert`, `--cert`, `--key` from the module's
+    /// connection options), empty on a plain cluster.
+    pub tls_flags: &'a str,
 }
 
 /// All findings, critical first, then by member.
@@ -185,10 +188,26 @@ fn service_evidence(host: &HostFacts) -> String {
 
 fn etcdctl_remove(ev: &Evidence, id: u64) -> Fix {
     Fix::Shell(format!(
-        "etcdctl --endpoints={} member remove {}",
+        "etcdctl --endpoints={}{} member remove {}",
         ev.endpoints.join(","),
+        ev.tls_flags,
         member_id_hex(id)
     ))
+}
+
+/// etcdctl's TLS flags for the files given (each only when set), with a leading space.
+pub fn tls_flags(
+    ca_cert: Option<&std::path::Path>,
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> String {
+    let mut out = String::new();
+    for (flag, path) in [("--cacert", ca_cert), ("--cert", cert), ("--key", key)] {
+        if let Some(p) = path {
+            out.push_str(&format!(" {flag}={}", p.display()));
+        }
+    }
+    out
 }
 
 fn host_findings(
@@ -609,6 +628,7 @@ mod tests {
             regressions: &[],
             endpoints: &[],
             backup_dir: "/b",
+            tls_flags: "",
         };
         diagnose(&ev)
             .into_iter()
@@ -716,6 +736,7 @@ mod tests {
                 regressions: &[],
                 endpoints: &[],
                 backup_dir: "/b",
+                tls_flags: "",
             };
             let found = diagnose(&ev);
             assert_eq!(found.len(), 1, "{found:?}");
@@ -737,5 +758,23 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn tls_flags_name_the_files_given() {
+        use std::path::Path;
+        assert_eq!(tls_flags(None, None, None), "");
+        assert_eq!(
+            tls_flags(
+                Some(Path::new("/ca.pem")),
+                Some(Path::new("/c.pem")),
+                Some(Path::new("/k.pem"))
+            ),
+            " --cacert=/ca.pem --cert=/c.pem --key=/k.pem"
+        );
+        assert_eq!(
+            tls_flags(Some(Path::new("/ca.pem")), None, None),
+            " --cacert=/ca.pem"
+        );
     }
 }

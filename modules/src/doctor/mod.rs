@@ -204,6 +204,11 @@ impl Module for Doctor {
             .collect();
         let (regressions, state) =
             history::compare(&previous, cluster.cluster_id.as_deref(), &observed);
+        let tls_flags = diagnose::tls_flags(
+            ctx.shared.ca_cert.as_deref(),
+            ctx.shared.client_cert.as_deref(),
+            ctx.shared.client_key.as_deref(),
+        );
         let found = diagnose::diagnose(&diagnose::Evidence {
             cluster: &cluster,
             hosts: &hosts,
@@ -211,6 +216,7 @@ impl Module for Doctor {
             regressions: &regressions,
             endpoints: &connection.endpoints,
             backup_dir: &backup_dir,
+            tls_flags: &tls_flags,
         });
 
         let critical = found
