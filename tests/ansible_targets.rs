@@ -324,6 +324,8 @@ fn run_target(test_dir: &Path, bin: &Binaries, name: &str, engine: Engine) -> Ou
         .env("ANSIBLE_HOST_KEY_CHECKING", "false")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "false")
         .env("ANSIBLE_DEVEL_WARNING", "false")
+        // as ansible-test sets it (the agent takes force_handlers since the #14 flags)
+        .env("ANSIBLE_FORCE_HANDLERS", "true")
         .env("PAGER", "/bin/cat")
         .env("OUTPUT_DIR", work.join("output"))
         .env("INVENTORY_PATH", integration.join("inventory"))
