@@ -86,6 +86,16 @@ impl Engine {
             magic.push(("role_name", JValue::from(role.name.clone())));
             magic.push(("role_path", JValue::from(role.path.display().to_string())));
         }
+        if !task.parent_roles.is_empty() {
+            let names: Vec<&str> = task.parent_roles.iter().map(|r| r.name.as_str()).collect();
+            let paths: Vec<String> = task
+                .parent_roles
+                .iter()
+                .map(|r| r.path.display().to_string())
+                .collect();
+            magic.push(("ansible_parent_role_names", JValue::from_serialize(names)));
+            magic.push(("ansible_parent_role_paths", JValue::from_serialize(paths)));
+        }
         // where lookups of this task look for files (Task.get_search_path): its role's
         // directory, then the directory of the file the task is written in
         let mut search_path: Vec<String> = task

@@ -74,6 +74,9 @@ pub struct Task {
     pub collections: Vec<String>,
     /// The role the task belongs to.
     pub role: Option<Arc<super::role::Role>>,
+    /// The roles whose tasks included or imported the task's role, the nearest first
+    /// (`ansible_parent_role_names`).
+    pub parent_roles: Vec<Arc<super::role::Role>>,
     /// For `include_role` with `public: true`: the role whose defaults and vars become the
     /// host's once the include ran.
     pub exposes: Option<Arc<super::role::Role>>,
@@ -154,6 +157,7 @@ impl Task {
             async_secs: None,
             poll: None,
             role: None,
+            parent_roles: Vec::new(),
             exposes: None,
             origin,
         }

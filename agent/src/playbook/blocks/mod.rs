@@ -266,6 +266,8 @@ pub struct Inherit {
     pub(super) keywords: Vec<(String, Value)>,
     /// The role whose tasks these are.
     pub(super) role: Option<Arc<Role>>,
+    /// The roles that included or imported `role`, the nearest first.
+    pub(super) parent_roles: Vec<Arc<Role>>,
     /// The play's roles, shared by everything parsed for the play (`import_role` adds to it).
     pub(super) play_roles: Option<Arc<Mutex<PlayRoles>>>,
     /// The `collections` search list in effect.
@@ -875,6 +877,7 @@ fn include_step(
     task.args
         .insert("_raw_params".into(), Value::String(what.to_string()));
     task.role = inherit.role.clone();
+    task.parent_roles = inherit.parent_roles.clone();
     task.when = inherit.when.clone();
     task.when.extend(when);
     let mut v = inherit.vars.clone();
@@ -1062,6 +1065,7 @@ fn parse_step(
 
 fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
     t.role = inherit.role.clone();
+    t.parent_roles = inherit.parent_roles.clone();
     t.collections = if own.iter().any(|(k, _)| k == "collections") {
         inherit.own_collections(std::mem::take(&mut t.collections))
     } else {

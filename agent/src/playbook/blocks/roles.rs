@@ -334,6 +334,10 @@ fn expand(
     for dep in &role.dependencies {
         items.extend(expand(dep, at, &deps, None, true, expose)?.0);
     }
+    // a role included or imported by another role's task has it as its nearest parent
+    if let Some(parent) = &inherit.role {
+        inner.parent_roles.insert(0, parent.clone());
+    }
     inner.role = Some(role.clone());
     if first_time {
         // a role's handlers join the play's once, however often the role runs
