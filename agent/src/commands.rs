@@ -56,11 +56,7 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
             document(&doc)
         }
     } else if let Some(group) = &args.graph {
-        let graph = if args.vars {
-            inventory::graph_with_vars(&inv, group)
-        } else {
-            inventory::graph(&inv, group)
-        };
+        let graph = inventory::graph(&inv, group, args.vars);
         graph.ok_or_else(|| {
             usage(format!(
                 "pattern must be a valid group name when using --graph: {group}"

@@ -94,14 +94,8 @@ impl Engine {
         if changed {
             // the group's hosts (through its descendants) now see its group vars, and those of
             // any parent it was put under, from the next task on, as Ansible's do
-            let mut inv_vars = self
-                .shared
-                .inv_vars
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            for h in self.inv.group_hosts(&group) {
-                inv_vars.insert(h.clone(), self.inv.host_vars_for_tasks(&h));
-            }
+            let hosts = self.inv.group_hosts(&group);
+            self.refresh_host_vars(&hosts);
         }
         self.refresh_groups();
         changed
@@ -131,21 +125,27 @@ impl Engine {
         let changed = Arc::make_mut(&mut self.inv).add_dynamic_host(name, &groups, &vars);
         result.insert("changed".into(), Value::Bool(changed));
         if changed {
-            let mut inv_vars = self
-                .shared
-                .inv_vars
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            for g in &groups {
-                for h in self.inv.group_hosts(g) {
-                    inv_vars.insert(h.clone(), self.inv.host_vars_for_tasks(&h));
-                }
-            }
-            inv_vars.insert(name.to_string(), self.inv.host_vars_for_tasks(name));
-            drop(inv_vars);
+            let mut hosts: Vec<String> = groups
+                .iter()
+                .flat_map(|g| self.inv.group_hosts(g))
+                .collect();
+            hosts.push(name.to_string());
+            self.refresh_host_vars(&hosts);
             self.refresh_groups();
         }
         changed
+    }
+
+    /// The inventory variables tasks see on `hosts`, read again after the inventory changed.
+    fn refresh_host_vars(&self, hosts: &[String]) {
+        let mut inv_vars = self
+            .shared
+            .inv_vars
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for h in hosts {
+            inv_vars.insert(h.clone(), self.inv.host_vars_for_tasks(h));
+        }
     }
 
     /// `groups` as templates read it, from the run's inventory.

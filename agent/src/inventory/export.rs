@@ -464,12 +464,13 @@ pub fn host_yaml(vars: &Value) -> String {
     Emitter::dump(&Node::of(vars, None))
 }
 
-/// `--graph [GROUP] --vars`: the group tree with `{name = value}` lines, each host's
-/// variables under it and each group's own after its members.
-pub fn graph_with_vars(inv: &Inventory, group: &str) -> Option<String> {
+/// `--graph [GROUP]`: the group tree starting at `group`; with `vars` (`--vars`), with
+/// `{name = value}` lines, each host's variables under it and each group's own after its
+/// members. `None` for an unknown group.
+pub fn graph(inv: &Inventory, group: &str, vars: bool) -> Option<String> {
     inv.group(group)?;
     let mut lines = Vec::new();
-    graph_group(inv, group, 0, &mut lines);
+    graph_group(inv, group, 0, vars, &mut lines);
     Some(lines.join("\n"))
 }
 
@@ -500,17 +501,21 @@ fn show_vars(vars: &Vars, depth: usize, out: &mut Vec<String>) {
     }
 }
 
-fn graph_group(inv: &Inventory, name: &str, depth: usize, out: &mut Vec<String>) {
+fn graph_group(inv: &Inventory, name: &str, depth: usize, vars: bool, out: &mut Vec<String>) {
     let Some(group) = inv.group(name) else { return };
     out.push(graph_name(&format!("@{name}:"), depth));
     for c in &group.children {
-        graph_group(inv, c, depth + 1, out);
+        graph_group(inv, c, depth + 1, vars, out);
     }
     if name != "all" {
         for h in &group.hosts {
             out.push(graph_name(h, depth + 1));
-            show_vars(&inv.host_vars(h), depth + 2, out);
+            if vars {
+                show_vars(&inv.host_vars(h), depth + 2, out);
+            }
         }
     }
-    show_vars(&inv.group_own_vars(name), depth + 1, out);
+    if vars {
+        show_vars(&inv.group_own_vars(name), depth + 1, out);
+    }
 }

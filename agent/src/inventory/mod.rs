@@ -8,8 +8,8 @@ mod range;
 mod vars_dirs;
 mod yaml_inv;
 
-pub use dump::{graph, host_json, list_json};
-pub use export::{graph_with_vars, host_yaml, list_document, list_yaml};
+pub use dump::host_json;
+pub use export::{graph, host_yaml, list_document, list_yaml};
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::{Map, Value};
