@@ -355,20 +355,10 @@ fn vars_file_data(data: Value, path: &Path) -> std::result::Result<Map<String, V
 /// `vars_files`: each file's mapping, in order (literal paths relative to the playbook).
 fn vars_files(v: &Value, file: &Path, line: usize) -> Result<Map<String, Value>> {
     let mut out = Map::new();
-    let list = match v {
-        Value::Array(a) => a.clone(),
-        Value::Null => Vec::new(),
-        other => vec![other.clone()],
-    };
     let base = file.parent().map(PathBuf::from).unwrap_or_default();
-    for entry in list {
+    for entry in list_of_values(v) {
+        // templated entries and lists of alternatives are read per host (`vars_files_for`)
         let rel = scalar_string(&entry);
-        if entry.is_array() || crate::jinja::value::is_template(&rel) {
-            return Err(syntax(format!(
-                "{}:{line}: vars_files entries must be literal file names (etcd-agent)",
-                file.display()
-            )));
-        }
         let p = base.join(&rel);
         if !p.is_file() {
             return Err(syntax(format!(
