@@ -9,32 +9,34 @@ use harness::{repo_root, Ansible, Engine, ServiceCluster, Sshd};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-/// The tarball, built once per test binary from `playbooks/library/` (which `scripts/test`
-/// builds first) into `target/collection-test/`.
-fn tarball() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = repo_root().join("target/collection-test");
-        let run = Command::new(repo_root().join("scripts/build-collection"))
-            .env("SKIP_MODULES", "1")
-            .env("COLLECTION_OUT", &out)
-            .output()
-            .expect("run scripts/build-collection");
-        assert!(
-            run.status.success(),
-            "build-collection failed:\n{}\n{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let version = std::fs::read_to_string(repo_root().join("collection/galaxy.yml"))
-            .expect("read collection/galaxy.yml")
-            .lines()
-            .find_map(|l| l.strip_prefix("version:").map(|v| v.trim().to_string()))
-            .expect("galaxy.yml has a version");
-        out.join(format!("etcd_agent-etcd-{version}.tar.gz"))
-    })
+/// The tarball, built from `playbooks/library/` (which `scripts/test` builds first) into
+/// `<dir>/build/` (each test builds its own, in its own scratch dir: tests of this file may
+/// run in processes of their own at the same time, as under nextest).
+fn tarball(dir: &Path) -> PathBuf {
+    let out = dir.join("build");
+    let run = Command::new(repo_root().join("scripts/build-collection"))
+        .env("SKIP_MODULES", "1")
+        .env("COLLECTION_OUT", &out)
+        .output()
+        .expect("run scripts/build-collection");
+    assert!(
+        run.status.success(),
+        "build-collection failed:\n{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out.join(tarball_name())
+}
+
+/// The tarball's file name, as galaxy.yml's version makes it.
+fn tarball_name() -> String {
+    let version = std::fs::read_to_string(repo_root().join("collection/galaxy.yml"))
+        .expect("read collection/galaxy.yml")
+        .lines()
+        .find_map(|l| l.strip_prefix("version:").map(|v| v.trim().to_string()))
+        .expect("galaxy.yml has a version");
+    format!("etcd_agent-etcd-{version}.tar.gz")
 }
 
 /// An Ansible scratch environment whose ansible.cfg points `collections_path` at
@@ -55,7 +57,7 @@ fn ansible_with_collection(install: bool) -> Ansible {
             .command("ansible-galaxy")
             .args(["collection", "install", "--force", "-p"])
             .arg(&path)
-            .arg(tarball())
+            .arg(tarball(ansible.dir()))
             .output()
             .expect("run ansible-galaxy");
         assert!(
@@ -108,7 +110,9 @@ fn collection_holds_the_modules_playbooks_and_role_and_ansible_doc_reads_it() {
             "{p} missing from the installed collection"
         );
     }
-    let size = std::fs::metadata(tarball()).expect("tarball").len();
+    let size = std::fs::metadata(ansible.dir().join("build").join(tarball_name()))
+        .expect("tarball")
+        .len();
     assert!(
         size < 20 * 1024 * 1024,
         "{size} bytes: above Galaxy's limit"
