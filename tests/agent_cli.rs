@@ -1566,17 +1566,14 @@ fn adhoc_list_hosts_lists_what_ansible_lists() {
 /// answers a wrong one as sudo does (asking again, three times at most), then runs the
 /// command. Every call logs its arguments (`CALL`), and a `LEAK` line for each process on
 /// the machine at that moment (itself included) whose command line or environment holds
-/// the password (searched with `grep -f`, so that the search is no leak of its own).
+/// the password (one `grep -f` over them all: quick, so that the prompt comes well within
+/// ansible-playbook's become timeout on a loaded machine, and no leak of its own).
 const FAKE_SUDO: &str = r#"#!/bin/sh
 dir=@DIR@
 {
   echo "CALL sudo $*"
-  for p in /proc/[0-9]*; do
-    for f in cmdline environ; do
-      if tr '\0' '\n' < $p/$f 2>/dev/null | grep -qF -f "$dir/expected"; then
-        echo "LEAK $p/$f: $(tr '\0' ' ' < $p/cmdline 2>/dev/null)"
-      fi
-    done
+  for f in $(grep -a -l -F -f "$dir/expected" /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null); do
+    echo "LEAK $f: $(tr '\0' ' ' < "${f%/*}/cmdline" 2>/dev/null)"
   done
 } >> "$dir/log" 2>/dev/null
 n=; prompt='Password: '
@@ -1610,12 +1607,8 @@ const FAKE_SU: &str = r#"#!/bin/sh
 dir=@DIR@
 {
   echo "CALL su $*"
-  for p in /proc/[0-9]*; do
-    for f in cmdline environ; do
-      if tr '\0' '\n' < $p/$f 2>/dev/null | grep -qF -f "$dir/expected"; then
-        echo "LEAK $p/$f: $(tr '\0' ' ' < $p/cmdline 2>/dev/null)"
-      fi
-    done
+  for f in $(grep -a -l -F -f "$dir/expected" /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null); do
+    echo "LEAK $f: $(tr '\0' ' ' < "${f%/*}/cmdline" 2>/dev/null)"
   done
 } >> "$dir/log" 2>/dev/null
 while [ $# -gt 0 ] && [ "$1" != -c ]; do shift; done
