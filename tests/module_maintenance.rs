@@ -536,3 +536,103 @@ fn every_state_works_over_tls_with_client_certificates() {
     let r = ok(with_tls(json!({"state": "disarmed", "alarm": "all"})));
     assert_eq!(r["changed"], false, "{r}");
 }
+
+/// The cluster version member 0 reports at `/version` (etcd's own word, not the module's).
+fn cluster_version(cluster: &Cluster) -> String {
+    let host = cluster.endpoints_csv();
+    let host = host
+        .split(',')
+        .next()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    wait_until("etcd to answer /version", DEFAULT_TIMEOUT, || {
+        let mut s = TcpStream::connect(&host).ok()?;
+        write!(s, "GET /version HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+        let mut response = String::new();
+        s.read_to_string(&mut response).ok()?;
+        let (_, body) = response.split_once("\r\n\r\n")?;
+        let doc: Value = serde_json::from_str(body).ok()?;
+        doc["etcdcluster"].as_str().map(str::to_string)
+    })
+}
+
+/// Waits until the cluster version is `want`.
+fn wait_cluster_version(cluster: &Cluster, want: &str) {
+    let mut last = String::new();
+    let reached = harness::poll_until(DEFAULT_TIMEOUT, || {
+        last = cluster_version(cluster);
+        (last == want).then_some(())
+    });
+    assert!(reached.is_some(), "cluster version {last}, expected {want}");
+}
+
+/// etcd 3.6's downgrade API: enabled once (check mode only validates), refused to another
+/// target while one is in progress, cancelled once; before 3.6 refused with the reason.
+/// Judged by the cluster version etcd serves at `/version`.
+#[test]
+fn downgrade_is_enabled_and_cancelled_once_and_refused_before_3_6() {
+    let cluster = one_member();
+    let etcd = harness::etcd_under_test();
+    let before = cluster_version(&cluster);
+    let enable = json!({"state": "downgrade_enabled", "downgrade_version": "3.5"});
+    if etcd.minor < (3, 6) {
+        let r = maintenance(&cluster, enable);
+        assert_eq!(r["failed"], true, "{r}");
+        assert!(r["msg"].as_str().unwrap().contains("3.6 or later"), "{r}");
+        assert_eq!(cluster_version(&cluster), before);
+        let r = ok(maintenance(
+            &cluster,
+            json!({"state": "downgrade_cancelled"}),
+        ));
+        assert_eq!(r["changed"], false, "{r}");
+        return;
+    }
+    assert_eq!(before, "3.6.0");
+    let mut check = enable.clone();
+    check["_ansible_check_mode"] = json!(true);
+    let r = ok(maintenance(&cluster, check));
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["cluster_version"], "3.6.0", "{r}");
+    assert_eq!(cluster_version(&cluster), "3.6.0", "check mode downgraded");
+
+    let r = ok(maintenance(&cluster, enable.clone()));
+    assert_eq!(r["changed"], true, "{r}");
+    wait_cluster_version(&cluster, "3.5.0");
+    // the module reads what etcd reports, mid-downgrade
+    let health = ok(run_module(
+        "etcd_health",
+        &json!({"endpoints": cluster.endpoints_csv()}),
+    )
+    .checked());
+    assert_eq!(health["cluster_version"], "3.5.0", "{health}");
+    assert_eq!(health["downgrade"]["enabled"], true, "{health}");
+    assert_eq!(health["downgrade"]["target_version"], "3.5.0", "{health}");
+
+    let r = ok(maintenance(&cluster, enable));
+    assert_eq!(r["changed"], false, "the same downgrade again: {r}");
+    let r = maintenance(
+        &cluster,
+        json!({"state": "downgrade_enabled", "downgrade_version": "3.4"}),
+    );
+    assert_eq!(r["failed"], true, "{r}");
+    assert!(r["msg"].as_str().unwrap().contains("in progress"), "{r}");
+
+    let r = ok(maintenance(
+        &cluster,
+        json!({"state": "downgrade_cancelled", "_ansible_check_mode": true}),
+    ));
+    assert_eq!(r["changed"], true, "{r}");
+    let r = ok(maintenance(
+        &cluster,
+        json!({"state": "downgrade_cancelled"}),
+    ));
+    assert_eq!(r["changed"], true, "{r}");
+    // every member runs 3.6: once the downgrade is gone, the leader raises the version again
+    wait_cluster_version(&cluster, "3.6.0");
+    let r = ok(maintenance(
+        &cluster,
+        json!({"state": "downgrade_cancelled"}),
+    ));
+    assert_eq!(r["changed"], false, "{r}");
+}

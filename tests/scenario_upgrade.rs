@@ -7,12 +7,17 @@
 //! the old binaries. Judged by etcd itself: after each step every member
 //! reports the new server version (`endpoint status`), the cluster version
 //! (`/version`) is the new minor version, the raft term grew by exactly one
-//! (the single leadership transfer) and every member has a new pid. Refused
-//! with nothing changed (same pids, same links, nothing installed): 3.4 to
-//! 3.6 (skipped minor version), 3.5.25 to 3.6 (below 3.5.26), and 3.6 back
-//! to 3.5 with and without `etcd_upgrade_allow_downgrade`. Check mode
-//! changes nothing; a second run to the version already running restarts
-//! nothing. At the end every acknowledged key of the writer is there.
+//! (the single leadership transfer) and every member has a new pid. Then back
+//! down with `etcd_upgrade_allow_downgrade`: 3.6.15 to 3.5.30 through etcd's
+//! downgrade API (the cluster version drops to 3.5 and every member's storage
+//! version is 3.5.0 before the first restart) and 3.5.30 to 3.5.25 (a patch
+//! downgrade), judged the same way. Refused with nothing changed (same pids,
+//! same links, nothing installed): 3.4 to 3.6 (skipped minor version), 3.5.25
+//! to 3.6 (below 3.5.26), 3.6 back to 3.5 without
+//! `etcd_upgrade_allow_downgrade`, and 3.5 back to 3.4 with it (etcd cannot).
+//! Check mode changes nothing (nor enables a downgrade); a second run to the
+//! version already running restarts nothing. At the end every acknowledged
+//! key of the writer is there.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -32,8 +37,12 @@ fn upgrade_playbook() -> PathBuf {
     repo_root().join("playbooks/db-operations/etcd_upgrade.yml")
 }
 
-/// The pinned server binary of `version` (installed by `scripts/install-etcd-versions`).
+/// The pinned server binary of `version` (installed by `scripts/install-etcd-versions`;
+/// the first version is the system's).
 fn etcd_binary(version: &str) -> PathBuf {
+    if version == START_VERSION {
+        return PathBuf::from("/usr/bin/etcd");
+    }
     let path = repo_root().join(format!(".deps/etcd/{version}/bin/etcd"));
     assert!(
         path.is_file(),
@@ -174,11 +183,11 @@ fn assert_refused(cluster: &ServiceCluster, run: &Run, version: &str, extra: &[&
 
 /// One upgrade step under the running writer: success, every member
 /// restarted on `version`, one leader change, the cluster version at `minor`.
-fn assert_step(cluster: &ServiceCluster, run: &Run, version: &str, minor: &str) {
+fn assert_step(cluster: &ServiceCluster, run: &Run, version: &str, minor: &str, extra: &[&str]) {
     let before = pids(cluster);
     let leader = cluster.wait_leader();
     let term = cluster.raft_term(&MEMBERS);
-    let out = run.upgrade(version, &[]);
+    let out = run.upgrade(version, extra);
     out.assert_success();
     cluster.wait_healthy(&MEMBERS, DEFAULT_TIMEOUT);
     for i in MEMBERS {
@@ -242,7 +251,7 @@ fn upgrade_3_4_to_3_6(engine: Engine) {
     assert!(!bin_dir(&cluster, 0).join("etcd-3.5.25").exists());
 
     let writer = Writer::start(cluster.etcdctl(), cluster.endpoints(&MEMBERS), "/writer/");
-    assert_step(&cluster, &run, "3.5.25", "3.5");
+    assert_step(&cluster, &run, "3.5.25", "3.5", &[]);
     assert_refused(
         &cluster,
         &run,
@@ -250,16 +259,16 @@ fn upgrade_3_4_to_3_6(engine: Engine) {
         &[],
         "Refuse 3.5 below 3.5.26 to 3.6",
     );
-    assert_step(&cluster, &run, "3.5.30", "3.5");
-    assert_step(&cluster, &run, "3.6.15", "3.6");
+    assert_step(&cluster, &run, "3.5.30", "3.5", &[]);
+    assert_step(&cluster, &run, "3.6.15", "3.6", &[]);
 
     // Again to the version running: nothing restarted.
     let before = pids(&cluster);
     run.upgrade("3.6.15", &[]).assert_success();
     assert_eq!(pids(&cluster), before, "a second run restarted a member");
 
-    // Back to 3.5: refused without etcd_upgrade_allow_downgrade, and with it
-    // too (a minor downgrade needs etcd's downgrade API).
+    // Back to 3.5: refused without etcd_upgrade_allow_downgrade; with it, etcd's
+    // downgrade (check mode first: nothing restarted, no downgrade enabled).
     assert_refused(
         &cluster,
         &run,
@@ -267,15 +276,31 @@ fn upgrade_3_4_to_3_6(engine: Engine) {
         &[],
         "Refuse a downgrade unless it is allowed",
     );
+    let allow = ["-e", "etcd_upgrade_allow_downgrade=true"];
+    let before = pids(&cluster);
+    run.upgrade("3.5.30", &[&allow[..], &["--check"]].concat())
+        .assert_success();
+    assert_eq!(pids(&cluster), before, "check mode restarted a member");
+    for i in MEMBERS {
+        assert_eq!(
+            cluster_version(&cluster, i),
+            "3.6.0",
+            "check mode downgraded m{i}"
+        );
+    }
+    assert_step(&cluster, &run, "3.5.30", "3.5", &allow);
+    // a patch downgrade within 3.5
+    assert_step(&cluster, &run, "3.5.25", "3.5", &allow);
+    // 3.5 cannot go back to 3.4
     assert_refused(
         &cluster,
         &run,
-        "3.5.30",
-        &["-e", "etcd_upgrade_allow_downgrade=true"],
-        "Refuse a downgrade to an older minor version",
+        START_VERSION,
+        &allow,
+        "Refuse a downgrade etcd does not support",
     );
     for i in MEMBERS {
-        assert_eq!(server_version(&cluster, i), "3.6.15", "m{i}");
+        assert_eq!(server_version(&cluster, i), "3.5.25", "m{i}");
     }
 
     let report = writer.finish();

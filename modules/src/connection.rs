@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
@@ -142,15 +143,17 @@ impl ConnectionArgs {
             .or_else(|| env_path("ETCDCTL_CERT"));
         let client_key = self.client_key.clone().or_else(|| env_path("ETCDCTL_KEY"));
 
-        let tls = if ca_cert.is_some() || client_cert.is_some() || client_key.is_some() {
-            Some(load_tls(
-                ca_cert.as_deref(),
-                client_cert.as_deref(),
-                client_key.as_deref(),
-            )?)
-        } else {
-            None
-        };
+        let (tls, tls_config) =
+            if ca_cert.is_some() || client_cert.is_some() || client_key.is_some() {
+                let (tls, config) = load_tls(
+                    ca_cert.as_deref(),
+                    client_cert.as_deref(),
+                    client_key.as_deref(),
+                )?;
+                (Some(tls), Some(config))
+            } else {
+                (None, None)
+            };
 
         let raw_endpoints = match &self.endpoints {
             Some(List(list)) => list.clone(),
@@ -182,6 +185,7 @@ impl ConnectionArgs {
         Ok(Connection {
             endpoints,
             tls,
+            tls_config,
             user,
             dial_timeout: self.dial_timeout.0,
             command_timeout: self.command_timeout.0,
@@ -266,8 +270,11 @@ fn load_tls(
     ca: Option<&Path>,
     cert: Option<&Path>,
     key: Option<&Path>,
-) -> Result<TlsOptions, Failure> {
+) -> Result<(TlsOptions, Arc<rustls::ClientConfig>), Failure> {
     let mut tls = TlsOptions::new();
+    // the same files as a rustls configuration, for the plain HTTP endpoints (`/version`)
+    let mut roots = rustls::RootCertStore::empty();
+    let mut identity = None;
     if let Some(ca) = ca {
         let sections = read_pem_sections("ca_cert", ca)?;
         let certs = certificates(&sections);
@@ -278,7 +285,6 @@ fn load_tls(
                 holds(&sections)
             )));
         }
-        let mut roots = rustls::RootCertStore::empty();
         for (i, der) in certs.into_iter().enumerate() {
             roots.add(der).map_err(|e| {
                 Failure::new(format!(
@@ -337,7 +343,7 @@ fn load_tls(
                         key.display()
                     ))
                 })?;
-            let certified = rustls::sign::CertifiedKey::new(certs, signing_key);
+            let certified = rustls::sign::CertifiedKey::new(certs.clone(), signing_key);
             match certified.keys_match() {
                 Ok(())
                 | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
@@ -362,6 +368,7 @@ fn load_tls(
                 Failure::new(format!("client_key: cannot read {}: {e}", key.display()))
             })?;
             tls = tls.identity(Identity::from_pem(cert_pem, key_pem));
+            identity = Some((certs, key_der.clone_key()));
         }
         (None, None) => {}
         _ => {
@@ -370,7 +377,19 @@ fn load_tls(
             ))
         }
     }
-    Ok(tls)
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Failure::new(format!("TLS: {e}")))?
+    .with_root_certificates(roots);
+    let config = match identity {
+        Some((certs, key)) => builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| Failure::new(format!("client_cert: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok((tls, Arc::new(config)))
 }
 
 /// Checks an endpoint URL (`[http[s]://]host[:port][/]`) and returns it with
@@ -475,6 +494,8 @@ pub struct Connection {
     /// Normalized client URLs.
     pub endpoints: Vec<String>,
     tls: Option<TlsOptions>,
+    /// The same TLS files for plain HTTP requests (see [`crate::version_endpoint`]).
+    pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
     user: Option<(String, String)>,
     /// Connection timeout.
     pub dial_timeout: Duration,

@@ -80,9 +80,15 @@ impl Module for Health {
         },
         ReturnDoc {
             name: "cluster_version",
-            description: "The cluster version the members' server versions allow: the lowest major.minor among the members that answered, as C(X.Y.0) (what etcd's leader sets the cluster version to); null if none answered. Derived from the members' versions, not read from etcd.",
+            description: "The cluster version etcd reports (C(etcdcluster) at the first answering member's C(/version), as C(X.Y.0); C(not_decided) while a new cluster has not settled it); null if no member answered. During a downgrade it is the older minor version while members still run the newer one.",
             returned: "success",
             ty: "str",
+        },
+        ReturnDoc {
+            name: "downgrade",
+            description: "etcd 3.6 and later: the downgrade in progress, as enabled (bool) and target_version (null when none); null for servers that have no downgrade state.",
+            returned: "success",
+            ty: "dict",
         },
         ReturnDoc {
             name: "leader",
@@ -140,7 +146,8 @@ impl Module for Health {
         let mut outcome = Outcome::new(false, lines.join("\n"))
             .with("healthy", report.healthy)
             .with("members", report.members_json())
-            .with("cluster_version", report.cluster_version())
+            .with("cluster_version", report.cluster_version.clone())
+            .with("downgrade", report.downgrade_json())
             .with("leader", report.leader_json())
             .with("alarms", Value::Array(report.alarms.clone()))
             .with("cluster_id", report.cluster_id.clone())
@@ -175,6 +182,8 @@ struct ClusterReport {
     cluster_id: String,
     answered_by: String,
     healthy: bool,
+    /// What the first member that answers `/version` says.
+    cluster_version: Option<String>,
 }
 
 async fn check_cluster(connection: &Connection) -> Result<ClusterReport, Failure> {
@@ -216,7 +225,19 @@ async fn check_cluster(connection: &Connection) -> Result<ClusterReport, Failure
         None => Vec::new(),
     };
     let healthy = !members.is_empty() && members.iter().all(|m| m.healthy) && alarms.is_empty();
+    let mut cluster_version = None;
+    for url in members
+        .iter()
+        .filter(|m| !m.unreachable)
+        .filter_map(|m| m.client_url.as_deref())
+    {
+        if let Ok(versions) = crate::version_endpoint::read(connection, url).await {
+            cluster_version = Some(versions.cluster);
+            break;
+        }
+    }
     Ok(ClusterReport {
+        cluster_version,
         members,
         leader,
         alarms,
@@ -364,16 +385,22 @@ impl ClusterReport {
         lines
     }
 
-    /// The lowest `major.minor` of the answering members' server versions,
-    /// as `X.Y.0`: the cluster version etcd's leader settles on.
-    fn cluster_version(&self) -> Option<String> {
-        self.members
+    /// The downgrade in progress, as the members report it (etcd 3.6 and later): the first
+    /// answer that names one, else `enabled: false` when a member reported the field, else
+    /// null (older servers have no downgrade state).
+    fn downgrade_json(&self) -> Value {
+        let infos: Vec<_> = self
+            .members
             .iter()
-            .filter_map(|m| m.status.as_ref())
-            .filter_map(|s| crate::etcd_version::EtcdVersion::parse(s.version()))
-            .map(|v| v.series())
-            .min()
-            .map(|(major, minor)| format!("{major}.{minor}.0"))
+            .filter_map(|m| m.status.as_ref()?.downgrade_info())
+            .collect();
+        match infos.iter().find(|i| i.enabled()).or(infos.first()) {
+            Some(info) => json!({
+                "enabled": info.enabled(),
+                "target_version": Some(info.target_version()).filter(|v| !v.is_empty()),
+            }),
+            None => Value::Null,
+        }
     }
 
     fn members_json(&self) -> Value {

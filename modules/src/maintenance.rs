@@ -12,7 +12,9 @@
 //! - `state: disarmed` disarms NOSPACE alarms (CORRUPT only with `force`, and
 //!   only after every member's HashKV agrees);
 //! - `state: consistent` compares HashKV of every member at one revision and
-//!   fails naming the member(s) that differ.
+//!   fails naming the member(s) that differ;
+//! - `state: downgrade_enabled` / `downgrade_cancelled` drive etcd 3.6's
+//!   downgrade API ([`crate::downgrade`]).
 
 use etcd_client::{
     AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, GetOptions, Member,
@@ -42,6 +44,10 @@ crate::choices! {
         Disarmed = "disarmed",
         /// Compare HashKV of every member.
         Consistent = "consistent",
+        /// Enable the downgrade of the cluster version (etcd 3.6+).
+        DowngradeEnabled = "downgrade_enabled",
+        /// Cancel the downgrade in progress.
+        DowngradeCancelled = "downgrade_cancelled",
     }
 }
 
@@ -83,6 +89,9 @@ pub struct MaintenanceArgs {
     pub alarm: AlarmChoice,
     /// Allow disarming CORRUPT (after a passing hash check).
     pub force: Bool,
+    /// The minor version `state: downgrade_enabled` downgrades the cluster to.
+    #[serde(default)]
+    pub downgrade_version: Option<String>,
 }
 
 /// The `etcd_maintenance` module.
@@ -101,6 +110,8 @@ impl Module for Maintenance {
         "O(state=defragmented) defragments the members whose client URLs are in O(endpoints) (with O(cluster), every member: followers first, the leader last), one at a time, each only when its free space (C(db_size - db_size_in_use)) reaches both O(min_free_ratio) and O(min_free_bytes). It reports the sizes before and after and the time each took. Defragmentation blocks the member while it runs: use the C(etcd_defrag.yml) playbook to move leadership away from the leader first.",
         "O(state=disarmed) disarms the active O(alarm) alarms on every member, like C(etcdctl alarm disarm). CORRUPT is never disarmed without O(force), and even then only when every member's HashKV agrees. Disarming NOSPACE does not free space: compact and defragment first.",
         "O(state=consistent) reads HashKV of every member at one revision and fails, naming the member(s) whose hash differs from the others', when they do not all agree.",
+        "O(state=downgrade_enabled) is the first step of going back one minor version (etcd 3.6 to 3.5), like C(etcdctl downgrade validate) then C(etcdctl downgrade enable): the cluster version drops to O(downgrade_version) at once and every member rewrites its data in that version's format (its storage version, which M(etcd_health) reports). Only then may the members be restarted, one at a time, on the older binaries (the C(etcd_upgrade.yml) playbook does all of it); once every member runs them, etcd ends the downgrade by itself. Every member must answer and run etcd 3.6 or later. It reports changed=false when the same downgrade is already enabled, and fails when one to another version is (cancel it first). In check mode it only validates.",
+        "O(state=downgrade_cancelled) cancels the downgrade in progress (C(etcdctl downgrade cancel)), changed=false when there is none. Members already on the older binary must be upgraded back before the cluster version can rise again.",
         "Check mode reports what would be done and does nothing; diff mode returns the state before and after.",
     ];
     const OPTIONS: &'static [OptionDoc] = &[
@@ -154,6 +165,11 @@ impl Module for Maintenance {
             "O(state=disarmed): allow disarming CORRUPT, which is done only after every member's HashKV agrees.",
         )
         .default("false"),
+        OptionDoc::new(
+            "downgrade_version",
+            ArgType::Str,
+            "O(state=downgrade_enabled): the minor version to go back to, like V(3.5) (a patch, as in V(3.5.30), is ignored: the cluster version has none).",
+        ),
     ];
     const RULES: &'static [Rule] = &[
         Rule::mutually_exclusive(&["revision", "keep_revisions"]),
@@ -168,6 +184,8 @@ impl Module for Maintenance {
             &["min_free_ratio", "min_free_bytes", "cluster"],
         ),
         Rule::only_if("state", &["disarmed"], &["alarm", "force"]),
+        Rule::required_if("state", "downgrade_enabled", &["downgrade_version"]),
+        Rule::only_if("state", &["downgrade_enabled"], &["downgrade_version"]),
     ];
     const EXAMPLES: &'static str = r#"
 - name: Compact to the current revision, then defragment this member if a fifth of it is free
@@ -195,13 +213,36 @@ impl Module for Maintenance {
 - name: Fail naming any member whose data differs
   etcd_maintenance:
     state: consistent
+
+- name: Go back from etcd 3.6 to 3.5, step one (then restart members on 3.5 binaries)
+  etcd_maintenance:
+    state: downgrade_enabled
+    downgrade_version: "3.5"
 "#;
     const RETURNS: &'static [ReturnDoc] = &[
         ReturnDoc {
             name: "members",
-            description: "Per member (every member for status, the targets for defragmented): id, name, endpoint, db_size, db_size_in_use, free_bytes, free_ratio, is_leader.",
-            returned: "state=status or state=defragmented",
+            description: "Per member (every member for status, the targets for defragmented): id, name, endpoint, db_size, db_size_in_use, free_bytes, free_ratio, is_leader. For the downgrade states: id, name, version, storage_version, error, before the run.",
+            returned: "state=status, defragmented, downgrade_enabled or downgrade_cancelled",
             ty: "list",
+        },
+        ReturnDoc {
+            name: "downgrade",
+            description: "The downgrade after the run (in check mode: as it would be): enabled and target_version (C(X.Y.0), null when none).",
+            returned: "state=downgrade_enabled or downgrade_cancelled",
+            ty: "dict",
+        },
+        ReturnDoc {
+            name: "downgrade_before",
+            description: "The downgrade before the run, as O(downgrade).",
+            returned: "state=downgrade_enabled or downgrade_cancelled",
+            ty: "dict",
+        },
+        ReturnDoc {
+            name: "cluster_version",
+            description: "The cluster version: the one etcd validated the downgrade from (check mode), or the target once enabled.",
+            returned: "state=downgrade_enabled, when it validated or enabled",
+            ty: "str",
         },
         ReturnDoc {
             name: "defragmented",
@@ -279,6 +320,10 @@ impl Module for Maintenance {
                 cluster,
             } => defrag(&connection, min_free_ratio, min_free_bytes, cluster, ctx).await,
             Plan::Disarm { alarm, force } => disarm(&connection, alarm, force, ctx).await,
+            Plan::DowngradeEnable(target) => {
+                crate::downgrade::enable(&connection, target, ctx.check_mode).await
+            }
+            Plan::DowngradeCancel => crate::downgrade::cancel(&connection, ctx.check_mode).await,
             Plan::Consistent => {
                 let check = consistency(&connection).await?;
                 let mut outcome = check.outcome();
@@ -331,6 +376,10 @@ pub enum Plan {
     },
     /// Compare HashKV.
     Consistent,
+    /// Enable the downgrade to this minor version.
+    DowngradeEnable(crate::downgrade::Target),
+    /// Cancel the downgrade.
+    DowngradeCancel,
 }
 
 impl Plan {
@@ -368,6 +417,10 @@ impl Plan {
                 force: args.force.0,
             },
             State::Consistent => Plan::Consistent,
+            State::DowngradeEnabled => Plan::DowngradeEnable(crate::downgrade::Target::parse(
+                args.downgrade_version.as_deref().unwrap_or_default(),
+            )?),
+            State::DowngradeCancelled => Plan::DowngradeCancel,
         })
     }
 }
@@ -1175,7 +1228,28 @@ mod tests {
         let e = plan(json!({"state": "gone"})).unwrap_err();
         assert_eq!(
             e,
-            "value of state must be one of: status, compacted, defragmented, disarmed, consistent, got: gone"
+            "value of state must be one of: status, compacted, defragmented, disarmed, consistent, downgrade_enabled, downgrade_cancelled, got: gone"
+        );
+        assert_eq!(
+            plan(json!({"state": "downgrade_enabled", "downgrade_version": "3.5.30"})).unwrap(),
+            Plan::DowngradeEnable(crate::downgrade::Target { major: 3, minor: 5 })
+        );
+        let e = plan(json!({"state": "downgrade_enabled"})).unwrap_err();
+        assert_eq!(
+            e,
+            "state is downgrade_enabled but all of the following are missing: downgrade_version"
+        );
+        let e = plan(json!({"state": "downgrade_enabled", "downgrade_version": "3"})).unwrap_err();
+        assert!(e.contains("downgrade_version"), "{e}");
+        let e =
+            plan(json!({"state": "downgrade_cancelled", "downgrade_version": "3.5"})).unwrap_err();
+        assert_eq!(
+            e,
+            "downgrade_version cannot be used with state=downgrade_cancelled"
+        );
+        assert_eq!(
+            plan(json!({"state": "downgrade_cancelled"})).unwrap(),
+            Plan::DowngradeCancel
         );
     }
 }
