@@ -452,7 +452,10 @@ fn both_engines(a: &harness::Ansible, args: &[&str]) -> (RunOutput, RunOutput) {
 #[test]
 fn empty_playbooks_and_bad_extra_vars_exit_as_ansible_playbook_does() {
     let a = harness::Ansible::new();
-    let inv = a.write_file("hosts.ini", "[g]\nh1 ansible_connection=local\n");
+    let inv = a.write_file(
+        "hosts.ini",
+        "[g]\nh1 ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    );
     let inv = inv.to_str().unwrap();
     let ok = a.write_file(
         "ok.yml",
@@ -2010,4 +2013,73 @@ fn inventory_yaml_export_vars_and_output_are_byte_identical_to_ansible_inventory
             let _ = std::fs::remove_file(&theirs_file);
         }
     }
+}
+
+/// As ansible-core's `_low_level_execute_command`: `become` to the user the connection
+/// already is (here root, over a local connection, to the default `become_user` root) runs
+/// no sudo at all, unless `become_allow_same_user` (ansible.cfg `[privilege_escalation]`,
+/// or `ANSIBLE_BECOME_ALLOW_SAME_USER`). Judged by the calls the fake sudo first in PATH
+/// logs, under both engines.
+#[test]
+fn become_to_the_connection_user_is_skipped_unless_allowed() {
+    let a = harness::Ansible::new();
+    let dir = a.dir().to_path_buf();
+    let fake = dir.join("fake");
+    std::fs::create_dir_all(&fake).unwrap();
+    write_executable(
+        &dir,
+        "fakebin/sudo",
+        &FAKE_SUDO.replace("@DIR@", &fake.display().to_string()),
+    );
+    std::fs::write(fake.join("expected"), "no-password-asked\n").unwrap();
+    std::fs::write(fake.join("nopass"), "").unwrap();
+    let inv = a.write_file(
+        "hosts.ini",
+        "[g]\nh1 ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    );
+    let pb = a.write_file(
+        "same.yml",
+        "- hosts: g\n  gather_facts: false\n  become: true\n  tasks:\n    - command: id -un\n",
+    );
+    let path = format!(
+        "{}:{}",
+        dir.join("fakebin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let args = ["-i", inv.to_str().unwrap(), pb.to_str().unwrap()];
+    let calls = |allow: Option<&str>| -> [usize; 2] {
+        let mut env = vec![("PATH", path.as_str())];
+        if let Some(v) = allow {
+            env.push(("ANSIBLE_BECOME_ALLOW_SAME_USER", v));
+        }
+        let mut counts = [0; 2];
+        for (i, agent) in [false, true].into_iter().enumerate() {
+            let _ = std::fs::remove_file(fake.join("log"));
+            let out = if agent {
+                let mut cmd = Agent::in_sandbox(&a)
+                    .sandbox_env(&a)
+                    .arg("playbook")
+                    .args(args);
+                for (k, v) in &env {
+                    cmd = cmd.env(k, v);
+                }
+                cmd.run()
+            } else {
+                run(a
+                    .command("ansible-playbook")
+                    .args(args)
+                    .envs(env.iter().copied()))
+            };
+            out.expect_exit(0);
+            let log = std::fs::read_to_string(fake.join("log")).unwrap_or_default();
+            counts[i] = log.lines().filter(|l| l.starts_with("CALL sudo")).count();
+        }
+        counts
+    };
+    assert_eq!(calls(None), [0, 0], "become to the same user escalated");
+    let allowed = calls(Some("true"));
+    assert!(
+        allowed[0] > 0 && allowed[1] > 0,
+        "become_allow_same_user: sudo calls {allowed:?}"
+    );
 }

@@ -258,6 +258,13 @@ fn tls_cluster_with_client_certificates() {
         .as_str()
         .unwrap()
         .starts_with("https://"));
+    // the cluster version is read from /version over the same TLS files
+    let (major, minor) = harness::etcd_under_test().minor;
+    assert_eq!(
+        result["cluster_version"],
+        format!("{major}.{minor}.0"),
+        "{result}"
+    );
 
     // The endpoints given without scheme become https when TLS is set.
     let bare: Vec<String> = cluster

@@ -102,7 +102,7 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
             )));
         }
     }
-    let become_method = match &run.become_method {
+    let become_method = match run.become_method.as_ref().or(cfg.become_method.as_ref()) {
         Some(m) => crate::transport::BecomeMethod::parse(m).map_err(|e| usage(e.to_string()))?,
         None => Default::default(),
     };
@@ -118,8 +118,9 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
             .private_key
             .clone()
             .or_else(|| cfg.private_key_file.clone()),
-        r#become: run.r#become,
-        become_user: run.become_user.clone(),
+        r#become: run.r#become || cfg.r#become,
+        become_user: run.become_user.clone().or_else(|| cfg.become_user.clone()),
+        become_allow_same_user: cfg.become_allow_same_user,
         become_method,
         become_password: become_password(run)?,
         connection: run.connection.clone(),

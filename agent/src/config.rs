@@ -1,5 +1,6 @@
-//! `ansible.cfg` lookup, its common `[defaults]` keys and the `[ssh_connection]` keys
-//! `ssh_args` and `control_path_dir`, with `ANSIBLE_*` environment overrides.
+//! `ansible.cfg` lookup, its common `[defaults]` keys, the `[ssh_connection]` keys
+//! `ssh_args` and `control_path_dir` and the `[privilege_escalation]` ones, with `ANSIBLE_*`
+//! environment overrides.
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -44,6 +45,15 @@ pub struct Config {
     pub gather_by_default: bool,
     /// `force_handlers` (`ANSIBLE_FORCE_HANDLERS`): the default of `--force-handlers`.
     pub force_handlers: bool,
+    /// `[privilege_escalation] become` (`ANSIBLE_BECOME`): the default of `--become`.
+    pub r#become: bool,
+    /// `[privilege_escalation] become_user` (`ANSIBLE_BECOME_USER`).
+    pub become_user: Option<String>,
+    /// `[privilege_escalation] become_method` (`ANSIBLE_BECOME_METHOD`).
+    pub become_method: Option<String>,
+    /// `[privilege_escalation] become_allow_same_user` (`ANSIBLE_BECOME_ALLOW_SAME_USER`):
+    /// escalate even to the user the connection already is (Ansible skips it by default).
+    pub become_allow_same_user: bool,
 }
 
 /// Ansible's default `ssh_args`: one master per target that outlives the run and exits
@@ -82,6 +92,10 @@ impl Default for Config {
             vault_password_file: None,
             vault_identity_list: Vec::new(),
             force_handlers: false,
+            r#become: false,
+            become_user: None,
+            become_method: None,
+            become_allow_same_user: false,
         }
     }
 }
@@ -138,6 +152,16 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_HASH_BEHAVIOUR", "hash_behaviour"),
         ("ANSIBLE_GATHERING", "gathering"),
         ("ANSIBLE_FORCE_HANDLERS", "force_handlers"),
+        ("ANSIBLE_BECOME", "privilege_escalation.become"),
+        ("ANSIBLE_BECOME_USER", "privilege_escalation.become_user"),
+        (
+            "ANSIBLE_BECOME_METHOD",
+            "privilege_escalation.become_method",
+        ),
+        (
+            "ANSIBLE_BECOME_ALLOW_SAME_USER",
+            "privilege_escalation.become_allow_same_user",
+        ),
         (
             "ANSIBLE_SSH_CONTROL_PATH_DIR",
             "ssh_connection.control_path_dir",
@@ -170,6 +194,7 @@ fn apply_file(cfg: &mut Config, text: &str, path: &Path) -> Result<()> {
         let key = match section.as_str() {
             "[defaults]" => k.trim().to_string(),
             "[ssh_connection]" => format!("ssh_connection.{}", k.trim()),
+            "[privilege_escalation]" => format!("privilege_escalation.{}", k.trim()),
             _ => continue,
         };
         apply(cfg, &key, v.trim(), &base)
@@ -254,6 +279,16 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
             ),
         },
         "force_handlers" => cfg.force_handlers = crate::jinja::value::boolean_text(v),
+        "privilege_escalation.become" => cfg.r#become = crate::jinja::value::boolean_text(v),
+        "privilege_escalation.become_user" if !v.is_empty() => {
+            cfg.become_user = Some(v.to_string())
+        }
+        "privilege_escalation.become_method" if !v.is_empty() => {
+            cfg.become_method = Some(v.to_string())
+        }
+        "privilege_escalation.become_allow_same_user" => {
+            cfg.become_allow_same_user = crate::jinja::value::boolean_text(v)
+        }
         _ => {}
     }
     Ok(())
@@ -273,6 +308,18 @@ pub fn roles_path() -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn privilege_escalation_section() {
+        let mut cfg = Config::default();
+        let text = "[privilege_escalation]\nbecome = True\nbecome_user = postgres\nbecome_method = su\nbecome_allow_same_user = yes\n[defaults]\nbecome = False\n";
+        apply_file(&mut cfg, text, Path::new("/etc/x/ansible.cfg")).unwrap();
+        assert!(cfg.r#become && cfg.become_allow_same_user);
+        assert_eq!(cfg.become_user.as_deref(), Some("postgres"));
+        assert_eq!(cfg.become_method.as_deref(), Some("su"));
+        let d = Config::default();
+        assert!(!d.r#become && !d.become_allow_same_user && d.become_user.is_none());
+    }
 
     #[test]
     fn ssh_connection_section() {

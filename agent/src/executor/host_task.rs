@@ -87,7 +87,8 @@ fn prepare(
     let conn_spec =
         delegation::conn_spec(shared, job, delegated_to.as_deref(), &conn_vars).map_err(stop)?;
     let task_args = args::template(templar, task, &module, vars).map_err(stop)?;
-    let escalation = privilege::escalation(shared, job, &conn_vars, vars).map_err(stop)?;
+    let escalation =
+        privilege::escalation(shared, job, &conn_vars, &conn_spec, vars).map_err(stop)?;
     let env = environment::render(
         templar,
         job.play_env.as_ref(),

@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub r#become: bool,
     /// `--become-user`: the user to become unless the play, task or variables say (`root`).
     pub become_user: Option<String>,
+    /// `become_allow_same_user`: escalate even to the user the connection already is.
+    pub become_allow_same_user: bool,
     /// `--become-method`: unless the play, task or variables say.
     pub become_method: BecomeMethod,
     /// `--become-password-file` / `-K`: unless `ansible_become_password` says.

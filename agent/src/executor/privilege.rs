@@ -7,16 +7,18 @@ use super::host_job::HostJob;
 use super::shared::Shared;
 use crate::jinja::value::scalar_string;
 use crate::secret::Secret;
-use crate::transport::{BecomeMethod, Escalation};
+use crate::transport::{BecomeMethod, ConnSpec, Escalation};
 use minijinja::Value as JValue;
 use serde_json::{Map, Value};
 
-/// How the job's commands become another user, `None` when `become` is off;
-/// `conn_vars`: the connection variables of the host the action runs on.
+/// How the job's commands become another user, `None` when `become` is off or names the
+/// user the connection already is; `conn_vars` and `conn_spec`: the connection variables
+/// and settings of the host the action runs on.
 pub fn escalation(
     shared: &Shared,
     job: &HostJob,
     conn_vars: &Map<String, Value>,
+    conn_spec: &ConnSpec,
     vars: &JValue,
 ) -> Result<Option<Escalation>, String> {
     let templar = &shared.templar;
@@ -50,6 +52,16 @@ pub fn escalation(
             None => opts.become_user.clone().unwrap_or_else(|| "root".into()),
         },
     };
+    // ansible-core's `_low_level_execute_command`: no escalation to the user the connection
+    // already is (the ssh user, or the controller's user for a local connection), unless
+    // `become_allow_same_user`
+    let connection_user = match conn_spec {
+        ConnSpec::Local => current_user(),
+        ConnSpec::Ssh(ssh) => ssh.user.clone(),
+    };
+    if connection_user.as_deref() == Some(user.as_str()) && !opts.become_allow_same_user {
+        return Ok(None);
+    }
     let method = match become_var(&["ansible_become_method"]) {
         Some(v) => BecomeMethod::parse(&scalar_string(&v)).map_err(|e| e.to_string())?,
         None => match task
@@ -79,4 +91,29 @@ pub fn escalation(
         method,
         password,
     }))
+}
+
+/// The name of the user this process runs as (what a local connection is).
+fn current_user() -> Option<String> {
+    // SAFETY: getpwuid_r writes only into the buffers given; the result is copied out.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        );
+        if rc != 0 || found.is_null() {
+            return std::env::var("USER").ok();
+        }
+        Some(
+            std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
 }
