@@ -330,6 +330,9 @@ fn run_target(test_dir: &Path, bin: &Binaries, name: &str, engine: Engine) -> Ou
         .env("OUTPUT_DIR", work.join("output"))
         .env("INVENTORY_PATH", integration.join("inventory"))
         .env("LC_ALL", "C.UTF-8");
+    if let Some(dir) = locales() {
+        cmd.env("LOCPATH", dir);
+    }
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -353,6 +356,41 @@ fn run_target(test_dir: &Path, bin: &Binaries, name: &str, engine: Engine) -> Ou
     };
     keep(name, engine, &outcome);
     outcome
+}
+
+/// A directory with the `en_US.UTF-8` locale that some targets switch to (`tags`: `LC_ALL=
+/// en_US.UTF-8`), as ansible-test's test containers have it: compiled once by `localedef`
+/// from glibc's locale sources into `target/ansible-targets/locale` and given to the runs as
+/// `LOCPATH`, so nothing outside the checkout is touched. `None` where it cannot be made
+/// (those targets then fail under both engines and do not count).
+fn locales() -> Option<&'static Path> {
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = repo_root().join("target/ansible-targets/locale");
+        let made = dir.join("en_US.UTF-8");
+        if made.join("LC_CTYPE").exists() {
+            return Some(dir);
+        }
+        fs::create_dir_all(&dir).ok()?;
+        // built beside, then renamed: test processes running at once never see half a locale
+        let tmp = dir.join(format!(".en_US.UTF-8.{}", std::process::id()));
+        let built = Command::new("localedef")
+            .args(["-i", "en_US", "-f", "UTF-8"])
+            .arg(&tmp)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        if !built.success() && !tmp.join("LC_CTYPE").exists() {
+            let _ = fs::remove_dir_all(&tmp);
+            return None;
+        }
+        if fs::rename(&tmp, &made).is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        made.join("LC_CTYPE").exists().then_some(dir)
+    })
+    .as_deref()
 }
 
 /// Where each run's log and result are kept: `target/ansible-targets/<target>.<engine>.log`

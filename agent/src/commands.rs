@@ -121,6 +121,8 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
         r#become: run.r#become || cfg.r#become,
         become_user: run.become_user.clone().or_else(|| cfg.become_user.clone()),
         become_allow_same_user: cfg.become_allow_same_user,
+        run_tags: vec!["all".into()],
+        skip_tags: Vec::new(),
         become_method,
         become_password: become_password(run)?,
         connection: run.connection.clone(),
@@ -273,6 +275,20 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     let mut opts = run_options(&args.run, &cfg, playbook_dir.clone())?;
     opts.force_handlers |= args.force_handlers;
     opts.start_at_task = args.start_at_task.clone();
+    let split_tags = |given: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in given.iter().flat_map(|t| t.split(',')).map(str::trim) {
+            if !t.is_empty() && !out.iter().any(|o| o == t) {
+                out.push(t.to_string());
+            }
+        }
+        out
+    };
+    opts.run_tags = split_tags(&args.tags);
+    if opts.run_tags.is_empty() {
+        opts.run_tags.push("all".into());
+    }
+    opts.skip_tags = split_tags(&args.skip_tags);
     opts.step = args.step;
     // `--flush-cache` is accepted: the agent keeps no fact cache between runs
     let _ = args.flush_cache;

@@ -74,6 +74,8 @@ impl Engine {
             ),
             ("ansible_check_mode", JValue::from(opts.check)),
             ("ansible_diff_mode", JValue::from(opts.diff)),
+            ("ansible_run_tags", JValue::from_serialize(&opts.run_tags)),
+            ("ansible_skip_tags", JValue::from_serialize(&opts.skip_tags)),
             ("ansible_verbosity", JValue::from(opts.verbosity)),
             ("ansible_forks", JValue::from(opts.forks)),
             (

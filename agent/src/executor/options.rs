@@ -28,6 +28,10 @@ pub struct RunOptions {
     pub r#become: bool,
     /// `--become-user`: the user to become unless the play, task or variables say (`root`).
     pub become_user: Option<String>,
+    /// `--tags`, split at commas (`ansible_run_tags`; `["all"]` when none were given).
+    pub run_tags: Vec<String>,
+    /// `--skip-tags`, split at commas (`ansible_skip_tags`).
+    pub skip_tags: Vec<String>,
     /// `become_allow_same_user`: escalate even to the user the connection already is.
     pub become_allow_same_user: bool,
     /// `--become-method`: unless the play, task or variables say.

@@ -621,9 +621,11 @@ pub fn select_tags(
             play.gather_facts = false;
         }
         let play_vars = &play.vars;
+        // templated tags take the play's variables, as ansible-core's selection (and its
+        // --list-tasks / --list-tags) sees them
+        render_tags(&mut play.body, &[play_vars, extra_vars], &templar);
         blocks::Item::retain(&mut play.body, &|s: &blocks::Step| {
-            let tags = tag_template::render(&s.extra.tags, &[play_vars, extra_vars], &templar);
-            blocks::selected(&tags, &only, &skip)
+            blocks::selected(&s.extra.tags, &only, &skip)
         });
         if !only.is_empty() || !skip.is_empty() {
             let mut vars = extra_vars.clone();
@@ -743,6 +745,32 @@ fn default_become_user(items: &mut [blocks::Item], user: &str) {
                     Arc::make_mut(&mut step.task).become_user = Some(user.to_string());
                 }
                 deferred.after(|a| a.become_user = Some(user.to_string()));
+            }
+            blocks::Item::Flush => {}
+        }
+    }
+}
+
+/// Renders the templated tags of every task, include and block task of `items` (not inside
+/// deferred includes: their tasks are read later) against `layers`.
+fn render_tags(
+    items: &mut [blocks::Item],
+    layers: &[&Map<String, Value>],
+    templar: &crate::jinja::Templar,
+) {
+    for i in items {
+        match i {
+            blocks::Item::Task(s) | blocks::Item::Deferred { step: s, .. } => {
+                s.extra.tags = tag_template::render(&s.extra.tags, layers, templar)
+            }
+            blocks::Item::Block(b) => {
+                render_tags(&mut b.block, layers, templar);
+                render_tags(&mut b.rescue, layers, templar);
+                render_tags(&mut b.always, layers, templar);
+            }
+            blocks::Item::Include { step, items } => {
+                step.extra.tags = tag_template::render(&step.extra.tags, layers, templar);
+                render_tags(items, layers, templar);
             }
             blocks::Item::Flush => {}
         }
