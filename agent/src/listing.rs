@@ -99,6 +99,8 @@ pub fn playbooks(
 fn block_tasks<'a>(items: &'a [Item], out: &mut Vec<&'a Step>) {
     for i in items {
         match i {
+            // the implicit end of a role is never listed
+            Item::Task(s) if s.task.is_role_complete() => {}
             Item::Task(s) => out.push(s),
             Item::Include { step, .. } | Item::Deferred { step, .. } => out.push(step),
             Item::Block(b) => block_tasks(&b.block, out),

@@ -124,6 +124,25 @@ impl Engine {
                     continue;
                 }
             }
+            // a role reference a host already completed: the host skips its tasks
+            if let Some(done) = item_role_instance(item).and_then(|id| self.roles_done.get(&id)) {
+                if active.iter().any(|h| done.contains(h)) {
+                    let mut rest: Vec<String> = active
+                        .iter()
+                        .filter(|h| !done.contains(*h))
+                        .cloned()
+                        .collect();
+                    if !rest.is_empty() {
+                        let one = std::slice::from_ref(item);
+                        let flow = Box::pin(self.run_items(play, one, &mut rest, run)).await;
+                        active.retain(|h| !self.dead.contains(h) && !self.ended.contains(h));
+                        if flow != Flow::Continue {
+                            return flow;
+                        }
+                    }
+                    continue;
+                }
+            }
             if let Some(flow) = self.step_gate(item).await {
                 if flow == Flow::Continue {
                     continue;
@@ -494,6 +513,7 @@ impl Engine {
     ) -> Flow {
         let task = &step.task;
         let action = meta_action(task);
+        let implicit = task.is_role_complete();
         let info = TaskInfo {
             name: task.display_name(),
             origin: Some(task.origin.clone()),
@@ -530,6 +550,20 @@ impl Engine {
                 })
                 .collect()
         };
+        if action == "role_complete" {
+            // implicit and silent: the hosts whose conditions hold and for which a task of
+            // the role ran have completed it (ansible-core's `_completed`)
+            if let (true, Some(id)) = (implicit, task.role_instance) {
+                let ran = self.roles_ran.get(&id).cloned().unwrap_or_default();
+                let done = self.roles_done.entry(id).or_default();
+                for (h, c) in &conditions {
+                    if matches!(c, Ok(true)) && ran.contains(h) {
+                        done.insert(h.clone());
+                    }
+                }
+            }
+            return Flow::Continue;
+        }
         self.reporter.task_start(&info, active.len());
         // the linear strategy runs these once, for the first host, whose condition decides;
         // a false one is reported as that host's skip, in ansible-core's words
@@ -854,5 +888,15 @@ impl Engine {
             }
         }
         flow
+    }
+}
+
+/// The role reference an item's task came from, when that role runs once per host.
+fn item_role_instance(item: &Item) -> Option<usize> {
+    match item {
+        Item::Task(step) | Item::Include { step, .. } | Item::Deferred { step, .. } => {
+            step.task.role_instance
+        }
+        Item::Block(_) | Item::Flush => None,
     }
 }

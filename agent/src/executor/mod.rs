@@ -76,6 +76,12 @@ pub struct Engine {
     ended: HashSet<String>,
     /// Hosts whose failure `meta: clear_host_errors` cleared (see `run_block`'s `always`).
     cleared: HashSet<String>,
+    /// Per role reference run once per host (`Task::role_instance`), the hosts that
+    /// completed it (ids are unique in the run, so no play sees another's).
+    roles_done: HashMap<usize, HashSet<String>>,
+    /// Per such role reference, the hosts a task of it ran for (a host completes the
+    /// reference only then).
+    roles_ran: HashMap<usize, HashSet<String>>,
     /// The current play's templated `vars_files`, read per host when it started.
     vars_files: HashMap<String, Map<String, Value>>,
     /// Roles run with `include_role` `public: true` in the current play (for any host):
@@ -139,6 +145,8 @@ impl Engine {
             last_includes: Vec::new(),
             ended: HashSet::new(),
             cleared: HashSet::new(),
+            roles_done: HashMap::new(),
+            roles_ran: HashMap::new(),
             vars_files: HashMap::new(),
             public_roles: Vec::new(),
             opening_next: Vec::new(),

@@ -24,6 +24,16 @@ impl Engine {
             .iter()
             .map(|o| (o.host.clone(), o.status))
             .collect();
+        // ansible-core's `_had_task_run`: a role's task ran for a host (ok, changed or
+        // failed; not skipped, not unreachable; under run_once only where it ran)
+        if let Some(id) = task.role_instance {
+            let ran = self.roles_ran.entry(id).or_default();
+            for o in outcomes {
+                if matches!(o.status, Status::Ok | Status::Changed | Status::Failed) {
+                    ran.insert(o.host.clone());
+                }
+            }
+        }
         self.last_results.clear();
         self.last_includes.clear();
         if matches!(task.module(), "include_tasks" | "include_role") {

@@ -71,6 +71,7 @@ impl Engine {
     /// it (`Flow::Continue`) or ends the run (`Flow::Abort`, stdin ended).
     pub(super) async fn step_gate(&mut self, item: &Item) -> Option<Flow> {
         match item {
+            Item::Task(step) if step.task.is_role_complete() => None,
             Item::Task(step) | Item::Include { step, .. } | Item::Deferred { step, .. } => {
                 self.step_gate_for(step, false).await
             }

@@ -74,6 +74,10 @@ pub struct Task {
     pub collections: Vec<String>,
     /// The role the task belongs to.
     pub role: Option<Arc<super::role::Role>>,
+    /// The role reference (role and parameters, in a `roles:` list or as a dependency) the
+    /// task came from, when that role runs once per host: a host that completed the same
+    /// reference earlier in the play skips it ([`Task::is_role_complete`] marks completion).
+    pub role_instance: Option<usize>,
     /// The roles whose tasks included or imported the task's role, the nearest first
     /// (`ansible_parent_role_names`).
     pub parent_roles: Vec<Arc<super::role::Role>>,
@@ -115,6 +119,18 @@ pub fn short_name(action: &str) -> &str {
 }
 
 impl Task {
+    /// Whether this is the implicit end of a role reference (`meta: role_complete`, added
+    /// by the parser after a role's tasks, as ansible-core does): it marks the reference
+    /// completed for the hosts it runs for, and is never shown or listed.
+    pub fn is_role_complete(&self) -> bool {
+        self.role_instance.is_some()
+            && self.module() == "meta"
+            && self
+                .args
+                .get("_raw_params")
+                .is_some_and(|v| v.as_str().map(str::trim) == Some("role_complete"))
+    }
+
     /// A task made by the engine (e.g. `Gathering Facts` running `setup`).
     pub fn synthetic(action: &str, name: &str, origin: TaskOrigin) -> Task {
         Task {
@@ -157,6 +173,7 @@ impl Task {
             async_secs: None,
             poll: None,
             role: None,
+            role_instance: None,
             parent_roles: Vec::new(),
             exposes: None,
             origin,

@@ -266,6 +266,9 @@ pub struct Inherit {
     pub(super) keywords: Vec<(String, Value)>,
     /// The role whose tasks these are.
     pub(super) role: Option<Arc<Role>>,
+    /// The role reference they came from, when it runs once per host (see
+    /// [`crate::playbook::Task::role_instance`]).
+    pub(super) role_instance: Option<usize>,
     /// The roles that included or imported `role`, the nearest first.
     pub(super) parent_roles: Vec<Arc<Role>>,
     /// The play's roles, shared by everything parsed for the play (`import_role` adds to it).
@@ -877,6 +880,7 @@ fn include_step(
     task.args
         .insert("_raw_params".into(), Value::String(what.to_string()));
     task.role = inherit.role.clone();
+    task.role_instance = inherit.role_instance;
     task.parent_roles = inherit.parent_roles.clone();
     task.when = inherit.when.clone();
     task.when.extend(when);
@@ -1043,6 +1047,7 @@ fn parse_step(
                 | "end_batch"
                 | "clear_host_errors"
                 | "reset_connection"
+                | "role_complete"
         ) {
             return Err(syntax(format!(
                 "{}: meta: {action} is not supported by etcd-agent (noop, flush_handlers, end_play, end_host, end_batch, clear_host_errors, reset_connection)",
@@ -1065,6 +1070,7 @@ fn parse_step(
 
 fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
     t.role = inherit.role.clone();
+    t.role_instance = inherit.role_instance;
     t.parent_roles = inherit.parent_roles.clone();
     t.collections = if own.iter().any(|(k, _)| k == "collections") {
         inherit.own_collections(std::mem::take(&mut t.collections))

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::error::syntax;
 use crate::playbook::role::{reference_name, Role};
-use crate::yaml::Node;
+use crate::yaml::{Node, NodeKind};
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -24,8 +24,9 @@ pub struct PlayRoles {
     pub handlers: Vec<Item>,
     /// The play's playbook directory, where roles are looked for.
     pub playbook_dir: PathBuf,
-    /// The references run so far: a role runs again only with other keywords or parameters.
-    run: Vec<(PathBuf, Value)>,
+    /// The role references met so far (role and parameters), each with its instance id: a
+    /// reference met again is the same instance, which a host runs once.
+    run: Vec<((PathBuf, Value), usize)>,
     /// The roles whose handlers are in [`PlayRoles::handlers`].
     handled: Vec<PathBuf>,
 }
@@ -313,12 +314,21 @@ fn expand(
     params.remove("role");
     params.remove("name");
     let instance = (role.path.clone(), Value::Object(params));
+    // as ansible-core: a role reference met again runs again, but each host runs it once
+    // (a host for which it was skipped or failed before the end runs it the next time)
+    let instance_id = (once && !role.allow_duplicates).then(|| {
+        let mut roles = lock(&collector);
+        match roles.run.iter().find(|(i, _)| *i == instance) {
+            Some((_, id)) => *id,
+            None => {
+                let id = NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                roles.run.push((instance.clone(), id));
+                id
+            }
+        }
+    });
     let first_time = {
         let mut roles = lock(&collector);
-        if once && !role.allow_duplicates && roles.run.contains(&instance) {
-            return Ok((Vec::new(), role));
-        }
-        roles.run.push(instance);
         if expose && !roles.roles.iter().any(|r| r.path == role.path) {
             roles.roles.push(role.clone());
         }
@@ -331,6 +341,7 @@ fn expand(
     let mut items = Vec::new();
     let mut deps = inner.clone();
     deps.role = None;
+    deps.role_instance = None;
     for dep in &role.dependencies {
         items.extend(expand(dep, at, &deps, None, true, expose)?.0);
     }
@@ -339,6 +350,7 @@ fn expand(
         inner.parent_roles.insert(0, parent.clone());
     }
     inner.role = Some(role.clone());
+    inner.role_instance = instance_id;
     if first_time {
         // a role's handlers join the play's once, however often the role runs
         if let Some(path) = role.handlers_file() {
@@ -359,8 +371,39 @@ fn expand(
         }
         None => {}
     }
+    if instance_id.is_some() {
+        // the implicit end of the role (ansible-core's `role_complete`, tagged `always`,
+        // under the role's conditions): the hosts it runs for have completed the reference
+        let at = |line| Node {
+            line,
+            col: 1,
+            kind: NodeKind::Scalar(Value::Null),
+        };
+        let scalar = |text: &str| Node {
+            kind: NodeKind::Scalar(Value::String(text.into())),
+            ..at(0)
+        };
+        let marker = Node {
+            kind: NodeKind::Map(vec![
+                ("meta".into(), scalar("role_complete")),
+                (
+                    "tags".into(),
+                    Node {
+                        kind: NodeKind::Seq(vec![scalar("always")]),
+                        ..at(0)
+                    },
+                ),
+            ]),
+            ..at(0)
+        };
+        let origin = Arc::new(role.path.join("tasks"));
+        items.extend(parse_items(&[marker], &origin, &inner, 1)?);
+    }
     Ok((items, role))
 }
+
+/// Instance ids of role references, unique in the run.
+static NEXT_INSTANCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 
 fn lock(collector: &Mutex<PlayRoles>) -> std::sync::MutexGuard<'_, PlayRoles> {
     collector.lock().unwrap_or_else(|e| e.into_inner())
