@@ -300,6 +300,29 @@ fn run_target(test_dir: &Path, bin: &Binaries, name: &str, engine: Engine) -> Ou
             (program, args, integration.clone())
         };
 
+    // a /tmp of the target's own where the machine allows it (some targets list /tmp,
+    // which other tests running beside change under them)
+    let (program, args) = match private_tmp() {
+        true => {
+            let mut wrapped = vec![
+                "-m".to_string(),
+                "--".into(),
+                "sh".into(),
+                "-c".into(),
+                PRIVATE_TMP.into(),
+                "sh".into(),
+                work.display().to_string(),
+            ];
+            // the agent's copy lives in a scratch dir of its own
+            if let Some(dir) = bin.agent.parent() {
+                wrapped.push(dir.display().to_string());
+            }
+            wrapped.extend(["--".to_string(), program.display().to_string()]);
+            wrapped.extend(args);
+            (PathBuf::from("unshare"), wrapped)
+        }
+        false => (program, args),
+    };
     let mut cmd = reaped_command(work, &program);
     remove_ansible_env(&mut cmd);
     cmd.args(&args)
@@ -356,6 +379,50 @@ fn run_target(test_dir: &Path, bin: &Binaries, name: &str, engine: Engine) -> Ou
     };
     keep(name, engine, &outcome);
     outcome
+}
+
+/// Runs the command after `--` in the mount namespace `unshare -m` made, with an empty tmpfs
+/// on /tmp in which the directories before `--` (the run's scratch dir and the agent's
+/// copy, each opened before the mount) are bound again, so that the target sees its own
+/// files in /tmp and nothing else. The namespace,
+/// and with it the tmpfs, goes with the last process in it.
+const PRIVATE_TMP: &str = r#"set -e
+n=3
+for d; do
+  [ "$d" = -- ] && break
+  eval "exec $n<\"\$d\""
+  n=$((n + 1))
+done
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+n=3
+while [ "$1" != -- ]; do
+  mkdir -p "$1"
+  mount --no-canonicalize --bind /proc/self/fd/$n "$1"
+  eval "exec $n<&-"
+  n=$((n + 1))
+  shift
+done
+shift
+exec "$@""#;
+
+/// Whether `unshare -m` and a tmpfs mount work here (root in a machine that allows mount
+/// namespaces); the targets run without a /tmp of their own otherwise.
+fn private_tmp() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        Command::new("unshare")
+            .args([
+                "-m",
+                "--",
+                "sh",
+                "-c",
+                "mount -t tmpfs tmpfs /tmp && ls /tmp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
 /// A directory with the `en_US.UTF-8` locale that some targets switch to (`tags`: `LC_ALL=
