@@ -52,16 +52,6 @@ pub fn escalation(
             None => opts.become_user.clone().unwrap_or_else(|| "root".into()),
         },
     };
-    // ansible-core's `_low_level_execute_command`: no escalation to the user the connection
-    // already is (the ssh user, or the controller's user for a local connection), unless
-    // `become_allow_same_user`
-    let connection_user = match conn_spec {
-        ConnSpec::Local => current_user(),
-        ConnSpec::Ssh(ssh) => ssh.user.clone(),
-    };
-    if connection_user.as_deref() == Some(user.as_str()) && !opts.become_allow_same_user {
-        return Ok(None);
-    }
     let method = match become_var(&["ansible_become_method"]) {
         Some(v) => BecomeMethod::parse(&scalar_string(&v)).map_err(|e| e.to_string())?,
         None => match task
@@ -75,6 +65,17 @@ pub fn escalation(
             None => opts.become_method,
         },
     };
+    // ansible-core's `_low_level_execute_command`: no escalation to the user the connection
+    // already is (the ssh user, or the controller's user for a local connection), unless
+    // `become_allow_same_user`; checked after the method, so that a bad method is still an
+    // error, as ansible-core loads the become plugin first
+    let connection_user = match conn_spec {
+        ConnSpec::Local => current_user(),
+        ConnSpec::Ssh(ssh) => ssh.user.clone(),
+    };
+    if connection_user.as_deref() == Some(user.as_str()) && !opts.become_allow_same_user {
+        return Ok(None);
+    }
     let own_password = match method {
         BecomeMethod::Sudo => "ansible_sudo_pass",
         BecomeMethod::Su => "ansible_su_pass",
