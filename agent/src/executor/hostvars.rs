@@ -2,7 +2,8 @@
 //! is read, in `h`'s own context (its variables, `inventory_hostname`, `group_names`, and the
 //! run's `groups`, `playbook_dir`, `omit`...), so a group_vars value such as
 //! `"{{ ansible_host }}"` reads as the address, not as its text. As in Ansible 2.19, that
-//! context has no `hostvars` of its own.
+//! context has no `hostvars` of its own. Facts and registered results are data: a `{{` in a
+//! command's output is text, never a template (it came from the host).
 
 use super::vars::has_template;
 use crate::inventory::Vars;
@@ -24,6 +25,8 @@ pub struct HostVars {
 struct HostView {
     /// What `hostvars[h]` lists: the host's variables and its own magic ones.
     vars: Vars,
+    /// Names in `vars` that hold data (facts, registered results): read as they are.
+    data: HashSet<String>,
     /// Readable but not listed: names every host shares (`groups`, `playbook_dir`...).
     shared: Arc<BTreeMap<String, JValue>>,
     templar: Templar,
@@ -43,10 +46,11 @@ impl std::fmt::Debug for HostView {
 }
 
 impl HostVars {
-    /// The template value of `hostvars` for each host's variables (listed as they are);
+    /// The template value of `hostvars` for each host's variables (listed as they are) and
+    /// the names among them that are data, never templated (facts, registered results);
     /// `shared` holds the names every host's templates may use besides its own variables.
     pub fn value(
-        hosts: impl IntoIterator<Item = (String, Vars)>,
+        hosts: impl IntoIterator<Item = (String, Vars, HashSet<String>)>,
         shared: BTreeMap<String, JValue>,
         templar: &Templar,
     ) -> JValue {
@@ -54,9 +58,10 @@ impl HostVars {
         let all = HostVars {
             hosts: hosts
                 .into_iter()
-                .map(|(name, vars)| {
+                .map(|(name, vars, data)| {
                     let view = HostView {
                         vars,
+                        data,
                         shared: shared.clone(),
                         templar: templar.clone(),
                         rendered: Mutex::default(),
@@ -123,7 +128,7 @@ impl Object for HostView {
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
         let name = key.as_str()?;
         match self.vars.get(name) {
-            Some(raw) if has_template(raw) => self.render(name, raw),
+            Some(raw) if has_template(raw) && !self.data.contains(name) => self.render(name, raw),
             Some(raw) => Some(JValue::from_serialize(raw)),
             None => {
                 let found = self.shared.get(name).cloned();
@@ -166,14 +171,16 @@ mod tests {
                 (
                     "a".to_string(),
                     vars(
-                        json!({"inventory_hostname": "a", "ip": "10.0.0.1", "url": "http://{{ ip }}:{{ port }}", "port": "{{ 2000 + 379 }}"}),
+                        json!({"inventory_hostname": "a", "ip": "10.0.0.1", "url": "http://{{ ip }}:{{ port }}", "port": "{{ 2000 + 379 }}", "out": {"stdout": "{{ lookup('file', '/etc/passwd') }}"}}),
                     ),
+                    ["out".to_string()].into(),
                 ),
                 (
                     "b".to_string(),
                     vars(
                         json!({"inventory_hostname": "b", "me": "{{ inventory_hostname }} of {{ groups['all'] | length }}", "loop": "{{ loop2 }}", "loop2": "{{ loop }}", "other": "{{ hostvars['a'].url }}"}),
                     ),
+                    Default::default(),
                 ),
             ],
             shared,
@@ -198,6 +205,11 @@ mod tests {
             "\"undefined\""
         );
         assert_eq!(r("{{ hostvars | list }}"), "[\"a\",\"b\"]");
+        // a registered result is data: its `{{` is text, not run
+        assert_eq!(
+            r("{{ hostvars['a'].out.stdout }}"),
+            "\"{{ lookup('file', '/etc/passwd') }}\""
+        );
     }
 
     /// Hosts read each other's variables from parallel threads; one thread reading a value
@@ -209,6 +221,7 @@ mod tests {
             [(
                 "b".to_string(),
                 vars(json!({"broken": "{{ no_such_variable }}"})),
+                Default::default(),
             )],
             BTreeMap::new(),
             &templar,

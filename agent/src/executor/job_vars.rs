@@ -10,6 +10,7 @@ use crate::playbook::role::Role;
 use crate::playbook::{Play, Task};
 use minijinja::Value as JValue;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Which hosts a task sees (for magic variables).
@@ -190,18 +191,20 @@ impl Engine {
             .inv_vars
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        let hosts: Vec<(String, Vars)> = inv_vars
+        let hosts: Vec<(String, Vars, HashSet<String>)> = inv_vars
             .iter()
             .map(|(h, v)| {
                 let mut m = v.clone();
+                let mut data = HashSet::new();
                 if let Some(f) = self.facts.get(h) {
                     crate::inventory::merge(&mut m, f);
+                    data.extend(f.keys().cloned());
                 }
                 m.entry("ansible_facts")
                     .or_insert_with(|| Value::Object(Map::new()));
                 m.insert("inventory_hostname".into(), Value::String(h.clone()));
                 m.insert("group_names".into(), Value::from(self.inv.group_names(h)));
-                (h.clone(), m)
+                (h.clone(), m, data)
             })
             .collect();
         let opts = &self.shared.opts;
