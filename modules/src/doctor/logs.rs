@@ -22,6 +22,11 @@ pub enum LogFault {
     InitialClusterMismatch,
     /// Permission denied on the data dir.
     DataDirPermission,
+    /// The WAL or the backend database cannot be read (`walpb: crc
+    /// mismatch`, a WAL record that does not decode, `failed to open
+    /// database ... invalid database`): a disk or copy corrupted the data
+    /// dir, and the member cannot start on it.
+    DataDirCorrupt,
 }
 
 impl LogFault {
@@ -35,6 +40,7 @@ impl LogFault {
             LogFault::Tls => "tls_failure",
             LogFault::InitialClusterMismatch => "initial_cluster_mismatch",
             LogFault::DataDirPermission => "data_dir_permission",
+            LogFault::DataDirCorrupt => "data_dir_corrupt",
         }
     }
 
@@ -48,6 +54,7 @@ impl LogFault {
             LogFault::Tls => "TLS failure: certificates do not match (x509 / handshake errors)",
             LogFault::InitialClusterMismatch => "its configured initial cluster does not match the cluster's members",
             LogFault::DataDirPermission => "permission denied on its data dir",
+            LogFault::DataDirCorrupt => "its data dir is corrupt (the WAL or the database cannot be read): it cannot start on it",
         }
     }
 }
@@ -90,13 +97,22 @@ fn line_matches(fault: LogFault, line: &str) -> bool {
                     || lower.contains("/member")
                     || lower.contains(".etcd"))
         }
+        LogFault::DataDirCorrupt => {
+            lower.contains("crc mismatch")
+                || lower.contains("cannot open database")
+                || lower.contains("failed to open database")
+                || lower.contains("invalid database")
+                || (lower.contains("proto: ")
+                    && (lower.contains("wiretype") || lower.contains("illegal tag")))
+        }
     }
 }
 
 /// Faults in the order they are checked: the most specific first (a member
 /// that panicked on time travel may also log TLS noise from its peers).
-const ORDER: [LogFault; 7] = [
+const ORDER: [LogFault; 8] = [
     LogFault::TimeTravel,
+    LogFault::DataDirCorrupt,
     LogFault::ClusterIdMismatch,
     LogFault::AlreadyBootstrapped,
     LogFault::InitialClusterMismatch,
@@ -182,6 +198,28 @@ panic: tocommit(3823) is out of range [lastIndex(512)]. Was the raft log corrupt
             (
                 r#"{"msg":"cannot access data directory","path":"/var/lib/etcd","error":"open /var/lib/etcd/.touch: permission denied"}"#,
                 LogFault::DataDirPermission,
+            ),
+            // etcd 3.4, 3.5 and 3.6 on a WAL with a flipped byte, and on a
+            // zeroed database file (lines as they logged them here)
+            (
+                "2026-12-04 15:24:03.262336 C | etcdmain: walpb: crc mismatch",
+                LogFault::DataDirCorrupt,
+            ),
+            (
+                r#"{"level":"fatal","caller":"etcdmain/etcd.go:183","msg":"discovery failed","error":"walpb: crc mismatch: expected: 7e74ccc8 computed: 9144a7d1: in file '0000000000000000-0000000000000000.wal' at position: 1456"}"#,
+                LogFault::DataDirCorrupt,
+            ),
+            (
+                r#"{"level":"fatal","msg":"discovery failed","error":"proto: wrong wireType = 3 for field Data"}"#,
+                LogFault::DataDirCorrupt,
+            ),
+            (
+                "2026-12-04 15:23:37.335053 C | mvcc/backend: cannot open database at d/member/snap/db (invalid database)",
+                LogFault::DataDirCorrupt,
+            ),
+            (
+                r#"{"level":"panic","caller":"backend/backend.go:205","msg":"failed to open database","path":"d/member/snap/db","error":"invalid database"}"#,
+                LogFault::DataDirCorrupt,
             ),
         ];
         for (line, fault) in cases {
