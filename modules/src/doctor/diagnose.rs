@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::findings::{Finding, Fix, Severity};
+use super::findings::{Finding, Fix, Severity, VarValue};
 use super::gather::{ClusterState, MemberState};
 use super::history::Regression;
 use super::host::{same_url, HostFacts};
@@ -132,7 +132,7 @@ fn host_of(ev: &Evidence, member_name: &str) -> Option<String> {
 
 fn replace(ev: &Evidence, member_name: &str, force: bool) -> Fix {
     let host = host_of(ev, member_name).unwrap_or_else(|| member_name.to_string());
-    let mut vars = vec![("etcd_replace_host", host)];
+    let mut vars = vec![("etcd_replace_host", VarValue::from(host))];
     if force {
         vars.push(("etcd_replace_force", "true".into()));
     }
@@ -143,10 +143,6 @@ fn replace(ev: &Evidence, member_name: &str, force: bool) -> Fix {
 }
 
 fn restore(ev: &Evidence) -> Fix {
-    let newest = format!(
-        "$(ls -t {}/etcd-snapshot-*.db | head -n 1)",
-        ev.backup_dir.trim_end_matches('/')
-    );
     Fix::Sequence(vec![
         Fix::Playbook {
             file: "etcd_backup.yml",
@@ -154,7 +150,13 @@ fn restore(ev: &Evidence) -> Fix {
         },
         Fix::Playbook {
             file: "etcd_restore.yml",
-            vars: vec![("etcd_restore_snapshot", newest)],
+            vars: vec![(
+                "etcd_restore_snapshot",
+                VarValue::NewestFile {
+                    dir: ev.backup_dir.to_string(),
+                    pattern: "etcd-snapshot-*.db",
+                },
+            )],
         },
     ])
 }
@@ -241,7 +243,7 @@ fn host_findings(
                 evidence,
                 Some(Fix::Playbook {
                     file: "etcd_add_member.yml",
-                    vars: vec![("etcd_add_hosts", host.host.clone())],
+                    vars: vec![("etcd_add_hosts", host.host.clone().into())],
                 }),
             )]
         }
@@ -258,11 +260,11 @@ fn host_findings(
             Some(Fix::Sequence(vec![
                 Fix::Playbook {
                     file: "etcd_remove_member.yml",
-                    vars: vec![("etcd_remove_hosts", host.host.clone())],
+                    vars: vec![("etcd_remove_hosts", host.host.clone().into())],
                 },
                 Fix::Playbook {
                     file: "etcd_add_member.yml",
-                    vars: vec![("etcd_add_hosts", host.host.clone())],
+                    vars: vec![("etcd_add_hosts", host.host.clone().into())],
                 },
             ])),
         )],
@@ -372,7 +374,7 @@ fn is_tls_error(error: &str) -> bool {
 fn tls_fix(host: &HostFacts) -> Option<Fix> {
     Some(Fix::Playbook {
         file: "etcd_reissue_cert.yml",
-        vars: vec![("etcd_cert_host", host.host.clone())],
+        vars: vec![("etcd_cert_host", host.host.clone().into())],
     })
 }
 

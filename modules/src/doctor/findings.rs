@@ -30,7 +30,7 @@ pub enum Fix {
         /// File name in the playbook directory.
         file: &'static str,
         /// `-e key=value` pairs.
-        vars: Vec<(&'static str, String)>,
+        vars: Vec<(&'static str, VarValue)>,
     },
     /// Fixes run one after the other.
     Sequence(Vec<Fix>),
@@ -45,6 +45,48 @@ pub enum Fix {
     },
     /// A command for the operator's shell, as it is.
     Shell(String),
+}
+
+/// The value of a fix's `-e key=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VarValue {
+    /// A value as it is (quoted for the shell).
+    Text(String),
+    /// The newest file in `dir` matching the shell glob `pattern`, found by
+    /// the operator's shell when the command runs (`$(ls -t ... | head -n 1)`):
+    /// a snapshot that an earlier step of the same command line writes.
+    NewestFile {
+        /// The directory.
+        dir: String,
+        /// The file name pattern, as the shell globs it (`etcd-snapshot-*.db`).
+        pattern: &'static str,
+    },
+}
+
+impl From<String> for VarValue {
+    fn from(text: String) -> Self {
+        VarValue::Text(text)
+    }
+}
+
+impl From<&str> for VarValue {
+    fn from(text: &str) -> Self {
+        VarValue::Text(text.to_string())
+    }
+}
+
+impl VarValue {
+    /// `key=value` as one shell word: quoted text, or a double-quoted word
+    /// whose command substitution the shell runs.
+    fn shell_word(&self, key: &str) -> String {
+        match self {
+            VarValue::Text(text) => shell_quote(&format!("{key}={text}")),
+            VarValue::NewestFile { dir, pattern } => format!(
+                "\"{key}=$(ls -t {}/{pattern} | head -n 1)\"",
+                shell_quote(dir.trim_end_matches('/'))
+            ),
+        }
+    }
 }
 
 /// Where the fix commands point: the inventory and the playbook directory.
@@ -84,7 +126,7 @@ impl Fix {
                 );
                 for (key, value) in vars {
                     line.push_str(" -e ");
-                    line.push_str(&shell_quote(&format!("{key}={value}")));
+                    line.push_str(&value.shell_word(key));
                 }
                 line
             }
@@ -213,6 +255,20 @@ mod tests {
             "ansible -i inv/hosts.ini etcd2 -m ansible.builtin.command -a 'systemctl start etcd'"
         );
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        let restore = Fix::Playbook {
+            file: "etcd_restore.yml",
+            vars: vec![(
+                "etcd_restore_snapshot",
+                VarValue::NewestFile {
+                    dir: "/srv/my backups/".into(),
+                    pattern: "etcd-snapshot-*.db",
+                },
+            )],
+        };
+        assert_eq!(
+            restore.command(&ctx()),
+            r#"ansible-playbook -i inv/hosts.ini playbooks/db-operations/etcd_restore.yml -e "etcd_restore_snapshot=$(ls -t '/srv/my backups'/etcd-snapshot-*.db | head -n 1)""#
+        );
         let both = Fix::Sequence(vec![replace.clone(), replace]);
         assert_eq!(both.playbooks().len(), 2);
         assert!(both.command(&ctx()).contains(" && "));
