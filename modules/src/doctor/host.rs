@@ -1,13 +1,13 @@
 //! What the playbook gathered on one inventory host and hands to the
 //! module: the member it should run, its service state and its log tail.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::datadir::DirFiles;
 
 /// One inventory host, as the playbook describes it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostFacts {
     /// Inventory host name.
@@ -35,10 +35,10 @@ pub struct HostFacts {
     pub data_dir: Option<String>,
     /// The member's server certificate (`etcd_server_cert`); taken for the
     /// record: the TLS fix, etcd_reissue_cert.yml, reads it from the inventory.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cert: Option<String>,
     /// The CA bundle (`etcd_ca_cert`); taken for the record, as `server_cert`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<String>,
     /// The WAL and snapshot files of the data dir, one path a line
     /// (`find <data_dir>/member/wal <data_dir>/member/snap`).
