@@ -24,6 +24,11 @@
 //! On a TLS cluster with client-certificate auth (`doctor_tls_*`): a member
 //! restarted with a certificate from another CA, named from its log line
 //! (etcd_reissue_cert.yml fixes it).
+//!
+//! Quorum lost for good (`doctor_quorum_lost_for_good_*`): two members'
+//! databases corrupted (zeroed meta pages), so they cannot start: the doctor
+//! names both from their logs and prints the backup-and-restore fix, which is
+//! run exactly as printed; every key written before comes back.
 
 use std::path::{Path, PathBuf};
 
@@ -904,6 +909,105 @@ fn doctor_tls_etcd_agent() {
         Engine::agent_required(),
         ServiceCluster::start_tls3(),
     ));
+}
+
+/// Zeroes the first two pages of a bbolt file (both meta pages): etcd 3.4 to
+/// 3.6 refuse it with `cannot open database ... (invalid database)` /
+/// `failed to open database`, every time (a flipped WAL byte may instead be
+/// taken for a torn write and repaired).
+fn corrupt_db(data_dir: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let db = data_dir.join("member/snap/db");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    file.seek(SeekFrom::Start(0)).unwrap();
+    file.write_all(&[0u8; 8192]).unwrap();
+    file.sync_all().unwrap();
+}
+
+fn quorum_lost_for_good(f: &Fixture) {
+    let c = &f.cluster;
+    c.put_many("/kept/", 500);
+    c.wait_agree(&ALL, "");
+    let leader = c.wait_leader();
+    let broken: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &broken {
+        c.stop_member(i);
+        corrupt_db(&c.member(i).data_dir);
+        c.start_member(i);
+    }
+    for &i in &broken {
+        let m = c.member(i);
+        wait_until(
+            "the member with the corrupt database to exit",
+            DEFAULT_TIMEOUT,
+            || {
+                let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+                (log.contains("open database") && c.pid(i).is_none()).then_some(())
+            },
+        );
+    }
+    assert!(!c.healthy(&[leader]), "one member of three has no quorum");
+    let report = f.doctor();
+    let names: Vec<&str> = broken.iter().map(|&i| c.member(i).name.as_str()).collect();
+    assert_eq!(
+        report.codes(),
+        pairs(&[
+            ("data_dir_corrupt", names[0]),
+            ("data_dir_corrupt", names[1]),
+            ("quorum_lost", "cluster"),
+        ]),
+        "{}",
+        report.json
+    );
+    for name in &names {
+        let finding = report.finding("data_dir_corrupt", name);
+        assert!(
+            finding["evidence"]
+                .as_str()
+                .unwrap()
+                .contains("open database"),
+            "{finding}"
+        );
+    }
+    let fix = report.finding("quorum_lost", "cluster")["fix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        fix.contains("etcd_backup.yml") && fix.contains("etcd_restore.yml"),
+        "{fix}"
+    );
+    assert!(!fix.contains(" start "), "nothing to start: {fix}");
+    // The printed fix as it is: a snapshot of the member that still
+    // answers, then every member restored from it.
+    f.run_fix(&fix);
+    c.wait_healthy(&ALL, DEFAULT_TIMEOUT);
+    assert_eq!(
+        c.key_count("/kept/"),
+        500,
+        "every key written before is back"
+    );
+    for &i in &broken {
+        assert!(
+            !c.moved_aside(i).is_empty(),
+            "the corrupt data dir of {} is moved aside, not deleted",
+            c.member(i).name
+        );
+    }
+    f.clean();
+}
+
+#[test]
+fn doctor_quorum_lost_for_good_ansible_playbook() {
+    quorum_lost_for_good(&Fixture::new(Engine::AnsiblePlaybook));
+}
+
+#[test]
+fn doctor_quorum_lost_for_good_etcd_agent() {
+    quorum_lost_for_good(&Fixture::new(Engine::agent_required()));
 }
 
 /// Faults proven on a cluster of their own (they change its configuration).
