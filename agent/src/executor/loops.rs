@@ -200,10 +200,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         if let Some(place) = &place {
             ctx.set("ansible_loop", place);
         }
-        let label = extra
-            .label
-            .as_ref()
-            .and_then(|l| shared.templar.render_value(l, &ctx.value()).ok());
+        let label_ctx = ctx.clone();
         let one = HostJob {
             host: job.host.clone(),
             task: job.task.clone(),
@@ -235,14 +232,39 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             r.insert("ansible_index_var".into(), Value::String(iv.clone()));
             r.insert(iv.clone(), Value::from(i));
         }
-        r.insert(
-            "_ansible_item_label".into(),
-            label.unwrap_or_else(|| item.clone()),
-        );
         if let Some(place) = place {
             r.insert("ansible_loop".into(), place);
         }
-        let stop = if extra.break_when.is_empty() || o.status == Status::Skipped {
+        let mut status = o.status;
+        // As ansible-core: the registered variable holds each item's result as soon as it is
+        // known (the label and the next items see it), and the label is templated after the
+        // item ran; a label that cannot be templated fails the item.
+        if let Some(name) = &job.task.register {
+            running.set(name, &Value::Object(r.clone()));
+        }
+        let label = match &extra.label {
+            None => item.clone(),
+            Some(l) => {
+                let mut seen = label_ctx;
+                if let Some(name) = &job.task.register {
+                    seen.set(name, &Value::Object(r.clone()));
+                }
+                match shared.templar.render_value(l, &seen.value()) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        r.insert("failed".into(), Value::Bool(true));
+                        r.insert(
+                            "msg".into(),
+                            Value::String(format!("Failed to template loop_control.label: {e:#}")),
+                        );
+                        status = Status::Failed;
+                        item.clone()
+                    }
+                }
+            }
+        };
+        r.insert("_ansible_item_label".into(), label);
+        let stop = if extra.break_when.is_empty() || status == Status::Skipped {
             Ok(false)
         } else {
             let mut seen = running.clone();
@@ -260,12 +282,13 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
                 )
             })
         };
-        match o.status {
+        match status {
             Status::Skipped => {}
             Status::Failed => {
                 all_skipped = false;
                 any_failed = true;
-                ignored |= o.ignored;
+                ignored |=
+                    o.ignored || super::outcome::ignores_errors(&shared, &job.task, &job.ctx);
             }
             Status::Changed => {
                 all_skipped = false;

@@ -91,7 +91,7 @@ impl Engine {
                 let facts = self.facts.entry(h.clone()).or_default();
                 if let Some(name) = &task.register {
                     let mut reg = o.result.clone();
-                    reg.retain(|k, _| !k.starts_with("_ansible"));
+                    strip_internal_keys(&mut reg);
                     if o.status != Status::Skipped && !reg.contains_key("failed") {
                         reg.insert("failed".into(), Value::Bool(false));
                     }
@@ -133,5 +133,22 @@ impl Engine {
             );
         }
         facts.insert("ansible_facts".into(), Value::Object(af));
+    }
+}
+
+/// Removes every `_ansible_` key, at any depth (a loop's `results` too), as ansible-core's
+/// `strip_internal_keys` does to a result before it is registered.
+fn strip_internal_keys(map: &mut serde_json::Map<String, Value>) {
+    map.retain(|k, _| !k.starts_with("_ansible_"));
+    for v in map.values_mut() {
+        strip_value(v);
+    }
+}
+
+fn strip_value(v: &mut Value) {
+    match v {
+        Value::Object(m) => strip_internal_keys(m),
+        Value::Array(a) => a.iter_mut().for_each(strip_value),
+        _ => {}
     }
 }
