@@ -61,6 +61,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("quote", quote);
     env.add_filter("flatten", flatten);
     env.add_filter("extract", extract);
+    env.add_filter("map", map);
     env.add_filter("join", join);
     env.add_filter("type_debug", type_debug);
     env.add_test("in", |v: JValue, seq: JValue| contains(&seq, &v));
@@ -616,6 +617,46 @@ fn flatten(v: JValue, levels: Option<usize>) -> Result<JValue, Error> {
 
 /// Ansible's `extract`: `container[item]`, then each of `morekeys` (one key or a list) in
 /// turn; a missing key gives an undefined value. Mostly `map('extract', hostvars, 'x')`.
+/// Jinja's `map`, minijinja's, noting why an item has no value for `attribute=` (without a
+/// `default`), so that the error that uses it says `object of type 'dict' has no attribute
+/// 'name'` as Ansible does, not "undefined value".
+fn map(state: &State, value: JValue, args: Rest<JValue>) -> Result<Vec<JValue>, Error> {
+    let attribute = args.iter().find(|a| a.is_kwargs()).and_then(|kw| {
+        let attr = kw
+            .get_attr("attribute")
+            .ok()
+            .filter(|a| !a.is_undefined())?;
+        let has_default = kw.get_attr("default").is_ok_and(|d| !d.is_undefined());
+        (!has_default).then_some(attr)
+    });
+    if let Some(attr) = attribute {
+        if let Ok(items) = value.try_iter() {
+            for item in items {
+                let found = match attr.as_str() {
+                    Some(path) => path.split('.').try_fold(item.clone(), |v, part| {
+                        match part.parse::<i64>() {
+                            Ok(i) => v.get_item(&JValue::from(i)),
+                            Err(_) => v.get_attr(part),
+                        }
+                    }),
+                    None => item.get_item(&attr),
+                };
+                if found.is_ok_and(|v| v.is_undefined()) {
+                    let name = attr
+                        .as_str()
+                        .map_or_else(|| attr.to_string(), |a| format!("'{a}'"));
+                    super::undefined::note_lazy_failure(format!(
+                        "object of type '{}' has no attribute {name}",
+                        python_type(&item)
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    minijinja::filters::map(state, value, args)
+}
+
 fn extract(item: JValue, container: JValue, morekeys: Option<JValue>) -> Result<JValue, Error> {
     let mut keys = vec![item];
     match morekeys {
