@@ -27,7 +27,10 @@ fn write_module(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 /// A binary-protocol module (a shell script: not Python) echoing its args file as JSON.
-const PROBE: &str = "#!/bin/sh\nargs=$(cat \"$1\")\nprintf '{\"changed\": false, \"args\": %s, \"argv1\": \"%s\"}\\n' \"$args\" \"$1\"\n";
+///
+/// Its args file is echoed with `_ansible_` keys renamed `internal_ansible_`: a registered
+/// result loses `_ansible_` keys at every depth, as under ansible-core.
+const PROBE: &str = "#!/bin/sh\nargs=$(sed 's/\"_ansible_/\"internal_ansible_/g' \"$1\")\nprintf '{\"changed\": false, \"args\": %s, \"argv1\": \"%s\"}\\n' \"$args\" \"$1\"\n";
 /// A module that prints garbage instead of JSON.
 const GARBAGE: &str = "#!/bin/sh\necho 'this is not json'\necho oops >&2\nexit 3\n";
 
@@ -139,9 +142,9 @@ fn ssh_rolling_playbook_with_engine_keywords_and_upload_once() {
           - who.stdout == '{user}'
           - (inventory_hostname == 'n2') == (picked is not skipped)
           - p.args.value == inventory_hostname
-          - p.args._ansible_check_mode == false
-          - p.args._ansible_module_name == 'probe'
-          - p.args._ansible_version is defined
+          - p.args.internal_ansible_check_mode == false
+          - p.args.internal_ansible_module_name == 'probe'
+          - p.args.internal_ansible_version is defined
           - cnt.attempts == 2
           - once.stdout == inventory_hostname
           - loc.stdout == 'local-' + inventory_hostname
@@ -257,7 +260,7 @@ fn ssh_failing_and_unreachable_hosts_exit_codes_and_check_mode() {
         dir,
         "check.yml",
         &format!(
-            "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: touch {m}\n    - probe: {{}}\n      register: p\n    - assert:\n        that: [p.args._ansible_check_mode]\n",
+            "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: touch {m}\n    - probe: {{}}\n      register: p\n    - assert:\n        that: [p.args.internal_ansible_check_mode]\n",
             m = marker.display()
         ),
     );
