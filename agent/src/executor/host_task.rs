@@ -155,14 +155,39 @@ async fn take_fork_slot(
         Action::Builtin(name) => builtins::uses_target(name),
     };
     if forks.is_some() && uses_target {
-        let _timed = crate::timing::span(crate::timing::Phase::ConnectWait);
+        let timed = crate::timing::span(crate::timing::Phase::ConnectWait);
         // an open failure is remembered by the pool and reported by the action itself
-        let _ = shared.pool.get(&plan.conn_spec).await;
+        let conn = shared.pool.get(&plan.conn_spec).await;
+        drop(timed);
+        if let (Action::Binary(module), Ok(conn)) = (&plan.action, conn) {
+            stage_module(shared, &conn, module).await;
+        }
     }
     let _timed = crate::timing::span(crate::timing::Phase::ForkWait);
     match forks {
         Some(sem) => sem.acquire_owned().await.ok(),
         None => None,
+    }
+}
+
+/// Gets the host's build of a binary module ready on its connection before the fork slot:
+/// the remote shell started, the module found in the host's cache or uploaded. That is
+/// connection setup, as the handshake is: with it outside the slot, a fork runs only the
+/// module (at most twice `forks` hosts stage at once). A failure here is left for the action,
+/// which meets it again and reports it.
+async fn stage_module(
+    shared: &Shared,
+    conn: &crate::transport::Connection,
+    module: &crate::module_arch::ArchModule,
+) {
+    let Ok(_permit) = shared.staging.acquire().await else {
+        return;
+    };
+    let Ok(arch) = conn.arch().await else {
+        return;
+    };
+    if let Ok(build) = module.pick(&arch) {
+        let _ = conn.ensure_module(build).await;
     }
 }
 

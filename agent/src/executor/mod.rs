@@ -109,6 +109,7 @@ impl Engine {
         let mut inv = inv;
         inv.ensure_implicit_localhost();
         let opts_start_at = opts.start_at_task.clone();
+        let opts_forks = opts.forks.max(1);
         let mut inv_vars = HashMap::new();
         for h in inv.hosts() {
             inv_vars.insert(h.name.clone(), inv.host_vars_for_tasks(&h.name));
@@ -131,6 +132,7 @@ impl Engine {
                 templar: Templar::new(),
                 pool,
                 modules,
+                staging: tokio::sync::Semaphore::new(2 * opts_forks),
                 inv_vars: std::sync::RwLock::new(inv_vars),
             }),
             reporter,

@@ -21,6 +21,9 @@ pub struct Shared {
     pub pool: ConnectionPool,
     /// Module lookup.
     pub modules: ModuleFinder,
+    /// Bounds the hosts that get their module ready (remote shell, cache check or upload)
+    /// ahead of their fork slot, as the pool bounds the handshakes in flight.
+    pub staging: tokio::sync::Semaphore,
     /// Inventory variables per host (recomputed for the hosts of a group that `group_by`
     /// changes, so the group's `group_vars` apply from the next task on).
     pub(super) inv_vars: std::sync::RwLock<HashMap<String, Vars>>,
