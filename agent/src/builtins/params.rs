@@ -316,6 +316,23 @@ impl Params {
         &self.given
     }
 
+    /// Every declared argument with its value (given, else its default, else null), as an
+    /// `AnsibleModule` has them once validated: the `module_args` of a result's `invocation`.
+    pub fn module_args(&self) -> Map<String, Value> {
+        self.check
+            .args()
+            .map(|a| {
+                let v = self
+                    .given
+                    .get(a.name)
+                    .cloned()
+                    .or_else(|| a.default.value())
+                    .unwrap_or(Value::Null);
+                (a.name.to_string(), v)
+            })
+            .collect()
+    }
+
     /// Whether argument `name` was given.
     pub fn has(&self, name: &str) -> bool {
         self.given.contains_key(name)

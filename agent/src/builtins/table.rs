@@ -343,8 +343,21 @@ pub async fn run_builtin(ctx: &ActionCtx<'_>) -> Outcome {
         args.remove(*key);
     }
     let ctx = ctx.with_args(args);
-    (b.run)(&ctx, &params).await
+    let mut result = (b.run)(&ctx, &params).await?;
+    // a module's result says what it was called with, as AnsibleModule's does (the output
+    // shows it from -vvv on, a registered result always has it)
+    if INVOCATION.contains(&b.names[0]) && !result.contains_key("invocation") {
+        let mut invocation = serde_json::Map::new();
+        invocation.insert("module_args".into(), Value::Object(params.module_args()));
+        result.insert("invocation".into(), Value::Object(invocation));
+    }
+    Ok(result)
 }
+
+/// The builtins that are plain modules in Ansible, whose declared arguments are the module's
+/// whole `argument_spec`: their results carry `invocation.module_args`. (Action plugins
+/// such as `debug` or `set_fact` have none.)
+const INVOCATION: &[&str] = &["ping", "stat", "file", "lineinfile", "wait_for"];
 
 #[cfg(test)]
 mod tests {

@@ -92,6 +92,8 @@ impl Engine {
                 if let Some(name) = &task.register {
                     let mut reg = o.result.clone();
                     strip_internal_keys(&mut reg);
+                    // shown from -vvv on, never registered (ansible-core's strategy drops it)
+                    reg.remove("invocation");
                     if o.status != Status::Skipped && !reg.contains_key("failed") {
                         reg.insert("failed".into(), Value::Bool(false));
                     }
