@@ -195,15 +195,63 @@ fn main_file(role: &Path, sub: &str) -> Option<PathBuf> {
     file_in(&role.join(sub), "main")
 }
 
+/// A role's `defaults` or `vars`: the first of `main.yml`, `main.yaml`, `main.json` and
+/// `main`; when that is a directory, every file in it (sorted, recursively; hidden files,
+/// `~` backups and other extensions left out), merged in that order, as ansible-core's
+/// `_load_role_yaml` with `allow_dir` does.
 fn vars_file(role: &Path, sub: &str) -> Result<Map<String, Value>> {
-    let Some(path) = main_file(role, sub) else {
+    let dir = role.join(sub);
+    let Some(found) = ["main.yml", "main.yaml", "main.json", "main"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.exists())
+    else {
         return Ok(Map::new());
     };
-    match crate::yaml::load_value(&path)? {
-        Value::Object(m) => Ok(m),
-        Value::Null => Ok(Map::new()),
-        _ => Err(syntax(format!("{}: must be a mapping", path.display()))),
+    let files = if found.is_dir() {
+        dir_vars_files(&found)
+    } else {
+        vec![found]
+    };
+    let mut merged = Map::new();
+    for path in files {
+        match crate::yaml::load_value(&path)? {
+            Value::Object(m) => merged.extend(m),
+            Value::Null => {}
+            _ => return Err(syntax(format!("{}: must be a mapping", path.display()))),
+        }
     }
+    Ok(merged)
+}
+
+/// The variable files of a `main/` directory, as ansible-core's `_get_dir_vars_files` lists
+/// them.
+fn dir_vars_files(dir: &Path) -> Vec<PathBuf> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    names.sort();
+    let mut found = Vec::new();
+    for path in names {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with('.') || name.ends_with('~') {
+            continue;
+        }
+        let ext = path.extension().map(|e| e.to_string_lossy().into_owned());
+        if path.is_dir() && ext.is_none() {
+            found.extend(dir_vars_files(&path));
+        } else if path.is_file()
+            && ext
+                .as_deref()
+                .is_none_or(|e| ["yml", "yaml", "json"].contains(&e))
+        {
+            found.push(path);
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -233,9 +281,20 @@ mod tests {
         std::fs::create_dir_all(role.join("defaults")).unwrap();
         std::fs::create_dir_all(role.join("meta")).unwrap();
         std::fs::write(role.join("defaults/main.yml"), "port: 2379\n").unwrap();
+        std::fs::create_dir_all(role.join("vars/main/more")).unwrap();
+        std::fs::write(role.join("vars/main/00.yml"), "a: 1\nb: 1\n").unwrap();
+        std::fs::write(role.join("vars/main/01.yml"), "").unwrap();
+        std::fs::write(role.join("vars/main/more/02.yml"), "b: 2\n").unwrap();
+        std::fs::write(role.join("vars/main/03.txt"), "c: 3\n").unwrap();
+        std::fs::write(role.join("vars/main/.04.yml"), "c: 4\n").unwrap();
         std::fs::write(role.join("meta/main.yml"), "dependencies: [other]\n").unwrap();
         let loaded = Role::load("r", dir.path(), &[], "x").unwrap();
         assert_eq!(loaded.defaults["port"], 2379);
+        // vars/main/ is a directory: its files merged in order, others left out
+        assert_eq!(
+            Value::Object(loaded.vars.clone()),
+            serde_json::json!({"a": 1, "b": 2})
+        );
         assert_eq!(loaded.dependencies, vec![Value::from("other")]);
         assert!(loaded.tasks_file(None).is_none());
         std::fs::write(role.join("meta/main.yml"), "dependencies: other\n").unwrap();
