@@ -143,6 +143,21 @@ impl Role {
         file_in(&self.path.join("tasks"), from.unwrap_or("main"))
     }
 
+    /// Why `tasks_from` may not be used: it names a file outside the role's `tasks/` (an
+    /// absolute path, or `..` leading out), which ansible-core refuses in its words.
+    pub fn outside_tasks(&self, from: &str) -> Option<String> {
+        let tasks = self.path.join("tasks");
+        let wanted = lexical_normal(&tasks.join(from));
+        (!wanted.starts_with(lexical_normal(&tasks))).then(|| {
+            format!(
+                "Failed loading '{}' for role ({}) as it is not inside the expected role path: '{}'",
+                wanted.display(),
+                self.name,
+                tasks.display()
+            )
+        })
+    }
+
     /// The role's `handlers/main.yml`, if it has one.
     pub fn handlers_file(&self) -> Option<PathBuf> {
         main_file(&self.path, "handlers")
@@ -177,6 +192,21 @@ fn find(name: &str, playbook_dir: &Path) -> Option<PathBuf> {
     search_path(name, playbook_dir)
         .into_iter()
         .find(|p| p.join("tasks").is_dir() || p.join("meta").is_dir())
+}
+
+/// `path` with `.` and `..` resolved without the file system (Python's `os.path.normpath`).
+fn lexical_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// `<dir>/<name>.yml`, `.yaml` or `<name>` itself.
@@ -297,6 +327,13 @@ mod tests {
         );
         assert_eq!(loaded.dependencies, vec![Value::from("other")]);
         assert!(loaded.tasks_file(None).is_none());
+        assert!(loaded.outside_tasks("sub/../x.yml").is_none());
+        let why = loaded.outside_tasks("sub/../../../x.yml").unwrap();
+        assert!(
+            why.contains("as it is not inside the expected role path"),
+            "{why}"
+        );
+        assert!(loaded.outside_tasks("/etc/passwd").is_some());
         std::fs::write(role.join("meta/main.yml"), "dependencies: other\n").unwrap();
         assert!(Role::load("r", dir.path(), &[], "x").is_err());
     }

@@ -358,6 +358,9 @@ fn expand(
             lock(&collector).handlers.extend(handlers);
         }
     }
+    if let Some(why) = tasks_from.and_then(|f| role.outside_tasks(f)) {
+        return Err(syntax(format!("{at}: {why}")));
+    }
     match role.tasks_file(tasks_from) {
         Some(path) => {
             let nodes = task_nodes(&path)?;
