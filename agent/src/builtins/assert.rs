@@ -23,10 +23,17 @@ pub const ARGS: Check = Check::Spec {
 /// Runs `assert`.
 pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     // `that` is required, as written (untemplated), and a list after validation
-    let that = match p.raw("that") {
-        Some(Value::Array(items)) => items.clone(),
-        Some(other) => vec![other.clone()],
-        None => Vec::new(),
+    // written as one string that is one template of a list: that list (see
+    // `Templar::conditions_list`)
+    let written_list = match ctx.raw_args.get("that") {
+        Some(Value::String(text)) => ctx.templar.conditions_list(text, ctx.vars),
+        _ => None,
+    };
+    let that = match (written_list, p.raw("that")) {
+        (Some(items), _) => items,
+        (None, Some(Value::Array(items))) => items.clone(),
+        (None, Some(other)) => vec![other.clone()],
+        (None, None) => Vec::new(),
     };
     let quiet = p.bool("quiet");
     let mut m = Map::new();

@@ -207,6 +207,22 @@ impl Templar {
         }
     }
 
+    /// `assert`'s `that` written as one template naming a trusted variable (playbook or
+    /// inventory) whose value is a list: that list, each item a condition, as ansible-core's
+    /// assert resolves such a `that` to its container. `None` for anything else, which stays
+    /// one condition. (ansible-core takes any expression giving a list, its items keeping their
+    /// trust; only a bare trusted variable is known trusted here.)
+    pub fn conditions_list(&self, text: &str, vars: &JValue) -> Option<Vec<Value>> {
+        let expr = single_expression(text)?;
+        if !trusted_variable(expr, vars) {
+            return None;
+        }
+        match self.eval(expr, vars).ok()? {
+            Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
     /// Builds a helpful error: names the undefined variable when that is the cause.
     /// `source` is the template (`bare_expression`: an expression without `{{ }}`).
     fn explain(

@@ -290,12 +290,34 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
                         let (m, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
                         (m.to_string(), args_from(m, Value::String(rest.to_string())))
                     }
+                    // `{module: "copy src=a", args: {...}, dest: b}`: the module string may
+                    // carry arguments, and `args` (a mapping or key=value text) merges in, as
+                    // ansible-core's ModuleArgsParser does
                     Value::Object(mut m) => {
-                        let module = m
+                        let written = m
                             .remove("module")
                             .map(|x| scalar_string(&x))
                             .unwrap_or_default();
-                        (module, Ok(m))
+                        let written = written.trim();
+                        let (module, inline) = written
+                            .split_once(char::is_whitespace)
+                            .unwrap_or((written, ""));
+                        let mut args = m;
+                        if !inline.trim().is_empty() {
+                            if let Ok(extra) = args_from(module, Value::String(inline.to_string()))
+                            {
+                                args.extend(extra);
+                            }
+                        }
+                        let nested = args.remove("args");
+                        let args = match nested {
+                            None => Ok(args),
+                            Some(nested) => args_from(module, nested).map(|extra| {
+                                args.extend(extra);
+                                args
+                            }),
+                        };
+                        (module.to_string(), args)
                     }
                     _ => return Err(err(format!("'{key}' must be a string or mapping"))),
                 };
