@@ -40,10 +40,26 @@ pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
             .to_string();
         // the value is shown as it is: text in it that looks like a template is data (it may
         // come from a host), never templated again, as in ansible-core 2.19
-        let value = ctx
-            .templar
-            .eval(&expr, ctx.vars)
-            .unwrap_or_else(|_| Value::String("VARIABLE IS NOT DEFINED!".into()));
+        let value = match ctx.templar.eval(&expr, ctx.vars) {
+            Ok(v) => v,
+            // ansible-core 2.19 shows an undefined value as a numbered error marker and warns
+            Err(e) => match e.downcast_ref::<crate::jinja::undefined::UndefinedVariable>() {
+                Some(undefined) => {
+                    m.insert(
+                        "warnings".into(),
+                        Value::Array(vec![Value::String(format!(
+                            "Encountered 1 template error.\nerror 1 - {undefined}"
+                        ))]),
+                    );
+                    Value::String(format!("<< error 1 - {undefined} >>"))
+                }
+                None => {
+                    return super::failed(format!(
+                        "Task failed: Error while resolving `var` expression.: {e:#}"
+                    ))
+                }
+            },
+        };
         m.insert(name, value);
     } else {
         let msg = p
