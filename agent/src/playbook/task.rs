@@ -44,6 +44,9 @@ pub struct Task {
     pub delegate_to: Option<String>,
     /// Task `vars`.
     pub vars: Map<String, Value>,
+    /// Role parameters (`- role: x` with `param: v`) of the task's role and of the roles it
+    /// is a dependency of: above facts in precedence, as ansible-core's "role params".
+    pub params: Map<String, Value>,
     /// `environment` for the module or command.
     pub environment: Option<Value>,
     /// `become`.
@@ -159,6 +162,7 @@ impl Task {
             run_once: false,
             delegate_to: None,
             vars: Map::new(),
+            params: Map::new(),
             environment: None,
             r#become: None,
             become_user: None,
@@ -299,9 +303,14 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
                             .map(|x| scalar_string(&x))
                             .unwrap_or_default();
                         let written = written.trim();
-                        let (module, inline) = written
-                            .split_once(char::is_whitespace)
-                            .unwrap_or((written, ""));
+                        // a templated name (`"{{ m }}"`) is the name as a whole
+                        let (module, inline) = if crate::jinja::value::is_template(written) {
+                            (written, "")
+                        } else {
+                            written
+                                .split_once(char::is_whitespace)
+                                .unwrap_or((written, ""))
+                        };
                         let mut args = m;
                         if !inline.trim().is_empty() {
                             if let Ok(extra) = args_from(module, Value::String(inline.to_string()))
