@@ -189,9 +189,11 @@ fn find(name: &str, playbook_dir: &Path) -> Option<PathBuf> {
         let p = playbook_dir.join(name);
         return p.is_dir().then_some(p);
     }
+    // any directory of that name is the role, as in ansible-core's `_load_role_path` (a role
+    // may hold only `vars/` or `defaults/`)
     search_path(name, playbook_dir)
         .into_iter()
-        .find(|p| p.join("tasks").is_dir() || p.join("meta").is_dir())
+        .find(|p| p.is_dir())
 }
 
 /// `path` with `.` and `..` resolved without the file system (Python's `os.path.normpath`).
