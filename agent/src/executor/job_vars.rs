@@ -53,6 +53,7 @@ impl Engine {
             }
         }
         let facts = self.facts.get(host).unwrap_or(&empty);
+        let included = self.included_vars.get(host).unwrap_or(&empty);
         let short = host.split('.').next().unwrap_or(host).to_string();
         let opts = &self.shared.opts;
         let mut magic: Vec<(&str, JValue)> = vec![
@@ -166,7 +167,9 @@ impl Engine {
             play: play_vars,
             role_vars: &role_vars,
             task: &task.vars,
+            included,
             facts,
+            params: &task.params,
             extra: &opts.extra_vars,
         };
         let (merged, ctx) = vars::build(&layers, &magic, &self.shared.templar);
@@ -196,6 +199,9 @@ impl Engine {
             .map(|(h, v)| {
                 let mut m = v.clone();
                 let mut data = HashSet::new();
+                if let Some(included) = self.included_vars.get(h) {
+                    crate::inventory::merge(&mut m, included);
+                }
                 if let Some(f) = self.facts.get(h) {
                     crate::inventory::merge(&mut m, f);
                     data.extend(f.keys().cloned());

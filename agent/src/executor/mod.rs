@@ -61,6 +61,9 @@ pub struct Engine {
     shared: Arc<Shared>,
     reporter: Box<dyn Reporter>,
     facts: HashMap<String, Vars>,
+    /// Variables `include_vars` set per host: below facts and registered results in
+    /// precedence, above task vars, as in ansible-core (its `vars_cache`).
+    included_vars: HashMap<String, Vars>,
     stats: BTreeMap<String, HostStats>,
     dead: HashSet<String>,
     any_failed: bool,
@@ -137,6 +140,7 @@ impl Engine {
             }),
             reporter,
             facts: HashMap::new(),
+            included_vars: HashMap::new(),
             stats: BTreeMap::new(),
             dead: HashSet::new(),
             any_failed: false,

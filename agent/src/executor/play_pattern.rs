@@ -44,7 +44,9 @@ pub fn templated(
         play: &play.vars,
         role_vars: &role_vars,
         task: &empty,
+        included: &empty,
         facts: &empty,
+        params: &empty,
         extra,
     };
     let (_, ctx) = vars::build(&layers, &[("groups", groups.clone())], templar);

@@ -83,7 +83,14 @@ impl Engine {
                         _ => &apply_to[..],
                     };
                     for h in targets {
-                        self.add_facts(h, f);
+                        if is_include_vars(&task.action) {
+                            self.included_vars
+                                .entry(h.clone())
+                                .or_default()
+                                .extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        } else {
+                            self.add_facts(h, f);
+                        }
                     }
                 }
             }
@@ -153,4 +160,12 @@ fn strip_value(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(strip_value),
         _ => {}
     }
+}
+
+/// Whether `action` is `include_vars`, whose variables are not facts.
+fn is_include_vars(action: &str) -> bool {
+    matches!(
+        action,
+        "include_vars" | "ansible.builtin.include_vars" | "ansible.legacy.include_vars"
+    )
 }

@@ -53,7 +53,9 @@ impl Shared {
             play: &empty,
             role_vars: &[],
             task: &empty,
+            included: &empty,
             facts: &empty,
+            params: &empty,
             extra: &self.opts.extra_vars,
         };
         let magic = [

@@ -56,8 +56,13 @@ pub struct Layers<'a> {
     pub role_vars: &'a [&'a Vars],
     /// Task `vars`.
     pub task: &'a Vars,
+    /// What `include_vars` set for the host (templated where it holds templates: the files
+    /// are the controller's).
+    pub included: &'a Vars,
     /// Facts and registered results for the host.
     pub facts: &'a Vars,
+    /// Role parameters of the task's role (and the roles it is a dependency of).
+    pub params: &'a Vars,
     /// `-e` extra vars.
     pub extra: &'a Vars,
 }
@@ -74,7 +79,9 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
         .chain(layers.role_vars.iter().map(|l| (*l, true)))
         .chain([
             (layers.task, true),
+            (layers.included, true),
             (layers.facts, false),
+            (layers.params, true),
             (layers.extra, true),
         ]);
     let mut untrusted: BTreeMap<String, bool> = BTreeMap::new();

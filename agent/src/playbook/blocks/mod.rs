@@ -262,6 +262,8 @@ impl Item {
 pub struct Inherit {
     pub(super) when: Vec<Value>,
     pub(super) vars: Map<String, Value>,
+    /// Role parameters of the role and the roles it is a dependency of (above `set_fact`).
+    pub(super) params: Map<String, Value>,
     pub(super) tags: Vec<String>,
     pub(super) keywords: Vec<(String, Value)>,
     /// The role whose tasks these are.
@@ -689,7 +691,13 @@ fn parse_import(
         }
     }
     let mut inner = inherit.clone();
-    inner.vars.extend(vars.clone());
+    // an include's `vars` are include params (above set_fact and include_vars); an import's
+    // are its tasks' vars
+    if is_import {
+        inner.vars.extend(vars.clone());
+    } else {
+        inner.params.extend(vars.clone());
+    }
     inner.tags.extend(tags.clone());
     // a templated file name or a loop: the file is found and parsed when a host reaches the
     // include, once per distinct file and item (Ansible's IncludedFile)
@@ -703,7 +711,7 @@ fn parse_import(
         // a dynamic include hands its tasks its vars, not its own tags or `when` (they
         // select and gate the include), as ansible-core's parent lookup skips it
         let mut passed = inherit.clone();
-        passed.vars.extend(vars_passed);
+        passed.params.extend(vars_passed);
         if let Some(apply) = &apply {
             passed = applied(passed, apply, file, node)?;
         }
@@ -887,6 +895,7 @@ fn include_step(
     let mut v = inherit.vars.clone();
     v.extend(vars);
     task.vars = v;
+    task.params = inherit.params.clone();
     let mut all_tags = inherit.tags.clone();
     all_tags.extend(tags);
     Step {
@@ -1085,6 +1094,7 @@ fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
         vars.insert(k, v);
     }
     t.vars = vars;
+    t.params = inherit.params.clone();
     for (k, v) in &inherit.keywords {
         if own.iter().any(|(o, _)| o == k) {
             continue;

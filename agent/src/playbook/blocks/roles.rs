@@ -157,7 +157,8 @@ pub fn import_role(
         .map(|(items, _)| items);
     }
     let mut inner = inherit.clone();
-    inner.vars.extend(vars.clone());
+    // the include's `vars` are include params: above set_fact and include_vars
+    inner.params.extend(vars.clone());
     // a templated role name or a loop: the role is found and expanded when a host reaches
     // the include, once per distinct name and item
     if crate::jinja::value::is_template(&role_name) || looping.loop_items.is_some() {
@@ -292,9 +293,10 @@ fn expand(
                     inner.keywords.retain(|(x, _)| x != k);
                     inner.keywords.push((k.to_string(), v.clone()));
                 }
-                // anything else is a role parameter: a variable of the role's tasks
+                // anything else is a role parameter: a variable of the role's tasks (and of
+                // its dependencies), above facts
                 _ => {
-                    inner.vars.insert(k.clone(), v.clone());
+                    inner.params.insert(k.clone(), v.clone());
                 }
             }
         }
