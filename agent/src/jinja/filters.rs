@@ -642,19 +642,25 @@ fn map(state: &State, value: JValue, args: Rest<JValue>) -> Result<Vec<JValue>, 
                     None => item.get_item(&attr),
                 };
                 if found.is_ok_and(|v| v.is_undefined()) {
-                    let name = attr
-                        .as_str()
-                        .map_or_else(|| attr.to_string(), |a| format!("'{a}'"));
-                    super::undefined::note_lazy_failure(format!(
-                        "object of type '{}' has no attribute {name}",
-                        python_type(&item)
-                    ));
+                    note_missing(&item, &attr);
                     break;
                 }
             }
         }
     }
     minijinja::filters::map(state, value, args)
+}
+
+/// Notes why `container[key]` is undefined, in Ansible's words: the undefined value cannot
+/// carry why, so the error that uses it reports this.
+fn note_missing(container: &JValue, key: &JValue) {
+    let key = key
+        .as_str()
+        .map_or_else(|| key.to_string(), |k| format!("'{k}'"));
+    super::undefined::note_lazy_failure(format!(
+        "object of type '{}' has no attribute {key}",
+        python_type(container)
+    ));
 }
 
 fn extract(item: JValue, container: JValue, morekeys: Option<JValue>) -> Result<JValue, Error> {
@@ -671,14 +677,7 @@ fn extract(item: JValue, container: JValue, morekeys: Option<JValue>) -> Result<
         }
         let found = value.get_item(&key)?;
         if found.is_undefined() {
-            // the undefined value cannot carry why: the error that uses it reports this
-            let key = key
-                .as_str()
-                .map_or_else(|| key.to_string(), |k| format!("'{k}'"));
-            super::undefined::note_lazy_failure(format!(
-                "object of type '{}' has no attribute {key}",
-                python_type(&value)
-            ));
+            note_missing(&value, &key);
         }
         value = found;
     }
