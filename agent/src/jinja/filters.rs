@@ -615,8 +615,6 @@ fn flatten(v: JValue, levels: Option<usize>) -> Result<JValue, Error> {
     Ok(JValue::from_serialize(out))
 }
 
-/// Ansible's `extract`: `container[item]`, then each of `morekeys` (one key or a list) in
-/// turn; a missing key gives an undefined value. Mostly `map('extract', hostvars, 'x')`.
 /// Jinja's `map`, minijinja's, noting why an item has no value for `attribute=` (without a
 /// `default`), so that the error that uses it says `object of type 'dict' has no attribute
 /// 'name'` as Ansible does, not "undefined value".
@@ -663,6 +661,8 @@ fn note_missing(container: &JValue, key: &JValue) {
     ));
 }
 
+/// Ansible's `extract`: `container[item]`, then each of `morekeys` (one key or a list) in
+/// turn; a missing key gives an undefined value. Mostly `map('extract', hostvars, 'x')`.
 fn extract(item: JValue, container: JValue, morekeys: Option<JValue>) -> Result<JValue, Error> {
     let mut keys = vec![item];
     match morekeys {
