@@ -33,13 +33,6 @@ pub struct HostFacts {
     /// The member's data dir (`etcd_data_dir`).
     #[serde(default)]
     pub data_dir: Option<String>,
-    /// The member's server certificate (`etcd_server_cert`); taken for the
-    /// record: the TLS fix, etcd_reissue_cert.yml, reads it from the inventory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_cert: Option<String>,
-    /// The CA bundle (`etcd_ca_cert`); taken for the record, as `server_cert`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_cert: Option<String>,
     /// The WAL and snapshot files of the data dir, one path a line
     /// (`find <data_dir>/member/wal <data_dir>/member/snap`).
     #[serde(default)]

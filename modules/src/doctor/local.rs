@@ -55,7 +55,8 @@ pub struct CommandOutput {
     pub stderr: String,
 }
 
-/// Runs `command` with `/bin/sh -c`, no input, at most `timeout`.
+/// Runs `command` with `/bin/sh -c`, no input, at most `timeout`; a command that
+/// outlasts it is killed with every process it started (its own process group).
 pub async fn run_command(command: &str, timeout: Duration) -> CommandOutput {
     let spawned = Command::new("/bin/sh")
         .arg("-c")
@@ -63,6 +64,7 @@ pub async fn run_command(command: &str, timeout: Duration) -> CommandOutput {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     let mut child = match spawned {
@@ -75,6 +77,7 @@ pub async fn run_command(command: &str, timeout: Duration) -> CommandOutput {
             }
         }
     };
+    let group = child.id();
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
     let work = async {
         let (mut o, mut e) = (Vec::new(), Vec::new());
@@ -107,15 +110,24 @@ pub async fn run_command(command: &str, timeout: Duration) -> CommandOutput {
                 stderr,
             }
         }
-        // dropping the child (kill_on_drop) kills the command
-        Err(_) => CommandOutput {
-            rc: None,
-            stdout: String::new(),
-            stderr: format!(
-                "the command did not finish in {} s and was killed",
-                timeout.as_secs()
-            ),
-        },
+        // the shell and whatever it started (`journalctl`, `tail`): dropping the child
+        // (kill_on_drop) then reaps the shell
+        Err(_) => {
+            if let Some(pgid) = group.and_then(|p| i32::try_from(p).ok()) {
+                // SAFETY: kill(2) on the process group this function created
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
+            CommandOutput {
+                rc: None,
+                stdout: String::new(),
+                stderr: format!(
+                    "the command did not finish in {} s and was killed",
+                    timeout.as_secs()
+                ),
+            }
+        }
     }
 }
 
@@ -166,8 +178,6 @@ pub async fn read_host(input: &HostInput) -> HostFacts {
         log: Some(format!("{}\n{}", log.stdout, log.stderr)),
         start_command: input.start_command.clone(),
         data_dir: Some(input.data_dir.clone()),
-        server_cert: None,
-        ca_cert: None,
         data_files: Some(data_files),
         data_files_rc: Some(Value::from(data_files_rc)),
     }
@@ -197,10 +207,23 @@ mod tests {
     }
 
     #[test]
-    fn a_command_that_hangs_is_killed_and_has_no_code() {
-        let out = run("sleep 30", Duration::from_millis(200));
+    fn a_command_that_hangs_is_killed_with_what_it_started_and_has_no_code() {
+        // a duration no other process uses, to find the sleep by
+        let marker = format!("sleep 9{}", std::process::id());
+        let started = std::time::Instant::now();
+        // the shell waits on a child that holds the output pipe open
+        let out = run(&format!("{marker} & wait"), Duration::from_millis(300));
         assert_eq!(out.rc, None);
         assert!(out.stderr.contains("did not finish"), "{out:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not waited for"
+        );
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .unwrap();
+        assert!(left.stdout.is_empty(), "the sleep survived");
     }
 
     #[test]

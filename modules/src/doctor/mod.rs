@@ -172,7 +172,7 @@ impl Module for Doctor {
         OptionDoc::new(
             "hosts",
             ArgType::Raw,
-            "O(step=diagnose): the C(host_facts) of O(step=host) of every inventory host that was reached. One dict per inventory host that was reached: host, name (etcd member name), peer_url, service_rc and service_output (of the status command), log (the log tail), start_command, data_dir, server_cert, ca_cert, data_files and data_files_rc (the listing of the data dir's member/wal and member/snap, one path a line, and its exit code).",
+            "O(step=diagnose): the C(host_facts) of O(step=host) of every inventory host that was reached. One dict per inventory host that was reached: host, name (etcd member name), peer_url, service_rc and service_output (of the status command), log (the log tail), start_command, data_dir, data_files and data_files_rc (the listing of the data dir's member/wal and member/snap, one path a line, and its exit code).",
         ),
         OptionDoc::new(
             "unreachable_hosts",
