@@ -2084,3 +2084,162 @@ fn become_to_the_connection_user_is_skipped_unless_allowed() {
         "become_allow_same_user: sudo calls {allowed:?}"
     );
 }
+
+/// The names of the files in `dir` (none when it does not exist).
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn fact_cache_precedence_jsonfile_and_flush_as_ansible_playbook() {
+    let a = harness::Ansible::new();
+    a.write_file(
+        "hosts.ini",
+        "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    );
+    // gathered facts sit below play vars; set_fact above them; only cacheable ones are facts
+    a.write_file(
+        "first.yml",
+        r#"- hosts: localhost
+  vars:
+    ansible_nodename: from_play_vars
+  tasks:
+    - debug:
+        msg: "{{ ansible_nodename }} {{ ansible_facts.nodename != ansible_nodename }}"
+    - set_fact:
+        cached_one: one
+        cacheable: true
+    - set_fact:
+        plain_one: two
+    - debug:
+        msg: "{{ ansible_facts.cached_one | default('undef') }} {{ ansible_facts.plain_one | default('undef') }} {{ cached_one }} {{ plain_one }}"
+    - set_fact:
+        ansible_nodename: from_set_fact
+- hosts: localhost
+  gather_facts: false
+  vars:
+    ansible_nodename: from_play2_vars
+    cached_one: from_play2_vars
+  tasks:
+    - debug:
+        msg: "{{ ansible_nodename }} {{ cached_one }} {{ hostvars['localhost'].cached_one }}"
+"#,
+    );
+    // the next run reads the cacheable facts (and the gathered ones) from the cache
+    a.write_file(
+        "second.yml",
+        r#"- hosts: localhost
+  gather_facts: false
+  vars:
+    plain_one: from_play_vars
+  tasks:
+    - debug:
+        msg: "{{ cached_one | default('undef') }} {{ ansible_facts.cached_one | default('undef') }} {{ plain_one }} {{ ansible_facts.nodename is defined }}"
+"#,
+    );
+    let cache_a = a.dir().join("cache-ansible");
+    let cache_m = a.dir().join("cache-agent");
+    // `swap`: each engine reads the other's cache
+    let run = |playbook: &str, extra: &[&str], env: &[(&str, &str)], swap: bool| {
+        let (mut ca, mut cm) = (cache_a.display().to_string(), cache_m.display().to_string());
+        if swap {
+            std::mem::swap(&mut ca, &mut cm);
+        }
+        let mut args = vec!["-i", "hosts.ini", playbook];
+        args.extend_from_slice(extra);
+        let mut theirs_env: Vec<(&str, &str)> = vec![
+            ("ANSIBLE_CACHE_PLUGIN", "jsonfile"),
+            ("ANSIBLE_CACHE_PLUGIN_PREFIX", "prefix_"),
+        ];
+        theirs_env.extend_from_slice(env);
+        let mut mine_env = theirs_env.clone();
+        theirs_env.push(("ANSIBLE_CACHE_PLUGIN_CONNECTION", &ca));
+        mine_env.push(("ANSIBLE_CACHE_PLUGIN_CONNECTION", &cm));
+        let theirs = run(a
+            .command("ansible-playbook")
+            .args(&args)
+            .envs(theirs_env.iter().copied()));
+        let mut mine = Agent::in_sandbox(&a)
+            .sandbox_env(&a)
+            .arg("playbook")
+            .args(&args);
+        for (k, v) in &mine_env {
+            mine = mine.env(k, v);
+        }
+        let mine = mine.run();
+        assert_same_run(playbook, &theirs, &mine);
+        mine
+    };
+    let first = run("first.yml", &[], &[], false);
+    assert!(
+        first.stdout.contains("\"msg\": \"from_play_vars True\""),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("\"msg\": \"one undef one two\""),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("\"msg\": \"from_set_fact one one\""),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(file_names(&cache_m), file_names(&cache_a));
+    // ansible-core 2.19's file: the schema in the name, the facts as a JSON payload
+    assert_eq!(file_names(&cache_m), ["prefix_s1_localhost"]);
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(cache_m.join("prefix_s1_localhost")).unwrap(),
+    )
+    .unwrap();
+    let cached: Value = serde_json::from_str(file["__payload__"].as_str().unwrap()).unwrap();
+    assert_eq!(cached["cached_one"], "one");
+    assert!(cached.get("plain_one").is_none(), "{cached}");
+    for swap in [false, true] {
+        let second = run("second.yml", &[], &[], swap);
+        assert!(
+            second
+                .stdout
+                .contains("\"msg\": \"one one from_play_vars True\""),
+            "{}",
+            second.stdout
+        );
+    }
+    // facts only under ansible_facts (ansible_local excepted)
+    let uninjected = run(
+        "second.yml",
+        &[],
+        &[("ANSIBLE_INJECT_FACT_VARS", "0")],
+        false,
+    );
+    assert!(
+        uninjected
+            .stdout
+            .contains("\"msg\": \"undef one from_play_vars True\""),
+        "{}",
+        uninjected.stdout
+    );
+    let flushed = run("second.yml", &["--flush-cache"], &[], false);
+    assert!(
+        flushed
+            .stdout
+            .contains("\"msg\": \"undef undef from_play_vars False\""),
+        "{}",
+        flushed.stdout
+    );
+    assert!(
+        file_names(&cache_m).is_empty(),
+        "{:?}",
+        file_names(&cache_m)
+    );
+    assert_eq!(file_names(&cache_m), file_names(&cache_a));
+}

@@ -143,7 +143,7 @@ pub struct PlaybookArgs {
     /// Run handlers even on hosts that failed after they were notified.
     #[arg(long = "force-handlers")]
     pub force_handlers: bool,
-    /// Clear the fact cache (accepted: the agent keeps no fact cache).
+    /// Clear the fact cache of every host in the inventory.
     #[arg(long = "flush-cache")]
     pub flush_cache: bool,
     /// The playbook file(s).

@@ -136,6 +136,9 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
         playbook_dir,
         ssh_args: cfg.ssh_args.clone(),
         control_path_dir: cfg.control_path_dir.clone(),
+        fact_caching: cfg.fact_caching.clone(),
+        inject_facts_as_vars: cfg.inject_facts_as_vars,
+        flush_cache: false,
     })
 }
 
@@ -290,8 +293,7 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     }
     opts.skip_tags = split_tags(&args.skip_tags);
     opts.step = args.step;
-    // `--flush-cache` is accepted: the agent keeps no fact cache between runs
-    let _ = args.flush_cache;
+    opts.flush_cache = args.flush_cache;
     crate::playbook::default_gathering(&mut books, cfg.gather_by_default);
     crate::playbook::select_tags(&mut books, &args.tags, &args.skip_tags, &opts.extra_vars);
     if args.syntax_check {

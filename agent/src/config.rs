@@ -54,6 +54,46 @@ pub struct Config {
     /// `[privilege_escalation] become_allow_same_user` (`ANSIBLE_BECOME_ALLOW_SAME_USER`):
     /// escalate even to the user the connection already is (Ansible skips it by default).
     pub become_allow_same_user: bool,
+    /// The `fact_caching*` keys: where facts are kept.
+    pub fact_caching: FactCaching,
+    /// `inject_facts_as_vars` (`ANSIBLE_INJECT_FACT_VARS`, default true): facts are also
+    /// variables of their own, not only under `ansible_facts`.
+    pub inject_facts_as_vars: bool,
+}
+
+/// A fact cache plugin the agent has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CachePlugin {
+    /// `memory` (the default): facts last for the run.
+    #[default]
+    Memory,
+    /// `jsonfile`: a JSON file per host under `fact_caching_connection`.
+    JsonFile,
+}
+
+/// The fact cache settings.
+#[derive(Debug, Clone)]
+pub struct FactCaching {
+    /// `fact_caching` (`ANSIBLE_CACHE_PLUGIN`).
+    pub plugin: CachePlugin,
+    /// `fact_caching_connection` (`ANSIBLE_CACHE_PLUGIN_CONNECTION`): the `jsonfile` directory.
+    pub connection: Option<PathBuf>,
+    /// `fact_caching_prefix` (`ANSIBLE_CACHE_PLUGIN_PREFIX`, default `ansible_facts`).
+    pub prefix: String,
+    /// `fact_caching_timeout` (`ANSIBLE_CACHE_PLUGIN_TIMEOUT`, default 86400 s; 0: never
+    /// expires).
+    pub timeout: u64,
+}
+
+impl Default for FactCaching {
+    fn default() -> Self {
+        FactCaching {
+            plugin: CachePlugin::Memory,
+            connection: None,
+            prefix: "ansible_facts".into(),
+            timeout: 86400,
+        }
+    }
 }
 
 /// Ansible's default `ssh_args`: one master per target that outlives the run and exits
@@ -96,6 +136,8 @@ impl Default for Config {
             become_user: None,
             become_method: None,
             become_allow_same_user: false,
+            fact_caching: FactCaching::default(),
+            inject_facts_as_vars: true,
         }
     }
 }
@@ -152,6 +194,11 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_HASH_BEHAVIOUR", "hash_behaviour"),
         ("ANSIBLE_GATHERING", "gathering"),
         ("ANSIBLE_FORCE_HANDLERS", "force_handlers"),
+        ("ANSIBLE_CACHE_PLUGIN", "fact_caching"),
+        ("ANSIBLE_CACHE_PLUGIN_CONNECTION", "fact_caching_connection"),
+        ("ANSIBLE_CACHE_PLUGIN_PREFIX", "fact_caching_prefix"),
+        ("ANSIBLE_CACHE_PLUGIN_TIMEOUT", "fact_caching_timeout"),
+        ("ANSIBLE_INJECT_FACT_VARS", "inject_facts_as_vars"),
         ("ANSIBLE_BECOME", "privilege_escalation.become"),
         ("ANSIBLE_BECOME_USER", "privilege_escalation.become_user"),
         (
@@ -279,6 +326,25 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
             ),
         },
         "force_handlers" => cfg.force_handlers = crate::jinja::value::boolean_text(v),
+        "fact_caching" => {
+            cfg.fact_caching.plugin = match v.strip_prefix("ansible.builtin.").unwrap_or(v) {
+                "memory" => CachePlugin::Memory,
+                "jsonfile" => CachePlugin::JsonFile,
+                other => anyhow::bail!(
+                    "fact_caching = {other} is not supported by etcd-agent (memory, jsonfile)"
+                ),
+            }
+        }
+        "fact_caching_connection" => {
+            cfg.fact_caching.connection = (!v.is_empty()).then(|| expand_path(v, base))
+        }
+        "fact_caching_prefix" => cfg.fact_caching.prefix = v.to_string(),
+        "fact_caching_timeout" => {
+            cfg.fact_caching.timeout = v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("fact_caching_timeout = {v} is not a number"))?
+        }
+        "inject_facts_as_vars" => cfg.inject_facts_as_vars = crate::jinja::value::boolean_text(v),
         "privilege_escalation.become" => cfg.r#become = crate::jinja::value::boolean_text(v),
         "privilege_escalation.become_user" if !v.is_empty() => {
             cfg.become_user = Some(v.to_string())
@@ -374,6 +440,7 @@ mod tests {
         for (key, bad, good) in [
             ("hash_behaviour", "merge", "replace"),
             ("gathering", "smart", "explicit"),
+            ("fact_caching", "redis", "jsonfile"),
         ] {
             let mut cfg = Config::default();
             let err = apply(&mut cfg, key, bad, base).unwrap_err().to_string();

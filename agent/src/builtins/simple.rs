@@ -39,7 +39,7 @@ pub fn fail(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     m
 }
 
-/// `set_fact`: the templated arguments become host facts (`cacheable` is accepted). Keys are
+/// `set_fact`: the templated arguments become host variables (`cacheable`: cached facts too). Keys are
 /// templated too (Ansible allows it here, for dynamic names) and must then be valid variable
 /// names.
 pub fn set_fact(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
@@ -81,6 +81,12 @@ pub fn set_fact(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     }
     let mut m = Map::new();
     m.insert("ansible_facts".into(), Value::Object(facts));
+    // the executor caches the facts too (ansible-core's result key, stripped when shown
+    // or registered)
+    m.insert(
+        "_ansible_facts_cacheable".into(),
+        Value::Bool(p.bool("cacheable")),
+    );
     m.insert("changed".into(), Value::Bool(false));
     m
 }

@@ -53,6 +53,7 @@ impl Engine {
             }
         }
         let facts = self.facts.get(host).unwrap_or(&empty);
+        let cached_facts = self.fact_cache.layer(host).unwrap_or(&empty);
         let included = self.included_vars.get(host).unwrap_or(&empty);
         let short = host.split('.').next().unwrap_or(host).to_string();
         let opts = &self.shared.opts;
@@ -164,6 +165,7 @@ impl Engine {
         let layers = vars::Layers {
             role_defaults: &role_defaults,
             inventory,
+            cached_facts,
             play: play_vars,
             role_vars: &role_vars,
             task: &task.vars,
@@ -199,6 +201,10 @@ impl Engine {
             .map(|(h, v)| {
                 let mut m = v.clone();
                 let mut data = HashSet::new();
+                if let Some(cached) = self.fact_cache.layer(h) {
+                    crate::inventory::merge(&mut m, cached);
+                    data.extend(cached.keys().cloned());
+                }
                 if let Some(included) = self.included_vars.get(h) {
                     crate::inventory::merge(&mut m, included);
                 }

@@ -12,6 +12,7 @@ mod batches;
 mod conn;
 mod delegation;
 mod environment;
+mod fact_cache;
 mod flow;
 mod force_handlers;
 mod groups;
@@ -60,7 +61,12 @@ pub struct Engine {
     inv: Arc<Inventory>,
     shared: Arc<Shared>,
     reporter: Box<dyn Reporter>,
+    /// `set_fact` results and registered variables per host: high precedence, for the run
+    /// (ansible-core's non-persistent facts).
     facts: HashMap<String, Vars>,
+    /// Facts modules returned (gathered ones, `set_fact` with `cacheable`): low precedence,
+    /// kept by the cache plugin.
+    fact_cache: fact_cache::FactCache,
     /// Variables `include_vars` set per host: below facts and registered results in
     /// precedence, above task vars, as in ansible-core (its `vars_cache`).
     included_vars: HashMap<String, Vars>,
@@ -111,6 +117,19 @@ impl Engine {
     ) -> anyhow::Result<Self> {
         let mut inv = inv;
         inv.ensure_implicit_localhost();
+        let mut reporter = reporter;
+        let mut fact_cache =
+            fact_cache::FactCache::new(&opts.fact_caching, opts.inject_facts_as_vars)?;
+        for h in inv.hosts() {
+            let warning = if opts.flush_cache {
+                fact_cache.flush(&h.name)
+            } else {
+                fact_cache.load(&h.name)
+            };
+            if let Some(w) = warning {
+                reporter.warning(&w);
+            }
+        }
         let opts_start_at = opts.start_at_task.clone();
         let opts_forks = opts.forks.max(1);
         let mut inv_vars = HashMap::new();
@@ -140,6 +159,7 @@ impl Engine {
             }),
             reporter,
             facts: HashMap::new(),
+            fact_cache,
             included_vars: HashMap::new(),
             stats: BTreeMap::new(),
             dead: HashSet::new(),

@@ -61,4 +61,10 @@ pub struct RunOptions {
     pub ssh_args: Vec<String>,
     /// Where persistent connections keep their control sockets.
     pub control_path_dir: PathBuf,
+    /// The fact cache plugin and its settings.
+    pub fact_caching: crate::config::FactCaching,
+    /// `inject_facts_as_vars`: cached facts are variables too, not only `ansible_facts`.
+    pub inject_facts_as_vars: bool,
+    /// `--flush-cache`: the inventory's hosts start without cached facts.
+    pub flush_cache: bool,
 }

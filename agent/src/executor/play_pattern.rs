@@ -45,6 +45,7 @@ pub fn templated(
         role_vars: &role_vars,
         task: &empty,
         included: &empty,
+        cached_facts: &empty,
         facts: &empty,
         params: &empty,
         extra,

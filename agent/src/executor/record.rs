@@ -82,14 +82,30 @@ impl Engine {
                         Some(d) if task.delegate_facts => std::slice::from_ref(d),
                         _ => &apply_to[..],
                     };
+                    // set_fact's are variables of the run, and also facts when cacheable
+                    let set_fact = is_set_fact(&task.action);
+                    let cacheable = item
+                        .get("_ansible_facts_cacheable")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
                     for h in targets {
                         if is_include_vars(&task.action) {
                             self.included_vars
                                 .entry(h.clone())
                                 .or_default()
                                 .extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        } else {
-                            self.add_facts(h, f);
+                            continue;
+                        }
+                        if set_fact {
+                            self.facts
+                                .entry(h.clone())
+                                .or_default()
+                                .extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        }
+                        if !set_fact || cacheable {
+                            if let Some(w) = self.fact_cache.merge(h, f) {
+                                self.reporter.warning(&w);
+                            }
                         }
                     }
                 }
@@ -125,24 +141,6 @@ impl Engine {
         }
         newly_failed
     }
-
-    /// Adds facts an action returned to `host`'s, also under `ansible_facts` without the
-    /// `ansible_` prefix.
-    fn add_facts(&mut self, host: &str, new: &Map<String, Value>) {
-        let facts = self.facts.entry(host.to_string()).or_default();
-        let mut af = match facts.get("ansible_facts") {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        };
-        for (k, v) in new {
-            facts.insert(k.clone(), v.clone());
-            af.insert(
-                k.strip_prefix("ansible_").unwrap_or(k).to_string(),
-                v.clone(),
-            );
-        }
-        facts.insert("ansible_facts".into(), Value::Object(af));
-    }
 }
 
 /// Removes every `_ansible_` key, at any depth (a loop's `results` too), as ansible-core's
@@ -160,6 +158,15 @@ fn strip_value(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(strip_value),
         _ => {}
     }
+}
+
+/// Whether `action` is `set_fact`, whose facts are variables of the run (and cached facts
+/// only when `cacheable`).
+fn is_set_fact(action: &str) -> bool {
+    matches!(
+        action,
+        "set_fact" | "ansible.builtin.set_fact" | "ansible.legacy.set_fact"
+    )
 }
 
 /// Whether `action` is `include_vars`, whose variables are not facts.

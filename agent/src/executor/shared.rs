@@ -54,6 +54,7 @@ impl Shared {
             role_vars: &[],
             task: &empty,
             included: &empty,
+            cached_facts: &empty,
             facts: &empty,
             params: &empty,
             extra: &self.opts.extra_vars,

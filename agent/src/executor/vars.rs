@@ -50,6 +50,8 @@ pub struct Layers<'a> {
     pub role_defaults: &'a [&'a Vars],
     /// Inventory variables for the host.
     pub inventory: &'a Vars,
+    /// The host's cached facts (gathered, `set_fact` with `cacheable`; see `FactCache`).
+    pub cached_facts: &'a Vars,
     /// Play `vars`.
     pub play: &'a Vars,
     /// Role `vars/main.yml`: the play's roles', then the task's own role's.
@@ -59,7 +61,7 @@ pub struct Layers<'a> {
     /// What `include_vars` set for the host (templated where it holds templates: the files
     /// are the controller's).
     pub included: &'a Vars,
-    /// Facts and registered results for the host.
+    /// `set_fact` results and registered results for the host.
     pub facts: &'a Vars,
     /// Role parameters of the task's role (and the roles it is a dependency of).
     pub params: &'a Vars,
@@ -75,7 +77,11 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
         .role_defaults
         .iter()
         .map(|l| (*l, true))
-        .chain([(layers.inventory, true), (layers.play, true)])
+        .chain([
+            (layers.inventory, true),
+            (layers.cached_facts, false),
+            (layers.play, true),
+        ])
         .chain(layers.role_vars.iter().map(|l| (*l, true)))
         .chain([
             (layers.task, true),
