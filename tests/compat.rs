@@ -323,8 +323,13 @@ fn compare(case: &Case, theirs: &Run, mine: &Run, scratch_a: &str, scratch_m: &s
             };
             let (so, mo) = (outcome(tr), outcome(mr));
             if so != mo {
+                // why the agent's outcome differs (its message), for a failure seen once
+                let why = mr
+                    .get("msg")
+                    .map(|m| format!(" (agent msg: {m})"))
+                    .unwrap_or_default();
                 diffs.push(format!(
-                    "{task} host {host}: status ansible={so} agent={mo}"
+                    "{task} host {host}: status ansible={so} agent={mo}{why}"
                 ));
             }
             let mut fields = Vec::new();

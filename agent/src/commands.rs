@@ -53,7 +53,7 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
             inventory::list_yaml(&inv, args.limit.as_deref(), args.export)?
         } else {
             let doc = inventory::list_document(&inv, args.limit.as_deref(), args.export)?;
-            document(&doc)
+            document(&crate::jinja::value::shown_unsafe(&doc, true))
         }
     } else if let Some(group) = &args.graph {
         let graph = inventory::graph(&inv, group, args.vars);
@@ -69,7 +69,7 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
                 "You must pass a single valid host to --host parameter (no host {host:?})"
             ))
         })?;
-        document(&v)
+        document(&crate::jinja::value::shown_unsafe(&v, false))
     } else {
         return Err(usage("one of --list, --graph or --host is required"));
     };

@@ -72,7 +72,14 @@ pub fn playbooks(
                         .collect();
                     // an unnamed task is listed by its action alone
                     let name = match &step.task.name {
-                        Some(_) => step.task.display_name(),
+                        // an `!unsafe` name is listed as its text
+                        Some(n) => match crate::jinja::value::unsafe_text(n) {
+                            Some(text) => match &step.task.role {
+                                Some(role) => format!("{} : {text}", role.name),
+                                None => text,
+                            },
+                            None => step.task.display_name(),
+                        },
                         None => step.task.action.clone(),
                     };
                     let _ = writeln!(

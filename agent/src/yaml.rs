@@ -282,7 +282,8 @@ fn scalar_value(text: String, style: TScalarStyle, tag: &Option<Tag>) -> Value {
             "int" | "float" | "bool" | "null" => return resolve_plain(&text),
             // an inline vault value: its plaintext (or a value that fails the task using it)
             "vault" => return Value::String(crate::vault::inline_value(&text)),
-            // Ansible's !unsafe keeps the text as is.
+            // Ansible's !unsafe: the text as is, never templated, never a trusted expression
+            "unsafe" => return Value::String(crate::jinja::value::unsafe_value(&text)),
             _ => return Value::String(text),
         }
     }
@@ -362,6 +363,24 @@ mod tests {
             docs[0].to_json(),
             json!({"a": true, "b": "yes", "c": 8, "d": 1.5, "e": null, "f": 31, "g": "3", "h": true})
         );
+    }
+
+    #[test]
+    fn unsafe_values_render_as_their_text_only() {
+        let docs = parse_str("a: !unsafe '{{ x }} {% raw %}'\nb: !unsafe 1 == 0\n", "t").unwrap();
+        let v = docs[0].to_json();
+        let a = v["a"].as_str().unwrap();
+        assert_eq!(
+            crate::jinja::value::unsafe_text(a).as_deref(),
+            Some("{{ x }} {% raw %}")
+        );
+        let t = crate::jinja::Templar::new();
+        let ctx = minijinja::Value::from_serialize(json!({"x": "never"}));
+        assert_eq!(t.render_str(a, &ctx).unwrap(), "{{ x }} {% raw %}");
+        // never a trusted expression
+        let err = t.condition(&v["b"], &ctx).unwrap_err();
+        assert!(err.is::<crate::jinja::Untrusted>(), "{err}");
+        assert_eq!(crate::jinja::value::unsafe_text("{{ x }}"), None);
     }
 
     #[test]

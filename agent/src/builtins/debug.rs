@@ -32,6 +32,13 @@ pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     }
     // `var` and `msg` are mutually exclusive (refused before the run)
     if let Some(name) = p.str("var") {
+        // an `!unsafe` expression is never evaluated (ansible-core 2.19's message)
+        if crate::jinja::value::unsafe_text(name.trim()).is_some() {
+            return super::failed(format!(
+                "Task failed: Error while resolving `var` expression: {}",
+                crate::jinja::Untrusted
+            ));
+        }
         let expr = name
             .trim()
             .trim_start_matches("{{")

@@ -217,7 +217,9 @@ impl Engine {
         run: &mut PlayRun<'_>,
     ) -> Vec<(Vec<String>, Vec<Item>)> {
         let includes = std::mem::take(&mut self.last_includes);
-        let mut named: Vec<(String, Map<String, Value>, Vec<String>)> = Vec::new();
+        // (file or role name, the role's rendered tasks_from, loop variables, hosts)
+        type Named = (String, Option<String>, Map<String, Value>, Vec<String>);
+        let mut named: Vec<Named> = Vec::new();
         for (host, result) in &includes {
             let entries: Vec<&Map<String, Value>> = match result.get("results") {
                 Some(Value::Array(list)) => list
@@ -231,6 +233,10 @@ impl Engine {
                 let Some(file) = r.get("include").map(crate::jinja::value::scalar_string) else {
                     continue;
                 };
+                let tasks_from = r
+                    .get("include_args")
+                    .and_then(|a| a.get("tasks_from"))
+                    .map(crate::jinja::value::scalar_string);
                 let mut vars = Map::new();
                 if let Some(var) = r.get("ansible_loop_var").and_then(Value::as_str) {
                     for key in [var, "ansible_loop_var"] {
@@ -247,13 +253,16 @@ impl Engine {
                         vars.insert("ansible_loop".into(), v.clone());
                     }
                 }
-                match named.iter_mut().find(|(f, v, _)| *f == file && *v == vars) {
-                    Some((_, _, hosts)) => {
+                match named
+                    .iter_mut()
+                    .find(|(f, t, v, _)| *f == file && *t == tasks_from && *v == vars)
+                {
+                    Some((_, _, _, hosts)) => {
                         if !hosts.contains(host) {
                             hosts.push(host.clone());
                         }
                     }
-                    None => named.push((file, vars, vec![host.clone()])),
+                    None => named.push((file, tasks_from, vars, vec![host.clone()])),
                 }
             }
         }
@@ -267,8 +276,8 @@ impl Engine {
         let mut loaded: HashMap<String, i64> =
             includes.iter().map(|(h, _)| (h.clone(), -1)).collect();
         let mut out = Vec::new();
-        for (file, vars, hosts) in named {
-            match deferred.load(&file, vars) {
+        for (file, tasks_from, vars, hosts) in named {
+            match deferred.load(&file, tasks_from.as_deref(), vars) {
                 Ok(items) => {
                     for h in &hosts {
                         *loaded.entry(h.clone()).or_default() += 1;

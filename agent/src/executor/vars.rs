@@ -1,7 +1,7 @@
 //! Variables for one host and task, by Ansible's precedence, plus magic variables.
 
 use crate::inventory::Vars;
-use crate::jinja::value::is_template;
+use crate::jinja::value::{is_template, unsafe_text};
 use crate::jinja::Templar;
 use minijinja::Value as JValue;
 use serde_json::Value;
@@ -91,9 +91,22 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
             (layers.extra, true),
         ]);
     let mut untrusted: BTreeMap<String, bool> = BTreeMap::new();
+    let mut unsafe_items: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (layer, trusted) in ordered {
         for (k, v) in layer {
             merged.insert(k.clone(), v.clone());
+            unsafe_items.remove(k);
+            if let (true, Value::Array(items)) = (trusted, v) {
+                let at: Vec<usize> = items
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, i)| i.as_str().and_then(unsafe_text).is_some())
+                    .map(|(n, _)| n)
+                    .collect();
+                if !at.is_empty() {
+                    unsafe_items.insert(k.clone(), at);
+                }
+            }
             if trusted {
                 untrusted.remove(k);
             } else {
@@ -149,14 +162,26 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
             break;
         }
     }
+    for k in failed.keys() {
+        ctx.map.remove(k);
+    }
+    // `vars`: every variable the task sees, by name (ansible-core's deprecated but
+    // still working magic variable)
+    if !ctx.map.contains_key("vars") {
+        let all = ctx.value();
+        ctx.set_value("vars", all);
+    }
     ctx.set_value(
         crate::jinja::UNTRUSTED_VARS_KEY,
         JValue::from_serialize(&untrusted),
     );
+    if !unsafe_items.is_empty() {
+        ctx.set_value(
+            crate::jinja::UNSAFE_ITEMS_KEY,
+            JValue::from_serialize(&unsafe_items),
+        );
+    }
     if !failed.is_empty() {
-        for k in failed.keys() {
-            ctx.map.remove(k);
-        }
         ctx.set_value(
             crate::jinja::FAILED_VARS_KEY,
             JValue::from_serialize(&failed),

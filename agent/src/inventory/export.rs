@@ -437,7 +437,7 @@ fn yaml_group(
     if export {
         let vars = inv.group_own_vars(name);
         if !vars.is_empty() {
-            entries.push(("vars".into(), Node::of(&Value::Object(vars), None)));
+            entries.push(("vars".into(), Node::of(&plain(Value::Object(vars)), None)));
         }
     }
     (!entries.is_empty()).then(|| Node::map(entries))
@@ -447,16 +447,26 @@ fn yaml_group(
 /// come from.
 fn host_node(inv: &Inventory, host: &str, export: bool) -> Node {
     if export {
-        return Node::of(&Value::Object(inv.host_own_vars(host)), None);
+        return Node::of(&plain(Value::Object(inv.host_own_vars(host))), None);
     }
     let vars = inv.host_vars(host);
     let sources = inv.shared_sources(host);
     let mut entries: Vec<(String, Node)> = vars
         .iter()
-        .map(|(k, v)| (k.clone(), Node::of(v, sources.get(k).cloned())))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                Node::of(&plain(v.clone()), sources.get(k).cloned()),
+            )
+        })
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     Node::map(entries)
+}
+
+/// A value with its `!unsafe` texts as text (YAML and graph output).
+fn plain(v: Value) -> Value {
+    crate::jinja::value::shown_unsafe(&v, false)
 }
 
 /// One host's variables (`--host NAME --yaml`).
@@ -495,7 +505,7 @@ fn show_vars(vars: &Vars, depth: usize, out: &mut Vec<String>) {
     keys.sort();
     for k in keys {
         out.push(graph_name(
-            &format!("{{{k} = {}}}", python_str(&vars[k])),
+            &format!("{{{k} = {}}}", python_str(&plain(vars[k].clone()))),
             depth,
         ));
     }

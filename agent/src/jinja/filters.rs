@@ -35,8 +35,20 @@ pub fn to_data(v: &JValue) -> Result<Value, Error> {
             }
             Ok(Value::Object(map))
         }
+        ValueKind::Number if !finite(v) => Err(op_err(NON_FINITE)),
         _ => serde_json::to_value(v).map_err(|e| op_err(e.to_string())),
     }
+}
+
+/// Why a template that made an infinite or NaN number fails. Python's division by zero
+/// raises where minijinja's gives `inf`; such a number is refused wherever it reaches a result
+/// (a value or text), never shown as `null` or `inf`. (One only compared inside an expression
+/// is not seen.)
+const NON_FINITE: &str = "division by zero (the result is not a finite number)";
+
+/// False for an infinite or NaN float.
+fn finite(v: &JValue) -> bool {
+    f64::try_from(v.clone()).map_or(true, f64::is_finite)
 }
 
 /// Registers everything into `env`.
@@ -90,6 +102,7 @@ fn ansible_formatter(out: &mut Output, state: &State, value: &JValue) -> Result<
             let data = to_data(value)?;
             out.write_str(&python_repr(&data)).map_err(Error::from)
         }
+        ValueKind::Number if !finite(value) => Err(op_err(NON_FINITE)),
         _ => minijinja::escape_formatter(out, state, value),
     }
 }

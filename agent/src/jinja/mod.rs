@@ -13,4 +13,4 @@ pub mod template;
 pub mod undefined;
 pub mod value;
 
-pub use template::{Templar, Untrusted, FAILED_VARS_KEY, UNTRUSTED_VARS_KEY};
+pub use template::{Templar, Untrusted, FAILED_VARS_KEY, UNSAFE_ITEMS_KEY, UNTRUSTED_VARS_KEY};

@@ -49,6 +49,10 @@ fn trusted_variable(expr: &str, vars: &JValue) -> bool {
 /// and a template that needs one fails with its error instead of "'name' is undefined".
 pub const FAILED_VARS_KEY: &str = "__etcd_agent_failed_vars";
 
+/// Context key: per trusted variable whose value is a list, the positions of its `!unsafe`
+/// items (their rendered value is plain text; a condition must still refuse them).
+pub const UNSAFE_ITEMS_KEY: &str = "__etcd_agent_unsafe_items";
+
 impl Templar {
     /// A strict environment with Ansible's filters and tests registered.
     pub fn new() -> Self {
@@ -89,6 +93,14 @@ impl Templar {
         super::filters::register(&mut env);
         super::lookups::register(&mut env);
         crate::vault::register(&mut env);
+        env.add_function(
+            crate::jinja::value::UNSAFE_FUNCTION,
+            |hex: String| -> Result<JValue, Error> {
+                crate::jinja::value::unhex(&hex)
+                    .map(JValue::from)
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "bad !unsafe value"))
+            },
+        );
         Templar {
             env: std::sync::Arc::new(env),
         }
@@ -218,7 +230,22 @@ impl Templar {
             return None;
         }
         match self.eval(expr, vars).ok()? {
-            Value::Array(items) => Some(items),
+            Value::Array(mut items) => {
+                // an `!unsafe` item stays an untrusted expression
+                if let Ok(unsafe_at) = vars
+                    .get_attr(UNSAFE_ITEMS_KEY)
+                    .and_then(|m| m.get_attr(expr))
+                {
+                    for i in unsafe_at.try_iter().into_iter().flatten() {
+                        let item = i.as_usize().and_then(|i| items.get_mut(i));
+                        if let Some(item) = item {
+                            let text = crate::jinja::value::scalar_string(item);
+                            *item = Value::String(crate::jinja::value::unsafe_value(&text));
+                        }
+                    }
+                }
+                Some(items)
+            }
             _ => None,
         }
     }
@@ -539,6 +566,21 @@ mod tests {
         );
         assert!(!t.condition(&json!("nope is defined"), &vars()).unwrap());
         assert!(t.condition(&json!("nope is undefined"), &vars()).unwrap());
+    }
+
+    #[test]
+    fn division_by_zero_fails_as_in_python() {
+        let t = Templar::new();
+        for tmpl in [
+            "{{ 5 / 0 }}",
+            "{{ 5 / 0 | int }}",
+            "a {{ 5 / 0 }} b",
+            "{{ [1 / 0] }}",
+        ] {
+            let err = t.render_str(tmpl, &vars()).unwrap_err().to_string();
+            assert!(err.contains("division by zero"), "{tmpl}: {err}");
+        }
+        assert_eq!(t.render_str("{{ 7 / 2 }}", &vars()).unwrap(), json!(3.5));
     }
 
     #[test]

@@ -16,6 +16,59 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+/// The function an `!unsafe` value is wrapped in (see [`unsafe_value`]).
+pub const UNSAFE_FUNCTION: &str = "__etcd_agent_unsafe";
+
+/// An `!unsafe` YAML value as the agent keeps it: a template whose only output is `text`
+/// (hex-encoded inside, so no character of it is ever read as markup). Rendered anywhere, it
+/// is that text, never templated; evaluated as a condition it is an expression that is not
+/// trusted, as ansible-core refuses it (`Encountered untrusted template or expression.`).
+pub fn unsafe_value(text: &str) -> String {
+    let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{{{{ {UNSAFE_FUNCTION}(\"{hex}\") }}}}")
+}
+
+/// The text of a value made by [`unsafe_value`]; `None` for anything else.
+pub fn unsafe_text(s: &str) -> Option<String> {
+    let hex = s
+        .strip_prefix("{{ ")?
+        .strip_prefix(UNSAFE_FUNCTION)?
+        .strip_prefix("(\"")?
+        .strip_suffix("\") }}")?;
+    unhex(hex)
+}
+
+/// A value as ansible-inventory shows it: each `!unsafe` text as the text (`json_form`:
+/// as `{"__ansible_unsafe": text}`, the JSON form).
+pub fn shown_unsafe(v: &Value, json_form: bool) -> Value {
+    match v {
+        Value::String(s) => match unsafe_text(s) {
+            Some(text) if json_form => serde_json::json!({ "__ansible_unsafe": text }),
+            Some(text) => Value::String(text),
+            None => v.clone(),
+        },
+        Value::Array(a) => Value::Array(a.iter().map(|i| shown_unsafe(i, json_form)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, i)| (k.clone(), shown_unsafe(i, json_form)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Bytes from hex digits, as text.
+pub fn unhex(hex: &str) -> Option<String> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
 /// A scalar rendered as text (strings unquoted).
 pub fn scalar_string(v: &Value) -> String {
     match v {

@@ -163,11 +163,18 @@ impl Deferred {
 
     /// Parses the file `rel` (as rendered for a host) with `vars` (the loop variables) on top
     /// of what the include passes down; errors are Ansible's for a file it cannot include.
-    pub fn load(&self, rel: &str, vars: Map<String, Value>) -> Result<Vec<Item>> {
+    /// For an `include_role`, `rel` is the role's name and `tasks_from` its tasks file as
+    /// rendered for the host.
+    pub fn load(
+        &self,
+        rel: &str,
+        tasks_from: Option<&str>,
+        vars: Map<String, Value>,
+    ) -> Result<Vec<Item>> {
         if let Some(include) = &self.role {
             let mut inner = self.inherit.clone();
             inner.vars.extend(vars);
-            let mut items = roles::expand_included(rel, include, &inner)?;
+            let mut items = roles::expand_included(rel, tasks_from, include, &inner)?;
             let after = self.after.lock().unwrap_or_else(|e| e.into_inner()).clone();
             super::finish_loaded(&mut items, &after);
             return Ok(items);

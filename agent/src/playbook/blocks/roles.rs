@@ -159,9 +159,15 @@ pub fn import_role(
     let mut inner = inherit.clone();
     // the include's `vars` are include params: above set_fact and include_vars
     inner.params.extend(vars.clone());
-    // a templated role name or a loop: the role is found and expanded when a host reaches
-    // the include, once per distinct name and item
-    if crate::jinja::value::is_template(&role_name) || looping.loop_items.is_some() {
+    // a templated role name or `tasks_from`, or a loop: the role is found and expanded when a
+    // host reaches the include, once per distinct name, file and item
+    let templated_from = tasks_from
+        .as_deref()
+        .is_some_and(crate::jinja::value::is_template);
+    if crate::jinja::value::is_template(&role_name)
+        || templated_from
+        || looping.loop_items.is_some()
+    {
         if public {
             return Err(syntax(format!(
                 "{}: include_role with public: true and a loop or a templated name is not supported by etcd-agent",
@@ -223,10 +229,12 @@ pub fn import_role(
 }
 
 /// The items of an `include_role` deferred to run time ([`super::Deferred`]): the role `name`
-/// (as rendered for the host) with `inherit` (the include's vars and the loop variables).
+/// and `tasks_from` (as rendered for the host; the include's own when not given) with
+/// `inherit` (the include's vars and the loop variables).
 /// A role with handlers is refused: they would not be known to the play's handler list.
 pub(super) fn expand_included(
     name: &str,
+    tasks_from: Option<&str>,
     include: &super::RoleInclude,
     inherit: &Inherit,
 ) -> Result<Vec<Item>> {
@@ -240,7 +248,7 @@ pub(super) fn expand_included(
         &entry,
         &include.at,
         inherit,
-        include.tasks_from.as_deref(),
+        tasks_from.or(include.tasks_from.as_deref()),
         false,
         false,
     )?;
