@@ -57,8 +57,8 @@ pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
             }
             Err(e) => {
                 return super::failed(format!(
-                    "The conditional check '{}' failed. The error was: {e:#}",
-                    crate::jinja::value::scalar_string(cond)
+                    "Task failed: {}",
+                    crate::executor::condition_error(&e)
                 ))
             }
         }

@@ -31,23 +31,26 @@ pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
         return m;
     }
     // `var` and `msg` are mutually exclusive (refused before the run)
-    if let Some(name) = p.str("var") {
-        // an `!unsafe` expression is never evaluated (ansible-core 2.19's message)
-        if crate::jinja::value::unsafe_text(name.trim()).is_some() {
-            return super::failed(format!(
-                "Task failed: Error while resolving `var` expression: {}",
-                crate::jinja::Untrusted
-            ));
-        }
-        let expr = name
-            .trim()
-            .trim_start_matches("{{")
-            .trim_end_matches("}}")
-            .trim()
-            .to_string();
+    let var = match p.str("var") {
+        Some(written) => match var_expression(ctx, &written) {
+            Ok(expr) => expr,
+            Err(msg) => return super::failed(msg),
+        },
+        None => None,
+    };
+    if let Some(name) = var {
         // the value is shown as it is: text in it that looks like a template is data (it may
         // come from a host), never templated again, as in ansible-core 2.19
-        let value = match ctx.templar.eval(&expr, ctx.vars) {
+        let value = match ctx.templar.eval(&name, ctx.vars) {
+            Ok(v) if v.as_str() == Some(crate::executor::OMIT) => {
+                m.insert(
+                    "warnings".into(),
+                    Value::Array(vec![Value::String(
+                        "The result of the `var` expression could not be omitted; a placeholder was used instead.".into(),
+                    )]),
+                );
+                Value::String("<<Omit>>".into())
+            }
             Ok(v) => v,
             // ansible-core 2.19 shows an undefined value as a numbered error marker and warns
             Err(e) => match e.downcast_ref::<crate::jinja::undefined::UndefinedVariable>() {
@@ -77,4 +80,39 @@ pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     m.insert("changed".into(), Value::Bool(false));
     m.insert("_ansible_verbose_always".into(), Value::Bool(true));
     m
+}
+
+/// The expression `var` names, by ansible-core 2.19's rule: written plainly, it is the
+/// expression; written as a template, it is rendered first (omitted: no `var` at all) and the
+/// text it gives is an expression only when trusted, that is when the template is one
+/// variable from the playbook or inventory (`"{{ name_var }}"`, a loop's `"{{ item }}"`), not
+/// a literal or a mix of text and templates. `!unsafe` is never evaluated.
+fn var_expression(ctx: &ActionCtx<'_>, written: &str) -> Result<Option<String>, String> {
+    let untrusted = || {
+        format!(
+            "Task failed: Error while resolving `var` expression: {}",
+            crate::jinja::Untrusted
+        )
+    };
+    let written = written.trim();
+    if crate::jinja::value::unsafe_text(written).is_some() {
+        return Err(untrusted());
+    }
+    if !crate::jinja::value::is_template(written) {
+        return Ok(Some(written.to_string()));
+    }
+    let rendered = ctx
+        .templar
+        .render_str(written, ctx.vars)
+        .map_err(|e| format!("Task failed: Error while resolving `var` expression: {e:#}"))?;
+    match rendered {
+        Value::String(s) if s == crate::executor::OMIT => Ok(None),
+        Value::String(s) if ctx.templar.is_trusted_variable(written, ctx.vars) => Ok(Some(s)),
+        Value::String(_) => Err(untrusted()),
+        other => Err(format!(
+            "argument 'var' is of type {} and we were unable to convert to _check_type_str_no_conversion: '{}' is not a string and conversion is not allowed",
+            crate::jinja::value::python_type(&minijinja::Value::from_serialize(&other)),
+            crate::jinja::value::python_repr(&other)
+        )),
+    }
 }

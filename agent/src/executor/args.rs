@@ -57,7 +57,11 @@ pub fn template(
     let mut args = Map::new();
     for layer in layers.into_iter().flatten() {
         match templar.render_value(&layer, vars) {
-            Ok(Value::Object(m)) => args.extend(m),
+            // omitted arguments are dropped before validation; so is an omitted whole
+            Ok(Value::Object(m)) => {
+                args.extend(m.into_iter().filter(|(_, v)| v.as_str() != Some(OMIT)))
+            }
+            Ok(v) if v.as_str() == Some(OMIT) => {}
             Ok(other) => {
                 return Err(format!(
                     "Task failed: Finalization of task args for '{}' failed: Task args must resolve to a 'dict' not '{}'.",

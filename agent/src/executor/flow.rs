@@ -702,7 +702,7 @@ impl Engine {
                             m.insert("failed".into(), Value::Bool(true));
                             m.insert(
                                 "msg".into(),
-                                Value::String(format!("Conditional evaluation failed: {e}")),
+                                Value::String(format!("Error while evaluating conditional: {e}")),
                             );
                             self.report_meta(&info, task, &h, Status::Failed, m);
                             self.dead.insert(h.clone());

@@ -12,10 +12,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 fn failed(shared: &Shared, job: &HostJob, msg: String) -> HostOutcome {
-    let mut m = Map::new();
-    m.insert("changed".into(), Value::Bool(false));
-    m.insert("failed".into(), Value::Bool(true));
-    m.insert("msg".into(), Value::String(msg));
+    let m = super::outcome::failed(msg);
     HostOutcome {
         host: job.host.clone(),
         status: Status::Failed,
@@ -53,11 +50,12 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, It
             let undefined = e
                 .chain()
                 .any(|c| c.is::<crate::jinja::undefined::UndefinedVariable>());
-            let msg = format!("Task failed: Error while resolving loop items: {e:#}");
+            // ansible-core 2.19's words: the undefined value as a task failure, other errors
+            // as they are
             if undefined {
-                ItemsError::Undefined(msg)
+                ItemsError::Undefined(format!("Task failed: {e:#}"))
             } else {
-                ItemsError::Other(msg)
+                ItemsError::Other(format!("{e:#}"))
             }
         })?;
     if let Some(name) = &extra.lookup {

@@ -43,6 +43,7 @@ pub use hosts::{play_hosts, unmatched_terms};
 pub use options::RunOptions;
 pub use shared::Shared;
 pub use vars::OMIT;
+pub use when::condition_error;
 
 use crate::inventory::{Inventory, Vars};
 use crate::jinja::Templar;

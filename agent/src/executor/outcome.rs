@@ -14,6 +14,8 @@ use serde_json::{Map, Value};
 pub fn failed(msg: String) -> ResultMap {
     let mut m = builtins::failed(msg);
     m.insert("changed".into(), Value::Bool(false));
+    // every failed result carries it in ansible-core 2.19 (shown from -vvv, registered)
+    m.insert("exception".into(), TRACEBACK_UNAVAILABLE.into());
     m
 }
 

@@ -74,8 +74,11 @@ impl Engine {
                             .collect(),
                         _ => vec![(&o.result, o.delegated_to.as_ref())],
                     };
+                // `debug: var=ansible_facts` shows facts, it does not set them
+                let debug = task.module() == "debug";
                 for (item, delegate) in items {
-                    let Some(Value::Object(f)) = item.get("ansible_facts") else {
+                    let Some(Value::Object(f)) = item.get("ansible_facts").filter(|_| !debug)
+                    else {
                         continue;
                     };
                     let targets = match delegate {

@@ -3,7 +3,6 @@
 
 use super::outcome::skipped;
 use crate::builtins::ResultMap;
-use crate::jinja::value::scalar_string;
 use crate::jinja::{Templar, Untrusted};
 use crate::playbook::Task;
 use minijinja::Value as JValue;
@@ -26,13 +25,21 @@ pub fn gate(templar: &Templar, task: &Task, vars: &JValue) -> Gate {
             Ok(true) => {}
             Ok(false) => return Gate::Skip(skipped(cond)),
             Err(e) if e.is::<Untrusted>() => return Gate::Fail(format!("Task failed: {e}")),
-            Err(e) => {
-                return Gate::Fail(format!(
-                    "Task failed: Conditional evaluation failed: {e:#} (in when: {})",
-                    scalar_string(cond)
-                ))
-            }
+            Err(e) => return Gate::Fail(format!("Task failed: {}", condition_error(&e))),
         }
     }
     Gate::Run
+}
+
+/// ansible-core 2.19's words for a condition that cannot be evaluated: an undefined value is
+/// an "Error while evaluating conditional"; other errors are named as they are.
+pub fn condition_error(e: &anyhow::Error) -> String {
+    let undefined = e
+        .chain()
+        .any(|c| c.is::<crate::jinja::undefined::UndefinedVariable>());
+    if undefined {
+        format!("Error while evaluating conditional: {e:#}")
+    } else {
+        format!("{e:#}")
+    }
 }

@@ -133,7 +133,7 @@ impl Templar {
         let tmpl = self
             .env
             .template_from_str(src)
-            .map_err(|e| anyhow!("template error in {s:?}: {}", describe(&e)))?;
+            .map_err(|e| compile_error(&e, "template", s))?;
         tmpl.render(vars)
             .map(|text| pad(Value::String(text)))
             .map_err(|e| self.explain(e, (src, false), tmpl.undeclared_variables(true), vars))
@@ -166,7 +166,7 @@ impl Templar {
         let compiled = self
             .env
             .compile_expression(expr)
-            .map_err(|e| anyhow!("template error in {expr:?}: {}", describe(&e)))?;
+            .map_err(|e| compile_error(&e, "expression", expr))?;
         // an undefined value anywhere in the result fails, as Ansible fails to use it
         compiled
             .eval(vars)
@@ -219,6 +219,13 @@ impl Templar {
         }
     }
 
+    /// Whether `text` is one `{{ name }}` of a trusted variable (from the playbook or
+    /// inventory, not from a host): the only template whose text result is trusted as an
+    /// expression here.
+    pub fn is_trusted_variable(&self, text: &str, vars: &JValue) -> bool {
+        single_expression(text.trim()).is_some_and(|e| trusted_variable(e.trim(), vars))
+    }
+
     /// `assert`'s `that` written as one template naming a trusted variable (playbook or
     /// inventory) whose value is a list: that list, each item a condition, as ansible-core's
     /// assert resolves such a `that` to its container. `None` for anything else, which stays
@@ -260,8 +267,10 @@ impl Templar {
         vars: &JValue,
     ) -> anyhow::Error {
         if err.kind() == ErrorKind::UndefinedError {
+            // the first undefined name Jinja meets, left to right in the source
             let mut names: Vec<String> = names.into_iter().collect();
             names.sort();
+            names.sort_by_key(|n| first_use(source, n.split('.').next().unwrap_or(n)));
             for name in names {
                 if let Some(missing) = undefined::first_missing(vars, &Path::dotted(&name)) {
                     let root = name.split('.').next().unwrap_or(&name);
@@ -286,6 +295,30 @@ impl Templar {
             return undefined::UndefinedVariable(describe(&err)).into();
         }
         anyhow!("{}", describe(&err))
+    }
+}
+
+/// Where `name` first appears in `source` as a whole identifier (the end when it does not).
+fn first_use(source: &str, name: &str) -> usize {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    source
+        .match_indices(name)
+        .find(|(at, _)| {
+            let before = source[..*at].chars().next_back();
+            let after = source[at + name.len()..].chars().next();
+            !before.is_some_and(ident) && !after.is_some_and(ident)
+        })
+        .map_or(usize::MAX, |(at, _)| at)
+}
+
+/// A template or expression (`what`) that does not compile, in ansible-core's words for a
+/// syntax error ("Syntax error in expression: ..."), with its source.
+fn compile_error(e: &Error, what: &str, source: &str) -> anyhow::Error {
+    match (e.kind(), e.detail()) {
+        (ErrorKind::SyntaxError, Some(detail)) => {
+            anyhow!("Syntax error in {what}: {detail} (in {source:?})")
+        }
+        _ => anyhow!("{what} error in {source:?}: {}", describe(e)),
     }
 }
 
