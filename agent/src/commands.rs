@@ -139,6 +139,8 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
         fact_caching: cfg.fact_caching.clone(),
         inject_facts_as_vars: cfg.inject_facts_as_vars,
         flush_cache: false,
+        allow_broken_conditionals: cfg.allow_broken_conditionals,
+        settings: cfg.ansible_settings(),
     })
 }
 

@@ -59,6 +59,9 @@ pub struct Config {
     /// `inject_facts_as_vars` (`ANSIBLE_INJECT_FACT_VARS`, default true): facts are also
     /// variables of their own, not only under `ansible_facts`.
     pub inject_facts_as_vars: bool,
+    /// `allow_broken_conditionals` (`ANSIBLE_ALLOW_BROKEN_CONDITIONALS`, default false): a
+    /// condition may give a value that is not a boolean.
+    pub allow_broken_conditionals: bool,
 }
 
 /// A fact cache plugin the agent has.
@@ -138,7 +141,64 @@ impl Default for Config {
             become_allow_same_user: false,
             fact_caching: FactCaching::default(),
             inject_facts_as_vars: true,
+            allow_broken_conditionals: false,
         }
+    }
+}
+
+impl Config {
+    /// The settings the agent has, by Ansible's configuration names, as
+    /// `lookup('config', NAME)` gives them.
+    pub fn ansible_settings(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let paths =
+            |p: &[PathBuf]| -> Vec<String> { p.iter().map(|x| x.display().to_string()).collect() };
+        let fc = &self.fact_caching;
+        let plugin = match fc.plugin {
+            CachePlugin::Memory => "memory",
+            CachePlugin::JsonFile => "jsonfile",
+        };
+        let pairs = [
+            (
+                "ALLOW_BROKEN_CONDITIONALS",
+                json!(self.allow_broken_conditionals),
+            ),
+            ("CACHE_PLUGIN", json!(plugin)),
+            (
+                "CACHE_PLUGIN_CONNECTION",
+                json!(fc.connection.as_ref().map(|p| p.display().to_string())),
+            ),
+            ("CACHE_PLUGIN_PREFIX", json!(fc.prefix)),
+            ("CACHE_PLUGIN_TIMEOUT", json!(fc.timeout)),
+            ("COLLECTIONS_PATHS", json!(paths(&self.collections_path))),
+            ("DEFAULT_BECOME", json!(self.r#become)),
+            (
+                "DEFAULT_BECOME_METHOD",
+                json!(self.become_method.as_deref().unwrap_or("sudo")),
+            ),
+            (
+                "DEFAULT_BECOME_USER",
+                json!(self.become_user.as_deref().unwrap_or("root")),
+            ),
+            ("DEFAULT_FORCE_HANDLERS", json!(self.force_handlers)),
+            ("DEFAULT_FORKS", json!(self.forks)),
+            (
+                "DEFAULT_GATHERING",
+                json!(if self.gather_by_default {
+                    "implicit"
+                } else {
+                    "explicit"
+                }),
+            ),
+            ("DEFAULT_HASH_BEHAVIOUR", json!("replace")),
+            ("DEFAULT_MODULE_PATH", json!(paths(&self.library))),
+            ("DEFAULT_REMOTE_USER", json!(self.remote_user)),
+            ("DEFAULT_ROLES_PATH", json!(paths(&self.roles_path))),
+            ("DEFAULT_TIMEOUT", json!(self.timeout)),
+            ("HOST_KEY_CHECKING", json!(self.host_key_checking)),
+            ("INJECT_FACTS_AS_VARS", json!(self.inject_facts_as_vars)),
+        ];
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 }
 
@@ -199,6 +259,10 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_CACHE_PLUGIN_PREFIX", "fact_caching_prefix"),
         ("ANSIBLE_CACHE_PLUGIN_TIMEOUT", "fact_caching_timeout"),
         ("ANSIBLE_INJECT_FACT_VARS", "inject_facts_as_vars"),
+        (
+            "ANSIBLE_ALLOW_BROKEN_CONDITIONALS",
+            "allow_broken_conditionals",
+        ),
         ("ANSIBLE_BECOME", "privilege_escalation.become"),
         ("ANSIBLE_BECOME_USER", "privilege_escalation.become_user"),
         (
@@ -345,6 +409,9 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
                 .map_err(|_| anyhow::anyhow!("fact_caching_timeout = {v} is not a number"))?
         }
         "inject_facts_as_vars" => cfg.inject_facts_as_vars = crate::jinja::value::boolean_text(v),
+        "allow_broken_conditionals" => {
+            cfg.allow_broken_conditionals = crate::jinja::value::boolean_text(v)
+        }
         "privilege_escalation.become" => cfg.r#become = crate::jinja::value::boolean_text(v),
         "privilege_escalation.become_user" if !v.is_empty() => {
             cfg.become_user = Some(v.to_string())

@@ -133,6 +133,8 @@ impl Engine {
         }
         let opts_start_at = opts.start_at_task.clone();
         let opts_forks = opts.forks.max(1);
+        let allow_broken = opts.allow_broken_conditionals;
+        let settings = opts.settings.clone();
         let mut inv_vars = HashMap::new();
         for h in inv.hosts() {
             inv_vars.insert(h.name.clone(), inv.host_vars_for_tasks(&h.name));
@@ -152,7 +154,9 @@ impl Engine {
             inv: Arc::new(inv),
             shared: Arc::new(Shared {
                 opts,
-                templar: Templar::new(),
+                templar: Templar::new()
+                    .allow_broken_conditionals(allow_broken)
+                    .with_settings(&settings),
                 pool,
                 modules,
                 staging: tokio::sync::Semaphore::new(2 * opts_forks),

@@ -67,4 +67,8 @@ pub struct RunOptions {
     pub inject_facts_as_vars: bool,
     /// `--flush-cache`: the inventory's hosts start without cached facts.
     pub flush_cache: bool,
+    /// `allow_broken_conditionals`: conditions may give values that are not booleans.
+    pub allow_broken_conditionals: bool,
+    /// The settings `lookup('config', ...)` reads, by Ansible's names.
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }

@@ -52,6 +52,9 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
     if matches!(kind, "sequence" | "ansible.builtin.sequence") {
         return sequence(&args[1..]);
     }
+    if matches!(kind, "config" | "ansible.builtin.config") {
+        return config(state, &args[1..]);
+    }
     if let Some(short) = super::list_lookups::short(kind) {
         let mut terms = Vec::new();
         let mut options = serde_json::Map::new();
@@ -290,6 +293,65 @@ fn sequence(args: &[JValue]) -> Result<Vec<Value>, Error> {
         let numbers = super::sequence::items(&full)
             .map_err(|e| op_err(format!("The lookup plugin 'sequence' failed: {e}")))?;
         out.extend(numbers.into_iter().map(Value::String));
+    }
+    Ok(out)
+}
+
+/// Global of the template environment holding the settings `lookup('config', ...)` reads.
+pub const SETTINGS_GLOBAL: &str = "__etcd_agent_settings";
+
+/// `lookup('config', NAME, ..., on_missing=error|warn|skip)`: Ansible settings by their
+/// configuration names (`ALLOW_BROKEN_CONDITIONALS`, `DEFAULT_FORKS`, ...) as this run has
+/// them. A setting the agent does not know fails (or is skipped as `on_missing` says);
+/// `plugin_type`/`plugin_name` settings are refused.
+fn config(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
+    let settings = state.lookup(SETTINGS_GLOBAL).unwrap_or_default();
+    let mut on_missing = "error".to_string();
+    let mut terms = Vec::new();
+    for a in args {
+        if a.is_kwargs() {
+            for key in a.try_iter()? {
+                let name = key.as_str().unwrap_or_default().to_string();
+                let v = a.get_item(&key)?;
+                match name.as_str() {
+                    "on_missing" => on_missing = v.to_string(),
+                    "show_origin" if !v.is_true() => {}
+                    other => {
+                        return Err(op_err(format!(
+                            "lookup('config') option '{other}' is not supported by etcd-agent (on_missing)"
+                        )))
+                    }
+                }
+            }
+        } else {
+            match a.as_str() {
+                Some(t) => terms.push(t.to_string()),
+                None => {
+                    return Err(op_err(format!(
+                        "Invalid setting identifier, {a} is not a string"
+                    )))
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for t in terms {
+        match settings.get_attr(&t).ok().filter(|v| !v.is_undefined()) {
+            Some(v) => out.push(serde_json::to_value(&v).map_err(|e| op_err(e.to_string()))?),
+            None => match on_missing.as_str() {
+                "skip" | "warn" => {}
+                "error" => {
+                    return Err(op_err(format!(
+                        "Setting {t:?} is not known to etcd-agent (or does not exist)."
+                    )))
+                }
+                other => {
+                    return Err(op_err(format!(
+                        "Invalid option for error handling, missing must be error, warn or skip, got: {other}."
+                    )))
+                }
+            },
+        }
     }
     Ok(out)
 }

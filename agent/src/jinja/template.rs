@@ -12,6 +12,9 @@ use serde_json::Value;
 #[derive(Clone)]
 pub struct Templar {
     env: std::sync::Arc<Environment<'static>>,
+    /// `ALLOW_BROKEN_CONDITIONALS`: a condition may give a value that is not a boolean (its
+    /// truth is used), as before ansible-core 2.19.
+    allow_broken_conditionals: bool,
 }
 
 impl Default for Templar {
@@ -103,7 +106,26 @@ impl Templar {
         );
         Templar {
             env: std::sync::Arc::new(env),
+            allow_broken_conditionals: false,
         }
+    }
+
+    /// With the run's settings, by their Ansible configuration names, for
+    /// `lookup('config', ...)`.
+    pub fn with_settings(mut self, settings: &serde_json::Map<String, Value>) -> Self {
+        let mut env = (*self.env).clone();
+        env.add_global(
+            super::lookups::SETTINGS_GLOBAL,
+            JValue::from_serialize(settings),
+        );
+        self.env = std::sync::Arc::new(env);
+        self
+    }
+
+    /// With `ALLOW_BROKEN_CONDITIONALS` set as given.
+    pub fn allow_broken_conditionals(mut self, allow: bool) -> Self {
+        self.allow_broken_conditionals = allow;
+        self
     }
 
     /// Templates a string as Ansible does: the source's final newline is dropped (Jinja's
@@ -184,13 +206,11 @@ impl Templar {
     /// [`Untrusted`]. Template markup mixed with other text is refused (Ansible: "Template
     /// delimiters are not supported in expressions"), so text from a host is never evaluated.
     pub fn condition(&self, cond: &Value, vars: &JValue) -> Result<bool> {
-        match cond {
-            Value::Bool(b) => Ok(*b),
-            Value::Null => Ok(false),
-            Value::Number(n) => Ok(n.as_f64().is_some_and(|f| f != 0.0)),
-            Value::String(s) => {
+        let v = match cond {
+            Value::Bool(b) => return Ok(*b),
+            Value::String(s) if !s.trim().is_empty() => {
                 let s = s.trim();
-                let v = if let Some(expr) = single_expression(s) {
+                if let Some(expr) = single_expression(s) {
                     match self.eval(expr, vars)? {
                         Value::String(text) if trusted_variable(expr, vars) => {
                             let text = text.trim().to_string();
@@ -205,17 +225,85 @@ impl Templar {
                         Value::String(_) => return Err(Untrusted.into()),
                         other => other,
                     }
-                } else if is_template(s) {
-                    return Err(anyhow!(
-                        "Syntax error in expression. Template delimiters are not supported in \
-                         expressions"
-                    ));
                 } else {
-                    self.eval(s, vars)?
-                };
-                Ok(python_truth(&v))
+                    // string constants holding templates are rendered first (ansible-core
+                    // 2.19 still allows it); markup anywhere else is refused
+                    let expr = self.render_constants(s, vars)?;
+                    self.eval(&expr, vars)?
+                }
             }
-            other => Ok(python_truth(other)),
+            Value::String(_) | Value::Null if self.allow_broken_conditionals => return Ok(true),
+            Value::String(_) | Value::Null => {
+                return Err(anyhow!("Empty conditional expressions are not allowed."))
+            }
+            other if self.allow_broken_conditionals => return Ok(python_truth(other)),
+            _ => return Err(anyhow!("Conditional expressions must be strings.")),
+        };
+        match v {
+            Value::Bool(b) => Ok(b),
+            other if self.allow_broken_conditionals => Ok(python_truth(&other)),
+            other => Err(anyhow!(
+                "Conditional result ({}) was derived from value of type '{}' at '<unknown>'. \
+                 Conditionals must have a boolean result.",
+                if python_truth(&other) {
+                    "True"
+                } else {
+                    "False"
+                },
+                super::value::python_type(&JValue::from_serialize(&other))
+            )),
+        }
+    }
+
+    /// `expr` with each string constant that holds a template replaced by the constant it
+    /// renders to; template markup outside string constants is an error.
+    fn render_constants(&self, expr: &str, vars: &JValue) -> Result<String> {
+        let mut out = String::new();
+        let mut rest = expr;
+        loop {
+            let quote = rest.find(['"', '\'']);
+            let before = &rest[..quote.unwrap_or(rest.len())];
+            if is_template(before) {
+                return Err(anyhow!(
+                    "Syntax error in expression. Template delimiters are not supported in \
+                     expressions"
+                ));
+            }
+            out.push_str(before);
+            let Some(start) = quote else {
+                return Ok(out);
+            };
+            let q = rest.as_bytes()[start] as char;
+            // the closing quote: the next one not escaped by a backslash
+            let body_start = start + 1;
+            let mut end = None;
+            let mut escaped = false;
+            for (i, c) in rest[body_start..].char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    c if c == q => {
+                        end = Some(body_start + i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let Some(end) = end else {
+                // unterminated: let the parser report it
+                out.push_str(&rest[start..]);
+                return Ok(out);
+            };
+            let literal = &rest[start..=end];
+            let body = &rest[body_start..end];
+            if is_template(body) && !body.contains('\\') {
+                let rendered = self.render_str(body, vars)?;
+                let text = super::value::scalar_string(&rendered);
+                out.push_str(&serde_json::to_string(&text)?);
+            } else {
+                out.push_str(literal);
+            }
+            rest = &rest[end + 1..];
         }
     }
 
