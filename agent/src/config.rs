@@ -81,7 +81,8 @@ pub struct FactCaching {
     pub plugin: CachePlugin,
     /// `fact_caching_connection` (`ANSIBLE_CACHE_PLUGIN_CONNECTION`): the `jsonfile` directory.
     pub connection: Option<PathBuf>,
-    /// `fact_caching_prefix` (`ANSIBLE_CACHE_PLUGIN_PREFIX`, default `ansible_facts`).
+    /// `fact_caching_prefix` (`ANSIBLE_CACHE_PLUGIN_PREFIX`): none by default (the `jsonfile`
+    /// plugin's own default; ansible-core's `CACHE_PLUGIN_PREFIX` default is not used by it).
     pub prefix: String,
     /// `fact_caching_timeout` (`ANSIBLE_CACHE_PLUGIN_TIMEOUT`, default 86400 s; 0: never
     /// expires).
@@ -93,7 +94,7 @@ impl Default for FactCaching {
         FactCaching {
             plugin: CachePlugin::Memory,
             connection: None,
-            prefix: "ansible_facts".into(),
+            prefix: String::new(),
             timeout: 86400,
         }
     }
@@ -499,6 +500,22 @@ mod tests {
             format!("{:#}", err.unwrap_err()),
             "/a.cfg:2: cannot split ssh_args \"-o 'open\""
         );
+    }
+
+    #[test]
+    fn fact_caching_keys() {
+        let mut cfg = Config::default();
+        // ansible-playbook 2.19.14 names the jsonfile cache `s1_<host>` unless a prefix is set
+        assert_eq!(cfg.fact_caching.prefix, "");
+        assert_eq!(cfg.fact_caching.plugin, CachePlugin::Memory);
+        let text = "[defaults]\nfact_caching = ansible.builtin.jsonfile\nfact_caching_connection = cache\nfact_caching_prefix = p_\nfact_caching_timeout = 0\ninject_facts_as_vars = False\n";
+        apply_file(&mut cfg, text, Path::new("/etc/x/ansible.cfg")).unwrap();
+        let fc = &cfg.fact_caching;
+        assert_eq!(fc.plugin, CachePlugin::JsonFile);
+        assert_eq!(fc.connection.as_deref(), Some(Path::new("/etc/x/cache")));
+        assert_eq!((fc.prefix.as_str(), fc.timeout), ("p_", 0));
+        assert!(!cfg.inject_facts_as_vars);
+        assert_eq!(cfg.ansible_settings()["CACHE_PLUGIN"], "jsonfile");
     }
 
     #[test]

@@ -161,7 +161,9 @@ impl JsonFiles {
     }
 
     /// Writes the facts in ansible-core's wrapper, through a temp file in the same
-    /// directory (synced, mode 0644 as ansible-core leaves it), renamed over the old one.
+    /// directory (synced, renamed over the old one). Mode 0600, not ansible-core's 0644:
+    /// facts may hold secrets (a `set_fact` of a vaulted value is plaintext in the file, in
+    /// ansible-core's too).
     fn write(&self, host: &str, facts: &Map<String, Value>) -> Result<(), String> {
         let path = self.path(host);
         let fail = |e: &dyn std::fmt::Display| {
@@ -174,13 +176,16 @@ impl JsonFiles {
         let text = serde_json::to_vec(&serde_json::json!({ PAYLOAD_KEY: payload }))
             .map_err(|e| fail(&e))?;
         let tmp = temp_beside(&path);
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path));
+        let written = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+        }
+        .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(fail(&e));
@@ -288,6 +293,9 @@ mod tests {
         assert_eq!(text, r#"{"__payload__":"{\"ansible_foo\":\"bar\"}"}"#);
         let names: Vec<_> = std::fs::read_dir(&sub).unwrap().flatten().collect();
         assert_eq!(names.len(), 1, "no temp file left");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "facts may hold secrets");
         let mut next = FactCache::new(&settings(&sub, 0), true).unwrap();
         assert!(next.load("web1").is_none());
         assert!(next.load("web2").is_none());
