@@ -330,6 +330,7 @@ pub const PLAY_INHERITED: &[&str] = &[
     "diff",
     "run_once",
     "timeout",
+    "throttle",
 ];
 
 /// Block keywords inherited by tasks (applied when the task does not set them itself).
@@ -349,6 +350,7 @@ pub(super) const INHERITED: &[&str] = &[
     "connection",
     "timeout",
     "delegate_facts",
+    "throttle",
 ];
 
 pub(super) fn list_of(v: &Value) -> Vec<Value> {
@@ -1030,6 +1032,15 @@ fn parse_step(
             "throttle" => extra.throttle = Some(val),
             _ => {}
         }
+    }
+    // a block's or play's `throttle` unless the task has its own (ansible-core's inheritance)
+    if extra.throttle.is_none() {
+        extra.throttle = inherit
+            .keywords
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "throttle")
+            .map(|(_, v)| v.clone());
     }
     for (k, _) in &kept {
         if k.starts_with("with_") {
