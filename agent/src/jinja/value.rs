@@ -59,7 +59,7 @@ pub fn shown_unsafe(v: &Value, json_form: bool) -> Value {
 
 /// Bytes from hex digits, as text.
 pub fn unhex(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..hex.len())
