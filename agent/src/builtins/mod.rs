@@ -14,6 +14,7 @@ mod lineinfile;
 mod params;
 mod pause;
 mod raw;
+mod script;
 mod simple;
 pub mod spec;
 mod systemd;
@@ -189,6 +190,45 @@ fn include_result(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
     };
     m.insert("include_args".into(), Value::Object(args));
     m
+}
+
+/// How ansible-core's ssh connection runs `raw` and `script` (commands that may escalate and
+/// take no input): with a terminal (`ssh -tt`), so the target writes stderr into stdout and
+/// ends lines with CRLF, and the ssh client says "Shared connection to HOST closed." on
+/// stderr. The agent runs them without one and gives the same result: over ssh, `cmd` with
+/// stderr joined to stdout ([`terminal_output`] makes the result); a local connection has no
+/// terminal in either engine.
+pub(crate) fn terminal_command(ctx: &ActionCtx<'_>, cmd: &str) -> String {
+    match &ctx.conn_spec {
+        ConnSpec::Ssh(_) => format!("exec 2>&1; {cmd}"),
+        ConnSpec::Local => cmd.to_string(),
+    }
+}
+
+/// `(stdout, stderr)` of a command run by [`terminal_command`], as ansible-core reports it.
+pub(crate) fn terminal_output(
+    ctx: &ActionCtx<'_>,
+    stdout: String,
+    stderr: String,
+) -> (String, String) {
+    match &ctx.conn_spec {
+        ConnSpec::Ssh(spec) => {
+            let mut crlf = String::with_capacity(stdout.len() + stderr.len());
+            let mut prev = '\0';
+            for c in stdout.chars().chain(stderr.chars()) {
+                if c == '\n' && prev != '\r' {
+                    crlf.push('\r');
+                }
+                crlf.push(c);
+                prev = c;
+            }
+            (
+                crlf,
+                format!("Shared connection to {} closed.\r\n", spec.host),
+            )
+        }
+        ConnSpec::Local => (stdout, stderr),
+    }
 }
 
 /// A failed result with a message.

@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 pub const ARGS: Check = Check::ValidArgs(&[Arg::raw("_raw_params"), Arg::raw("executable")]);
 
 /// Runs `raw`: skipped in check mode; `changed` always; a non-zero rc fails the task with
-/// "non-zero return code".
+/// "non-zero return code". Over ssh its output is as a terminal gives it, as in ansible-core
+/// ([`super::terminal_command`]).
 pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, TransportError> {
     let mut m = Map::new();
     if ctx.check {
@@ -23,6 +24,7 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
         Some(exe) => format!("{} -c {}", quote(&exe), quote(&cmd)),
         None => cmd,
     };
+    let line = super::terminal_command(ctx, &line);
     let conn = ctx.connection().await?;
     // the line as it is, with become but not the task's environment or `async`
     let out = match &ctx.escalation {
@@ -36,7 +38,7 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
         }
         None => conn.exec(&line, None, None).await?,
     };
-    let (stdout, stderr) = (out.stdout_text(), out.stderr_text());
+    let (stdout, stderr) = super::terminal_output(ctx, out.stdout_text(), out.stderr_text());
     m.insert("rc".into(), out.rc.into());
     m.insert("stdout".into(), stdout.clone().into());
     m.insert("stdout_lines".into(), lines(&stdout));
