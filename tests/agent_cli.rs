@@ -2243,3 +2243,98 @@ fn fact_cache_precedence_jsonfile_and_flush_as_ansible_playbook() {
     );
     assert_eq!(file_names(&cache_m), file_names(&cache_a));
 }
+
+/// The lines of `stdout` that are host results and warnings, sorted (a `free` play's
+/// interleaving is the hosts' pace), and the recap.
+fn free_lines(stdout: &str) -> (Vec<String>, Vec<String>) {
+    let mut results: Vec<String> = stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("ok: [")
+                || l.starts_with("changed: [")
+                || l.starts_with("skipping: [")
+                || l.starts_with("[WARNING]: Using run_once")
+                || l.starts_with("    \"msg\"")
+        })
+        .map(str::to_string)
+        .collect();
+    results.sort();
+    let recap = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .map(str::to_string)
+        .collect();
+    (results, recap)
+}
+
+#[test]
+fn free_strategy_lets_each_host_go_at_its_own_pace_as_ansible_playbook() {
+    let a = harness::Ansible::new();
+    let scratch = a.dir().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    a.write_file(
+        "hosts.ini",
+        "[nodes]\nn1\nn2\nn3\n[nodes:vars]\nansible_connection=local\nansible_python_interpreter=/usr/bin/python3\n",
+    );
+    // n1 waits, in its first task, for a file n2 creates in its second: under `linear` n1's
+    // wait would time out (n2 starts its second task only after every host's first)
+    a.write_file(
+        "free.yml",
+        r#"- hosts: nodes
+  gather_facts: false
+  strategy: free
+  tasks:
+    - name: n1 waits for what n2 does next
+      shell: "for i in $(seq 600); do [ -e {{ scratch }}/n2_went_on ] && exit 0; sleep 0.1; done; exit 1"
+      when: inventory_hostname == 'n1'
+    - name: n2 goes on
+      file: {path: "{{ scratch }}/n2_went_on", state: touch}
+      when: inventory_hostname == 'n2'
+      register: went
+    - name: notify
+      debug: {msg: "{{ inventory_hostname }}"}
+      changed_when: true
+      notify: h
+    - name: once per host
+      debug: {msg: "once {{ inventory_hostname }}"}
+      run_once: true
+  handlers:
+    - name: h
+      debug: {msg: "handler {{ inventory_hostname }}"}
+- hosts: nodes
+  gather_facts: false
+  tasks:
+    - name: what the free play registered
+      debug: {msg: "{{ inventory_hostname }} {{ went is skipped }}"}
+"#,
+    );
+    let extra = format!("scratch={}", scratch.display());
+    let args = ["-i", "hosts.ini", "free.yml", "-e", extra.as_str()];
+    let theirs = run(a.command("ansible-playbook").args(args));
+    std::fs::remove_file(scratch.join("n2_went_on")).unwrap();
+    let mine = Agent::in_sandbox(&a)
+        .sandbox_env(&a)
+        .arg("playbook")
+        .args(args)
+        .run();
+    assert_eq!(theirs.code(), Some(0), "{}", theirs.describe());
+    assert_eq!(mine.code(), Some(0), "{}", mine.describe());
+    let (their_results, their_recap) = free_lines(&theirs.stdout);
+    let (my_results, my_recap) = free_lines(&mine.stdout);
+    assert_eq!(my_results, their_results, "{}", mine.stdout);
+    assert_eq!(my_recap, their_recap, "{}", mine.stdout);
+    assert!(scratch.join("n2_went_on").exists());
+    // and under `linear` the same play cannot finish: the wait times out
+    let linear = std::fs::read_to_string(a.dir().join("free.yml"))
+        .unwrap()
+        .replacen("strategy: free", "strategy: linear", 1)
+        .replace("seq 600", "seq 20");
+    a.write_file("linear.yml", &linear);
+    std::fs::remove_file(scratch.join("n2_went_on")).unwrap();
+    let out = Agent::in_sandbox(&a)
+        .sandbox_env(&a)
+        .arg("playbook")
+        .args(["-i", "hosts.ini", "linear.yml", "-e", extra.as_str()])
+        .run();
+    assert_eq!(out.code(), Some(2), "{}", out.describe());
+}

@@ -20,6 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Cached facts per host, with the variables they make (see [`FactCache::layer`]).
+#[derive(Clone)]
 pub struct FactCache {
     store: Option<JsonFiles>,
     inject: bool,
@@ -27,12 +28,14 @@ pub struct FactCache {
 }
 
 /// One host's cached facts and the variable layer made from them.
+#[derive(Clone, PartialEq)]
 struct Entry {
     facts: Map<String, Value>,
     layer: Vars,
 }
 
 /// The `jsonfile` plugin's files.
+#[derive(Clone)]
 struct JsonFiles {
     dir: PathBuf,
     prefix: String,
@@ -131,6 +134,25 @@ impl FactCache {
     /// without it only `ansible_local` is a variable too. None before any fact.
     pub fn layer(&self, host: &str) -> Option<&Vars> {
         self.hosts.get(host).map(|e| &e.layer)
+    }
+
+    /// Takes `host`'s facts from `other` (a lane's copy that may have changed them) when
+    /// they differ from these; the file was written when they changed.
+    pub fn adopt(&mut self, other: &FactCache, host: &str) {
+        match other.hosts.get(host) {
+            Some(e) if self.hosts.get(host) != Some(e) => {
+                self.hosts.insert(host.to_string(), e.clone());
+            }
+            Some(_) => {}
+            None => {
+                self.hosts.remove(host);
+            }
+        }
+    }
+
+    /// The hosts with cached facts.
+    pub fn hosts(&self) -> impl Iterator<Item = &String> {
+        self.hosts.keys()
     }
 
     fn put(&mut self, host: &str, facts: Map<String, Value>) {

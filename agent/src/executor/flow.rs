@@ -115,6 +115,11 @@ impl Engine {
         run: &mut PlayRun<'_>,
     ) -> Flow {
         for item in items {
+            // under the free strategy, another host's lane ended the play (or batch)
+            if let Some(flow) = self.free.as_ref().and_then(|f| f.ended()) {
+                self.end_all(active);
+                return flow;
+            }
             if active.is_empty() {
                 // with forced handlers, failed hosts still reach the section's flush
                 if !self.forcing_handlers(play) {
@@ -317,6 +322,9 @@ impl Engine {
         active: &mut Vec<String>,
         run: &mut PlayRun<'_>,
     ) -> Flow {
+        if let Some(flow) = self.free_checks(play, step) {
+            return flow;
+        }
         let mut failed_now = self
             .run_task(play, &step.task, active, run.all_hosts, Some(&step.extra))
             .await;
@@ -611,6 +619,9 @@ impl Engine {
             "end_play" => {
                 if decide(self, once(", continuing play")) {
                     self.end_all(active);
+                    if let Some(free) = &self.free {
+                        free.end(true);
+                    }
                     Flow::EndPlay
                 } else {
                     Flow::Continue
@@ -668,6 +679,9 @@ impl Engine {
                 // the batch ends for every host; the play goes on with the next batch
                 if decide(self, once(", continuing current batch")) {
                     self.end_all(active);
+                    if let Some(free) = &self.free {
+                        free.end(false);
+                    }
                 }
                 Flow::Continue
             }

@@ -198,6 +198,8 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         if let Some(place) = &place {
             ctx.set("ansible_loop", place);
         }
+        // variables made from the loop's variables render now
+        ctx.resolve_deferred(&shared.templar);
         let label_ctx = ctx.clone();
         let one = HostJob {
             host: job.host.clone(),

@@ -15,6 +15,7 @@ mod environment;
 mod fact_cache;
 mod flow;
 mod force_handlers;
+mod free;
 mod groups;
 mod host_job;
 mod host_task;
@@ -106,6 +107,8 @@ pub struct Engine {
     step: step::StepMode,
     /// The run ended before its end (stdin closed under `--step`): the exit code, no recap.
     fatal: Option<i32>,
+    /// In a lane of the `free` strategy: what the lanes share (see `free.rs`).
+    free: Option<Arc<free::FreeShared>>,
 }
 
 impl Engine {
@@ -184,6 +187,7 @@ impl Engine {
             start_at: opts_start_at,
             step: Default::default(),
             fatal: None,
+            free: None,
         })
     }
 

@@ -11,10 +11,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Engine {
-    /// Checks the play's (templated) `strategy`: `linear`, Ansible's default, is how the agent
-    /// runs every play. `free` and `host_pinned` differ from it only when a batch has more
-    /// than one host (each host then goes at its own pace), so they run when every `serial`
-    /// batch holds one host and are refused otherwise; any other name is Ansible's error.
+    /// Checks the play's (templated) `strategy`: `linear` (Ansible's default), `free` and
+    /// `host_pinned` (see `free.rs`); any other name is Ansible's error. `--step` with a free
+    /// play of more than one host in a batch is refused.
     pub(super) fn check_strategy(&self, play: &Play) -> Result<(), String> {
         let Some(written) = play.strategy.as_deref() else {
             return Ok(());
@@ -29,11 +28,10 @@ impl Engine {
                     .into_iter()
                     .filter(|h| !self.dead.contains(h))
                     .collect();
-                if batches(&hosts, &play.serial).iter().any(|b| b.len() > 1) {
+                let several = batches(&hosts, &play.serial).iter().any(|b| b.len() > 1);
+                if several && self.shared.opts.step {
                     Err(format!(
-                        "play strategy '{written}' with more than one host in a batch is not \
-                         supported by etcd-agent (only 'linear'; with one host per batch they \
-                         are the same)"
+                        "--step with play strategy '{written}' is not supported by etcd-agent"
                     ))
                 } else {
                     Ok(())
@@ -104,11 +102,16 @@ impl Engine {
                 }
                 None => &whole,
             };
-            let mut active = batch.clone();
-            let mut run = PlayRun::new(&all_hosts, &batch);
-            let flow = self.run_items(play, body, &mut active, &mut run).await;
+            let (flow, collateral) = if super::free::is_free(play) && batch.len() > 1 {
+                self.run_free(play, body, &batch, &all_hosts).await
+            } else {
+                let mut active = batch.clone();
+                let mut run = PlayRun::new(&all_hosts, &batch);
+                let flow = self.run_items(play, body, &mut active, &mut run).await;
+                (flow, run.collateral_all)
+            };
             // hosts failed by another host's run_once task stay failed for the run
-            for h in &run.collateral_all {
+            for h in &collateral {
                 self.dead.insert(h.clone());
                 self.any_failed = true;
             }

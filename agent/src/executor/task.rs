@@ -181,7 +181,18 @@ impl Engine {
             }
         };
         let looped = extra.filter(|x| x.loop_items.is_some()).cloned();
-        let sem = Arc::new(tokio::sync::Semaphore::new(forks));
+        // under the free strategy the run's forks are shared by every host's lane, and a
+        // throttle counts the hosts running this task in any lane
+        let (sem, throttle) = match &self.free {
+            Some(free) => {
+                let throttled = forks < self.shared.opts.forks.max(1);
+                (
+                    free.forks.clone(),
+                    throttled.then(|| free.throttle(task, forks)),
+                )
+            }
+            None => (Arc::new(tokio::sync::Semaphore::new(forks)), None),
+        };
         let mut set = tokio::task::JoinSet::new();
         let mut order = HashMap::new();
         // `changed_when` on add_host/group_by is evaluated again once the inventory changed
@@ -195,7 +206,12 @@ impl Engine {
             let shared = self.shared.clone();
             let sem = sem.clone();
             let looped = looped.clone();
+            let throttle = throttle.clone();
             set.spawn(async move {
+                let _throttled = match throttle {
+                    Some(t) => t.acquire_owned().await.ok(),
+                    None => None,
+                };
                 match looped {
                     Some(extra) => {
                         let _permit = sem.acquire_owned().await;

@@ -14,6 +14,10 @@ pub const OMIT: &str = "__omit_place_holder__etcd_agent__";
 #[derive(Clone, Default)]
 pub struct Context {
     map: BTreeMap<String, JValue>,
+    /// Templated variables that could not be rendered yet (an undefined name in them), as
+    /// written: a loop's variables may define what they need (see
+    /// [`Context::resolve_deferred`]).
+    deferred: std::sync::Arc<Vec<(String, Value)>>,
 }
 
 impl Context {
@@ -30,6 +34,46 @@ impl Context {
     /// The context as one template value.
     pub fn value(&self) -> JValue {
         JValue::from_iter(self.map.iter().map(|(k, v)| (k.clone(), v.clone())))
+    }
+
+    /// Renders the deferred variables again now that more is defined (a loop's item and
+    /// index), as Ansible templates variables lazily where a task uses them: each one that
+    /// renders is set (chains resolve in any order), the others stay undefined.
+    pub fn resolve_deferred(&mut self, templar: &Templar) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let mut left: Vec<(String, Value)> = self.deferred.as_ref().clone();
+        loop {
+            let jv = self.value();
+            let before = left.len();
+            left.retain(|(k, original)| match templar.render_value(original, &jv) {
+                Ok(rendered) => {
+                    self.map
+                        .insert(k.clone(), JValue::from_serialize(&rendered));
+                    false
+                }
+                Err(_) => true,
+            });
+            if left.len() == before || left.is_empty() {
+                break;
+            }
+        }
+        if left.len() != self.deferred.len() {
+            // the failures the error messages name are those still unresolved
+            if let Some(failed) = self.map.get(crate::jinja::FAILED_VARS_KEY).cloned() {
+                let still: BTreeMap<String, JValue> = left
+                    .iter()
+                    .filter_map(|(k, _)| failed.get_attr(k).ok().map(|v| (k.clone(), v)))
+                    .filter(|(_, v)| !v.is_undefined())
+                    .collect();
+                self.map.insert(
+                    crate::jinja::FAILED_VARS_KEY.to_string(),
+                    JValue::from_serialize(&still),
+                );
+            }
+            self.deferred = std::sync::Arc::new(left);
+        }
     }
 }
 
@@ -147,7 +191,7 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
             match templar.render_value(original, &jv) {
                 Ok(rendered) => {
                     failed.remove(k);
-                    if merged.get(k) != Some(&rendered) {
+                    if merged.get(k) != Some(&rendered) || !ctx.map.contains_key(k) {
                         changed = true;
                         ctx.set(k, &rendered);
                         merged.insert(k.clone(), rendered);
@@ -155,6 +199,11 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
                 }
                 Err(e) => {
                     failed.insert(k.clone(), e.to_string());
+                    // undefined from now on: a variable made from it fails too (never the
+                    // text of its template)
+                    if ctx.map.remove(k).is_some() {
+                        changed = true;
+                    }
                 }
             }
         }
@@ -165,6 +214,13 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
     for k in failed.keys() {
         ctx.map.remove(k);
     }
+    ctx.deferred = std::sync::Arc::new(
+        originals
+            .iter()
+            .filter(|(k, _)| failed.contains_key(k))
+            .cloned()
+            .collect(),
+    );
     // `vars`: every variable the task sees, by name (ansible-core's deprecated but
     // still working magic variable)
     if !ctx.map.contains_key("vars") {
