@@ -141,6 +141,7 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
         flush_cache: false,
         allow_broken_conditionals: cfg.allow_broken_conditionals,
         settings: cfg.ansible_settings(),
+        inventory_sources: inventory_sources(&run.inventory, cfg),
     })
 }
 

@@ -596,10 +596,14 @@ impl Engine {
                 ),
             }
         };
+        // ansible-core shows each meta action's outcome from -vv on
+        let meta_line = |engine: &mut Engine, header: &str| {
+            engine.reporter.verbose_line(2, &format!("META: {header}"));
+        };
         let decide = |engine: &mut Engine, (go, skip): (bool, Option<(String, String)>)| {
             if let Some((h, reason)) = skip {
+                meta_line(engine, &reason);
                 let mut m = Map::new();
-                m.insert("changed".into(), Value::Bool(false));
                 m.insert("msg".into(), Value::String(action.clone()));
                 m.insert("skipped".into(), Value::Bool(true));
                 m.insert("skip_reason".into(), Value::String(reason));
@@ -608,8 +612,16 @@ impl Engine {
             go
         };
         match action.as_str() {
-            "noop" => Flow::Continue,
+            "noop" => {
+                meta_line(self, "noop");
+                Flow::Continue
+            }
             "flush_handlers" => {
+                for (h, c) in &conditions {
+                    if matches!(c, Ok(true)) {
+                        meta_line(self, &format!("triggered running handlers for {h}"));
+                    }
+                }
                 if conditions.iter().any(|(_, c)| matches!(c, Ok(true))) {
                     self.flush_handlers(play, active, run).await
                 } else {
@@ -618,6 +630,7 @@ impl Engine {
             }
             "end_play" => {
                 if decide(self, once(", continuing play")) {
+                    meta_line(self, "ending play");
                     self.end_all(active);
                     if let Some(free) = &self.free {
                         free.end(true);
@@ -637,6 +650,7 @@ impl Engine {
                     .unwrap_or_default();
                 let suffix = format!(", not clearing host error state for {first}");
                 if decide(self, once(&suffix)) {
+                    meta_line(self, "cleared host errors");
                     for h in run.all_hosts {
                         // a host failed before an `always` running this is out of `dead`
                         // only while the `always` runs: `cleared` keeps it out after
@@ -651,11 +665,40 @@ impl Engine {
                 }
                 Flow::Continue
             }
+            "refresh_inventory" => {
+                match self.refresh_inventory() {
+                    Ok(()) => {
+                        meta_line(self, "inventory successfully refreshed");
+                        // hosts the sources no longer have leave the play (ansible-core's
+                        // hosts left are looked up in the new inventory)
+                        let gone: Vec<String> = active
+                            .iter()
+                            .filter(|h| self.inv.host(h).is_none())
+                            .cloned()
+                            .collect();
+                        active.retain(|h| !gone.contains(h));
+                        self.ended.extend(gone);
+                    }
+                    Err(e) => {
+                        let first = conditions.first().map(|(h, _)| h.clone());
+                        let mut m = Map::new();
+                        m.insert("failed".into(), Value::Bool(true));
+                        m.insert("msg".into(), Value::String(format!("{e:#}")));
+                        if let Some(h) = first {
+                            self.report_meta(&info, task, &h, Status::Failed, m);
+                        }
+                        self.any_failed = true;
+                        return Flow::Abort;
+                    }
+                }
+                Flow::Continue
+            }
             "reset_connection" => {
                 for (h, c) in &conditions {
                     if !matches!(c, Ok(true)) {
                         continue;
                     }
+                    meta_line(self, "reset connection");
                     let hostvars = self.hostvars();
                     let snapshot = active.clone();
                     let scope = Scope {
@@ -678,6 +721,7 @@ impl Engine {
             "end_batch" => {
                 // the batch ends for every host; the play goes on with the next batch
                 if decide(self, once(", continuing current batch")) {
+                    meta_line(self, "ending batch");
                     self.end_all(active);
                     if let Some(free) = &self.free {
                         free.end(false);
@@ -689,12 +733,18 @@ impl Engine {
                 for (h, c) in conditions {
                     match c {
                         Ok(true) => {
+                            meta_line(self, &format!("ending play for {h}"));
                             self.ended.insert(h.clone());
                             active.retain(|x| x != &h);
                         }
                         Ok(false) => {
+                            meta_line(
+                                self,
+                                &format!(
+                                    "end_host conditional evaluated to False, continuing execution for {h}"
+                                ),
+                            );
                             let mut m = Map::new();
-                            m.insert("changed".into(), Value::Bool(false));
                             m.insert(
                                 "msg".into(),
                                 Value::String(format!(

@@ -149,6 +149,10 @@ impl Reporter for LaneReporter {
     fn warning(&mut self, msg: &str) {
         self.with(|o| o.inner.warning(msg));
     }
+
+    fn verbose_line(&mut self, level: u8, msg: &str) {
+        self.with(|o| o.inner.verbose_line(level, msg));
+    }
 }
 
 /// Reports nothing: the run's reporter while lanes hold it.
@@ -301,6 +305,7 @@ impl Engine {
             step: Default::default(),
             fatal: None,
             free: None,
+            dynamic: self.dynamic.clone(),
         }
     }
 

@@ -75,6 +75,11 @@ impl Engine {
             Some(Value::Array(a)) => a.iter().map(crate::jinja::value::scalar_string).collect(),
             _ => vec!["all".to_string()],
         };
+        self.dynamic.push(Dynamic::Group {
+            host: host.to_string(),
+            group: group.clone(),
+            parents: parents.clone(),
+        });
         let inv = Arc::make_mut(&mut self.inv);
         let changed = match inv.add_dynamic_group(host, &group, &parents) {
             Ok((created, changed)) => {
@@ -122,6 +127,11 @@ impl Engine {
             Some(Value::Object(m)) => m.clone(),
             _ => Map::new(),
         };
+        self.dynamic.push(Dynamic::Host {
+            name: name.to_string(),
+            groups: groups.clone(),
+            vars: vars.clone(),
+        });
         let changed = Arc::make_mut(&mut self.inv).add_dynamic_host(name, &groups, &vars);
         result.insert("changed".into(), Value::Bool(changed));
         if changed {
@@ -134,6 +144,53 @@ impl Engine {
             self.refresh_groups();
         }
         changed
+    }
+
+    /// `meta: refresh_inventory`: the inventory sources read again (and the playbook's
+    /// `group_vars`/`host_vars`), then what `add_host` and `group_by` did replayed on it, as
+    /// ansible-core keeps hosts and groups added at run time (a `group_by` of a host the
+    /// sources no longer have is not). Later tasks and plays see the new inventory.
+    pub(super) fn refresh_inventory(&mut self) -> anyhow::Result<()> {
+        let opts = &self.shared.opts;
+        let mut inv = crate::inventory::Inventory::load(&opts.inventory_sources)?;
+        inv.add_playbook_dir(&opts.playbook_dir)?;
+        inv.ensure_implicit_localhost();
+        let added: Vec<&str> = self
+            .dynamic
+            .iter()
+            .filter_map(|d| match d {
+                Dynamic::Host { name, .. } => Some(name.as_str()),
+                Dynamic::Group { .. } => None,
+            })
+            .collect();
+        for d in &self.dynamic {
+            match d {
+                Dynamic::Host { name, groups, vars } => {
+                    inv.add_dynamic_host(name, groups, vars);
+                }
+                Dynamic::Group {
+                    host,
+                    group,
+                    parents,
+                } if inv.host(host).is_some() || added.contains(&host.as_str()) => {
+                    let _ = inv.add_dynamic_group(host, group, parents);
+                }
+                Dynamic::Group { .. } => {}
+            }
+        }
+        self.inv = Arc::new(inv);
+        let mut inv_vars = self
+            .shared
+            .inv_vars
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        inv_vars.clear();
+        for h in self.inv.hosts() {
+            inv_vars.insert(h.name.clone(), self.inv.host_vars_for_tasks(&h.name));
+        }
+        drop(inv_vars);
+        self.refresh_groups();
+        Ok(())
     }
 
     /// The inventory variables tasks see on `hosts`, read again after the inventory changed.
@@ -165,4 +222,21 @@ fn invalid_group_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_digit() || !(c.is_alphanumeric() || c == '_'));
     first_bad || name.chars().any(|c| !(c.is_alphanumeric() || c == '_'))
+}
+
+/// A change `add_host` or `group_by` made to the run's inventory.
+#[derive(Debug, Clone)]
+pub(super) enum Dynamic {
+    /// `add_host`: the host, its groups and variables.
+    Host {
+        name: String,
+        groups: Vec<String>,
+        vars: Map<String, Value>,
+    },
+    /// `group_by`: the host put in the group under its parents.
+    Group {
+        host: String,
+        group: String,
+        parents: Vec<String>,
+    },
 }

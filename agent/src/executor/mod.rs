@@ -109,6 +109,9 @@ pub struct Engine {
     fatal: Option<i32>,
     /// In a lane of the `free` strategy: what the lanes share (see `free.rs`).
     free: Option<Arc<free::FreeShared>>,
+    /// What `add_host` and `group_by` changed in the inventory, in order: kept over
+    /// `meta: refresh_inventory` (see `groups.rs`).
+    dynamic: Vec<groups::Dynamic>,
 }
 
 impl Engine {
@@ -188,6 +191,7 @@ impl Engine {
             step: Default::default(),
             fatal: None,
             free: None,
+            dynamic: Vec::new(),
         })
     }
 

@@ -71,4 +71,6 @@ pub struct RunOptions {
     pub allow_broken_conditionals: bool,
     /// The settings `lookup('config', ...)` reads, by Ansible's names.
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// The inventory sources, read again by `meta: refresh_inventory`.
+    pub inventory_sources: Vec<String>,
 }

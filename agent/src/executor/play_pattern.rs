@@ -1,5 +1,5 @@
-//! A play's `hosts:` pattern (and its name, when the play has none) and its `strategy`
-//! templated before the play
+//! A play's `hosts:` pattern (and its name: the pattern's when the play has none), its
+//! `name` and its `strategy` templated before the play
 //! runs, as ansible-core templates a play's keywords with its `vars`, its roles' defaults and
 //! vars, the extra vars and `groups` (no host's variables: the hosts are not known yet).
 
@@ -32,7 +32,8 @@ pub fn templated(
     templar: &Templar,
 ) -> Result<Play, PatternError> {
     let strategy_templated = play.strategy.as_deref().is_some_and(is_template);
-    if !is_template(&play.hosts) && !strategy_templated {
+    let name_templated = play.named && is_template(&play.name);
+    if !is_template(&play.hosts) && !strategy_templated && !name_templated {
         return Ok(play.clone());
     }
     let role_defaults: Vec<&Vars> = play.roles.iter().map(|r| &r.defaults).collect();
@@ -52,6 +53,13 @@ pub fn templated(
     };
     let (_, ctx) = vars::build(&layers, &[("groups", groups.clone())], templar);
     let mut out = play.clone();
+    // the name the play is announced by, templated as its keywords are (kept as written
+    // when it cannot be)
+    if name_templated {
+        if let Ok(v) = templar.render_str(&play.name, &ctx.value()) {
+            out.name = scalar_string(&v);
+        }
+    }
     if let Some(strategy) = play.strategy.as_deref().filter(|s| is_template(s)) {
         let value = templar
             .render_str(strategy, &ctx.value())

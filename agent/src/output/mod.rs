@@ -103,6 +103,8 @@ pub trait Reporter: Send {
     fn recap(&mut self, stats: &BTreeMap<String, HostStats>);
     /// A warning.
     fn warning(&mut self, msg: &str);
+    /// A line ansible-playbook shows from `-v` times `level` on (`display.vv`, ...).
+    fn verbose_line(&mut self, _level: u8, _msg: &str) {}
     /// `--step` asks `prompt` (shown without a line end; the answer is read from stdin).
     /// Output that is a document (`--json`) keeps it on stderr.
     fn step_prompt(&mut self, prompt: &str) {

@@ -130,6 +130,13 @@ pub(crate) fn snippet(o: &TaskOrigin) -> Option<String> {
 }
 
 impl Reporter for TextReporter {
+    fn verbose_line(&mut self, level: u8, msg: &str) {
+        if self.verbosity >= level {
+            self.flush_include();
+            self.line(msg);
+        }
+    }
+
     fn playbook_start(&mut self, path: &str, plays: usize) {
         // ansible-playbook's -vv header
         if self.verbosity >= 2 {
@@ -175,6 +182,12 @@ impl Reporter for TextReporter {
             "TASK"
         };
         self.banner(&format!("{kind} [{}]", task.name));
+        // ansible-playbook -vv says where the task is written
+        if self.verbosity >= 2 {
+            if let Some(o) = &task.origin {
+                self.line(&format!("task path: {}:{}", o.file.display(), o.line));
+            }
+        }
         if let Some(p) = &mut self.progress {
             p.start_task(&task.name, hosts);
         }

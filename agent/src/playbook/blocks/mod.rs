@@ -1074,10 +1074,11 @@ fn parse_step(
                 | "end_batch"
                 | "clear_host_errors"
                 | "reset_connection"
+                | "refresh_inventory"
                 | "role_complete"
         ) {
             return Err(syntax(format!(
-                "{}: meta: {action} is not supported by etcd-agent (noop, flush_handlers, end_play, end_host, end_batch, clear_host_errors, reset_connection)",
+                "{}: meta: {action} is not supported by etcd-agent (noop, flush_handlers, end_play, end_host, end_batch, clear_host_errors, reset_connection, refresh_inventory)",
                 at(file, node)
             )));
         }
