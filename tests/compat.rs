@@ -602,8 +602,8 @@ fn unsupported_features_fail_at_syntax_check() {
             "meta: clear_facts is not supported",
         ),
         (
-            "    - meta: refresh_inventory\n",
-            "meta: refresh_inventory is not supported",
+            "    - meta: end_role\n",
+            "meta: end_role is not supported",
         ),
         (
             "    - include_role: {name: r, apply: {become: true}}\n",
