@@ -62,6 +62,9 @@ pub struct Config {
     /// `allow_broken_conditionals` (`ANSIBLE_ALLOW_BROKEN_CONDITIONALS`, default false): a
     /// condition may give a value that is not a boolean.
     pub allow_broken_conditionals: bool,
+    /// `private_role_vars` (`ANSIBLE_PRIVATE_ROLE_VARS`), when set: whether a role's vars
+    /// and defaults stay its own (`roles:`, `import_role`; and `include_role` when false).
+    pub private_role_vars: Option<bool>,
 }
 
 /// A fact cache plugin the agent has.
@@ -143,6 +146,7 @@ impl Default for Config {
             fact_caching: FactCaching::default(),
             inject_facts_as_vars: true,
             allow_broken_conditionals: false,
+            private_role_vars: None,
         }
     }
 }
@@ -194,6 +198,10 @@ impl Config {
             ("DEFAULT_HASH_BEHAVIOUR", json!("replace")),
             ("DEFAULT_MODULE_PATH", json!(paths(&self.library))),
             ("DEFAULT_REMOTE_USER", json!(self.remote_user)),
+            (
+                "DEFAULT_PRIVATE_ROLE_VARS",
+                json!(self.private_role_vars.unwrap_or(false)),
+            ),
             ("DEFAULT_ROLES_PATH", json!(paths(&self.roles_path))),
             ("DEFAULT_TIMEOUT", json!(self.timeout)),
             ("HOST_KEY_CHECKING", json!(self.host_key_checking)),
@@ -260,6 +268,7 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_CACHE_PLUGIN_PREFIX", "fact_caching_prefix"),
         ("ANSIBLE_CACHE_PLUGIN_TIMEOUT", "fact_caching_timeout"),
         ("ANSIBLE_INJECT_FACT_VARS", "inject_facts_as_vars"),
+        ("ANSIBLE_PRIVATE_ROLE_VARS", "private_role_vars"),
         (
             "ANSIBLE_ALLOW_BROKEN_CONDITIONALS",
             "allow_broken_conditionals",
@@ -413,6 +422,9 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
         "allow_broken_conditionals" => {
             cfg.allow_broken_conditionals = crate::jinja::value::boolean_text(v)
         }
+        "private_role_vars" if !v.is_empty() => {
+            cfg.private_role_vars = Some(crate::jinja::value::boolean_text(v))
+        }
         "privilege_escalation.become" => cfg.r#become = crate::jinja::value::boolean_text(v),
         "privilege_escalation.become_user" if !v.is_empty() => {
             cfg.become_user = Some(v.to_string())
@@ -431,6 +443,12 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
 /// `collections_path` of the config in effect (its defaults when the config cannot be read).
 pub fn collections_path() -> Vec<PathBuf> {
     load().unwrap_or_default().collections_path
+}
+
+/// `private_role_vars` of the config in effect, when set (unset when the config cannot be
+/// read: a broken config is reported where the run loads it).
+pub fn private_role_vars() -> Option<bool> {
+    load().ok().and_then(|c| c.private_role_vars)
 }
 
 /// `roles_path` of the config in effect (its defaults when the config cannot be read: a
@@ -516,6 +534,15 @@ mod tests {
         assert_eq!((fc.prefix.as_str(), fc.timeout), ("p_", 0));
         assert!(!cfg.inject_facts_as_vars);
         assert_eq!(cfg.ansible_settings()["CACHE_PLUGIN"], "jsonfile");
+        assert_eq!(cfg.private_role_vars, None, "unset unless configured");
+        apply_file(
+            &mut cfg,
+            "[defaults]\nprivate_role_vars = yes\n",
+            Path::new("/a.cfg"),
+        )
+        .unwrap();
+        assert_eq!(cfg.private_role_vars, Some(true));
+        assert_eq!(cfg.ansible_settings()["DEFAULT_PRIVATE_ROLE_VARS"], true);
     }
 
     #[test]

@@ -127,11 +127,14 @@ impl Engine {
         ));
         magic.push(("ansible_role_names", JValue::from_serialize(all_role_names)));
         // role defaults and vars: every role's of the play (and those made public so far),
-        // then the task's own role's on top
+        // then those of the roles that included the task's role, then its own on top
+        // the roles that included this task's role (outermost first) come before it: their
+        // defaults and vars are in its scope too (ansible-core's dependency chain)
         let roles: Vec<&Arc<Role>> = play
             .roles
             .iter()
             .chain(&self.public_roles)
+            .chain(task.parent_roles.iter().rev())
             .chain(task.role.iter())
             .collect();
         // the connection's address: the host's name unless a variable sets `ansible_host`

@@ -53,7 +53,9 @@ pub fn play_roles(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Result
     let mut items = Vec::new();
     for entry in entries {
         let (entry, at) = (entry.to_json(), at(file, entry));
-        items.extend(expand(&entry, &at, inherit, None, true, true)?.0);
+        // a play's roles are public unless `private_role_vars` says otherwise
+        let public = crate::config::private_role_vars() != Some(true);
+        items.extend(expand(&entry, &at, inherit, None, true, public)?.0);
     }
     Ok(items)
 }
@@ -76,7 +78,7 @@ pub fn import_role(
     };
     let mut reference = Map::new();
     let mut tasks_from = None;
-    let mut public = false;
+    let mut public: Option<bool> = None;
     let mut include_args = Map::new();
     let (mut when, mut vars, mut tags, mut task_name) = (Vec::new(), Map::new(), Vec::new(), None);
     let mut looping = super::Extra {
@@ -109,12 +111,11 @@ pub fn import_role(
                             reference.insert("role".into(), value);
                         }
                         "tasks_from" => tasks_from = Some(crate::jinja::value::scalar_string(&value)),
-                        "public" if include => public = crate::jinja::value::ansible_boolean(&value),
+                        "public" => public = Some(crate::jinja::value::ansible_boolean(&value)),
                         other => {
                             return Err(syntax(format!(
-                                "{}: {what} option '{other}' is not supported by etcd-agent (name, tasks_from{})",
+                                "{}: {what} option '{other}' is not supported by etcd-agent (name, tasks_from, public)",
                                 at(file, v),
-                                if include { ", public" } else { "" }
                             )))
                         }
                     }
@@ -145,17 +146,22 @@ pub fn import_role(
     }
     let role_name = reference_name(&Value::Object(reference.clone())).unwrap_or_default();
     let entry = Value::Object(reference);
+    // privacy (ansible-core's rule): `public` when given; else an import is public unless
+    // `private_role_vars` is on, an include private unless it is explicitly off
+    let private = crate::config::private_role_vars();
     if !include {
+        let public = public.unwrap_or(private != Some(true));
         return expand(
             &entry,
             &at(file, node),
             inherit,
             tasks_from.as_deref(),
             false,
-            true,
+            public,
         )
         .map(|(items, _)| items);
     }
+    let public = public.unwrap_or(private == Some(false));
     let mut inner = inherit.clone();
     // the include's `vars` are include params: above set_fact and include_vars
     inner.params.extend(vars.clone());
