@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> i32 {
     };
     init_tracing(verbose);
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("ERROR: internal error: {info}");
+        eprintln!("[ERROR]: internal error: {info}");
     }));
     let outcome = std::panic::catch_unwind(|| match cli.command {
         Command::Inventory(args) => commands::inventory(args),
@@ -56,7 +56,7 @@ pub fn run(cli: Cli) -> i32 {
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(err)) => {
-            eprintln!("ERROR: {err:#}");
+            eprintln!("[ERROR]: {err:#}");
             error::exit_code_of(&err)
         }
         // Ansible's code for an unexpected error.

@@ -129,8 +129,18 @@ impl Engine {
                     continue;
                 }
             }
-            // a role reference a host already completed: the host skips its tasks
-            if let Some(done) = item_role_instance(item).and_then(|id| self.roles_done.get(&id)) {
+            // a role reference a host already completed, or a role run `meta: end_role`
+            // ended for it: the host skips its tasks
+            let ended = item_role_run(item).and_then(|id| self.roles_ended.get(&id));
+            let completed = item_role_instance(item).and_then(|id| self.roles_done.get(&id));
+            let skip: HashSet<String> = ended
+                .into_iter()
+                .chain(completed)
+                .flatten()
+                .cloned()
+                .collect();
+            if !skip.is_empty() {
+                let done = &skip;
                 if active.iter().any(|h| done.contains(h)) {
                     let mut rest: Vec<String> = active
                         .iter()
@@ -665,6 +675,39 @@ impl Engine {
                 }
                 Flow::Continue
             }
+            "end_role" => {
+                // ansible-core's errors: only a role's task may end it, not a handler
+                let why = if step.extra.handler {
+                    Some("Cannot execute 'end_role' from a handler")
+                } else if task.role.is_none() || task.role_run.is_none() {
+                    Some("Cannot execute 'end_role' from outside of a role")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    eprintln!("[ERROR]: {why}");
+                    self.fatal = Some(1);
+                    return Flow::Abort;
+                }
+                let (Some(role), Some(id)) = (&task.role, task.role_run) else {
+                    return Flow::Continue;
+                };
+                for (h, c) in &conditions {
+                    if matches!(c, Ok(true)) {
+                        meta_line(self, &format!("ending role {} for {h}", role.name));
+                        self.roles_ended.entry(id).or_default().insert(h.clone());
+                        // the role counts as run for the host (a later listing of the same
+                        // reference does not run it again)
+                        if let Some(instance) = task.role_instance {
+                            self.roles_done
+                                .entry(instance)
+                                .or_default()
+                                .insert(h.clone());
+                        }
+                    }
+                }
+                Flow::Continue
+            }
             "refresh_inventory" => {
                 match self.refresh_inventory() {
                     Ok(()) => {
@@ -965,6 +1008,15 @@ impl Engine {
 }
 
 /// The role reference an item's task came from, when that role runs once per host.
+fn item_role_run(item: &Item) -> Option<usize> {
+    match item {
+        Item::Task(step) | Item::Include { step, .. } | Item::Deferred { step, .. } => {
+            step.task.role_run
+        }
+        Item::Block(_) | Item::Flush => None,
+    }
+}
+
 fn item_role_instance(item: &Item) -> Option<usize> {
     match item {
         Item::Task(step) | Item::Include { step, .. } | Item::Deferred { step, .. } => {

@@ -297,6 +297,7 @@ impl Engine {
             ended: self.ended.clone(),
             cleared: self.cleared.clone(),
             roles_done: self.roles_done.clone(),
+            roles_ended: self.roles_ended.clone(),
             roles_ran: self.roles_ran.clone(),
             vars_files: self.vars_files.clone(),
             public_roles: self.public_roles.clone(),
@@ -346,6 +347,9 @@ impl Engine {
         self.any_unreachable |= lane.any_unreachable;
         for (id, done) in lane.roles_done {
             self.roles_done.entry(id).or_default().extend(done);
+        }
+        for (id, ended) in lane.roles_ended {
+            self.roles_ended.entry(id).or_default().extend(ended);
         }
         for (id, ran) in lane.roles_ran {
             self.roles_ran.entry(id).or_default().extend(ran);

@@ -90,6 +90,9 @@ pub struct Engine {
     /// Per role reference run once per host (`Task::role_instance`), the hosts that
     /// completed it (ids are unique in the run, so no play sees another's).
     roles_done: HashMap<usize, HashSet<String>>,
+    /// Per run of a role (`Task::role_run`), the hosts `meta: end_role` ended it for: they
+    /// skip the rest of its tasks.
+    roles_ended: HashMap<usize, HashSet<String>>,
     /// Per such role reference, the hosts a task of it ran for (a host completes the
     /// reference only then).
     roles_ran: HashMap<usize, HashSet<String>>,
@@ -183,6 +186,7 @@ impl Engine {
             ended: HashSet::new(),
             cleared: HashSet::new(),
             roles_done: HashMap::new(),
+            roles_ended: HashMap::new(),
             roles_ran: HashMap::new(),
             vars_files: HashMap::new(),
             public_roles: Vec::new(),

@@ -81,6 +81,9 @@ pub struct Task {
     /// task came from, when that role runs once per host: a host that completed the same
     /// reference earlier in the play skips it ([`Task::is_role_complete`] marks completion).
     pub role_instance: Option<usize>,
+    /// This run of the task's role (each `roles:` entry, import, include or dependency
+    /// expanded is one): `meta: end_role` ends it for a host.
+    pub role_run: Option<usize>,
     /// The roles whose tasks included or imported the task's role, the nearest first
     /// (`ansible_parent_role_names`).
     pub parent_roles: Vec<Arc<super::role::Role>>,
@@ -178,6 +181,7 @@ impl Task {
             poll: None,
             role: None,
             role_instance: None,
+            role_run: None,
             parent_roles: Vec::new(),
             exposes: None,
             origin,

@@ -126,6 +126,8 @@ pub struct Deferred {
 pub(super) struct RoleInclude {
     /// `tasks_from`.
     pub(super) tasks_from: Option<String>,
+    /// `allow_duplicates: false`: the reference runs once per host.
+    pub(super) once: bool,
     /// Where the include is written, for errors.
     pub(super) at: String,
 }
@@ -278,6 +280,8 @@ pub struct Inherit {
     /// The role reference they came from, when it runs once per host (see
     /// [`crate::playbook::Task::role_instance`]).
     pub(super) role_instance: Option<usize>,
+    /// The run of `role` these tasks belong to (see [`crate::playbook::Task::role_run`]).
+    pub(super) role_run: Option<usize>,
     /// The roles that included or imported `role`, the nearest first.
     pub(super) parent_roles: Vec<Arc<Role>>,
     /// The play's roles, shared by everything parsed for the play (`import_role` adds to it).
@@ -898,6 +902,7 @@ fn include_step(
         .insert("_raw_params".into(), Value::String(what.to_string()));
     task.role = inherit.role.clone();
     task.role_instance = inherit.role_instance;
+    task.role_run = inherit.role_run;
     task.parent_roles = inherit.parent_roles.clone();
     task.when = inherit.when.clone();
     task.when.extend(when);
@@ -1065,6 +1070,13 @@ fn parse_step(
             .get("_raw_params")
             .map(scalar_string)
             .unwrap_or_default();
+        // ansible-core refuses it when it loads the tasks
+        if action.trim() == "end_role" && inherit.role.is_none() {
+            return Err(syntax(format!(
+                "Cannot execute 'end_role' from outside of a role\nOrigin: {}",
+                at(file, node)
+            )));
+        }
         if !matches!(
             action.trim(),
             "noop"
@@ -1075,10 +1087,11 @@ fn parse_step(
                 | "clear_host_errors"
                 | "reset_connection"
                 | "refresh_inventory"
+                | "end_role"
                 | "role_complete"
         ) {
             return Err(syntax(format!(
-                "{}: meta: {action} is not supported by etcd-agent (noop, flush_handlers, end_play, end_host, end_batch, clear_host_errors, reset_connection, refresh_inventory)",
+                "{}: meta: {action} is not supported by etcd-agent (noop, flush_handlers, end_play, end_host, end_batch, end_role, clear_host_errors, reset_connection, refresh_inventory)",
                 at(file, node)
             )));
         }
@@ -1099,6 +1112,7 @@ fn parse_step(
 fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
     t.role = inherit.role.clone();
     t.role_instance = inherit.role_instance;
+    t.role_run = inherit.role_run;
     t.parent_roles = inherit.parent_roles.clone();
     t.collections = if own.iter().any(|(k, _)| k == "collections") {
         inherit.own_collections(std::mem::take(&mut t.collections))
@@ -1158,6 +1172,25 @@ pub fn parse_handlers(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Re
 
 /// Parses a list of handlers (a play's, or a role's `handlers/main.yml`).
 pub fn handler_items(seq: &[Node], file: &Arc<PathBuf>, inherit: &Inherit) -> Result<Vec<Item>> {
+    // ansible-core refuses it when it loads the handlers, before anything else about them
+    for node in seq {
+        let NodeKind::Map(entries) = &node.kind else {
+            continue;
+        };
+        let ends_role = entries.iter().any(|(k, v)| {
+            matches!(
+                k.as_str(),
+                "meta" | "ansible.builtin.meta" | "ansible.legacy.meta"
+            ) && scalar_string(&v.to_json()).trim() == "end_role"
+        });
+        if ends_role {
+            // ansible-core 2.19's layout: the message, then where
+            return Err(syntax(format!(
+                "Cannot execute 'end_role' from a handler\nOrigin: {}",
+                at(file, node)
+            )));
+        }
+    }
     let mut items = parse_items(seq, file, inherit, 0)?;
     for (i, node) in items.iter_mut().zip(seq) {
         if let Item::Task(step) | Item::Include { step, .. } | Item::Deferred { step, .. } = i {

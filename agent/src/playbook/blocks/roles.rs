@@ -79,6 +79,8 @@ pub fn import_role(
     let mut reference = Map::new();
     let mut tasks_from = None;
     let mut public: Option<bool> = None;
+    // `allow_duplicates: false` makes the reference run once per host, as a `roles:` entry
+    let mut allow_duplicates: Option<bool> = None;
     let mut include_args = Map::new();
     let (mut when, mut vars, mut tags, mut task_name) = (Vec::new(), Map::new(), Vec::new(), None);
     let mut looping = super::Extra {
@@ -112,9 +114,12 @@ pub fn import_role(
                         }
                         "tasks_from" => tasks_from = Some(crate::jinja::value::scalar_string(&value)),
                         "public" => public = Some(crate::jinja::value::ansible_boolean(&value)),
+                        "allow_duplicates" => {
+                            allow_duplicates = Some(crate::jinja::value::ansible_boolean(&value))
+                        }
                         other => {
                             return Err(syntax(format!(
-                                "{}: {what} option '{other}' is not supported by etcd-agent (name, tasks_from, public)",
+                                "{}: {what} option '{other}' is not supported by etcd-agent (name, tasks_from, public, allow_duplicates)",
                                 at(file, v),
                             )))
                         }
@@ -156,7 +161,7 @@ pub fn import_role(
             &at(file, node),
             inherit,
             tasks_from.as_deref(),
-            false,
+            allow_duplicates == Some(false),
             public,
         )
         .map(|(items, _)| items);
@@ -188,6 +193,7 @@ pub fn import_role(
             after: std::sync::Mutex::new(super::After::default()),
             role: Some(super::RoleInclude {
                 tasks_from,
+                once: allow_duplicates == Some(false),
                 at: at(file, node),
             }),
         };
@@ -212,7 +218,7 @@ pub fn import_role(
         &at(file, node),
         &inner,
         tasks_from.as_deref(),
-        false,
+        allow_duplicates == Some(false),
         false,
     )?;
     let name = task_name.unwrap_or_else(|| format!("include_role : {role_name}"));
@@ -255,7 +261,7 @@ pub(super) fn expand_included(
         &include.at,
         inherit,
         tasks_from.or(include.tasks_from.as_deref()),
-        false,
+        include.once,
         false,
     )?;
     let handlers_after = inherit
@@ -367,6 +373,7 @@ fn expand(
     }
     inner.role = Some(role.clone());
     inner.role_instance = instance_id;
+    inner.role_run = Some(NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     if first_time {
         // a role's handlers join the play's once, however often the role runs
         if let Some(path) = role.handlers_file() {
