@@ -601,7 +601,10 @@ fn unsupported_features_fail_at_syntax_check() {
             "    - meta: clear_facts\n",
             "meta: clear_facts is not supported",
         ),
-        ("    - meta: end_role\n", "meta: end_role is not supported"),
+        (
+            "    - meta: reset_play\n",
+            "meta: reset_play is not supported",
+        ),
         (
             "    - include_role: {name: r, apply: {become: true}}\n",
             "include_role option 'apply' is not supported",

@@ -614,6 +614,7 @@ impl Engine {
             if let Some((h, reason)) = skip {
                 meta_line(engine, &reason);
                 let mut m = Map::new();
+                m.insert("changed".into(), Value::Bool(false));
                 m.insert("msg".into(), Value::String(action.clone()));
                 m.insert("skipped".into(), Value::Bool(true));
                 m.insert("skip_reason".into(), Value::String(reason));
@@ -788,6 +789,7 @@ impl Engine {
                                 ),
                             );
                             let mut m = Map::new();
+                            m.insert("changed".into(), Value::Bool(false));
                             m.insert(
                                 "msg".into(),
                                 Value::String(format!(

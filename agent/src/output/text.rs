@@ -240,6 +240,10 @@ impl Reporter for TextReporter {
                 if self.verbosity > 0 {
                     let mut shown = r.clone();
                     shown.result.remove("skipped");
+                    // a meta action's skip is shown as ansible-core's strategy made it
+                    if r.action == "meta" {
+                        shown.result.remove("changed");
+                    }
                     msg.push_str(&format!(" => {}", self.dump(&shown)));
                 }
                 self.line(&msg);
