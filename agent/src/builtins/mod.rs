@@ -231,6 +231,24 @@ pub(crate) fn terminal_output(
     }
 }
 
+/// The result of a command `raw` or `script` ran (see [`terminal_command`]): its rc, output
+/// and lines, always `changed`, failed with "non-zero return code".
+pub(crate) fn terminal_result(ctx: &ActionCtx<'_>, out: &ExecOutput) -> ResultMap {
+    let (stdout, stderr) = terminal_output(ctx, out.stdout_text(), out.stderr_text());
+    let mut m = Map::new();
+    m.insert("rc".into(), out.rc.into());
+    m.insert("stdout".into(), stdout.clone().into());
+    m.insert("stdout_lines".into(), lines(&stdout));
+    m.insert("stderr".into(), stderr.clone().into());
+    m.insert("stderr_lines".into(), lines(&stderr));
+    m.insert("changed".into(), Value::Bool(true));
+    if out.rc != 0 {
+        m.insert("failed".into(), Value::Bool(true));
+        m.insert("msg".into(), "non-zero return code".into());
+    }
+    m
+}
+
 /// A failed result with a message.
 pub fn failed(msg: impl Into<String>) -> ResultMap {
     let mut m = Map::new();

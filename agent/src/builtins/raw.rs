@@ -3,7 +3,7 @@
 
 use super::spec::{Arg, Check};
 use super::Params;
-use super::{lines, ActionCtx, ResultMap};
+use super::{ActionCtx, ResultMap};
 use crate::transport::{quote, TransportError};
 use serde_json::{Map, Value};
 
@@ -38,16 +38,5 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
         }
         None => conn.exec(&line, None, None).await?,
     };
-    let (stdout, stderr) = super::terminal_output(ctx, out.stdout_text(), out.stderr_text());
-    m.insert("rc".into(), out.rc.into());
-    m.insert("stdout".into(), stdout.clone().into());
-    m.insert("stdout_lines".into(), lines(&stdout));
-    m.insert("stderr".into(), stderr.clone().into());
-    m.insert("stderr_lines".into(), lines(&stderr));
-    m.insert("changed".into(), Value::Bool(true));
-    if out.rc != 0 {
-        m.insert("failed".into(), Value::Bool(true));
-        m.insert("msg".into(), "non-zero return code".into());
-    }
-    Ok(m)
+    Ok(super::terminal_result(ctx, &out))
 }
