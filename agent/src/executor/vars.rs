@@ -254,3 +254,51 @@ pub fn ansible_version() -> Value {
         "string": crate::builtins::ANSIBLE_VERSION,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(v: Value) -> Vars {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn variables_made_from_loop_variables_render_per_item() {
+        let templar = Templar::new();
+        let play = vars(json!({
+            "sub": "{{ test_id }}",
+            "full": "base/{{ sub }}",
+            "plain": "x",
+        }));
+        let empty = Vars::new();
+        let layers = Layers {
+            role_defaults: &[],
+            inventory: &empty,
+            cached_facts: &empty,
+            play: &play,
+            role_vars: &[],
+            task: &empty,
+            included: &empty,
+            facts: &empty,
+            params: &empty,
+            extra: &empty,
+        };
+        let (_, ctx) = build(&layers, &[], &templar);
+        // undefined without the loop variable: never the text of a template
+        let jv = ctx.value();
+        assert!(jv.get_attr("full").unwrap().is_undefined());
+        assert!(jv.get_attr("sub").unwrap().is_undefined());
+        assert_eq!(jv.get_attr("plain").unwrap().as_str(), Some("x"));
+        for id in [1, 2] {
+            let mut item = ctx.clone();
+            item.set("test_id", &json!(id));
+            item.resolve_deferred(&templar);
+            let got = templar.render_str("{{ full }}", &item.value()).unwrap();
+            assert_eq!(got, json!(format!("base/{id}")));
+        }
+        // the first context is unchanged
+        assert!(ctx.value().get_attr("full").unwrap().is_undefined());
+    }
+}

@@ -690,6 +690,46 @@ mod tests {
     }
 
     #[test]
+    fn conditions_need_a_boolean_and_config_lookup_reads_settings() {
+        let mut settings = serde_json::Map::new();
+        settings.insert("ALLOW_BROKEN_CONDITIONALS".into(), json!(false));
+        let t = Templar::new().with_settings(&settings);
+        let v = vars();
+        let err = t.condition(&json!("'text'"), &v).unwrap_err().to_string();
+        assert!(
+            err.contains("Conditionals must have a boolean result"),
+            "{err}"
+        );
+        assert!(t
+            .condition(&json!(""), &v)
+            .unwrap_err()
+            .to_string()
+            .contains("Empty conditional"));
+        assert!(t
+            .condition(&json!(1), &v)
+            .unwrap_err()
+            .to_string()
+            .contains("must be strings"));
+        assert!(t.condition(&json!(r#""{{ 'hi' }}" == "hi""#), &v).unwrap());
+        let lenient = Templar::new().allow_broken_conditionals(true);
+        assert!(lenient.condition(&json!("'text'"), &v).unwrap());
+        assert_eq!(
+            t.render_str("{{ lookup('config', 'ALLOW_BROKEN_CONDITIONALS') }}", &v)
+                .unwrap(),
+            json!(false)
+        );
+        let unknown = t
+            .render_str("{{ lookup('config', 'NOPE') }}", &v)
+            .unwrap_err();
+        assert!(unknown.to_string().contains("NOPE"), "{unknown}");
+        assert_eq!(
+            t.render_str("{{ lookup('config', 'NOPE', on_missing='skip') }}", &v)
+                .unwrap(),
+            json!("")
+        );
+    }
+
+    #[test]
     fn division_by_zero_fails_as_in_python() {
         let t = Templar::new();
         for tmpl in [
