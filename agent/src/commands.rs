@@ -142,6 +142,7 @@ fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<Run
         allow_broken_conditionals: cfg.allow_broken_conditionals,
         settings: cfg.ansible_settings(),
         inventory_sources: inventory_sources(&run.inventory, cfg),
+        async_dir: cfg.async_dir.clone(),
     })
 }
 

@@ -65,6 +65,9 @@ pub struct Config {
     /// `private_role_vars` (`ANSIBLE_PRIVATE_ROLE_VARS`), when set: whether a role's vars
     /// and defaults stay its own (`roles:`, `import_role`; and `include_role` when false).
     pub private_role_vars: Option<bool>,
+    /// `async_dir` (`ANSIBLE_ASYNC_DIR`): where `poll: 0` jobs keep their files on targets
+    /// (default `~/.ansible_async`; the `ansible_async_dir` variable wins).
+    pub async_dir: Option<String>,
 }
 
 /// A fact cache plugin the agent has.
@@ -147,6 +150,7 @@ impl Default for Config {
             inject_facts_as_vars: true,
             allow_broken_conditionals: false,
             private_role_vars: None,
+            async_dir: None,
         }
     }
 }
@@ -269,6 +273,7 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_CACHE_PLUGIN_TIMEOUT", "fact_caching_timeout"),
         ("ANSIBLE_INJECT_FACT_VARS", "inject_facts_as_vars"),
         ("ANSIBLE_PRIVATE_ROLE_VARS", "private_role_vars"),
+        ("ANSIBLE_ASYNC_DIR", "async_dir"),
         (
             "ANSIBLE_ALLOW_BROKEN_CONDITIONALS",
             "allow_broken_conditionals",
@@ -422,6 +427,7 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
         "allow_broken_conditionals" => {
             cfg.allow_broken_conditionals = crate::jinja::value::boolean_text(v)
         }
+        "async_dir" if !v.is_empty() => cfg.async_dir = Some(v.to_string()),
         "private_role_vars" if !v.is_empty() => {
             cfg.private_role_vars = Some(crate::jinja::value::boolean_text(v))
         }

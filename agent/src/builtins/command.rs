@@ -191,6 +191,14 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
         s.into_bytes()
     });
     let conn = ctx.connection().await?;
+    if let (true, Some(secs)) = (ctx.background, ctx.kill_after) {
+        // `async` with `poll: 0`: started in the background, the task goes on
+        let meta = serde_json::json!({ "cmd": cmd_value, "strip": p.bool("strip_empty_ends") });
+        let mut started =
+            super::async_job::start(ctx, &conn, &full, stdin.as_deref(), secs, meta).await?;
+        started.extend(m);
+        return Ok(started);
+    }
     let start = chrono::Local::now();
     let out = ctx.exec(&conn, &full, stdin.as_deref()).await?;
     let end = chrono::Local::now();
@@ -220,34 +228,53 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
             return Ok(r);
         }
     }
-    // `strip_empty_ends`: trailing newlines go, as the module strips them by default
-    let strip = p.bool("strip_empty_ends");
+    let done = ended(
+        cmd_value,
+        i64::from(out.rc),
+        (out.stdout_text(), out.stderr_text()),
+        (&timestamp(start), &timestamp(end)),
+        p.bool("strip_empty_ends"),
+    );
+    m.extend(done);
+    Ok(m)
+}
+
+/// The module's result for a command that ended with `rc` and `(stdout, stderr)`, run from
+/// `start` to `end` (as [`timestamp`] writes them); `strip`: `strip_empty_ends`, trailing
+/// newlines go (the module's default). Also `async_status`'s for a job that ended.
+pub fn ended(
+    cmd: Value,
+    rc: i64,
+    (stdout, stderr): (String, String),
+    (start, end): (&str, &str),
+    strip: bool,
+) -> Map<String, Value> {
     let ends = |s: String| if strip { strip_ends(s) } else { s };
-    let stdout = ends(out.stdout_text());
-    let stderr = ends(out.stderr_text());
+    let (stdout, stderr) = (ends(stdout), ends(stderr));
+    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok();
+    let took = match (parse(start), parse(end)) {
+        (Some(s), Some(e)) => Value::String(delta(e - s)),
+        _ => Value::Null,
+    };
+    let mut m = Map::new();
     m.insert("changed".into(), Value::Bool(true));
-    m.insert("cmd".into(), cmd_value);
-    m.insert("delta".into(), delta(end - start).into());
-    m.insert("end".into(), timestamp(end).into());
+    m.insert("cmd".into(), cmd);
+    m.insert("delta".into(), took);
+    m.insert("end".into(), end.into());
     m.insert(
         "msg".into(),
-        if out.rc != 0 {
-            "non-zero return code"
-        } else {
-            ""
-        }
-        .into(),
+        if rc != 0 { "non-zero return code" } else { "" }.into(),
     );
-    m.insert("rc".into(), out.rc.into());
-    m.insert("start".into(), timestamp(start).into());
+    m.insert("rc".into(), rc.into());
+    m.insert("start".into(), start.into());
     m.insert("stderr_lines".into(), lines(&stderr));
     m.insert("stderr".into(), stderr.into());
     m.insert("stdout_lines".into(), lines(&stdout));
     m.insert("stdout".into(), stdout.into());
-    if out.rc != 0 {
+    if rc != 0 {
         m.insert("failed".into(), Value::Bool(true));
     }
-    Ok(m)
+    m
 }
 
 /// `word` as one shell word that the target's shell expands as the command module's

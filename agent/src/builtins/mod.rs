@@ -2,6 +2,7 @@
 //! they receive.
 
 mod assert;
+mod async_job;
 mod binary;
 mod command;
 mod debug;
@@ -67,6 +68,12 @@ pub struct ActionCtx<'a> {
     pub conn_spec: ConnSpec,
     /// `async`: seconds after which remote commands are killed.
     pub kill_after: Option<u64>,
+    /// `async` with `poll: 0`: the command is started in the background and the task goes
+    /// on (see `async_job.rs`).
+    pub background: bool,
+    /// Where background jobs keep their files on the target (`ansible_async_dir`, else
+    /// `async_dir`, else `~/.ansible_async`).
+    pub async_dir: String,
     /// The run's connection pool.
     pub pool: &'a ConnectionPool,
 }
@@ -88,6 +95,8 @@ impl<'a> ActionCtx<'a> {
             env: self.env.clone(),
             conn_spec: self.conn_spec.clone(),
             kill_after: self.kill_after,
+            background: self.background,
+            async_dir: self.async_dir.clone(),
             pool: self.pool,
         }
     }

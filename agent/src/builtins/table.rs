@@ -5,8 +5,8 @@
 
 use super::spec::{Arg, Check};
 use super::{
-    assert, command, debug, facts, file, files, include_vars, lineinfile, pause, raw, script,
-    simple, systemd, wait_for, ActionCtx, Params, ResultMap,
+    assert, async_job, command, debug, facts, file, files, include_vars, lineinfile, pause, raw,
+    script, simple, systemd, wait_for, ActionCtx, Params, ResultMap,
 };
 use crate::transport::TransportError;
 use serde_json::Value;
@@ -186,6 +186,14 @@ pub static TABLE: &[Builtin] = &[
         check: raw::ARGS,
         bad_args_changed: true,
         run: later!(raw::run),
+    },
+    Builtin {
+        names: &["async_status"],
+        runs: Runs::OnTarget,
+        untemplated: &[],
+        check: async_job::ARGS,
+        bad_args_changed: true,
+        run: later!(async_job::status),
     },
     Builtin {
         names: &["script"],

@@ -98,6 +98,13 @@ pub async fn run(shared: &Shared, task: &Task, plan: &ActionPlan, vars: &JValue)
         env: plan.env.clone(),
         conn_spec: plan.conn_spec.clone(),
         kill_after: async_secs,
+        background: plan.limits.background,
+        async_dir: vars
+            .get_attr("ansible_async_dir")
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .or_else(|| shared.opts.async_dir.clone())
+            .unwrap_or_else(|| "~/.ansible_async".into()),
         pool: &shared.pool,
     };
     let act = async {
@@ -111,7 +118,8 @@ pub async fn run(shared: &Shared, task: &Task, plan: &ActionPlan, vars: &JValue)
     // (ActionCtx::wrap: `timeout -s KILL`, exit 137) and the task fails as Ansible's async
     // wrapper makes it fail
     let act = async {
-        let Some(secs) = async_secs else {
+        // `poll: 0`: the result is the started job's (`async_status` reads the rest)
+        let Some(secs) = async_secs.filter(|_| !plan.limits.background) else {
             return act.await;
         };
         let backstop = Duration::from_secs(secs + 10);

@@ -18,6 +18,8 @@ pub struct Limits {
     pub timeout: Option<u64>,
     /// `async`: seconds after which remote commands are killed.
     pub async_secs: Option<u64>,
+    /// `async` with `poll: 0`: the command is left running in the background.
+    pub background: bool,
 }
 
 /// A keyword's value as a number, templated in `ctx`; `None` when missing or not a number.
@@ -51,9 +53,10 @@ impl Limits {
         let async_secs = number(&task.async_secs, shared, ctx)
             .filter(|t| *t >= 1.0)
             .map(|t| t as u64);
-        if async_secs.is_some() && number(&task.poll, shared, ctx) == Some(0.0) {
+        let background = async_secs.is_some() && number(&task.poll, shared, ctx) == Some(0.0);
+        if background && !matches!(task.module(), "command" | "shell") {
             return Err(
-                "poll: 0 (an action left running in the background) is not supported by etcd-agent"
+                "poll: 0 (an action left running in the background) is supported by etcd-agent for command and shell only"
                     .into(),
             );
         }
@@ -63,6 +66,7 @@ impl Limits {
             delay,
             timeout,
             async_secs,
+            background,
         })
     }
 }

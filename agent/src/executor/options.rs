@@ -73,4 +73,6 @@ pub struct RunOptions {
     pub settings: serde_json::Map<String, serde_json::Value>,
     /// The inventory sources, read again by `meta: refresh_inventory`.
     pub inventory_sources: Vec<String>,
+    /// `async_dir`: where `poll: 0` jobs keep their files on targets.
+    pub async_dir: Option<String>,
 }

@@ -358,14 +358,7 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
             "any_errors_fatal" => task.any_errors_fatal = Some(ansible_boolean(&v)),
             "delegate_facts" => task.delegate_facts = ansible_boolean(&v),
             "async" => task.async_secs = Some(v),
-            "poll" => {
-                if v.as_i64() == Some(0) {
-                    return Err(err(
-                        "poll: 0 (an action left running in the background) is not supported by etcd-agent; use poll above 0".into(),
-                    ));
-                }
-                task.poll = Some(v)
-            }
+            "poll" => task.poll = Some(v),
             "vars" => match v {
                 Value::Object(m) => task.vars = m,
                 Value::Null => {}
@@ -425,6 +418,15 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
     }
     for (k, v) in extra_args {
         task.args.insert(k, v);
+    }
+    // `poll: 0` leaves the action running in the background: the agent does it for the
+    // command modules (`async_status` reads their results)
+    let background = task.poll.as_ref().and_then(Value::as_i64) == Some(0);
+    if background && task.async_secs.is_some() && !matches!(task.module(), "command" | "shell") {
+        return Err(err(format!(
+            "poll: 0 (an action left running in the background) is supported by etcd-agent for command and shell only, not {}; use poll above 0",
+            task.action
+        )));
     }
     if let Some(k) = task.args.keys().find(|k| k.starts_with("_ansible_")) {
         return Err(err(format!(
