@@ -81,9 +81,14 @@ impl Templar {
         env.add_filter("regex_search", regex_search);
         env.add_filter("regex_replace", regex_replace);
         env.add_filter("basename", basename);
+        env.add_filter("expanduser", expanduser);
         env.add_filter("dirname", dirname);
         env.add_test("succeeded", |v: JValue| !result_flag(&v, "failed"));
         env.add_test("success", |v: JValue| !result_flag(&v, "failed"));
+        env.add_test("successful", |v: JValue| !result_flag(&v, "failed"));
+        // an async job's state (`async_status` results): ansible-core's `finished`/`started`
+        env.add_test("finished", |v: JValue| result_flag(&v, "finished"));
+        env.add_test("started", |v: JValue| result_flag(&v, "started"));
         env.add_test("failed", |v: JValue| result_flag(&v, "failed"));
         env.add_test("failure", |v: JValue| result_flag(&v, "failed"));
         env.add_test("changed", |v: JValue| result_flag(&v, "changed"));
@@ -580,6 +585,17 @@ fn regex_replace(s: String, pattern: String, replacement: Option<String>) -> Res
         .map(|r| r.replace_all(&rep, "$${$1}").into_owned())
         .unwrap_or(rep);
     Ok(re.replace_all(&s, rep.as_str()).into_owned())
+}
+
+/// Python's `os.path.expanduser` on the controller: a leading `~` or `~/` is `$HOME`
+/// (`~user` forms stay as written).
+fn expanduser(s: String) -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    match s.strip_prefix('~') {
+        Some("") => home,
+        Some(rest) if rest.starts_with('/') => format!("{home}{rest}"),
+        _ => s,
+    }
 }
 
 fn basename(s: String) -> String {
