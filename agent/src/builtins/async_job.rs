@@ -191,7 +191,7 @@ pub async fn status(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transp
         }
         r
     } else {
-        super::command::ended(
+        super::command_result::ended(
             meta.get("cmd").cloned().unwrap_or(Value::Null),
             rc,
             (stdout, stderr),

@@ -1,8 +1,9 @@
 //! `command` and `shell`: run a command line on the target and report rc/stdout/stderr.
 
+use super::command_result::{ended, timestamp};
 use super::spec::{Arg, Check, Kind};
 use super::Params;
-use super::{lines, ActionCtx, ResultMap};
+use super::{ActionCtx, ResultMap};
 use crate::transport::{quote, TransportError};
 use serde_json::{Map, Value};
 
@@ -27,28 +28,6 @@ pub const ARGS: Check = Check::Spec {
     common: &[],
     exclusive: &[&["_raw_params", "cmd", "argv"]],
 };
-
-/// Local time as Ansible prints `start`/`end`.
-pub fn timestamp(t: chrono::DateTime<chrono::Local>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
-}
-
-/// A duration as Python's `timedelta` prints it (`0:00:00.004378`).
-pub fn delta(d: chrono::TimeDelta) -> String {
-    let micros = d.num_microseconds().unwrap_or(0).max(0);
-    let secs = micros / 1_000_000;
-    format!(
-        "{}:{:02}:{:02}.{:06}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60,
-        micros % 1_000_000
-    )
-}
-
-fn strip_ends(s: String) -> String {
-    s.trim_end_matches(['\r', '\n']).to_string()
-}
 
 /// Runs `command` or `shell`.
 pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, TransportError> {
@@ -237,44 +216,6 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
     );
     m.extend(done);
     Ok(m)
-}
-
-/// The module's result for a command that ended with `rc` and `(stdout, stderr)`, run from
-/// `start` to `end` (as [`timestamp`] writes them); `strip`: `strip_empty_ends`, trailing
-/// newlines go (the module's default). Also `async_status`'s for a job that ended.
-pub fn ended(
-    cmd: Value,
-    rc: i64,
-    (stdout, stderr): (String, String),
-    (start, end): (&str, &str),
-    strip: bool,
-) -> Map<String, Value> {
-    let ends = |s: String| if strip { strip_ends(s) } else { s };
-    let (stdout, stderr) = (ends(stdout), ends(stderr));
-    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok();
-    let took = match (parse(start), parse(end)) {
-        (Some(s), Some(e)) => Value::String(delta(e - s)),
-        _ => Value::Null,
-    };
-    let mut m = Map::new();
-    m.insert("changed".into(), Value::Bool(true));
-    m.insert("cmd".into(), cmd);
-    m.insert("delta".into(), took);
-    m.insert("end".into(), end.into());
-    m.insert(
-        "msg".into(),
-        if rc != 0 { "non-zero return code" } else { "" }.into(),
-    );
-    m.insert("rc".into(), rc.into());
-    m.insert("start".into(), start.into());
-    m.insert("stderr_lines".into(), lines(&stderr));
-    m.insert("stderr".into(), stderr.into());
-    m.insert("stdout_lines".into(), lines(&stdout));
-    m.insert("stdout".into(), stdout.into());
-    if rc != 0 {
-        m.insert("failed".into(), Value::Bool(true));
-    }
-    m
 }
 
 /// `word` as one shell word that the target's shell expands as the command module's

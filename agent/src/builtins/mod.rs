@@ -5,6 +5,7 @@ mod assert;
 mod async_job;
 mod binary;
 mod command;
+mod command_result;
 mod debug;
 mod digest;
 mod facts;

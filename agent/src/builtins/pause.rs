@@ -42,8 +42,11 @@ pub async fn run(
     m.insert("delta".into(), ((stop - start).num_seconds()).into());
     m.insert("echo".into(), Value::Bool(true));
     m.insert("rc".into(), 0.into());
-    m.insert("start".into(), super::command::timestamp(start).into());
-    m.insert("stop".into(), super::command::timestamp(stop).into());
+    m.insert(
+        "start".into(),
+        super::command_result::timestamp(start).into(),
+    );
+    m.insert("stop".into(), super::command_result::timestamp(stop).into());
     m.insert(
         "stdout".into(),
         format!("Paused for {} seconds", fmt_secs(secs)).into(),
