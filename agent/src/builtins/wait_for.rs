@@ -90,7 +90,7 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
     // The deadline is a background `sleep`: `date +%s` counts whole seconds, so a deadline
     // from it could come up to a second early.
     let script = format!(
-        "sleep {delay}; sleep {timeout} & t=$!; while :; do if {cond}; then kill $t 2>/dev/null; exit 0; fi; if ! kill -0 $t 2>/dev/null; then exit 1; fi; sleep {sleep}; done"
+        "s=$(date +%s%N); sleep {delay}; sleep {timeout} & t=$!; while :; do if {cond}; then kill $t 2>/dev/null; echo $(( ($(date +%s%N) - s) / 1000000000 )); exit 0; fi; if ! kill -0 $t 2>/dev/null; then echo $(( ($(date +%s%N) - s) / 1000000000 )); exit 1; fi; sleep {sleep}; done"
     );
     let conn = ctx.connection().await?;
     let start = std::time::Instant::now();
@@ -105,7 +105,12 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> Result<ResultMap, Transport
             )),
         )
         .await?;
-    let elapsed = start.elapsed().as_secs();
+    // the whole seconds the target counted (as the module counts them there), else ours
+    let elapsed = out
+        .stdout_text()
+        .trim()
+        .parse::<u64>()
+        .unwrap_or_else(|_| start.elapsed().as_secs());
     let mut m = Map::new();
     m.insert("changed".into(), Value::Bool(false));
     m.insert("elapsed".into(), elapsed.into());
