@@ -565,8 +565,11 @@ fn list_hosts_tasks_and_syntax_check() {
         .expect_exit(0);
 }
 
+/// Python modules in `library/` run through ansible-core (corpus `100_python_library_modules`);
+/// without it, or when ansible-core cannot run one (an old-style module), the run is refused
+/// before it starts, naming the module.
 #[test]
-fn python_modules_are_refused_clearly() {
+fn python_modules_without_ansible_core_are_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let inv = local_inventory(dir);
@@ -586,11 +589,26 @@ fn python_modules_are_refused_clearly() {
             "p.yml",
             &format!("- hosts: g\n  tasks:\n    - {m}: {{}}\n"),
         );
-        let out = Agent::in_dir(dir).playbook(&inv, &pb).run();
+        let out = Agent::in_dir(dir)
+            .playbook(&inv, &pb)
+            .env("ETCD_AGENT_ANSIBLE_PYTHON", "none")
+            .run();
         out.expect_exit(4);
         let err = &out.stderr;
-        assert!(err.contains("not supported"), "{err}");
+        assert!(
+            err.contains("not supported") && err.contains(m) && err.contains("ansible-core"),
+            "{err}"
+        );
     }
+    // with ansible-core, a module it packages only old-style is still refused by name
+    let pb = write_file(dir, "p.yml", "- hosts: g\n  tasks:\n    - pymod2: {}\n");
+    let out = Agent::in_dir(dir).playbook(&inv, &pb).run();
+    out.expect_exit(4);
+    assert!(
+        out.stderr.contains("pymod2") && out.stderr.contains("old-style"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -42,8 +42,10 @@ fn all_cases() -> Vec<Case> {
     for entry in std::fs::read_dir(&dir).expect("read tests/compat") {
         let path = entry.expect("dir entry").path();
         let file = path.file_name().unwrap().to_string_lossy().to_string();
-        let numbered = file.len() > 3 && file.as_bytes()[..2].iter().all(u8::is_ascii_digit);
-        if !numbered || !file.ends_with(".yml") || file.as_bytes()[2] != b'_' {
+        // `NN_name.yml`: two or more digits, then `_`
+        let digits = file.bytes().take_while(u8::is_ascii_digit).count();
+        let numbered = digits >= 2 && file.as_bytes().get(digits) == Some(&b'_');
+        if !numbered || !file.ends_with(".yml") {
             continue;
         }
         let text = std::fs::read_to_string(&path).expect("read corpus playbook");
@@ -547,9 +549,8 @@ fn readme_rows() -> Vec<(String, Vec<String>)> {
             .split(['`', ' ', ','])
             .map(str::trim)
             .filter(|w| {
-                w.len() > 3
-                    && w.as_bytes()[..2].iter().all(u8::is_ascii_digit)
-                    && w.as_bytes()[2] == b'_'
+                let digits = w.bytes().take_while(u8::is_ascii_digit).count();
+                w.len() > digits + 1 && digits >= 2 && w.as_bytes()[digits] == b'_'
             })
             .map(String::from)
             .collect();

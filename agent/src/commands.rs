@@ -198,6 +198,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Checks that every task's module can be found (unknown modules are syntax errors, exit 4).
 fn check_modules(pb: &Playbook, finder: &ModuleFinder) -> Result<()> {
     for play in &pb.plays {
+        // the roles' `library/` directories join the search as the roles load
+        for role in &play.roles {
+            finder.add_role(&role.path);
+        }
+        for role in play.tasks.iter().filter_map(|t| t.role.as_ref()) {
+            finder.add_role(&role.path);
+        }
         // a templated action name is resolved per host when the task runs
         for task in play
             .tasks
@@ -337,7 +344,10 @@ pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     let reporter: Box<dyn Reporter> = if args.json {
         Box::new(JsonReporter::new())
     } else {
-        Box::new(TextReporter::stdout(opts.verbosity))
+        Box::new(
+            TextReporter::stdout(opts.verbosity)
+                .with_deprecation_warnings(cfg.deprecation_warnings),
+        )
     };
     let rt = runtime()?;
     let mut engine = Engine::new(inv, opts, finder, reporter)?;

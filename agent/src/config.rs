@@ -45,6 +45,9 @@ pub struct Config {
     pub gather_by_default: bool,
     /// `force_handlers` (`ANSIBLE_FORCE_HANDLERS`): the default of `--force-handlers`.
     pub force_handlers: bool,
+    /// `deprecation_warnings` (`ANSIBLE_DEPRECATION_WARNINGS`, default true): modules'
+    /// deprecations are shown.
+    pub deprecation_warnings: bool,
     /// `[privilege_escalation] become` (`ANSIBLE_BECOME`): the default of `--become`.
     pub r#become: bool,
     /// `[privilege_escalation] become_user` (`ANSIBLE_BECOME_USER`).
@@ -142,6 +145,7 @@ impl Default for Config {
             vault_password_file: None,
             vault_identity_list: Vec::new(),
             force_handlers: false,
+            deprecation_warnings: true,
             r#become: false,
             become_user: None,
             become_method: None,
@@ -190,6 +194,7 @@ impl Config {
                 json!(self.become_user.as_deref().unwrap_or("root")),
             ),
             ("DEFAULT_FORCE_HANDLERS", json!(self.force_handlers)),
+            ("DEPRECATION_WARNINGS", json!(self.deprecation_warnings)),
             ("DEFAULT_FORKS", json!(self.forks)),
             (
                 "DEFAULT_GATHERING",
@@ -267,6 +272,7 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_HASH_BEHAVIOUR", "hash_behaviour"),
         ("ANSIBLE_GATHERING", "gathering"),
         ("ANSIBLE_FORCE_HANDLERS", "force_handlers"),
+        ("ANSIBLE_DEPRECATION_WARNINGS", "deprecation_warnings"),
         ("ANSIBLE_CACHE_PLUGIN", "fact_caching"),
         ("ANSIBLE_CACHE_PLUGIN_CONNECTION", "fact_caching_connection"),
         ("ANSIBLE_CACHE_PLUGIN_PREFIX", "fact_caching_prefix"),
@@ -405,6 +411,7 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
             ),
         },
         "force_handlers" => cfg.force_handlers = crate::jinja::value::boolean_text(v),
+        "deprecation_warnings" => cfg.deprecation_warnings = crate::jinja::value::boolean_text(v),
         "fact_caching" => {
             cfg.fact_caching.plugin = match v.strip_prefix("ansible.builtin.").unwrap_or(v) {
                 "memory" => CachePlugin::Memory,

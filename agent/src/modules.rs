@@ -2,8 +2,11 @@
 //! short name in the collections the `collections:` keyword lists, then a builtin, then an
 //! executable in `library/` beside the playbook, `--module-path`, `ANSIBLE_LIBRARY` or
 //! ansible.cfg `library`; then, where ansible-core is installed on the controller, any module
-//! ansible-core finds, run through its own packaging ([`crate::ansible_modules`]). Python
-//! modules in `library/` are refused with a clear message. A module's builds for other CPUs
+//! ansible-core finds, run through its own packaging ([`crate::ansible_modules`]). A role's
+//! `library/` is searched once the role is loaded, after the playbook's (as ansible-playbook adds
+//! it). Python modules in a `library/` run through ansible-core's packaging too (as
+//! `ansible.legacy.<name>`); without ansible-core they are refused with a clear message. A
+//! module's builds for other CPUs
 //! (`NAME_<arch>` beside it) come along; see [`crate::module_arch`].
 
 use crate::ansible_modules::{AnsibleCore, AnsibleModule, Missing};
@@ -26,6 +29,15 @@ pub enum Action {
     Ansible(Arc<AnsibleModule>),
 }
 
+/// Roles' module directories.
+#[derive(Debug, Default)]
+struct RoleDirs {
+    /// The roles whose directory was looked at.
+    seen: Vec<PathBuf>,
+    /// Their `library/` directories, in the order the roles loaded.
+    dirs: Vec<PathBuf>,
+}
+
 /// A module name with the `collections` search list it was resolved under.
 type CacheKey = (String, Vec<String>);
 
@@ -33,6 +45,9 @@ type CacheKey = (String, Vec<String>);
 #[derive(Debug, Default)]
 pub struct ModuleFinder {
     dirs: Vec<PathBuf>,
+    /// Loaded roles' `library/` directories, searched after the first of `dirs` (the
+    /// playbook's `library/`), and the roles already looked at.
+    role_dirs: Mutex<RoleDirs>,
     /// Where collections are installed ([`collections::roots`]).
     collection_roots: Vec<PathBuf>,
     cache: Mutex<HashMap<CacheKey, Result<Action, String>>>,
@@ -45,6 +60,7 @@ impl ModuleFinder {
     pub fn new(dirs: Vec<PathBuf>) -> Self {
         ModuleFinder {
             dirs,
+            role_dirs: Mutex::new(RoleDirs::default()),
             collection_roots: Vec::new(),
             cache: Mutex::new(HashMap::new()),
             ansible: AnsibleCore::default(),
@@ -55,6 +71,40 @@ impl ModuleFinder {
     pub fn with_collections(mut self, roots: Vec<PathBuf>) -> Self {
         self.collection_roots = roots;
         self
+    }
+
+    /// Adds the `library/` of the role in `role_path` (if it has one) to the search, as
+    /// ansible-playbook does when it loads a role; names not found before are looked up again.
+    pub fn add_role(&self, role_path: &Path) {
+        let mut roles = self.role_dirs.lock().unwrap_or_else(|e| e.into_inner());
+        if roles.seen.iter().any(|r| r == role_path) {
+            return;
+        }
+        roles.seen.push(role_path.to_path_buf());
+        let dir = role_path.join("library");
+        if !dir.is_dir() || roles.dirs.contains(&dir) {
+            return;
+        }
+        roles.dirs.push(dir);
+        drop(roles);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, found| found.is_ok());
+        }
+    }
+
+    /// The directories searched, in order.
+    fn search_order(&self) -> Vec<PathBuf> {
+        let roles = self
+            .role_dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dirs
+            .clone();
+        let split = self.dirs.len().min(1);
+        let mut all = self.dirs[..split].to_vec();
+        all.extend(roles);
+        all.extend_from_slice(&self.dirs[split..]);
+        all
     }
 
     /// Resolves a module name outside any `collections:` keyword.
@@ -81,7 +131,9 @@ impl ModuleFinder {
     fn in_collection(&self, coll: &str, name: &str) -> Option<Result<Action, String>> {
         let (dir, _) =
             collections::content_dir(&self.collection_roots, coll, Content::Module, name)?;
-        find_in_dir(&dir, name, &format!("{coll}.{name}"))
+        // a collection's Python module needs the collection's module_utils, which the
+        // helper is not given: refused as before
+        self.find_in_dir(&dir, name, &format!("{coll}.{name}"), false)
     }
 
     fn lookup(&self, action: &str, search: &[String]) -> Result<Action, String> {
@@ -110,8 +162,8 @@ impl ModuleFinder {
         }
         // library modules are found by their last name segment
         let name = action.rsplit('.').next().unwrap_or(action);
-        for dir in &self.dirs {
-            if let Some(found) = find_in_dir(dir, name, action) {
+        for dir in &self.search_order() {
+            if let Some(found) = self.find_in_dir(dir, name, action, true) {
                 return found;
             }
         }
@@ -133,25 +185,65 @@ impl ModuleFinder {
     }
 }
 
-/// Module `name` in directory `dir`: the executable itself, or a `.sh` script; a Python or
-/// PowerShell module is refused (`action` names it in the message). `None` when absent.
-fn find_in_dir(dir: &Path, name: &str, action: &str) -> Option<Result<Action, String>> {
-    let exact = dir.join(name);
-    if exact.is_file() {
-        let found = load(name, &exact).and_then(|m| ArchModule::collect(name, &exact, m));
-        return Some(found.map(|m| Action::Binary(Arc::new(m))));
-    }
-    for ext in ["py", "ps1", "sh"] {
-        let p = dir.join(format!("{name}.{ext}"));
-        if p.is_file() {
-            if ext == "sh" {
-                let found = load(name, &p).and_then(|m| ArchModule::collect(name, &p, m));
-                return Some(found.map(|m| Action::Binary(Arc::new(m))));
+impl ModuleFinder {
+    /// Module `name` in directory `dir`: the executable itself, or a `.sh` script; a Python
+    /// module through ansible-core when `python` (a `library/`), else refused; a PowerShell
+    /// module is refused (`action` names it in the message). `None` when absent.
+    fn find_in_dir(
+        &self,
+        dir: &Path,
+        name: &str,
+        action: &str,
+        python: bool,
+    ) -> Option<Result<Action, String>> {
+        let python_module = |path: &Path| {
+            if python {
+                self.python_module(name, action, path)
+            } else {
+                Err(unsupported(action, path))
             }
-            return Some(Err(unsupported(action, &p)));
+        };
+        let exact = dir.join(name);
+        if exact.is_file() {
+            return Some(match load(name, &exact) {
+                Ok(Loaded::Binary(m)) => {
+                    ArchModule::collect(name, &exact, m).map(|m| Action::Binary(Arc::new(m)))
+                }
+                Ok(Loaded::Python) => python_module(&exact),
+                Err(e) => Err(e),
+            });
+        }
+        for ext in ["py", "ps1", "sh"] {
+            let p = dir.join(format!("{name}.{ext}"));
+            if p.is_file() {
+                return Some(match ext {
+                    "sh" => match load(name, &p) {
+                        Ok(Loaded::Binary(m)) => {
+                            ArchModule::collect(name, &p, m).map(|m| Action::Binary(Arc::new(m)))
+                        }
+                        Ok(Loaded::Python) => python_module(&p),
+                        Err(e) => Err(e),
+                    },
+                    "py" => python_module(&p),
+                    _ => Err(unsupported(action, &p)),
+                });
+            }
+        }
+        None
+    }
+
+    /// A Python module file, packaged by ansible-core as ansible-playbook would.
+    fn python_module(&self, name: &str, action: &str, path: &Path) -> Result<Action, String> {
+        match self.ansible.resolve_file(name, path) {
+            Ok(m) => Ok(Action::Ansible(Arc::new(m))),
+            Err(Missing::Refused(msg)) => Err(msg),
+            Err(Missing::NotFound) => Err(unsupported(action, path)),
+            Err(Missing::NoAnsibleCore(why)) => Err(format!(
+                "{} (etcd-agent runs Python modules through ansible-core, which is not available: {why})",
+                unsupported(action, path)
+            )),
         }
     }
-    None
 }
 
 /// ansible-playbook's words for a module it cannot find.
@@ -163,12 +255,20 @@ fn not_found(action: &str) -> String {
 
 fn unsupported(action: &str, path: &Path) -> String {
     format!(
-        "module '{action}' ({}) is a Python/PowerShell module: etcd-agent runs binary modules only (not supported)",
+        "module '{action}' ({}) is a Python/PowerShell module: etcd-agent runs binary modules itself and Python modules only through ansible-core (not supported)",
         path.display()
     )
 }
 
-fn load(name: &str, path: &Path) -> Result<ModuleFile, String> {
+/// A module file as read.
+enum Loaded {
+    /// An executable (binary or script) the agent runs itself.
+    Binary(ModuleFile),
+    /// A Python module (shebang or `AnsibleModule`), for ansible-core to package.
+    Python,
+}
+
+fn load(name: &str, path: &Path) -> Result<Loaded, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read module {}: {e}", path.display()))?;
     if !bytes.starts_with(b"\x7fELF") {
@@ -178,10 +278,10 @@ fn load(name: &str, path: &Path) -> Result<ModuleFile, String> {
         // a scan of the whole file: only for scripts, not for megabytes of binary module
         let ansible_module = bytes.windows(13).any(|w| w == b"AnsibleModule");
         if shebang_python || ansible_module {
-            return Err(unsupported(name, path));
+            return Ok(Loaded::Python);
         }
     }
-    Ok(ModuleFile::new(name, bytes))
+    Ok(Loaded::Binary(ModuleFile::new(name, bytes)))
 }
 
 /// Module directories for a playbook: `library/` beside it, `--module-path`, then config.

@@ -2,7 +2,8 @@
 
 Usage: python build_payload.py MODULE_NAME [COLLECTION ...]
    or: python build_payload.py --serve   (one JSON request per stdin line, one answer per line:
-       {"name": ..., "collections": [...]} -> the object below, or {"error": "..."})
+       {"name": ..., "collections": [...], "path": optional file} -> the object below, or
+       {"error": "..."})
 
 Resolves MODULE_NAME as ansible-playbook's module loader does (the collections listed first),
 then asks ansible-core's own ``modify_module`` for the wrapper ansible-playbook would send.
@@ -21,19 +22,23 @@ import json
 import sys
 
 
-def build(name: str, collections: list[str] | None) -> dict:
-    """The answer for one module name."""
+def build(name: str, collections: list[str] | None, path: str | None = None) -> dict:
+    """The answer for one module name; with ``path``, the module in that file (a playbook's or
+    role's ``library/``, which ansible-playbook names ``ansible.legacy.<name>``)."""
     from ansible import constants as C
     from ansible.executor import module_common
     from ansible.plugins.loader import action_loader, init_plugin_loader, module_loader
     from ansible.template import Templar
     from ansible.parsing.dataloader import DataLoader
 
-    ctx = module_loader.find_plugin_with_context(name, collection_list=collections)
-    if not ctx.resolved:
-        return {"found": False}
-    fqcn = ctx.resolved_fqcn
-    path = ctx.plugin_resolved_path
+    if path is not None:
+        fqcn = "ansible.legacy." + name
+    else:
+        ctx = module_loader.find_plugin_with_context(name, collection_list=collections)
+        if not ctx.resolved:
+            return {"found": False}
+        fqcn = ctx.resolved_fqcn
+        path = ctx.plugin_resolved_path
     # a module whose action plugin is not the generic one does controller-side work first
     action = action_loader.find_plugin_with_context(fqcn, collection_list=collections)
     action_plugin = bool(action.resolved) and action.resolved_fqcn not in (
@@ -86,7 +91,7 @@ def main() -> int:
     for line in sys.stdin:
         try:
             req = json.loads(line)
-            out = build(req["name"], req.get("collections") or None)
+            out = build(req["name"], req.get("collections") or None, req.get("path"))
         except BaseException as ex:  # one bad module must not end the helper
             out = {"error": f"{type(ex).__name__}: {ex}"}
         answers.write(json.dumps(out) + "\n")

@@ -92,6 +92,21 @@ impl Drop for Helper {
 impl AnsibleCore {
     /// Resolves `name` (with the task's `collections` list) through ansible-core.
     pub fn resolve(&self, name: &str, collections: &[String]) -> Result<AnsibleModule, Missing> {
+        self.resolve_at(name, collections, None)
+    }
+
+    /// Packages the module in file `path` (a Python module in a `library/` directory) as
+    /// ansible-playbook does, as `ansible.legacy.<name>`.
+    pub fn resolve_file(&self, name: &str, path: &Path) -> Result<AnsibleModule, Missing> {
+        self.resolve_at(name, &[], Some(path))
+    }
+
+    fn resolve_at(
+        &self,
+        name: &str,
+        collections: &[String],
+        path: Option<&Path>,
+    ) -> Result<AnsibleModule, Missing> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(*state, State::NotStarted) {
             *state = match Helper::start() {
@@ -104,7 +119,7 @@ impl AnsibleCore {
             State::Unavailable(why) => return Err(Missing::NoAnsibleCore(why.clone())),
             State::NotStarted => unreachable!("started above"),
         };
-        let answer = match helper.ask(name, collections) {
+        let answer = match helper.ask(name, collections, path) {
             Ok(a) => a,
             Err(why) => {
                 *state = State::Unavailable(why.clone());
@@ -189,8 +204,16 @@ impl Helper {
         Ok(helper)
     }
 
-    fn ask(&mut self, name: &str, collections: &[String]) -> Result<Value, String> {
-        let req = serde_json::json!({"name": name, "collections": collections});
+    fn ask(
+        &mut self,
+        name: &str,
+        collections: &[String],
+        path: Option<&Path>,
+    ) -> Result<Value, String> {
+        let mut req = serde_json::json!({"name": name, "collections": collections});
+        if let Some(p) = path {
+            req["path"] = p.to_string_lossy().into_owned().into();
+        }
         writeln!(self.stdin, "{req}")
             .and_then(|_| self.stdin.flush())
             .map_err(|e| format!("the ansible-core helper stopped: {e}"))?;

@@ -74,7 +74,7 @@ pub async fn run(ctx: &ActionCtx<'_>, module: &AnsibleModule) -> Result<ResultMa
 /// ansible-core 2.19 modules send `warnings` and `deprecations` as tagged summaries
 /// (`{"__ansible_type": "WarningSummary", "event": {"msg": ...}}`); the controller turns
 /// them back into what a registered result shows: a warning's text, a deprecation's `msg`
-/// with its `version`/`date`.
+/// with its `version`/`date`, `deprecator` and `collection_name`.
 fn decode_summaries(result: &mut ResultMap) {
     let event_msg = |v: &Value| {
         v.get("event")
@@ -98,6 +98,29 @@ fn decode_summaries(result: &mut ResultMap) {
                     if let Some(v) = d.get(k).filter(|v| !v.is_null()) {
                         m.insert(k.into(), v.clone());
                     }
+                }
+                // who deprecates: the module (`ansible.legacy.noisy`, type `module`) or a
+                // collection; its collection is `collection_name`
+                if let Some(p) = d.get("deprecator").filter(|p| p.is_object()) {
+                    // a tagged `PluginType` (`{"value": "module"}`) is its value
+                    let kind = match p.get("type") {
+                        Some(Value::Object(t)) => t.get("value").cloned().unwrap_or(Value::Null),
+                        Some(v) => v.clone(),
+                        None => Value::Null,
+                    };
+                    let name = p.get("resolved_name").cloned().unwrap_or(Value::Null);
+                    if let Some(name) = name.as_str() {
+                        let parts: Vec<&str> = name.split('.').collect();
+                        let collection = match kind {
+                            Value::String(_) if parts.len() > 2 => parts[..2].join("."),
+                            _ => name.to_string(),
+                        };
+                        m.insert("collection_name".into(), collection.into());
+                    }
+                    let mut plugin = Map::new();
+                    plugin.insert("resolved_name".into(), name);
+                    plugin.insert("type".into(), kind);
+                    m.insert("deprecator".into(), Value::Object(plugin));
                 }
                 *d = Value::Object(m);
             }

@@ -133,6 +133,9 @@ fn resolve_action(shared: &Shared, task: &Task, vars: &JValue) -> Result<(Action
     } else {
         task.action.clone()
     };
+    if let Some(role) = &task.role {
+        shared.modules.add_role(&role.path);
+    }
     let action = shared.modules.resolve_in(&written, &task.collections)?;
     let module = match &action {
         Action::Builtin(name) => name.clone(),

@@ -1,12 +1,14 @@
 //! Output: the run's observers. The executor reports events; reporters only format them.
 
 mod adhoc;
+mod deprecation;
 mod diff;
 mod json;
 mod progress;
 pub(crate) mod text;
 
 pub use adhoc::AdhocReporter;
+pub use deprecation::deprecation_message;
 pub use json::JsonReporter;
 pub use progress::Progress;
 pub use text::TextReporter;

@@ -16,6 +16,11 @@ pub struct TextReporter {
     out: Box<dyn Write + Send>,
     errors_shown: std::collections::HashSet<String>,
     pending_include: Vec<items::PendingInclude>,
+    /// Warnings and deprecations already shown: each is shown once a run, as Ansible's display
+    /// does.
+    warned: std::collections::HashSet<String>,
+    /// `deprecation_warnings`: modules' deprecations are shown.
+    deprecation_warnings: bool,
 }
 
 impl TextReporter {
@@ -27,6 +32,47 @@ impl TextReporter {
             out: Box::new(std::io::stdout()),
             errors_shown: Default::default(),
             pending_include: Vec::new(),
+            warned: Default::default(),
+            deprecation_warnings: true,
+        }
+    }
+
+    /// The same reporter, showing modules' deprecations or not (`deprecation_warnings`).
+    pub fn with_deprecation_warnings(mut self, show: bool) -> Self {
+        self.deprecation_warnings = show;
+        self
+    }
+
+    /// Shows `text` once a run (Ansible deduplicates warnings and deprecations at display).
+    fn line_once(&mut self, text: String) {
+        if self.warned.insert(text.clone()) {
+            self.line(&text);
+        }
+    }
+
+    /// A result's `warnings` and `deprecations`, as the default callback shows them.
+    fn result_warnings(&mut self, r: &HostResult) {
+        if let Some(Value::Array(warnings)) = r.result.get("warnings") {
+            for w in warnings {
+                self.line_once(format!(
+                    "[WARNING]: {}",
+                    crate::jinja::value::scalar_string(w)
+                ));
+            }
+        }
+        if !self.deprecation_warnings {
+            return;
+        }
+        if let Some(Value::Array(list)) = r.result.get("deprecations") {
+            for d in list {
+                self.line_once(
+                    "[WARNING]: Deprecation warnings can be disabled by setting `deprecation_warnings=False` in ansible.cfg.".into(),
+                );
+                self.line_once(format!(
+                    "[DEPRECATION WARNING]: {}",
+                    super::deprecation_message(d)
+                ));
+            }
         }
     }
 
@@ -197,14 +243,7 @@ impl Reporter for TextReporter {
         if let Some(p) = &self.progress {
             p.host_done();
         }
-        if let Some(Value::Array(warnings)) = r.result.get("warnings") {
-            for w in warnings {
-                self.line(&format!(
-                    "[WARNING]: {}",
-                    crate::jinja::value::scalar_string(w)
-                ));
-            }
-        }
+        self.result_warnings(r);
         let host = match &r.delegated_to {
             Some(d) if d != &r.host => format!("[{} -> {d}]", r.host),
             _ => format!("[{}]", r.host),
@@ -322,6 +361,9 @@ impl Reporter for TextReporter {
     }
 
     fn warning(&mut self, msg: &str) {
-        eprintln!("[WARNING]: {msg}");
+        let text = format!("[WARNING]: {msg}");
+        if self.warned.insert(text.clone()) {
+            eprintln!("{text}");
+        }
     }
 }
