@@ -595,8 +595,8 @@ fn unsupported_features_fail_at_syntax_check() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cases: &[(&str, &str)] = &[
         (
-            "    - name: t\n      debug: msg=x\n      with_fileglob: ['*.txt']\n",
-            "'with_fileglob' is not supported",
+            "    - name: t\n      debug: msg=x\n      with_inventory_hostnames: [all]\n",
+            "'with_inventory_hostnames' is not supported",
         ),
         (
             "    - name: t\n      file: {path: /tmp/x, state: touch}\n      async: 10\n      poll: 0\n",

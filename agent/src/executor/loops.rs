@@ -64,6 +64,19 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, It
             Value::Array(terms) => terms,
             one => vec![one],
         };
+        if crate::jinja::list_lookups::short(name).is_none() {
+            // a lookup that reads the run's state (search path, playbook dir): through the
+            // templates' own `query`
+            let ctx = minijinja::context! { __etcd_agent_with_terms => terms, ..job.ctx.value() };
+            return match shared
+                .templar
+                .eval(&format!("query('{name}', *__etcd_agent_with_terms)"), &ctx)
+            {
+                Ok(Value::Array(items)) => Ok(items),
+                Ok(other) => Ok(vec![other]),
+                Err(e) => Err(ItemsError::Other(format!("Task failed: {e:#}"))),
+            };
+        }
         return crate::jinja::list_lookups::run(name, &terms, &Map::new())
             .map_err(|e| ItemsError::Other(format!("Task failed: {e}")));
     }

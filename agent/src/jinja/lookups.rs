@@ -1,5 +1,6 @@
 //! Ansible's lookups for templates: `lookup()`, `query()`/`q()` with the `env`, `file`,
-//! `first_found` and `sequence` plugins. (`with_sequence`'s own parser is [`super::sequence`].)
+//! `first_found`, `sequence`, `config`, the list plugins ([`super::list_lookups`]) and `pipe`,
+//! `lines` and `fileglob` ([`super::controller_lookups`]). (`with_sequence`'s own parser is [`super::sequence`].)
 
 use minijinja::value::Rest;
 use minijinja::{Environment, Error, ErrorKind, State, Value as JValue};
@@ -7,6 +8,22 @@ use serde_json::Value;
 
 fn op_err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+/// A lookup plugin's own failure, shown in ansible-core's words alone ("The lookup plugin
+/// 'pipe' failed: ..."), without the template engine's wrapping.
+#[derive(Debug, thiserror::Error)]
+#[error("The lookup plugin '{plugin}' failed: {msg}")]
+pub struct PluginFailed {
+    plugin: String,
+    msg: String,
+}
+
+fn plugin_err(plugin: &str, msg: String) -> Error {
+    Error::new(ErrorKind::InvalidOperation, "lookup failed").with_source(PluginFailed {
+        plugin: plugin.to_string(),
+        msg,
+    })
 }
 
 /// Registers `lookup`, `query` and `q` into `env`, and Ansible's `now()`.
@@ -40,6 +57,25 @@ fn now(kwargs: minijinja::value::Kwargs) -> Result<JValue, Error> {
         }
         None => naive.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
     }))
+}
+
+/// The lookup plugins implemented (besides the list plugins of [`super::list_lookups`]).
+pub const SUPPORTED: &[&str] = &[
+    "config",
+    "env",
+    "file",
+    "fileglob",
+    "first_found",
+    "lines",
+    "pipe",
+    "sequence",
+];
+
+/// The playbook's directory (`playbook_dir`), where `pipe` and `lines` run their command.
+fn playbook_dir(state: &State) -> std::path::PathBuf {
+    var(state, "playbook_dir")
+        .map(|v| super::value::scalar_string(&v).into())
+        .unwrap_or_else(|| ".".into())
 }
 
 fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
@@ -102,9 +138,32 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
                 out.push(Value::String(text.to_string()));
             }
         }
+        "pipe" | "ansible.builtin.pipe" => {
+            out = super::controller_lookups::pipe(&terms, &playbook_dir(state))
+                .map_err(|e| plugin_err("pipe", e))?
+        }
+        "lines" | "ansible.builtin.lines" => {
+            out = super::controller_lookups::lines(&terms, &playbook_dir(state))
+                .map_err(|e| plugin_err("lines", e))?
+        }
+        "fileglob" | "ansible.builtin.fileglob" => {
+            let paths: Vec<std::path::PathBuf> = match var(state, "ansible_search_path") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|p| super::value::scalar_string(p).into())
+                    .collect(),
+                _ => vec![playbook_dir(state)],
+            };
+            out = super::controller_lookups::fileglob(
+                &terms,
+                |d| search_candidates(state, "files", d),
+                &paths,
+            );
+        }
         other => {
             return Err(op_err(format!(
-                "lookup plugin '{other}' is not supported by etcd-agent (env, file, first_found, sequence)"
+                "lookup plugin '{other}' is not supported by etcd-agent ({})",
+                SUPPORTED.join(", ")
             )))
         }
     }

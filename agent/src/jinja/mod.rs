@@ -5,6 +5,7 @@
 //! It reads and tests on its own: nothing here imports the playbook, the executor or the
 //! output.
 
+pub mod controller_lookups;
 pub mod filters;
 pub mod list_lookups;
 pub mod lookups;

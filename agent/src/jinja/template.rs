@@ -416,6 +416,14 @@ fn compile_error(e: &Error, what: &str, source: &str) -> anyhow::Error {
 }
 
 fn describe(e: &Error) -> String {
+    // a lookup plugin's failure is shown in its own words
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(inner) = src {
+        if let Some(failed) = inner.downcast_ref::<super::lookups::PluginFailed>() {
+            return failed.to_string();
+        }
+        src = inner.source();
+    }
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {

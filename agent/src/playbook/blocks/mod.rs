@@ -951,11 +951,7 @@ pub(super) fn loop_key(
             extra.loop_items = Some(val);
             extra.sequence_items = true;
         }
-        k if k
-            .strip_prefix("with_")
-            .and_then(crate::jinja::list_lookups::short)
-            .is_some() =>
-        {
+        k if k.strip_prefix("with_").is_some_and(is_loop_lookup) => {
             extra.loop_items = Some(val);
             extra.lookup = k.strip_prefix("with_").map(str::to_string);
         }
@@ -1003,10 +999,14 @@ fn is_extra_key(k: &str) -> bool {
             | "listen"
             | "tags"
             | "throttle"
-    ) || k
-        .strip_prefix("with_")
-        .and_then(crate::jinja::list_lookups::short)
-        .is_some()
+    ) || k.strip_prefix("with_").is_some_and(is_loop_lookup)
+}
+
+/// Whether `with_<name>` names a lookup the agent implements (`with_X: terms` loops over
+/// `query('X', *terms)`, as Ansible's rule is).
+fn is_loop_lookup(name: &str) -> bool {
+    crate::jinja::list_lookups::short(name).is_some()
+        || (crate::jinja::lookups::SUPPORTED.contains(&name) && name != "config")
 }
 
 fn parse_step(
@@ -1050,7 +1050,7 @@ fn parse_step(
     for (k, _) in &kept {
         if k.starts_with("with_") {
             return Err(syntax(format!(
-                "{}: '{k}' is not supported by etcd-agent (loop, with_items, with_list, with_dict, with_sequence, with_indexed_items, with_together, with_nested, with_subelements)",
+                "{}: '{k}' is not supported by etcd-agent (loop, with_items, with_list, with_dict, with_sequence, with_indexed_items, with_together, with_nested, with_subelements, with_first_found, with_fileglob, with_lines, with_pipe, with_env, with_file)",
                 at(file, node)
             )));
         }
