@@ -102,7 +102,8 @@ impl Engine {
             magic.push(("ansible_parent_role_paths", JValue::from_serialize(paths)));
         }
         // where lookups of this task look for files (Task.get_search_path): its role's
-        // directory, then the directory of the file the task is written in
+        // directory, then the directory of the file the task is written in; then, as the
+        // task executor adds it, the playbook's directory
         let mut search_path: Vec<String> = task
             .role
             .iter()
@@ -113,6 +114,10 @@ impl Engine {
             if !search_path.contains(&dir) {
                 search_path.push(dir);
             }
+        }
+        let base = opts.playbook_dir.display().to_string();
+        if !search_path.contains(&base) {
+            search_path.push(base);
         }
         magic.push(("ansible_search_path", JValue::from_serialize(search_path)));
         let (play_role_names, dependent_role_names, all_role_names) = role_names(play);
