@@ -112,6 +112,12 @@ pub fn import_role(
                         "name" => {
                             reference.insert("role".into(), value);
                         }
+                        // `role` is another name for `name`, which wins when both are given
+                        "role" => {
+                            if !include_args.contains_key("name") {
+                                reference.insert("role".into(), value);
+                            }
+                        }
                         "tasks_from" => tasks_from = Some(crate::jinja::value::scalar_string(&value)),
                         "public" => public = Some(crate::jinja::value::ansible_boolean(&value)),
                         "allow_duplicates" => {
@@ -119,7 +125,7 @@ pub fn import_role(
                         }
                         other => {
                             return Err(syntax(format!(
-                                "{}: {what} option '{other}' is not supported by etcd-agent (name, tasks_from, public, allow_duplicates)",
+                                "{}: {what} option '{other}' is not supported by etcd-agent (name, role, tasks_from, public, allow_duplicates)",
                                 at(file, v),
                             )))
                         }
