@@ -887,9 +887,7 @@ impl Engine {
                 _ => None,
             })
             .unzip();
-        let matches = |step: &Step, n: &str| {
-            step.task.name.as_deref() == Some(n) || step.extra.listen.iter().any(|l| l == n)
-        };
+        let notified = |n: &str| notified_handlers(&handlers, n);
         let add = |list: &mut Vec<String>, host: &str| {
             if !list.iter().any(|h| h == host) {
                 list.push(host.to_string());
@@ -897,11 +895,9 @@ impl Engine {
         };
         let mut pending: Vec<Vec<String>> = vec![Vec::new(); handlers.len()];
         for (n, hosts) in std::mem::take(&mut run.notified) {
-            for (j, step) in handlers.iter().enumerate() {
-                if matches(step, &n) {
-                    for h in &hosts {
-                        add(&mut pending[j], h);
-                    }
+            for j in notified(&n) {
+                for h in &hosts {
+                    add(&mut pending[j], h);
                 }
             }
         }
@@ -963,15 +959,13 @@ impl Engine {
                     continue;
                 }
                 for n in &step.extra.notify {
-                    for (j, other) in handlers.iter().enumerate() {
-                        if matches(other, n) {
-                            let list = if j > i {
-                                &mut pending[j]
-                            } else {
-                                &mut carry[j]
-                            };
-                            add(list, host);
-                        }
+                    for j in notified(n) {
+                        let list = if j > i {
+                            &mut pending[j]
+                        } else {
+                            &mut carry[j]
+                        };
+                        add(list, host);
                     }
                 }
             }
@@ -1026,4 +1020,38 @@ fn item_role_instance(item: &Item) -> Option<usize> {
         }
         Item::Block(_) | Item::Flush => None,
     }
+}
+
+/// The handlers a notification `n` reaches, as ansible-core's `search_handlers_by_notification`
+/// finds them: by name (or `role : name`) only the last handler defined with it ("last one
+/// loaded wins"), and every handler that `listen`s to it (one per name).
+fn notified_handlers(handlers: &[&Step], n: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let by_name = handlers.iter().rposition(|step| {
+        step.task.name.as_deref().is_some_and(|name| {
+            name == n
+                || step
+                    .task
+                    .role
+                    .as_ref()
+                    .is_some_and(|r| format!("{} : {name}", r.name) == n)
+        })
+    });
+    out.extend(by_name);
+    let mut seen: Vec<&str> = Vec::new();
+    for (j, step) in handlers.iter().enumerate().rev() {
+        if !step.extra.listen.iter().any(|l| l == n) {
+            continue;
+        }
+        if let Some(name) = step.task.name.as_deref() {
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+        }
+        if !out.contains(&j) {
+            out.push(j);
+        }
+    }
+    out
 }

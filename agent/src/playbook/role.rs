@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A loaded role.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Role {
     /// The name as written (`role_name`).
     pub name: String,
@@ -158,9 +158,30 @@ impl Role {
         })
     }
 
-    /// The role's `handlers/main.yml`, if it has one.
-    pub fn handlers_file(&self) -> Option<PathBuf> {
-        main_file(&self.path, "handlers")
+    /// The role's `handlers/main.yml` (or `handlers/<from>.yml` with `handlers_from`), if it
+    /// has one.
+    pub fn handlers_file(&self, from: Option<&str>) -> Option<PathBuf> {
+        file_in(&self.path.join("handlers"), from.unwrap_or("main"))
+    }
+
+    /// The same role with its `vars` and `defaults` read from `vars/<vars_from>` and
+    /// `defaults/<defaults_from>` where given (`include_role`/`import_role`'s `vars_from`,
+    /// `defaults_from`); a file that is not there is ansible-core's error.
+    pub fn with_files(&self, vars_from: Option<&str>, defaults_from: Option<&str>) -> Result<Role> {
+        let mut role = self.clone();
+        for (sub, from, into) in [
+            ("vars", vars_from, &mut role.vars),
+            ("defaults", defaults_from, &mut role.defaults),
+        ] {
+            if let Some(from) = from {
+                *into = vars_file_named(&self.path, sub, from)?.ok_or_else(|| {
+                    syntax(format!(
+                        "Could not find specified file in role: {sub}/{from}"
+                    ))
+                })?;
+            }
+        }
+        Ok(role)
     }
 }
 
@@ -232,13 +253,23 @@ fn main_file(role: &Path, sub: &str) -> Option<PathBuf> {
 /// `~` backups and other extensions left out), merged in that order, as ansible-core's
 /// `_load_role_yaml` with `allow_dir` does.
 fn vars_file(role: &Path, sub: &str) -> Result<Map<String, Value>> {
+    Ok(vars_file_named(role, sub, "main")?.unwrap_or_default())
+}
+
+/// A role's `sub/<name>` variables file (or directory) as [`vars_file`] reads `main`; `None`
+/// when there is none.
+fn vars_file_named(role: &Path, sub: &str, name: &str) -> Result<Option<Map<String, Value>>> {
     let dir = role.join(sub);
-    let Some(found) = ["main.yml", "main.yaml", "main.json", "main"]
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.exists())
-    else {
-        return Ok(Map::new());
+    let Some(found) = [
+        format!("{name}.yml"),
+        format!("{name}.yaml"),
+        format!("{name}.json"),
+        name.to_string(),
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .find(|p| p.exists()) else {
+        return Ok(None);
     };
     let files = if found.is_dir() {
         dir_vars_files(&found)
@@ -253,7 +284,7 @@ fn vars_file(role: &Path, sub: &str) -> Result<Map<String, Value>> {
             _ => return Err(syntax(format!("{}: must be a mapping", path.display()))),
         }
     }
-    Ok(merged)
+    Ok(Some(merged))
 }
 
 /// The variable files of a `main/` directory, as ansible-core's `_get_dir_vars_files` lists

@@ -126,6 +126,8 @@ pub struct Deferred {
 pub(super) struct RoleInclude {
     /// `tasks_from`.
     pub(super) tasks_from: Option<String>,
+    /// `vars_from`, `defaults_from`, `handlers_from`.
+    pub(super) files: roles::RoleFiles,
     /// `allow_duplicates: false`: the reference runs once per host.
     pub(super) once: bool,
     /// Where the include is written, for errors.

@@ -55,9 +55,28 @@ pub fn play_roles(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Result
         let (entry, at) = (entry.to_json(), at(file, entry));
         // a play's roles are public unless `private_role_vars` says otherwise
         let public = crate::config::private_role_vars() != Some(true);
-        items.extend(expand(&entry, &at, inherit, None, true, public)?.0);
+        items.extend(
+            expand(
+                &entry,
+                &at,
+                inherit,
+                (None, &RoleFiles::default()),
+                true,
+                public,
+            )?
+            .0,
+        );
     }
     Ok(items)
+}
+
+/// `vars_from`, `defaults_from` and `handlers_from` of an `include_role`/`import_role`: the
+/// role's files read instead of `main`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoleFiles {
+    pub(crate) vars: Option<String>,
+    pub(crate) defaults: Option<String>,
+    pub(crate) handlers: Option<String>,
 }
 
 /// An `import_role` task: the role's tasks (`tasks_from`, default `main`), with the task's
@@ -78,6 +97,7 @@ pub fn import_role(
     };
     let mut reference = Map::new();
     let mut tasks_from = None;
+    let mut files = RoleFiles::default();
     let mut public: Option<bool> = None;
     // `allow_duplicates: false` makes the reference run once per host, as a `roles:` entry
     let mut allow_duplicates: Option<bool> = None;
@@ -119,13 +139,36 @@ pub fn import_role(
                             }
                         }
                         "tasks_from" => tasks_from = Some(crate::jinja::value::scalar_string(&value)),
+                        "vars_from" | "defaults_from" | "handlers_from" => {
+                            let Value::String(text) = value else {
+                                return Err(syntax(format!(
+                                    "{}: Expected a string for {arg} but got <class '{}'> instead",
+                                    at(file, v),
+                                    crate::jinja::value::python_type(
+                                        &minijinja::Value::from_serialize(&value)
+                                    )
+                                )));
+                            };
+                            if crate::jinja::value::is_template(&text) {
+                                return Err(syntax(format!(
+                                    "{}: a templated {arg} is not supported by etcd-agent",
+                                    at(file, v)
+                                )));
+                            }
+                            let slot = match arg.as_str() {
+                                "vars_from" => &mut files.vars,
+                                "defaults_from" => &mut files.defaults,
+                                _ => &mut files.handlers,
+                            };
+                            *slot = Some(text);
+                        }
                         "public" => public = Some(crate::jinja::value::ansible_boolean(&value)),
                         "allow_duplicates" => {
                             allow_duplicates = Some(crate::jinja::value::ansible_boolean(&value))
                         }
                         other => {
                             return Err(syntax(format!(
-                                "{}: {what} option '{other}' is not supported by etcd-agent (name, role, tasks_from, public, allow_duplicates)",
+                                "{}: {what} option '{other}' is not supported by etcd-agent (name, role, tasks_from, vars_from, defaults_from, handlers_from, public, allow_duplicates)",
                                 at(file, v),
                             )))
                         }
@@ -166,7 +209,7 @@ pub fn import_role(
             &entry,
             &at(file, node),
             inherit,
-            tasks_from.as_deref(),
+            (tasks_from.as_deref(), &files),
             allow_duplicates == Some(false),
             public,
         )
@@ -199,6 +242,7 @@ pub fn import_role(
             after: std::sync::Mutex::new(super::After::default()),
             role: Some(super::RoleInclude {
                 tasks_from,
+                files,
                 once: allow_duplicates == Some(false),
                 at: at(file, node),
             }),
@@ -223,7 +267,7 @@ pub fn import_role(
         &entry,
         &at(file, node),
         &inner,
-        tasks_from.as_deref(),
+        (tasks_from.as_deref(), &files),
         allow_duplicates == Some(false),
         false,
     )?;
@@ -266,7 +310,7 @@ pub(super) fn expand_included(
         &entry,
         &include.at,
         inherit,
-        tasks_from.or(include.tasks_from.as_deref()),
+        (tasks_from.or(include.tasks_from.as_deref()), &include.files),
         include.once,
         false,
     )?;
@@ -292,7 +336,7 @@ fn expand(
     entry: &Value,
     at: &str,
     inherit: &Inherit,
-    tasks_from: Option<&str>,
+    (tasks_from, files): (Option<&str>, &RoleFiles),
     once: bool,
     expose: bool,
 ) -> Result<(Vec<Item>, Arc<Role>)> {
@@ -333,6 +377,14 @@ fn expand(
         .ok_or_else(|| syntax(format!("{at}: roles are only known inside a play")))?;
     let playbook_dir = lock(&collector).playbook_dir.clone();
     let role = Role::load(&name, &playbook_dir, &inner.collections, at)?;
+    let role = if files.vars.is_some() || files.defaults.is_some() {
+        Arc::new(
+            role.with_files(files.vars.as_deref(), files.defaults.as_deref())
+                .map_err(|e| syntax(format!("{at}: {e}")))?,
+        )
+    } else {
+        role
+    };
     // the role's tasks and dependencies search the role's own collections (Ansible's rule)
     inner.collections = role.search_list(inherit.default_collection.as_deref());
     let mut params = match entry {
@@ -341,6 +393,16 @@ fn expand(
     };
     params.remove("role");
     params.remove("name");
+    // other files make another instance of the role
+    for (k, v) in [
+        ("vars_from", &files.vars),
+        ("defaults_from", &files.defaults),
+        ("handlers_from", &files.handlers),
+    ] {
+        if let Some(v) = v {
+            params.insert(k.into(), Value::String(v.clone()));
+        }
+    }
     let instance = (role.path.clone(), Value::Object(params));
     // as ansible-core: a role reference met again runs again, but each host runs it once
     // (a host for which it was skipped or failed before the end runs it the next time)
@@ -360,9 +422,14 @@ fn expand(
         if expose && !roles.roles.iter().any(|r| r.path == role.path) {
             roles.roles.push(role.clone());
         }
-        let first_time = !roles.handled.contains(&role.path);
+        // each handlers file of the role joins once
+        let handlers_key = match &files.handlers {
+            Some(h) => role.path.join("handlers").join(h),
+            None => role.path.clone(),
+        };
+        let first_time = !roles.handled.contains(&handlers_key);
         if first_time {
-            roles.handled.push(role.path.clone());
+            roles.handled.push(handlers_key);
         }
         first_time
     };
@@ -371,7 +438,7 @@ fn expand(
     deps.role = None;
     deps.role_instance = None;
     for dep in &role.dependencies {
-        items.extend(expand(dep, at, &deps, None, true, expose)?.0);
+        items.extend(expand(dep, at, &deps, (None, &RoleFiles::default()), true, expose)?.0);
     }
     // a role included or imported by another role's task has it as its nearest parent
     if let Some(parent) = &inherit.role {
@@ -382,9 +449,18 @@ fn expand(
     inner.role_run = Some(NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     if first_time {
         // a role's handlers join the play's once, however often the role runs
-        if let Some(path) = role.handlers_file() {
-            let handlers = handler_items(&task_nodes(&path)?, &Arc::new(path), &inner)?;
-            lock(&collector).handlers.extend(handlers);
+        match role.handlers_file(files.handlers.as_deref()) {
+            Some(path) => {
+                let handlers = handler_items(&task_nodes(&path)?, &Arc::new(path), &inner)?;
+                lock(&collector).handlers.extend(handlers);
+            }
+            None => {
+                if let Some(h) = &files.handlers {
+                    return Err(syntax(format!(
+                        "{at}: Could not find specified file in role: handlers/{h}"
+                    )));
+                }
+            }
         }
     }
     if let Some(why) = tasks_from.and_then(|f| role.outside_tasks(f)) {
