@@ -184,7 +184,8 @@ impl Deferred {
             return Ok(items);
         }
         let role = self.inherit.role.as_deref();
-        let path = include_candidates(rel, &self.file, role)
+        let playbook = playbook_dir(&self.inherit);
+        let path = include_candidates(rel, &self.file, role, playbook.as_deref())
             .into_iter()
             .find(|p| p.is_file())
             .ok_or_else(|| {
@@ -532,7 +533,7 @@ fn load_tasks_file(
     file: &Path,
     node: &Node,
     what: &str,
-    role: Option<&Role>,
+    (role, playbook): (Option<&Role>, Option<&Path>),
 ) -> Result<(Arc<PathBuf>, Vec<Node>)> {
     if rel.is_empty() || crate::jinja::value::is_template(rel) {
         return Err(syntax(format!(
@@ -540,7 +541,7 @@ fn load_tasks_file(
             at(file, node)
         )));
     }
-    let path = include_candidates(rel, file, role)
+    let path = include_candidates(rel, file, role, playbook)
         .into_iter()
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
@@ -561,12 +562,28 @@ fn load_tasks_file(
     Ok((Arc::new(path), nodes))
 }
 
+/// The directory of the playbook being parsed (ansible-core's loader basedir).
+fn playbook_dir(inherit: &Inherit) -> Option<PathBuf> {
+    inherit.play_roles.as_ref().map(|r| {
+        r.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .playbook_dir
+            .clone()
+    })
+}
+
 /// Where an `import_tasks`/`include_tasks` of `rel` written in `file` may be, in the order
 /// Ansible searches (`DataLoader.path_dwim_relative` with `is_role`): in a role, the role's
 /// `handlers/` (for a file under `handlers/`) or `tasks/` directory, the including file's
-/// directory, the role's `tasks/`, the role's directory, then the playbook's; elsewhere the
-/// including file's directory.
-fn include_candidates(rel: &str, file: &Path, role: Option<&Role>) -> Vec<PathBuf> {
+/// directory, the role's `tasks/`, the role's directory, then the playbook's directory's
+/// `handlers/` or `tasks/` and the playbook's directory itself; elsewhere the including file's
+/// directory.
+fn include_candidates(
+    rel: &str,
+    file: &Path,
+    role: Option<&Role>,
+    playbook: Option<&Path>,
+) -> Vec<PathBuf> {
     let own_dir = file.parent().map(PathBuf::from).unwrap_or_default();
     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let Some(role_dir) = role
@@ -588,6 +605,11 @@ fn include_candidates(rel: &str, file: &Path, role: Option<&Role>) -> Vec<PathBu
         out.push(role_dir.join("tasks").join(rel));
     }
     out.push(role_dir.join(rel));
+    // then, as `path_dwim` does, relative to the playbook's directory
+    if let Some(base) = playbook {
+        out.push(base.join(dirname).join(rel));
+        out.push(base.join(rel));
+    }
     out
 }
 
@@ -746,7 +768,13 @@ fn parse_import(
             deferred,
         )]);
     }
-    let loaded = load_tasks_file(&rel, file, node, what, inherit.role.as_deref());
+    let loaded = load_tasks_file(
+        &rel,
+        file,
+        node,
+        what,
+        (inherit.role.as_deref(), playbook_dir(inherit).as_deref()),
+    );
     if is_import {
         let (inner_file, nodes) = loaded?;
         inner.when.extend(when);
