@@ -48,6 +48,9 @@ pub struct Config {
     /// `deprecation_warnings` (`ANSIBLE_DEPRECATION_WARNINGS`, default true): modules'
     /// deprecations are shown.
     pub deprecation_warnings: bool,
+    /// `error_on_missing_handler` (`ANSIBLE_ERROR_ON_MISSING_HANDLER`, default true): a
+    /// `notify` of a handler that does not exist is an error; else a warning.
+    pub error_on_missing_handler: bool,
     /// `[privilege_escalation] become` (`ANSIBLE_BECOME`): the default of `--become`.
     pub r#become: bool,
     /// `[privilege_escalation] become_user` (`ANSIBLE_BECOME_USER`).
@@ -146,6 +149,7 @@ impl Default for Config {
             vault_identity_list: Vec::new(),
             force_handlers: false,
             deprecation_warnings: true,
+            error_on_missing_handler: true,
             r#become: false,
             become_user: None,
             become_method: None,
@@ -195,6 +199,10 @@ impl Config {
             ),
             ("DEFAULT_FORCE_HANDLERS", json!(self.force_handlers)),
             ("DEPRECATION_WARNINGS", json!(self.deprecation_warnings)),
+            (
+                "ERROR_ON_MISSING_HANDLER",
+                json!(self.error_on_missing_handler),
+            ),
             ("DEFAULT_FORKS", json!(self.forks)),
             (
                 "DEFAULT_GATHERING",
@@ -273,6 +281,10 @@ pub fn load() -> Result<Config> {
         ("ANSIBLE_GATHERING", "gathering"),
         ("ANSIBLE_FORCE_HANDLERS", "force_handlers"),
         ("ANSIBLE_DEPRECATION_WARNINGS", "deprecation_warnings"),
+        (
+            "ANSIBLE_ERROR_ON_MISSING_HANDLER",
+            "error_on_missing_handler",
+        ),
         ("ANSIBLE_CACHE_PLUGIN", "fact_caching"),
         ("ANSIBLE_CACHE_PLUGIN_CONNECTION", "fact_caching_connection"),
         ("ANSIBLE_CACHE_PLUGIN_PREFIX", "fact_caching_prefix"),
@@ -412,6 +424,9 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
         },
         "force_handlers" => cfg.force_handlers = crate::jinja::value::boolean_text(v),
         "deprecation_warnings" => cfg.deprecation_warnings = crate::jinja::value::boolean_text(v),
+        "error_on_missing_handler" => {
+            cfg.error_on_missing_handler = crate::jinja::value::boolean_text(v)
+        }
         "fact_caching" => {
             cfg.fact_caching.plugin = match v.strip_prefix("ansible.builtin.").unwrap_or(v) {
                 "memory" => CachePlugin::Memory,
@@ -462,6 +477,11 @@ pub fn collections_path() -> Vec<PathBuf> {
 /// read: a broken config is reported where the run loads it).
 pub fn private_role_vars() -> Option<bool> {
     load().ok().and_then(|c| c.private_role_vars)
+}
+
+/// `error_on_missing_handler` of the config in effect (true when the config cannot be read).
+pub fn error_on_missing_handler() -> bool {
+    load().map(|c| c.error_on_missing_handler).unwrap_or(true)
 }
 
 /// `roles_path` of the config in effect (its defaults when the config cannot be read: a

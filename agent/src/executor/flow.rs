@@ -50,6 +50,9 @@ pub(super) struct PlayRun<'a> {
     /// run's failed hosts even when a rescue takes them on (exit code 2, no later plays), but
     /// not in the recap's `rescued`.
     pub collateral_all: HashSet<String>,
+    /// The roles (their directories) whose tasks have run in this play: an `include_role`'s
+    /// handlers answer notifications from then on.
+    pub roles_reached: HashSet<std::path::PathBuf>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -64,6 +67,7 @@ impl<'a> PlayRun<'a> {
             rescuable: 0,
             collateral: HashSet::new(),
             collateral_all: HashSet::new(),
+            roles_reached: HashSet::new(),
         }
     }
 }
@@ -335,6 +339,11 @@ impl Engine {
         if let Some(flow) = self.free_checks(play, step) {
             return flow;
         }
+        if let Some(role) = &step.task.role {
+            if !run.roles_reached.contains(&role.path) {
+                run.roles_reached.insert(role.path.clone());
+            }
+        }
         let mut failed_now = self
             .run_task(play, &step.task, active, run.all_hosts, Some(&step.extra))
             .await;
@@ -367,11 +376,11 @@ impl Engine {
         let last = std::mem::take(&mut self.last);
         for (host, status) in &last {
             if *status == Status::Changed {
-                for name in &step.extra.notify {
-                    match run.notified.iter_mut().find(|(n, _)| n == name) {
+                for name in self.notify_names(play, &step.task, &step.extra.notify, host, run) {
+                    match run.notified.iter_mut().find(|(n, _)| *n == name) {
                         Some((_, hosts)) if !hosts.contains(host) => hosts.push(host.clone()),
                         Some(_) => {}
-                        None => run.notified.push((name.clone(), vec![host.clone()])),
+                        None => run.notified.push((name, vec![host.clone()])),
                     }
                 }
             }
@@ -861,6 +870,95 @@ impl Engine {
         self.reporter.host_result(info, &hr);
     }
 
+    /// The handlers `notify` names for `host`: each entry templated with the host's variables
+    /// (one giving a list names each item), as ansible-core templates `notify`.
+    fn notify_names(
+        &self,
+        play: &Play,
+        task: &Arc<crate::playbook::Task>,
+        notify: &[String],
+        host: &str,
+        run: &PlayRun<'_>,
+    ) -> Vec<String> {
+        if !notify.iter().any(|n| crate::jinja::value::is_template(n)) {
+            return notify.to_vec();
+        }
+        let hostvars = self.hostvars();
+        let hosts = [host.to_string()];
+        let scope = Scope {
+            play_hosts: run.all_hosts,
+            active: &hosts,
+            hostvars: &hostvars,
+        };
+        let jv = self.job(play, task, host, &scope).ctx.value();
+        let mut out = Vec::new();
+        for n in notify {
+            if !crate::jinja::value::is_template(n) {
+                out.push(n.clone());
+                continue;
+            }
+            match self
+                .shared
+                .templar
+                .render_value(&Value::String(n.clone()), &jv)
+            {
+                Ok(Value::Array(items)) => {
+                    out.extend(items.iter().map(crate::jinja::value::scalar_string))
+                }
+                Ok(v) => out.push(crate::jinja::value::scalar_string(&v)),
+                // left as written: it names no handler, and says so when the handlers run
+                Err(_) => out.push(n.clone()),
+            }
+        }
+        out
+    }
+
+    /// The handlers' names as notifications match them: a templated name rendered with the
+    /// play's variables (seen from `host`; ansible-core does not support host variables
+    /// there), `None` for a handler whose name cannot be rendered (a `listen`er only, else
+    /// unusable: ansible-core's warning is returned beside).
+    fn handler_names(
+        &self,
+        play: &Play,
+        handlers: &[&Step],
+        host: &str,
+        run: &PlayRun<'_>,
+    ) -> (Vec<Option<String>>, Vec<String>) {
+        let mut ctx = None;
+        let mut warnings = Vec::new();
+        let names = handlers
+            .iter()
+            .map(|step| {
+                let name = step.task.name.clone()?;
+                if !crate::jinja::value::is_template(&name) {
+                    return Some(name);
+                }
+                let jv = ctx.get_or_insert_with(|| {
+                    let hostvars = self.hostvars();
+                    let hosts = [host.to_string()];
+                    let scope = Scope {
+                        play_hosts: run.all_hosts,
+                        active: &hosts,
+                        hostvars: &hostvars,
+                    };
+                    self.job(play, &step.task, host, &scope).ctx.value()
+                });
+                match self.shared.templar.render_str(&name, jv) {
+                    Ok(v) => Some(crate::jinja::value::scalar_string(&v)),
+                    Err(e) => {
+                        if step.extra.listen.is_empty() {
+                            warnings.push(format!(
+                                "Handler '{name}' is unusable because it has no listen topics and the name could not be templated (host-specific variables are not supported in handler names). The error: {e:#}"
+                            ));
+                        }
+                        None
+                    }
+                }
+            })
+            .collect();
+        (names, warnings)
+    }
+
     /// Runs notified handlers on the notified active hosts: one pass over the handlers in the
     /// order they are defined, as Ansible flushes. A handler notified during the pass runs in it
     /// when it is defined after the one that notified it; otherwise (itself or an earlier one)
@@ -875,9 +973,23 @@ impl Engine {
             return Flow::Continue;
         }
         // each handler, with the tasks of its file when it is an `include_tasks`
+        // an include_role's handlers once a task of its role ran
+        let reached = &run.roles_reached;
+        let loaded = |i: usize, item: &Item| {
+            let role = match item {
+                Item::Task(s) | Item::Include { step: s, .. } | Item::Deferred { step: s, .. } => {
+                    s.task.role.as_ref()
+                }
+                _ => None,
+            };
+            i < play.include_handlers_at || role.is_some_and(|r| reached.contains(&r.path))
+        };
         let (handlers, included): (Vec<&Step>, Vec<Option<Included<'_>>>) = play
             .handlers
             .iter()
+            .enumerate()
+            .filter(|(i, item)| loaded(*i, item))
+            .map(|(_, item)| item)
             .filter_map(|item| match item {
                 Item::Task(step) => Some((step, None)),
                 Item::Include { step, items } => Some((step, Some(Included::Parsed(items)))),
@@ -887,7 +999,17 @@ impl Engine {
                 _ => None,
             })
             .unzip();
-        let notified = |n: &str| notified_handlers(&handlers, n);
+        let names = match run.notified.first().and_then(|(_, hosts)| hosts.first()) {
+            Some(host) => {
+                let (names, warnings) = self.handler_names(play, &handlers, &host.clone(), run);
+                for w in warnings {
+                    self.reporter.warning(&w);
+                }
+                names
+            }
+            None => handlers.iter().map(|s| s.task.name.clone()).collect(),
+        };
+        let notified = |n: &str| notified_handlers(&handlers, &names, n);
         let add = |list: &mut Vec<String>, host: &str| {
             if !list.iter().any(|h| h == host) {
                 list.push(host.to_string());
@@ -895,7 +1017,13 @@ impl Engine {
         };
         let mut pending: Vec<Vec<String>> = vec![Vec::new(); handlers.len()];
         for (n, hosts) in std::mem::take(&mut run.notified) {
-            for j in notified(&n) {
+            let reached = notified(&n);
+            if reached.is_empty() {
+                self.reporter.warning(&format!(
+                    "The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list"
+                ));
+            }
+            for j in reached {
                 for h in &hosts {
                     add(&mut pending[j], h);
                 }
@@ -1023,27 +1151,42 @@ fn item_role_instance(item: &Item) -> Option<usize> {
 }
 
 /// The handlers a notification `n` reaches, as ansible-core's `search_handlers_by_notification`
-/// finds them: by name (or `role : name`) only the last handler defined with it ("last one
-/// loaded wins"), and every handler that `listen`s to it (one per name).
-fn notified_handlers(handlers: &[&Step], n: &str) -> Vec<usize> {
-    let mut out = Vec::new();
-    let by_name = handlers.iter().rposition(|step| {
-        step.task.name.as_deref().is_some_and(|name| {
-            name == n
-                || step
-                    .task
-                    .role
-                    .as_ref()
-                    .is_some_and(|r| format!("{} : {name}", r.name) == n)
+/// finds them. It looks through the play's handler blocks last first (the play's own
+/// `handlers:` section is one block, each role's handlers file another; here a block is the
+/// handlers written in one file), each block in order: by name (or `role : name`) the first
+/// match only, so a role loaded later wins over the play and an earlier role, and every
+/// handler that `listen`s to `n` (one per name).
+fn notified_handlers(handlers: &[&Step], names: &[Option<String>], n: &str) -> Vec<usize> {
+    let mut blocks: Vec<(&std::path::Path, Vec<usize>)> = Vec::new();
+    for (j, step) in handlers.iter().enumerate() {
+        let file = step.task.origin.file.as_path();
+        match blocks.iter_mut().find(|(f, _)| *f == file) {
+            Some((_, list)) => list.push(j),
+            None => blocks.push((file, vec![j])),
+        }
+    }
+    let order: Vec<usize> = blocks
+        .into_iter()
+        .rev()
+        .flat_map(|(_, list)| list)
+        .collect();
+    let mut out: Vec<usize> = order
+        .iter()
+        .copied()
+        .find(|&j| {
+            names[j]
+                .as_deref()
+                .is_some_and(|name| handlers[j].task.answers_to_name(name, n))
         })
-    });
-    out.extend(by_name);
+        .into_iter()
+        .collect();
     let mut seen: Vec<&str> = Vec::new();
-    for (j, step) in handlers.iter().enumerate().rev() {
+    for &j in &order {
+        let step = handlers[j];
         if !step.extra.listen.iter().any(|l| l == n) {
             continue;
         }
-        if let Some(name) = step.task.name.as_deref() {
+        if let Some(name) = names[j].as_deref() {
             if seen.contains(&name) {
                 continue;
             }

@@ -73,6 +73,9 @@ pub struct Play {
     pub body: Vec<blocks::Item>,
     /// `handlers`.
     pub handlers: Vec<blocks::Item>,
+    /// Where in `handlers` those an `include_role` brings begin: ansible-core loads them when
+    /// the include runs, so they answer notifications once a task of their role has run.
+    pub include_handlers_at: usize,
     /// Play `tags` (also given to every task of the play).
     pub tags: Vec<String>,
     /// Where the play starts.
@@ -404,6 +407,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
         tasks: Vec::new(),
         body: Vec::new(),
         handlers: Vec::new(),
+        include_handlers_at: 0,
         tags: Vec::new(),
         origin,
     };
@@ -563,12 +567,24 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
     if let Some(node) = handlers {
         play.handlers = blocks::parse_handlers(node, file, &inherit)?;
     }
-    let found = std::mem::take(&mut *collector.lock().unwrap_or_else(|e| e.into_inner()));
-    // a role's handlers come before the play's own, as Ansible lists them
-    let mut all_handlers = found.handlers;
+    // the roles' handlers and the exposed roles are the play's; the rest (the playbook's
+    // directory, the role instances and handlers met) stays for includes expanded at run time
+    let (role_handlers, mut late_handlers, roles) = {
+        let mut found = collector.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            std::mem::take(&mut found.handlers),
+            std::mem::take(&mut found.late_handlers),
+            found.roles.clone(),
+        )
+    };
+    // the handlers of `roles:` and `import_role` come before the play's own, those an
+    // `include_role` brings after them, as Ansible lists them
+    let mut all_handlers = role_handlers;
     all_handlers.append(&mut play.handlers);
+    play.include_handlers_at = all_handlers.len();
+    all_handlers.append(&mut late_handlers);
     play.handlers = all_handlers;
-    play.roles = found.roles;
+    play.roles = roles;
     if !play_tags.is_empty() {
         add_tags(&mut play.body, &play_tags);
     }
@@ -579,8 +595,11 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
         default_become_user(&mut play.handlers, user);
     }
     blocks::Item::flatten(&play.body, &mut play.tasks);
-    check_notify(&play.body, &play.handlers)?;
-    check_notify(&play.handlers, &play.handlers)?;
+    // `error_on_missing_handler = false`: a missing handler is a warning when notified
+    if crate::config::error_on_missing_handler() {
+        check_notify(&play.body, &play.handlers)?;
+        check_notify(&play.handlers, &play.handlers)?;
+    }
     Ok(play)
 }
 
@@ -691,8 +710,16 @@ pub(crate) fn finish_loaded(items: &mut Vec<blocks::Item>, after: &blocks::After
 fn check_notify(items: &[blocks::Item], handlers: &[blocks::Item]) -> Result<()> {
     let known = |n: &str| {
         handlers.iter().any(|h| match h {
-            blocks::Item::Task(s) => {
-                s.task.name.as_deref() == Some(n) || s.extra.listen.iter().any(|l| l == n)
+            // a handler that is an include answers by its name too
+            blocks::Item::Task(s)
+            | blocks::Item::Include { step: s, .. }
+            | blocks::Item::Deferred { step: s, .. } => {
+                // a templated name or notification is known when the handlers run
+                crate::jinja::value::is_template(n)
+                    || s.task.name.as_deref().is_some_and(|name| {
+                        crate::jinja::value::is_template(name) || s.task.answers_to_name(name, n)
+                    })
+                    || s.extra.listen.iter().any(|l| l == n)
             }
             _ => false,
         })

@@ -158,6 +158,21 @@ impl Role {
         })
     }
 
+    /// The prefixes a notification may put before a handler name or `listen` topic of this
+    /// role: `name : ` with the role's short name and with its collection-qualified name.
+    pub fn notify_prefixes(&self) -> Vec<String> {
+        let short = self.name.rsplit('.').next().unwrap_or(&self.name);
+        let mut out = vec![format!("{short} : ")];
+        let full = match &self.collection {
+            Some(c) => format!("{c}.{short} : "),
+            None => format!("{} : ", self.name),
+        };
+        if !out.contains(&full) {
+            out.push(full);
+        }
+        out
+    }
+
     /// The role's `handlers/main.yml` (or `handlers/<from>.yml` with `handlers_from`), if it
     /// has one.
     pub fn handlers_file(&self, from: Option<&str>) -> Option<PathBuf> {

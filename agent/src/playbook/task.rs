@@ -125,6 +125,19 @@ pub fn short_name(action: &str) -> &str {
 }
 
 impl Task {
+    /// Whether a `notify` of `n` names this handler: its name, or its name prefixed with its
+    /// role's (`role : name`, the role's short or collection-qualified name), as ansible-core's
+    /// `get_name()` variants.
+    /// `name` is the handler's name as rendered.
+    pub fn answers_to_name(&self, name: &str, n: &str) -> bool {
+        name == n
+            || self.role.as_ref().is_some_and(|r| {
+                r.notify_prefixes()
+                    .iter()
+                    .any(|p| n.strip_prefix(p.as_str()) == Some(name))
+            })
+    }
+
     /// Whether this is the implicit end of a role reference (`meta: role_complete`, added
     /// by the parser after a role's tasks, as ansible-core does): it marks the reference
     /// completed for the hosts it runs for, and is never shown or listed.

@@ -1062,7 +1062,18 @@ fn parse_step(
         }
         match k.as_str() {
             "notify" => extra.notify = tag_list(&val),
-            "listen" => extra.listen = tag_list(&val),
+            "listen" => {
+                extra.listen = tag_list(&val);
+                // a role's handler also listens to its topics prefixed with the role's name
+                if let Some(role) = &inherit.role {
+                    let topics = extra.listen.clone();
+                    for p in role.notify_prefixes() {
+                        extra
+                            .listen
+                            .extend(topics.iter().map(|t| format!("{p}{t}")));
+                    }
+                }
+            }
             "tags" => extra.tags.extend(tag_list(&val)),
             "throttle" => extra.throttle = Some(val),
             _ => {}

@@ -20,8 +20,11 @@ use std::sync::{Arc, Mutex};
 pub struct PlayRoles {
     /// The play's roles, in the order they were met.
     pub roles: Vec<Arc<Role>>,
-    /// Their handlers.
+    /// Their handlers (`roles:` and `import_role`): before the play's own.
     pub handlers: Vec<Item>,
+    /// The handlers of roles an `include_role` brings: after the play's own, as ansible-core
+    /// adds them when the include runs.
+    pub late_handlers: Vec<Item>,
     /// The play's playbook directory, where roles are looked for.
     pub playbook_dir: PathBuf,
     /// The role references met so far (role and parameters), each with its instance id: a
@@ -228,6 +231,11 @@ pub fn import_role(
         || templated_from
         || looping.loop_items.is_some()
     {
+        // a role named literally is known now: its handlers join the play's (once), so a
+        // looped include can notify them
+        if !crate::jinja::value::is_template(&role_name) {
+            join_handlers(&role_name, &at(file, node), &inner, &files)?;
+        }
         if public {
             return Err(syntax(format!(
                 "{}: include_role with public: true and a loop or a templated name is not supported by etcd-agent",
@@ -263,14 +271,27 @@ pub fn import_role(
         }
         return Ok(vec![item]);
     }
-    let (items, role) = expand(
+    let handlers_before = inherit
+        .play_roles
+        .as_ref()
+        .map(|r| lock(r).handlers.len())
+        .unwrap_or(0);
+    let expanded = expand(
         &entry,
         &at(file, node),
         &inner,
         (tasks_from.as_deref(), &files),
         allow_duplicates == Some(false),
         false,
-    )?;
+    );
+    // the handlers it brought are an include's: after the play's own
+    if let Some(r) = &inherit.play_roles {
+        let mut roles = lock(r);
+        let at = handlers_before.min(roles.handlers.len());
+        let added = roles.handlers.split_off(at);
+        roles.late_handlers.extend(added);
+    }
+    let (items, role) = expanded?;
     let name = task_name.unwrap_or_else(|| format!("include_role : {role_name}"));
     let mut item = include_item(
         ("include_role", &name, &role_name),
@@ -326,6 +347,38 @@ pub(super) fn expand_included(
         )));
     }
     Ok(items)
+}
+
+/// The handlers of role `name` (`handlers/main` or `handlers_from`) join the play's, if they
+/// have not yet: for an `include_role` expanded per host later (a loop, a templated
+/// `tasks_from`), whose role is known when the play is parsed.
+fn join_handlers(name: &str, at: &str, inherit: &Inherit, files: &RoleFiles) -> Result<()> {
+    let Some(collector) = inherit.play_roles.clone() else {
+        return Ok(());
+    };
+    let playbook_dir = lock(&collector).playbook_dir.clone();
+    let role = Role::load(name, &playbook_dir, &inherit.collections, at)?;
+    let key = match &files.handlers {
+        Some(h) => role.path.join("handlers").join(h),
+        None => role.path.clone(),
+    };
+    if lock(&collector).handled.contains(&key) {
+        return Ok(());
+    }
+    let Some(path) = role.handlers_file(files.handlers.as_deref()) else {
+        return Ok(());
+    };
+    let mut inner = inherit.clone();
+    inner.collections = role.search_list(inherit.default_collection.as_deref());
+    if let Some(parent) = &inherit.role {
+        inner.parent_roles.insert(0, parent.clone());
+    }
+    inner.role = Some(role.clone());
+    let handlers = handler_items(&task_nodes(&path)?, &Arc::new(path), &inner)?;
+    let mut roles = lock(&collector);
+    roles.handled.push(key);
+    roles.late_handlers.extend(handlers);
+    Ok(())
 }
 
 /// One role reference (a name, or a mapping with `role` and keywords or parameters).
