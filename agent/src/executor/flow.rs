@@ -870,6 +870,24 @@ impl Engine {
         self.reporter.host_result(info, &hr);
     }
 
+    /// The variables `task` sees on `host` (as its job would), for templating outside a run.
+    fn host_context(
+        &self,
+        play: &Play,
+        task: &Arc<crate::playbook::Task>,
+        host: &str,
+        run: &PlayRun<'_>,
+    ) -> minijinja::Value {
+        let hostvars = self.hostvars();
+        let hosts = [host.to_string()];
+        let scope = Scope {
+            play_hosts: run.all_hosts,
+            active: &hosts,
+            hostvars: &hostvars,
+        };
+        self.job(play, task, host, &scope).ctx.value()
+    }
+
     /// The handlers `notify` names for `host`: each entry templated with the host's variables
     /// (one giving a list names each item), as ansible-core templates `notify`.
     fn notify_names(
@@ -883,14 +901,7 @@ impl Engine {
         if !notify.iter().any(|n| crate::jinja::value::is_template(n)) {
             return notify.to_vec();
         }
-        let hostvars = self.hostvars();
-        let hosts = [host.to_string()];
-        let scope = Scope {
-            play_hosts: run.all_hosts,
-            active: &hosts,
-            hostvars: &hostvars,
-        };
-        let jv = self.job(play, task, host, &scope).ctx.value();
+        let jv = self.host_context(play, task, host, run);
         let mut out = Vec::new();
         for n in notify {
             if !crate::jinja::value::is_template(n) {
@@ -933,16 +944,7 @@ impl Engine {
                 if !crate::jinja::value::is_template(&name) {
                     return Some(name);
                 }
-                let jv = ctx.get_or_insert_with(|| {
-                    let hostvars = self.hostvars();
-                    let hosts = [host.to_string()];
-                    let scope = Scope {
-                        play_hosts: run.all_hosts,
-                        active: &hosts,
-                        hostvars: &hostvars,
-                    };
-                    self.job(play, &step.task, host, &scope).ctx.value()
-                });
+                let jv = ctx.get_or_insert_with(|| self.host_context(play, &step.task, host, run));
                 match self.shared.templar.render_str(&name, jv) {
                     Ok(v) => Some(crate::jinja::value::scalar_string(&v)),
                     Err(e) => {
