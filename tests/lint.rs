@@ -18,8 +18,13 @@ use harness::scratch::scratch_dir;
 const LINT_DEADLINE: Duration = Duration::from_secs(600);
 
 fn ansible_lint_installed() -> bool {
+    // even `--version` loads Ansible's config, which creates `~/.ansible/tmp`: a scratch home
+    let scratch = scratch_dir("lint-probe");
     std::process::Command::new("ansible-lint")
         .arg("--version")
+        .env("ANSIBLE_HOME", scratch.path().join("ansible-home"))
+        .env("ANSIBLE_LOCAL_TEMP", scratch.path().join("ansible-tmp"))
+        .env("XDG_CACHE_HOME", scratch.path().join("cache"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
