@@ -15,9 +15,12 @@ use std::process::Command;
 /// run in processes of their own at the same time, as under nextest).
 fn tarball(dir: &Path) -> PathBuf {
     let out = dir.join("build");
+    // ansible-galaxy's cache and temp files go to the test's dir, not ~/.ansible
     let run = Command::new(repo_root().join("scripts/build-collection"))
         .env("SKIP_MODULES", "1")
         .env("COLLECTION_OUT", &out)
+        .env("ANSIBLE_HOME", dir.join("galaxy-home"))
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("galaxy-home/tmp"))
         .output()
         .expect("run scripts/build-collection");
     assert!(
