@@ -58,7 +58,7 @@ pub fn lines(terms: &[String], cwd: &Path) -> Result<Vec<Value>, String> {
 /// `fileglob`: per term, the files its last component matches in the first directory where
 /// any match (a term with a directory: that directory found in the search path as `find_file`
 /// finds files; a bare pattern: each search path entry's `files/`, then the entry itself).
-/// `dirs(d)` lists the candidates for directory `d`.
+/// `dir_candidates(d)` lists where directory `d` may be, in search order.
 pub fn fileglob(
     terms: &[String],
     dir_candidates: impl Fn(&str) -> Vec<PathBuf>,

@@ -349,6 +349,15 @@ pub(super) fn expand_included(
     Ok(items)
 }
 
+/// What marks a role's handlers file as joined to the play's handlers: the role (its
+/// `handlers/main`) or, with `handlers_from`, that file.
+fn handlers_key(role: &Role, files: &RoleFiles) -> PathBuf {
+    match &files.handlers {
+        Some(h) => role.path.join("handlers").join(h),
+        None => role.path.clone(),
+    }
+}
+
 /// The handlers of role `name` (`handlers/main` or `handlers_from`) join the play's, if they
 /// have not yet: for an `include_role` expanded per host later (a loop, a templated
 /// `tasks_from`), whose role is known when the play is parsed.
@@ -357,11 +366,12 @@ fn join_handlers(name: &str, at: &str, inherit: &Inherit, files: &RoleFiles) -> 
         return Ok(());
     };
     let playbook_dir = lock(&collector).playbook_dir.clone();
-    let role = Role::load(name, &playbook_dir, &inherit.collections, at)?;
-    let key = match &files.handlers {
-        Some(h) => role.path.join("handlers").join(h),
-        None => role.path.clone(),
+    // a role that cannot be loaded is the include's error when a host reaches it, as in
+    // ansible-core (it may never run: a `when`, an empty loop)
+    let Ok(role) = Role::load(name, &playbook_dir, &inherit.collections, at) else {
+        return Ok(());
     };
+    let key = handlers_key(&role, files);
     if lock(&collector).handled.contains(&key) {
         return Ok(());
     }
@@ -476,13 +486,10 @@ fn expand(
             roles.roles.push(role.clone());
         }
         // each handlers file of the role joins once
-        let handlers_key = match &files.handlers {
-            Some(h) => role.path.join("handlers").join(h),
-            None => role.path.clone(),
-        };
-        let first_time = !roles.handled.contains(&handlers_key);
+        let key = handlers_key(&role, files);
+        let first_time = !roles.handled.contains(&key);
         if first_time {
-            roles.handled.push(handlers_key);
+            roles.handled.push(key);
         }
         first_time
     };
