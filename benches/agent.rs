@@ -15,6 +15,7 @@
 //! per-phase timing (`ETCD_AGENT_TIMING=1`) of one more cold and one more warm run. `BENCH_HOSTS=3,30`
 //! picks the host counts; `BENCH_SSH_ARGS` adds ssh options to every host, for both engines
 //! and the floor (e.g. `-o KexAlgorithms=curve25519-sha256`).
+//! `BENCH_HOLD=1` sets up the first host count and waits instead, for profiling by hand.
 
 use harness::{repo_root, Ansible, Cluster, Sshd};
 use std::net::Ipv4Addr;
@@ -176,6 +177,42 @@ fn agent_argv(agent: &Path, inventory: &Path, playbook: &Path) -> Vec<String> {
     ]
 }
 
+/// `BENCH_HOLD=1`: instead of measuring, writes `agent.sh` and `ansible.sh` (each runs its
+/// engine on the first host count's inventory, in the bench's environment) and waits until
+/// the file `hold` in the same directory is removed, for profiling by hand.
+fn hold(ansible: &Ansible, agent_argv: &[String], ansible_argv: &[String]) {
+    let quote = |argv: &[String]| {
+        argv.iter()
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let env: String = ansible
+        .env()
+        .iter()
+        .map(|(k, v)| format!("export {k}='{v}'\n"))
+        .collect();
+    for (name, argv) in [("agent.sh", agent_argv), ("ansible.sh", ansible_argv)] {
+        ansible.write_file(
+            name,
+            &format!(
+                "cd '{}'\n{env}exec {} \"$@\"\n",
+                ansible.dir().display(),
+                quote(argv)
+            ),
+        );
+    }
+    let flag = ansible.write_file("hold", "");
+    println!(
+        "holding: sh {0}/agent.sh, sh {0}/ansible.sh; rm {1} to stop",
+        ansible.dir().display(),
+        flag.display()
+    );
+    while flag.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 fn main() {
     let root = repo_root();
     let agent = root.join("target/release/etcd-agent");
@@ -213,6 +250,10 @@ fn main() {
             playbook.display().to_string(),
         ];
         let agent_argv = agent_argv(&agent, &inv, &playbook);
+        if std::env::var_os("BENCH_HOLD").is_some() {
+            hold(&ansible, &agent_argv, &ansible_argv);
+            return;
+        }
         let argv_command = |argv: &[String]| {
             let mut cmd = ansible.command(&argv[0]);
             cmd.args(&argv[1..]);

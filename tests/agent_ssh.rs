@@ -494,7 +494,9 @@ ANSIBLE_SSH_ARGS='-o ControlPersist=soon' run bad
 /// `TMPDIR` in its scratch dir) as
 /// `<name>-<sha256>` with the module's bytes, and the next run runs it from there instead of
 /// uploading it: judged by replacing the cached copy, whose output the next run then shows.
-/// `ETCD_AGENT_MODULE_CACHE=0` uploads again.
+/// The kept master's directory records what the host's cache holds, so a run over the same
+/// `control_path_dir` runs the module from there without a lookup (none in its `-vvv` log);
+/// gone from the host, the run uploads it again. `ETCD_AGENT_MODULE_CACHE=0` uploads again.
 #[test]
 fn ssh_kept_masters_keep_modules_in_the_hosts_cache() {
     let sshd = node_sshd();
@@ -512,16 +514,26 @@ fn ssh_kept_masters_keep_modules_in_the_hosts_cache() {
         "pb.yml",
         "- hosts: n1\n  gather_facts: false\n  tasks:\n    - cachetest:\n      register: r\n    - debug:\n        msg: \"said {{ r.msg }}\"\n",
     );
+    // one control_path_dir for all the runs, as a user's: each run's master ends with the
+    // run (the subreaper), its directory and what it records stay
     let run = |cache: &str| {
         let out = Agent::in_dir(dir)
             .playbook(&inv, &pb)
+            .arg("-vvv")
             .env("ETCD_AGENT_MODULE_CACHE", cache)
+            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
             .run();
         out.expect_exit(0);
-        out.stdout.clone()
+        (out.stdout.clone(), out.stderr.clone())
     };
-    let first = run("1");
+    // the lookup's own words: `printf '%s' "$f"` prints the cached path it found
+    let looked_up = |stderr: &str| stderr.contains(r#"printf '%s' \"$f\""#);
+    let (first, stderr) = run("1");
     assert!(first.contains("said uploaded"), "{first}");
+    assert!(
+        looked_up(&stderr),
+        "a new master's first run looks in the cache"
+    );
     let sum = std::process::Command::new("sha256sum")
         .arg(&module)
         .output()
@@ -543,12 +555,36 @@ fn ssh_kept_masters_keep_modules_in_the_hosts_cache() {
         "{} holds the module",
         cached.display()
     );
+    let record = std::fs::read_dir(dir.join("cp"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path().join("cached-modules")).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        record.contains(&format!("{sha} {}", cached.display())),
+        "the kept master's dir records the host's cache: {record:?}"
+    );
     std::fs::write(&cached, said("from the cache")).unwrap();
-    let second = run("1");
-    let third = run("0");
+    let (second, stderr) = run("1");
+    assert!(second.contains("said from the cache"), "{second}");
+    assert!(
+        !looked_up(&stderr) && uploads(&stderr).is_empty(),
+        "recorded: run from the cache without a lookup\n{stderr}"
+    );
+    // recorded but gone from the host: the run notices, uploads and keeps it again
+    std::fs::remove_file(&cached).unwrap();
+    let (fourth, stderr) = run("1");
+    let kept_again = std::fs::read(&cached);
+    assert!(fourth.contains("said uploaded"), "{fourth}");
+    assert_eq!(uploads(&stderr).len(), 1, "{stderr}");
+    assert_eq!(
+        kept_again.ok().as_deref(),
+        Some(said("uploaded").as_bytes())
+    );
+    std::fs::write(&cached, said("from the cache")).unwrap();
+    let (third, _) = run("0");
     // this test's module only: its name holds a hash of its own
     let _ = std::fs::remove_file(&cached);
-    assert!(second.contains("said from the cache"), "{second}");
     assert!(
         third.contains("said uploaded"),
         "cache off: uploaded\n{third}"

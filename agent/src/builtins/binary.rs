@@ -86,10 +86,23 @@ pub async fn run_binary(
             return Ok(m);
         }
     };
+    let become_other = ctx.become_user().is_some_and(|u| u != "root");
+    if ctx.escalation.is_none() {
+        // a module that a run over this kept master found in the host's cache: run it from
+        // there at once (checked by the command itself, as the login user who owns the cache)
+        if let Some(path) = conn.recorded_module(module).await {
+            let out = run_as_login_user(ctx, &conn, &path, true).await?;
+            let found = !crate::transport::module_not_cached(&out);
+            conn.recorded_module_was(module, &path, found).await;
+            if found {
+                return Ok(module_result(&out));
+            }
+        }
+    }
     let path = conn.ensure_module(module).await?;
-    let tmpdir = conn.tmpdir().await?;
-    let out = match ctx.become_user().filter(|u| *u != "root") {
+    let out = match ctx.become_user().filter(|_| become_other) {
         Some(user) => {
+            let tmpdir = conn.tmpdir().await?;
             let args = args_file(ctx, None);
             let args_text = serde_json::to_vec(&args).unwrap_or_default();
             // inside the connection's temp dir, so whatever removes that (the remote shell's
@@ -108,20 +121,34 @@ pub async fn run_binary(
             ctx.exec_then(&conn, &cmd, Some(&cleanup), None, None)
                 .await?
         }
-        None => {
-            let args = args_file(ctx, Some(&tmpdir));
-            let args_text = serde_json::to_vec(&args).unwrap_or_default();
-            let args_path = format!("{tmpdir}/args-{}", unique());
-            let cmd = format!(
-                "umask 077 && cat > {a} && {{ {m} {a}; rc=$?; rm -f {a}; exit $rc; }}",
-                a = quote(&args_path),
-                m = quote(&path),
-            );
-            let _timed = crate::timing::span(crate::timing::Phase::ModuleRun);
-            ctx.exec(&conn, &cmd, Some(&args_text)).await?
-        }
+        None => run_as_login_user(ctx, &conn, &path, false).await?,
     };
     Ok(module_result(&out))
+}
+
+/// Runs the module at `path` (as the login user, or become root) on an args file written
+/// in the connection's temp dir, as Ansible writes one (a module may look beside it);
+/// `recorded` when the path is a record of the host's cache, not checked this run (the
+/// command checks it, see [`crate::transport::module_not_cached`]).
+async fn run_as_login_user(
+    ctx: &ActionCtx<'_>,
+    conn: &Connection,
+    path: &str,
+    recorded: bool,
+) -> Result<ExecOutput, TransportError> {
+    let tmpdir = conn.tmpdir().await?;
+    let args = args_file(ctx, Some(&tmpdir));
+    let args_text = serde_json::to_vec(&args).unwrap_or_default();
+    let run = format!(
+        r#"umask 077 && cat > {a} && {{ "$f" {a}; rc=$?; rm -f {a}; exit $rc; }}"#,
+        a = quote(&format!("{tmpdir}/args-{}", unique())),
+    );
+    let cmd = match recorded {
+        true => crate::transport::run_recorded_module(path, &run),
+        false => format!("f={}; {run}", quote(path)),
+    };
+    let _timed = crate::timing::span(crate::timing::Phase::ModuleRun);
+    ctx.exec(conn, &cmd, Some(&args_text)).await
 }
 
 /// A module's result as Ansible reads it from the module's output: the JSON object (junk

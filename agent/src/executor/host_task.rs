@@ -174,7 +174,8 @@ async fn take_fork_slot(
 }
 
 /// Gets the host's build of a binary module ready on its connection before the fork slot:
-/// the remote shell started, the module found in the host's cache or uploaded. That is
+/// the remote shell started, the module found in the host's cache or uploaded (or recorded
+/// there by an earlier run over the same kept master: see `transport/cache.rs`). That is
 /// connection setup, as the handshake is: with it outside the slot, a fork runs only the
 /// module (at most twice `forks` hosts stage at once). A failure here is left for the action,
 /// which meets it again and reports it.
@@ -190,7 +191,10 @@ async fn stage_module(
         return;
     };
     if let Ok(build) = module.pick(&arch) {
-        let _ = conn.ensure_module(build).await;
+        // one the host's cache had in a run over this kept master is run from there at once
+        if conn.recorded_module(build).await.is_none() {
+            let _ = conn.ensure_module(build).await;
+        }
     }
 }
 

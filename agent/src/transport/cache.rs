@@ -9,6 +9,13 @@
 //! A run that finds its module there uses it (and touches it); a run that uploads removes the
 //! entries nobody used for [`IDLE_MINUTES`]. `ETCD_AGENT_MODULE_CACHE=0` turns it off:
 //! uploads then live in the connection's temp dir and go with it, as without kept masters.
+//!
+//! Each kept master's directory holds a record of what its host's cache held
+//! ([`RECORD_FILE`]: `<sha256> <path>` lines, written when a run found or put a module
+//! there). A later run over that master takes a recorded module as there without asking
+//! (no round trip of its own): the command that runs it checks it as the lookup would and,
+//! when it is gone, answers [`NOT_CACHED`] without running anything; the run then looks it
+//! up or uploads it as usual and runs it again.
 
 use super::{quote, Connection, ModuleFile, TransportError};
 
@@ -19,6 +26,34 @@ pub const IDLE_MINUTES: u32 = 60;
 /// user's own real directory.
 const CACHE_DIR: &str = r#"c="${TMPDIR:-/tmp}/etcd-agent-modules-$(id -u)""#;
 const CACHE_IS_OURS: &str = r#"[ -d "$c" ] && [ ! -h "$c" ] && [ -O "$c" ]"#;
+
+/// The record of a kept master's host cache, in the master's directory.
+const RECORD_FILE: &str = "cached-modules";
+
+/// A record larger than this is started anew (it only grows by new module versions).
+const RECORD_MAX: u64 = 64 * 1024;
+
+/// What the command of [`run_recorded_command`] prints when the module is not in the cache.
+pub const NOT_CACHED: &str = "ETCD_AGENT_MODULE_NOT_CACHED";
+
+/// Exit code that goes with [`NOT_CACHED`].
+pub const NOT_CACHED_RC: i32 = 97;
+
+/// The command that runs `run` (a command line that runs the module as `"$f"`) with `$f` the
+/// cached module at `path` (recorded, not checked this run), after the checks of
+/// [`lookup_command`]; [`NOT_CACHED`] when they fail.
+pub fn run_recorded_command(path: &str, run: &str) -> String {
+    format!(
+        r#"f={f}; c="${{f%/*}}"; if {CACHE_IS_OURS} && [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ] && [ -x "$f" ] && touch -c "$f"; then {run}
+fi; echo {NOT_CACHED}; exit {NOT_CACHED_RC}"#,
+        f = quote(path),
+    )
+}
+
+/// Whether `out` is the answer of [`run_recorded_command`] for a module not in the cache.
+pub fn not_cached(out: &super::ExecOutput) -> bool {
+    out.rc == NOT_CACHED_RC && out.stdout_text().trim_end() == NOT_CACHED
+}
 
 /// Whether the cache is on (`ETCD_AGENT_MODULE_CACHE` unset or not `0`).
 pub fn enabled() -> bool {
@@ -63,7 +98,75 @@ impl Connection {
     ) -> Result<Option<String>, TransportError> {
         let _timed = crate::timing::span(crate::timing::Phase::CacheCheck);
         let out = self.exec(&lookup_command(module), None, None).await?;
-        Ok(printed_path(&out))
+        let found = printed_path(&out);
+        if let Some(path) = &found {
+            self.record(module, path);
+        }
+        Ok(found)
+    }
+
+    /// The cached path of `module` as a run over this kept master recorded it, if one did
+    /// (not checked: run it with [`run_recorded_command`]); `None` without a kept master, with
+    /// the cache off, or once this run has the module.
+    pub async fn recorded_module(&self, module: &ModuleFile) -> Option<String> {
+        if !enabled() || self.uploads.lock().await.contains_key(&module.hash) {
+            return None;
+        }
+        let record = self.kept_dir.as_ref()?.join(RECORD_FILE);
+        let text = std::fs::read_to_string(record).ok()?;
+        let suffix = format!("/{}", entry_name(module));
+        text.lines().rev().find_map(|line| {
+            let (hash, path) = line.split_once(' ')?;
+            (hash == module.hash && path.starts_with('/') && path.ends_with(&suffix))
+                .then(|| path.to_string())
+        })
+    }
+
+    /// After [`run_recorded_command`] ran `module` from `path`: the module is there for the
+    /// rest of the run. After [`NOT_CACHED`], `found` is false: the record forgets it.
+    pub async fn recorded_module_was(&self, module: &ModuleFile, path: &str, found: bool) {
+        if found {
+            self.uploads
+                .lock()
+                .await
+                .insert(module.hash.clone(), path.to_string());
+            return;
+        }
+        let Some(record) = self.kept_dir.as_ref().map(|d| d.join(RECORD_FILE)) else {
+            return;
+        };
+        let Ok(text) = std::fs::read_to_string(&record) else {
+            return;
+        };
+        let kept: String = text
+            .lines()
+            .filter(|l| l.split_once(' ').is_none_or(|(h, _)| h != module.hash))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let tmp = record.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, kept).is_err() || std::fs::rename(&tmp, &record).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+
+    /// Adds `module` at `path` to the record of a kept master's host cache (best effort: a
+    /// record that cannot be written only costs the next run a lookup).
+    fn record(&self, module: &ModuleFile, path: &str) {
+        use std::io::Write;
+        let Some(record) = self.kept_dir.as_ref().map(|d| d.join(RECORD_FILE)) else {
+            return;
+        };
+        let too_big = std::fs::metadata(&record).is_ok_and(|m| m.len() > RECORD_MAX);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(!too_big)
+            .write(true)
+            .truncate(too_big)
+            .open(&record);
+        if let Ok(mut file) = file {
+            // one write of one line: appends of runs beside this one do not interleave
+            let _ = file.write_all(format!("{} {path}\n", module.hash).as_bytes());
+        }
     }
 
     /// Keeps the uploaded copy of `module` at `uploaded` in the cache; the cached path, or
@@ -77,6 +180,9 @@ impl Connection {
             .exec(&store_command(module, uploaded), None, None)
             .await?;
         let kept = printed_path(&out);
+        if let Some(path) = &kept {
+            self.record(module, path);
+        }
         if kept.is_none() {
             tracing::debug!(target: "etcd_agent::transport", conn = %self.label, rc = out.rc, stderr = %out.stderr_text().trim(), "module cache unusable on this host");
         }

@@ -16,6 +16,7 @@ mod ssh;
 mod upload;
 mod watch;
 
+pub use cache::{not_cached as module_not_cached, run_recorded_command as run_recorded_module};
 pub use escalation::{BecomeMethod, Escalation};
 pub use pool::{ConnSpec, ConnectionPool};
 pub use ssh::SshSpec;
@@ -84,6 +85,9 @@ pub struct Connection {
     one_off_sessions: tokio::sync::Semaphore,
     /// The SSH master outlives the run (`ControlPersist`).
     persistent: bool,
+    /// The kept master's directory, where runs over it record the modules its host's cache
+    /// holds (see [`cache`]).
+    kept_dir: Option<std::path::PathBuf>,
     /// The run's marker for its remote shells (see [`shell::run_marker`]).
     marker: Arc<str>,
 }
@@ -126,10 +130,16 @@ fn shell_disabled() -> bool {
 }
 
 impl Connection {
-    fn new(label: String, link: Link, persistent: bool, marker: Arc<str>) -> Self {
+    fn new(
+        label: String,
+        link: Link,
+        kept_dir: Option<std::path::PathBuf>,
+        marker: Arc<str>,
+    ) -> Self {
         Connection {
             marker,
-            persistent,
+            persistent: kept_dir.is_some(),
+            kept_dir,
             label,
             link,
             tmpdir: OnceCell::new(),

@@ -108,7 +108,7 @@ impl ConnectionPool {
         };
         slot.get_or_init(|| async {
             match spec {
-                ConnSpec::Local => Ok(Arc::new(Connection::new("local".into(), Link::Local, false, self.marker.clone()))),
+                ConnSpec::Local => Ok(Arc::new(Connection::new("local".into(), Link::Local, None, self.marker.clone()))),
                 ConnSpec::Ssh(s) => {
                     let _opening = self.opening.acquire().await;
                     tracing::debug!(target: "etcd_agent::transport", target_host = %s.label(), "opening ssh connection");
@@ -121,7 +121,7 @@ impl ConnectionPool {
                     Ok(Arc::new(Connection::new(
                         s.label(),
                         Link::Ssh(Arc::new(opened.session)),
-                        opened.persistent,
+                        opened.kept_dir,
                         self.marker.clone(),
                     )))
                 }

@@ -27,11 +27,15 @@ const MAX_STDIN_DD: usize = 64 * 1024;
 // Every process counts (about 1 ms each on a small VM).
 // The loop's files start with a dot so they never meet module or args files in the same dir.
 //
-// `$0` is the run's marker (`etcd-agent-run-<hex>`), written to `$d/.owner`: a dir whose
-// marker no live process carries in its command line belongs to a run that is gone (killed
-// with its loop, host crash), and the first shell of each connection (`$1` = `clean`) removes
-// such dirs in the background, provided `pgrep` finds this loop itself (without pgrep, or
-// where it cannot see processes, nothing is removed). A dir without `.owner` is never touched.
+// `$0` is the run's marker (`etcd-agent-run-<hex>`), written with the loop's pid to
+// `$d/.owner`: a dir of ours whose loop is gone (killed with it, host crash) belongs to a run
+// that is gone, and the first shell of each connection (`$1` = `clean`) removes such dirs in
+// the background. `kill -0` (a builtin) tells whether the pid lives; a reused pid keeps a
+// dir, never the other way round. A dir without `.owner`, or of another user, is never
+// touched; an `.owner` without a pid (written by agents before 2026-12-05) is judged by
+// `pgrep -f` on its marker, provided `pgrep` finds this loop itself. (A `pgrep` per dir
+// scans every process: on a controller that is also 30 loopback hosts it cost more CPU than
+// all the modules.)
 //
 // Each command runs in a session of its own (`setsid`, when there is one) with a watcher
 // beside it: if the loop's stdin ends while the command runs (the agent closed the shell on
@@ -46,16 +50,28 @@ umask 077
 d=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX") || exit 1
 trap 'rm -rf "$d"' EXIT
 trap 'exit 143' HUP TERM INT
-echo "$0" > "$d/.owner"
+echo "$0 $$" > "$d/.owner"
 exec 3<&0
 ss=
 command -v setsid >/dev/null 2>&1 && ss=setsid
-env --default-signal=INT,QUIT true 2>/dev/null && ss="$ss env --default-signal=INT,QUIT"
-if [ "$1" = clean ] && pgrep -f -- "$0" >/dev/null 2>&1; then
-  (for o in "${TMPDIR:-/tmp}"/etcd-agent.*/.owner; do
-    [ -f "$o" ] && read -r m < "$o" || continue
+if a=$(env --default-signal=INT,QUIT uname -m 2>/dev/null); then
+  ss="$ss env --default-signal=INT,QUIT"
+else
+  a=$(uname -m 2>/dev/null) || a=unknown
+fi
+if [ "$1" = clean ]; then
+  (pg=
+  for o in "${TMPDIR:-/tmp}"/etcd-agent.*/.owner; do
+    [ -f "$o" ] && [ -O "$o" ] && read -r m p < "$o" || continue
     case $m in etcd-agent-run-*[!0-9a-f]*) continue;; etcd-agent-run-?*) ;; *) continue;; esac
-    pgrep -f -- "$m" >/dev/null 2>&1 || rm -rf "${o%/.owner}"
+    case $p in
+      *[!0-9]*) continue;;
+      ?*) kill -0 "$p" 2>/dev/null && continue;;
+      *) [ -n "$pg" ] || { pgrep -f -- "$0" >/dev/null 2>&1 && pg=y || pg=n; }
+         [ "$pg" = y ] || continue
+         pgrep -f -- "$m" >/dev/null 2>&1 && continue;;
+    esac
+    rm -rf "${o%/.owner}"
   done) </dev/null >/dev/null 2>&1 &
 fi
 n=0
@@ -64,7 +80,7 @@ if [ "$(printf ab | { head -c 1 >/dev/null 2>&1; cat; })" = b ]; then
 else
   take() { dd bs=1 count="$1" 2>/dev/null; }; mode=dd
 fi
-echo "ETCD_AGENT_SHELL_READY $mode $(uname -m 2>/dev/null || echo unknown) $d"
+echo "ETCD_AGENT_SHELL_READY $mode ${a:-unknown} $d"
 while read -r cl il f; do
   n=$((n+1))
   if [ "$cl" = put ]; then
@@ -97,7 +113,8 @@ while read -r cl il f; do
   r=$?
   kill -s KILL "$w" 2>/dev/null
   wait "$w" 2>/dev/null
-  printf '%s %s %s\n' "$r" "$(wc -c < "$d/.o$n")" "$(wc -c < "$d/.e$n")"
+  set -- $(cd "$d" && exec wc -c ".o$n" ".e$n")
+  printf '%s %s %s\n' "$r" "$1" "$3"
   cat "$d/.o$n" "$d/.e$n"
   rm -f "$d/.c$n" "$d/.i$n" "$d/.o$n" "$d/.e$n"
 done

@@ -192,6 +192,9 @@ pub struct Opened {
     pub session: Session,
     /// The master outlives the run (`ControlPersist`): leave it running at the end.
     pub persistent: bool,
+    /// A kept master's own directory under `control_path_dir` (its socket, and what runs
+    /// over it remember about the host: see `transport/cache.rs`).
+    pub kept_dir: Option<std::path::PathBuf>,
 }
 
 /// Opens the master connection, or with `ControlPersist` reuses a live one that an earlier
@@ -296,6 +299,7 @@ pub async fn connect(
             .map(|session| Opened {
                 session,
                 persistent: false,
+                kept_dir: None,
             })
             .map_err(unreachable);
     };
@@ -316,6 +320,7 @@ pub async fn connect(
         return Ok(Opened {
             session,
             persistent: true,
+            kept_dir: Some(dir),
         });
     }
     b.control_directory(&dir);
@@ -326,6 +331,7 @@ pub async fn connect(
     Ok(Opened {
         session: resume(&master),
         persistent: true,
+        kept_dir: Some(dir),
     })
 }
 
