@@ -494,9 +494,10 @@ ANSIBLE_SSH_ARGS='-o ControlPersist=soon' run bad
 /// `TMPDIR` in its scratch dir) as
 /// `<name>-<sha256>` with the module's bytes, and the next run runs it from there instead of
 /// uploading it: judged by replacing the cached copy, whose output the next run then shows.
-/// The kept master's directory records what the host's cache holds, so a run over the same
-/// `control_path_dir` runs the module from there without a lookup (none in its `-vvv` log);
-/// gone from the host, the run uploads it again. `ETCD_AGENT_MODULE_CACHE=0` uploads again.
+/// A new remote shell looks for the run's modules in the host's cache as it starts, and the
+/// kept master's directory records what the host's cache holds: either way the module runs
+/// from there without a lookup (none in the run's `-vvv` log). Recorded but gone from the
+/// host, the run uploads it again. `ETCD_AGENT_MODULE_CACHE=0` uploads again.
 #[test]
 fn ssh_kept_masters_keep_modules_in_the_hosts_cache() {
     let sshd = node_sshd();
@@ -565,11 +566,14 @@ fn ssh_kept_masters_keep_modules_in_the_hosts_cache() {
         "the kept master's dir records the host's cache: {record:?}"
     );
     std::fs::write(&cached, said("from the cache")).unwrap();
+    // a controller that never ran here (no record): the new remote shell finds the module
+    // in the host's cache as it starts
+    std::fs::remove_dir_all(dir.join("cp")).unwrap();
     let (second, stderr) = run("1");
     assert!(second.contains("said from the cache"), "{second}");
     assert!(
         !looked_up(&stderr) && uploads(&stderr).is_empty(),
-        "recorded: run from the cache without a lookup\n{stderr}"
+        "found as the shell started: run from the cache without a lookup\n{stderr}"
     );
     // recorded but gone from the host: the run notices, uploads and keeps it again
     std::fs::remove_file(&cached).unwrap();

@@ -187,6 +187,8 @@ async fn stage_module(
     let Ok(_permit) = shared.staging.acquire().await else {
         return;
     };
+    // a new remote shell looks for the builds in the host's cache as it starts
+    conn.look_for_in_cache(module.builds.iter().map(|b| &b.file));
     let Ok(arch) = conn.arch().await else {
         return;
     };

@@ -149,9 +149,40 @@ impl Connection {
         }
     }
 
+    /// Before the connection's persistent shell starts: it is to look for `modules` in the
+    /// host's cache, and what it finds is recorded as a lookup would (so a run whose master
+    /// is new needs no lookup of its own for them). Only with a kept master and the cache on.
+    pub fn look_for_in_cache<'m>(&self, modules: impl IntoIterator<Item = &'m ModuleFile>) {
+        if self.kept_dir.is_none() || !enabled() {
+            return;
+        }
+        if let Ok(mut look_for) = self.look_for.lock() {
+            for module in modules {
+                let entry = entry_name(module);
+                if !look_for.contains(&entry) {
+                    look_for.push(entry);
+                }
+            }
+        }
+    }
+
+    /// Records a path the persistent shell found in the cache (`<dir>/<name>-<sha256>`).
+    pub(super) fn record_found(&self, path: &str) {
+        let Some((_, hash)) = path.rsplit_once('-') else {
+            return;
+        };
+        if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            self.record_hash(hash, path);
+        }
+    }
+
     /// Adds `module` at `path` to the record of a kept master's host cache (best effort: a
     /// record that cannot be written only costs the next run a lookup).
     fn record(&self, module: &ModuleFile, path: &str) {
+        self.record_hash(&module.hash, path);
+    }
+
+    fn record_hash(&self, hash: &str, path: &str) {
         use std::io::Write;
         let Some(record) = self.kept_dir.as_ref().map(|d| d.join(RECORD_FILE)) else {
             return;
@@ -165,7 +196,7 @@ impl Connection {
             .open(&record);
         if let Ok(mut file) = file {
             // one write of one line: appends of runs beside this one do not interleave
-            let _ = file.write_all(format!("{} {path}\n", module.hash).as_bytes());
+            let _ = file.write_all(format!("{hash} {path}\n").as_bytes());
         }
     }
 

@@ -88,6 +88,9 @@ pub struct Connection {
     /// The kept master's directory, where runs over it record the modules its host's cache
     /// holds (see [`cache`]).
     kept_dir: Option<std::path::PathBuf>,
+    /// Cache entries the persistent shell looks for when it starts (see
+    /// [`Connection::look_for_in_cache`]).
+    look_for: std::sync::Mutex<Vec<String>>,
     /// The run's marker for its remote shells (see [`shell::run_marker`]).
     marker: Arc<str>,
 }
@@ -140,6 +143,7 @@ impl Connection {
             marker,
             persistent: kept_dir.is_some(),
             kept_dir,
+            look_for: Default::default(),
             label,
             link,
             tmpdir: OnceCell::new(),
@@ -194,8 +198,14 @@ impl Connection {
         session: &Arc<openssh::Session>,
     ) -> Result<(), TransportError> {
         if matches!(state, ShellState::NotStarted) {
-            *state = match shell::Shell::start(session.clone(), &self.marker, true).await {
+            let look_for =
+                std::mem::take(&mut *self.look_for.lock().unwrap_or_else(|e| e.into_inner()));
+            *state = match shell::Shell::start(session.clone(), &self.marker, true, &look_for).await
+            {
                 Ok(sh) => {
+                    for path in &sh.cached {
+                        self.record_found(path);
+                    }
                     tracing::debug!(target: "etcd_agent::transport", conn = %self.label, exact_head = sh.exact_head(), dir = %sh.dir, "persistent shell ready");
                     ShellState::Running(sh)
                 }
@@ -259,7 +269,7 @@ impl Connection {
                     self.spare_count.fetch_sub(1, Ordering::Relaxed);
                     return Ok(None);
                 }
-                match shell::Shell::start(session.clone(), &self.marker, false).await {
+                match shell::Shell::start(session.clone(), &self.marker, false, &[]).await {
                     Ok(sh) => sh,
                     Err(e) => {
                         self.spare_count.fetch_sub(1, Ordering::Relaxed);
@@ -303,7 +313,7 @@ impl Connection {
             self.spare_count.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        match shell::Shell::start(session.clone(), &self.marker, false).await {
+        match shell::Shell::start(session.clone(), &self.marker, false, &[]).await {
             Ok(sh) => self.return_spare(sh),
             Err(e) => {
                 tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "no spare shell: {e}");

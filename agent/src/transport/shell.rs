@@ -37,6 +37,11 @@ const MAX_STDIN_DD: usize = 64 * 1024;
 // scans every process: on a controller that is also 30 loopback hosts it cost more CPU than
 // all the modules.)
 //
+// Arguments after `$1` name modules (`<name>-<sha256>`) to look for in the host's module
+// cache (`transport/cache.rs`, same checks as its lookup): each one there is a line
+// `ETCD_AGENT_CACHED <path>` before the ready line, so a run whose master is new learns
+// what the host has without a command of its own.
+//
 // Each command runs in a session of its own (`setsid`, when there is one) with a watcher
 // beside it: if the loop's stdin ends while the command runs (the agent closed the shell on
 // Ctrl-C, or died and its master dropped the channel), the watcher kills the command's
@@ -73,6 +78,16 @@ if [ "$1" = clean ]; then
     esac
     rm -rf "${o%/.owner}"
   done) </dev/null >/dev/null 2>&1 &
+fi
+if [ $# -gt 1 ]; then
+  c="${TMPDIR:-/tmp}/etcd-agent-modules-$(id -u)"
+  shift
+  if [ -d "$c" ] && [ ! -h "$c" ] && [ -O "$c" ]; then
+    for e in "$@"; do
+      f="$c/$e"
+      [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ] && [ -x "$f" ] && echo "ETCD_AGENT_CACHED $f"
+    done
+  fi
 fi
 n=0
 if [ "$(printf ab | { head -c 1 >/dev/null 2>&1; cat; })" = b ]; then
@@ -158,6 +173,8 @@ pub struct Shell {
     pub dir: String,
     /// What `uname -m` printed on the host when the loop started (`unknown` if it failed).
     pub arch: String,
+    /// The paths of the modules asked for at the start that the host's cache holds.
+    pub cached: Vec<String>,
     child: Child<Arc<Session>>,
     stdin: openssh::ChildStdin,
     stdout: BufReader<openssh::ChildStdout>,
@@ -172,19 +189,26 @@ fn broken(msg: impl std::fmt::Display) -> TransportError {
 
 impl Shell {
     /// Starts the loop on `session` and waits for its ready line. `marker` names the run
-    /// (see [`run_marker`]); with `clean`, the loop removes the dirs of runs that are gone.
+    /// (see [`run_marker`]); with `clean`, the loop removes the dirs of runs that are gone;
+    /// `look_for` names cache entries to look for (see [`Shell::cached`]).
     pub async fn start(
         session: Arc<Session>,
         marker: &str,
         clean: bool,
+        look_for: &[String],
     ) -> Result<Shell, TransportError> {
         let _timed = crate::timing::span(crate::timing::Phase::ShellStart);
-        let mut cmd = session.arc_raw_command(format!(
+        let mut line = format!(
             "/bin/sh -c {} {} {}",
             super::quote(LOOP),
             super::quote(marker),
             if clean { "clean" } else { "-" }
-        ));
+        );
+        for entry in look_for.iter().filter(|e| putable_name(e)) {
+            line.push(' ');
+            line.push_str(entry);
+        }
+        let mut cmd = session.arc_raw_command(line);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -198,13 +222,23 @@ impl Shell {
             max_stdin: MAX_STDIN_DD,
             dir: String::new(),
             arch: String::new(),
+            cached: Vec::new(),
             child,
             stdin,
             stdout: BufReader::new(stdout),
             busy: false,
         };
         let mut line = String::new();
-        shell.stdout.read_line(&mut line).await.map_err(broken)?;
+        loop {
+            line.clear();
+            shell.stdout.read_line(&mut line).await.map_err(broken)?;
+            match line.strip_prefix("ETCD_AGENT_CACHED /") {
+                Some(rest) if shell.cached.len() < look_for.len() => shell
+                    .cached
+                    .push(format!("/{}", rest.trim_end_matches('\n'))),
+                _ => break,
+            }
+        }
         let greeting: Vec<&str> = line.trim_end_matches('\n').splitn(4, ' ').collect();
         match greeting[..] {
             ["ETCD_AGENT_SHELL_READY", mode @ ("head" | "dd"), arch, dir]
