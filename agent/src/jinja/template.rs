@@ -95,6 +95,8 @@ impl Templar {
         env.add_test("change", |v: JValue| result_flag(&v, "changed"));
         env.add_test("skipped", |v: JValue| result_flag(&v, "skipped"));
         env.add_test("skip", |v: JValue| result_flag(&v, "skipped"));
+        env.add_test("unreachable", |v: JValue| result_flag(&v, "unreachable"));
+        env.add_test("reachable", |v: JValue| !result_flag(&v, "unreachable"));
         env.add_test("match", test_match);
         env.add_test("search", test_search);
         env.add_test("regex", test_search);
