@@ -41,10 +41,12 @@ pub const NOT_CACHED_RC: i32 = 97;
 
 /// The command that runs `run` (a command line that runs the module as `"$f"`) with `$f` the
 /// cached module at `path` (recorded, not checked this run), after the checks of
-/// [`lookup_command`]; [`NOT_CACHED`] when they fail.
+/// [`lookup_command`]; [`NOT_CACHED`] when they fail, and nothing else ran (`run` ends the
+/// command, however it ends).
 pub fn run_recorded_command(path: &str, run: &str) -> String {
     format!(
         r#"f={f}; c="${{f%/*}}"; if {CACHE_IS_OURS} && [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ] && [ -x "$f" ] && touch -c "$f"; then {run}
+exit $?
 fi; echo {NOT_CACHED}; exit {NOT_CACHED_RC}"#,
         f = quote(path),
     )
@@ -53,6 +55,16 @@ fi; echo {NOT_CACHED}; exit {NOT_CACHED_RC}"#,
 /// Whether `out` is the answer of [`run_recorded_command`] for a module not in the cache.
 pub fn not_cached(out: &super::ExecOutput) -> bool {
     out.rc == NOT_CACHED_RC && out.stdout_text().trim_end() == NOT_CACHED
+}
+
+/// The path of `module` in the text of a record, its last line naming it.
+fn recorded_path(record: &str, module: &ModuleFile) -> Option<String> {
+    let suffix = format!("/{}", entry_name(module));
+    record.lines().rev().find_map(|line| {
+        let (hash, path) = line.split_once(' ')?;
+        (hash == module.hash && path.starts_with('/') && path.ends_with(&suffix))
+            .then(|| path.to_string())
+    })
 }
 
 /// Whether the cache is on (`ETCD_AGENT_MODULE_CACHE` unset or not `0`).
@@ -113,13 +125,7 @@ impl Connection {
             return None;
         }
         let record = self.kept_dir.as_ref()?.join(RECORD_FILE);
-        let text = std::fs::read_to_string(record).ok()?;
-        let suffix = format!("/{}", entry_name(module));
-        text.lines().rev().find_map(|line| {
-            let (hash, path) = line.split_once(' ')?;
-            (hash == module.hash && path.starts_with('/') && path.ends_with(&suffix))
-                .then(|| path.to_string())
-        })
+        recorded_path(&std::fs::read_to_string(record).ok()?, module)
     }
 
     /// After [`run_recorded_command`] ran `module` from `path`: the module is there for the
@@ -153,11 +159,16 @@ impl Connection {
     /// host's cache, and what it finds is recorded as a lookup would (so a run whose master
     /// is new needs no lookup of its own for them). Only with a kept master and the cache on.
     pub fn look_for_in_cache<'m>(&self, modules: impl IntoIterator<Item = &'m ModuleFile>) {
-        if self.kept_dir.is_none() || !enabled() {
+        let Some(kept_dir) = self.kept_dir.as_ref().filter(|_| enabled()) else {
             return;
-        }
+        };
+        // what the record already names needs no looking for (a warm run asks nothing)
+        let record = std::fs::read_to_string(kept_dir.join(RECORD_FILE)).unwrap_or_default();
         if let Ok(mut look_for) = self.look_for.lock() {
             for module in modules {
+                if recorded_path(&record, module).is_some() {
+                    continue;
+                }
                 let entry = entry_name(module);
                 if !look_for.contains(&entry) {
                     look_for.push(entry);
@@ -276,6 +287,44 @@ mod tests {
         );
         assert_eq!(rc, 0);
         assert!(!stale.exists() && std::path::Path::new(&kept).exists());
+    }
+
+    #[test]
+    fn a_record_names_a_module_by_hash_and_entry_name_its_last_line_winning() {
+        let module = ModuleFile::new("m", b"x".to_vec());
+        let h = &module.hash;
+        let record =
+            format!("{h} /c/other-{h}\n{h} relative/m-{h}\n{h} /old/m-{h}\n{h} /new/m-{h}\n");
+        assert_eq!(recorded_path(&record, &module), Some(format!("/new/m-{h}")));
+        let other = ModuleFile::new("m", b"y".to_vec());
+        assert_eq!(recorded_path(&record, &other), None);
+        // a path that is not the module's entry is never taken
+        assert_eq!(recorded_path(&format!("{h} /c/other-{h}\n"), &module), None);
+    }
+
+    #[test]
+    fn run_recorded_runs_a_cached_module_or_says_it_is_not_cached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uid = unsafe { libc::getuid() };
+        let dir = tmp.path().join(format!("etcd-agent-modules-{uid}"));
+        std::fs::create_dir(&dir).unwrap();
+        let f = dir.join("m-abc");
+        std::fs::write(&f, "#!/bin/sh\necho ran \"$1\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let cmd = run_recorded_command(f.to_str().unwrap(), r#""$f" args"#);
+        assert_eq!(run(&cmd, tmp.path()), (0, "ran args\n".to_string()));
+        // a run that fails before the module ends there: never taken for a miss
+        let fails_first = run_recorded_command(f.to_str().unwrap(), r#"false && "$f" args"#);
+        assert_eq!(run(&fails_first, tmp.path()), (1, String::new()));
+        std::fs::remove_file(&f).unwrap();
+        let (rc, out) = run(&cmd, tmp.path());
+        let out = crate::transport::ExecOutput {
+            rc,
+            stdout: out.into_bytes(),
+            stderr: Vec::new(),
+        };
+        assert!(not_cached(&out), "{out:?}");
     }
 
     #[test]
