@@ -36,7 +36,7 @@ pub struct HostOutcome {
     pub host: String,
     /// Final status.
     pub status: Status,
-    /// Failure ignored by `ignore_errors`.
+    /// Failure ignored by `ignore_errors`, or unreachable host by `ignore_unreachable`.
     pub ignored: bool,
     /// Delegated target, if any.
     pub delegated_to: Option<String>,

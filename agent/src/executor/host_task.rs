@@ -32,7 +32,11 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, forks: Option<Arc<Semaphore>
     let ctx = job.ctx.clone();
     let mut out = run_task(shared.clone(), job, forks).await;
     // whatever failed it (a template, the module, failed_when), as in Ansible
-    out.ignored = out.status == Status::Failed && ignores_errors(&shared, &task, &ctx);
+    out.ignored = match out.status {
+        Status::Failed => ignores_errors(&shared, &task, &ctx),
+        Status::Unreachable => super::outcome::ignores_unreachable(&shared, &task, &ctx),
+        _ => false,
+    };
     out
 }
 

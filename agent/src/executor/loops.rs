@@ -193,6 +193,9 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
     let mut results = Vec::new();
     let (mut any_changed, mut any_failed, mut all_skipped, mut ignored) =
         (false, false, true, false);
+    // ansible-core's rule: the task is unreachable when an item is; it is ignored as the
+    // first unreachable item's `ignore_unreachable` says, unless a later one says no
+    let mut unreachable: Option<bool> = None;
     let mut delegated_to = None;
     let mut item_delegates = Vec::new();
     // facts an item sets are seen by the next items (Ansible updates the loop's variables)
@@ -226,9 +229,6 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             play_env: job.play_env.clone(),
         };
         let o = host_task::run(shared.clone(), one, None).await;
-        if o.status == Status::Unreachable {
-            return o;
-        }
         delegated_to = o.delegated_to.clone();
         item_delegates.push(o.delegated_to);
         let mut r = o.result;
@@ -297,6 +297,11 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         };
         match status {
             Status::Skipped => {}
+            Status::Unreachable => {
+                all_skipped = false;
+                r.insert("unreachable".into(), Value::Bool(true));
+                unreachable = Some(unreachable.unwrap_or(true) && o.ignored);
+            }
             Status::Failed => {
                 all_skipped = false;
                 any_failed = true;
@@ -332,6 +337,10 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
             Value::String("One or more items failed".into()),
         );
         Status::Failed
+    } else if unreachable.is_some() {
+        m.insert("unreachable".into(), Value::Bool(true));
+        m.insert("msg".into(), Value::String("All items completed".into()));
+        Status::Unreachable
     } else if all_skipped {
         m.insert("skipped".into(), Value::Bool(true));
         m.insert("msg".into(), Value::String("All items skipped".into()));
@@ -348,7 +357,11 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
     HostOutcome {
         host: job.host.clone(),
         status,
-        ignored: status == Status::Failed && ignored,
+        ignored: match status {
+            Status::Failed => ignored,
+            Status::Unreachable => unreachable == Some(true),
+            _ => false,
+        },
         delegated_to,
         result: m,
         retries: Vec::new(),

@@ -51,7 +51,17 @@ pub fn status(result: &ResultMap) -> Status {
 
 /// Whether the task's `ignore_errors` (templated for the host) holds.
 pub fn ignores_errors(shared: &Shared, task: &Task, ctx: &Context) -> bool {
-    match &task.ignore_errors {
+    keyword_holds(shared, &task.ignore_errors, ctx)
+}
+
+/// Whether the task's `ignore_unreachable` (templated for the host, or the loop item) holds.
+pub fn ignores_unreachable(shared: &Shared, task: &Task, ctx: &Context) -> bool {
+    keyword_holds(shared, &task.ignore_unreachable, ctx)
+}
+
+/// A boolean task keyword's value for the host: a template is rendered as a condition.
+fn keyword_holds(shared: &Shared, value: &Value, ctx: &Context) -> bool {
+    match value {
         Value::String(s) => shared
             .templar
             .condition(&Value::String(s.clone()), &ctx.value())

@@ -133,7 +133,7 @@ impl Engine {
                     self.dead.insert(o.host.clone());
                     active.retain(|h| h != &o.host);
                 }
-                Status::Unreachable if !task.ignore_unreachable => {
+                Status::Unreachable if !o.ignored => {
                     newly_failed += 1;
                     self.any_unreachable = true;
                     self.dead.insert(o.host.clone());

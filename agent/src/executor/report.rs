@@ -28,7 +28,7 @@ impl Engine {
             Status::Skipped => stats.skipped += 1,
             Status::Unreachable => {
                 // Ansible 2.19 counts an ignored unreachable host as ok and ignored
-                if task.ignore_unreachable {
+                if o.ignored {
                     stats.ok += 1;
                     stats.ignored += 1;
                 } else {

@@ -1,7 +1,7 @@
 //! `--json`: one document shaped like the `ansible.posix.json` stdout callback
 //! (`plays` -> `tasks` -> `hosts`, then `stats`).
 
-use super::{HostResult, HostStats, Reporter, TaskInfo};
+use super::{HostResult, HostStats, Reporter, Status, TaskInfo};
 use crate::jinja::value::python_indented;
 use crate::yaml::TaskOrigin;
 use serde_json::{json, Map, Value};
@@ -103,7 +103,7 @@ impl Reporter for JsonReporter {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         res.insert("action".into(), Value::String(r.action.clone()));
-        if r.ignored {
+        if r.ignored && r.status == Status::Failed {
             res.insert("ignore_errors".into(), Value::Bool(true));
         }
         if let Some(d) = &r.delegated_to {

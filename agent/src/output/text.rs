@@ -101,6 +101,14 @@ impl TextReporter {
             .filter(|(k, _)| !k.starts_with("_ansible"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // a loop's item results too (ansible-core's strip_internal_keys goes all the way down)
+        if let Some(Value::Array(items)) = m.get_mut("results") {
+            for item in items {
+                if let Value::Object(im) = item {
+                    im.retain(|k, _| !k.starts_with("_ansible"));
+                }
+            }
+        }
         m.remove("failed");
         m.remove("exception");
         m.remove("warnings");
@@ -309,11 +317,17 @@ impl Reporter for TextReporter {
                     .get("msg")
                     .map(crate::jinja::value::scalar_string)
                     .unwrap_or_default();
-                self.error_origin(&msg, &task.origin);
+                // a loop's items showed their own errors
+                if !r.result.contains_key("results") {
+                    self.error_origin(&msg, &task.origin);
+                }
                 self.line(&format!(
                     "fatal: {host}: UNREACHABLE! => {}",
                     python_compact(&self.display_result(r))
                 ));
+                if r.ignored {
+                    self.line("...ignoring");
+                }
             }
         }
     }

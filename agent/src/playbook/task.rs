@@ -34,8 +34,8 @@ pub struct Task {
     pub failed_when: Option<Vec<Value>>,
     /// `ignore_errors` (bool or template).
     pub ignore_errors: Value,
-    /// `ignore_unreachable`.
-    pub ignore_unreachable: bool,
+    /// `ignore_unreachable` (bool or template).
+    pub ignore_unreachable: Value,
     /// `no_log`.
     pub no_log: bool,
     /// `run_once`.
@@ -173,7 +173,7 @@ impl Task {
             changed_when: None,
             failed_when: None,
             ignore_errors: Value::Bool(false),
-            ignore_unreachable: false,
+            ignore_unreachable: Value::Bool(false),
             no_log: false,
             run_once: false,
             delegate_to: None,
@@ -362,7 +362,7 @@ pub fn parse(node: &Node, file: &Arc<PathBuf>) -> Result<Task> {
             "changed_when" => task.changed_when = Some(conditions(&v)),
             "failed_when" => task.failed_when = Some(conditions(&v)),
             "ignore_errors" => task.ignore_errors = v,
-            "ignore_unreachable" => task.ignore_unreachable = ansible_boolean(&v),
+            "ignore_unreachable" => task.ignore_unreachable = v,
             "no_log" => task.no_log = ansible_boolean(&v),
             "run_once" => task.run_once = ansible_boolean(&v),
             "delegate_to" => task.delegate_to = Some(scalar_string(&v)),

@@ -96,7 +96,8 @@ impl TextReporter {
         true
     }
 
-    /// Prints one line per loop item; true when the result was a loop result.
+    /// Prints one line per loop item; true when the result was a loop result, except for an
+    /// unreachable one, whose `fatal` line follows its items.
     pub(super) fn loop_result(&mut self, task: &TaskInfo, r: &HostResult, host: &str) -> bool {
         let Some(Value::Array(items)) = r.result.get("results") else {
             return false;
@@ -108,7 +109,7 @@ impl TextReporter {
             let Value::Object(m) = item else { continue };
             let flag = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
             let label = item_label(m);
-            let status = if flag("failed") {
+            let status = if flag("failed") || flag("unreachable") {
                 Status::Failed
             } else if flag("skipped") {
                 Status::Skipped
@@ -160,6 +161,7 @@ impl TextReporter {
         if r.status == Status::Failed && r.ignored {
             self.line("...ignoring");
         }
-        true
+        // an unreachable loop is then reported whole, as any unreachable result
+        r.status != Status::Unreachable
     }
 }

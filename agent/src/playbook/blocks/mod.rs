@@ -1184,7 +1184,7 @@ fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
             "diff" => t.diff = Some(ansible_boolean(v)),
             "delegate_to" => t.delegate_to = Some(scalar_string(v)),
             "run_once" => t.run_once = ansible_boolean(v),
-            "ignore_unreachable" => t.ignore_unreachable = ansible_boolean(v),
+            "ignore_unreachable" => t.ignore_unreachable = v.clone(),
             "connection" => t.connection = Some(scalar_string(v)),
             "timeout" => t.timeout = Some(v.clone()),
             "any_errors_fatal" => t.any_errors_fatal = Some(ansible_boolean(v)),
