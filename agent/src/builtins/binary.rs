@@ -86,7 +86,6 @@ pub async fn run_binary(
             return Ok(m);
         }
     };
-    let become_other = ctx.become_user().is_some_and(|u| u != "root");
     if ctx.escalation.is_none() {
         // a module that a run over this kept master found in the host's cache: run it from
         // there at once (checked by the command itself, as the login user who owns the cache)
@@ -100,7 +99,7 @@ pub async fn run_binary(
         }
     }
     let path = conn.ensure_module(module).await?;
-    let out = match ctx.become_user().filter(|_| become_other) {
+    let out = match ctx.become_user().filter(|u| *u != "root") {
         Some(user) => {
             let tmpdir = conn.tmpdir().await?;
             let args = args_file(ctx, None);

@@ -59,14 +59,16 @@ pub fn ignores_unreachable(shared: &Shared, task: &Task, ctx: &Context) -> bool 
     keyword_holds(shared, &task.ignore_unreachable, ctx)
 }
 
-/// A boolean task keyword's value for the host: a template is rendered as a condition.
+/// A boolean task keyword's value for the host, as ansible-core reads a `bool` field: the
+/// value templated, then Ansible's boolean (`yes`, `on`, `1`... are true); a template that
+/// fails to render is false.
 fn keyword_holds(shared: &Shared, value: &Value, ctx: &Context) -> bool {
     match value {
-        Value::String(s) => shared
+        Value::String(s) if crate::jinja::value::is_template(s) => shared
             .templar
-            .condition(&Value::String(s.clone()), &ctx.value())
-            .unwrap_or(false),
-        other => crate::jinja::value::python_truth(other),
+            .render_value(value, &ctx.value())
+            .is_ok_and(|v| crate::jinja::value::ansible_boolean(&v)),
+        other => crate::jinja::value::ansible_boolean(other),
     }
 }
 

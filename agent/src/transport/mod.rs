@@ -83,10 +83,9 @@ pub struct Connection {
     spare_count: std::sync::atomic::AtomicUsize,
     /// Bounds the one-off sessions open at once (see [`MAX_ONE_OFF_SESSIONS`]).
     one_off_sessions: tokio::sync::Semaphore,
-    /// The SSH master outlives the run (`ControlPersist`).
-    persistent: bool,
-    /// The kept master's directory, where runs over it record the modules its host's cache
-    /// holds (see [`cache`]).
+    /// The kept master's directory (`Some` when the SSH master outlives the run under
+    /// `ControlPersist`), where runs over it record the modules its host's cache holds (see
+    /// [`cache`]).
     kept_dir: Option<std::path::PathBuf>,
     /// Cache entries the persistent shell looks for when it starts (see
     /// [`Connection::look_for_in_cache`]).
@@ -141,7 +140,6 @@ impl Connection {
     ) -> Self {
         Connection {
             marker,
-            persistent: kept_dir.is_some(),
             kept_dir,
             look_for: Default::default(),
             label,
@@ -431,7 +429,7 @@ impl Connection {
             closing.spawn(sh.close());
         }
         while closing.join_next().await.is_some() {}
-        if self.persistent {
+        if self.kept_dir.is_some() {
             // the master stays for the next run and exits by itself once idle
             return;
         }

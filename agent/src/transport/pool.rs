@@ -113,7 +113,7 @@ impl ConnectionPool {
                     let _opening = self.opening.acquire().await;
                     tracing::debug!(target: "etcd_agent::transport", target_host = %s.label(), "opening ssh connection");
                     let opened = ssh::connect(s, self.control_dir.path(), &self.persist_dir).await?;
-                    if !opened.persistent {
+                    if opened.kept_dir.is_none() {
                         if let Ok(mut own) = self.own_masters.lock() {
                             own.push(opened.session.control_socket().to_path_buf());
                         }

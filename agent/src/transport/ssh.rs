@@ -190,10 +190,9 @@ fn valid_hostname(host: &str) -> bool {
 pub struct Opened {
     /// The multiplexed session.
     pub session: Session,
-    /// The master outlives the run (`ControlPersist`): leave it running at the end.
-    pub persistent: bool,
     /// A kept master's own directory under `control_path_dir` (its socket, and what runs
-    /// over it remember about the host: see `transport/cache.rs`).
+    /// over it remember about the host: see `transport/cache.rs`); `Some` when the master
+    /// outlives the run (`ControlPersist`): leave it running at the end.
     pub kept_dir: Option<std::path::PathBuf>,
 }
 
@@ -298,7 +297,6 @@ pub async fn connect(
         return session
             .map(|session| Opened {
                 session,
-                persistent: false,
                 kept_dir: None,
             })
             .map_err(unreachable);
@@ -319,7 +317,6 @@ pub async fn connect(
         tracing::debug!(target: "etcd_agent::transport", target_host = %spec.label(), "reusing persistent ssh connection");
         return Ok(Opened {
             session,
-            persistent: true,
             kept_dir: Some(dir),
         });
     }
@@ -330,7 +327,6 @@ pub async fn connect(
     let master = master.keep();
     Ok(Opened {
         session: resume(&master),
-        persistent: true,
         kept_dir: Some(dir),
     })
 }

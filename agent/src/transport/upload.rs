@@ -48,7 +48,7 @@ impl Connection {
         if let Some(path) = uploads.get(&module.hash) {
             return Ok(path.clone());
         }
-        let cached = self.persistent && super::cache::enabled();
+        let cached = self.kept_dir.is_some() && super::cache::enabled();
         if cached {
             if let Some(path) = self.cached_module(module).await? {
                 uploads.insert(module.hash.clone(), path.clone());
