@@ -339,6 +339,61 @@ fn after_kill_9_the_remote_command_dies_and_the_kept_master_expires_by_itself() 
     assert!(!control.exists(), "{} left behind", control.display());
 }
 
+/// With etcd-agent's own module in the host's cache, the remote shell is that binary's
+/// compiled loop: SIGINT and kill -9 of the agent stop the remote command and remove the
+/// temp dir there too.
+#[test]
+fn the_compiled_remote_shell_cleans_up_on_sigint_and_on_kill_9() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sleep = unique_sleep();
+    // kept masters keep modules in the host's cache
+    setup(
+        dir,
+        &sshd,
+        &sleep,
+        "-o ControlMaster=auto -o ControlPersist=3s",
+    );
+    std::fs::create_dir_all(dir.join("library")).unwrap();
+    std::fs::copy(
+        harness::module_binary("etcd_health"),
+        dir.join("library/etcd_health"),
+    )
+    .unwrap();
+    // the module first (its run caches it on the host), then the sleep
+    let health = "    - etcd_health:\n        endpoints: http://127.0.0.1:9\n        wait_timeout: 0\n      ignore_errors: true\n";
+    std::fs::write(
+        dir.join("sleep.yml"),
+        format!("- hosts: nodes\n  gather_facts: false\n  tasks:\n{health}    - command: sleep {sleep}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cache.yml"),
+        format!("- hosts: nodes\n  gather_facts: false\n  tasks:\n{health}"),
+    )
+    .unwrap();
+    let mut first = Run::start(dir, "cache", &["playbook", "-i", "hosts.ini", "cache.yml"]);
+    assert!(first.wait(SLOW).success(), "{}", first.describe());
+    // the loop's own command line (the /bin/sh loop's text names the flag too)
+    let needle = "--etcd-agent-shell-v1 etcd-agent-run-";
+    for (name, signal) in [
+        ("native-int", libc::SIGINT),
+        ("native-kill9", libc::SIGKILL),
+    ] {
+        let (mut run, remote) = start_sleeping(dir, name, &sleep);
+        assert!(
+            !matching(needle).is_empty(),
+            "the compiled loop runs\n{}",
+            run.describe()
+        );
+        send_signal(run.child.id(), signal);
+        run.wait(QUICK);
+        assert_cleaned_up(&sshd, &sleep, &remote);
+    }
+    wait_gone("compiled loops", QUICK, || matching(needle));
+}
+
 #[test]
 fn the_next_run_removes_a_crashed_runs_temp_dir_but_not_a_live_runs() {
     let sshd = Sshd::start();

@@ -595,6 +595,95 @@ fn ssh_kept_masters_keep_modules_in_the_hosts_cache() {
     );
 }
 
+/// etcd-agent's own modules in the host's cache run the remote shell loop themselves
+/// (`--etcd-agent-shell-v1`, no helper program per command): judged by the process tree
+/// a command sees on the host. A host without them in its cache, or with the cache off,
+/// gets the `/bin/sh` loop; either leaves no temp dir behind.
+#[test]
+fn ssh_cached_etcd_modules_are_the_remote_shell() {
+    let sshd = node_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = setup(dir, &sshd, "");
+    std::fs::create_dir_all(dir.join("library")).unwrap();
+    std::fs::copy(
+        harness::module_binary("etcd_health"),
+        dir.join("library/etcd_health"),
+    )
+    .unwrap();
+    let pb = write_file(
+        dir,
+        "pb.yml",
+        r#"- hosts: n1
+  gather_facts: false
+  tasks:
+    - etcd_health:
+        endpoints: "http://127.0.0.1:9"
+        wait_timeout: 0
+      ignore_errors: true
+    - shell: 'p=$$; while [ "$p" -gt 1 ]; do ps -o args= -p "$p"; p=$(ps -o ppid= -p "$p" | tr -d " "); done'
+      register: tree
+    - debug:
+        msg: "TREE {{ tree.stdout_lines | join(' | ') }}"
+"#,
+    );
+    let run = |cache: &str| {
+        let out = agent(dir)
+            .playbook(&inv, &pb)
+            .env("ETCD_AGENT_MODULE_CACHE", cache)
+            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
+            .run();
+        out.expect_exit(0);
+        let tree = out
+            .stdout
+            .lines()
+            .find_map(|l| l.split_once("TREE ").map(|(_, t)| t.to_string()))
+            .unwrap_or_else(|| panic!("no process tree printed\n{}", out.stdout));
+        (tree, uploads(&out.stderr))
+    };
+    // a process `<cache>/etcd_health-<sha256> --etcd-agent-shell-v1 ...` above the command
+    let native = |tree: &str| {
+        tree.split(" | ").any(|p| {
+            let mut words = p.split_whitespace();
+            words.next().is_some_and(|w| w.contains("/etcd_health-"))
+                && words.next() == Some("--etcd-agent-shell-v1")
+        })
+    };
+    let (tree, up) = run("1");
+    assert!(
+        !native(&tree),
+        "nothing cached yet: the /bin/sh loop\n{tree}"
+    );
+    assert_eq!(up.len(), 1, "{up:?}");
+    // a new master (no record of the host's cache): the cached binary is the loop, and it
+    // tells the run that the module is there
+    std::fs::remove_dir_all(dir.join("cp")).unwrap();
+    let (tree, up) = run("1");
+    assert!(native(&tree), "{tree}");
+    assert!(
+        up.is_empty(),
+        "found in the cache as the shell started: {up:?}"
+    );
+    // the same master again (its record names the module)
+    let (tree, up) = run("1");
+    assert!(native(&tree) && up.is_empty(), "{tree} {up:?}");
+    let (tree, _) = run("0");
+    assert!(!native(&tree), "cache off: the /bin/sh loop\n{tree}");
+    let leftovers = || {
+        std::fs::read_dir(sshd.session_tmpdir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("etcd-agent."))
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !leftovers().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(leftovers(), Vec::<String>::new());
+}
+
 /// Inventory hosts that are aliases of one destination (same address, port, user, key and
 /// options) share one connection, as they share one master under ansible-playbook: one
 /// login and one upload, while each host still runs its own tasks, all at once.

@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod member;
 pub mod multicall;
 pub mod protocol;
+pub mod remote_shell;
 pub mod restore;
 pub mod restore_versions;
 pub mod snapshot;

@@ -104,11 +104,19 @@ fn known(name: &str) -> Option<&'static str> {
     MODULES.iter().copied().find(|m| *m == bare)
 }
 
-/// The entry point of the multi-call binary: picks the module from argv and
+/// The entry point of the multi-call binary: with [`crate::remote_shell::FLAG`] first, runs
+/// etcd-agent's remote shell loop; otherwise picks the module from argv and
 /// runs it as its own binary would; prints a failed JSON result and exits 1
 /// when no module fits.
 pub fn main() -> ! {
-    let argv: Vec<String> = std::env::args().collect();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == crate::remote_shell::FLAG) {
+        crate::remote_shell::main(&args[2..])
+    }
+    let argv: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let argv0 = argv.first().map(String::as_str).unwrap_or_default();
     // `--doc`, `-h` and no argument name no args file: only the file name counts then.
     let args_json = argv

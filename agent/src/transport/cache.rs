@@ -157,9 +157,23 @@ impl Connection {
 
     /// Before the connection's persistent shell starts: it is to look for `modules` in the
     /// host's cache, and what it finds is recorded as a lookup would (so a run whose master
-    /// is new needs no lookup of its own for them). Only with a kept master and the cache on.
+    /// is new needs no lookup of its own for them): only with a kept master and the cache
+    /// on. With the cache on, those of `modules` that run the remote shell loop themselves
+    /// ([`ModuleFile::native_shell`]) are tried as the loop by every shell started later.
     pub fn look_for_in_cache<'m>(&self, modules: impl IntoIterator<Item = &'m ModuleFile>) {
-        let Some(kept_dir) = self.kept_dir.as_ref().filter(|_| enabled()) else {
+        if !enabled() {
+            return;
+        }
+        let modules: Vec<&ModuleFile> = modules.into_iter().collect();
+        if let Ok(mut native) = self.native_shell.lock() {
+            for module in modules.iter().filter(|m| m.native_shell) {
+                let entry = entry_name(module);
+                if !native.contains(&entry) {
+                    native.push(entry);
+                }
+            }
+        }
+        let Some(kept_dir) = self.kept_dir.as_ref() else {
             return;
         };
         // what the record already names needs no looking for (a warm run asks nothing)

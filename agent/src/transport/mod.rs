@@ -90,6 +90,9 @@ pub struct Connection {
     /// Cache entries the persistent shell looks for when it starts (see
     /// [`Connection::look_for_in_cache`]).
     look_for: std::sync::Mutex<Vec<String>>,
+    /// Cache entries of the run's modules that can run the remote shell loop themselves
+    /// (see [`shell`]): every shell the connection starts tries them first.
+    native_shell: std::sync::Mutex<Vec<String>>,
     /// The run's marker for its remote shells (see [`shell::run_marker`]).
     marker: Arc<str>,
 }
@@ -142,6 +145,7 @@ impl Connection {
             marker,
             kept_dir,
             look_for: Default::default(),
+            native_shell: Default::default(),
             label,
             link,
             tmpdir: OnceCell::new(),
@@ -198,13 +202,21 @@ impl Connection {
         if matches!(state, ShellState::NotStarted) {
             let look_for =
                 std::mem::take(&mut *self.look_for.lock().unwrap_or_else(|e| e.into_inner()));
-            *state = match shell::Shell::start(session.clone(), &self.marker, true, &look_for).await
+            let native = self.native_shell_candidates();
+            *state = match shell::Shell::start(
+                session.clone(),
+                &self.marker,
+                true,
+                &look_for,
+                &native,
+            )
+            .await
             {
                 Ok(sh) => {
                     for path in &sh.cached {
                         self.record_found(path);
                     }
-                    tracing::debug!(target: "etcd_agent::transport", conn = %self.label, exact_head = sh.exact_head(), dir = %sh.dir, "persistent shell ready");
+                    tracing::debug!(target: "etcd_agent::transport", conn = %self.label, exact_head = sh.exact_head(), native = sh.native, dir = %sh.dir, "persistent shell ready");
                     ShellState::Running(sh)
                 }
                 Err(e @ TransportError::Unreachable(_)) => return Err(e),
@@ -267,7 +279,15 @@ impl Connection {
                     self.spare_count.fetch_sub(1, Ordering::Relaxed);
                     return Ok(None);
                 }
-                match shell::Shell::start(session.clone(), &self.marker, false, &[]).await {
+                match shell::Shell::start(
+                    session.clone(),
+                    &self.marker,
+                    false,
+                    &[],
+                    &self.native_shell_candidates(),
+                )
+                .await
+                {
                     Ok(sh) => sh,
                     Err(e) => {
                         self.spare_count.fetch_sub(1, Ordering::Relaxed);
@@ -311,13 +331,29 @@ impl Connection {
             self.spare_count.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        match shell::Shell::start(session.clone(), &self.marker, false, &[]).await {
+        match shell::Shell::start(
+            session.clone(),
+            &self.marker,
+            false,
+            &[],
+            &self.native_shell_candidates(),
+        )
+        .await
+        {
             Ok(sh) => self.return_spare(sh),
             Err(e) => {
                 tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "no spare shell: {e}");
                 self.spare_count.fetch_sub(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// See [`Connection::native_shell`].
+    fn native_shell_candidates(&self) -> Vec<String> {
+        self.native_shell
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
     }
 
     fn return_spare(&self, sh: shell::Shell) {

@@ -10,6 +10,13 @@
 //! the run ends. Any protocol error poisons the shell; callers then fall back to one session
 //! per command.
 //!
+//! When one of the run's modules is etcd-agent's own multi-call binary and the host's module
+//! cache already holds it, the loop is that binary (`--etcd-agent-shell-v1`,
+//! `modules/src/remote_shell.rs`): the same protocol without a helper program per step.
+//! The start line tries such cache entries (arguments `+<name>-<sha256>`) and falls back to
+//! the `/bin/sh` loop when none is there or none can run (exit 126/127: a `noexec` temp
+//! dir, another CPU's build).
+//!
 //! Uploads use a second request form, `put <len> <name>\n`, then pieces of `<n>\n<n bytes>`
 //! that the loop appends to `<dir>/<name>` and acknowledges with `+\n` one by one (see
 //! [`Shell::put`]); the reply is that of a command.
@@ -40,7 +47,8 @@ const MAX_STDIN_DD: usize = 64 * 1024;
 // Arguments after `$1` name modules (`<name>-<sha256>`) to look for in the host's module
 // cache (`transport/cache.rs`, same checks as its lookup): each one there is a line
 // `ETCD_AGENT_CACHED <path>` before the ready line, so a run whose master is new learns
-// what the host has without a command of its own.
+// what the host has without a command of its own. Arguments `+<name>-<sha256>` name cache
+// entries that can be the loop themselves; the lines before `u=$(umask)` try them.
 //
 // Each command runs in a session of its own (`setsid`, when there is one) with a watcher
 // beside it: if the loop's stdin ends while the command runs (the agent closed the shell on
@@ -50,7 +58,17 @@ const MAX_STDIN_DD: usize = 64 * 1024;
 // a TERM that comes before the forked subshell drops the loop's trap is lost. A background
 // job starts with SIGINT and SIGQUIT ignored: `env --default-signal` (coreutils 8.31+) gives
 // the command the dispositions it would have had in the foreground.
-const LOOP: &str = r#"u=$(umask)
+const LOOP: &str = r#"for e in "$@"; do
+  case $e in +?*) ;; *) continue;; esac
+  for f in "${TMPDIR:-/tmp}"/etcd-agent-modules-[0-9]*/"${e#+}"; do
+    c=${f%/*}
+    [ -d "$c" ] && [ ! -h "$c" ] && [ -O "$c" ] && [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ] && [ -x "$f" ] || continue
+    ("$f" --etcd-agent-shell-v1 "$0" "$@")
+    r=$?
+    case $r in 126|127) ;; *) exit $r;; esac
+  done
+done
+u=$(umask)
 umask 077
 d=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX") || exit 1
 trap 'rm -rf "$d"' EXIT
@@ -84,6 +102,7 @@ if [ $# -gt 1 ]; then
   shift
   if [ -d "$c" ] && [ ! -h "$c" ] && [ -O "$c" ]; then
     for e in "$@"; do
+      case $e in +*) continue;; esac
       f="$c/$e"
       [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ] && [ -x "$f" ] && echo "ETCD_AGENT_CACHED $f"
     done
@@ -135,6 +154,10 @@ while read -r cl il f; do
 done
 "#;
 
+/// Bytes in a module file that runs the loop itself (`modules/src/remote_shell.rs` holds
+/// them as `PROTOCOL_MARKER`; `agent_ssh` checks that the modules' shells are used).
+pub const NATIVE_PROTOCOL_MARKER: &[u8] = b"ETCD_AGENT_NATIVE_SHELL_PROTOCOL=1";
+
 /// A fresh marker for one run's remote shells: `etcd-agent-run-` and 16 hex digits, from
 /// the time, the pid and a random hasher seed.
 pub fn run_marker() -> String {
@@ -175,6 +198,8 @@ pub struct Shell {
     pub arch: String,
     /// The paths of the modules asked for at the start that the host's cache holds.
     pub cached: Vec<String>,
+    /// The loop is a cached module binary's (see the module docs), not `/bin/sh`'s.
+    pub native: bool,
     child: Child<Arc<Session>>,
     stdin: openssh::ChildStdin,
     stdout: BufReader<openssh::ChildStdout>,
@@ -190,12 +215,14 @@ fn broken(msg: impl std::fmt::Display) -> TransportError {
 impl Shell {
     /// Starts the loop on `session` and waits for its ready line. `marker` names the run
     /// (see [`run_marker`]); with `clean`, the loop removes the dirs of runs that are gone;
-    /// `look_for` names cache entries to look for (see [`Shell::cached`]).
+    /// `look_for` names cache entries to look for (see [`Shell::cached`]), `native` cache
+    /// entries to run as the loop if the host has them (see [`Shell::native`]).
     pub async fn start(
         session: Arc<Session>,
         marker: &str,
         clean: bool,
         look_for: &[String],
+        native: &[String],
     ) -> Result<Shell, TransportError> {
         let _timed = crate::timing::span(crate::timing::Phase::ShellStart);
         let mut line = format!(
@@ -204,8 +231,13 @@ impl Shell {
             super::quote(marker),
             if clean { "clean" } else { "-" }
         );
-        for entry in look_for.iter().filter(|e| putable_name(e)) {
+        let look_for: Vec<&String> = look_for.iter().filter(|e| putable_name(e)).collect();
+        for entry in &look_for {
             line.push(' ');
+            line.push_str(entry);
+        }
+        for entry in native.iter().filter(|e| putable_name(e)) {
+            line.push_str(" +");
             line.push_str(entry);
         }
         let mut cmd = session.arc_raw_command(line);
@@ -223,6 +255,7 @@ impl Shell {
             dir: String::new(),
             arch: String::new(),
             cached: Vec::new(),
+            native: false,
             child,
             stdin,
             stdout: BufReader::new(stdout),
@@ -241,12 +274,13 @@ impl Shell {
         }
         let greeting: Vec<&str> = line.trim_end_matches('\n').splitn(4, ' ').collect();
         match greeting[..] {
-            ["ETCD_AGENT_SHELL_READY", mode @ ("head" | "dd"), arch, dir]
+            ["ETCD_AGENT_SHELL_READY", mode @ ("head" | "dd" | "native"), arch, dir]
                 if dir.starts_with('/') =>
             {
-                if mode == "head" {
+                if mode != "dd" {
                     shell.max_stdin = usize::MAX;
                 }
+                shell.native = mode == "native";
                 shell.dir = dir.to_string();
                 shell.arch = arch.to_string();
             }

@@ -18,13 +18,20 @@ pub struct ModuleFile {
     pub bytes: std::sync::Arc<Vec<u8>>,
     /// Hex SHA-256 of the bytes.
     pub hash: String,
+    /// The file runs etcd-agent's remote shell loop itself (etcd-agent's own modules: see
+    /// [`super::shell::NATIVE_PROTOCOL_MARKER`]); from the host's cache it stands in for
+    /// the `/bin/sh` loop.
+    pub native_shell: bool,
 }
 
 impl ModuleFile {
     /// Wraps module bytes, computing the hash.
     pub fn new(name: &str, bytes: Vec<u8>) -> Self {
         let hash = hex(&Sha256::digest(&bytes));
+        let native_shell =
+            memchr::memmem::find(&bytes, super::shell::NATIVE_PROTOCOL_MARKER).is_some();
         ModuleFile {
+            native_shell,
             name: name.to_string(),
             bytes: std::sync::Arc::new(bytes),
             hash,
