@@ -376,7 +376,7 @@ fn the_compiled_remote_shell_cleans_up_on_sigint_and_on_kill_9() {
     let mut first = Run::start(dir, "cache", &["playbook", "-i", "hosts.ini", "cache.yml"]);
     assert!(first.wait(SLOW).success(), "{}", first.describe());
     // the loop's own command line (the /bin/sh loop's text names the flag too)
-    let needle = "--etcd-agent-shell-v1 etcd-agent-run-";
+    let needle = "--etcd-agent-shell-v2 etcd-agent-run-";
     for (name, signal) in [
         ("native-int", libc::SIGINT),
         ("native-kill9", libc::SIGKILL),

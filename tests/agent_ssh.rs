@@ -596,7 +596,7 @@ fn ssh_kept_masters_keep_modules_in_the_hosts_cache() {
 }
 
 /// etcd-agent's own modules in the host's cache run the remote shell loop themselves
-/// (`--etcd-agent-shell-v1`, no helper program per command): judged by the process tree
+/// (`--etcd-agent-shell-v2`, no helper program per command): judged by the process tree
 /// a command sees on the host. A host without them in its cache, or with the cache off,
 /// gets the `/bin/sh` loop; either leaves no temp dir behind.
 #[test]
@@ -628,46 +628,71 @@ fn ssh_cached_etcd_modules_are_the_remote_shell() {
 "#,
     );
     let run = |cache: &str| {
-        let out = agent(dir)
+        let out = Agent::in_dir(dir)
+            .log(TRANSPORT_DEBUG)
             .playbook(&inv, &pb)
             .env("ETCD_AGENT_MODULE_CACHE", cache)
             .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
             .run();
         out.expect_exit(0);
+        // the module ran (and failed as it must, nothing listens there)
+        assert!(
+            out.stdout.contains("no etcd endpoint answered"),
+            "{}",
+            out.stdout
+        );
+        let requests = out.stderr.matches("module request").count();
         let tree = out
             .stdout
             .lines()
             .find_map(|l| l.split_once("TREE ").map(|(_, t)| t.to_string()))
             .unwrap_or_else(|| panic!("no process tree printed\n{}", out.stdout));
-        (tree, uploads(&out.stderr))
+        (tree, uploads(&out.stderr), requests)
     };
-    // a process `<cache>/etcd_health-<sha256> --etcd-agent-shell-v1 ...` above the command
+    // a process `<cache>/etcd_health-<sha256> --etcd-agent-shell-v2 ...` above the command
     let native = |tree: &str| {
         tree.split(" | ").any(|p| {
             let mut words = p.split_whitespace();
             words.next().is_some_and(|w| w.contains("/etcd_health-"))
-                && words.next() == Some("--etcd-agent-shell-v1")
+                && words.next() == Some("--etcd-agent-shell-v2")
         })
     };
-    let (tree, up) = run("1");
+    let (tree, up, requests) = run("1");
     assert!(
         !native(&tree),
         "nothing cached yet: the /bin/sh loop\n{tree}"
     );
-    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!((up.len(), requests), (1, 0), "{up:?}");
     // a new master (no record of the host's cache): the cached binary is the loop, and it
     // tells the run that the module is there
     std::fs::remove_dir_all(dir.join("cp")).unwrap();
-    let (tree, up) = run("1");
+    let (tree, up, requests) = run("1");
     assert!(native(&tree), "{tree}");
     assert!(
         up.is_empty(),
         "found in the cache as the shell started: {up:?}"
     );
+    // and the loop ran the module itself
+    assert_eq!(requests, 1);
     // the same master again (its record names the module)
-    let (tree, up) = run("1");
-    assert!(native(&tree) && up.is_empty(), "{tree} {up:?}");
-    let (tree, _) = run("0");
+    let (tree, up, requests) = run("1");
+    assert!(
+        native(&tree) && up.is_empty() && requests == 1,
+        "{tree} {up:?}"
+    );
+    // recorded but gone: the run uploads it again and runs it from its upload
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let cache = sshd
+        .session_tmpdir()
+        .join(format!("etcd-agent-modules-{uid}"));
+    for entry in std::fs::read_dir(&cache).unwrap().flatten() {
+        std::fs::remove_file(entry.path()).unwrap();
+    }
+    let (tree, up, _) = run("1");
+    assert!(!native(&tree), "{tree}");
+    assert_eq!(up.len(), 1, "{up:?}");
+    let (tree, _, _) = run("0");
     assert!(!native(&tree), "cache off: the /bin/sh loop\n{tree}");
     let leftovers = || {
         std::fs::read_dir(sshd.session_tmpdir())

@@ -5,7 +5,7 @@
 //! loop runs `mktemp`, `env`, `uname`, `id` and `head` to start, and `setsid`, `env`, `head`,
 //! `wc`, `cat` and `rm` for every command: on a fleet of small hosts those programs cost
 //! more CPU than the modules. When this binary is already in the host's module cache, the
-//! agent's start line runs it as `<binary> --etcd-agent-shell-v1 MARKER CLEAN ENTRY...`
+//! agent's start line runs it as `<binary> --etcd-agent-shell-v2 MARKER CLEAN ENTRY...`
 //! instead (see [`FLAG`]); it speaks the same protocol:
 //!
 //! - at start: a private temp dir (`${TMPDIR:-/tmp}/etcd-agent.XXXXXXXX`, mode 0700) with
@@ -13,10 +13,18 @@
 //!   gone are removed in the background; a line `ETCD_AGENT_CACHED <path>` for each `ENTRY`
 //!   (a `<name>-<sha256>`) the host's module cache holds; then
 //!   `ETCD_AGENT_SHELL_READY native <uname -m> <dir>`;
-//! - `<cmd_len> <stdin_len>\n<cmd><stdin>`: runs `/bin/sh <file holding cmd>` in a session
-//!   of its own, with the login umask, SIGINT and SIGQUIT at their defaults, stdin from a
-//!   file (or `/dev/null`) and stdout/stderr into files; answers
+//! - `<cmd_len> <stdin_len>\n<cmd><stdin>`: runs `/bin/sh -c <cmd>` (a long one from a file)
+//!   in a session of its own, with the login umask, SIGINT and SIGQUIT at their defaults,
+//!   stdin from an in-memory file (or `/dev/null`) and stdout/stderr into in-memory files
+//!   (a background process that keeps them open never holds up the answer); answers
 //!   `<rc> <out_len> <err_len>\n<out><err>` (`rc` 128 + signal for a killed command);
+//! - `mod <args_len> <check> <args_name> <module_path>\n<args>`: runs a binary module as the
+//!   `/bin/sh` command `umask 077 && cat > <dir>/<args_name> && { "$f" <that file>; rc=$?;
+//!   rm -f <that file>; exit $rc; }` would, without the shell and its programs; with
+//!   `check` = `1` the module must first pass the host cache's checks (a file of ours, not a
+//!   symlink, executable, in a directory of ours), and is touched, else the answer is
+//!   `ETCD_AGENT_MODULE_NOT_CACHED` with rc 97 and nothing runs (as etcd-agent's
+//!   `run_recorded_command`);
 //! - `put <len> <name>\n` then pieces `<n>\n<n bytes>`, each acknowledged with `+\n`:
 //!   writes `<dir>/<name>` (mode 0700) and answers as a command does;
 //! - end of stdin: the dir is removed and the loop exits 0. When stdin ends while a command
@@ -29,8 +37,8 @@
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::ffi::OsStringExt;
+use std::io::{Read, Seek, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -40,12 +48,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The first argument that runs the loop instead of a module.
-pub const FLAG: &str = "--etcd-agent-shell-v1";
+pub const FLAG: &str = "--etcd-agent-shell-v2";
 
 /// Bytes etcd-agent looks for in a module file to know that the file runs the loop: a binary
 /// without them is never started with [`FLAG`].
 #[used]
-pub static PROTOCOL_MARKER: [u8; 34] = *b"ETCD_AGENT_NATIVE_SHELL_PROTOCOL=1";
+pub static PROTOCOL_MARKER: [u8; 34] = *b"ETCD_AGENT_NATIVE_SHELL_PROTOCOL=2";
 
 /// The loop's temp dir, for the signal thread's cleanup.
 static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -150,7 +158,24 @@ fn run(args: &[OsString]) -> Result<i32, String> {
             [cmd_len, stdin_len] => {
                 let cmd = input.exact(number(cmd_len)?)?;
                 let data = input.exact(number(stdin_len)?)?;
-                let reply = command(&mut input, &tx, &dir, n, &cmd, &data, login_umask)?;
+                let run = Run::Script { n, cmd: &cmd };
+                let reply = command(&mut input, &tx, &dir, run, &data, login_umask)?;
+                write_reply(&mut out, &reply)?;
+            }
+            ["mod", args_len, check, args_name, ..] => {
+                // the module's path is the rest of the line (it may hold spaces)
+                let path = header.splitn(5, ' ').nth(4).unwrap_or_default().to_string();
+                let args = input.exact(number(args_len)?)?;
+                let reply = module(
+                    &mut input,
+                    &tx,
+                    &dir,
+                    Path::new(&path),
+                    check == "1",
+                    args_name,
+                    &args,
+                    login_umask,
+                )?;
                 write_reply(&mut out, &reply)?;
             }
             _ => return Err(format!("bad request header {header:?}")),
@@ -322,35 +347,66 @@ fn put(
     })
 }
 
-/// Runs one command and collects its output; stops everything when stdin ends meanwhile.
+/// What a request runs.
+enum Run<'a> {
+    /// A `/bin/sh` command line (`n` numbers the request, for a file of a long one).
+    Script { n: u64, cmd: &'a [u8] },
+    /// A binary module with its args file.
+    Module { path: &'a Path, args: &'a Path },
+}
+
+/// Commands up to this size go to `/bin/sh -c`; longer ones (and any with a NUL) from a
+/// file, as argv strings are limited (131072 bytes on Linux).
+const MAX_INLINE_SCRIPT: usize = 64 * 1024;
+
+/// Runs one request and collects its output; stops everything when stdin ends meanwhile.
 fn command(
     input: &mut Input,
     tx: &Sender<Event>,
     dir: &Path,
-    n: u64,
-    cmd: &[u8],
+    run: Run<'_>,
     data: &[u8],
     login_umask: libc::mode_t,
 ) -> Result<Reply, String> {
-    let script = dir.join(format!(".c{n}"));
-    let stdin_file = dir.join(format!(".i{n}"));
-    let out_file = dir.join(format!(".o{n}"));
-    let err_file = dir.join(format!(".e{n}"));
-    let files = [&script, &stdin_file, &out_file, &err_file];
-    let written = (|| -> std::io::Result<std::process::Child> {
-        std::fs::write(&script, cmd)?;
+    let mut files = Vec::new();
+    let spawned = (|| -> std::io::Result<(std::process::Child, File, File)> {
+        let mut cmd = match run {
+            Run::Script { cmd, .. } if cmd.len() <= MAX_INLINE_SCRIPT && !cmd.contains(&0) => {
+                let mut c = std::process::Command::new("/bin/sh");
+                c.arg("-c").arg(std::ffi::OsStr::from_bytes(cmd)).arg("sh");
+                c
+            }
+            Run::Script { n, cmd } => {
+                let script = dir.join(format!(".c{n}"));
+                std::fs::write(&script, cmd)?;
+                files.push(script.clone());
+                let mut c = std::process::Command::new("/bin/sh");
+                c.arg(script);
+                c
+            }
+            Run::Module { path, args } => {
+                let mut c = std::process::Command::new(path);
+                c.arg(args);
+                c
+            }
+        };
         let stdin = if data.is_empty() {
             File::open("/dev/null")?
         } else {
-            std::fs::write(&stdin_file, data)?;
-            File::open(&stdin_file)?
+            let mut f = memfd("stdin")?;
+            f.write_all(data)?;
+            f.seek(std::io::SeekFrom::Start(0))?;
+            f
         };
-        let stdout = File::create(&out_file)?;
-        let stderr = File::create(&err_file)?;
-        spawn(&script, stdin, stdout, stderr, login_umask)
+        let stdout = memfd("stdout")?;
+        let stderr = memfd("stderr")?;
+        cmd.stdin(stdin)
+            .stdout(stdout.try_clone()?)
+            .stderr(stderr.try_clone()?);
+        Ok((spawn(cmd, login_umask)?, stdout, stderr))
     })();
-    let child = match written {
-        Ok(child) => child,
+    let (child, mut stdout, mut stderr) = match spawned {
+        Ok(s) => s,
         Err(e) => {
             remove(&files);
             return Ok(Reply {
@@ -388,29 +444,110 @@ fn command(
         }
     };
     RUNNING.store(0, Ordering::SeqCst);
-    let stdout = std::fs::read(&out_file).unwrap_or_default();
-    let stderr = std::fs::read(&err_file).unwrap_or_default();
     remove(&files);
-    Ok(Reply { rc, stdout, stderr })
+    Ok(Reply {
+        rc,
+        stdout: read_from_start(&mut stdout),
+        stderr: read_from_start(&mut stderr),
+    })
 }
 
-fn remove(files: &[&PathBuf]) {
+/// `mod`: the checks, the args file, the module, the args file removed.
+#[allow(clippy::too_many_arguments)]
+fn module(
+    input: &mut Input,
+    tx: &Sender<Event>,
+    dir: &Path,
+    path: &Path,
+    check: bool,
+    args_name: &str,
+    args: &[u8],
+    login_umask: libc::mode_t,
+) -> Result<Reply, String> {
+    if check && !(cached_module_is_ours(path) && touch(path)) {
+        return Ok(Reply {
+            rc: NOT_CACHED_RC,
+            stdout: format!("{NOT_CACHED}\n").into_bytes(),
+            stderr: Vec::new(),
+        });
+    }
+    if args_name.is_empty() || args_name.starts_with('.') || args_name.contains('/') {
+        return Ok(Reply {
+            rc: 1,
+            stdout: Vec::new(),
+            stderr: format!("etcd-agent shell: unsafe args file name {args_name:?}\n").into_bytes(),
+        });
+    }
+    let args_path = dir.join(args_name);
+    // written with the loop's umask 077, as `umask 077 && cat > args` writes it
+    if let Err(e) = std::fs::write(&args_path, args) {
+        let _ = std::fs::remove_file(&args_path);
+        return Ok(Reply {
+            rc: 1,
+            stdout: Vec::new(),
+            stderr: format!("{}: {e}\n", args_path.display()).into_bytes(),
+        });
+    }
+    let run = Run::Module {
+        path,
+        args: &args_path,
+    };
+    let reply = command(input, tx, dir, run, &[], login_umask);
+    let _ = std::fs::remove_file(&args_path);
+    reply
+}
+
+/// What etcd-agent's `run_recorded_command` answers for a module gone from the cache.
+const NOT_CACHED: &str = "ETCD_AGENT_MODULE_NOT_CACHED";
+const NOT_CACHED_RC: i32 = 97;
+
+/// The cache's checks: `path` an executable file of ours, not a symlink, in a directory of
+/// ours that is not one either.
+fn cached_module_is_ours(path: &Path) -> bool {
+    path.is_absolute()
+        && path.parent().is_some_and(|d| is_ours(d, true))
+        && is_ours(path, false)
+        && is_executable(path)
+}
+
+/// `touch -c`: the file's times set to now.
+fn touch(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) == 0 }
+}
+
+/// An in-memory file (`memfd_create`).
+fn memfd(name: &str) -> std::io::Result<File> {
+    let name = CString::new(name).unwrap_or_default();
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+fn read_from_start(file: &mut File) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if file.seek(std::io::SeekFrom::Start(0)).is_ok() {
+        let _ = file.read_to_end(&mut bytes);
+    }
+    bytes
+}
+
+fn remove(files: &[PathBuf]) {
     for f in files {
         let _ = std::fs::remove_file(f);
     }
 }
 
-/// `/bin/sh <script>` in a session of its own, with the login umask and the signal
-/// dispositions and mask a foreground command has.
+/// Starts `cmd` in a session of its own, with the login umask and the signal dispositions
+/// and mask a foreground command has.
 fn spawn(
-    script: &Path,
-    stdin: File,
-    stdout: File,
-    stderr: File,
+    mut cmd: std::process::Command,
     login_umask: libc::mode_t,
 ) -> std::io::Result<std::process::Child> {
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.arg(script).stdin(stdin).stdout(stdout).stderr(stderr);
     unsafe {
         cmd.pre_exec(move || {
             // only async-signal-safe calls here

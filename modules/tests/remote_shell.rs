@@ -1,4 +1,4 @@
-//! The compiled remote shell loop (`etcd_modules --etcd-agent-shell-v1`), driven as
+//! The compiled remote shell loop (`etcd_modules --etcd-agent-shell-v2`), driven as
 //! etcd-agent drives it: greeting, commands, uploads, and what is left when it ends.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,7 +16,7 @@ struct Loop {
 
 fn start(tmp: &Path, args: &[&str]) -> Loop {
     let mut child = Command::new(env!("CARGO_BIN_EXE_etcd_modules"))
-        .arg("--etcd-agent-shell-v1")
+        .arg("--etcd-agent-shell-v2")
         .args(args)
         .env("TMPDIR", tmp)
         .stdin(Stdio::piped())
@@ -281,4 +281,107 @@ fn sigterm_removes_the_dir() {
     let status = sh.child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
     assert!(!dir.exists());
+}
+
+#[test]
+fn long_commands_and_background_processes_holding_stdout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sh = start(tmp.path(), &["etcd-agent-run-00aa", "-"]);
+    // longer than an argv string may be: run from a file, removed afterwards
+    let long = format!("# {}\necho long $0", "x".repeat(200 * 1024));
+    let (rc, out, _) = sh.exec(&long, "");
+    assert_eq!(rc, 0);
+    assert!(out.starts_with("long "), "{out}");
+    // a background process that keeps stdout and stderr open does not hold up the answer
+    let pidfile = tmp.path().join("bg.pid");
+    let (rc, out, _) = sh.exec(
+        &format!("sleep 600 & echo $! > {}; echo started", pidfile.display()),
+        "",
+    );
+    assert_eq!((rc, out.as_str()), (0, "started\n"));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let names: Vec<String> = std::fs::read_dir(&sh.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [".owner"]);
+    sh.close();
+}
+
+/// A `mod` request as etcd-agent frames it.
+fn module_request(args: &str, check: bool, args_name: &str, path: &Path) -> Vec<u8> {
+    let mut req = format!(
+        "mod {} {} {args_name} {}\n",
+        args.len(),
+        if check { 1 } else { 0 },
+        path.display()
+    )
+    .into_bytes();
+    req.extend_from_slice(args.as_bytes());
+    req
+}
+
+#[test]
+fn modules_run_on_their_args_file_and_cached_ones_are_checked_first() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let uid = unsafe { libc::geteuid() };
+    let cache = tmp.path().join(format!("etcd-agent-modules-{uid}"));
+    std::fs::create_dir(&cache).unwrap();
+    // prints its args file's name, content and mode, and what is beside it
+    let module = cache.join("probe-abc");
+    std::fs::write(
+        &module,
+        "#!/bin/sh\necho \"$1\"; cat \"$1\"; echo; stat -c %a \"$1\"; echo err >&2; exit 4\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&module, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&module)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let mut sh = start(tmp.path(), &["etcd-agent-run-00aa", "-"]);
+    sh.send(&module_request("{\"a\": 1}", true, "args-1", &module));
+    let (rc, out, err) = sh.reply();
+    let args_path = sh.dir.join("args-1");
+    assert_eq!(
+        (rc, out, err),
+        (
+            4,
+            format!("{}\n{{\"a\": 1}}\n600\n", args_path.display()),
+            "err\n".into()
+        )
+    );
+    assert!(!args_path.exists(), "the args file is removed");
+    let touched = std::fs::metadata(&module).unwrap().modified().unwrap();
+    assert!(touched > old, "a cached module is touched when used");
+    // gone from the cache: the answer of etcd-agent's recorded command, nothing run
+    let missing = cache.join("gone-abc");
+    sh.send(&module_request("{}", true, "args-2", &missing));
+    assert_eq!(
+        sh.reply(),
+        (97, "ETCD_AGENT_MODULE_NOT_CACHED\n".into(), String::new())
+    );
+    // not ours to trust as a cache entry (a symlink), but runnable when not checked
+    let link = cache.join("link-abc");
+    std::os::unix::fs::symlink(&module, &link).unwrap();
+    sh.send(&module_request("{}", true, "args-3", &link));
+    assert_eq!(sh.reply().0, 97);
+    sh.send(&module_request("{}", false, "args-4", &link));
+    assert_eq!(sh.reply().0, 4);
+    // an args file name that is not a plain one is refused
+    sh.send(&module_request("{}", false, "../x", &module));
+    let (rc, _, err) = sh.reply();
+    assert_eq!(rc, 1);
+    assert!(err.contains("unsafe args file name"), "{err}");
+    assert_eq!(sh.exec("echo ok", "").1, "ok\n");
+    sh.close();
 }

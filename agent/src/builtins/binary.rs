@@ -138,9 +138,21 @@ async fn run_as_login_user(
     let tmpdir = conn.tmpdir().await?;
     let args = args_file(ctx, Some(&tmpdir));
     let args_text = serde_json::to_vec(&args).unwrap_or_default();
+    let args_name = format!("args-{}", unique());
+    // the compiled remote loop runs it itself (no shell, no helper programs), unless the
+    // command would need wrapping (environment, become, async's time limit)
+    if ctx.env.is_empty() && ctx.escalation.is_none() && ctx.kill_after.is_none() {
+        let _timed = crate::timing::span(crate::timing::Phase::ModuleRun);
+        if let Some(out) = conn
+            .exec_module_natively(path, recorded, &tmpdir, &args_name, &args_text)
+            .await
+        {
+            return out;
+        }
+    }
     let run = format!(
         r#"umask 077 && cat > {a} && {{ "$f" {a}; rc=$?; rm -f {a}; exit $rc; }}"#,
-        a = quote(&format!("{tmpdir}/args-{}", unique())),
+        a = quote(&format!("{tmpdir}/{args_name}")),
     );
     let cmd = match recorded {
         true => crate::transport::run_recorded_module(path, &run),

@@ -318,6 +318,39 @@ impl Connection {
         }
     }
 
+    /// Runs a binary module through the persistent shell's own module request (see
+    /// [`shell::Shell::run_module`]) when that shell is the compiled loop, free, and its dir
+    /// is `args_dir`; `None` otherwise (the caller then sends the `/bin/sh` command).
+    pub async fn exec_module_natively(
+        &self,
+        path: &str,
+        check: bool,
+        args_dir: &str,
+        args_name: &str,
+        args: &[u8],
+    ) -> Option<Result<ExecOutput, TransportError>> {
+        if !matches!(self.link, Link::Ssh(_)) || shell_disabled() {
+            return None;
+        }
+        let mut state = self.shell.try_lock().ok()?;
+        let ShellState::Running(sh) = &mut *state else {
+            return None;
+        };
+        if !sh.native || sh.dir != args_dir {
+            return None;
+        }
+        tracing::debug!(target: "etcd_agent::transport", conn = %self.label, path, check, "module request");
+        match sh.run_module(path, check, args_name, args).await {
+            Ok(out) => Some(Ok(out)),
+            Err(e) => {
+                // the framing may be lost: as a failed command, the shell is given up
+                tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "persistent shell failed on a module request: {e}");
+                state.give_up();
+                None
+            }
+        }
+    }
+
     /// Starts a spare shell ahead of need, while there are fewer than [`MAX_SPARE_SHELLS`].
     async fn prewarm_spare_shell(&self) {
         use std::sync::atomic::Ordering;

@@ -11,7 +11,7 @@
 //! per command.
 //!
 //! When one of the run's modules is etcd-agent's own multi-call binary and the host's module
-//! cache already holds it, the loop is that binary (`--etcd-agent-shell-v1`,
+//! cache already holds it, the loop is that binary (`--etcd-agent-shell-v2`,
 //! `modules/src/remote_shell.rs`): the same protocol without a helper program per step.
 //! The start line tries such cache entries (arguments `+<name>-<sha256>`) and falls back to
 //! the `/bin/sh` loop when none is there or none can run (exit 126/127: a `noexec` temp
@@ -63,7 +63,7 @@ const LOOP: &str = r#"for e in "$@"; do
   for f in "${TMPDIR:-/tmp}"/etcd-agent-modules-[0-9]*/"${e#+}"; do
     c=${f%/*}
     [ -d "$c" ] && [ ! -h "$c" ] && [ -O "$c" ] && [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ] && [ -x "$f" ] || continue
-    ("$f" --etcd-agent-shell-v1 "$0" "$@")
+    ("$f" --etcd-agent-shell-v2 "$0" "$@")
     r=$?
     case $r in 126|127) ;; *) exit $r;; esac
   done
@@ -156,7 +156,7 @@ done
 
 /// Bytes in a module file that runs the loop itself (`modules/src/remote_shell.rs` holds
 /// them as `PROTOCOL_MARKER`; `agent_ssh` checks that the modules' shells are used).
-pub const NATIVE_PROTOCOL_MARKER: &[u8] = b"ETCD_AGENT_NATIVE_SHELL_PROTOCOL=1";
+pub const NATIVE_PROTOCOL_MARKER: &[u8] = b"ETCD_AGENT_NATIVE_SHELL_PROTOCOL=2";
 
 /// A fresh marker for one run's remote shells: `etcd-agent-run-` and 16 hex digits, from
 /// the time, the pid and a random hasher seed.
@@ -313,6 +313,33 @@ impl Shell {
         let out = self.receive().await?;
         self.busy = false;
         Ok(out)
+    }
+
+    /// Runs the binary module at `path` on an args file `args_name` (in the loop's dir)
+    /// holding `args`, removed afterwards; with `check`, only when `path` passes the host
+    /// cache's checks (else [`super::module_not_cached`]'s answer). Native loops only (see
+    /// [`Shell::native`]): `mod <args_len> <check> <args_name> <path>\n<args>`.
+    pub async fn run_module(
+        &mut self,
+        path: &str,
+        check: bool,
+        args_name: &str,
+        args: &[u8],
+    ) -> Result<ExecOutput, TransportError> {
+        if !self.native || !putable_name(args_name) || path.contains('\n') {
+            return Err(broken("module requests need the compiled loop"));
+        }
+        self.begin()?;
+        let mut req = format!(
+            "mod {} {} {args_name} {path}\n",
+            args.len(),
+            if check { 1 } else { 0 }
+        )
+        .into_bytes();
+        req.extend_from_slice(args);
+        self.stdin.write_all(&req).await.map_err(broken)?;
+        self.stdin.flush().await.map_err(broken)?;
+        self.finish().await
     }
 
     /// Writes `bytes` to the file `name` (mode 0700) in the loop's temp dir, in pieces of
