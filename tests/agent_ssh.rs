@@ -709,6 +709,111 @@ fn ssh_cached_etcd_modules_are_the_remote_shell() {
     assert_eq!(leftovers(), Vec::<String>::new());
 }
 
+/// The compiled remote loop and the `/bin/sh` loop give the same results for what tasks
+/// send a shell: stdin, exit codes, the login umask, environment, uploads small and large,
+/// async jobs, output on both streams, a command that leaves a process behind.
+#[test]
+fn ssh_compiled_and_sh_remote_shells_give_the_same_results() {
+    let sshd = node_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = setup(dir, &sshd, "");
+    std::fs::create_dir_all(dir.join("library")).unwrap();
+    std::fs::copy(
+        harness::module_binary("etcd_health"),
+        dir.join("library/etcd_health"),
+    )
+    .unwrap();
+    let big = "0123456789abcdef\n".repeat(20_000);
+    write_file(dir, "big.txt", &big);
+    let out_dir = dir.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let pb = write_file(
+        dir,
+        "pb.yml",
+        &format!(
+            r#"- hosts: n1
+  gather_facts: false
+  vars:
+    out: "{out}"
+  tasks:
+    - etcd_health:
+        endpoints: "http://127.0.0.1:9"
+        wait_timeout: 0
+      ignore_errors: true
+    - command: cat
+      args:
+        stdin: "from stdin"
+      register: r_stdin
+    - shell: 'echo to-out; echo to-err >&2; exit 3'
+      register: r_rc
+      failed_when: false
+    - shell: umask
+      register: r_umask
+    - shell: 'echo "$FOO"'
+      environment:
+        FOO: "a b"
+      register: r_env
+    - copy:
+        src: big.txt
+        dest: "{{{{ out }}}}/{{{{ mode }}}}-big.txt"
+      register: r_big
+    - copy:
+        content: "small\n"
+        dest: "{{{{ out }}}}/{{{{ mode }}}}-small.txt"
+    - shell: 'sleep 2 & echo left-behind'
+      register: r_bg
+    - command: echo async
+      async: 30
+      poll: 1
+      register: r_async
+    - debug:
+        msg: "RESULT {{{{ [r_stdin.stdout, r_rc.rc, r_rc.stdout, r_rc.stderr, r_umask.stdout, r_env.stdout, r_big.checksum, r_bg.stdout, r_async.stdout] | to_json }}}}"
+"#,
+            out = out_dir.display()
+        ),
+    );
+    let run = |cache: &str, mode: &str| {
+        let out = Agent::in_dir(dir)
+            .log(TRANSPORT_DEBUG)
+            .playbook(&inv, &pb)
+            .args(["-e", &format!("mode={mode}")])
+            .env("ETCD_AGENT_MODULE_CACHE", cache)
+            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
+            .run();
+        out.expect_exit(0);
+        let native = out.stderr.contains("native=true");
+        let result = out
+            .stdout
+            .lines()
+            .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_string()))
+            .unwrap_or_else(|| panic!("no result printed\n{}", out.stdout));
+        (native, result)
+    };
+    // the first run caches the module; the next one's shell is the compiled loop
+    let (native, _) = run("1", "first");
+    assert!(!native);
+    let (native, compiled) = run("1", "compiled");
+    assert!(native, "the compiled loop served the second run");
+    let (native, sh) = run("0", "sh");
+    assert!(!native);
+    assert_eq!(compiled, sh);
+    assert!(
+        compiled.contains("from stdin") && compiled.contains("to-err"),
+        "{compiled}"
+    );
+    for mode in ["compiled", "sh"] {
+        assert_eq!(
+            std::fs::read_to_string(out_dir.join(format!("{mode}-big.txt"))).unwrap(),
+            big
+        );
+        assert_eq!(
+            std::fs::read_to_string(out_dir.join(format!("{mode}-small.txt"))).unwrap(),
+            "small\n"
+        );
+    }
+}
+
 /// Inventory hosts that are aliases of one destination (same address, port, user, key and
 /// options) share one connection, as they share one master under ansible-playbook: one
 /// login and one upload, while each host still runs its own tasks, all at once.

@@ -13,8 +13,8 @@
 //!   gone are removed in the background; a line `ETCD_AGENT_CACHED <path>` for each `ENTRY`
 //!   (a `<name>-<sha256>`) the host's module cache holds; then
 //!   `ETCD_AGENT_SHELL_READY native <uname -m> <dir>`;
-//! - `<cmd_len> <stdin_len>\n<cmd><stdin>`: runs `/bin/sh -c <cmd>` (a long one from a file)
-//!   in a session of its own, with the login umask, SIGINT and SIGQUIT at their defaults,
+//! - `<cmd_len> <stdin_len>\n<cmd><stdin>`: runs `/bin/sh <private file holding cmd>` (not
+//!   `-c`: a command's text stays out of the process list) in a session of its own, with the login umask, SIGINT and SIGQUIT at their defaults,
 //!   stdin from an in-memory file (or `/dev/null`) and stdout/stderr into in-memory files
 //!   (a background process that keeps them open never holds up the answer); answers
 //!   `<rc> <out_len> <err_len>\n<out><err>` (`rc` 128 + signal for a killed command);
@@ -355,10 +355,6 @@ enum Run<'a> {
     Module { path: &'a Path, args: &'a Path },
 }
 
-/// Commands up to this size go to `/bin/sh -c`; longer ones (and any with a NUL) from a
-/// file, as argv strings are limited (131072 bytes on Linux).
-const MAX_INLINE_SCRIPT: usize = 64 * 1024;
-
 /// Runs one request and collects its output; stops everything when stdin ends meanwhile.
 fn command(
     input: &mut Input,
@@ -371,11 +367,8 @@ fn command(
     let mut files = Vec::new();
     let spawned = (|| -> std::io::Result<(std::process::Child, File, File)> {
         let mut cmd = match run {
-            Run::Script { cmd, .. } if cmd.len() <= MAX_INLINE_SCRIPT && !cmd.contains(&0) => {
-                let mut c = std::process::Command::new("/bin/sh");
-                c.arg("-c").arg(std::ffi::OsStr::from_bytes(cmd)).arg("sh");
-                c
-            }
+            // from a private file, as the `/bin/sh` loop runs it: the text of a command
+            // (its environment values...) stays out of the host's process list
             Run::Script { n, cmd } => {
                 let script = dir.join(format!(".c{n}"));
                 std::fs::write(&script, cmd)?;
