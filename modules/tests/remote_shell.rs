@@ -288,7 +288,10 @@ fn long_commands_and_background_processes_holding_stdout() {
     let tmp = tempfile::tempdir().unwrap();
     let mut sh = start(tmp.path(), &["etcd-agent-run-00aa", "-"]);
     // longer than an argv string may be; and a command's text is not in its argv
-    let long = format!("# {}\necho long; cat /proc/$$/cmdline", "x".repeat(200 * 1024));
+    let long = format!(
+        "# {}\necho long; cat /proc/$$/cmdline",
+        "x".repeat(200 * 1024)
+    );
     let (rc, out, _) = sh.exec(&long, "");
     assert_eq!(rc, 0);
     assert!(out.starts_with("long\n"), "{out}");
