@@ -631,10 +631,6 @@ fn unsupported_features_fail_at_syntax_check() {
             "the role 'no_such_role' was not found",
         ),
         (
-            "    - name: t\n      debug: msg=x\n      notify: nobody\n",
-            "handler 'nobody' was not found",
-        ),
-        (
             "    - name: t\n      debug: msg=x\n      loop_control: {bogus: 1}\n      loop: [1]\n",
             "loop_control 'bogus' is not supported",
         ),

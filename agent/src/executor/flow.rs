@@ -374,9 +374,24 @@ impl Engine {
             }
         }
         let last = std::mem::take(&mut self.last);
-        for (host, status) in &last {
+        let mut missing_handler = false;
+        'hosts: for (host, status) in &last {
             if *status == Status::Changed {
                 for name in self.notify_names(play, &step.task, &step.extra.notify, host, run) {
+                    // as ansible-core: a changed result's notification must reach a handler
+                    // loaded by now (an error that ends the run, or with
+                    // `error_on_missing_handler = false` a warning)
+                    if !self.reaches_a_handler(play, &name, host, run) {
+                        let msg = format!(
+                            "The requested handler '{name}' was not found in either the main handlers list nor in the listening handlers list"
+                        );
+                        if crate::config::error_on_missing_handler() {
+                            eprintln!("[ERROR]: {msg}");
+                            missing_handler = true;
+                            break 'hosts;
+                        }
+                        self.reporter.warning(&msg);
+                    }
                     match run.notified.iter_mut().find(|(n, _)| *n == name) {
                         Some((_, hosts)) if !hosts.contains(host) => hosts.push(host.clone()),
                         Some(_) => {}
@@ -391,8 +406,20 @@ impl Engine {
             }
         }
         self.last = last;
+        if missing_handler {
+            self.fatal = Some(1);
+            return Flow::Abort;
+        }
         let fatal = step.task.any_errors_fatal.unwrap_or(play.any_errors_fatal);
         self.after_failures(play, fatal, failed_now, active, run)
+    }
+
+    /// Whether notification `name` of `host` reaches a loaded handler (by its name, templated
+    /// for the host, or a `listen` topic).
+    fn reaches_a_handler(&self, play: &Play, name: &str, host: &str, run: &PlayRun<'_>) -> bool {
+        let (handlers, _) = loaded_handlers(play, run);
+        let (names, _) = self.handler_names(play, &handlers, host, run);
+        !notified_handlers(&handlers, &names, name).is_empty()
     }
 
     /// `fatal`: the task's `any_errors_fatal` (its own, a block's, else the play's).
@@ -974,33 +1001,7 @@ impl Engine {
         if run.notified.is_empty() {
             return Flow::Continue;
         }
-        // each handler, with the tasks of its file when it is an `include_tasks`
-        // an include_role's handlers once a task of its role ran
-        let reached = &run.roles_reached;
-        let loaded = |i: usize, item: &Item| {
-            let role = match item {
-                Item::Task(s) | Item::Include { step: s, .. } | Item::Deferred { step: s, .. } => {
-                    s.task.role.as_ref()
-                }
-                _ => None,
-            };
-            i < play.include_handlers_at || role.is_some_and(|r| reached.contains(&r.path))
-        };
-        let (handlers, included): (Vec<&Step>, Vec<Option<Included<'_>>>) = play
-            .handlers
-            .iter()
-            .enumerate()
-            .filter(|(i, item)| loaded(*i, item))
-            .map(|(_, item)| item)
-            .filter_map(|item| match item {
-                Item::Task(step) => Some((step, None)),
-                Item::Include { step, items } => Some((step, Some(Included::Parsed(items)))),
-                Item::Deferred { step, deferred } => {
-                    Some((step, Some(Included::Deferred(deferred))))
-                }
-                _ => None,
-            })
-            .unzip();
+        let (handlers, included) = loaded_handlers(play, run);
         let names = match run.notified.first().and_then(|(_, hosts)| hosts.first()) {
             Some(host) => {
                 let (names, warnings) = self.handler_names(play, &handlers, &host.clone(), run);
@@ -1019,13 +1020,8 @@ impl Engine {
         };
         let mut pending: Vec<Vec<String>> = vec![Vec::new(); handlers.len()];
         for (n, hosts) in std::mem::take(&mut run.notified) {
-            let reached = notified(&n);
-            if reached.is_empty() {
-                self.reporter.warning(&format!(
-                    "The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list"
-                ));
-            }
-            for j in reached {
+            // a notification that reaches no handler was reported when it was made
+            for j in notified(&n) {
                 for h in &hosts {
                     add(&mut pending[j], h);
                 }
@@ -1070,7 +1066,9 @@ impl Engine {
                     Included::Parsed(items) => vec![(ok, items.to_vec())],
                     Included::Deferred(deferred) => self.load_included(step, deferred, run),
                 };
-                for (hosts, items) in groups {
+                for (hosts, mut items) in groups {
+                    // a handler's file runs as handlers (`RUNNING HANDLER [...]`)
+                    mark_as_handlers(&mut items);
                     let mut inner: Vec<String> = targets
                         .iter()
                         .filter(|h| hosts.contains(h) && !self.dead.contains(*h))
@@ -1089,6 +1087,17 @@ impl Engine {
                     continue;
                 }
                 for n in &step.extra.notify {
+                    if notified(n).is_empty() {
+                        let msg = format!(
+                            "The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list"
+                        );
+                        if crate::config::error_on_missing_handler() {
+                            eprintln!("[ERROR]: {msg}");
+                            self.fatal = Some(1);
+                            return Flow::Abort;
+                        }
+                        self.reporter.warning(&msg);
+                    }
                     for j in notified(n) {
                         let list = if j > i {
                             &mut pending[j]
@@ -1158,6 +1167,56 @@ fn item_role_instance(item: &Item) -> Option<usize> {
 /// handlers written in one file), each block in order: by name (or `role : name`) the first
 /// match only, so a role loaded later wins over the play and an earlier role, and every
 /// handler that `listen`s to `n` (one per name).
+/// Marks the tasks of a handler's included file as handlers.
+fn mark_as_handlers(items: &mut [Item]) {
+    for item in items {
+        match item {
+            Item::Task(step) | Item::Deferred { step, .. } => step.extra.handler = true,
+            Item::Include { step, items } => {
+                step.extra.handler = true;
+                mark_as_handlers(items);
+            }
+            Item::Block(b) => {
+                mark_as_handlers(&mut b.block);
+                mark_as_handlers(&mut b.rescue);
+                mark_as_handlers(&mut b.always);
+            }
+            Item::Flush => {}
+        }
+    }
+}
+
+/// The play's handlers loaded so far, with the tasks of a handler's file when it is an
+/// `include_tasks`: those of the play and of `roles:`, and an `include_role`'s once a task
+/// of its role ran.
+fn loaded_handlers<'p>(
+    play: &'p Play,
+    run: &PlayRun<'_>,
+) -> (Vec<&'p Step>, Vec<Option<Included<'p>>>) {
+    let reached = &run.roles_reached;
+    let loaded = |i: usize, item: &Item| {
+        let role = match item {
+            Item::Task(s) | Item::Include { step: s, .. } | Item::Deferred { step: s, .. } => {
+                s.task.role.as_ref()
+            }
+            _ => None,
+        };
+        i < play.include_handlers_at || role.is_some_and(|r| reached.contains(&r.path))
+    };
+    play.handlers
+        .iter()
+        .enumerate()
+        .filter(|(i, item)| loaded(*i, item))
+        .map(|(_, item)| item)
+        .filter_map(|item| match item {
+            Item::Task(step) => Some((step, None)),
+            Item::Include { step, items } => Some((step, Some(Included::Parsed(items)))),
+            Item::Deferred { step, deferred } => Some((step, Some(Included::Deferred(deferred)))),
+            _ => None,
+        })
+        .unzip()
+}
+
 fn notified_handlers(handlers: &[&Step], names: &[Option<String>], n: &str) -> Vec<usize> {
     let mut blocks: Vec<(&std::path::Path, Vec<usize>)> = Vec::new();
     for (j, step) in handlers.iter().enumerate() {

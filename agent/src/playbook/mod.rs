@@ -595,11 +595,6 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
         default_become_user(&mut play.handlers, user);
     }
     blocks::Item::flatten(&play.body, &mut play.tasks);
-    // `error_on_missing_handler = false`: a missing handler is a warning when notified
-    if crate::config::error_on_missing_handler() {
-        check_notify(&play.body, &play.handlers)?;
-        check_notify(&play.handlers, &play.handlers)?;
-    }
     Ok(play)
 }
 
@@ -704,47 +699,6 @@ pub(crate) fn finish_loaded(items: &mut Vec<blocks::Item>, after: &blocks::After
             d.after(|a| a.select = Some(selection.clone()))
         });
     }
-}
-
-/// Every `notify` must name a handler (by `name` or `listen`): Ansible fails the run otherwise.
-fn check_notify(items: &[blocks::Item], handlers: &[blocks::Item]) -> Result<()> {
-    let known = |n: &str| {
-        handlers.iter().any(|h| match h {
-            // a handler that is an include answers by its name too
-            blocks::Item::Task(s)
-            | blocks::Item::Include { step: s, .. }
-            | blocks::Item::Deferred { step: s, .. } => {
-                // a templated name or notification is known when the handlers run
-                crate::jinja::value::is_template(n)
-                    || s.task.name.as_deref().is_some_and(|name| {
-                        crate::jinja::value::is_template(name) || s.task.answers_to_name(name, n)
-                    })
-                    || s.extra.listen.iter().any(|l| l == n)
-            }
-            _ => false,
-        })
-    };
-    for i in items {
-        match i {
-            blocks::Item::Task(s) => {
-                if let Some(n) = s.extra.notify.iter().find(|n| !known(n)) {
-                    return Err(syntax(format!(
-                        "{}: The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list",
-                        s.task.origin
-                    )));
-                }
-            }
-            blocks::Item::Block(b) => {
-                check_notify(&b.block, handlers)?;
-                check_notify(&b.rescue, handlers)?;
-                check_notify(&b.always, handlers)?;
-            }
-            blocks::Item::Include { items, .. } => check_notify(items, handlers)?,
-            // its tasks are known when a host includes them
-            blocks::Item::Deferred { .. } | blocks::Item::Flush => {}
-        }
-    }
-    Ok(())
 }
 
 /// Gives the play's `become_user` to every task that has none of its own.

@@ -1231,6 +1231,27 @@ pub fn handler_items(seq: &[Node], file: &Arc<PathBuf>, inherit: &Inherit) -> Re
                 at(file, node)
             )));
         }
+        // nor blocks or roles (the action as written), whatever else the entry says
+        if entries.iter().any(|(k, _)| k.as_str() == "block") {
+            return Err(syntax(format!(
+                "Using a block as a handler is not supported.\nOrigin: {}",
+                at(file, node)
+            )));
+        }
+        let role_action = entries.iter().find_map(|(k, _)| {
+            let short = k
+                .as_str()
+                .strip_prefix("ansible.builtin.")
+                .or_else(|| k.as_str().strip_prefix("ansible.legacy."))
+                .unwrap_or(k.as_str());
+            matches!(short, "include_role" | "import_role").then(|| k.as_str())
+        });
+        if let Some(action) = role_action {
+            return Err(syntax(format!(
+                "Using '{action}' as a handler is not supported.\nOrigin: {}",
+                at(file, node)
+            )));
+        }
     }
     let mut items = parse_items(seq, file, inherit, 0)?;
     for (i, node) in items.iter_mut().zip(seq) {
