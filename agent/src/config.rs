@@ -51,6 +51,9 @@ pub struct Config {
     /// `error_on_missing_handler` (`ANSIBLE_ERROR_ON_MISSING_HANDLER`, default true): a
     /// `notify` of a handler that does not exist is an error; else a warning.
     pub error_on_missing_handler: bool,
+    /// `debug` (`ANSIBLE_DEBUG`): ansible-core's debug lines; the agent prints those of
+    /// implicit `meta` tasks (the flush at the end of a section).
+    pub debug: bool,
     /// `[privilege_escalation] become` (`ANSIBLE_BECOME`): the default of `--become`.
     pub r#become: bool,
     /// `[privilege_escalation] become_user` (`ANSIBLE_BECOME_USER`).
@@ -150,6 +153,7 @@ impl Default for Config {
             force_handlers: false,
             deprecation_warnings: true,
             error_on_missing_handler: true,
+            debug: false,
             r#become: false,
             become_user: None,
             become_method: None,
@@ -198,6 +202,7 @@ impl Config {
                 json!(self.become_user.as_deref().unwrap_or("root")),
             ),
             ("DEFAULT_FORCE_HANDLERS", json!(self.force_handlers)),
+            ("DEFAULT_DEBUG", json!(self.debug)),
             ("DEPRECATION_WARNINGS", json!(self.deprecation_warnings)),
             (
                 "ERROR_ON_MISSING_HANDLER",
@@ -285,6 +290,7 @@ pub fn load() -> Result<Config> {
             "ANSIBLE_ERROR_ON_MISSING_HANDLER",
             "error_on_missing_handler",
         ),
+        ("ANSIBLE_DEBUG", "debug"),
         ("ANSIBLE_CACHE_PLUGIN", "fact_caching"),
         ("ANSIBLE_CACHE_PLUGIN_CONNECTION", "fact_caching_connection"),
         ("ANSIBLE_CACHE_PLUGIN_PREFIX", "fact_caching_prefix"),
@@ -427,6 +433,7 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
         "error_on_missing_handler" => {
             cfg.error_on_missing_handler = crate::jinja::value::boolean_text(v)
         }
+        "debug" => cfg.debug = crate::jinja::value::boolean_text(v),
         "fact_caching" => {
             cfg.fact_caching.plugin = match v.strip_prefix("ansible.builtin.").unwrap_or(v) {
                 "memory" => CachePlugin::Memory,
@@ -479,9 +486,21 @@ pub fn private_role_vars() -> Option<bool> {
     load().ok().and_then(|c| c.private_role_vars)
 }
 
+/// The config in effect, read once for the lookups made while a run goes (`None` when it
+/// cannot be read: the run reports that where it loads it).
+fn in_effect() -> Option<&'static Config> {
+    static CONFIG: std::sync::OnceLock<Option<Config>> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| load().ok()).as_ref()
+}
+
 /// `error_on_missing_handler` of the config in effect (true when the config cannot be read).
 pub fn error_on_missing_handler() -> bool {
-    load().map(|c| c.error_on_missing_handler).unwrap_or(true)
+    in_effect().is_none_or(|c| c.error_on_missing_handler)
+}
+
+/// `debug` of the config in effect (false when the config cannot be read).
+pub fn debug() -> bool {
+    in_effect().is_some_and(|c| c.debug)
 }
 
 /// `roles_path` of the config in effect (its defaults when the config cannot be read: a

@@ -416,10 +416,24 @@ impl Engine {
 
     /// Whether notification `name` of `host` reaches a loaded handler (by its name, templated
     /// for the host, or a `listen` topic).
-    fn reaches_a_handler(&self, play: &Play, name: &str, host: &str, run: &PlayRun<'_>) -> bool {
+    /// When it does not, the warnings of handler names that could not be templated come
+    /// first, as ansible-core's search gives them.
+    fn reaches_a_handler(
+        &mut self,
+        play: &Play,
+        name: &str,
+        host: &str,
+        run: &PlayRun<'_>,
+    ) -> bool {
         let (handlers, _) = loaded_handlers(play, run);
-        let (names, _) = self.handler_names(play, &handlers, host, run);
-        !notified_handlers(&handlers, &names, name).is_empty()
+        let (names, warnings) = self.handler_names(play, &handlers, host, run);
+        let found = !notified_handlers(&handlers, &names, name).is_empty();
+        if !found {
+            for w in warnings {
+                self.reporter.warning(&w);
+            }
+        }
+        found
     }
 
     /// `fatal`: the task's `any_errors_fatal` (its own, a block's, else the play's).
@@ -580,7 +594,7 @@ impl Engine {
         let info = TaskInfo {
             name: task.display_name(),
             origin: Some(task.origin.clone()),
-            handler: false,
+            handler: step.extra.handler,
         };
         let conditions: Vec<(String, Result<bool, String>)> = {
             let hostvars = self.hostvars();
@@ -664,6 +678,12 @@ impl Engine {
                 Flow::Continue
             }
             "flush_handlers" => {
+                if step.extra.handler && conditions.iter().any(|(_, c)| matches!(c, Ok(true))) {
+                    // ansible-core's error, which ends the run
+                    eprintln!("[ERROR]: flush_handlers cannot be used as a handler");
+                    self.fatal = Some(1);
+                    return Flow::Abort;
+                }
                 for (h, c) in &conditions {
                     if matches!(c, Ok(true)) {
                         meta_line(self, &format!("triggered running handlers for {h}"));
@@ -1045,6 +1065,23 @@ impl Engine {
                 }
                 return flow;
             }
+            // an included file ansible-core refuses as handlers: its parser error, which ends
+            // the run
+            if let Some(origin) = &step.extra.handler_file_error {
+                eprintln!(
+                    "[ERROR]: Using a block as a handler is not supported.\nOrigin: {origin}"
+                );
+                self.fatal = Some(4);
+                return Flow::Abort;
+            }
+            // a `meta` handler is the executor's, as a `meta` task is
+            if step.task.module() == "meta" {
+                let flow = Box::pin(self.run_meta(play, step, &mut targets, run)).await;
+                if flow != Flow::Continue {
+                    return flow;
+                }
+                continue;
+            }
             let handler = Arc::new((*step.task).clone());
             let failed_now = self
                 .run_task(
@@ -1056,6 +1093,14 @@ impl Engine {
                 )
                 .await;
             let notifying: Vec<(String, Status)> = self.last.clone();
+            // a failed handler is `ansible_failed_task` in a rescue around the flush
+            for (host, status) in &notifying {
+                if *status == Status::Failed && self.dead.contains(host) {
+                    let result = self.last_results.remove(host).unwrap_or_default();
+                    run.failed_task
+                        .insert(host.clone(), (failed_task_fields(&step.task), result));
+                }
+            }
             if let Some(included) = &included[i] {
                 let ok: Vec<String> = notifying
                     .iter()

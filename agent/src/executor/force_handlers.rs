@@ -25,6 +25,25 @@ impl Engine {
         active: &mut Vec<String>,
         run: &mut PlayRun<'_>,
     ) -> Flow {
+        if crate::config::debug() {
+            // ansible-core's debug line of the implicit `meta: flush_handlers`, for each
+            // host with handlers to run
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            for h in active.iter() {
+                if run.notified.iter().any(|(_, hosts)| hosts.contains(h)) {
+                    self.reporter.verbose_line(
+                        0,
+                        &format!(
+                            "{:6} {now:.5}: META: triggered running handlers for {h}",
+                            std::process::id()
+                        ),
+                    );
+                }
+            }
+        }
         if !self.forcing_handlers(play) {
             return self.flush_handlers(play, active, run).await;
         }

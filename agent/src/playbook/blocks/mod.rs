@@ -57,6 +57,9 @@ pub struct Extra {
     pub throttle: Option<Value>,
     /// True for tasks of the `handlers:` section.
     pub handler: bool,
+    /// A handler that is an `include_tasks` of a file ansible-core refuses as handlers (a
+    /// block in a block): where, for the error it ends the run with when notified.
+    pub handler_file_error: Option<String>,
 }
 
 /// A task with its executor-side keywords.
@@ -1231,13 +1234,7 @@ pub fn handler_items(seq: &[Node], file: &Arc<PathBuf>, inherit: &Inherit) -> Re
                 at(file, node)
             )));
         }
-        // nor blocks or roles (the action as written), whatever else the entry says
-        if entries.iter().any(|(k, _)| k.as_str() == "block") {
-            return Err(syntax(format!(
-                "Using a block as a handler is not supported.\nOrigin: {}",
-                at(file, node)
-            )));
-        }
+        // nor roles (the action as written), whatever else the entry says
         let role_action = entries.iter().find_map(|(k, _)| {
             let short = k
                 .as_str()
@@ -1253,11 +1250,33 @@ pub fn handler_items(seq: &[Node], file: &Arc<PathBuf>, inherit: &Inherit) -> Re
             )));
         }
     }
+    // each entry is loaded as a block of handlers: a block in a block is refused (in an
+    // imported file too; in an included one when it is included)
+    let blocks_in = |nodes: &[Node], path: &Path| {
+        nested_handler_block(nodes, path).map(|origin| {
+            syntax(format!(
+                "Using a block as a handler is not supported.\nOrigin: {origin}"
+            ))
+        })
+    };
+    if let Some(e) = blocks_in(seq, file) {
+        return Err(e);
+    }
+    for node in seq {
+        if let Some((path, nodes)) = static_file_of(node, file, "import_tasks") {
+            if let Some(e) = blocks_in(&nodes, &path) {
+                return Err(e);
+            }
+        }
+    }
     let mut items = parse_items(seq, file, inherit, 0)?;
     for (i, node) in items.iter_mut().zip(seq) {
         if let Item::Task(step) | Item::Include { step, .. } | Item::Deferred { step, .. } = i {
             // an `include_tasks` handler runs its file's tasks when notified
             step.extra.handler = true;
+            if let Some((path, nodes)) = static_file_of(node, file, "include_tasks") {
+                step.extra.handler_file_error = nested_handler_block(&nodes, &path);
+            }
         } else {
             return Err(syntax(format!(
                 "{}: only plain tasks are supported as handlers by etcd-agent",
@@ -1266,6 +1285,49 @@ pub fn handler_items(seq: &[Node], file: &Arc<PathBuf>, inherit: &Inherit) -> Re
         }
     }
     Ok(items)
+}
+
+/// Where the first block nested in a block of handlers `seq` (read from `file`) is.
+fn nested_handler_block(seq: &[Node], file: &Path) -> Option<String> {
+    let is_block = |n: &Node| match &n.kind {
+        NodeKind::Map(e) => e.iter().any(|(k, _)| k.as_str() == "block"),
+        _ => false,
+    };
+    seq.iter().find_map(|node| {
+        let NodeKind::Map(entries) = &node.kind else {
+            return None;
+        };
+        entries
+            .iter()
+            .filter(|(k, _)| matches!(k.as_str(), "block" | "rescue" | "always"))
+            .filter_map(|(_, v)| v.as_seq())
+            .flatten()
+            .find(|n| is_block(n))
+            .map(|n| at(file, n))
+    })
+}
+
+/// The task file a handler entry names with `action` (`import_tasks`, `include_tasks`, also
+/// as `ansible.builtin.`), when the name is no template and the file reads.
+fn static_file_of(node: &Node, file: &Path, action: &str) -> Option<(PathBuf, Vec<Node>)> {
+    let NodeKind::Map(entries) = &node.kind else {
+        return None;
+    };
+    let (_, v) = entries.iter().find(|(k, _)| {
+        let k = k.as_str();
+        k == action || k.strip_prefix("ansible.builtin.") == Some(action)
+    })?;
+    let name = match v.to_json() {
+        Value::String(s) => s,
+        Value::Object(m) => m.get("file").and_then(Value::as_str)?.to_string(),
+        _ => return None,
+    };
+    if crate::jinja::value::is_template(&name) {
+        return None;
+    }
+    let path = file.parent()?.join(name);
+    let nodes = task_nodes(&path).ok()?;
+    Some((path, nodes))
 }
 
 /// Tags selection (`--tags`, `--skip-tags`) as Ansible applies it to a task's tags.
