@@ -65,6 +65,16 @@ fn setup(dir: &Path, sshd: &Sshd, extra_hosts: &str) -> PathBuf {
     )
 }
 
+/// Puts etcd-agent's own module binary into `dir/library/` as `etcd_health`.
+fn add_etcd_health(dir: &Path) {
+    std::fs::create_dir_all(dir.join("library")).unwrap();
+    std::fs::copy(
+        harness::module_binary("etcd_health"),
+        dir.join("library/etcd_health"),
+    )
+    .unwrap();
+}
+
 /// The private remote temp dirs that the logged uploads went to are gone at the end (the
 /// sshd is on this machine).
 fn assert_upload_dirs_gone(upload_lines: &[String]) {
@@ -605,12 +615,7 @@ fn ssh_cached_etcd_modules_are_the_remote_shell() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let inv = setup(dir, &sshd, "");
-    std::fs::create_dir_all(dir.join("library")).unwrap();
-    std::fs::copy(
-        harness::module_binary("etcd_health"),
-        dir.join("library/etcd_health"),
-    )
-    .unwrap();
+    add_etcd_health(dir);
     let pb = write_file(
         dir,
         "pb.yml",
@@ -718,12 +723,7 @@ fn ssh_compiled_and_sh_remote_shells_give_the_same_results() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let inv = setup(dir, &sshd, "");
-    std::fs::create_dir_all(dir.join("library")).unwrap();
-    std::fs::copy(
-        harness::module_binary("etcd_health"),
-        dir.join("library/etcd_health"),
-    )
-    .unwrap();
+    add_etcd_health(dir);
     let big = "0123456789abcdef\n".repeat(20_000);
     write_file(dir, "big.txt", &big);
     let out_dir = dir.join("out");

@@ -279,15 +279,7 @@ impl Connection {
                     self.spare_count.fetch_sub(1, Ordering::Relaxed);
                     return Ok(None);
                 }
-                match shell::Shell::start(
-                    session.clone(),
-                    &self.marker,
-                    false,
-                    &[],
-                    &self.native_shell_candidates(),
-                )
-                .await
-                {
+                match self.start_spare_shell(session).await {
                     Ok(sh) => sh,
                     Err(e) => {
                         self.spare_count.fetch_sub(1, Ordering::Relaxed);
@@ -364,21 +356,23 @@ impl Connection {
             self.spare_count.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        match shell::Shell::start(
-            session.clone(),
-            &self.marker,
-            false,
-            &[],
-            &self.native_shell_candidates(),
-        )
-        .await
-        {
+        match self.start_spare_shell(session).await {
             Ok(sh) => self.return_spare(sh),
             Err(e) => {
                 tracing::debug!(target: "etcd_agent::transport", conn = %self.label, "no spare shell: {e}");
                 self.spare_count.fetch_sub(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// A spare shell: no cleaning of dead runs' dirs, no cache lookups (the persistent
+    /// shell made them).
+    async fn start_spare_shell(
+        &self,
+        session: &Arc<openssh::Session>,
+    ) -> Result<shell::Shell, TransportError> {
+        let native = self.native_shell_candidates();
+        shell::Shell::start(session.clone(), &self.marker, false, &[], &native).await
     }
 
     /// See [`Connection::native_shell`].
