@@ -14,8 +14,8 @@
 //!   (a `<name>-<sha256>`) the host's module cache holds; then
 //!   `ETCD_AGENT_SHELL_READY native <uname -m> <dir>`;
 //! - `<cmd_len> <stdin_len>\n<cmd><stdin>`: runs `/bin/sh <private file holding cmd>` (not
-//!   `-c`: a command's text stays out of the process list) in a session of its own, with the login umask, SIGINT and SIGQUIT at their defaults,
-//!   stdin from an in-memory file (or `/dev/null`) and stdout/stderr into in-memory files
+//!   `-c`: a command's text stays out of the process list) in a session of its own, with
+//!   the login umask, SIGINT and SIGQUIT at their defaults, stdin from an in-memory file (or `/dev/null`) and stdout/stderr into in-memory files
 //!   (a background process that keeps them open never holds up the answer); answers
 //!   `<rc> <out_len> <err_len>\n<out><err>` (`rc` 128 + signal for a killed command);
 //! - `mod <args_len> <check> <args_name> <module_path>\n<args>`: runs a binary module as the
@@ -99,10 +99,7 @@ fn run(args: &[OsString]) -> Result<i32, String> {
     // Signals go to one thread, which cleans up; commands get them back (see `spawn`).
     block_exit_signals();
     let login_umask = unsafe { libc::umask(0o077) };
-    let tmp = std::env::var_os("TMPDIR")
-        .filter(|t| !t.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let tmp = temp_root();
     let dir = make_temp_dir(&tmp)?;
     let _ = DIR.set(dir.clone());
     std::thread::spawn(wait_for_exit_signals);
@@ -662,6 +659,14 @@ fn arch() -> String {
     }
 }
 
+/// `${TMPDIR:-/tmp}`.
+fn temp_root() -> PathBuf {
+    std::env::var_os("TMPDIR")
+        .filter(|t| !t.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
 fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
@@ -669,11 +674,7 @@ fn euid() -> u32 {
 /// The host's module cache (`${TMPDIR:-/tmp}/etcd-agent-modules-<uid>`) when it is a real
 /// directory of ours.
 fn cache_dir() -> Option<PathBuf> {
-    let tmp = std::env::var_os("TMPDIR")
-        .filter(|t| !t.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    let dir = tmp.join(format!("etcd-agent-modules-{}", euid()));
+    let dir = temp_root().join(format!("etcd-agent-modules-{}", euid()));
     is_ours(&dir, true).then_some(dir)
 }
 

@@ -381,16 +381,11 @@ impl Engine {
                     // as ansible-core: a changed result's notification must reach a handler
                     // loaded by now (an error that ends the run, or with
                     // `error_on_missing_handler = false` a warning)
-                    if !self.reaches_a_handler(play, &name, host, run) {
-                        let msg = format!(
-                            "The requested handler '{name}' was not found in either the main handlers list nor in the listening handlers list"
-                        );
-                        if crate::config::error_on_missing_handler() {
-                            eprintln!("[ERROR]: {msg}");
-                            missing_handler = true;
-                            break 'hosts;
-                        }
-                        self.reporter.warning(&msg);
+                    if !self.reaches_a_handler(play, &name, host, run)
+                        && self.missing_handler_ends_run(&name)
+                    {
+                        missing_handler = true;
+                        break 'hosts;
                     }
                     match run.notified.iter_mut().find(|(n, _)| *n == name) {
                         Some((_, hosts)) if !hosts.contains(host) => hosts.push(host.clone()),
@@ -412,6 +407,20 @@ impl Engine {
         }
         let fatal = step.task.any_errors_fatal.unwrap_or(play.any_errors_fatal);
         self.after_failures(play, fatal, failed_now, active, run)
+    }
+
+    /// Reports a notification that reaches no handler in ansible-core's words: an error when
+    /// `error_on_missing_handler` (true: the run ends), else a warning.
+    fn missing_handler_ends_run(&mut self, name: &str) -> bool {
+        let msg = format!(
+            "The requested handler '{name}' was not found in either the main handlers list nor in the listening handlers list"
+        );
+        if crate::config::error_on_missing_handler() {
+            eprintln!("[ERROR]: {msg}");
+            return true;
+        }
+        self.reporter.warning(&msg);
+        false
     }
 
     /// Whether notification `name` of `host` reaches a loaded handler (by its name, templated
@@ -1132,16 +1141,9 @@ impl Engine {
                     continue;
                 }
                 for n in &step.extra.notify {
-                    if notified(n).is_empty() {
-                        let msg = format!(
-                            "The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list"
-                        );
-                        if crate::config::error_on_missing_handler() {
-                            eprintln!("[ERROR]: {msg}");
-                            self.fatal = Some(1);
-                            return Flow::Abort;
-                        }
-                        self.reporter.warning(&msg);
+                    if notified(n).is_empty() && self.missing_handler_ends_run(n) {
+                        self.fatal = Some(1);
+                        return Flow::Abort;
                     }
                     for j in notified(n) {
                         let list = if j > i {
@@ -1206,12 +1208,6 @@ fn item_role_instance(item: &Item) -> Option<usize> {
     }
 }
 
-/// The handlers a notification `n` reaches, as ansible-core's `search_handlers_by_notification`
-/// finds them. It looks through the play's handler blocks last first (the play's own
-/// `handlers:` section is one block, each role's handlers file another; here a block is the
-/// handlers written in one file), each block in order: by name (or `role : name`) the first
-/// match only, so a role loaded later wins over the play and an earlier role, and every
-/// handler that `listen`s to `n` (one per name).
 /// Marks the tasks of a handler's included file as handlers.
 fn mark_as_handlers(items: &mut [Item]) {
     for item in items {
@@ -1262,6 +1258,12 @@ fn loaded_handlers<'p>(
         .unzip()
 }
 
+/// The handlers a notification `n` reaches, as ansible-core's `search_handlers_by_notification`
+/// finds them. It looks through the play's handler blocks last first (the play's own
+/// `handlers:` section is one block, each role's handlers file another; here a block is the
+/// handlers written in one file), each block in order: by name (or `role : name`) the first
+/// match only, so a role loaded later wins over the play and an earlier role, and every
+/// handler that `listen`s to `n` (one per name).
 fn notified_handlers(handlers: &[&Step], names: &[Option<String>], n: &str) -> Vec<usize> {
     let mut blocks: Vec<(&std::path::Path, Vec<usize>)> = Vec::new();
     for (j, step) in handlers.iter().enumerate() {
