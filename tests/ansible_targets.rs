@@ -20,7 +20,8 @@
 //! ansible-playbook but not under the agent; targets that newly pass are reported.
 //! `TARGETS_ONLY=a,b` runs a subset (or other targets of the sdist, tried but never gated); logs and results of every run are kept in
 //! `target/ansible-targets/`; `TARGETS_REUSE_ANSIBLE=1` takes ansible-playbook's results from
-//! there instead of running it again (marked "(kept)" in the table).
+//! there instead of running it again (marked "(kept)" in the table). `TARGETS_KEEP_GOING=1`
+//! makes a `runme.sh` report every failing command (`TARGET-STEP-FAILED line N`) and go on.
 //!
 //! By default (what `scripts/test` and CI run) ansible-playbook runs only the targets listed in
 //! `expected_pass.txt`, the ones the gate needs, and the agent runs every target: ansible-playbook
@@ -227,6 +228,9 @@ fn run_target(test_dir: &Path, bin: &Binaries, name: &str, engine: Engine) -> Ou
         .expect("run cp");
     assert!(copy.success(), "cannot copy target {name}");
     let target_dir = targets.join(name);
+    if std::env::var_os("TARGETS_KEEP_GOING").is_some() {
+        keep_going(&target_dir.join("runme.sh"));
+    }
 
     let python = bin_dir.join("python3");
     fs::write(
@@ -423,6 +427,21 @@ fn private_tmp() -> bool {
             .status()
             .is_ok_and(|s| s.success())
     })
+}
+
+/// For surveys (`TARGETS_KEEP_GOING=1`): a `runme.sh` that reports each failing command
+/// (`TARGET-STEP-FAILED line N`) and goes on to the next, so one run shows every difference
+/// instead of the first. The target's exit code is then meaningless.
+fn keep_going(runme: &Path) {
+    let Ok(text) = fs::read_to_string(runme) else {
+        return;
+    };
+    let trap = "set +e\ntrap 'echo \"TARGET-STEP-FAILED line $LINENO\" >&2' ERR\n";
+    let text = text
+        .replace("set -eux", "set -ux")
+        .replace("set -e\n", "\n")
+        .replacen("\n", &format!("\n{trap}"), 1);
+    fs::write(runme, text).unwrap();
 }
 
 /// A directory with the `en_US.UTF-8` locale that some targets switch to (`tags`: `LC_ALL=

@@ -397,11 +397,14 @@ fn load_tls(
 /// otherwise. A malformed URL, a port that is not 1-65535, or a path is
 /// refused here rather than reported later as "connection refused".
 fn parse_endpoint(endpoint: &str, tls: Option<bool>) -> Result<String, String> {
-    let endpoint = endpoint.trim();
-    if endpoint.is_empty() {
+    let given = endpoint.trim();
+    if given.is_empty() {
         return Err("an endpoint is empty".into());
     }
-    let (scheme, rest) = match endpoint.split_once("://") {
+    // Messages name the endpoint as given, less any user information
+    // (`user:password@`), which is a credential wherever it appears.
+    let endpoint = &hide_userinfo(given);
+    let (scheme, rest) = match given.split_once("://") {
         Some((scheme, rest)) => {
             let scheme = scheme.to_ascii_lowercase();
             if scheme != "http" && scheme != "https" {
@@ -411,7 +414,7 @@ fn parse_endpoint(endpoint: &str, tls: Option<bool>) -> Result<String, String> {
             }
             (Some(scheme), rest)
         }
-        None => (None, endpoint),
+        None => (None, given),
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() {
@@ -479,6 +482,23 @@ fn parse_endpoint(endpoint: &str, tls: Option<bool>) -> Result<String, String> {
         (Some(scheme), _) => Ok(format!("{scheme}://{authority}")),
         (None, Some(true)) => Ok(format!("https://{authority}")),
         (None, _) => Ok(format!("http://{authority}")),
+    }
+}
+
+/// The endpoint with everything between its scheme and the last `@` of its
+/// authority replaced by `***`: the text an error message may show.
+fn hide_userinfo(endpoint: &str) -> String {
+    let (prefix, rest) = match endpoint.find("://") {
+        Some(i) => endpoint.split_at(i + 3),
+        None => ("", endpoint),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    // A user name or password may itself hold '/', '?' or '#': hide up to
+    // the last '@' anywhere when the authority has none.
+    let at = rest[..authority_end].rfind('@').or_else(|| rest.rfind('@'));
+    match at {
+        Some(at) => format!("{prefix}***{}", &rest[at..]),
+        None => endpoint.to_string(),
     }
 }
 
@@ -745,5 +765,19 @@ mod tests {
         );
         assert!(normalize_endpoint("http://10.0.0.1:2379", true).is_err());
         assert!(normalize_endpoint("unix://x", false).is_err());
+    }
+
+    #[test]
+    fn refused_endpoints_never_show_their_user_information() {
+        for (given, shown) in [
+            ("http://root:pw@10.0.0.1:2379", "http://***@10.0.0.1:2379"),
+            ("ftp://root:pw@h:1", "ftp://***@h:1"),
+            ("root:pw@h:1/x", "***@h:1/x"),
+            ("https://u:p/w?#@h", "https://***@h"),
+        ] {
+            let err = normalize_endpoint(given, false).err().unwrap().msg;
+            assert!(err.contains(shown), "{err}");
+            assert!(!err.contains("pw") && !err.contains("p/w"), "{err}");
+        }
     }
 }

@@ -455,11 +455,19 @@ fn py_float(x: f64) -> String {
     }
 }
 
-/// Every scalar inside `v` as text (JSON and Python forms), for masking.
+/// Every scalar inside `v` as text (JSON and Python forms), for masking. A
+/// string with blanks or control characters at its ends counts trimmed too:
+/// whatever reads it (an auth header, a file) may have trimmed it.
 pub fn leaves(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Null => {}
-        Value::String(s) => out.push(s.clone()),
+        Value::String(s) => {
+            out.push(s.clone());
+            let trimmed = s.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+            if trimmed.len() != s.len() && !trimmed.is_empty() {
+                out.push(trimmed.to_string());
+            }
+        }
         Value::Array(items) => items.iter().for_each(|i| leaves(i, out)),
         Value::Object(map) => map.values().for_each(|i| leaves(i, out)),
         scalar => {
@@ -482,6 +490,13 @@ mod tests {
         assert_eq!(py_str(&json!(0.00001)), "1e-05");
         assert_eq!(py_str(&json!(12345678)), "12345678");
         assert_eq!(py_str(&json!(true)), "True");
+    }
+
+    #[test]
+    fn secret_leaves_count_trimmed_too() {
+        let mut out = Vec::new();
+        leaves(&json!(["s3cret\u{0}", " pw ", "x", 7]), &mut out);
+        assert_eq!(out, ["s3cret\u{0}", "s3cret", " pw ", "pw", "x", "7", "7"]);
     }
 
     #[test]
