@@ -440,6 +440,10 @@ fn keep_going(runme: &Path) {
     let text = text
         .replace("set -eux", "set -ux")
         .replace("set -e\n", "\n")
+        .replace(
+            "exit 1\n",
+            "echo \"TARGET-STEP-FAILED line $LINENO (exit 1)\" >&2\n",
+        )
         .replacen("\n", &format!("\n{trap}"), 1);
     fs::write(runme, text).unwrap();
 }

@@ -86,12 +86,18 @@ pub fn inventory(args: InventoryArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Run options merged from the command line and ansible.cfg.
-fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<RunOptions> {
+/// The `-e` values merged, the later above the earlier.
+fn extra_vars(run: &RunOpts) -> Result<inventory::Vars> {
     let mut extra = inventory::Vars::new();
     for e in &run.extra_vars {
         inventory::merge(&mut extra, &crate::extra_vars::parse(e)?);
     }
+    Ok(extra)
+}
+
+/// Run options merged from the command line and ansible.cfg.
+fn run_options(run: &RunOpts, cfg: &Config, playbook_dir: PathBuf) -> Result<RunOptions> {
+    let extra = extra_vars(run)?;
     if run.forks == Some(0) {
         return Err(usage("forks must be at least 1"));
     }
@@ -197,6 +203,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Checks that every task's module can be found (unknown modules are syntax errors, exit 4).
 fn check_modules(pb: &Playbook, finder: &ModuleFinder) -> Result<()> {
+    // every playbook read (imported ones too) brings its `library/`
+    for dir in &pb.dirs {
+        finder.add_plugin_dir(dir);
+    }
     for play in &pb.plays {
         // the roles' `library/` directories join the search as the roles load
         for role in &play.roles {
@@ -255,11 +265,17 @@ fn playbook_path(arg: &Path, cfg: &Config) -> (PathBuf, Option<String>) {
 pub fn playbook(args: PlaybookArgs) -> Result<i32> {
     let cfg = crate::config::load()?;
     vault_setup(&args.run, &cfg)?;
+    // names templated while the playbooks are parsed may use the extra vars
+    let extra = extra_vars(&args.run)?;
     let mut books = Vec::new();
     let mut paths = Vec::new();
     for path in &args.playbooks {
         let (path, collection) = playbook_path(path, &cfg);
-        books.push(crate::playbook::load_from(&path, collection.as_deref())?);
+        books.push(crate::playbook::load_with(
+            &path,
+            collection.as_deref(),
+            &extra,
+        )?);
         paths.push(path);
     }
     let first_dir = paths

@@ -73,6 +73,12 @@ impl ModuleFinder {
         self
     }
 
+    /// Adds the `library/` of a playbook's directory `dir` (if it has one) to the search, as
+    /// ansible-core does for each playbook it loads.
+    pub fn add_plugin_dir(&self, dir: &Path) {
+        self.add_role(dir)
+    }
+
     /// Adds the `library/` of the role in `role_path` (if it has one) to the search, as
     /// ansible-playbook does when it loads a role; names not found before are looked up again.
     pub fn add_role(&self, role_path: &Path) {

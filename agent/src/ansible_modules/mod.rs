@@ -233,7 +233,7 @@ impl Helper {
 /// The controller Python that has `ansible`: `ETCD_AGENT_ANSIBLE_PYTHON` if set; else the
 /// interpreter of `ansible-playbook` on `PATH` when its shebang names a Python; else `python3`
 /// on `PATH` (a wrapper script such as a pyenv shim runs that one).
-fn controller_python() -> Result<PathBuf, String> {
+pub(crate) fn controller_python() -> Result<PathBuf, String> {
     if let Ok(p) = std::env::var(PYTHON_ENV) {
         if p.is_empty() || p == "none" {
             return Err(format!("{PYTHON_ENV} is {p:?}"));

@@ -22,6 +22,25 @@ pub fn target(templar: &Templar, task: &Task, vars: &JValue) -> Result<Option<St
     }
 }
 
+/// A delegated task's `ansible_delegated_vars` (`{target: its variables}`), as ansible-core
+/// defines it for the task's conditions, arguments and handlers: the target's inventory
+/// variables (with `-e`) and its `inventory_hostname`. Nothing when the target cannot be
+/// templated yet (the task reports that error when it runs).
+pub fn add_delegated_vars(shared: &Shared, job: &mut HostJob) {
+    if job.task.delegate_to.is_none() {
+        return;
+    }
+    let Ok(Some(d)) = target(&shared.templar, &job.task, &job.ctx.value()) else {
+        return;
+    };
+    let mut vars = shared.delegate_vars(&d);
+    vars.insert("inventory_hostname".into(), Value::String(d.clone()));
+    let mut by_host = Map::new();
+    by_host.insert(d, Value::Object(vars));
+    job.ctx
+        .set("ansible_delegated_vars", &Value::Object(by_host));
+}
+
 /// The connection variables of the host the action runs on: the delegation target's (with
 /// the `connection` keyword when it has no `ansible_connection`), else the job's own.
 pub fn conn_vars(shared: &Shared, job: &HostJob, delegated_to: Option<&str>) -> Map<String, Value> {

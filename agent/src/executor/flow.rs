@@ -266,6 +266,7 @@ impl Engine {
                     if let Some(index) = r.get("ansible_index_var").and_then(Value::as_str) {
                         if let Some(v) = r.get(index) {
                             vars.insert(index.to_string(), v.clone());
+                            vars.insert("ansible_index_var".into(), index.into());
                         }
                     }
                     if let Some(v) = r.get("ansible_loop") {

@@ -154,7 +154,9 @@ impl Engine {
         let opts = &self.shared.opts;
         let mut inv = crate::inventory::Inventory::load(&opts.inventory_sources)?;
         inv.add_playbook_dir(&opts.playbook_dir)?;
-        inv.ensure_implicit_localhost();
+        inv.ensure_implicit_localhost_with(
+            crate::ansible_modules::controller_python().ok().as_deref(),
+        );
         let added: Vec<&str> = self
             .dynamic
             .iter()

@@ -41,7 +41,12 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, forks: Option<Arc<Semaphore>
 }
 
 /// The phases of one task on one host, each ending the job early when it fails.
-async fn run_task(shared: Arc<Shared>, job: HostJob, forks: Option<Arc<Semaphore>>) -> HostOutcome {
+async fn run_task(
+    shared: Arc<Shared>,
+    mut job: HostJob,
+    forks: Option<Arc<Semaphore>>,
+) -> HostOutcome {
+    delegation::add_delegated_vars(&shared, &mut job);
     let vars = job.ctx.value();
     match when::gate(&shared.templar, &job.task, &vars) {
         Gate::Run => {}

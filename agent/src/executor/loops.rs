@@ -209,6 +209,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         ctx.set("ansible_loop_var", &Value::String(var.clone()));
         if let Some(iv) = &index_var {
             ctx.set(iv, &Value::from(i));
+            ctx.set("ansible_index_var", &Value::String(iv.clone()));
         }
         let place = extended.then(|| loop_place(&list, i, allitems));
         if let Some(place) = &place {

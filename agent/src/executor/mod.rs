@@ -126,7 +126,9 @@ impl Engine {
         reporter: Box<dyn Reporter>,
     ) -> anyhow::Result<Self> {
         let mut inv = inv;
-        inv.ensure_implicit_localhost();
+        inv.ensure_implicit_localhost_with(
+            crate::ansible_modules::controller_python().ok().as_deref(),
+        );
         let mut reporter = reporter;
         let mut fact_cache =
             fact_cache::FactCache::new(&opts.fact_caching, opts.inject_facts_as_vars)?;

@@ -574,6 +574,13 @@ impl Inventory {
 
     /// Ensures `localhost` exists, adding Ansible's implicit one (local connection) if absent.
     pub fn ensure_implicit_localhost(&mut self) {
+        self.ensure_implicit_localhost_with(None);
+    }
+
+    /// [`Inventory::ensure_implicit_localhost`]; an implicit `localhost` runs Python modules
+    /// with `python` (ansible-core gives it the controller's own interpreter rather than
+    /// discovering one).
+    pub fn ensure_implicit_localhost_with(&mut self, python: Option<&Path>) {
         if self.host("localhost").is_some() {
             return;
         }
@@ -581,6 +588,12 @@ impl Inventory {
         h.implicit = true;
         h.vars
             .insert("ansible_connection".into(), Value::String("local".into()));
+        if let Some(python) = python {
+            h.vars.insert(
+                "ansible_python_interpreter".into(),
+                Value::String(python.display().to_string()),
+            );
+        }
     }
 }
 

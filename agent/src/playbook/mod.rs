@@ -87,6 +87,10 @@ pub struct Play {
 pub struct Playbook {
     /// Plays in order.
     pub plays: Vec<Play>,
+    /// The directories of the playbook files read (the imported ones too), in the order
+    /// read: their `library/` joins the module search, as ansible-core adds each loaded
+    /// playbook's plugin directories.
+    pub dirs: Vec<PathBuf>,
 }
 
 const PLAY_KEYS: &[&str] = &[
@@ -123,6 +127,35 @@ pub fn load(path: &Path) -> Result<Playbook> {
 /// Reads and parses a playbook file; `collection` is the collection it belongs to when it was
 /// named by FQCN (`etcd_agent.etcd.etcd_healthy`): its modules and roles are found first.
 pub fn load_from(path: &Path, collection: Option<&str>) -> Result<Playbook> {
+    load_with(path, collection, &Map::new())
+}
+
+/// [`load_from`] with the run's extra vars, which names the parser templates (an
+/// `import_playbook`'s file, an `import_role`'s role, an `import_tasks`' file) may use, as
+/// ansible-core templates them with what it knows before any host: see [`ParseVars`].
+pub fn load_with(
+    path: &Path,
+    collection: Option<&str>,
+    extra_vars: &Map<String, Value>,
+) -> Result<Playbook> {
+    let known = ParseVars {
+        extra: extra_vars.clone(),
+        imported: Map::new(),
+    };
+    load_inner(path, collection, &known)
+}
+
+/// The variables a play's names can be templated with while it is parsed.
+#[derive(Clone, Debug, Default)]
+pub struct ParseVars {
+    /// `-e`: above everything.
+    pub extra: Map<String, Value>,
+    /// The `vars` of the `import_playbook`s that brought the play, the outermost last (it
+    /// wins, as ansible-core applies them).
+    pub imported: Map<String, Value>,
+}
+
+fn load_inner(path: &Path, collection: Option<&str>, known: &ParseVars) -> Result<Playbook> {
     if !path.is_file() {
         return Err(crate::error::Fatal::Other(format!(
             "the playbook: {} could not be found",
@@ -150,6 +183,7 @@ pub fn load_from(path: &Path, collection: Option<&str>) -> Result<Playbook> {
         )));
     }
     let mut plays = Vec::new();
+    let mut dirs: Vec<PathBuf> = path.parent().map(Path::to_path_buf).into_iter().collect();
     for doc in &docs {
         if doc.is_null() {
             continue;
@@ -162,21 +196,31 @@ pub fn load_from(path: &Path, collection: Option<&str>) -> Result<Playbook> {
             )));
         };
         for item in items {
-            if let Some(imported) = import_playbook(item, path, collection)? {
+            if let Some(imported) = import_playbook(item, path, collection, known)? {
                 plays.extend(imported.plays);
+                for d in imported.dirs {
+                    if !dirs.contains(&d) {
+                        dirs.push(d);
+                    }
+                }
                 continue;
             }
-            plays.push(parse_play(item, &file, collection)?);
+            plays.push(parse_play(item, &file, collection, known)?);
         }
     }
-    Ok(Playbook { plays })
+    Ok(Playbook { plays, dirs })
 }
 
 /// `- import_playbook: other.yml`, relative to the importing playbook (or a collection's
 /// playbook by name); the name may be a template of the import's own `vars`. The import's
 /// `vars` override the imported plays' own, its `tags` join theirs and its `when` gates
 /// every task of them, as ansible-core's PlaybookInclude applies them.
-fn import_playbook(node: &Node, path: &Path, collection: Option<&str>) -> Result<Option<Playbook>> {
+fn import_playbook(
+    node: &Node,
+    path: &Path,
+    collection: Option<&str>,
+    known: &ParseVars,
+) -> Result<Option<Playbook>> {
     let Some(entries) = node.as_map() else {
         return Ok(None);
     };
@@ -214,11 +258,11 @@ fn import_playbook(node: &Node, path: &Path, collection: Option<&str>) -> Result
     }
     let mut rel = node_str(target).unwrap_or_default();
     if crate::jinja::value::is_template(&rel) {
-        let templar = crate::jinja::Templar::new();
-        let context = minijinja::Value::from_serialize(&vars);
-        rel = templar
-            .render_str(&rel, &context)
-            .map(|v| scalar_string(&v))
+        // the import's own vars, under the outer imports' and the extra vars
+        let mut context = vars.clone();
+        context.extend(known.imported.clone());
+        context.extend(known.extra.clone());
+        rel = blocks::static_vars::render(&rel, &context)
             .map_err(|e| syntax(format!("{at}: import_playbook name {rel:?}: {e:#}")))?;
     }
     if rel.is_empty() || crate::jinja::value::is_template(&rel) {
@@ -226,13 +270,17 @@ fn import_playbook(node: &Node, path: &Path, collection: Option<&str>) -> Result
     }
     let base = path.parent().map(PathBuf::from).unwrap_or_default();
     let target = base.join(&rel);
+    let mut inner = known.clone();
+    let mut imported = vars.clone();
+    imported.extend(known.imported.clone());
+    inner.imported = imported;
     let mut book = if target.is_file() {
-        load_from(&target, collection)?
+        load_inner(&target, collection, &inner)?
     } else {
         // a collection's playbook by its fully qualified name
         let roots = crate::collections::roots(Some(&base), &crate::config::collections_path());
         match crate::collections::find_playbook(&roots, &rel) {
-            Some((found, coll)) => load_from(&found, Some(&coll))?,
+            Some((found, coll)) => load_inner(&found, Some(&coll), &inner)?,
             None => {
                 return Err(syntax(format!(
                     "{at}: import_playbook: cannot find {}",
@@ -375,7 +423,12 @@ fn vars_files(v: &Value, file: &Path, line: usize) -> Result<Map<String, Value>>
     Ok(out)
 }
 
-fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>) -> Result<Play> {
+fn parse_play(
+    node: &Node,
+    file: &Arc<PathBuf>,
+    default_collection: Option<&str>,
+    known: &ParseVars,
+) -> Result<Play> {
     let origin = TaskOrigin {
         file: file.clone(),
         line: node.line,
@@ -541,8 +594,11 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, default_collection: Option<&str>
     // vars_files take precedence over play vars
     play.vars.extend(files_vars);
     let playbook_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut play_vars = play.vars.clone();
+    play_vars.extend(known.imported.clone());
     let collector = Arc::new(std::sync::Mutex::new(blocks::roles::PlayRoles::new(
         playbook_dir,
+        (play_vars, known.extra.clone()),
     )));
     let inherit = blocks::Inherit::from_play(
         inherited,

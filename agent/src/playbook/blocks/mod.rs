@@ -7,6 +7,7 @@
 //! block's tasks at parse time, as Ansible does.
 
 pub mod roles;
+pub mod static_vars;
 
 use super::role::Role;
 use super::task::{self, Task};
@@ -735,10 +736,12 @@ fn parse_import(
     // are its tasks' vars
     if is_import {
         inner.vars.extend(vars.clone());
+        // an import's tags are its tasks'; an include's select the include only (its
+        // tasks are selected by their own tags, or by `apply`'s)
+        inner.tags.extend(tags.clone());
     } else {
         inner.params.extend(vars.clone());
     }
-    inner.tags.extend(tags.clone());
     // a templated file name or a loop: the file is found and parsed when a host reaches the
     // include, once per distinct file and item (Ansible's IncludedFile)
     if !is_import
@@ -770,6 +773,10 @@ fn parse_import(
             (&own, looping),
             deferred,
         )]);
+    }
+    if is_import {
+        // an import's templated name takes what is known when the play loads
+        rel = static_vars::resolve(&rel, &inner, "import_tasks file", &at(file, node))?;
     }
     let loaded = load_tasks_file(
         &rel,

@@ -32,13 +32,21 @@ pub struct PlayRoles {
     run: Vec<((PathBuf, Value), usize)>,
     /// The roles whose handlers are in [`PlayRoles::handlers`].
     handled: Vec<PathBuf>,
+    /// The play's vars (with its `vars_files` and the `import_playbook` vars) and the extra
+    /// vars: what names templated at parse time see (see [`super::static_vars`]).
+    pub(crate) parse_vars: (Map<String, Value>, Map<String, Value>),
 }
 
 impl PlayRoles {
-    /// For a play of the playbook in `playbook_dir`.
-    pub fn new(playbook_dir: PathBuf) -> Self {
+    /// For a play of the playbook in `playbook_dir`, whose variables known before any host
+    /// are `parse_vars` (the play's, the extra vars).
+    pub fn new(
+        playbook_dir: PathBuf,
+        parse_vars: (Map<String, Value>, Map<String, Value>),
+    ) -> Self {
         PlayRoles {
             playbook_dir,
+            parse_vars,
             ..PlayRoles::default()
         }
     }
@@ -405,11 +413,6 @@ fn expand(
 ) -> Result<(Vec<Item>, Arc<Role>)> {
     let name = reference_name(entry)
         .ok_or_else(|| syntax(format!("{at}: a role needs a name (`role:`)")))?;
-    if crate::jinja::value::is_template(&name) {
-        return Err(syntax(format!(
-            "{at}: templated role names are not supported by etcd-agent"
-        )));
-    }
     let mut inner = inherit.clone();
     if let Value::Object(m) = entry {
         for (k, v) in m {
@@ -438,6 +441,13 @@ fn expand(
         .play_roles
         .clone()
         .ok_or_else(|| syntax(format!("{at}: roles are only known inside a play")))?;
+    // a templated name or `tasks_from` takes what is known before any host, with the
+    // reference's own vars (see `static_vars`)
+    let name = super::static_vars::resolve(&name, &inner, "role name", at)?;
+    let tasks_from = tasks_from
+        .map(|f| super::static_vars::resolve(f, &inner, "tasks_from", at))
+        .transpose()?;
+    let tasks_from = tasks_from.as_deref();
     let playbook_dir = lock(&collector).playbook_dir.clone();
     let role = Role::load(&name, &playbook_dir, &inner.collections, at)?;
     let role = if files.vars.is_some() || files.defaults.is_some() {
@@ -573,6 +583,6 @@ fn expand(
 /// Instance ids of role references, unique in the run.
 static NEXT_INSTANCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 
-fn lock(collector: &Mutex<PlayRoles>) -> std::sync::MutexGuard<'_, PlayRoles> {
+pub(super) fn lock(collector: &Mutex<PlayRoles>) -> std::sync::MutexGuard<'_, PlayRoles> {
     collector.lock().unwrap_or_else(|e| e.into_inner())
 }
