@@ -368,7 +368,7 @@ fn bad_input_gives_one_line_and_ansible_exit_codes() {
             "register_bool.yml",
             "- hosts: g\n  tasks:\n    - debug: msg=1\n      register: off\n",
             4,
-            "register_bool.yml:3:7: Invalid 'register' specified: Invalid variable name 'False' of type 'bool'.",
+            "Invalid 'register' specified: Invalid variable name 'False' of type 'bool'.\nOrigin: ",
         ),
         (
             "register_name.yml",

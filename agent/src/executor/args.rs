@@ -84,6 +84,11 @@ pub fn template(
     for (key, value) in to_template {
         match templar.render_value(&value, vars) {
             Ok(v) if v.as_str() == Some(OMIT) => {}
+            // an include_role's own arguments are task arguments too: omitted ones are dropped
+            Ok(Value::Object(mut m)) if key == "_include_args" => {
+                m.retain(|_, v| v.as_str() != Some(OMIT));
+                args.insert(key, Value::Object(m));
+            }
             Ok(v) => {
                 args.insert(key, v);
             }

@@ -273,15 +273,13 @@ impl Engine {
                         vars.insert("ansible_loop".into(), v.clone());
                     }
                 }
-                match named
-                    .iter_mut()
-                    .find(|(f, t, v, _)| *f == file && *t == tasks_from && *v == vars)
-                {
-                    Some((_, _, _, hosts)) => {
-                        if !hosts.contains(host) {
-                            hosts.push(host.clone());
-                        }
-                    }
+                // ansible-core's IncludedFile: the first equal include that does not have
+                // the host yet takes it; a host's second equal include (a loop with the
+                // same item twice) is a new one after it, so it runs again
+                match named.iter_mut().find(|(f, t, v, hosts)| {
+                    *f == file && *t == tasks_from && *v == vars && !hosts.contains(host)
+                }) {
+                    Some((_, _, _, hosts)) => hosts.push(host.clone()),
                     None => named.push((file, tasks_from, vars, vec![host.clone()])),
                 }
             }
@@ -346,7 +344,13 @@ impl Engine {
             }
         }
         let mut failed_now = self
-            .run_task(play, &step.task, active, run.all_hosts, Some(&step.extra))
+            .run_task(
+                play,
+                &step.task,
+                active,
+                (run.all_hosts, &run.batch.clone()),
+                Some(&step.extra),
+            )
             .await;
         let run_once =
             step.task.run_once || crate::builtins::bypasses_host_loop(step.task.module());
@@ -435,7 +439,8 @@ impl Engine {
         host: &str,
         run: &PlayRun<'_>,
     ) -> bool {
-        let (handlers, _) = loaded_handlers(play, run);
+        let runtime = play.runtime_handlers();
+        let (handlers, _) = loaded_handlers(play, &runtime, run);
         let (names, warnings) = self.handler_names(play, &handlers, host, run);
         let found = !notified_handlers(&handlers, &names, name).is_empty();
         if !found {
@@ -1031,7 +1036,8 @@ impl Engine {
         if run.notified.is_empty() {
             return Flow::Continue;
         }
-        let (handlers, included) = loaded_handlers(play, run);
+        let runtime = play.runtime_handlers();
+        let (handlers, included) = loaded_handlers(play, &runtime, run);
         let names = match run.notified.first().and_then(|(_, hosts)| hosts.first()) {
             Some(host) => {
                 let (names, warnings) = self.handler_names(play, &handlers, &host.clone(), run);
@@ -1098,7 +1104,7 @@ impl Engine {
                     play,
                     &handler,
                     &mut targets,
-                    run.all_hosts,
+                    (run.all_hosts, &run.batch.clone()),
                     Some(&step.extra),
                 )
                 .await;
@@ -1233,6 +1239,7 @@ fn mark_as_handlers(items: &mut [Item]) {
 /// of its role ran.
 fn loaded_handlers<'p>(
     play: &'p Play,
+    runtime: &'p [Item],
     run: &PlayRun<'_>,
 ) -> (Vec<&'p Step>, Vec<Option<Included<'p>>>) {
     let reached = &run.roles_reached;
@@ -1245,11 +1252,13 @@ fn loaded_handlers<'p>(
         };
         i < play.include_handlers_at || role.is_some_and(|r| reached.contains(&r.path))
     };
+    // then those of roles included while the play runs (see `Play::runtime_handlers`)
     play.handlers
         .iter()
         .enumerate()
         .filter(|(i, item)| loaded(*i, item))
         .map(|(_, item)| item)
+        .chain(runtime)
         .filter_map(|item| match item {
             Item::Task(step) => Some((step, None)),
             Item::Include { step, items } => Some((step, Some(Included::Parsed(items)))),

@@ -10,14 +10,14 @@ use serde_json::{Map, Value};
 
 impl Engine {
     /// Records the outcomes of `task` (in host order) in the run state; a failed or
-    /// unreachable host leaves `active`. `run_once`: the one outcome applies to every active
-    /// host. Returns how many hosts newly failed.
+    /// unreachable host leaves `active`. `run_once_to`: under `run_once`, the hosts the one
+    /// outcome's facts and register apply to. Returns how many hosts newly failed.
     pub(super) fn record(
         &mut self,
         task: &Task,
         outcomes: &[HostOutcome],
         active: &mut Vec<String>,
-        run_once: bool,
+        run_once_to: Option<&[String]>,
     ) -> usize {
         let mut newly_failed = 0;
         self.last = outcomes
@@ -49,10 +49,9 @@ impl Engine {
             }
         }
         for o in outcomes {
-            let apply_to: Vec<String> = if run_once {
-                active.clone()
-            } else {
-                vec![o.host.clone()]
+            let apply_to: Vec<String> = match run_once_to {
+                Some(hosts) => hosts.to_vec(),
+                None => vec![o.host.clone()],
             };
             if !matches!(
                 o.status,

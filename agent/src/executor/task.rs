@@ -14,13 +14,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Engine {
-    /// Runs a task on the active hosts; returns how many hosts newly failed.
+    /// Runs a task on the active hosts; returns how many hosts newly failed. `batch`: the
+    /// hosts of the play's batch, which a `run_once` task's facts and register reach.
     pub(super) async fn run_task(
         &mut self,
         play: &Play,
         task: &Arc<Task>,
         active: &mut Vec<String>,
-        play_hosts: &[String],
+        (play_hosts, batch): (&[String], &[String]),
         extra: Option<&Extra>,
     ) -> usize {
         let run_once = task.run_once || crate::builtins::bypasses_host_loop(task.module());
@@ -43,7 +44,16 @@ impl Engine {
         // a register reaches every host only under `run_once`; an action that bypasses the
         // host loop (`pause`, `add_host`) runs once but registers on its host alone, as
         // Ansible's `get_task_hosts` has it
-        self.record(task, &outcomes, active, task.run_once)
+        // as ansible-core's strategy: every host of the batch but the unreachable ones, not
+        // only those the task ran for (the hosts of an include, say)
+        let run_once_to: Option<Vec<String>> = task.run_once.then(|| {
+            batch
+                .iter()
+                .filter(|h| self.stats.get(*h).is_none_or(|s| s.unreachable == 0))
+                .cloned()
+                .collect()
+        });
+        self.record(task, &outcomes, active, run_once_to.as_deref())
     }
 
     /// The task as announced: its name, templated (when it is a template) with the variables

@@ -295,6 +295,24 @@ impl Reporter for TextReporter {
                 }
                 self.line(&msg);
             }
+            // an include whose file or role could not be loaded: ansible-core's strategy
+            // shows the reason as it is, without the task's origin
+            Status::Failed
+                if matches!(r.action.as_str(), "include_tasks" | "include_role")
+                    && r.result.get("msg").is_none()
+                    && r.result.get("reason").is_some() =>
+            {
+                let reason = r
+                    .result
+                    .get("reason")
+                    .map(crate::jinja::value::scalar_string)
+                    .unwrap_or_default();
+                self.error_origin(&reason, &None);
+                self.line(&format!("fatal: {host}: FAILED! => {}", self.dump(r)));
+                if r.ignored {
+                    self.line("...ignoring");
+                }
+            }
             Status::Failed => {
                 let what = match r.result.get("msg").map(crate::jinja::value::scalar_string) {
                     Some(m) if m.starts_with("Task failed") => m,

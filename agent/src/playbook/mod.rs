@@ -76,6 +76,9 @@ pub struct Play {
     /// Where in `handlers` those an `include_role` brings begin: ansible-core loads them when
     /// the include runs, so they answer notifications once a task of their role has run.
     pub include_handlers_at: usize,
+    /// What the play's parse found of its roles, shared with the includes expanded while it
+    /// runs: the handlers of roles those bring are added there (see [`Play::runtime_handlers`]).
+    pub play_roles: Option<Arc<std::sync::Mutex<blocks::roles::PlayRoles>>>,
     /// Play `tags` (also given to every task of the play).
     pub tags: Vec<String>,
     /// Where the play starts.
@@ -118,6 +121,23 @@ const PLAY_KEYS: &[&str] = &[
     "collections",
     "strategy",
 ];
+
+impl Play {
+    /// The handlers of roles that includes expanded while the play runs brought (a looped or
+    /// templated `include_role`), in the order they came: after the play's own, as
+    /// ansible-core adds them when the include runs.
+    pub fn runtime_handlers(&self) -> Vec<blocks::Item> {
+        self.play_roles
+            .as_ref()
+            .map(|r| {
+                r.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .runtime_handlers
+                    .clone()
+            })
+            .unwrap_or_default()
+    }
+}
 
 /// Reads and parses a playbook file.
 pub fn load(path: &Path) -> Result<Playbook> {
@@ -461,6 +481,7 @@ fn parse_play(
         body: Vec::new(),
         handlers: Vec::new(),
         include_handlers_at: 0,
+        play_roles: None,
         tags: Vec::new(),
         origin,
     };
@@ -641,6 +662,7 @@ fn parse_play(
     all_handlers.append(&mut late_handlers);
     play.handlers = all_handlers;
     play.roles = roles;
+    play.play_roles = Some(collector);
     if !play_tags.is_empty() {
         add_tags(&mut play.body, &play_tags);
     }

@@ -221,14 +221,12 @@ fn search_path(name: &str, playbook_dir: &Path) -> Vec<PathBuf> {
 }
 
 fn find(name: &str, playbook_dir: &Path) -> Option<PathBuf> {
-    if name.contains('/') {
-        let p = playbook_dir.join(name);
-        return p.is_dir().then_some(p);
-    }
     // any directory of that name is the role, as in ansible-core's `_load_role_path` (a role
-    // may hold only `vars/` or `defaults/`)
+    // may hold only `vars/` or `defaults/`); a name with `/` is a path under each search
+    // directory, and last the path itself (from the working directory)
     search_path(name, playbook_dir)
         .into_iter()
+        .chain(name.contains('/').then(|| PathBuf::from(name)))
         .find(|p| p.is_dir())
 }
 

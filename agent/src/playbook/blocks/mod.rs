@@ -132,8 +132,8 @@ pub(super) struct RoleInclude {
     pub(super) tasks_from: Option<String>,
     /// `vars_from`, `defaults_from`, `handlers_from`.
     pub(super) files: roles::RoleFiles,
-    /// `allow_duplicates: false`: the reference runs once per host.
-    pub(super) once: bool,
+    /// Whether the reference runs once per host (`allow_duplicates: false`).
+    pub(super) once: roles::Once,
     /// Where the include is written, for errors.
     pub(super) at: String,
 }
@@ -555,11 +555,15 @@ fn load_tasks_file(
                 .join(rel)
         });
     if !path.is_file() {
-        return Err(syntax(format!(
-            "{}: {what}: cannot find {}",
+        // ansible-core's words for a file it cannot read
+        let p = path.display();
+        return Err(crate::error::Fatal::NotFound(format!(
+            "{}: Could not find or access '{p}' on the Ansible Controller: Unable to retrieve file contents.\n\
+             Could not find or access '{p}' on the Ansible Controller.\n\
+             If you are using a module and expect the file to exist on the remote, see the remote_src option: [Errno 2] No such file or directory: '{p}'",
             at(file, node),
-            path.display()
-        )));
+        ))
+        .into());
     }
     let path = std::fs::canonicalize(&path).unwrap_or(path);
     let nodes = task_nodes(&path)?;
@@ -672,6 +676,7 @@ fn parse_import(
     let mut imported: Vec<(String, Value)> = Vec::new();
     let mut imported_notify: Vec<String> = Vec::new();
     let mut apply: Option<Map<String, Value>> = None;
+    let mut action_key = what.to_string();
     for (k, v) in entries {
         let val = v.to_json();
         match k.as_str() {
@@ -681,6 +686,7 @@ fn parse_import(
             | "ansible.builtin.include_tasks"
             | "include"
             | "ansible.builtin.include" => {
+                action_key = k.clone();
                 rel = match &val {
                     Value::Object(m) => {
                         // `apply` (keywords for the included tasks, include_tasks only); any
@@ -692,6 +698,13 @@ fn parse_import(
                             .keys()
                             .find(|k| *k != "file" && (is_import || *k != "apply"))
                         {
+                            if other == "apply" {
+                                // ansible-core's words
+                                return Err(syntax(format!(
+                                    "{}: Invalid options for {what}: apply",
+                                    at(file, v)
+                                )));
+                            }
                             return Err(syntax(format!(
                                 "{}: option '{other}' of {what} is not supported by etcd-agent",
                                 at(file, v)
@@ -699,6 +712,8 @@ fn parse_import(
                         }
                         m.get("file").map(scalar_string).unwrap_or_default()
                     }
+                    // the file may come in `args`
+                    Value::Null => rel.clone(),
                     other => scalar_string(other),
                 }
             }
@@ -710,9 +725,45 @@ fn parse_import(
                     vars = m
                 }
             }
-            "ignore_errors" | "no_log" | "register" | "timeout" if !is_import => {
+            "ignore_errors" | "no_log" | "register" | "timeout" | "run_once" if !is_import => {
                 own.push((k.clone(), val))
             }
+            // a handler that is an include listens to topics as any handler does (a role's
+            // also to them prefixed with the role's name)
+            "listen" if !is_import => {
+                let mut topics = tag_list(&val);
+                if let Some(role) = &inherit.role {
+                    let plain = topics.clone();
+                    for p in role.notify_prefixes() {
+                        topics.extend(plain.iter().map(|t| format!("{p}{t}")));
+                    }
+                }
+                own.push((k.clone(), Value::from(topics)));
+            }
+            // the include's options given as `args` (`file`, `apply`)
+            "args" if !is_import => {
+                let Value::Object(m) = val else {
+                    return Err(syntax(format!(
+                        "{}: args of {what} must be a mapping",
+                        at(file, v)
+                    )));
+                };
+                for (arg, value) in m {
+                    match (arg.as_str(), value) {
+                        ("apply", Value::Object(a)) => apply = Some(a),
+                        ("file", f) if rel.is_empty() => rel = scalar_string(&f),
+                        ("file", _) => {}
+                        (other, _) => {
+                            return Err(syntax(format!(
+                                "{}: Invalid options for {what}: {other}",
+                                at(file, v)
+                            )))
+                        }
+                    }
+                }
+            }
+            // no debugger: only its "off" values are accepted
+            "debugger" if !is_import && (val.is_null() || val == "never") => {}
             // an import's keywords are its tasks', as a block's
             "notify" if is_import => imported_notify = tag_list(&val),
             k if is_import && INHERITED.contains(&k) => imported.push((k.to_string(), val)),
@@ -730,6 +781,13 @@ fn parse_import(
                 )))
             }
         }
+    }
+    if rel.trim().is_empty() {
+        // ansible-core's words
+        return Err(syntax(format!(
+            "{}: No file specified for {action_key}",
+            at(file, node)
+        )));
     }
     let mut inner = inherit.clone();
     // an include's `vars` are include params (above set_fact and include_vars); an import's
@@ -801,7 +859,14 @@ fn parse_import(
     // Ansible's to load when a host reaches it: a literal name that cannot be loaded (missing,
     // not a list of tasks) fails the include on the hosts that run it, not the whole playbook
     let (items, load_error) = match loaded {
-        Ok((inner_file, nodes)) => (parse_items(&nodes, &inner_file, &inner, depth + 1)?, None),
+        // what the file holds is loaded with it: a file it imports that cannot be read fails
+        // the include where it runs too; any other error in it is the run's (ansible-core's
+        // parser error)
+        Ok((inner_file, nodes)) => match parse_items(&nodes, &inner_file, &inner, depth + 1) {
+            Ok(items) => (items, None),
+            Err(e) if crate::error::is_not_found(&e) => (Vec::new(), Some(format!("{e:#}"))),
+            Err(e) => return Err(e),
+        },
         Err(e) if !rel.is_empty() && !crate::jinja::value::is_template(&rel) => {
             (Vec::new(), Some(format!("{e:#}")))
         }
@@ -828,7 +893,7 @@ fn parse_import(
 
 /// `include_tasks`' `apply`: keywords its tasks get as if a block around them set them
 /// (`when`, `vars`, `tags`, `notify` and the keywords blocks hand down).
-fn applied(
+pub(super) fn applied(
     mut inner: Inherit,
     apply: &Map<String, Value>,
     file: &Path,
@@ -869,6 +934,8 @@ pub(super) fn set_own_keywords(step: &mut Step, own: &[(String, Value)]) {
             "no_log" => task.no_log = ansible_boolean(v),
             "register" => task.register = Some(scalar_string(v)),
             "timeout" => task.timeout = Some(v.clone()),
+            "run_once" => task.run_once = ansible_boolean(v),
+            "listen" => step.extra.listen = tag_list(v),
             _ => {}
         }
     }

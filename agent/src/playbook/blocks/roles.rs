@@ -32,6 +32,8 @@ pub struct PlayRoles {
     run: Vec<((PathBuf, Value), usize)>,
     /// The roles whose handlers are in [`PlayRoles::handlers`].
     handled: Vec<PathBuf>,
+    /// The handlers of roles brought by includes expanded while the play runs.
+    pub runtime_handlers: Vec<Item>,
     /// The play's vars (with its `vars_files` and the `import_playbook` vars) and the extra
     /// vars: what names templated at parse time see (see [`super::static_vars`]).
     pub(crate) parse_vars: (Map<String, Value>, Map<String, Value>),
@@ -72,7 +74,7 @@ pub fn play_roles(node: &Node, file: &Arc<PathBuf>, inherit: &Inherit) -> Result
                 &at,
                 inherit,
                 (None, &RoleFiles::default()),
-                true,
+                Once::UnlessAllowed,
                 public,
             )?
             .0,
@@ -113,6 +115,7 @@ pub fn import_role(
     // `allow_duplicates: false` makes the reference run once per host, as a `roles:` entry
     let mut allow_duplicates: Option<bool> = None;
     let mut include_args = Map::new();
+    let mut apply: Option<Map<String, Value>> = None;
     let (mut when, mut vars, mut tags, mut task_name) = (Vec::new(), Map::new(), Vec::new(), None);
     let mut looping = super::Extra {
         loop_var: "item".into(),
@@ -173,13 +176,40 @@ pub fn import_role(
                             };
                             *slot = Some(text);
                         }
-                        "public" => public = Some(crate::jinja::value::ansible_boolean(&value)),
+                        // booleans an include templates when the play loads
+                        "public" => {
+                            public = Some(static_bool(&value, inherit, &arg, &at(file, v))?)
+                        }
                         "allow_duplicates" => {
-                            allow_duplicates = Some(crate::jinja::value::ansible_boolean(&value))
+                            allow_duplicates =
+                                Some(static_bool(&value, inherit, &arg, &at(file, v))?)
+                        }
+                        // checked, though etcd-agent does not validate role argument specs
+                        // (`meta/argument_specs.yml`) either way
+                        "rolespec_validate" => {
+                            static_bool(&value, inherit, &arg, &at(file, v))?;
+                        }
+                        "apply" if include => match value {
+                            Value::Object(m) => apply = Some(m),
+                            _ => {
+                                return Err(syntax(format!(
+                                    "{}: Expected a dict for apply but got {}",
+                                    at(file, v),
+                                    crate::jinja::value::python_type(
+                                        &minijinja::Value::from_serialize(&value)
+                                    )
+                                )))
+                            }
+                        },
+                        "apply" => {
+                            return Err(syntax(format!(
+                                "{}: Invalid options for {what}: apply",
+                                at(file, v)
+                            )))
                         }
                         other => {
                             return Err(syntax(format!(
-                                "{}: {what} option '{other}' is not supported by etcd-agent (name, role, tasks_from, vars_from, defaults_from, handlers_from, public, allow_duplicates)",
+                                "{}: {what} option '{other}' is not supported by etcd-agent (name, role, tasks_from, vars_from, defaults_from, handlers_from, public, allow_duplicates, rolespec_validate, apply)",
                                 at(file, v),
                             )))
                         }
@@ -221,7 +251,7 @@ pub fn import_role(
             &at(file, node),
             inherit,
             (tasks_from.as_deref(), &files),
-            allow_duplicates == Some(false),
+            Once::given(allow_duplicates),
             public,
         )
         .map(|(items, _)| items);
@@ -230,6 +260,10 @@ pub fn import_role(
     let mut inner = inherit.clone();
     // the include's `vars` are include params: above set_fact and include_vars
     inner.params.extend(vars.clone());
+    // `apply`: keywords the role's tasks get as if a block around them set them
+    if let Some(apply) = &apply {
+        inner = super::applied(inner, apply, file, node)?;
+    }
     // a templated role name or `tasks_from`, or a loop: the role is found and expanded when a
     // host reaches the include, once per distinct name, file and item
     let templated_from = tasks_from
@@ -259,7 +293,7 @@ pub fn import_role(
             role: Some(super::RoleInclude {
                 tasks_from,
                 files,
-                once: allow_duplicates == Some(false),
+                once: Once::given(allow_duplicates),
                 at: at(file, node),
             }),
         };
@@ -289,7 +323,7 @@ pub fn import_role(
         &at(file, node),
         &inner,
         (tasks_from.as_deref(), &files),
-        allow_duplicates == Some(false),
+        Once::given(allow_duplicates),
         false,
     );
     // the handlers it brought are an include's: after the play's own
@@ -299,7 +333,12 @@ pub fn import_role(
         let added = roles.handlers.split_off(at);
         roles.late_handlers.extend(added);
     }
-    let (items, role) = expanded?;
+    // a role that cannot be loaded fails the include where a host runs it (a `when` may
+    // skip it), as ansible-core loads an included role then
+    let (items, role, load_error) = match expanded {
+        Ok((items, role)) => (items, Some(role), None),
+        Err(e) => (Vec::new(), None, Some(format!("{e:#}"))),
+    };
     let name = task_name.unwrap_or_else(|| format!("include_role : {role_name}"));
     let mut item = include_item(
         ("include_role", &name, &role_name),
@@ -310,10 +349,12 @@ pub fn import_role(
     );
     if let Item::Include { step, .. } = &mut item {
         super::set_own_keywords(step, &own);
-        if let Some(task) = Arc::get_mut(&mut step.task) {
-            task.exposes = public.then_some(role);
-            task.args
-                .insert("_include_args".into(), Value::Object(include_args));
+        let task = Arc::make_mut(&mut step.task);
+        task.exposes = role.filter(|_| public);
+        task.args
+            .insert("_include_args".into(), Value::Object(include_args));
+        if let Some(why) = load_error {
+            task.args.insert("_load_error".into(), Value::String(why));
         }
     }
     Ok(vec![item])
@@ -321,8 +362,8 @@ pub fn import_role(
 
 /// The items of an `include_role` deferred to run time ([`super::Deferred`]): the role `name`
 /// and `tasks_from` (as rendered for the host; the include's own when not given) with
-/// `inherit` (the include's vars and the loop variables).
-/// A role with handlers is refused: they would not be known to the play's handler list.
+/// `inherit` (the include's vars and the loop variables). The role's handlers, the first time
+/// it comes, join the play's ([`PlayRoles::runtime_handlers`]).
 pub(super) fn expand_included(
     name: &str,
     tasks_from: Option<&str>,
@@ -339,20 +380,24 @@ pub(super) fn expand_included(
         &entry,
         &include.at,
         inherit,
-        (tasks_from.or(include.tasks_from.as_deref()), &include.files),
+        // (a templated one the host's rendering omitted stays omitted)
+        (
+            tasks_from.or(include
+                .tasks_from
+                .as_deref()
+                .filter(|t| !crate::jinja::value::is_template(t))),
+            &include.files,
+        ),
         include.once,
         false,
     )?;
-    let handlers_after = inherit
-        .play_roles
-        .as_ref()
-        .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).handlers.len())
-        .unwrap_or(0);
-    if handlers_after != handlers_before {
-        return Err(syntax(format!(
-            "{}: the role '{name}' has handlers: an include_role with a loop or a templated name cannot bring handlers in etcd-agent",
-            include.at
-        )));
+    // the handlers it brought join the play's now, after the others (ansible-core adds an
+    // included role's handlers when the include runs)
+    if let Some(r) = &inherit.play_roles {
+        let mut roles = lock(r);
+        let at = handlers_before.min(roles.handlers.len());
+        let added = roles.handlers.split_off(at);
+        roles.runtime_handlers.extend(added);
     }
     Ok(items)
 }
@@ -399,16 +444,37 @@ fn join_handlers(name: &str, at: &str, inherit: &Inherit, files: &RoleFiles) -> 
     Ok(())
 }
 
+/// Whether a role reference already run for a host (with the same parameters) runs again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Once {
+    /// It runs every time (an include or import without `allow_duplicates: false`).
+    Never,
+    /// Once, unless the role's `meta/main.yml` sets `allow_duplicates` (`roles:`,
+    /// dependencies).
+    UnlessAllowed,
+    /// Once, whatever the role's meta says (`allow_duplicates: false` on the include).
+    Always,
+}
+
+impl Once {
+    /// For an include or import whose `allow_duplicates` is `given`.
+    fn given(given: Option<bool>) -> Self {
+        match given {
+            Some(false) => Once::Always,
+            _ => Once::Never,
+        }
+    }
+}
+
 /// One role reference (a name, or a mapping with `role` and keywords or parameters).
-/// `once`: not again if already run with the same parameters (`roles:`, dependencies), unless
-/// the role's `meta/main.yml` sets `allow_duplicates`;
+/// `once`: whether it runs again for a host that ran it (see [`Once`]);
 /// `expose`: its defaults and vars become the play's.
 fn expand(
     entry: &Value,
     at: &str,
     inherit: &Inherit,
     (tasks_from, files): (Option<&str>, &RoleFiles),
-    once: bool,
+    once: Once,
     expose: bool,
 ) -> Result<(Vec<Item>, Arc<Role>)> {
     let name = reference_name(entry)
@@ -479,7 +545,12 @@ fn expand(
     let instance = (role.path.clone(), Value::Object(params));
     // as ansible-core: a role reference met again runs again, but each host runs it once
     // (a host for which it was skipped or failed before the end runs it the next time)
-    let instance_id = (once && !role.allow_duplicates).then(|| {
+    let once = match once {
+        Once::Never => false,
+        Once::UnlessAllowed => !role.allow_duplicates,
+        Once::Always => true,
+    };
+    let instance_id = once.then(|| {
         let mut roles = lock(&collector);
         match roles.run.iter().find(|(i, _)| *i == instance) {
             Some((_, id)) => *id,
@@ -508,7 +579,17 @@ fn expand(
     deps.role = None;
     deps.role_instance = None;
     for dep in &role.dependencies {
-        items.extend(expand(dep, at, &deps, (None, &RoleFiles::default()), true, expose)?.0);
+        items.extend(
+            expand(
+                dep,
+                at,
+                &deps,
+                (None, &RoleFiles::default()),
+                Once::UnlessAllowed,
+                expose,
+            )?
+            .0,
+        );
     }
     // a role included or imported by another role's task has it as its nearest parent
     if let Some(parent) = &inherit.role {
@@ -585,4 +666,16 @@ static NEXT_INSTANCE: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 
 pub(super) fn lock(collector: &Mutex<PlayRoles>) -> std::sync::MutexGuard<'_, PlayRoles> {
     collector.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A boolean option of a role include, templated (when it is a template) with what is known
+/// when the play loads, as ansible-core templates `public` and `allow_duplicates`.
+fn static_bool(value: &Value, inherit: &Inherit, what: &str, place: &str) -> Result<bool> {
+    let value = match value {
+        Value::String(text) if crate::jinja::value::is_template(text) => {
+            Value::String(super::static_vars::resolve(text, inherit, what, place)?)
+        }
+        other => other.clone(),
+    };
+    Ok(crate::jinja::value::ansible_boolean(&value))
 }
