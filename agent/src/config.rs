@@ -54,6 +54,9 @@ pub struct Config {
     /// `debug` (`ANSIBLE_DEBUG`): ansible-core's debug lines; the agent prints those of
     /// implicit `meta` tasks (the flush at the end of a section).
     pub debug: bool,
+    /// `ansible_managed` of `[defaults]`: the text of the `ansible_managed` variable the
+    /// `template` action gives a template (`{file}`, `{host}`, `{uid}`, strftime codes).
+    pub managed_str: Option<String>,
     /// `[privilege_escalation] become` (`ANSIBLE_BECOME`): the default of `--become`.
     pub r#become: bool,
     /// `[privilege_escalation] become_user` (`ANSIBLE_BECOME_USER`).
@@ -154,6 +157,7 @@ impl Default for Config {
             deprecation_warnings: true,
             error_on_missing_handler: true,
             debug: false,
+            managed_str: None,
             r#become: false,
             become_user: None,
             become_method: None,
@@ -434,6 +438,7 @@ fn apply(cfg: &mut Config, key: &str, v: &str, base: &Path) -> Result<()> {
             cfg.error_on_missing_handler = crate::jinja::value::boolean_text(v)
         }
         "debug" => cfg.debug = crate::jinja::value::boolean_text(v),
+        "ansible_managed" => cfg.managed_str = Some(v.to_string()),
         "fact_caching" => {
             cfg.fact_caching.plugin = match v.strip_prefix("ansible.builtin.").unwrap_or(v) {
                 "memory" => CachePlugin::Memory,
@@ -496,6 +501,13 @@ fn in_effect() -> Option<&'static Config> {
 /// `error_on_missing_handler` of the config in effect (true when the config cannot be read).
 pub fn error_on_missing_handler() -> bool {
     in_effect().is_none_or(|c| c.error_on_missing_handler)
+}
+
+/// `ansible_managed` of the config in effect: ansible-core's default is "Ansible managed".
+pub fn managed_str() -> String {
+    in_effect()
+        .and_then(|c| c.managed_str.clone())
+        .unwrap_or_else(|| "Ansible managed".to_string())
 }
 
 /// `debug` of the config in effect (false when the config cannot be read).

@@ -82,22 +82,77 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
     // the variables Ansible's template action adds for the file being rendered (they win over
     // the task's own, as in Ansible)
     let full = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-    let vars = minijinja::context! {
-        ansible_managed => "Ansible managed",
+    let mtime = std::fs::metadata(&path)
+        .ok()
+        .and_then(|m| m.modified().ok());
+    let template_vars = minijinja::context! {
         template_path => path.display().to_string(),
         template_fullpath => full.display().to_string(),
         template_destpath => dest.clone(),
         template_host => controller_hostname(),
-        template_mtime => std::fs::metadata(&path).ok().and_then(|m| m.modified().ok()).map(python_datetime),
+        template_mtime => mtime.map(python_datetime),
         template_uid => file_owner(&path),
         template_run_date => python_datetime(std::time::SystemTime::now()),
-        ..ctx.vars.clone()
     };
+    // the template's variables win over the task's, as ansible-core updates the task's with
+    // them (`merge_maps`: the first map that has a key gives it)
+    let with_task = minijinja::value::merge_maps([template_vars.clone(), ctx.vars.clone()]);
+    // `ansible_managed` unless the task's variables set it (ansible-core does not clobber it)
+    let managed = match ctx.vars.get_attr("ansible_managed") {
+        Ok(v) if !v.is_undefined() => None,
+        _ => match managed_text(&crate::config::managed_str(), mtime) {
+            Some(text) => match ctx.templar.render_str(&text, &with_task) {
+                Ok(v) => Some(crate::jinja::value::scalar_string(&v)),
+                Err(e) => return fail(format!("ansible_managed: {e:#}")),
+            },
+            None => {
+                return fail("ansible_managed: the configured text has an invalid strftime code")
+            }
+        },
+    };
+    let managed = match managed {
+        Some(text) => minijinja::context! { ansible_managed => text },
+        None => minijinja::context! {},
+    };
+    let vars = minijinja::value::merge_maps([template_vars, managed, ctx.vars.clone()]);
     let rendered = match ctx.templar.render_str(&format!("{trimmed}{{# #}}"), &vars) {
         Ok(v) => crate::jinja::value::scalar_string(&v),
         Err(e) => return fail(format!("{}: {e:#}", path.display())),
     };
     put_content(ctx, p, &dest, rendered.as_bytes(), Some(&path)).await
+}
+
+/// The text of `ansible_managed` from the configured one, as ansible-core makes it: `{file}`,
+/// `{host}` and `{uid}` become expressions of the template's variables (never the values
+/// themselves: a file name is not a template), `{{`/`}}` single braces (Python's `format`),
+/// then strftime codes take the template's modification time. The result is then rendered
+/// as a template. `None` for a strftime code chrono does not know.
+fn managed_text(configured: &str, mtime: Option<std::time::SystemTime>) -> Option<String> {
+    let mut formatted = String::with_capacity(configured.len());
+    let mut rest = configured;
+    while let Some(c) = rest.chars().next() {
+        let (piece, len): (&str, usize) = if rest.starts_with("{{") {
+            ("{", 2)
+        } else if rest.starts_with("}}") {
+            ("}", 2)
+        } else if rest.starts_with("{file}") {
+            ("{{ template_path }}", 6)
+        } else if rest.starts_with("{host}") {
+            ("{{ template_host }}", 6)
+        } else if rest.starts_with("{uid}") {
+            ("{{ template_uid }}", 5)
+        } else {
+            (&rest[..c.len_utf8()], c.len_utf8())
+        };
+        formatted.push_str(piece);
+        rest = &rest[len..];
+    }
+    let local: chrono::DateTime<chrono::Local> =
+        mtime.unwrap_or_else(std::time::SystemTime::now).into();
+    let mut out = String::new();
+    use std::fmt::Write;
+    write!(out, "{}", local.format(&formatted)).ok()?;
+    Some(out)
 }
 
 /// The controller's host name, as `template_host` (`platform.node()` in Ansible).
@@ -134,4 +189,25 @@ fn file_owner(path: &std::path::Path) -> String {
             })
         })
         .unwrap_or_else(|| uid.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ansible_managed_text_keeps_names_out_of_the_template() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(86_400 * 365);
+        let text =
+            managed_text("Managed: {file} by {uid} on {host} ({{{{x}}}}) %Y", Some(t)).unwrap();
+        assert_eq!(
+            text,
+            "Managed: {{ template_path }} by {{ template_uid }} on {{ template_host }} ({{x}}) 1971"
+        );
+        assert_eq!(
+            managed_text("Ansible managed", None).unwrap(),
+            "Ansible managed"
+        );
+        assert!(managed_text("bad %Q", None).is_none());
+    }
 }
