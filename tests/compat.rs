@@ -611,10 +611,6 @@ fn unsupported_features_fail_at_syntax_check() {
             "meta: reset_play is not supported",
         ),
         (
-            "    - include_role: {name: r, apply: {become: true}}\n",
-            "include_role option 'apply' is not supported",
-        ),
-        (
             "    - include_tasks: {file: x.yml, apply: {bogus: 1}}\n",
             "keyword 'bogus' in include_tasks apply is not supported",
         ),
