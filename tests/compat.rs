@@ -623,10 +623,6 @@ fn unsupported_features_fail_at_syntax_check() {
             "The prefix '_ansible_' is reserved for internal use only.",
         ),
         (
-            "    - import_role: {name: no_such_role}\n",
-            "the role 'no_such_role' was not found",
-        ),
-        (
             "    - name: t\n      debug: msg=x\n      loop_control: {bogus: 1}\n      loop: [1]\n",
             "loop_control 'bogus' is not supported",
         ),
@@ -635,6 +631,25 @@ fn unsupported_features_fail_at_syntax_check() {
             "become_method \"doas\" is not supported",
         ),
     ];
+    // a role that is nowhere is ansible-core's AnsibleError: exit 1, not a parser error's 4
+    let pb = dir.path().join("missing_role.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - import_role: {name: no_such_role}\n",
+    )
+    .expect("write playbook");
+    let out = Agent::in_dir(dir.path())
+        .args(["playbook", "--syntax-check"])
+        .arg(&pb)
+        .run();
+    out.expect_exit(1);
+    assert!(
+        out.stderr.contains("the role 'no_such_role' was not found")
+            && out.stderr.contains("Origin: ")
+            && out.stderr.contains("missing_role.yml:4:7"),
+        "{}",
+        out.stderr
+    );
     for (i, (task, want)) in cases.iter().enumerate() {
         let pb = dir.path().join(format!("u{i}.yml"));
         std::fs::write(

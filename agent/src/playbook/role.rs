@@ -47,7 +47,7 @@ impl Role {
             return Role::load_dir(name, path, Some(coll));
         }
         if collections::split_fqcn(name).is_some() {
-            return Err(syntax(format!(
+            return Err(not_found(format!(
                 "{at}: the role '{name}' was not found: no installed collection has it (searched {})",
                 roots
                     .iter()
@@ -57,7 +57,7 @@ impl Role {
             )));
         }
         let path = find(name, playbook_dir).ok_or_else(|| {
-            syntax(format!(
+            not_found(format!(
                 "{at}: the role '{name}' was not found in {}",
                 search_path(name, playbook_dir)
                     .iter()
@@ -218,6 +218,11 @@ fn search_path(name: &str, playbook_dir: &Path) -> Vec<PathBuf> {
     dirs.extend(crate::config::roles_path());
     dirs.push(playbook_dir.to_path_buf());
     dirs.into_iter().map(|d| d.join(name)).collect()
+}
+
+/// A role that is nowhere: ansible-core's AnsibleError, exit 1 (not a parser error's 4).
+fn not_found(msg: String) -> anyhow::Error {
+    crate::error::Fatal::Other(msg).into()
 }
 
 fn find(name: &str, playbook_dir: &Path) -> Option<PathBuf> {
