@@ -69,6 +69,7 @@ pub const SUPPORTED: &[&str] = &[
     "lines",
     "pipe",
     "sequence",
+    "template",
 ];
 
 /// The playbook's directory (`playbook_dir`), where `pipe` and `lines` run their command.
@@ -90,6 +91,9 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
     }
     if matches!(kind, "config" | "ansible.builtin.config") {
         return config(state, &args[1..]);
+    }
+    if matches!(kind, "template" | "ansible.builtin.template") {
+        return template(state, &args[1..]);
     }
     if let Some(short) = super::list_lookups::short(kind) {
         let mut terms = Vec::new();
@@ -203,6 +207,81 @@ fn var(state: &State, name: &str) -> Option<Value> {
         return None;
     }
     serde_json::to_value(&v).ok()
+}
+
+/// Ansible's `template` lookup: each term a Jinja file found where the task's `templates`
+/// are (its role's `templates/`, the task file's directory, the playbook's `templates/`),
+/// rendered with the variables the calling template sees, and `template_vars` above them,
+/// as the `template` action renders (`trim_blocks`; the file's final newline kept). Options
+/// that change the Jinja syntax are refused.
+fn template(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
+    let mut extra: std::collections::BTreeMap<String, JValue> = std::collections::BTreeMap::new();
+    let mut terms = Vec::new();
+    for a in args {
+        if a.is_kwargs() {
+            for key in a.try_iter()? {
+                let name = key.as_str().unwrap_or_default().to_string();
+                let value = a.get_item(&key)?;
+                match name.as_str() {
+                    "template_vars" => {
+                        for k in value.try_iter()? {
+                            extra.insert(k.to_string(), value.get_item(&k)?);
+                        }
+                    }
+                    // accepted as ansible-core has them by default
+                    "convert_data" | "jinja2_native" | "trim_blocks"
+                        if value.is_true() == (name == "trim_blocks") => {}
+                    other => {
+                        return Err(op_err(format!(
+                            "lookup('template') option '{other}' is not supported by etcd-agent (template_vars)"
+                        )))
+                    }
+                }
+            }
+        } else if let Some(t) = a.as_str() {
+            terms.push(t.to_string());
+        }
+    }
+    // the calling template's variables (the environment's globals are there anyway)
+    let mut context: std::collections::BTreeMap<String, JValue> = std::collections::BTreeMap::new();
+    for name in state.known_variables() {
+        if state.env().globals().any(|(g, _)| g == name.as_ref()) {
+            continue;
+        }
+        if let Some(v) = state.lookup(&name) {
+            context.insert(name.to_string(), v);
+        }
+    }
+    let mut out = Vec::new();
+    for t in terms {
+        let found = search_candidates(state, "templates", &t)
+            .into_iter()
+            .find(|c| c.is_file())
+            .ok_or_else(|| {
+                plugin_err(
+                    "template",
+                    format!("the template file {t} could not be found for the lookup"),
+                )
+            })?;
+        let text = std::fs::read_to_string(&found)
+            .map_err(|e| plugin_err("template", format!("{}: {e}", found.display())))?;
+        let mut vars = context.clone();
+        vars.insert(
+            "template_path".to_string(),
+            JValue::from(found.display().to_string()),
+        );
+        for (k, v) in &extra {
+            vars.insert(k.clone(), v.clone());
+        }
+        // trim_blocks: the newline right after a block tag goes; the trailing comment keeps
+        // the file's final newline
+        let trimmed = text.replace("%}\r\n", "%}").replace("%}\n", "%}");
+        let rendered = state
+            .env()
+            .render_str(&format!("{trimmed}{{# #}}"), JValue::from(vars))?;
+        out.push(Value::String(rendered));
+    }
+    Ok(out)
 }
 
 /// Ansible's `first_found`: the first of the files (terms, or a mapping's `files` with its
