@@ -56,7 +56,7 @@ pub fn run(cli: Cli) -> i32 {
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(err)) => {
-            eprintln!("{}", error::render(&err));
+            eprintln!("{}", output::fatal::render(&err));
             error::exit_code_of(&err)
         }
         // Ansible's code for an unexpected error.

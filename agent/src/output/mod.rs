@@ -3,6 +3,7 @@
 mod adhoc;
 mod deprecation;
 mod diff;
+pub(crate) mod fatal;
 mod json;
 mod progress;
 pub(crate) mod text;

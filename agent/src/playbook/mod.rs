@@ -619,13 +619,12 @@ fn parse_play(
     play_vars.extend(known.imported.clone());
     let collector = Arc::new(std::sync::Mutex::new(blocks::roles::PlayRoles::new(
         playbook_dir,
-        (play_vars, known.extra.clone()),
     )));
     let inherit = blocks::Inherit::from_play(
         inherited,
         collector.clone(),
-        play_collections,
-        default_collection.map(str::to_string),
+        (play_collections, default_collection.map(str::to_string)),
+        (play_vars, known.extra.clone()),
     );
     for (i, section) in section_nodes.into_iter().enumerate() {
         if i == 1 {

@@ -300,6 +300,9 @@ pub struct Inherit {
     /// The collection the playbook was run from (`ansible-playbook ns.coll.playbook`): first
     /// in every search list.
     pub(super) default_collection: Option<String>,
+    /// The play's vars (with its `vars_files` and the `import_playbook` vars) and the extra
+    /// vars: what names templated at parse time see (see [`static_vars`]).
+    pub(super) parse_vars: Arc<(Map<String, Value>, Map<String, Value>)>,
 }
 
 impl Inherit {
@@ -307,14 +310,17 @@ impl Inherit {
     /// [`PLAY_INHERITED`] it sets.
     /// `collections` is the play's search list, `default_collection` the collection the
     /// playbook came from.
+    /// `parse_vars`: the play's variables and the extra vars, for names templated while
+    /// the play is parsed.
     pub fn from_play(
         keywords: Vec<(String, Value)>,
         play_roles: Arc<Mutex<PlayRoles>>,
-        collections: Vec<String>,
-        default_collection: Option<String>,
+        (collections, default_collection): (Vec<String>, Option<String>),
+        parse_vars: (Map<String, Value>, Map<String, Value>),
     ) -> Self {
         Inherit {
             keywords,
+            parse_vars: Arc::new(parse_vars),
             play_roles: Some(play_roles),
             collections: crate::collections::with_default(
                 default_collection.as_deref(),

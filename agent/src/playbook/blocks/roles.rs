@@ -34,21 +34,13 @@ pub struct PlayRoles {
     handled: Vec<PathBuf>,
     /// The handlers of roles brought by includes expanded while the play runs.
     pub runtime_handlers: Vec<Item>,
-    /// The play's vars (with its `vars_files` and the `import_playbook` vars) and the extra
-    /// vars: what names templated at parse time see (see [`super::static_vars`]).
-    pub(crate) parse_vars: (Map<String, Value>, Map<String, Value>),
 }
 
 impl PlayRoles {
-    /// For a play of the playbook in `playbook_dir`, whose variables known before any host
-    /// are `parse_vars` (the play's, the extra vars).
-    pub fn new(
-        playbook_dir: PathBuf,
-        parse_vars: (Map<String, Value>, Map<String, Value>),
-    ) -> Self {
+    /// For a play of the playbook in `playbook_dir`.
+    pub fn new(playbook_dir: PathBuf) -> Self {
         PlayRoles {
             playbook_dir,
-            parse_vars,
             ..PlayRoles::default()
         }
     }
@@ -664,7 +656,7 @@ fn expand(
 /// Instance ids of role references, unique in the run.
 static NEXT_INSTANCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 
-pub(super) fn lock(collector: &Mutex<PlayRoles>) -> std::sync::MutexGuard<'_, PlayRoles> {
+fn lock(collector: &Mutex<PlayRoles>) -> std::sync::MutexGuard<'_, PlayRoles> {
     collector.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -50,11 +50,7 @@ pub fn render(text: &str, vars: &Map<String, Value>) -> Result<String> {
 /// (with its imports'), the enclosing blocks' and imports' `vars`, role parameters, then the
 /// extra vars above all.
 pub(super) fn at(inherit: &Inherit) -> Map<String, Value> {
-    let (play, extra) = inherit
-        .play_roles
-        .as_ref()
-        .map(|r| super::roles::lock(r).parse_vars.clone())
-        .unwrap_or_default();
+    let (play, extra) = (*inherit.parse_vars).clone();
     // ansible-core's order: role defaults, play vars, role vars, blocks' and imports' vars,
     // role parameters, extra vars
     let mut vars = Map::new();
