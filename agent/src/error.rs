@@ -14,10 +14,6 @@ pub enum Fatal {
     /// Missing files and other generic errors: exit 1.
     #[error("{0}")]
     Other(String),
-    /// A tasks file that cannot be read (exit 1): for a dynamic include, a failure of the
-    /// hosts that reach it rather than of the run.
-    #[error("{0}")]
-    NotFound(String),
 }
 
 impl Fatal {
@@ -26,15 +22,17 @@ impl Fatal {
         match self {
             Fatal::Syntax(_) => 4,
             Fatal::Usage(_) => 5,
-            Fatal::Other(_) | Fatal::NotFound(_) => 1,
+            Fatal::Other(_) => 1,
         }
     }
 }
 
-/// True when `err` is (or was caused by) a file that could not be read ([`Fatal::NotFound`]).
-pub fn is_not_found(err: &anyhow::Error) -> bool {
+/// True when `err` is a parser error ([`Fatal::Syntax`]). Loading what a dynamic include
+/// names, ansible-core ends the run on a parser error and fails the include on the hosts
+/// that reached it on any other error (a file or role that is not there).
+pub fn is_parser_error(err: &anyhow::Error) -> bool {
     err.chain()
-        .any(|e| matches!(e.downcast_ref::<Fatal>(), Some(Fatal::NotFound(_))))
+        .any(|e| matches!(e.downcast_ref::<Fatal>(), Some(Fatal::Syntax(_))))
 }
 
 /// Exit code for an `anyhow` error: a [`Fatal`] anywhere in the chain decides, else 1.

@@ -563,7 +563,7 @@ fn load_tasks_file(
     if !path.is_file() {
         // ansible-core's words for a file it cannot read
         let p = path.display();
-        return Err(crate::error::Fatal::NotFound(format!(
+        return Err(crate::error::Fatal::Other(format!(
             "{}: Could not find or access '{p}' on the Ansible Controller: Unable to retrieve file contents.\n\
              Could not find or access '{p}' on the Ansible Controller.\n\
              If you are using a module and expect the file to exist on the remote, see the remote_src option: [Errno 2] No such file or directory: '{p}'",
@@ -737,14 +737,7 @@ fn parse_import(
             // a handler that is an include listens to topics as any handler does (a role's
             // also to them prefixed with the role's name)
             "listen" if !is_import => {
-                let mut topics = tag_list(&val);
-                if let Some(role) = &inherit.role {
-                    let plain = topics.clone();
-                    for p in role.notify_prefixes() {
-                        topics.extend(plain.iter().map(|t| format!("{p}{t}")));
-                    }
-                }
-                own.push((k.clone(), Value::from(topics)));
+                own.push((k.clone(), Value::from(listen_topics(&val, inherit))))
             }
             // the include's options given as `args` (`file`, `apply`)
             "args" if !is_import => {
@@ -865,12 +858,11 @@ fn parse_import(
     // Ansible's to load when a host reaches it: a literal name that cannot be loaded (missing,
     // not a list of tasks) fails the include on the hosts that run it, not the whole playbook
     let (items, load_error) = match loaded {
-        // what the file holds is loaded with it: a file it imports that cannot be read fails
-        // the include where it runs too; any other error in it is the run's (ansible-core's
-        // parser error)
+        // what the file holds is loaded with it: a parser error in it is the run's, any other
+        // (a file it imports that is not there) fails the include where it runs
         Ok((inner_file, nodes)) => match parse_items(&nodes, &inner_file, &inner, depth + 1) {
             Ok(items) => (items, None),
-            Err(e) if crate::error::is_not_found(&e) => (Vec::new(), Some(format!("{e:#}"))),
+            Err(e) if !crate::error::is_parser_error(&e) => (Vec::new(), Some(format!("{e:#}"))),
             Err(e) => return Err(e),
         },
         Err(e) if !rel.is_empty() && !crate::jinja::value::is_template(&rel) => {
@@ -895,6 +887,19 @@ fn parse_import(
             .insert("_load_error".into(), Value::String(why));
     }
     Ok(vec![item])
+}
+
+/// A handler's `listen` topics; a role's handler also listens to them prefixed with the
+/// role's name.
+fn listen_topics(val: &Value, inherit: &Inherit) -> Vec<String> {
+    let mut topics = tag_list(val);
+    if let Some(role) = &inherit.role {
+        let plain = topics.clone();
+        for p in role.notify_prefixes() {
+            topics.extend(plain.iter().map(|t| format!("{p}{t}")));
+        }
+    }
+    topics
 }
 
 /// `include_tasks`' `apply`: keywords its tasks get as if a block around them set them
@@ -1145,18 +1150,7 @@ fn parse_step(
         }
         match k.as_str() {
             "notify" => extra.notify = tag_list(&val),
-            "listen" => {
-                extra.listen = tag_list(&val);
-                // a role's handler also listens to its topics prefixed with the role's name
-                if let Some(role) = &inherit.role {
-                    let topics = extra.listen.clone();
-                    for p in role.notify_prefixes() {
-                        extra
-                            .listen
-                            .extend(topics.iter().map(|t| format!("{p}{t}")));
-                    }
-                }
-            }
+            "listen" => extra.listen = listen_topics(&val, inherit),
             "tags" => extra.tags.extend(tag_list(&val)),
             "throttle" => extra.throttle = Some(val),
             _ => {}

@@ -325,11 +325,13 @@ pub fn import_role(
         let added = roles.handlers.split_off(at);
         roles.late_handlers.extend(added);
     }
-    // a role that cannot be loaded fails the include where a host runs it (a `when` may
-    // skip it), as ansible-core loads an included role then
+    // a role that cannot be loaded (not there) fails the include where a host runs it (a
+    // `when` may skip it), as ansible-core loads an included role then; a parser error in it
+    // is the run's
     let (items, role, load_error) = match expanded {
         Ok((items, role)) => (items, Some(role), None),
-        Err(e) => (Vec::new(), None, Some(format!("{e:#}"))),
+        Err(e) if !crate::error::is_parser_error(&e) => (Vec::new(), None, Some(format!("{e:#}"))),
+        Err(e) => return Err(e),
     };
     let name = task_name.unwrap_or_else(|| format!("include_role : {role_name}"));
     let mut item = include_item(
