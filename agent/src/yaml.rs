@@ -87,9 +87,22 @@ impl Node {
     }
 }
 
-/// Parses every document of a YAML text; `origin` names the source in errors.
+/// Parses every document of a YAML text the playbook's author wrote (its strings are trusted,
+/// see `jinja::trust`); `origin` names the source in errors.
 pub fn parse_str(text: &str, origin: &str) -> Result<Vec<Node>> {
-    let mut builder = Builder::default();
+    parse(text, origin, false)
+}
+
+/// Parses every document of a YAML text that is data (`from_yaml`): nothing in it is trusted.
+pub fn parse_data_str(text: &str, origin: &str) -> Result<Vec<Node>> {
+    parse(text, origin, true)
+}
+
+fn parse(text: &str, origin: &str, data: bool) -> Result<Vec<Node>> {
+    let mut builder = Builder {
+        data,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, true).map_err(|e| {
         let m = e.marker();
@@ -201,6 +214,8 @@ enum Frame {
 
 #[derive(Default)]
 struct Builder {
+    /// Data, not the author's text (`from_yaml`): its strings are not remembered as trusted.
+    data: bool,
     docs: Vec<Node>,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
@@ -299,6 +314,14 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let v = scalar_value(text, style, &tag);
+                // the author's text is trusted (see `jinja::trust`); `!unsafe` and vaulted
+                // values never are
+                let plain = tag
+                    .as_ref()
+                    .is_none_or(|t| !matches!(t.suffix.as_str(), "unsafe" | "vault"));
+                if let (false, true, Value::String(s)) = (self.data, plain, &v) {
+                    crate::jinja::trust::remember(s);
+                }
                 self.push_value(
                     Node {
                         line,

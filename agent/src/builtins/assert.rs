@@ -29,17 +29,32 @@ pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
         Some(Value::String(text)) => ctx.templar.conditions_list(text, ctx.vars),
         _ => None,
     };
-    let that = match (written_list, p.raw("that")) {
+    let mut that = match (written_list, p.raw("that")) {
         (Some(items), _) => items,
         (None, Some(Value::Array(items))) => items.clone(),
         (None, Some(other)) => vec![other.clone()],
         (None, None) => Vec::new(),
     };
+    // `that` made by a template (the task's arguments given as one, `assert: "{{ item }}"`):
+    // each text keeps its trust, as in ansible-core (see `jinja::trust`)
+    if !ctx.raw_args.contains_key("that") {
+        that = that
+            .into_iter()
+            .map(|c| crate::jinja::template::untrusted_as_unsafe(c, false))
+            .collect();
+    }
     let quiet = p.bool("quiet");
     let mut m = Map::new();
     m.insert("changed".into(), Value::Bool(false));
+    let mut deprecations = Vec::new();
     for cond in &that {
-        match ctx.templar.condition(cond, ctx.vars) {
+        let outcome = ctx
+            .templar
+            .condition_noting(cond, ctx.vars, &mut deprecations);
+        if !deprecations.is_empty() {
+            m.insert("deprecations".into(), Value::Array(deprecations.clone()));
+        }
+        match outcome {
             Ok(true) => {}
             Ok(false) => {
                 let msg = p

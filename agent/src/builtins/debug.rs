@@ -84,9 +84,9 @@ pub fn run(ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
 
 /// The expression `var` names, by ansible-core 2.19's rule: written plainly, it is the
 /// expression; written as a template, it is rendered first (omitted: no `var` at all) and the
-/// text it gives is an expression only when trusted, that is when the template is one
-/// variable from the playbook or inventory (`"{{ name_var }}"`, a loop's `"{{ item }}"`), not
-/// a literal or a mix of text and templates. `!unsafe` is never evaluated.
+/// text it gives is an expression only when trusted: the template is one expression and its
+/// text is the author's (see `jinja::trust`), not a host's output or a template's. `!unsafe` is
+/// never evaluated.
 fn var_expression(ctx: &ActionCtx<'_>, written: &str) -> Result<Option<String>, String> {
     let untrusted = || {
         format!(
@@ -107,7 +107,7 @@ fn var_expression(ctx: &ActionCtx<'_>, written: &str) -> Result<Option<String>, 
         .map_err(|e| format!("Task failed: Error while resolving `var` expression: {e:#}"))?;
     match rendered {
         Value::String(s) if s == crate::executor::OMIT => Ok(None),
-        Value::String(s) if ctx.templar.is_trusted_variable(written, ctx.vars) => Ok(Some(s)),
+        Value::String(s) if ctx.templar.is_trusted_result(written, &s, ctx.vars) => Ok(Some(s)),
         Value::String(_) => Err(untrusted()),
         other => Err(format!(
             "argument 'var' is of type {} and we were unable to convert to _check_type_str_no_conversion: '{}' is not a string and conversion is not allowed",

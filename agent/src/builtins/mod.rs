@@ -211,7 +211,7 @@ fn include_result(_ctx: &ActionCtx<'_>, p: &Params) -> ResultMap {
 pub(crate) fn terminal_command(ctx: &ActionCtx<'_>, cmd: &str) -> String {
     match &ctx.conn_spec {
         ConnSpec::Ssh(_) => format!("exec 2>&1; {cmd}"),
-        ConnSpec::Local => cmd.to_string(),
+        ConnSpec::Local | ConnSpec::Plugin(_) => cmd.to_string(),
     }
 }
 
@@ -237,7 +237,7 @@ pub(crate) fn terminal_output(
                 format!("Shared connection to {} closed.\r\n", spec.host),
             )
         }
-        ConnSpec::Local => (stdout, stderr),
+        ConnSpec::Local | ConnSpec::Plugin(_) => (stdout, stderr),
     }
 }
 

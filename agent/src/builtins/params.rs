@@ -189,8 +189,9 @@ impl Params {
         let mut unknown = Vec::new();
         for (key, value) in raw {
             match check.find(key) {
-                // as Ansible, a null value is as good as not given
-                Some(_) if value.is_null() => {}
+                // as Ansible, a null value is as good as not given, except that it is given
+                // for a required argument (its type rule then judges it)
+                Some(arg) if value.is_null() && !arg.required => {}
                 // an alias given alongside its option wins, as in `_handle_aliases`
                 Some(arg) if arg.name == key && given.contains_key(arg.name) => {}
                 Some(arg) => {

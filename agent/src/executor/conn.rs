@@ -28,10 +28,35 @@ pub fn spec_for(
     match connection.as_str() {
         "local" => return Ok(ConnSpec::Local),
         "ssh" | "smart" | "openssh" => {}
+        // any other connection plugin runs through ansible-core when it is on the controller
         other => {
-            return Err(format!(
-                "connection type '{other}' is not supported by etcd-agent (ssh, local)"
-            ))
+            let python = crate::ansible_modules::controller_python().map_err(|why| {
+                format!(
+                    "connection type '{other}' is not supported by etcd-agent (ssh, local), and \
+                     ansible-core is not available on the controller to run it ({why})"
+                )
+            })?;
+            let options: Map<String, Value> = vars
+                .iter()
+                .filter(|(k, _)| k.starts_with("ansible_"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            // as ansible-playbook adds them: beside the playbook, in the task's role
+            let role = vars
+                .get("role_path")
+                .map(|d| std::path::PathBuf::from(scalar_string(d)));
+            let dirs = role
+                .into_iter()
+                .chain([opts.playbook_dir.clone()])
+                .map(|d| d.join("connection_plugins"))
+                .collect();
+            return Ok(ConnSpec::Plugin(crate::transport::PluginSpec {
+                plugin: other.to_string(),
+                host: host.to_string(),
+                vars: Value::Object(options).to_string(),
+                python,
+                dirs,
+            }));
         }
     }
     let address = var(vars, &["ansible_host", "ansible_ssh_host"])

@@ -734,6 +734,12 @@ impl Engine {
                 if decide(self, once(&suffix)) {
                     meta_line(self, "cleared host errors");
                     for h in run.all_hosts {
+                        // an unreachable host runs the rest of the play's tasks later
+                        if let Some(at) = self.unreachable_at.remove(h) {
+                            if self.free.is_none() {
+                                self.revived.push((h.clone(), at));
+                            }
+                        }
                         // a host failed before an `always` running this is out of `dead`
                         // only while the `always` runs: `cleared` keeps it out after
                         self.dead.remove(h);

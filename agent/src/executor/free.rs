@@ -296,6 +296,8 @@ impl Engine {
             last_includes: Vec::new(),
             ended: self.ended.clone(),
             cleared: self.cleared.clone(),
+            unreachable_at: HashMap::new(),
+            revived: Vec::new(),
             roles_done: self.roles_done.clone(),
             roles_ended: self.roles_ended.clone(),
             roles_ran: self.roles_ran.clone(),

@@ -48,11 +48,11 @@ async fn run_task(
 ) -> HostOutcome {
     delegation::add_delegated_vars(&shared, &mut job);
     let vars = job.ctx.value();
-    match when::gate(&shared.templar, &job.task, &vars) {
-        Gate::Run => {}
+    let deprecations = match when::gate(&shared.templar, &job.task, &vars) {
+        Gate::Run(deprecations) => deprecations,
         Gate::Skip(result) => return HostOutcome::new(&job, Status::Skipped, result, None),
         Gate::Fail(msg) => return HostOutcome::new(&job, Status::Failed, failed(msg), None),
-    }
+    };
     let (plan, delegated_to) = match prepare(&shared, &job, &vars) {
         Ok(prepared) => prepared,
         Err(stop) => {
@@ -61,7 +61,18 @@ async fn run_task(
     };
     let _fork_slot = take_fork_slot(&shared, &plan, forks).await;
     let attempts = retry::run(&shared, &job.task, &job.ctx, &plan).await;
-    finish(&job, attempts, delegated_to)
+    let mut outcome = finish(&job, attempts, delegated_to);
+    if !deprecations.is_empty() {
+        // the `when` form's deprecations join the action's own
+        let list = outcome
+            .result
+            .entry("deprecations")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(list) = list {
+            list.extend(deprecations);
+        }
+    }
+    outcome
 }
 
 /// Why preparing the action stopped the job, and the delegation target known by then.

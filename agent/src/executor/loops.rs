@@ -129,6 +129,25 @@ fn items(shared: &Shared, job: &HostJob, extra: &Extra) -> Result<Vec<Value>, It
         .collect())
 }
 
+/// Per item of the loop, whether a template made it: an item written in the task's list as a
+/// template other than one variable (a constant, a concatenation), whose text is then the
+/// template's output, never trusted as an expression (see `jinja::trust`). A loop written as
+/// one template keeps its items' own trust.
+fn made_items(extra: &Extra, count: usize) -> Vec<bool> {
+    match &extra.loop_items {
+        Some(Value::Array(written)) if !extra.flatten_items && written.len() == count => written
+            .iter()
+            .map(|w| {
+                crate::executor::vars::has_template(w)
+                    && !w
+                        .as_str()
+                        .is_some_and(crate::jinja::template::reads_a_variable)
+            })
+            .collect(),
+        _ => vec![false; count],
+    }
+}
+
 /// Runs the job once per item and folds the outcomes.
 pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome {
     let list = match items(&shared, &job, &extra) {
@@ -146,6 +165,7 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         }
         Err(ItemsError::Other(msg)) => return failed(&shared, &job, msg),
     };
+    let made = made_items(&extra, list.len());
     // `loop_var`/`index_var` may be templates of the task's variables
     let name = |written: &str| -> Result<String, String> {
         if !crate::jinja::value::is_template(written) {
@@ -206,6 +226,12 @@ pub async fn run(shared: Arc<Shared>, job: HostJob, extra: Extra) -> HostOutcome
         }
         let mut ctx = running.clone();
         ctx.set(&var, item);
+        if made[i] {
+            ctx.set(
+                crate::jinja::MADE_VARS_KEY,
+                &serde_json::json!({ var.as_str(): true }),
+            );
+        }
         ctx.set("ansible_loop_var", &Value::String(var.clone()));
         if let Some(iv) = &index_var {
             ctx.set(iv, &Value::from(i));

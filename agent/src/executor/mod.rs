@@ -87,6 +87,14 @@ pub struct Engine {
     ended: HashSet<String>,
     /// Hosts whose failure `meta: clear_host_errors` cleared (see `run_block`'s `always`).
     cleared: HashSet<String>,
+    /// Per host unreachable in the current play, the task it became so on, by address (an
+    /// identity only, compared with the play's tasks, which live as long as the play; see
+    /// `revived`).
+    unreachable_at: HashMap<String, usize>,
+    /// Hosts `meta: clear_host_errors` brought back after they became unreachable, with that
+    /// task: as in ansible-core's linear strategy, once the play's hosts are through its
+    /// tasks, they run the rest of them from the task after it (see `play.rs`).
+    revived: Vec<(String, usize)>,
     /// Per role reference run once per host (`Task::role_instance`), the hosts that
     /// completed it (ids are unique in the run, so no play sees another's).
     roles_done: HashMap<usize, HashSet<String>>,
@@ -187,6 +195,8 @@ impl Engine {
             last_includes: Vec::new(),
             ended: HashSet::new(),
             cleared: HashSet::new(),
+            unreachable_at: HashMap::new(),
+            revived: Vec::new(),
             roles_done: HashMap::new(),
             roles_ended: HashMap::new(),
             roles_ran: HashMap::new(),

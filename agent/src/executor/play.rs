@@ -105,9 +105,32 @@ impl Engine {
             let (flow, collateral) = if super::free::is_free(play) && batch.len() > 1 {
                 self.run_free(play, body, &batch, &all_hosts).await
             } else {
+                self.unreachable_at.clear();
+                self.revived.clear();
                 let mut active = batch.clone();
                 let mut run = PlayRun::new(&all_hosts, &batch);
-                let flow = self.run_items(play, body, &mut active, &mut run).await;
+                let mut flow = self.run_items(play, body, &mut active, &mut run).await;
+                // hosts `clear_host_errors` brought back from unreachable run the rest of
+                // the tasks from where they stopped, as ansible-core's lockstep picks them up
+                // once the others are through the play's tasks
+                while matches!(flow, Flow::Continue) && !self.revived.is_empty() {
+                    let revived = std::mem::take(&mut self.revived);
+                    let task = revived[0].1;
+                    let hosts: Vec<String> = revived
+                        .iter()
+                        .filter(|(_, t)| *t == task)
+                        .map(|(h, _)| h.clone())
+                        .collect();
+                    self.revived
+                        .extend(revived.into_iter().filter(|(_, t)| *t != task));
+                    let Some(rest) = super::start_at::after(body, task) else {
+                        continue;
+                    };
+                    let mut active = hosts.clone();
+                    let mut again = PlayRun::new(&all_hosts, &hosts);
+                    flow = self.run_items(play, &rest, &mut active, &mut again).await;
+                    run.collateral_all.extend(again.collateral_all);
+                }
                 (flow, run.collateral_all)
             };
             // hosts failed by another host's run_once task stay failed for the run
@@ -174,11 +197,7 @@ fn play_body(play: &Play, gather: usize, items: &[Item]) -> Vec<Item> {
     let mut body: Vec<Item> = Vec::new();
     for _ in 0..gather {
         body.push(Item::Task(Step {
-            task: Arc::new(Task::synthetic(
-                "setup",
-                "Gathering Facts",
-                play.origin.clone(),
-            )),
+            task: play.gather_task.clone(),
             extra: Default::default(),
         }));
     }

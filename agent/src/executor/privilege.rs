@@ -72,6 +72,7 @@ pub fn escalation(
     let connection_user = match conn_spec {
         ConnSpec::Local => current_user(),
         ConnSpec::Ssh(ssh) => ssh.user.clone(),
+        ConnSpec::Plugin(_) => None,
     };
     if connection_user.as_deref() == Some(user.as_str()) && !opts.become_allow_same_user {
         return Ok(None);

@@ -135,6 +135,8 @@ impl Engine {
                 Status::Unreachable if !o.ignored => {
                     newly_failed += 1;
                     self.any_unreachable = true;
+                    self.unreachable_at
+                        .insert(o.host.clone(), task as *const Task as usize);
                     self.dead.insert(o.host.clone());
                     active.retain(|h| h != &o.host);
                 }

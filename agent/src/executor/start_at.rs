@@ -60,31 +60,54 @@ pub(super) fn start(play: &Play, name: &str) -> Option<Start> {
 
 /// `items` from the first task matching `name` on (blocks entered), and that task.
 fn from_match(items: &[Item], name: &str) -> Option<(Vec<Item>, Arc<Task>)> {
+    from_task(items, &|t| matches(t, name), true)
+}
+
+/// What a host runs of `items` after the task at address `task` (see `Engine::revived`);
+/// `None` when it is not one of them (a task an include brought).
+pub(super) fn after(items: &[Item], task: usize) -> Option<Vec<Item>> {
+    from_task(items, &|t| std::ptr::eq(t, task as *const Task), false).map(|(rest, _)| rest)
+}
+
+/// The items from the first task `found` picks on (`inclusive`: with that task, else from
+/// the one after it), in the order a host reaches them without failing: the rest of its
+/// block, then the block's `always`, then the items after the block.
+fn from_task(
+    items: &[Item],
+    found: &dyn Fn(&Task) -> bool,
+    inclusive: bool,
+) -> Option<(Vec<Item>, Arc<Task>)> {
     for (i, item) in items.iter().enumerate() {
-        let found = match item {
+        let hit = match item {
             Item::Task(step) | Item::Include { step, .. } | Item::Deferred { step, .. } => {
-                matches(&step.task, name).then(|| (item.clone(), step.task.clone()))
+                found(&step.task).then(|| {
+                    let first = if inclusive {
+                        vec![item.clone()]
+                    } else {
+                        Vec::new()
+                    };
+                    (first, step.task.clone())
+                })
             }
-            Item::Block(b) => from_match(&b.block, name)
+            Item::Block(b) => from_task(&b.block, found, inclusive)
                 .map(|(block, task)| {
                     let rest = Block { block, ..b.clone() };
-                    (Item::Block(rest), task)
+                    (vec![Item::Block(rest)], task)
                 })
                 .or_else(|| {
                     // a host that does not fail goes on to the block's `always`
-                    from_match(&b.always, name).map(|(always, task)| {
+                    from_task(&b.always, found, inclusive).map(|(always, task)| {
                         let rest = Block {
                             block: Vec::new(),
                             rescue: Vec::new(),
                             always,
                         };
-                        (Item::Block(rest), task)
+                        (vec![Item::Block(rest)], task)
                     })
                 }),
             Item::Flush => None,
         };
-        if let Some((first, task)) = found {
-            let mut out = vec![first];
+        if let Some((mut out, task)) = hit {
             out.extend(items[i + 1..].iter().cloned());
             return Some((out, task));
         }

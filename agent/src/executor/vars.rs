@@ -134,7 +134,6 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
             (layers.params, true),
             (layers.extra, true),
         ]);
-    let mut untrusted: BTreeMap<String, bool> = BTreeMap::new();
     let mut unsafe_items: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (layer, trusted) in ordered {
         for (k, v) in layer {
@@ -150,11 +149,6 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
                 if !at.is_empty() {
                     unsafe_items.insert(k.clone(), at);
                 }
-            }
-            if trusted {
-                untrusted.remove(k);
-            } else {
-                untrusted.insert(k.clone(), true);
             }
             if trusted && has_template(v) {
                 templated_keys.push(k.clone());
@@ -227,10 +221,19 @@ pub fn build(layers: &Layers<'_>, magic: &[(&str, JValue)], templar: &Templar) -
         let all = ctx.value();
         ctx.set_value("vars", all);
     }
-    ctx.set_value(
-        crate::jinja::UNTRUSTED_VARS_KEY,
-        JValue::from_serialize(&untrusted),
-    );
+    // the lists written with templates in them, as written (`assert`'s `that: "{{ name }}"`
+    // takes their items as conditions, as ansible-core resolves only the container)
+    let template_lists: BTreeMap<&String, &Value> = originals
+        .iter()
+        .filter(|(_, v)| v.is_array())
+        .map(|(k, v)| (k, v))
+        .collect();
+    if !template_lists.is_empty() {
+        ctx.set_value(
+            crate::jinja::TEMPLATE_LISTS_KEY,
+            JValue::from_serialize(&template_lists),
+        );
+    }
     if !unsafe_items.is_empty() {
         ctx.set_value(
             crate::jinja::UNSAFE_ITEMS_KEY,

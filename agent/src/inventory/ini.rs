@@ -133,6 +133,13 @@ fn split_port(token: &str) -> (String, Option<u16>) {
 
 /// Interprets an INI value as Python's `ast.literal_eval` would, falling back to the string.
 pub fn parse_value(v: &str) -> Value {
+    let value = parse_value_untagged(v);
+    // the inventory is the author's text (see `jinja::trust`)
+    crate::jinja::trust::remember_value(&value);
+    value
+}
+
+fn parse_value_untagged(v: &str) -> Value {
     let v = v.trim();
     match v {
         "True" => return Value::Bool(true),

@@ -527,7 +527,8 @@ fn to_nice_yaml(v: JValue, _kw: Kwargs) -> Result<String, Error> {
 }
 
 fn from_yaml(s: String) -> Result<JValue, Error> {
-    let docs = crate::yaml::parse_str(&s, "<from_yaml>").map_err(|e| op_err(format!("{e:#}")))?;
+    let docs =
+        crate::yaml::parse_data_str(&s, "<from_yaml>").map_err(|e| op_err(format!("{e:#}")))?;
     Ok(docs
         .first()
         .map(|d| JValue::from_serialize(d.to_json()))

@@ -11,19 +11,17 @@ fn op_err(msg: impl Into<String>) -> Error {
 }
 
 /// A lookup plugin's own failure, shown in ansible-core's words alone ("The lookup plugin
-/// 'pipe' failed: ..."), without the template engine's wrapping.
+/// 'pipe' failed: ...", "... was not found."), without the template engine's wrapping.
 #[derive(Debug, thiserror::Error)]
-#[error("The lookup plugin '{plugin}' failed: {msg}")]
-pub struct PluginFailed {
-    plugin: String,
-    msg: String,
-}
+#[error("{0}")]
+pub struct PluginFailed(String);
 
 fn plugin_err(plugin: &str, msg: String) -> Error {
-    Error::new(ErrorKind::InvalidOperation, "lookup failed").with_source(PluginFailed {
-        plugin: plugin.to_string(),
-        msg,
-    })
+    plugin_message(format!("The lookup plugin '{plugin}' failed: {msg}"))
+}
+
+fn plugin_message(text: String) -> Error {
+    Error::new(ErrorKind::InvalidOperation, "lookup failed").with_source(PluginFailed(text))
 }
 
 /// Registers `lookup`, `query` and `q` into `env`, and Ansible's `now()`.
@@ -79,21 +77,20 @@ fn playbook_dir(state: &State) -> std::path::PathBuf {
         .unwrap_or_else(|| ".".into())
 }
 
-fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
-    let Some(kind) = args.first().and_then(|a| a.as_str()) else {
-        return Err(op_err("lookup needs a plugin name"));
-    };
+/// The values of lookup `kind` (`args[0]`), by the agent's own plugins, else through
+/// ansible-core (`None`: see [`values`]).
+fn lookup_values(state: &State, kind: &str, args: &[JValue]) -> Result<Option<Vec<Value>>, Error> {
     if matches!(kind, "first_found" | "ansible.builtin.first_found") {
-        return first_found(state, &args[1..]);
+        return first_found(state, &args[1..]).map(Some);
     }
     if matches!(kind, "sequence" | "ansible.builtin.sequence") {
-        return sequence(&args[1..]);
+        return sequence(&args[1..]).map(Some);
     }
     if matches!(kind, "config" | "ansible.builtin.config") {
-        return config(state, &args[1..]);
+        return config(state, &args[1..]).map(Some);
     }
     if matches!(kind, "template" | "ansible.builtin.template") {
-        return template(state, &args[1..]);
+        return template(state, &args[1..]).map(Some);
     }
     if let Some(short) = super::list_lookups::short(kind) {
         let mut terms = Vec::new();
@@ -104,7 +101,9 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
                 v => terms.push(v),
             }
         }
-        return super::list_lookups::run(short, &terms, &options).map_err(op_err);
+        return super::list_lookups::run(short, &terms, &options)
+            .map(Some)
+            .map_err(op_err);
     }
     let terms: Vec<String> = args[1..]
         .iter()
@@ -164,14 +163,110 @@ fn lookup_values(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
                 &paths,
             );
         }
-        other => {
-            return Err(op_err(format!(
-                "lookup plugin '{other}' is not supported by etcd-agent ({})",
-                SUPPORTED.join(", ")
-            )))
+        other => return python_lookup(state, other, &args[1..]),
+    }
+    Ok(Some(out))
+}
+
+/// Whether the agent implements lookup plugin `kind` itself.
+fn is_native(kind: &str) -> bool {
+    let short = kind.strip_prefix("ansible.builtin.").unwrap_or(kind);
+    SUPPORTED.contains(&short) || super::list_lookups::short(kind).is_some()
+}
+
+/// The lookup's values; `None` when its value is undefined: an argument is undefined and
+/// the plugin does not take undefined arguments (ansible-core then gives that undefined
+/// value back, and using it fails naming the variable).
+fn values(state: &State, args: &[JValue]) -> Result<Option<Vec<Value>>, Error> {
+    let Some(kind) = args.first().and_then(|a| a.as_str()) else {
+        return Err(op_err("lookup needs a plugin name"));
+    };
+    let undefined = |a: &JValue| {
+        a.is_undefined()
+            || (a.is_kwargs()
+                && a.try_iter()
+                    .into_iter()
+                    .flatten()
+                    .any(|k| a.get_item(&k).is_ok_and(|v| v.is_undefined())))
+    };
+    // the agent's own plugins take no undefined argument; ansible-core's decide for
+    // themselves (`accept_args_markers`)
+    if is_native(kind) && args[1..].iter().any(undefined) {
+        return Ok(None);
+    }
+    lookup_values(state, kind, args)
+}
+
+/// A lookup plugin the agent does not implement, run by ansible-core (see
+/// [`super::python_lookups`]).
+fn python_lookup(state: &State, kind: &str, args: &[JValue]) -> Result<Option<Vec<Value>>, Error> {
+    use super::python_lookups::{Call, Failure, Outcome};
+    let mut call = Call {
+        name: kind.to_string(),
+        terms: Vec::new(),
+        undefined: Vec::new(),
+        kwargs: serde_json::Map::new(),
+        variables: serde_json::Map::new(),
+        dirs: Vec::new(),
+        basedir: playbook_dir(state),
+    };
+    for a in args {
+        if a.is_kwargs() {
+            for k in a.try_iter()? {
+                let v = a.get_item(&k)?;
+                if k.as_str() != Some("wantlist") {
+                    call.kwargs.insert(
+                        k.to_string(),
+                        serde_json::to_value(&v).unwrap_or(Value::Null),
+                    );
+                }
+            }
+        } else if a.is_undefined() {
+            call.undefined.push(call.terms.len());
+            call.terms.push(Value::Null);
+        } else {
+            call.terms
+                .push(serde_json::to_value(a).map_err(|e| op_err(e.to_string()))?);
         }
     }
-    Ok(out)
+    // the variables the template sees, as data (each one that serializes)
+    if let Some(all) = state.lookup("vars") {
+        for k in all.try_iter().into_iter().flatten() {
+            let name = k.to_string();
+            if name.starts_with("__etcd_agent") || matches!(name.as_str(), "vars" | "hostvars") {
+                continue;
+            }
+            if let Ok(v) = all
+                .get_item(&k)
+                .and_then(|v| serde_json::to_value(&v).map_err(|e| op_err(e.to_string())))
+            {
+                call.variables.insert(name, v);
+            }
+        }
+    }
+    for dir in ["role_path", "playbook_dir"] {
+        if let Some(d) = var(state, dir) {
+            call.dirs.push(
+                std::path::PathBuf::from(super::value::scalar_string(&d)).join("lookup_plugins"),
+            );
+        }
+    }
+    match super::python_lookups::run(&call) {
+        Ok(Outcome::Values(v)) => Ok(Some(v)),
+        Ok(Outcome::Undefined) => Ok(None),
+        Err(Failure::NotFound) => Err(plugin_message(format!(
+            "The lookup plugin '{kind}' was not found."
+        ))),
+        Err(Failure::Load(e)) => Err(plugin_message(format!(
+            "The lookup plugin '{kind}' failed to load: {e}"
+        ))),
+        Err(Failure::Run(e)) => Err(plugin_err(kind, e)),
+        Err(Failure::NoAnsibleCore(why)) => Err(op_err(format!(
+            "lookup plugin '{kind}' is not supported by etcd-agent ({}), and ansible-core is not \
+             available on the controller to run it ({why})",
+            SUPPORTED.join(", ")
+        ))),
+    }
 }
 
 fn lookup(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
@@ -180,24 +275,32 @@ fn lookup(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
         .iter()
         .filter(|a| a.is_kwargs())
         .any(|a| a.get_attr("wantlist").is_ok_and(|w| w.is_true()));
-    let values = lookup_values(state, &args)?;
+    let Some(values) = values(state, &args)? else {
+        return Ok(JValue::UNDEFINED);
+    };
     if wantlist {
         return Ok(JValue::from_serialize(values));
     }
+    // ansible-core: one value is itself; several are joined with commas when all are text
+    // (the list as it is otherwise); none is the empty list
     Ok(match values.len() {
         1 => JValue::from_serialize(&values[0]),
-        _ => JValue::from(
+        _ if values.iter().all(Value::is_string) && !values.is_empty() => JValue::from(
             values
                 .iter()
                 .map(super::value::scalar_string)
                 .collect::<Vec<_>>()
                 .join(","),
         ),
+        _ => JValue::from_serialize(&values),
     })
 }
 
 fn query(state: &State, args: Rest<JValue>) -> Result<JValue, Error> {
-    Ok(JValue::from_serialize(lookup_values(state, &args)?))
+    Ok(match values(state, &args)? {
+        Some(v) => JValue::from_serialize(v),
+        None => JValue::UNDEFINED,
+    })
 }
 
 /// A variable of the template's context as JSON, if it is defined.

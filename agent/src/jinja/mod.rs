@@ -7,11 +7,17 @@
 
 pub mod controller_lookups;
 pub mod filters;
+pub mod globals;
 pub mod list_lookups;
+pub mod lookup_constants;
 pub mod lookups;
+pub mod python_lookups;
 pub mod sequence;
 pub mod template;
+pub mod trust;
 pub mod undefined;
 pub mod value;
 
-pub use template::{Templar, Untrusted, FAILED_VARS_KEY, UNSAFE_ITEMS_KEY, UNTRUSTED_VARS_KEY};
+pub use template::{
+    Templar, Untrusted, FAILED_VARS_KEY, MADE_VARS_KEY, TEMPLATE_LISTS_KEY, UNSAFE_ITEMS_KEY,
+};

@@ -2,7 +2,7 @@
 //! and a few common Ansible filters and tests.
 
 use super::undefined::{self, Path};
-use super::value::{is_template, python_truth};
+use super::value::{is_template, python_truth, single_expression};
 use anyhow::{anyhow, Result};
 use minijinja::value::{Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value as JValue};
@@ -23,29 +23,133 @@ impl Default for Templar {
     }
 }
 
-/// Context key of the names of variables whose values came from hosts (registered results,
-/// facts): data that a condition never evaluates as an expression.
-pub const UNTRUSTED_VARS_KEY: &str = "__etcd_agent_untrusted_vars";
-
 /// A condition's template gave text that is not trusted to be evaluated as an expression
 /// (ansible-core 2.19's data tagging refuses it the same way).
 #[derive(Debug, thiserror::Error)]
 #[error("Encountered untrusted template or expression.")]
 pub struct Untrusted;
 
-/// True when `expr` is a bare variable name whose value is trusted (not from a host).
-fn trusted_variable(expr: &str, vars: &JValue) -> bool {
+/// Whether the text a condition's or `var`'s template gave may be evaluated as an expression:
+/// the template reads a variable (`name`, `name.key`, `name[0]`, `name['key']`), which keeps
+/// its value's trust in ansible-core, and the text is the author's (see [`super::trust`]);
+/// never an `!unsafe` value, never text a template made (a constant, a concatenation).
+fn trusted_text(expr: &str, text: &str, vars: &JValue) -> bool {
+    let root = expr.trim().split(['.', '[']).next().unwrap_or_default();
+    let made = vars
+        .get_attr(MADE_VARS_KEY)
+        .and_then(|m| m.get_attr(root))
+        .is_ok_and(|v| v.is_true());
+    is_variable_path(expr)
+        && !made
+        && (super::trust::is_trusted(text) || super::trust::is_trusted(text.trim()))
+}
+
+/// Whether `text` is one `{{ expr }}` reading a variable (`name`, `name.key`, `name[0]`):
+/// its value keeps that variable's trust.
+pub fn reads_a_variable(text: &str) -> bool {
+    single_expression(text.trim()).is_some_and(is_variable_path)
+}
+
+/// Context key: variables whose value a template made (a loop item written as a template
+/// other than one variable): their text is never trusted as an expression.
+pub const MADE_VARS_KEY: &str = "__etcd_agent_made_vars";
+
+/// Whether `expr` only reads a variable: a name, then `.key`, `[number]`, `['key']` or
+/// `[name]` accesses.
+fn is_variable_path(expr: &str) -> bool {
+    let expr = expr.trim();
+    let ident_len = |s: &str| {
+        s.char_indices()
+            .take_while(|(i, c)| {
+                c.is_ascii_alphabetic() || *c == '_' || (*i > 0 && c.is_ascii_digit())
+            })
+            .count()
+    };
+    let n = ident_len(expr);
+    if n == 0 {
+        return false;
+    }
+    let mut rest = &expr[n..];
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let n = ident_len(after);
+            if n == 0 {
+                return false;
+            }
+            rest = &after[n..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let Some(close) = after.find(']') else {
+                return false;
+            };
+            let key = after[..close].trim();
+            let quoted = (key.len() >= 2)
+                && ((key.starts_with('\'') && key.ends_with('\''))
+                    || (key.starts_with('"') && key.ends_with('"')))
+                && !key[1..key.len() - 1].contains(['\'', '"', '\\']);
+            let number = !key.is_empty()
+                && key
+                    .trim_start_matches('-')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit());
+            if !(quoted || number || (ident_len(key) == key.len() && !key.is_empty())) {
+                return false;
+            }
+            rest = &after[close + 1..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether a condition looks like a template and nothing else (ansible-core's
+/// `is_possibly_all_template`): it starts with `{{`, `{%` or `{#` and ends with `}}`, `%}` or
+/// `#}`.
+fn is_possibly_all_template(s: &str) -> bool {
+    ["{{", "{%", "{#"].iter().any(|m| s.starts_with(m))
+        && ["}}", "%}", "#}"].iter().any(|m| s.ends_with(m))
+}
+
+/// A condition given as data (not written by the author where it is evaluated): text that is
+/// not trusted (see [`super::trust`]), or any text when `unsafe_`, becomes an `!unsafe` value,
+/// which a condition refuses as an untrusted expression. Anything else is kept.
+pub fn untrusted_as_unsafe(cond: Value, unsafe_: bool) -> Value {
+    match cond {
+        Value::String(text)
+            if unsafe_
+                || !(super::trust::is_trusted(&text) || super::trust::is_trusted(text.trim())) =>
+        {
+            if super::value::unsafe_text(&text).is_some() {
+                Value::String(text)
+            } else {
+                Value::String(super::value::unsafe_value(&text))
+            }
+        }
+        other => other,
+    }
+}
+
+/// ansible-core's (private) `ansible._protomatter.tagged_with` test, for the one tag the
+/// agent keeps: `TrustedAsTemplate`, text the author wrote (see [`super::trust`]); a container
+/// or a number never carries it. Other tags are refused.
+fn tagged_with(v: JValue, tag: &str) -> Result<bool, Error> {
+    if tag != "TrustedAsTemplate" {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("tag {tag:?} is not kept by etcd-agent (only TrustedAsTemplate is)"),
+        ));
+    }
+    Ok(v.as_str()
+        .is_some_and(|s| super::value::unsafe_text(s).is_none() && super::trust::is_trusted(s)))
+}
+
+/// True when `expr` is a bare variable name.
+fn is_name(expr: &str) -> bool {
     let mut chars = expr.chars();
-    let is_name = chars
+    chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    is_name
-        && vars
-            .get_attr(UNTRUSTED_VARS_KEY)
-            .and_then(|names| names.get_attr(expr))
-            .map(|v| v.is_undefined())
-            .unwrap_or(true)
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Context key of the variables whose own template failed, with why: they are left undefined,
@@ -55,6 +159,10 @@ pub const FAILED_VARS_KEY: &str = "__etcd_agent_failed_vars";
 /// Context key: per trusted variable whose value is a list, the positions of its `!unsafe`
 /// items (their rendered value is plain text; a condition must still refuse them).
 pub const UNSAFE_ITEMS_KEY: &str = "__etcd_agent_unsafe_items";
+
+/// Context key: per variable whose value is a list written with templates in it, that list
+/// as written (its items unrendered).
+pub const TEMPLATE_LISTS_KEY: &str = "__etcd_agent_template_lists";
 
 impl Templar {
     /// A strict environment with Ansible's filters and tests registered.
@@ -97,10 +205,12 @@ impl Templar {
         env.add_test("skip", |v: JValue| result_flag(&v, "skipped"));
         env.add_test("unreachable", |v: JValue| result_flag(&v, "unreachable"));
         env.add_test("reachable", |v: JValue| !result_flag(&v, "unreachable"));
+        env.add_test("ansible._protomatter.tagged_with", tagged_with);
         env.add_test("match", test_match);
         env.add_test("search", test_search);
         env.add_test("regex", test_search);
         super::filters::register(&mut env);
+        super::globals::register(&mut env);
         super::lookups::register(&mut env);
         crate::vault::register(&mut env);
         env.add_function(
@@ -158,6 +268,9 @@ impl Templar {
         if let Some(expr) = single_expression(src).filter(|_| src.trim() == src) {
             return self.eval(expr, vars).map(pad);
         }
+        let rewritten =
+            super::lookup_constants::rewrite(src, false, &mut |body| self.render_str(body, vars))?;
+        let src = rewritten.as_ref();
         undefined::take_lazy_failure();
         let tmpl = self
             .env
@@ -191,6 +304,9 @@ impl Templar {
 
     /// Evaluates a bare Jinja expression to data.
     pub fn eval(&self, expr: &str, vars: &JValue) -> Result<Value> {
+        let rewritten =
+            super::lookup_constants::rewrite(expr, true, &mut |body| self.render_str(body, vars))?;
+        let expr = rewritten.as_ref();
         undefined::take_lazy_failure();
         let compiled = self
             .env
@@ -207,19 +323,45 @@ impl Templar {
     /// (braces allowed) or a boolean.
     ///
     /// As in ansible-core 2.19, a condition that is one `{{ expr }}` whose result is text
-    /// evaluates that text as an expression only when it is trusted: the value of a variable
-    /// named by `expr` that comes from the playbook or inventory, not from a host (registered
-    /// results, facts; listed under [`UNTRUSTED_VARS_KEY`]). Any other text result fails with
-    /// [`Untrusted`]. Template markup mixed with other text is refused (Ansible: "Template
-    /// delimiters are not supported in expressions"), so text from a host is never evaluated.
+    /// evaluates that text as an expression only when it is trusted: text the playbook's author
+    /// wrote (see [`super::trust`]), wherever the value came from; not a host's output, a
+    /// template's or an `!unsafe` value. Any other text result fails with [`Untrusted`].
+    /// Template markup mixed with other text is refused (Ansible: "Template delimiters are
+    /// not supported in expressions").
     pub fn condition(&self, cond: &Value, vars: &JValue) -> Result<bool> {
+        self.condition_inner(cond, vars, &mut false)
+    }
+
+    /// [`Self::condition`], noting in `deprecations` (a result's `deprecations` entry) when
+    /// ansible-core deprecates the condition's form: wrapped in `{{ }}` and giving no text
+    /// ("Conditionals should not be surrounded by templating delimiters").
+    pub fn condition_noting(
+        &self,
+        cond: &Value,
+        vars: &JValue,
+        deprecations: &mut Vec<Value>,
+    ) -> Result<bool> {
+        let mut as_template = false;
+        let result = self.condition_inner(cond, vars, &mut as_template);
+        if as_template {
+            deprecations.push(serde_json::json!({
+                "collection_name": "ansible.builtin",
+                "deprecator": {"resolved_name": "ansible.builtin", "type": null},
+                "msg": "Conditionals should not be surrounded by templating delimiters such as {{ }} or {% %}.",
+                "version": "2.23",
+            }));
+        }
+        result
+    }
+
+    fn condition_inner(&self, cond: &Value, vars: &JValue, as_template: &mut bool) -> Result<bool> {
         let v = match cond {
             Value::Bool(b) => return Ok(*b),
             Value::String(s) if !s.trim().is_empty() => {
                 let s = s.trim();
                 if let Some(expr) = single_expression(s) {
                     match self.eval(expr, vars)? {
-                        Value::String(text) if trusted_variable(expr, vars) => {
+                        Value::String(text) if trusted_text(expr, &text, vars) => {
                             let text = text.trim().to_string();
                             if is_template(&text) {
                                 return Err(anyhow!(
@@ -230,12 +372,31 @@ impl Templar {
                             self.eval(&text, vars)?
                         }
                         Value::String(_) => return Err(Untrusted.into()),
-                        other => other,
+                        other => {
+                            *as_template = true;
+                            other
+                        }
+                    }
+                } else if is_possibly_all_template(s) {
+                    // a template that is more than one expression: its text is a template's
+                    // output, never trusted as an expression (ansible-core's meta-templating
+                    // refusal)
+                    match self.render_str(s, vars)? {
+                        Value::String(_) => return Err(Untrusted.into()),
+                        other => {
+                            *as_template = true;
+                            other
+                        }
                     }
                 } else {
                     // string constants holding templates are rendered first (ansible-core
                     // 2.19 still allows it); markup anywhere else is refused
-                    let expr = self.render_constants(s, vars)?;
+                    // (a lookup's arguments first, by the lookups' own rule: see
+                    // `lookup_constants`)
+                    let s = super::lookup_constants::rewrite(s, true, &mut |body| {
+                        self.render_str(body, vars)
+                    })?;
+                    let expr = self.render_constants(&s, vars)?;
                     self.eval(&expr, vars)?
                 }
             }
@@ -314,42 +475,54 @@ impl Templar {
         }
     }
 
-    /// Whether `text` is one `{{ name }}` of a trusted variable (from the playbook or
-    /// inventory, not from a host): the only template whose text result is trusted as an
-    /// expression here.
-    pub fn is_trusted_variable(&self, text: &str, vars: &JValue) -> bool {
-        single_expression(text.trim()).is_some_and(|e| trusted_variable(e.trim(), vars))
+    /// Whether the text `template` rendered to (`rendered`) is trusted as an expression: the
+    /// author's text (see [`super::trust`]), never an `!unsafe` value.
+    pub fn is_trusted_result(&self, template: &str, rendered: &str, vars: &JValue) -> bool {
+        single_expression(template.trim()).is_some_and(|e| trusted_text(e, rendered, vars))
     }
 
-    /// `assert`'s `that` written as one template naming a trusted variable (playbook or
-    /// inventory) whose value is a list: that list, each item a condition, as ansible-core's
-    /// assert resolves such a `that` to its container. `None` for anything else, which stays
-    /// one condition. (ansible-core takes any expression giving a list, its items keeping their
-    /// trust; only a bare trusted variable is known trusted here.)
+    /// `assert`'s `that` written as one template whose value is a list: that list, each item a
+    /// condition, as ansible-core's assert resolves such a `that` to its container. `None` for
+    /// anything else, which stays one condition. An item keeps its trust: text that is not the
+    /// author's (see [`super::trust`]) or is `!unsafe` stays an untrusted expression.
     pub fn conditions_list(&self, text: &str, vars: &JValue) -> Option<Vec<Value>> {
         let expr = single_expression(text)?;
-        if !trusted_variable(expr, vars) {
+        let Value::Array(mut items) = self.eval(expr, vars).ok()? else {
             return None;
-        }
-        match self.eval(expr, vars).ok()? {
-            Value::Array(mut items) => {
-                // an `!unsafe` item stays an untrusted expression
-                if let Ok(unsafe_at) = vars
-                    .get_attr(UNSAFE_ITEMS_KEY)
+        };
+        // ansible-core resolves the container only: a list variable's items as written
+        let written = is_name(expr)
+            .then(|| {
+                vars.get_attr(TEMPLATE_LISTS_KEY)
                     .and_then(|m| m.get_attr(expr))
-                {
-                    for i in unsafe_at.try_iter().into_iter().flatten() {
-                        let item = i.as_usize().and_then(|i| items.get_mut(i));
-                        if let Some(item) = item {
-                            let text = crate::jinja::value::scalar_string(item);
-                            *item = Value::String(crate::jinja::value::unsafe_value(&text));
-                        }
-                    }
-                }
-                Some(items)
+            })
+            .and_then(Result::ok)
+            .filter(|v| !v.is_undefined())
+            .and_then(|v| serde_json::to_value(&v).ok());
+        if let Some(Value::Array(as_written)) = written {
+            if as_written.len() == items.len() {
+                items = as_written;
             }
-            _ => None,
         }
+        // the `!unsafe` items of a list variable
+        let unsafe_at: Vec<usize> = is_name(expr)
+            .then(|| {
+                vars.get_attr(UNSAFE_ITEMS_KEY)
+                    .and_then(|m| m.get_attr(expr))
+            })
+            .and_then(Result::ok)
+            .map(|at| {
+                at.try_iter()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i.as_usize())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (n, item) in items.iter_mut().enumerate() {
+            *item = untrusted_as_unsafe(item.take(), unsafe_at.contains(&n));
+        }
+        Some(items)
     }
 
     /// Builds a helpful error: names the undefined variable when that is the cause.
@@ -362,8 +535,14 @@ impl Templar {
         vars: &JValue,
     ) -> anyhow::Error {
         if err.kind() == ErrorKind::UndefinedError {
-            // the first undefined name Jinja meets, left to right in the source
-            let mut names: Vec<String> = names.into_iter().collect();
+            // the first undefined name Jinja meets, left to right in the source (functions
+            // such as `lookup` are the environment's, not variables)
+            let globals: std::collections::HashSet<&str> =
+                self.env.globals().map(|(name, _)| name).collect();
+            let mut names: Vec<String> = names
+                .into_iter()
+                .filter(|n| !globals.contains(n.split('.').next().unwrap_or(n)))
+                .collect();
             names.sort();
             names.sort_by_key(|n| first_use(source, n.split('.').next().unwrap_or(n)));
             for name in names {
@@ -433,54 +612,6 @@ fn describe(e: &Error) -> String {
         src = inner.source();
     }
     s
-}
-
-/// If the text is exactly one `{{ ... }}` block, returns the inner expression (without the
-/// `-`/`+` whitespace control marks). Like Jinja's lexer, a `}}` closes the block only outside
-/// string literals and brackets, so `{{ {'a': {'b': 1}} }}` and `{{ {'a': 1}}}` are one block.
-fn single_expression(s: &str) -> Option<&str> {
-    let t = s.trim();
-    let rest = t.strip_prefix("{{")?;
-    let end = expression_end(rest)?;
-    if end + 2 != rest.len() {
-        return None;
-    }
-    let inner = &rest[..end];
-    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
-    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
-    Some(inner.trim())
-}
-
-/// Byte offset of the `}}` that closes an expression block whose text starts at `s`.
-fn expression_end(s: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut stack: Vec<u8> = Vec::new();
-    let mut quote: Option<u8> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if let Some(q) = quote {
-            if c == b'\\' {
-                i += 1;
-            } else if c == q {
-                quote = None;
-            }
-        } else {
-            match c {
-                b'\'' | b'"' => quote = Some(c),
-                b'(' | b'[' | b'{' => stack.push(c),
-                b'}' if stack.is_empty() => {
-                    return (bytes.get(i + 1) == Some(&b'}')).then_some(i);
-                }
-                b')' | b']' | b'}' => {
-                    stack.pop();
-                }
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    None
 }
 
 fn result_flag(v: &JValue, key: &str) -> bool {
@@ -644,6 +775,33 @@ mod tests {
     }
 
     #[test]
+    fn variable_paths_keep_trust_and_nothing_else_does() {
+        for p in [
+            "item",
+            "item.that",
+            "a[0]",
+            "a['k'].b",
+            "x[\"y\"]",
+            "a[i]",
+            " r.results[-1] ",
+        ] {
+            assert!(is_variable_path(p), "{p}");
+        }
+        for p in [
+            "'1 == 1'",
+            "a ~ ''",
+            "a | first",
+            "f(x)",
+            "a[1:2]",
+            "a.",
+            "a[\"b'\"]",
+            "",
+        ] {
+            assert!(!is_variable_path(p), "{p}");
+        }
+    }
+
+    #[test]
     fn native_and_text() {
         let t = Templar::new();
         assert_eq!(t.render_str("{{ a }}", &vars()).unwrap(), json!(1));
@@ -751,7 +909,7 @@ mod tests {
         assert_eq!(
             t.render_str("{{ lookup('config', 'NOPE', on_missing='skip') }}", &v)
                 .unwrap(),
-            json!("")
+            json!([])
         );
     }
 

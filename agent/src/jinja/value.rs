@@ -16,6 +16,54 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+/// If the text is exactly one `{{ ... }}` block, returns the inner expression (without the
+/// `-`/`+` whitespace control marks). Like Jinja's lexer, a `}}` closes the block only outside
+/// string literals and brackets, so `{{ {'a': {'b': 1}} }}` and `{{ {'a': 1}}}` are one block.
+pub fn single_expression(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let rest = t.strip_prefix("{{")?;
+    let end = expression_end(rest)?;
+    if end + 2 != rest.len() {
+        return None;
+    }
+    let inner = &rest[..end];
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
+    Some(inner.trim())
+}
+
+/// Byte offset of the `}}` that closes an expression block whose text starts at `s`.
+fn expression_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut stack: Vec<u8> = Vec::new();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if let Some(q) = quote {
+            if c == b'\\' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                b'\'' | b'"' => quote = Some(c),
+                b'(' | b'[' | b'{' => stack.push(c),
+                b'}' if stack.is_empty() => {
+                    return (bytes.get(i + 1) == Some(&b'}')).then_some(i);
+                }
+                b')' | b']' | b'}' => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
 /// The function an `!unsafe` value is wrapped in (see [`unsafe_value`]).
 pub const UNSAFE_FUNCTION: &str = "__etcd_agent_unsafe";
 

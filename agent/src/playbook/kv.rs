@@ -200,6 +200,9 @@ fn unquote(s: &str) -> String {
 /// Parses `k=v` words into a map as ansible-core's `parse_kv` does; with `check_raw`
 /// (command-like modules) only their own keys are taken and the rest is `_raw_params`, the
 /// words joined back with their newlines.
+///
+/// Only for the author's text (a task's free-form arguments, `-e`), read when it is loaded:
+/// its values are remembered as trusted (see `jinja::trust`).
 pub fn parse_kv(text: &str, check_raw: bool) -> Map<String, Value> {
     let mut map = Map::new();
     let mut raw: Vec<String> = Vec::new();
@@ -227,6 +230,7 @@ pub fn parse_kv(text: &str, check_raw: bool) -> Map<String, Value> {
     if !raw.is_empty() {
         map.insert("_raw_params".into(), Value::String(join_args(&raw)));
     }
+    map.values().for_each(crate::jinja::trust::remember_value);
     map
 }
 

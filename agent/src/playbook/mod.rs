@@ -83,6 +83,9 @@ pub struct Play {
     pub tags: Vec<String>,
     /// Where the play starts.
     pub origin: TaskOrigin,
+    /// The implicit "Gathering Facts" task, with the play keywords tasks inherit
+    /// (`ignore_unreachable`, `ignore_errors`, ...).
+    pub gather_task: Arc<Task>,
 }
 
 /// A parsed playbook file.
@@ -483,6 +486,7 @@ fn parse_play(
         include_handlers_at: 0,
         play_roles: None,
         tags: Vec::new(),
+        gather_task: Arc::new(Task::synthetic("setup", "Gathering Facts", origin.clone())),
         origin,
     };
     let mut section_nodes: [Vec<&[Node]>; 3] = [Vec::new(), Vec::new(), Vec::new()];
@@ -626,6 +630,9 @@ fn parse_play(
         (play_collections, default_collection.map(str::to_string)),
         (play_vars, known.extra.clone()),
     );
+    let mut gather = Task::synthetic("setup", "Gathering Facts", play.origin.clone());
+    blocks::apply_inherit(&mut gather, &inherit, &[]);
+    play.gather_task = Arc::new(gather);
     for (i, section) in section_nodes.into_iter().enumerate() {
         if i == 1 {
             // roles run after pre_tasks (and their handlers), before tasks

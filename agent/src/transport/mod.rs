@@ -9,6 +9,7 @@
 mod cache;
 pub mod escalation;
 mod local;
+mod plugin;
 mod pool;
 pub mod relay;
 mod shell;
@@ -18,6 +19,7 @@ mod watch;
 
 pub use cache::{not_cached as module_not_cached, run_recorded_command as run_recorded_module};
 pub use escalation::{BecomeMethod, Escalation};
+pub use plugin::PluginSpec;
 pub use pool::{ConnSpec, ConnectionPool};
 pub use ssh::SshSpec;
 pub use upload::ModuleFile;
@@ -64,6 +66,8 @@ pub enum TransportError {
 pub(crate) enum Link {
     Local,
     Ssh(Arc<openssh::Session>),
+    /// An ansible-core connection plugin (see [`plugin`]).
+    Plugin(Box<plugin::Bridge>),
 }
 
 /// An open connection to one host.
@@ -170,6 +174,7 @@ impl Connection {
         let fut = async {
             match &self.link {
                 Link::Local => local::exec(cmd, stdin).await,
+                Link::Plugin(bridge) => bridge.exec(cmd, stdin).await,
                 // a timeout may abandon a request midway: keep those off the shared shell
                 Link::Ssh(s) if timeout.is_some() => self.one_off_exec(s, cmd, stdin).await,
                 Link::Ssh(s) => self.ssh_exec(s, cmd, stdin).await,
@@ -479,6 +484,10 @@ impl Connection {
             let _ = self
                 .exec(&format!("rm -rf {}", quote(&tmp.path)), None, None)
                 .await;
+        }
+        if let Link::Plugin(bridge) = &self.link {
+            bridge.close().await;
+            return;
         }
         let state = std::mem::replace(&mut *self.shell.lock().await, ShellState::NotStarted);
         let mut shells =

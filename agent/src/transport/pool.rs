@@ -12,6 +12,8 @@ pub enum ConnSpec {
     Local,
     /// Run over SSH.
     Ssh(SshSpec),
+    /// Run through an ansible-core connection plugin.
+    Plugin(super::PluginSpec),
 }
 
 type Slot = Arc<OnceCell<Result<Arc<Connection>, TransportError>>>;
@@ -109,6 +111,15 @@ impl ConnectionPool {
         slot.get_or_init(|| async {
             match spec {
                 ConnSpec::Local => Ok(Arc::new(Connection::new("local".into(), Link::Local, None, self.marker.clone()))),
+                ConnSpec::Plugin(p) => {
+                    let bridge = super::plugin::Bridge::open(p).await?;
+                    Ok(Arc::new(Connection::new(
+                        format!("{}:{}", p.plugin, p.host),
+                        Link::Plugin(Box::new(bridge)),
+                        None,
+                        self.marker.clone(),
+                    )))
+                }
                 ConnSpec::Ssh(s) => {
                     let _opening = self.opening.acquire().await;
                     tracing::debug!(target: "etcd_agent::transport", target_host = %s.label(), "opening ssh connection");

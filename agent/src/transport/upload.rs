@@ -102,6 +102,11 @@ impl Connection {
     ) -> Result<ExecOutput, TransportError> {
         let p = quote(&format!("{dir}/{name}"));
         let with_cat = format!("umask 077 && cat > {p} && chmod 700 {p}");
+        if let Link::Plugin(bridge) = &self.link {
+            // a connection plugin uploads with its own `put_file`
+            bridge.put(&format!("{dir}/{name}"), bytes).await?;
+            return self.exec(&format!("chmod 700 {p}"), None, None).await;
+        }
         let Link::Ssh(session) = &self.link else {
             return self.exec(&with_cat, Some(bytes), None).await;
         };

@@ -1227,7 +1227,8 @@ fn parse_step(
     })
 }
 
-fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
+/// Gives `t` what it inherits from its play, blocks and role (`own`: the keywords it sets).
+pub(crate) fn apply_inherit(t: &mut Task, inherit: &Inherit, own: &[(String, Node)]) {
     t.role = inherit.role.clone();
     t.role_instance = inherit.role_instance;
     t.role_run = inherit.role_run;
