@@ -440,10 +440,13 @@ mod tests {
         assert!(check("stat", serde_json::json!({"path": "/x", "follow": "no"})).is_ok());
         let e = check(
             "copy",
-            serde_json::json!({"dest": "/x", "content": "a", "backup": "yes"}),
+            serde_json::json!({"dest": "/x", "content": "a", "directory_mode": "0755"}),
         )
         .unwrap_err();
-        assert!(e.contains("'backup' is not supported by etcd-agent"), "{e}");
+        assert!(
+            e.contains("'directory_mode' is not supported by etcd-agent"),
+            "{e}"
+        );
         let e = check(
             "template",
             serde_json::json!({"src": "a", "dest": "b", "foo": 1}),

@@ -169,13 +169,18 @@ impl Engine {
             ConnectionPool::new(opts.control_path_dir.clone(), 2 * opts.forks).map_err(|e| {
                 anyhow::anyhow!("cannot create a directory for ssh control sockets: {e}")
             })?;
+        let (templar, warning) = Templar::new()
+            .allow_broken_conditionals(allow_broken)
+            .with_settings(&settings)
+            .with_python_plugins(&plugin_dirs(&opts.playbook_dir));
+        if let Some(w) = warning {
+            reporter.warning(&w);
+        }
         Ok(Engine {
             inv: Arc::new(inv),
             shared: Arc::new(Shared {
                 opts,
-                templar: Templar::new()
-                    .allow_broken_conditionals(allow_broken)
-                    .with_settings(&settings),
+                templar,
                 pool,
                 modules,
                 staging: tokio::sync::Semaphore::new(2 * opts_forks),
@@ -279,4 +284,36 @@ impl Engine {
             0
         }
     }
+}
+
+/// The directories Python filter and test plugins are read from: the configured plugin paths
+/// (`ANSIBLE_FILTER_PLUGINS`, `ANSIBLE_TEST_PLUGINS`), then `filter_plugins/` and
+/// `test_plugins/` beside the playbook and in every role the run can find (`roles/` beside the
+/// playbook, the roles path, the playbook's directory). A role's plugins are known before it runs: a superset of
+/// ansible-core's, which loads them with the role.
+fn plugin_dirs(playbook_dir: &std::path::Path) -> crate::jinja::python_filters::PluginDirs {
+    let mut dirs = crate::jinja::python_filters::PluginDirs::default();
+    for (var, list) in [
+        ("ANSIBLE_FILTER_PLUGINS", &mut dirs.filters),
+        ("ANSIBLE_TEST_PLUGINS", &mut dirs.tests),
+    ] {
+        if let Some(paths) = std::env::var_os(var) {
+            list.extend(std::env::split_paths(&paths).filter(|p| p.is_dir()));
+        }
+    }
+    dirs.add_beside(playbook_dir);
+    // roles are found in `roles/`, in the roles path, and beside the playbook itself
+    let mut role_parents = vec![playbook_dir.join("roles"), playbook_dir.to_path_buf()];
+    role_parents.extend(crate::config::roles_path());
+    for parent in role_parents {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            continue;
+        };
+        let mut roles: Vec<std::path::PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        roles.sort();
+        for role in roles.iter().filter(|r| r.is_dir()) {
+            dirs.add_beside(role);
+        }
+    }
+    dirs
 }

@@ -5,7 +5,7 @@
 //! Registered last by [`super::Templar::new`], so these win over minijinja's builtins
 //! of the same name where Ansible differs.
 
-use super::value::{json_dumps, python_repr, python_type};
+use super::value::{python_repr, python_type, JsonDumps};
 use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value as JValue};
 use serde_json::{Map, Value};
@@ -387,8 +387,46 @@ fn combine(base: JValue, others: Rest<JValue>, kw: Kwargs) -> Result<JValue, Err
     Ok(JValue::from_serialize(&out))
 }
 
-fn to_json(v: JValue, _kw: Kwargs) -> Result<String, Error> {
-    Ok(json_dumps(&to_data(&v)?))
+fn to_json(v: JValue, kw: Kwargs) -> Result<String, Error> {
+    json_filter(v, &kw, JsonDumps::default())
+}
+
+/// `to_nice_json`: `to_json` with `indent=4, sort_keys=True` unless given.
+pub fn to_nice_json(v: JValue, kw: Kwargs) -> Result<String, Error> {
+    let nice = JsonDumps {
+        indent: Some("    ".into()),
+        sort_keys: true,
+        keep_unicode: false,
+    };
+    json_filter(v, &kw, nice)
+}
+
+/// `json.dumps` of `v` with the filter's keyword arguments (`indent`, `sort_keys`,
+/// `ensure_ascii`) over `opts`; any other keyword is refused, never ignored.
+fn json_filter(v: JValue, kw: &Kwargs, mut opts: JsonDumps) -> Result<String, Error> {
+    if let Some(indent) = kw.get::<Option<JValue>>("indent")? {
+        opts.indent = if indent.is_none() {
+            None
+        } else if let Some(text) = indent.as_str() {
+            Some(text.to_string())
+        } else {
+            let n = i64::try_from(indent.clone()).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("indent must be an integer or a string, not {indent}"),
+                )
+            })?;
+            Some(" ".repeat(n.max(0) as usize))
+        };
+    }
+    if let Some(sort) = kw.get::<Option<bool>>("sort_keys")? {
+        opts.sort_keys = sort;
+    }
+    if let Some(ascii) = kw.get::<Option<bool>>("ensure_ascii")? {
+        opts.keep_unicode = !ascii;
+    }
+    kw.assert_all_used()?;
+    Ok(opts.dumps(&to_data(&v)?))
 }
 
 /// A scalar as PyYAML writes it in a document (`null`, `true`, numbers, strings plain when

@@ -2,6 +2,7 @@
 //! `first_found`, `sequence`, `config`, the list plugins ([`super::list_lookups`]) and `pipe`,
 //! `lines` and `fileglob` ([`super::controller_lookups`]). (`with_sequence`'s own parser is [`super::sequence`].)
 
+use super::errors::plugin_message;
 use minijinja::value::Rest;
 use minijinja::{Environment, Error, ErrorKind, State, Value as JValue};
 use serde_json::Value;
@@ -10,18 +11,8 @@ fn op_err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
-/// A lookup plugin's own failure, shown in ansible-core's words alone ("The lookup plugin
-/// 'pipe' failed: ...", "... was not found."), without the template engine's wrapping.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PluginFailed(String);
-
 fn plugin_err(plugin: &str, msg: String) -> Error {
     plugin_message(format!("The lookup plugin '{plugin}' failed: {msg}"))
-}
-
-fn plugin_message(text: String) -> Error {
-    Error::new(ErrorKind::InvalidOperation, "lookup failed").with_source(PluginFailed(text))
 }
 
 /// Registers `lookup`, `query` and `q` into `env`, and Ansible's `now()`.
@@ -318,6 +309,7 @@ fn var(state: &State, name: &str) -> Option<Value> {
 /// as the `template` action renders (`trim_blocks`; the file's final newline kept). Options
 /// that change the Jinja syntax are refused.
 fn template(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
+    let mut overrides = super::file_template::Overrides::default();
     let mut extra: std::collections::BTreeMap<String, JValue> = std::collections::BTreeMap::new();
     let mut terms = Vec::new();
     for a in args {
@@ -332,8 +324,17 @@ fn template(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
                         }
                     }
                     // accepted as ansible-core has them by default
-                    "convert_data" | "jinja2_native" | "trim_blocks"
-                        if value.is_true() == (name == "trim_blocks") => {}
+                    "convert_data" | "jinja2_native" if !value.is_true() => {}
+                    "variable_start_string"
+                    | "variable_end_string"
+                    | "comment_start_string"
+                    | "comment_end_string"
+                    | "trim_blocks" => {
+                        let v = serde_json::to_value(&value).map_err(|e| op_err(e.to_string()))?;
+                        overrides
+                            .set(&name, &v)
+                            .map_err(|e| plugin_err("template", format!("{e:#}")))?;
+                    }
                     other => {
                         return Err(op_err(format!(
                             "lookup('template') option '{other}' is not supported by etcd-agent (template_vars)"
@@ -376,12 +377,25 @@ fn template(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
         for (k, v) in &extra {
             vars.insert(k.clone(), v.clone());
         }
-        // trim_blocks: the newline right after a block tag goes; the trailing comment keeps
-        // the file's final newline
-        let trimmed = text.replace("%}\r\n", "%}").replace("%}\n", "%}");
-        let rendered = state
-            .env()
-            .render_str(&format!("{trimmed}{{# #}}"), JValue::from(vars))?;
+        // includes: the template's directory, then the task's search path (each as its
+        // `templates/` subdirectory, then itself), as ansible-core's lookup searches
+        let mut dirs: Vec<std::path::PathBuf> =
+            found.parent().map(Into::into).into_iter().collect();
+        if let Some(Value::Array(paths)) = var(state, "ansible_search_path") {
+            let paths: Vec<std::path::PathBuf> = paths
+                .iter()
+                .map(|p| super::value::scalar_string(p).into())
+                .collect();
+            dirs.extend(super::file_template::include_path(&paths));
+        }
+        let rendered = super::file_template::render_in(
+            state.env(),
+            &text,
+            &JValue::from(vars),
+            &overrides,
+            dirs,
+        )
+        .map_err(|e| plugin_err("template", format!("{}: {e:#}", found.display())))?;
         out.push(Value::String(rendered));
     }
     Ok(out)

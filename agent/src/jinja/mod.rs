@@ -6,11 +6,14 @@
 //! output.
 
 pub mod controller_lookups;
+pub mod errors;
+pub mod file_template;
 pub mod filters;
 pub mod globals;
 pub mod list_lookups;
 pub mod lookup_constants;
 pub mod lookups;
+pub mod python_filters;
 pub mod python_lookups;
 pub mod sequence;
 pub mod template;

@@ -55,11 +55,6 @@ pub enum Failure {
 
 /// Runs the plugin `call` names through ansible-core.
 pub fn run(call: &Call) -> Result<Outcome, Failure> {
-    let python = crate::ansible_modules::controller_python().map_err(Failure::NoAnsibleCore)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("etcd-agent-lookup-")
-        .tempdir()
-        .map_err(|e| Failure::NoAnsibleCore(format!("cannot create a temp dir: {e}")))?;
     let request = serde_json::json!({
         "name": call.name,
         "terms": call.terms,
@@ -69,34 +64,7 @@ pub fn run(call: &Call) -> Result<Outcome, Failure> {
         "dirs": call.dirs,
         "basedir": call.basedir,
     });
-    let mut child = Command::new(&python)
-        .arg("-c")
-        .arg(HELPER)
-        .env("ANSIBLE_LOCAL_TEMP", tmp.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Failure::NoAnsibleCore(format!("cannot run {}: {e}", python.display())))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // a helper that stopped early says why on stderr
-        let _ = stdin.write_all(request.to_string().as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Failure::NoAnsibleCore(format!("{}: {e}", python.display())))?;
-    let answer: Value = match serde_json::from_slice(&out.stdout) {
-        Ok(v) => v,
-        Err(_) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let why = if stderr.contains("No module named 'ansible'") {
-                format!("{} cannot import ansible", python.display())
-            } else {
-                stderr.lines().last().unwrap_or("no answer").to_string()
-            };
-            return Err(Failure::NoAnsibleCore(why));
-        }
-    };
+    let answer = ask(HELPER, &request).map_err(Failure::NoAnsibleCore)?;
     let text = |k: &str| answer.get(k).and_then(Value::as_str).map(str::to_string);
     if answer.get("not_found") == Some(&Value::Bool(true)) {
         return Err(Failure::NotFound);
@@ -114,4 +82,39 @@ pub fn run(call: &Call) -> Result<Outcome, Failure> {
         Some(Value::Array(items)) => Ok(Outcome::Values(items.clone())),
         _ => Err(Failure::Run("the plugin answered no list".into())),
     }
+}
+
+/// Runs a helper `script` with the controller's Python that has ansible-core, `request` on its
+/// stdin, and reads the one JSON object it prints; why there is no answer otherwise (no
+/// ansible-core, the helper died).
+pub(super) fn ask(script: &str, request: &Value) -> Result<Value, String> {
+    let python = crate::ansible_modules::controller_python()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("etcd-agent-plugin-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temp dir: {e}"))?;
+    let mut child = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .env("ANSIBLE_LOCAL_TEMP", tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // a helper that stopped early says why on stderr
+        let _ = stdin.write_all(request.to_string().as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    serde_json::from_slice(&out.stdout).map_err(|_| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No module named 'ansible'") {
+            format!("{} cannot import ansible", python.display())
+        } else {
+            stderr.lines().last().unwrap_or("no answer").to_string()
+        }
+    })
 }

@@ -1,6 +1,8 @@
 //! The Jinja environment (minijinja): strict undefined variables, Ansible's native result types,
 //! and a few common Ansible filters and tests.
 
+use super::errors::describe;
+use super::file_template;
 use super::undefined::{self, Path};
 use super::value::{is_template, python_truth, single_expression};
 use anyhow::{anyhow, Result};
@@ -182,7 +184,7 @@ impl Templar {
         env.add_filter("int", to_int);
         env.add_filter("float", to_float);
         env.add_filter("string", to_string);
-        env.add_filter("to_nice_json", to_nice_json);
+        env.add_filter("to_nice_json", super::filters::to_nice_json);
         env.add_filter("from_json", from_json);
         env.add_filter("mandatory", mandatory);
         env.add_filter("ternary", ternary);
@@ -237,6 +239,57 @@ impl Templar {
         );
         self.env = std::sync::Arc::new(env);
         self
+    }
+
+    /// This templar with another environment.
+    fn with_env(&self, env: Environment<'static>) -> Templar {
+        Templar {
+            env: std::sync::Arc::new(env),
+            allow_broken_conditionals: self.allow_broken_conditionals,
+        }
+    }
+
+    /// With the Python filter and test plugins of `dirs` (see [`super::python_filters`]); a
+    /// warning when they could not be read.
+    pub fn with_python_plugins(
+        mut self,
+        dirs: &super::python_filters::PluginDirs,
+    ) -> (Self, Option<String>) {
+        if dirs.is_empty() {
+            return (self, None);
+        }
+        let mut env = (*self.env).clone();
+        let warning = super::python_filters::register(&mut env, dirs)
+            .err()
+            .map(|why| format!("filter and test plugins not loaded: {why}"));
+        self.env = std::sync::Arc::new(env);
+        (self, warning)
+    }
+
+    /// Renders the text of a template file with `vars`: its `#jinja2:` line over `overrides`,
+    /// includes and imports found in `dirs` (see [`file_template::include_path`]), its trailing newlines
+    /// kept, lines ending with the newline sequence.
+    pub fn render_file(
+        &self,
+        text: &str,
+        vars: &JValue,
+        overrides: &file_template::Overrides,
+        dirs: Vec<std::path::PathBuf>,
+    ) -> Result<String> {
+        let (body, overrides) = overrides.with_header(text)?;
+        // Jinja reads every newline as `\n`; the output's are the newline sequence
+        let body = file_template::normalize_newlines(body);
+        let env = file_template::file_env(&self.env, &overrides, dirs)?;
+        let rendered = if overrides.default_syntax() {
+            // the same path as any other template (lookups' constant arguments, why a
+            // variable is undefined, one expression's value), with this environment
+            self.with_env(env)
+                .render_str(&body, vars)
+                .map(|v| super::value::scalar_string(&v))?
+        } else {
+            file_template::render_text(&env, &body, vars)?
+        };
+        Ok(file_template::with_newlines(rendered, &overrides))
     }
 
     /// With `ALLOW_BROKEN_CONDITIONALS` set as given.
@@ -596,24 +649,6 @@ fn compile_error(e: &Error, what: &str, source: &str) -> anyhow::Error {
     }
 }
 
-fn describe(e: &Error) -> String {
-    // a lookup plugin's failure is shown in its own words
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(inner) = src {
-        if let Some(failed) = inner.downcast_ref::<super::lookups::PluginFailed>() {
-            return failed.to_string();
-        }
-        src = inner.source();
-    }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(&format!(": {inner}"));
-        src = inner.source();
-    }
-    s
-}
-
 fn result_flag(v: &JValue, key: &str) -> bool {
     v.get_attr(key).map(|x| x.is_true()).unwrap_or(false)
 }
@@ -671,12 +706,6 @@ fn default(state: &State, value: &JValue, args: Rest<JValue>) -> Result<JValue, 
 
 fn to_string(v: JValue) -> String {
     v.to_string()
-}
-
-fn to_nice_json(v: JValue) -> Result<String, Error> {
-    let json: Value = serde_json::to_value(&v)
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-    Ok(super::value::python_indented(&json))
 }
 
 fn from_json(s: String) -> Result<JValue, Error> {

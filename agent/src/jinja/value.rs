@@ -222,6 +222,68 @@ fn python_str_repr(s: &str) -> String {
     out
 }
 
+/// Python's `json.dumps` options the `to_json`/`to_nice_json` filters pass on.
+#[derive(Debug, Clone, Default)]
+pub struct JsonDumps {
+    /// `indent`: each nested item on its own line, indented this much more (`None`: one line).
+    pub indent: Option<String>,
+    /// `sort_keys`: mappings' keys in sorted order.
+    pub sort_keys: bool,
+    /// `ensure_ascii=False`: non-ASCII characters as themselves, not `\uXXXX`.
+    pub keep_unicode: bool,
+}
+
+impl JsonDumps {
+    /// `v` as Python's `json.dumps(v, indent=..., sort_keys=..., ensure_ascii=...)` writes it
+    /// (separators `", "`/`": "` on one line, `","` at line ends when indented).
+    pub fn dumps(&self, v: &Value) -> String {
+        let mut out = String::new();
+        self.write(v, 0, &mut out);
+        out
+    }
+
+    fn write(&self, v: &Value, depth: usize, out: &mut String) {
+        let (open, close, items): (char, char, Vec<(Option<&String>, &Value)>) = match v {
+            Value::Object(m) => {
+                let mut items: Vec<_> = m.iter().map(|(k, x)| (Some(k), x)).collect();
+                if self.sort_keys {
+                    items.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+                ('{', '}', items)
+            }
+            Value::Array(a) => ('[', ']', a.iter().map(|x| (None, x)).collect()),
+            Value::String(s) => return out.push_str(&json_text(s, !self.keep_unicode)),
+            other => return out.push_str(&other.to_string()),
+        };
+        out.push(open);
+        if items.is_empty() {
+            out.push(close);
+            return;
+        }
+        let newline = |out: &mut String, depth: usize| {
+            if let Some(unit) = &self.indent {
+                out.push('\n');
+                for _ in 0..depth {
+                    out.push_str(unit);
+                }
+            }
+        };
+        for (i, (key, x)) in items.into_iter().enumerate() {
+            if i > 0 {
+                out.push_str(if self.indent.is_some() { "," } else { ", " });
+            }
+            newline(out, depth + 1);
+            if let Some(k) = key {
+                out.push_str(&json_text(k, !self.keep_unicode));
+                out.push_str(": ");
+            }
+            self.write(x, depth + 1, out);
+        }
+        newline(out, depth);
+        out.push(close);
+    }
+}
+
 /// Python's `json.dumps(v)`: keys in dict order, `", "`/`": "` separators, non-ASCII escaped.
 pub fn json_dumps(v: &Value) -> String {
     match v {
@@ -242,6 +304,11 @@ pub fn json_dumps(v: &Value) -> String {
 }
 
 fn json_str(s: &str) -> String {
+    json_text(s, true)
+}
+
+/// A JSON string as Python writes it; with `ascii` (`ensure_ascii`) non-ASCII as `\uXXXX`.
+fn json_text(s: &str, ascii: bool) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -251,7 +318,9 @@ fn json_str(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (ascii && (c as u32) > 0x7e) => {
                 let mut buf = [0u16; 2];
                 for unit in c.encode_utf16(&mut buf) {
                     out.push_str(&format!("\\u{unit:04x}"));

@@ -3,9 +3,9 @@
 //! there (with the copy module's checks and result fields).
 
 use super::remote::{
-    fail, info, info_checked, owner_fields, remote_digest, set_attrs, sh, Info, R,
+    fail, info, info_checked, mode_arg, owner_fields, remote_digest, set_attrs_mode, sh, Info, R,
 };
-use super::transfer::write_remote;
+use super::transfer::{write_remote, write_remote_validated};
 use crate::builtins::digest::{md5_hex, sha1_hex};
 use crate::builtins::ActionCtx;
 use crate::builtins::Params;
@@ -77,11 +77,24 @@ pub(crate) async fn put_content(
     data: &[u8],
     src: Option<&Path>,
 ) -> R {
+    // a directory destination takes the source's name (the template action's
+    // `_original_basename`: the template file's)
     let src_name = src
-        .filter(|_| !ctx.module.contains("template"))
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned());
     let src_name = src_name.as_deref();
+    // `mode: preserve`: the controller-side source's mode
+    let mode = match mode_arg(p).as_deref() {
+        Some("preserve") => match src.map(std::fs::metadata) {
+            Some(Ok(meta)) => {
+                use std::os::unix::fs::PermissionsExt;
+                Some(format!("0{:03o}", meta.permissions().mode() & 0o7777))
+            }
+            Some(Err(e)) => return fail(format!("mode=preserve: cannot stat the source: {e}")),
+            None => return fail("mode=preserve needs a source file (not content)"),
+        },
+        other => other.map(str::to_string),
+    };
     let mut dest = dest.to_string();
     // the copy action stats the destination first and stops if it cannot
     let mut before = match info_checked(ctx, &dest).await? {
@@ -99,6 +112,26 @@ pub(crate) async fn put_content(
         dest = format!("{}/{}", dest.trim_end_matches('/'), name);
         before = info(ctx, &dest).await?;
     }
+    // `follow`: a link at the destination is followed, its target written
+    if p.bool("follow") && before.as_ref().is_some_and(Info::is_link) {
+        let out = sh(ctx, &format!("readlink -f {}", quote(&dest)), None).await?;
+        let real = out.stdout_text().trim().to_string();
+        if out.rc == 0 && !real.is_empty() {
+            dest = real;
+            before = info(ctx, &dest).await?;
+        }
+    }
+    // `force: no`: a destination that exists is left as it is (the copy action's answer: the
+    // destination and the controller-side source)
+    if !p.bool("force") && before.as_ref().is_some_and(|i| i.exists) {
+        let mut m = Map::new();
+        m.insert("changed".into(), Value::Bool(false));
+        m.insert("dest".into(), dest.into());
+        if let Some(src) = src {
+            m.insert("src".into(), src.display().to_string().into());
+        }
+        return Ok(m);
+    }
     let checksum = sha1_hex(data);
     let same = match &before {
         Some(i) if i.is_reg() => {
@@ -114,6 +147,7 @@ pub(crate) async fn put_content(
         }
     }
     let mut changed = false;
+    let mut staged = None;
     if !same {
         changed = true;
         if !ctx.check {
@@ -143,11 +177,46 @@ pub(crate) async fn put_content(
                     return Ok(f);
                 }
             }
-            if let Err(e) = write_remote(ctx, &dest, data).await {
-                return match e {
-                    TransportError::Unreachable(_) => Err(e),
-                    TransportError::Failed(msg) => fail(msg),
-                };
+            if p.bool("backup") && before.as_ref().is_some_and(|i| i.exists) {
+                match backup_local(ctx, &dest).await? {
+                    Ok(path) => {
+                        m.insert("backup_file".into(), path.into());
+                    }
+                    Err(msg) => return fail(msg),
+                }
+            }
+            let written = match p.str("validate") {
+                Some(command) if !command.contains("%s") => {
+                    let mut f =
+                        crate::builtins::failed(format!("validate must contain %s: {command}"));
+                    f.insert("changed".into(), Value::Bool(false));
+                    f.insert("checksum".into(), checksum.into());
+                    return Ok(f);
+                }
+                Some(command) => match write_remote_validated(ctx, &dest, data, &command).await {
+                    Ok(Ok(tmp)) => Ok(tmp),
+                    Ok(Err(why)) => {
+                        let lines = |t: &str| -> Value {
+                            t.lines().map(|l| Value::String(l.into())).collect()
+                        };
+                        let mut f = crate::builtins::failed("failed to validate");
+                        f.insert("changed".into(), Value::Bool(false));
+                        f.insert("checksum".into(), checksum.into());
+                        f.insert("exit_status".into(), why.rc.into());
+                        f.insert("stdout_lines".into(), lines(&why.stdout));
+                        f.insert("stdout".into(), why.stdout.into());
+                        f.insert("stderr_lines".into(), lines(&why.stderr));
+                        f.insert("stderr".into(), why.stderr.into());
+                        return Ok(f);
+                    }
+                    Err(e) => Err(e),
+                },
+                None => write_remote(ctx, &dest, data).await,
+            };
+            match written {
+                Ok(tmp) => staged = Some(tmp),
+                Err(TransportError::Failed(msg)) => return fail(msg),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -156,7 +225,7 @@ pub(crate) async fn put_content(
     } else {
         info(ctx, &dest).await?
     };
-    match set_attrs(ctx, p, &dest, now.as_ref()).await {
+    match set_attrs_mode(ctx, p, &dest, now.as_ref(), mode).await {
         Ok(c) => changed |= c,
         Err(TransportError::Failed(msg)) => return fail(msg),
         Err(e) => return Err(e),
@@ -174,6 +243,9 @@ pub(crate) async fn put_content(
     } else {
         m.insert("md5sum".into(), md5_hex(data).into());
     }
+    if let Some(tmp) = staged {
+        m.insert("src".into(), tmp.into());
+    }
     if let Some(i) = &after {
         owner_fields(&mut m, i);
     } else {
@@ -181,4 +253,25 @@ pub(crate) async fn put_content(
         m.insert("state".into(), "file".into());
     }
     Ok(m)
+}
+
+/// The copy module's `backup_local`: a copy of `dest` beside it named
+/// `<dest>.<pid>.<YYYY-MM-DD@HH:MM:SS~>`, keeping its mode, owner and times. The backup's path,
+/// or why it could not be made.
+async fn backup_local(
+    ctx: &ActionCtx<'_>,
+    dest: &str,
+) -> Result<Result<String, String>, TransportError> {
+    let qd = quote(dest);
+    let cmd =
+        format!("b={qd}.$$.$(date +%Y-%m-%d@%H:%M:%S~) && cp -p {qd} \"$b\" && printf '%s' \"$b\"");
+    let out = sh(ctx, &cmd, None).await?;
+    Ok(if out.rc == 0 {
+        Ok(out.stdout_text().to_string())
+    } else {
+        Err(format!(
+            "Could not make backup of {dest} to {dest}.*: {}",
+            out.stderr_text().trim()
+        ))
+    })
 }

@@ -19,13 +19,13 @@ pub const ARGS: Check = Check::Spec {
     name: Some("ansible.legacy.copy"),
     args: &[
         Arg::str("_original_basename").unimplemented(),
-        Arg::bool("backup", false).unimplemented(),
+        Arg::bool("backup", false),
         Arg::str("checksum").unimplemented(),
         Arg::path("dest"),
         Arg::raw("directory_mode").unimplemented(),
-        Arg::bool("follow", false).unimplemented(),
-        Arg::bool("force", true).unimplemented(),
-        Arg::str("validate").unimplemented(),
+        Arg::bool("follow", false),
+        Arg::bool("force", true),
+        Arg::str("validate"),
         Arg::raw("content"),
         Arg::bool("local_follow", true).unimplemented(),
         Arg::bool("remote_src", false),
@@ -52,6 +52,16 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
         return fail("src (or content) is required");
     };
     if p.bool("remote_src") {
+        if let Some(name) = ["backup", "follow"].into_iter().find(|n| p.bool(n)) {
+            return fail(format!(
+                "copy: {name} with remote_src is not supported by etcd-agent"
+            ));
+        }
+        if !p.bool("force") || p.has("validate") {
+            return fail(
+                "copy: force=no and validate with remote_src are not supported by etcd-agent",
+            );
+        }
         return copy_remote(ctx, p, &src, &dest).await;
     }
     let Some(path) = local_source(ctx, &src, "files") else {

@@ -139,7 +139,9 @@ pub(crate) async fn remote_digest(
     tool: &str,
     path: &str,
 ) -> Result<Option<String>, TransportError> {
-    let out = sh(ctx, &format!("{tool} {} 2>/dev/null", quote(path)), None).await?;
+    // the file on stdin: with a name holding `\\` or a newline the tool would escape the
+    // line it prints (a leading `\\` before the digest)
+    let out = sh(ctx, &format!("{tool} < {} 2>/dev/null", quote(path)), None).await?;
     Ok((out.rc == 0)
         .then(|| {
             out.stdout_text()

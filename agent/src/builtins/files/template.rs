@@ -6,6 +6,8 @@ use super::remote::{fail, R};
 use crate::builtins::spec::{Arg, Check, Default, Kind, FILE_COMMON};
 use crate::builtins::ActionCtx;
 use crate::builtins::Params;
+use crate::jinja::file_template::{self, Overrides};
+use std::path::PathBuf;
 
 /// `template`'s arguments: its action's own options, then those of the `copy` module it runs
 /// (which reports unknown keys).
@@ -13,49 +15,36 @@ pub const ARGS: Check = Check::Spec {
     name: Some("ansible.legacy.copy"),
     args: &[
         Arg::str("_original_basename").unimplemented(),
-        Arg::bool("backup", false).unimplemented(),
+        Arg::bool("backup", false),
         Arg::str("checksum").unimplemented(),
         Arg::path("dest"),
         Arg::raw("directory_mode").unimplemented(),
-        Arg::bool("follow", false).unimplemented(),
-        Arg::bool("force", true).unimplemented(),
-        Arg::str("validate").unimplemented(),
+        Arg::bool("follow", false),
+        Arg::bool("force", true),
+        Arg::str("validate"),
         Arg::raw("content").unimplemented(),
         Arg::bool("local_follow", true).unimplemented(),
         Arg::bool("remote_src", false).unimplemented(),
         Arg::path("src"),
         Arg::str("block_start_string")
             .default_str("{%")
-            .unimplemented()
             .action_only(),
-        Arg::str("block_end_string")
-            .default_str("%}")
-            .unimplemented()
-            .action_only(),
-        Arg::str("comment_start_string")
-            .unimplemented()
-            .action_only(),
-        Arg::str("comment_end_string").unimplemented().action_only(),
+        Arg::str("block_end_string").default_str("%}").action_only(),
+        Arg::str("comment_start_string").action_only(),
+        Arg::str("comment_end_string").action_only(),
         Arg::str("variable_start_string")
             .default_str("{{")
-            .unimplemented()
             .action_only(),
         Arg::str("variable_end_string")
             .default_str("}}")
-            .unimplemented()
             .action_only(),
-        Arg::bool("lstrip_blocks", false)
-            .unimplemented()
-            .action_only(),
-        Arg::bool("trim_blocks", true).unimplemented().action_only(),
+        Arg::bool("lstrip_blocks", false).action_only(),
+        Arg::bool("trim_blocks", true).action_only(),
         Arg::str("newline_sequence")
             .default(Default::Str("\\n"))
-            .choices(&["\\n", "\\r", "\\r\\n"])
-            .unimplemented()
             .action_only(),
         Arg::str("output_encoding")
             .default_str("utf-8")
-            .unimplemented()
             .action_only(),
         Arg::new("state", Kind::Raw).unimplemented().action_only(),
     ],
@@ -63,10 +52,40 @@ pub const ARGS: Check = Check::Spec {
     exclusive: &[],
 };
 
-/// `template`: renders a controller-side Jinja file (Ansible's `trim_blocks`) and copies it.
+/// The template options that are [`Overrides`] of the same name.
+const OVERRIDE_ARGS: [&str; 9] = [
+    "block_start_string",
+    "block_end_string",
+    "variable_start_string",
+    "variable_end_string",
+    "comment_start_string",
+    "comment_end_string",
+    "trim_blocks",
+    "lstrip_blocks",
+    "newline_sequence",
+];
+
+/// `template`: renders a controller-side Jinja file with the task's variables (its options
+/// and `#jinja2:` line as overrides, its includes found on the template search path) and
+/// puts it on the target as `copy` does.
 pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
     let (Some(src), Some(dest)) = (p.str("src"), p.str("dest")) else {
         return fail("src and dest are required");
+    };
+    let mut overrides = Overrides::default();
+    for name in OVERRIDE_ARGS {
+        if let Some(v) = p.value(name) {
+            if let Err(e) = overrides.set(name, &v) {
+                return fail(format!("{e:#}"));
+            }
+        }
+    }
+    let encoding = match p.str("output_encoding").filter(|e| !e.is_empty()) {
+        None => None,
+        Some(label) => match output_encoding(&label) {
+            Ok(e) => Some(e),
+            Err(msg) => return fail(msg),
+        },
     };
     let Some(path) = local_source(ctx, &src, "templates") else {
         return fail(format!(
@@ -77,8 +96,6 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
         Ok(t) => t,
         Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
     };
-    // trim_blocks: the newline right after a block tag goes
-    let trimmed = text.replace("%}\r\n", "%}").replace("%}\n", "%}");
     // the variables Ansible's template action adds for the file being rendered (they win over
     // the task's own, as in Ansible)
     let full = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
@@ -115,11 +132,66 @@ pub async fn run(ctx: &ActionCtx<'_>, p: &Params) -> R {
         None => minijinja::context! {},
     };
     let vars = minijinja::value::merge_maps([template_vars, managed, ctx.vars.clone()]);
-    let rendered = match ctx.templar.render_str(&format!("{trimmed}{{# #}}"), &vars) {
-        Ok(v) => crate::jinja::value::scalar_string(&v),
+    // includes: the task's search path, the playbook's directory, the template's own
+    let mut search: Vec<PathBuf> = match ctx.vars.get_attr("ansible_search_path") {
+        Ok(v) => v
+            .try_iter()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(PathBuf::from))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if let Some(dir) = ctx
+        .vars
+        .get_attr("playbook_dir")
+        .ok()
+        .and_then(|v| v.as_str().map(PathBuf::from))
+    {
+        search.push(dir);
+    }
+    search.extend(path.parent().map(std::path::Path::to_path_buf));
+    let dirs = file_template::include_path(&search);
+    let rendered = match ctx.templar.render_file(&text, &vars, &overrides, dirs) {
+        Ok(text) => text,
+        // a template that does not parse: ansible-core's words, without the path
+        Err(e) if e.is::<file_template::SyntaxError>() => return fail(format!("Task failed: {e}")),
         Err(e) => return fail(format!("{}: {e:#}", path.display())),
     };
-    put_content(ctx, p, &dest, rendered.as_bytes(), Some(&path)).await
+    let bytes = match encoding {
+        None => rendered.into_bytes(),
+        Some(enc) => {
+            let (bytes, _, unmappable) = enc.encode(&rendered);
+            if unmappable {
+                return fail(format!(
+                    "{}: the rendered text cannot be encoded as {}",
+                    path.display(),
+                    enc.name()
+                ));
+            }
+            bytes.into_owned()
+        }
+    };
+    put_content(ctx, p, &dest, &bytes, Some(&path)).await
+}
+
+/// The encoding `output_encoding` names (Python's codec names that the WHATWG labels share:
+/// `utf-8`, `windows-1252`, `iso-8859-2`, `shift_jis`, ...). UTF-16 is refused (encoding_rs
+/// does not write it).
+fn output_encoding(label: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    let lower = label.to_ascii_lowercase().replace('_', "-");
+    let label = match lower.as_str() {
+        "utf8" => "utf-8",
+        "cp1252" => "windows-1252",
+        "latin-1" | "latin1" => "iso-8859-1",
+        other => other,
+    };
+    match encoding_rs::Encoding::for_label(label.as_bytes()) {
+        Some(e) if e.output_encoding() == e => Ok(e),
+        _ => Err(format!(
+            "template: output_encoding {label:?} is not supported by etcd-agent"
+        )),
+    }
 }
 
 /// The text of `ansible_managed` from the configured one, as ansible-core makes it: `{file}`,
