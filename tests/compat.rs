@@ -137,8 +137,9 @@ const VOLATILE: &[&str] = &[
     "_ansible_item_result",
     "_ansible_parsed",
     "ansible_loop_var_",
-    // copy/template report the uploaded temp file as `src`
+    // copy/template report the uploaded temp file as `src`, a backup's name has a pid and time
     "src",
+    "backup_file",
     "atime",
     "mtime",
     "ctime",
