@@ -375,18 +375,34 @@ pub(super) fn with_newlines(text: String, overrides: &Overrides) -> String {
 
 /// Renders the text of a template file in (a copy of) `env` with `vars`, as
 /// [`super::Templar::render_file`] does, without the templar's own rules for expressions (for
-/// `lookup('template')`, which runs inside a template).
+/// `lookup('template')`, which runs inside a template). As ansible-core's lookup, a file that
+/// is one `{{ expression }}` (and its final newline) gives the expression's value, not text.
 pub fn render_in(
     env: &Environment<'_>,
     text: &str,
     vars: &JValue,
     overrides: &Overrides,
     dirs: Vec<PathBuf>,
-) -> Result<String> {
+) -> Result<Value> {
     let (body, overrides) = overrides.with_header(text)?;
     let body = normalize_newlines(body);
     let env = file_env(env, &overrides, dirs)?;
-    Ok(with_newlines(render_text(&env, &body, vars)?, &overrides))
+    if overrides.default_syntax() {
+        let one = body.strip_suffix('\n').unwrap_or(&body);
+        if let Some(expr) = super::value::single_expression(one).filter(|_| one.trim() == one) {
+            let value = env
+                .compile_expression(expr)
+                .and_then(|e| e.eval(vars))
+                .map_err(|e| anyhow!(describe(&e)))?;
+            if !value.is_undefined() {
+                return super::filters::to_data(&value).map_err(|e| anyhow!(describe(&e)));
+            }
+        }
+    }
+    Ok(Value::String(with_newlines(
+        render_text(&env, &body, vars)?,
+        &overrides,
+    )))
 }
 
 /// `\r\n` and `\r` as `\n`, as Jinja's lexer reads them.

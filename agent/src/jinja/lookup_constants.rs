@@ -22,11 +22,23 @@ pub fn rewrite<'a>(
         return Ok(Cow::Borrowed(source));
     }
     let mut out = String::with_capacity(source.len());
+    each_code(source, expression, &mut out, &mut |code, out| {
+        rewrite_code(code, out, render)
+    })?;
+    Ok(Cow::Owned(out))
+}
+
+/// Copies `source` to `out`, its expression code through `code` (which copies or rewrites
+/// it): all of it when `expression`, else the inside of each `{{ }}` and `{% %}` block.
+pub(super) fn each_code<E>(
+    source: &str,
+    expression: bool,
+    out: &mut String,
+    code: &mut dyn FnMut(&str, &mut String) -> Result<(), E>,
+) -> Result<(), E> {
     if expression {
-        rewrite_code(source, &mut out, render)?;
-        return Ok(Cow::Owned(out));
+        return code(source, out);
     }
-    // only the code of `{{ }}` and `{% %}` blocks
     let mut rest = source;
     while let Some(start) = find_block_start(rest) {
         out.push_str(&rest[..start + 2]);
@@ -35,13 +47,13 @@ pub fn rewrite<'a>(
         } else {
             "%}"
         };
-        let code = &rest[start + 2..];
-        let end = code_end(code, close).unwrap_or(code.len());
-        rewrite_code(&code[..end], &mut out, render)?;
-        rest = &code[end..];
+        let inside = &rest[start + 2..];
+        let end = code_end(inside, close).unwrap_or(inside.len());
+        code(&inside[..end], out)?;
+        rest = &inside[end..];
     }
     out.push_str(rest);
-    Ok(Cow::Owned(out))
+    Ok(())
 }
 
 /// Whether `source` may call a lookup.
@@ -72,7 +84,7 @@ fn code_end(code: &str, close: &str) -> Option<usize> {
 }
 
 /// The offset of the quote that closes the string constant opening at `start`.
-fn string_end(code: &str, start: usize) -> Option<usize> {
+pub(super) fn string_end(code: &str, start: usize) -> Option<usize> {
     let bytes = code.as_bytes();
     let quote = bytes[start];
     let mut i = start + 1;

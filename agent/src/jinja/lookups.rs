@@ -396,7 +396,7 @@ fn template(state: &State, args: &[JValue]) -> Result<Vec<Value>, Error> {
             dirs,
         )
         .map_err(|e| plugin_err("template", format!("{}: {e:#}", found.display())))?;
-        out.push(Value::String(rendered));
+        out.push(rendered);
     }
     Ok(out)
 }

@@ -19,6 +19,7 @@ pub mod sequence;
 pub mod template;
 pub mod trust;
 pub mod undefined;
+pub mod undefined_chains;
 pub mod value;
 
 pub use template::{

@@ -208,6 +208,10 @@ impl Templar {
         env.add_test("unreachable", |v: JValue| result_flag(&v, "unreachable"));
         env.add_test("reachable", |v: JValue| !result_flag(&v, "unreachable"));
         env.add_test("ansible._protomatter.tagged_with", tagged_with);
+        env.add_function(
+            super::undefined_chains::WALK_FUNCTION,
+            super::undefined_chains::walk,
+        );
         env.add_test("match", test_match);
         env.add_test("search", test_search);
         env.add_test("regex", test_search);
@@ -323,7 +327,8 @@ impl Templar {
         }
         let rewritten =
             super::lookup_constants::rewrite(src, false, &mut |body| self.render_str(body, vars))?;
-        let src = rewritten.as_ref();
+        let chained = super::undefined_chains::rewrite(rewritten.as_ref(), false);
+        let src = chained.as_ref();
         undefined::take_lazy_failure();
         let tmpl = self
             .env
@@ -359,7 +364,8 @@ impl Templar {
     pub fn eval(&self, expr: &str, vars: &JValue) -> Result<Value> {
         let rewritten =
             super::lookup_constants::rewrite(expr, true, &mut |body| self.render_str(body, vars))?;
-        let expr = rewritten.as_ref();
+        let chained = super::undefined_chains::rewrite(rewritten.as_ref(), true);
+        let expr = chained.as_ref();
         undefined::take_lazy_failure();
         let compiled = self
             .env
