@@ -47,8 +47,9 @@ impl PluginDirs {
     }
 }
 
-/// Registers in `env` every filter and test the plugin files in `dirs` declare. The names, or
-/// why none could be read (no ansible-core, a broken helper).
+/// Registers in `env` every filter and test the plugin files in `dirs` declare that `env` does
+/// not have yet. The names registered, or why none could be read (no ansible-core, a broken
+/// helper).
 pub fn register(
     env: &mut Environment<'static>,
     dirs: &PluginDirs,
@@ -73,7 +74,11 @@ pub fn register(
             })
             .unwrap_or_default()
     };
-    let (filters, tests) = (names("filters"), names("tests"));
+    // a name the agent implements stays native: the run knows plugins of roles it may never
+    // load, which must not replace a builtin filter for every play
+    let (mut filters, mut tests) = (names("filters"), names("tests"));
+    filters.retain(|n| unknown(env, "filter", n));
+    tests.retain(|n| unknown(env, "test", n));
     for name in &filters {
         let (name, dirs) = (name.clone(), dirs.filters.clone());
         env.add_filter(name.clone(), move |value: JValue, args: Rest<JValue>| {
@@ -87,6 +92,30 @@ pub fn register(
         });
     }
     Ok((filters, tests))
+}
+
+/// Whether `env` has no filter (or test, `kind`) named `name` (a name that is not an
+/// identifier counts as known: it cannot be written in a template).
+fn unknown(env: &Environment<'static>, kind: &str, name: &str) -> bool {
+    let ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ident {
+        return false;
+    }
+    let probe = if kind == "filter" {
+        format!("none | {name}")
+    } else {
+        format!("none is {name}")
+    };
+    let want = if kind == "filter" {
+        ErrorKind::UnknownFilter
+    } else {
+        ErrorKind::UnknownTest
+    };
+    match env.compile_expression(&probe) {
+        Ok(expr) => expr.eval(()).is_err_and(|e| e.kind() == want),
+        Err(e) => e.kind() == want,
+    }
 }
 
 /// One call of filter or test (`kind`) `name` through the helper.
@@ -165,5 +194,17 @@ mod tests {
             (vec![], vec![])
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn native_names_are_known() {
+        let mut env = Environment::new();
+        env.add_filter("mine", |v: JValue| v);
+        assert!(!unknown(&env, "filter", "mine"));
+        assert!(!unknown(&env, "filter", "upper"));
+        assert!(unknown(&env, "filter", "parse_ip"));
+        assert!(!unknown(&env, "test", "defined"));
+        assert!(unknown(&env, "test", "quorate"));
+        assert!(!unknown(&env, "filter", "a.b"));
     }
 }
