@@ -497,7 +497,12 @@ mod tests {
 
     #[test]
     fn includes_are_found_on_the_search_path_and_never_above_it() {
-        let dir = std::env::temp_dir().join(format!("etcd-agent-ft-{}", std::process::id()));
+        // removed when dropped, also when an assertion fails
+        let tmp = tempfile::Builder::new()
+            .prefix("etcd-agent-ft-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(dir.join("templates/sub")).unwrap();
         std::fs::write(dir.join("templates/sub/inc.j2"), "[{{ a }}]\n").unwrap();
         std::fs::write(dir.join("outside.j2"), "no\n").unwrap();
@@ -515,6 +520,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("not found"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

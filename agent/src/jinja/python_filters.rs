@@ -181,7 +181,11 @@ mod tests {
 
     #[test]
     fn only_existing_directories_are_added() {
-        let dir = std::env::temp_dir().join(format!("etcd-agent-pf-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("etcd-agent-pf-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(dir.join("filter_plugins")).unwrap();
         let mut dirs = PluginDirs::default();
         dirs.add_beside(&dir);
@@ -193,7 +197,6 @@ mod tests {
             register(&mut env, &PluginDirs::default()).unwrap(),
             (vec![], vec![])
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
